@@ -1,0 +1,38 @@
+"""The project's exceptions, under one base class.
+
+    AgentTracerError
+    ├── ConfigError          a setting or argument that cannot work (bad URL, bad option value)
+    ├── StoreError           the trace store cannot do what was asked
+    │   ├── TraceNotFound    no trace (or more than one) matches the given id or prefix
+    │   └── SchemaError      the database was written by a newer agent-tracer, or is not ours
+    └── CodecError           a body or stream that is not of the wire format its URL says
+
+Fail-open paths (capture, export) never let these reach the agent: they are counted and logged
+once. The CLI turns them into one-line `click.ClickException`s.
+"""
+
+
+class AgentTracerError(Exception):
+    """Base class of every error agent-tracer raises on purpose."""
+
+
+class ConfigError(AgentTracerError):
+    """A setting or argument that cannot work."""
+
+
+class StoreError(AgentTracerError):
+    """The trace store cannot do what was asked."""
+
+
+class TraceNotFound(StoreError):
+    """No trace, or more than one, matches the given id or prefix."""
+
+
+class SchemaError(StoreError):
+    """The database schema is newer than this agent-tracer, or not an agent-tracer store."""
+
+
+class CodecError(AgentTracerError, ValueError):
+    """A request, response or stream that is not of the wire format its URL says.
+
+    Also a ValueError, so `except ValueError` around `json.loads` + decode catches both."""
