@@ -1,0 +1,507 @@
+"""`agent-tracer traces …`: list, show, rate, stats and import the recorded traces.
+
+Every command takes `--db URL` (env `AGENT_TRACER_DB`) and, where it prints data, `--json` for
+scripts. The store (SQLModel, SQLAlchemy) is imported inside the commands, so `agent-tracer --help`
+stays fast. Errors are one line: `click.ClickException`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from agent_tracer.errors import AgentTracerError
+
+if TYPE_CHECKING:
+    from agent_tracer.store import LLMCall, Trace, TraceDetail, TraceStore
+
+
+# -- shared options -------------------------------------------------------------------------------
+
+db_option = click.option(
+    "--db",
+    metavar="URL",
+    envvar="AGENT_TRACER_DB",
+    help="Trace store: sqlite:///path.db or postgresql://… [env AGENT_TRACER_DB; default sqlite:///agent_tracer.db]",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+
+
+class TimeParam(click.ParamType):
+    """An ISO-8601 date or datetime (UTC unless it says otherwise), or an age: 30m, 2h, 7d, 1w."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        from agent_tracer.store.store import parse_time
+
+        try:
+            return parse_time(value)
+        except AgentTracerError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@contextmanager
+def open_store(db: str | None, *, create: bool = False) -> Iterator[TraceStore]:
+    """The store for a command; its errors (and the database's) become one-line CLI errors."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from agent_tracer.store import TraceStore
+    from agent_tracer.store.engine import parse_url, sqlite_path
+
+    try:
+        path = sqlite_path(parse_url(db))
+        if not create and path is not None and not path.exists():
+            raise click.ClickException(f"no trace store at {path} (choose one with --db URL or AGENT_TRACER_DB)")
+        store = TraceStore(db, create=create)
+    except AgentTracerError as exc:
+        raise click.ClickException(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot open the trace store: {_first_line(exc)}") from None
+    try:
+        yield store
+    except AgentTracerError as exc:
+        raise click.ClickException(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"database error: {_first_line(exc)}") from None
+    finally:
+        store.close()
+
+
+@click.group()
+def traces() -> None:
+    """Recorded agent runs and their LLM calls."""
+
+
+# -- list -----------------------------------------------------------------------------------------
+
+
+@traces.command("list")
+@click.option("--outcome", help="Only traces with this outcome (success, failure, …).")
+@click.option("--min-rating", type=float, help="Only traces rated at least this.")
+@click.option("--name", help="Agent name; * matches anything.")
+@click.option("--tag", "tags", multiple=True, help="Only traces with this tag (repeat: all of them).")
+@click.option("--since", type=TimeParam(), help="Started at or after: 2024-05-01, 2024-05-01T10:00, or an age: 2h, 7d.")
+@click.option("--until", type=TimeParam(), help="Started before (same forms as --since).")
+@click.option("--model", help="Only traces with a call to (or answered by) this model.")
+@click.option("--has-tool-calls/--no-tool-calls", default=None, help="Only traces whose model called tools / did not.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--order", type=click.Choice(["newest", "oldest", "best"]), default="newest", show_default=True,
+              help="best: highest rating first, unrated last.")  # fmt: skip
+@db_option
+@json_option
+def list_traces(db: str | None, as_json: bool, tags: tuple[str, ...], **filters: Any) -> None:
+    """List traces, newest first."""
+    with open_store(db) as store:
+        found = store.traces(tags=list(tags) or None, **filters)
+        summaries = store.trace_summaries([trace.id for trace in found])
+    empty = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "errors": 0}
+    if as_json:
+        rows = [{**trace.model_dump(mode="json"), **summaries.get(trace.id, empty)} for trace in found]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not found:
+        click.echo("No traces match.")
+        return
+    table = []
+    for trace in found:
+        summary = summaries.get(trace.id, empty)
+        table.append([
+            trace.id[:12],
+            _clip(trace.name or "-", 28),
+            _time(trace.started_at),
+            str(summary["calls"]),
+            f"{summary['input_tokens'] + summary['output_tokens']:,}",
+            trace.outcome or "-",
+            _number(trace.rating),
+            trace.status or "-",
+        ])  # fmt: skip
+    headers = ["ID", "NAME", "STARTED (UTC)", "CALLS", "TOKENS", "OUTCOME", "RATING", "STATUS"]
+    click.echo(_table(headers, table, right={3, 4, 6}))
+
+
+# -- show -----------------------------------------------------------------------------------------
+
+
+@traces.command("show")
+@click.argument("trace_id")
+@db_option
+@json_option
+def show_trace(trace_id: str, db: str | None, as_json: bool) -> None:
+    """Show one trace as a conversation. TRACE_ID may be a unique prefix."""
+    with open_store(db) as store:
+        detail = store.get_trace(trace_id)
+    if as_json:
+        click.echo(json.dumps(detail.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(render_trace(detail)))
+
+
+def render_trace(detail: TraceDetail) -> list[str]:
+    """The trace as readable lines: a header, then agent runs, LLM calls and tool executions as
+    a tree by parent span, each call showing only the messages not shown before it."""
+    trace = detail.trace
+    lines = [f"Trace {trace.id}"]
+    duration = _duration(trace.started_at, trace.ended_at)
+    started = f"{_time(trace.started_at)} UTC" + (f"  ({duration})" if duration else "")
+    fields = [
+        ("agent", trace.name),
+        ("task", trace.task),
+        ("started", started if trace.started_at else None),
+        ("status", trace.status + (f": {trace.error}" if trace.error else "") if trace.status else None),
+        ("outcome", trace.outcome),
+        ("rating", _number(trace.rating) if trace.rating is not None else None),
+        ("comment", trace.comment),
+        ("tags", ", ".join(trace.tags) if trace.tags else None),
+        ("source", trace.source),
+    ]  # fmt: skip
+    lines += [f"  {label + ':':<9} {value}" for label, value in fields if value]
+    if trace.meta:
+        lines.append(f"  {'meta:':<9} {_json(trace.meta)}")
+
+    nodes: list[tuple[str, Any]] = (
+        [("agent", run) for run in detail.agent_runs]
+        + [("llm", call) for call in detail.calls]
+        + [("tool", tool) for tool in detail.tools]
+    )
+    ids = {node.id for _, node in nodes}
+    children: dict[str | None, list[tuple[str, Any]]] = {}
+    for kind, node in nodes:
+        parent = node.parent_span_id if node.parent_span_id in ids else None
+        children.setdefault(parent, []).append((kind, node))
+    for siblings in children.values():
+        siblings.sort(key=lambda item: (item[1].started_at is None, item[1].started_at or datetime.min, item[1].id))
+
+    seen: set[tuple[str, int]] = set()
+    numbers = {call.id: number for number, call in enumerate(detail.calls, start=1)}
+
+    def walk(parent: str | None, depth: int) -> None:
+        for kind, node in children.get(parent, []):
+            pad = "  " * depth
+            lines.append("")
+            if kind == "agent":
+                lines.append(f"{pad}[agent] {node.name or '?'}" + _suffix(_ms(node.latency_ms)))
+                if node.input is not None:
+                    lines.extend(_block(f"{pad}  input: ", _json(node.input)))
+                walk(node.id, depth + 1)
+                if node.output is not None:
+                    lines.extend(_block(f"{pad}  output: ", _json(node.output)))
+                if node.error:
+                    lines.extend(_block(f"{pad}  error: ", node.error))
+            elif kind == "llm":
+                lines.extend(_render_call(node, numbers.get(node.id, 0), pad, seen))
+                walk(node.id, depth + 1)
+            else:
+                lines.extend(_render_tool(node, pad))
+                walk(node.id, depth + 1)
+
+    walk(None, 0)
+    if detail.feedback:
+        lines += ["", "Feedback"]
+        for item in detail.feedback:
+            parts = [f"{label} {value}" for label, value in (
+                ("outcome", item.outcome), ("rating", _number(item.rating) if item.rating is not None else None),
+                ("label", item.label), ("from", item.source)) if value]  # fmt: skip
+            if item.comment:
+                parts.append(json.dumps(item.comment, ensure_ascii=False))
+            lines.append(f"  {_time(item.created_at)}  " + "  ".join(parts))
+    return lines
+
+
+def _render_call(call: LLMCall, number: int, pad: str, seen: set[tuple[str, int]]) -> list[str]:
+    model = call.request_model or call.response_model or "?"
+    if call.response_model and call.request_model and call.response_model != call.request_model:
+        model += f" -> {call.response_model}"
+    facts = [
+        _ms(call.latency_ms),
+        f"ttft {_ms(call.ttft_ms)}" if call.ttft_ms is not None else None,
+        f"tokens {_count(call.input_tokens)} in / {_count(call.output_tokens)} out"
+        if call.input_tokens is not None or call.output_tokens is not None else None,
+        call.status + (f" (HTTP {call.http_status})" if call.http_status and call.http_status >= 400 else ""),
+        f"route {call.route}" if call.route else None,
+        "streamed" if call.streamed else None,
+    ]  # fmt: skip
+    lines = [f"{pad}[llm #{number}] {model}" + _suffix(*facts)]
+    inner = pad + "    "
+    messages = (call.request or {}).get("messages") or []
+    occurrences: dict[str, int] = {}
+    for message in messages:
+        key = _message_key(message)
+        occurrence = occurrences.get(key, 0)
+        occurrences[key] = occurrence + 1
+        if (key, occurrence) in seen:
+            continue
+        seen.add((key, occurrence))
+        lines.extend(_render_message(message, inner))
+    answer = (call.response or {}).get("message")
+    if answer:
+        seen.add((_message_key(answer), 0))
+        lines.extend(_render_message(answer, inner))
+    if call.error:
+        lines.extend(_block(f"{inner}error: ", call.error))
+    return lines
+
+
+def _render_tool(tool: Any, pad: str) -> list[str]:
+    lines = [f"{pad}[tool] {tool.name or '?'}" + _suffix(_ms(tool.latency_ms), "error" if tool.error else None)]
+    if tool.arguments is not None:
+        lines.extend(_block(f"{pad}    args: ", _json(tool.arguments)))
+    if tool.error:
+        lines.extend(_block(f"{pad}    error: ", tool.error))
+    elif tool.result is not None:
+        lines.extend(_block(f"{pad}    result: ", _json(tool.result)))
+    return lines
+
+
+def _render_message(message: dict[str, Any], pad: str) -> list[str]:
+    role = message.get("role") or "?"
+    if role == "tool" and message.get("tool_call_id"):
+        role = f"tool [{message['tool_call_id']}]"
+    lines: list[str] = []
+    text = _content_text(message.get("content"))
+    if text:
+        lines.extend(_block(f"{pad}{role}: ", text))
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        label = f"{pad}{role}: -> {function.get('name') or '?'}"
+        lines.extend(_block(f"{label}(", f"{function.get('arguments') or ''})"))
+        if call.get("id"):
+            lines[-1] += f"  [{call['id']}]"
+    if not lines:
+        lines.append(f"{pad}{role}: (empty)")
+    return lines
+
+
+def _message_key(message: dict[str, Any]) -> str:
+    """What makes two messages the same one, whichever call's request or response holds it."""
+    calls = [
+        ((call.get("function") or {}).get("name"), (call.get("function") or {}).get("arguments"))
+        for call in message.get("tool_calls") or []
+    ]
+    return json.dumps(
+        [message.get("role"), _content_text(message.get("content")), calls, message.get("tool_call_id")],
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            elif isinstance(part, dict):
+                parts.append(f"[{part.get('type') or 'part'}]")
+            else:
+                parts.append(str(part))
+        return "\n".join(parts)
+    return _json(content)
+
+
+# -- rate -----------------------------------------------------------------------------------------
+
+
+@traces.command("rate")
+@click.argument("trace_id")
+@click.option("--outcome", help="success, failure, partial, … (free text).")
+@click.option("--rating", type=click.FloatRange(0, 5), help="A number from 0 to 5.")
+@click.option("--comment", help="Free text.")
+@click.option("--label", help="A label for curation (e.g. golden, bad-tool-use).")
+@db_option
+@json_option
+def rate_trace(
+    trace_id: str, outcome: str | None, rating: float | None, comment: str | None, label: str | None,
+    db: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Record feedback on a trace. TRACE_ID may be a unique prefix."""
+    if outcome is None and rating is None and comment is None and label is None:
+        raise click.UsageError("give at least one of --outcome, --rating, --comment, --label")
+    with open_store(db) as store:
+        trace = store.get_trace(trace_id).trace
+        feedback = store.record_feedback(
+            trace.id, outcome=outcome, rating=rating, comment=comment, label=label, source="cli"
+        )
+    if as_json:
+        click.echo(json.dumps(feedback.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        return
+    given = [f"{name} {value}" for name, value in (
+        ("outcome", outcome), ("rating", _number(rating) if rating is not None else None), ("label", label),
+        ("comment", json.dumps(comment, ensure_ascii=False) if comment else None)) if value]  # fmt: skip
+    click.echo(f"Rated {trace.id[:12]}: {', '.join(given)}")
+
+
+# -- stats ----------------------------------------------------------------------------------------
+
+
+@traces.command("stats")
+@click.option("--since", type=TimeParam(), help="Only what started at or after this (date or age like 7d).")
+@db_option
+@json_option
+def trace_stats(since: datetime | None, db: str | None, as_json: bool) -> None:
+    """Counts, outcomes, models, errors and latency."""
+    with open_store(db) as store:
+        stats = store.stats(since=since)
+    if as_json:
+        click.echo(json.dumps(stats, indent=2, ensure_ascii=False))
+        return
+    lines = [] if since is None else [f"Since {_time(since)} UTC", ""]
+    lines += [
+        f"Traces            {stats['traces']:>8,}   errors {stats['trace_errors']:,}",
+        f"LLM calls         {stats['llm_calls']:>8,}   errors {stats['errors']:,}",
+        f"Tool executions   {stats['tool_executions']:>8,}   errors {stats['tool_errors']:,}",
+        f"Feedback          {stats['feedback']:>8,}",
+        f"Tokens            {stats['input_tokens']:>8,} in   {stats['output_tokens']:,} out",
+        f"Latency           p50 {_ms(stats['latency_ms']['p50'])}   p95 {_ms(stats['latency_ms']['p95'])}",
+        f"First token       p50 {_ms(stats['ttft_ms']['p50'])}",
+    ]
+    if stats["by_outcome"]:
+        lines += ["", "By outcome"]
+        lines += [f"  {outcome:<16} {count:>8,}" for outcome, count in stats["by_outcome"].items()]
+    if stats["by_model"]:
+        lines += ["", "By model"]
+        rows = [
+            [item["model"] or "?", f"{item['calls']:,}", f"{item['input_tokens']:,}",
+             f"{item['output_tokens']:,}", f"{item['errors']:,}"]
+            for item in stats["by_model"]
+        ]  # fmt: skip
+        table = _table(["MODEL", "CALLS", "TOKENS IN", "TOKENS OUT", "ERRORS"], rows, right={1, 2, 3, 4})
+        lines += ["  " + line for line in table.splitlines()]
+    click.echo("\n".join(lines))
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+Records = Iterable[tuple[str, dict[str, Any]]]
+Notes = Callable[[], dict[str, int]]
+
+
+def _spill_records(path: str) -> tuple[Records, Notes]:
+    from agent_tracer.spill import read_spill
+
+    reader = read_spill(path)
+    return reader, lambda: {"truncated": reader.truncated}
+
+
+IMPORT_FORMATS: dict[str, Callable[[str], tuple[Records, Notes]]] = {
+    "spill": _spill_records,
+}
+"""Format name → reader: the file's `(kind, row)` records, and a function giving its notes once
+they are read. A new format (OTLP JSON, another tool's export) is one more entry here."""
+
+
+@traces.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(sorted(IMPORT_FORMATS)), default="spill", show_default=True,
+              help="spill: the JSONL file the writer keeps when the store is unavailable.")  # fmt: skip
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Records written per transaction.")  # fmt: skip
+@db_option
+@json_option
+def import_traces(file: str, fmt: str, batch_size: int, db: str | None, as_json: bool) -> None:
+    """Load records from FILE into the store. Importing a file again adds nothing twice."""
+    records, notes = IMPORT_FORMATS[fmt](file)
+    read = written = 0
+    with open_store(db, create=True) as store:
+        batch: list[tuple[str, dict[str, Any]]] = []
+        try:
+            for record in records:
+                batch.append(record)
+                if len(batch) >= batch_size:
+                    written += store.write(batch)
+                    read += len(batch)
+                    batch = []
+            if batch:
+                written += store.write(batch)
+                read += len(batch)
+        except AgentTracerError as exc:
+            done = f"; the {read:,} records before it are in the store, and importing again is safe" if read else ""
+            raise click.ClickException(f"{exc}{done}") from None
+    summary = {"file": file, "format": fmt, "records": read, "written": written, **notes()}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    message = f"Imported {read:,} records from {file}: {written:,} rows new or changed"
+    if summary.get("truncated"):
+        message += f" (skipped {summary['truncated']} truncated last line)"
+    click.echo(message)
+
+
+# -- formatting -----------------------------------------------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list[str]], *, right: frozenset[int] | set[int] = frozenset()) -> str:
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        out = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(cells)]
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(headers), *(line(row) for row in rows)])
+
+
+def _time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str | None:
+    if not start or not end:
+        return None
+    seconds = (end - start).total_seconds()
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f} ms" if value < 10_000 else f"{value / 1000:,.1f} s"
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}"
+
+
+def _suffix(*facts: str | None) -> str:
+    shown = [fact for fact in facts if fact and fact != "-"]
+    return ("  " + "  ".join(shown)) if shown else ""
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _block(prefix: str, text: str) -> list[str]:
+    """`prefix` + the text's first line; later lines indented under it."""
+    indent = " " * len(prefix)
+    text_lines = str(text).splitlines() or [""]
+    return [prefix + text_lines[0], *(indent + line for line in text_lines[1:])]
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _first_line(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip()
+    return text.splitlines()[0] if text else type(original).__name__

@@ -1,0 +1,193 @@
+"""Ordered, named schema migrations, tracked in the table `agent_tracer_migrations(name, applied_at)`.
+
+As in simonw/llm's `llm/migrations.py`: each migration is a function registered with `@migration`,
+applied once, in order, and recorded by name. A migration describes the schema as it was when it was
+written (never the current models), so a later migration can change a table that an earlier one
+created. To change a table: add `m00N_…` at the end; never edit an applied one.
+
+`migrate(engine)` is idempotent and safe when several processes start at once: the migrations run
+in one transaction that holds SQLite's write lock (`BEGIN IMMEDIATE`) or a PostgreSQL advisory
+lock, and both engines roll DDL back with the transaction. A database with migrations this code
+does not know was written by a newer agent-tracer: `SchemaError`, rather than guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy.engine import Connection, Engine
+
+from agent_tracer.errors import SchemaError
+from agent_tracer.store.engine import redact, writer
+from agent_tracer.store.models import utcnow
+
+MIGRATIONS_TABLE = "agent_tracer_migrations"
+_PG_LOCK_KEY = 0x61677472  # "agtr": pg_advisory_xact_lock key held while migrating
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: Callable[[Connection], None]
+
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Callable[[Connection], None]) -> Callable[[Connection], None]:
+    MIGRATIONS.append(Migration(fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(conn: Connection) -> None:
+    """The five tables: traces, agent_runs, llm_calls, tool_executions, feedback."""
+    md = MetaData()
+
+    def span_columns() -> list[Column]:
+        return [
+            Column("id", String, primary_key=True),
+            Column("trace_id", String, nullable=False, index=True),
+            Column("parent_span_id", String),
+        ]
+
+    Table(
+        "traces", md,
+        Column("id", String, primary_key=True),
+        Column("name", String, index=True),
+        Column("task", String),
+        Column("started_at", DateTime, index=True),
+        Column("ended_at", DateTime),
+        Column("status", String),
+        Column("error", String),
+        Column("outcome", String, index=True),
+        Column("rating", Float),
+        Column("comment", String),
+        Column("tags", JSON),
+        Column("meta", JSON),
+        Column("source", String),
+        Column("updated_at", DateTime, nullable=False),
+    )  # fmt: skip
+    Table(
+        "agent_runs", md, *span_columns(),
+        Column("name", String),
+        Column("input", JSON),
+        Column("output", JSON),
+        Column("error", String),
+        Column("started_at", DateTime),
+        Column("ended_at", DateTime),
+        Column("latency_ms", Float),
+    )  # fmt: skip
+    Table(
+        "llm_calls", md, *span_columns(),
+        Column("provider", String),
+        Column("api", String),
+        Column("operation", String),
+        Column("request_model", String, index=True),
+        Column("response_model", String),
+        Column("response_id", String),
+        Column("request", JSON),
+        Column("response", JSON),
+        Column("raw_request", Text),
+        Column("raw_response", Text),
+        Column("input_tokens", Integer),
+        Column("output_tokens", Integer),
+        Column("latency_ms", Float),
+        Column("ttft_ms", Float),
+        Column("streamed", Boolean, nullable=False),
+        Column("status", String, nullable=False),
+        Column("http_status", Integer),
+        Column("error", String),
+        Column("finish_reasons", JSON),
+        Column("has_tool_calls", Boolean, nullable=False, index=True),
+        Column("tool_names", JSON),
+        Column("route", String),
+        Column("endpoint", String),
+        Column("started_at", DateTime, index=True),
+        Column("ended_at", DateTime),
+    )  # fmt: skip
+    Table(
+        "tool_executions", md, *span_columns(),
+        Column("name", String),
+        Column("arguments", JSON),
+        Column("result", JSON),
+        Column("error", String),
+        Column("latency_ms", Float),
+        Column("started_at", DateTime),
+        Column("ended_at", DateTime),
+    )  # fmt: skip
+    Table(
+        "feedback", md,
+        Column("id", String, primary_key=True),
+        Column("trace_id", String, nullable=False, index=True),
+        Column("outcome", String),
+        Column("rating", Float),
+        Column("comment", String),
+        Column("label", String),
+        Column("source", String),
+        Column("created_at", DateTime, nullable=False),
+    )  # fmt: skip
+    md.create_all(conn, checkfirst=False)
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""How many migrations this agent-tracer knows: the schema version it writes."""
+
+_m = MetaData()
+_migrations_table = Table(
+    MIGRATIONS_TABLE,
+    _m,
+    Column("name", String(200), primary_key=True),
+    Column("applied_at", DateTime, nullable=False),
+)
+_OUR_TABLES = ("traces", "agent_runs", "llm_calls", "tool_executions", "feedback")
+
+
+def applied_migrations(conn: Connection) -> list[str]:
+    """Names recorded in the migrations table, oldest first; [] for a fresh database."""
+    if not sa.inspect(conn).has_table(MIGRATIONS_TABLE):
+        return []
+    rows = conn.execute(
+        sa.select(_migrations_table.c.name).order_by(_migrations_table.c.applied_at, _migrations_table.c.name)
+    )
+    return [name for (name,) in rows]
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Apply the migrations the database lacks; return their names ([] when up to date)."""
+    with engine.connect() as conn:
+        pending = _pending(conn, engine)
+    if not pending:
+        return []
+    with writer(engine).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        pending = _pending(conn, engine)  # again, under the lock: another process may have won
+        _migrations_table.create(conn, checkfirst=True)
+        for item in pending:
+            item.apply(conn)
+            conn.execute(_migrations_table.insert().values(name=item.name, applied_at=utcnow()))
+    return [item.name for item in pending]
+
+
+def _pending(conn: Connection, engine: Engine) -> list[Migration]:
+    applied = applied_migrations(conn)
+    known = {item.name for item in MIGRATIONS}
+    unknown = [name for name in applied if name not in known]
+    if unknown:
+        raise SchemaError(
+            f"database was written by a newer agent-tracer: {redact(engine.url)} has migrations "
+            f"{', '.join(unknown)} that this version does not know; upgrade agent-tracer"
+        )
+    if not applied:
+        names = set(sa.inspect(conn).get_table_names())
+        foreign = [name for name in _OUR_TABLES if name in names]
+        if foreign:
+            raise SchemaError(
+                f"{redact(engine.url)} is not an agent-tracer store: it has table(s) "
+                f"{', '.join(foreign)} but no {MIGRATIONS_TABLE} table"
+            )
+    return [item for item in MIGRATIONS if item.name not in applied]

@@ -1,0 +1,140 @@
+"""The store's tables, as SQLModel classes.
+
+Other code (the exporter, the proxy, the trainer) writes and reads these columns by name: a change
+here needs a migration in `migrations.py` too. Ids are OpenTelemetry ids in hex: 32 characters
+for a trace, 16 for a span. Every datetime is naive UTC: `sa_type=DateTime`, because recent
+SQLModel maps `datetime` to a type that demands time-zone-aware values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Text
+from sqlmodel import Field, SQLModel
+
+
+class Trace(SQLModel, table=True):
+    """One agent run (the root span), or the calls that share a trace id."""
+
+    __tablename__ = "traces"
+
+    id: str = Field(primary_key=True)
+    name: str | None = Field(default=None, index=True)
+    task: str | None = None
+    started_at: datetime | None = Field(default=None, index=True, sa_type=DateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime)
+    status: str | None = None
+    """"ok" or "error"."""
+    error: str | None = None
+    outcome: str | None = Field(default=None, index=True)
+    rating: float | None = None
+    comment: str | None = None
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    source: str | None = None
+    """"decorator", "proxy", "import", "call", or "feedback" for a trace known only by its feedback."""
+    updated_at: datetime = Field(default_factory=lambda: utcnow(), sa_type=DateTime)
+
+
+class AgentRun(SQLModel, table=True):
+    """One `@trace_agent` span; the root one also makes the `Trace` row, nested ones only this."""
+
+    __tablename__ = "agent_runs"
+
+    id: str = Field(primary_key=True)
+    trace_id: str = Field(index=True)
+    parent_span_id: str | None = None
+    name: str | None = None
+    input: Any = Field(default=None, sa_column=Column(JSON))
+    output: Any = Field(default=None, sa_column=Column(JSON))
+    error: str | None = None
+    started_at: datetime | None = Field(default=None, sa_type=DateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime)
+    latency_ms: float | None = None
+
+
+class LLMCall(SQLModel, table=True):
+    """One model call, in canonical form (`CanonicalRequest` / `CanonicalResponse` dicts) and raw."""
+
+    __tablename__ = "llm_calls"
+
+    id: str = Field(primary_key=True)
+    trace_id: str = Field(index=True)
+    parent_span_id: str | None = None
+    provider: str | None = None
+    api: str | None = None
+    """"openai.chat", "openai.responses" or "anthropic.messages"."""
+    operation: str | None = None
+    request_model: str | None = Field(default=None, index=True)
+    response_model: str | None = None
+    response_id: str | None = None
+    request: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    raw_request: str | None = Field(default=None, sa_column=Column(Text))
+    raw_response: str | None = Field(default=None, sa_column=Column(Text))
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    streamed: bool = False
+    status: str = "ok"
+    """"ok", "error" or "incomplete" (a stream that ended early)."""
+    http_status: int | None = None
+    error: str | None = None
+    finish_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    has_tool_calls: bool = Field(default=False, index=True)
+    tool_names: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    route: str | None = None
+    """"primary", "fallback" or "shadow" when the call went through the proxy's router."""
+    endpoint: str | None = None
+    started_at: datetime | None = Field(default=None, index=True, sa_type=DateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class ToolExecution(SQLModel, table=True):
+    """One `@trace_tool` span: a tool the agent itself ran."""
+
+    __tablename__ = "tool_executions"
+
+    id: str = Field(primary_key=True)
+    trace_id: str = Field(index=True)
+    parent_span_id: str | None = None
+    name: str | None = None
+    arguments: Any = Field(default=None, sa_column=Column(JSON))
+    result: Any = Field(default=None, sa_column=Column(JSON))
+    error: str | None = None
+    latency_ms: float | None = None
+    started_at: datetime | None = Field(default=None, sa_type=DateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class Feedback(SQLModel, table=True):
+    """An outcome, rating, comment or label given to a trace, often later and from elsewhere."""
+
+    __tablename__ = "feedback"
+
+    id: str = Field(primary_key=True)
+    trace_id: str = Field(index=True)
+    outcome: str | None = None
+    rating: float | None = None
+    comment: str | None = None
+    label: str | None = None
+    source: str | None = None
+    created_at: datetime = Field(default_factory=lambda: utcnow(), sa_type=DateTime)
+
+
+TABLE_MODELS: dict[str, type[SQLModel]] = {
+    "trace": Trace,
+    "agent_run": AgentRun,
+    "llm_call": LLMCall,
+    "tool_execution": ToolExecution,
+    "feedback": Feedback,
+}
+"""Record kind (as in `TraceStore.write` and the spill file) → table model."""
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC datetime every column holds."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)

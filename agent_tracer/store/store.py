@@ -1,0 +1,613 @@
+"""`TraceStore`: write records in bulk, record feedback, and query traces and calls.
+
+Writes go through SQLAlchemy Core (one `INSERT … ON CONFLICT DO NOTHING` executemany per table,
+no ORM object per row) in one transaction per `write()`; reads return the SQLModel table objects,
+detached from their session. One `TraceStore` is safe to share between threads: every method takes
+its own connection from the engine's pool.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from agent_tracer.errors import ConfigError, StoreError, TraceNotFound
+from agent_tracer.store.engine import create_engine, parse_url, redact, sqlite_path, writer
+from agent_tracer.store.migrations import applied_migrations, migrate
+from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
+
+ORDERS = ("newest", "oldest", "best")
+_CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
+
+
+@dataclass
+class TraceDetail:
+    """One trace with everything recorded under it, each list ordered by start time."""
+
+    trace: Trace
+    agent_runs: list[AgentRun] = field(default_factory=list)
+    calls: list[LLMCall] = field(default_factory=list)
+    tools: list[ToolExecution] = field(default_factory=list)
+    feedback: list[Feedback] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: datetimes as ISO-8601 strings."""
+        return {
+            "trace": self.trace.model_dump(mode="json"),
+            "agent_runs": [run.model_dump(mode="json") for run in self.agent_runs],
+            "calls": [call.model_dump(mode="json") for call in self.calls],
+            "tools": [tool.model_dump(mode="json") for tool in self.tools],
+            "feedback": [item.model_dump(mode="json") for item in self.feedback],
+        }
+
+
+class TraceStore:
+    """The trace database at `url` (default: `$AGENT_TRACER_DB` or `sqlite:///agent_tracer.db`).
+
+    Opening it applies missing migrations. With `create=False` a missing SQLite file is a
+    `StoreError` instead of a new empty store (for commands that only read).
+    """
+
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        parsed = parse_url(url)
+        path = sqlite_path(parsed)
+        if path is not None and not path.exists():
+            if not create:
+                raise StoreError(f"no trace store at {path}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.url: str = parsed.render_as_string(hide_password=False)
+        self.engine = create_engine(parsed)
+        self._writer = writer(self.engine)
+        try:
+            migrate(self.engine)
+        except DBAPIError as exc:
+            self.engine.dispose()
+            raise StoreError(f"cannot open trace store {redact(parsed)}: {_first_line(exc.orig)}") from exc
+        except BaseException:
+            self.engine.dispose()
+            raise
+        dialect = self.engine.dialect.name
+        self._insert_ignore = {kind: _insert_ignore(dialect, spec.table) for kind, spec in _SPECS.items()}
+
+    def __repr__(self) -> str:
+        return f"TraceStore({redact(self.url)!r})"
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def schema_version(self) -> int:
+        """How many migrations the database has applied."""
+        with self.engine.connect() as conn:
+            return len(applied_migrations(conn))
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def write(self, records: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        """Write `(kind, row)` records in one transaction, all or nothing; return the rows inserted
+        or changed (0 when every record was there already).
+
+        Kinds: "trace", "agent_run", "llm_call", "tool_execution", "feedback". Span rows and
+        feedback are inserted, and skipped when their id exists (also within the batch), so
+        writing a batch twice is harmless. Trace rows are merged by id: one with
+        `"authoritative": True` (from the root agent span) overwrites columns with its non-null
+        values, others only fill columns that are null; `started_at` keeps the earliest and
+        `ended_at` the latest; tags are united, meta keys merged by the same rule. Trace rows never
+        set outcome/rating/comment: new feedback does, from its non-null fields, and creates a
+        minimal trace (source "feedback") when the trace is not known yet. Datetimes may be
+        datetime objects or ISO-8601 strings; unknown keys are ignored. A database failure raises
+        SQLAlchemy's error unchanged, with nothing written, for the caller to retry or spill.
+        """
+        batches: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _SPECS}
+        for kind, row in records:
+            spec = _SPECS.get(kind)
+            if spec is None:
+                raise StoreError(f"unknown record kind {kind!r} (expected one of {', '.join(_SPECS)})")
+            batches[kind].append(spec.normalize(row))
+        if not any(batches.values()):
+            return 0
+        written = 0
+        with self._writer.begin() as conn:
+            for kind in ("agent_run", "llm_call", "tool_execution"):
+                if batches[kind]:
+                    written += self._insert(conn, kind, batches[kind])
+            new_feedback: list[dict[str, Any]] = []
+            if batches["feedback"]:
+                stmt = self._insert_ignore["feedback"].returning(Feedback.__table__.c.id)
+                inserted = set(conn.execute(stmt, batches["feedback"]).scalars())
+                for row in batches["feedback"]:
+                    if row["id"] in inserted:  # the first of duplicates within the batch
+                        inserted.discard(row["id"])
+                        new_feedback.append(row)
+                written += len(new_feedback)
+            if batches["trace"] or new_feedback:
+                written += self._merge_traces(conn, batches["trace"], new_feedback)
+        return written
+
+    def _insert(self, conn: Connection, kind: str, rows: list[dict[str, Any]]) -> int:
+        """Insert rows whose id is new; return how many were."""
+        # preserve_rowcount: the driver's total over the executemany (psycopg's is right, but
+        # SQLAlchemy reports -1 for it otherwise).
+        statement = self._insert_ignore[kind].execution_options(preserve_rowcount=True)
+        return max(conn.execute(statement, rows).rowcount, 0)
+
+    def _merge_traces(
+        self, conn: Connection, trace_rows: list[dict[str, Any]], feedback_rows: list[dict[str, Any]]
+    ) -> int:
+        table = Trace.__table__
+        now = utcnow()
+        from_traces = {row["id"] for row in trace_rows}
+        only_feedback = {row["trace_id"] for row in feedback_rows} - from_traces
+        ids = sorted(from_traces | only_feedback)
+        # Stubs first, so every row exists and can be locked: concurrent writers of the same trace
+        # then merge one after the other instead of both inserting it.
+        stubs = [
+            {"id": trace_id, "tags": [], "meta": {}, "updated_at": now,
+             "source": "feedback" if trace_id in only_feedback else None}
+            for trace_id in ids
+        ]  # fmt: skip
+        created = set(conn.execute(self._insert_ignore["trace"].returning(table.c.id), stubs).scalars())
+        current: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(ids):
+            query = sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id).with_for_update()
+            current.update((row["id"], dict(row)) for row in conn.execute(query).mappings())
+        before = {trace_id: dict(row) for trace_id, row in current.items()}
+        for row in trace_rows:
+            _merge_trace(current[row["id"]], row)
+        for row in feedback_rows:
+            target = current[row["trace_id"]]
+            for column in ("outcome", "rating", "comment"):
+                if row[column] is not None:
+                    target[column] = row[column]
+        changed = [trace_id for trace_id in ids if current[trace_id] != before[trace_id]]
+        if changed:
+            params = [{**current[trace_id], "b_id": trace_id, "updated_at": now} for trace_id in changed]
+            for item in params:
+                del item["id"]
+            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), params)
+        return len(created | set(changed))
+
+    def record_feedback(
+        self,
+        trace_id: str,
+        outcome: str | None = None,
+        rating: float | None = None,
+        comment: str | None = None,
+        label: str | None = None,
+        source: str | None = "api",
+    ) -> Feedback:
+        """Store feedback for a trace (known yet or not) and set the trace's outcome, rating and
+        comment from its non-null fields. Raises `ConfigError` for an empty feedback or a rating
+        that is not a number from 0 to 5."""
+        if not trace_id:
+            raise ConfigError("feedback needs a trace id")
+        if outcome is None and rating is None and comment is None and label is None:
+            raise ConfigError("feedback needs at least one of outcome, rating, comment, label")
+        if rating is not None:
+            if isinstance(rating, bool) or not isinstance(rating, (int, float)) or not 0 <= rating <= 5:
+                raise ConfigError(f"rating must be a number from 0 to 5, not {rating!r}")
+            rating = float(rating)
+        feedback = Feedback(
+            id=uuid.uuid4().hex, trace_id=trace_id, outcome=outcome, rating=rating,
+            comment=comment, label=label, source=source, created_at=utcnow(),
+        )  # fmt: skip
+        self.write([("feedback", feedback.model_dump())])
+        return feedback
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def traces(
+        self,
+        *,
+        outcome: str | None = None,
+        min_rating: float | None = None,
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        model: str | None = None,
+        has_tool_calls: bool | None = None,
+        limit: int | None = None,
+        order: str = "newest",
+    ) -> list[Trace]:
+        """Traces matching every filter given. `name` may use `*` wildcards; `tags`: all of them;
+        `since` (inclusive) / `until` (exclusive) bound `started_at` and take datetimes, ISO
+        strings or relative ages ("2h", "7d"); `model`: any call of the trace asked for or was
+        answered by it. `order`: "newest", "oldest", or "best" (rating high to low, unrated last,
+        then newest)."""
+        if order not in ORDERS:
+            raise ConfigError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+        query = sa.select(Trace)
+        if outcome is not None:
+            query = query.where(Trace.outcome == outcome)
+        if min_rating is not None:
+            query = query.where(Trace.rating >= min_rating)
+        if name is not None:
+            if "*" in name:
+                pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+                query = query.where(Trace.name.like(pattern, escape="\\"))
+            else:
+                query = query.where(Trace.name == name)
+        if since is not None:
+            query = query.where(Trace.started_at >= parse_time(since))
+        if until is not None:
+            query = query.where(Trace.started_at < parse_time(until))
+        if model is not None:
+            query = query.where(
+                sa.exists().where(
+                    LLMCall.trace_id == Trace.id,
+                    sa.or_(LLMCall.request_model == model, LLMCall.response_model == model),
+                )
+            )
+        if has_tool_calls is not None:
+            with_tools = sa.exists().where(LLMCall.trace_id == Trace.id, LLMCall.has_tool_calls == sa.true())
+            query = query.where(with_tools if has_tool_calls else ~with_tools)
+        newest = (Trace.started_at.desc().nulls_last(), Trace.id.desc())
+        if order == "newest":
+            query = query.order_by(*newest)
+        elif order == "oldest":
+            query = query.order_by(Trace.started_at.asc().nulls_last(), Trace.id.asc())
+        else:
+            query = query.order_by(Trace.rating.desc().nulls_last(), *newest)
+        wanted = [tag for tag in tags or () if tag]
+        with Session(self.engine) as session:
+            if not wanted:
+                if limit is not None:
+                    query = query.limit(limit)
+                return list(session.scalars(query))
+            found: list[Trace] = []
+            # Tags are a JSON list: filtered here rather than with two dialects' JSON operators.
+            for trace in session.scalars(query.execution_options(yield_per=500)):
+                if all(tag in (trace.tags or ()) for tag in wanted):
+                    found.append(trace)
+                    if limit is not None and len(found) >= limit:
+                        break
+            return found
+
+    def trace_summaries(self, trace_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per trace id: its LLM `calls`, `input_tokens`, `output_tokens` and `errors` (calls
+        whose status is not "ok"); ids without calls are left out."""
+        summaries: dict[str, dict[str, int]] = {}
+        for chunk in _chunks(sorted(set(trace_ids))):
+            query = (
+                sa.select(
+                    LLMCall.trace_id,
+                    sa.func.count(),
+                    sa.func.coalesce(sa.func.sum(LLMCall.input_tokens), 0),
+                    sa.func.coalesce(sa.func.sum(LLMCall.output_tokens), 0),
+                    sa.func.count().filter(LLMCall.status != "ok"),
+                )
+                .where(LLMCall.trace_id.in_(chunk))
+                .group_by(LLMCall.trace_id)
+            )
+            with self.engine.connect() as conn:
+                for trace_id, calls, tokens_in, tokens_out, errors in conn.execute(query):
+                    summaries[trace_id] = {
+                        "calls": calls, "input_tokens": int(tokens_in),
+                        "output_tokens": int(tokens_out), "errors": errors,
+                    }  # fmt: skip
+        return summaries
+
+    def get_trace(self, trace_id_or_prefix: str) -> TraceDetail:
+        """The trace with this id, or the only one whose id starts with this prefix; else
+        `TraceNotFound` (none, or several)."""
+        ref = (trace_id_or_prefix or "").strip()
+        if not ref:
+            raise TraceNotFound("no trace id given")
+        with Session(self.engine) as session:
+            trace = session.get(Trace, ref)
+            if trace is None:
+                matches: list[Trace] = []
+                for candidate in dict.fromkeys((ref, ref.lower())):
+                    prefix = Trace.id.startswith(candidate, autoescape=True)
+                    matches = list(session.scalars(sa.select(Trace).where(prefix).order_by(Trace.id).limit(4)))
+                    if matches:
+                        break
+                if not matches:
+                    raise TraceNotFound(f"no trace with id {ref!r}")
+                if len(matches) > 1:
+                    shown = ", ".join(match.id[:16] for match in matches[:3])
+                    more = ", …" if len(matches) > 3 else ""
+                    raise TraceNotFound(f"trace id prefix {ref!r} is ambiguous: matches {shown}{more}")
+                trace = matches[0]
+
+            def children(model: Any, order: Any) -> list[Any]:
+                query = sa.select(model).where(model.trace_id == trace.id)
+                return list(session.scalars(query.order_by(order.asc().nulls_last(), model.id)))
+
+            return TraceDetail(
+                trace=trace,
+                agent_runs=children(AgentRun, AgentRun.started_at),
+                calls=children(LLMCall, LLMCall.started_at),
+                tools=children(ToolExecution, ToolExecution.started_at),
+                feedback=children(Feedback, Feedback.created_at),
+            )
+
+    def calls(
+        self,
+        *,
+        trace_id: str | None = None,
+        model: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        has_tool_calls: bool | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        order: str = "oldest",
+    ) -> list[LLMCall]:
+        """LLM calls matching every filter given (`model`: request or response model), ordered
+        by `started_at`: "oldest" first (the default) or "newest" first."""
+        if order not in ("oldest", "newest"):
+            raise ConfigError(f"order must be 'oldest' or 'newest', not {order!r}")
+        query = sa.select(LLMCall)
+        if trace_id is not None:
+            query = query.where(LLMCall.trace_id == trace_id)
+        if model is not None:
+            query = query.where(sa.or_(LLMCall.request_model == model, LLMCall.response_model == model))
+        if since is not None:
+            query = query.where(LLMCall.started_at >= parse_time(since))
+        if until is not None:
+            query = query.where(LLMCall.started_at < parse_time(until))
+        if has_tool_calls is not None:
+            query = query.where(LLMCall.has_tool_calls == has_tool_calls)
+        if status is not None:
+            query = query.where(LLMCall.status == status)
+        if order == "oldest":
+            query = query.order_by(LLMCall.started_at.asc().nulls_last(), LLMCall.id)
+        else:
+            query = query.order_by(LLMCall.started_at.desc().nulls_last(), LLMCall.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with Session(self.engine) as session:
+            return list(session.scalars(query))
+
+    def stats(self, *, since: datetime | str | None = None) -> dict[str, Any]:
+        """Counts and aggregates over traces and calls started at or after `since`:
+
+        `traces`, `llm_calls`, `tool_executions`, `feedback` (counts); `by_outcome` (outcome →
+        traces, "none" for traces without one); `by_model` (list of {model, calls, input_tokens,
+        output_tokens, errors}, most calls first; the request model, else the response model);
+        `errors` (calls whose status is not "ok"), `trace_errors`, `tool_errors`; `input_tokens`,
+        `output_tokens`; `latency_ms` {p50, p95} and `ttft_ms` {p50} (nearest rank; None without
+        data)."""
+        start = parse_time(since) if since is not None else None
+
+        def where(query: Any, column: Any) -> Any:
+            return query if start is None else query.where(column >= start)
+
+        model = sa.func.coalesce(LLMCall.request_model, LLMCall.response_model)
+        failed = sa.func.count().filter(LLMCall.status != "ok")
+        with self.engine.connect() as conn:
+
+            def scalar(query: Any) -> Any:
+                return conn.execute(query).scalar_one()
+
+            by_outcome = {
+                outcome if outcome is not None else "none": count
+                for outcome, count in conn.execute(
+                    where(sa.select(Trace.outcome, sa.func.count()), Trace.started_at).group_by(Trace.outcome)
+                )
+            }
+            by_model = [
+                {"model": name, "calls": calls, "input_tokens": int(tokens_in or 0),
+                 "output_tokens": int(tokens_out or 0), "errors": errors}
+                for name, calls, tokens_in, tokens_out, errors in conn.execute(
+                    where(
+                        sa.select(model, sa.func.count(), sa.func.sum(LLMCall.input_tokens),
+                                  sa.func.sum(LLMCall.output_tokens), failed),
+                        LLMCall.started_at,
+                    ).group_by(model)
+                )
+            ]  # fmt: skip
+            by_model.sort(key=lambda item: (-item["calls"], item["model"] or ""))
+            return {
+                "since": start.isoformat() if start else None,
+                "traces": sum(by_outcome.values()),
+                "llm_calls": sum(item["calls"] for item in by_model),
+                "tool_executions": scalar(
+                    where(sa.select(sa.func.count()).select_from(ToolExecution), ToolExecution.started_at)
+                ),
+                "feedback": scalar(where(sa.select(sa.func.count()).select_from(Feedback), Feedback.created_at)),
+                "by_outcome": dict(sorted(by_outcome.items(), key=lambda item: -item[1])),
+                "by_model": by_model,
+                "errors": sum(item["errors"] for item in by_model),
+                "trace_errors": scalar(
+                    where(sa.select(sa.func.count()).where(Trace.status == "error"), Trace.started_at)
+                ),
+                "tool_errors": scalar(
+                    where(
+                        sa.select(sa.func.count()).where(ToolExecution.error.is_not(None)),
+                        ToolExecution.started_at,
+                    )
+                ),
+                "input_tokens": sum(item["input_tokens"] for item in by_model),
+                "output_tokens": sum(item["output_tokens"] for item in by_model),
+                "latency_ms": {
+                    "p50": _percentile(conn, LLMCall.latency_ms, 50, start),
+                    "p95": _percentile(conn, LLMCall.latency_ms, 95, start),
+                },
+                "ttft_ms": {"p50": _percentile(conn, LLMCall.ttft_ms, 50, start)},
+            }
+
+
+# -- record normalisation -------------------------------------------------------------------------
+
+
+class _Spec:
+    """How a record kind becomes a row: the table's columns, defaults, datetimes, required keys."""
+
+    def __init__(self, model: Any, defaults: dict[str, Any], required: tuple[str, ...]) -> None:
+        self.table: sa.Table = model.__table__
+        self.columns = tuple(column.name for column in self.table.columns)
+        self.defaults = defaults
+        self.datetimes = tuple(
+            column.name for column in self.table.columns if isinstance(column.type, sa.DateTime)
+        )
+        self.required = required
+
+    def normalize(self, row: dict[str, Any]) -> dict[str, Any]:
+        get = row.get
+        out = {column: get(column) for column in self.columns}
+        for column, default in self.defaults.items():
+            if out[column] is None:
+                out[column] = default() if callable(default) else default
+        for column in self.datetimes:
+            if out[column] is not None:
+                out[column] = to_utc(out[column])
+        for column in self.required:
+            if not out[column]:
+                raise StoreError(f"a {self.table.name} record needs {column!r}: {_preview(row)}")
+        return out
+
+
+class _TraceSpec(_Spec):
+    def normalize(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = super().normalize(row)
+        out["outcome"] = out["rating"] = out["comment"] = None  # feedback's business
+        out["authoritative"] = bool(row.get("authoritative"))
+        return out
+
+
+class _CallSpec(_Spec):
+    def normalize(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = super().normalize(row)
+        response = out["response"]
+        if isinstance(response, dict):  # derive what the writer left out
+            tool_calls = (response.get("message") or {}).get("tool_calls") or []
+            if row.get("has_tool_calls") is None:
+                out["has_tool_calls"] = bool(tool_calls)
+            if row.get("tool_names") is None:
+                out["tool_names"] = [(call.get("function") or {}).get("name") for call in tool_calls]
+            if row.get("finish_reasons") is None:
+                out["finish_reasons"] = list(response.get("finish_reasons") or [])
+            for column, key in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
+                                ("response_model", "model"), ("response_id", "id")):  # fmt: skip
+                if out[column] is None:
+                    out[column] = response.get(key)
+        return out
+
+
+_SPAN_REQUIRED = ("id", "trace_id")
+_SPECS: dict[str, _Spec] = {
+    "trace": _TraceSpec(Trace, {"tags": list, "meta": dict, "updated_at": utcnow}, ("id",)),
+    "agent_run": _Spec(AgentRun, {}, _SPAN_REQUIRED),
+    "llm_call": _CallSpec(
+        LLMCall,
+        {"streamed": False, "status": "ok", "finish_reasons": list, "has_tool_calls": False, "tool_names": list},
+        _SPAN_REQUIRED,
+    ),
+    "tool_execution": _Spec(ToolExecution, {}, _SPAN_REQUIRED),
+    "feedback": _Spec(Feedback, {"id": lambda: uuid.uuid4().hex, "created_at": utcnow}, ("trace_id",)),
+}
+_MERGED_SCALARS = ("name", "task", "status", "error", "source")
+
+
+def _merge_trace(current: dict[str, Any], row: dict[str, Any]) -> None:
+    """Merge one trace record into the stored row, in place (see `TraceStore.write`)."""
+    authoritative = row["authoritative"]
+    for column in _MERGED_SCALARS:
+        value = row[column]
+        if value is None:
+            continue
+        existing = current[column]
+        if authoritative or existing is None or (column == "source" and existing == "feedback"):
+            current[column] = value
+    if row["started_at"] is not None and (current["started_at"] is None or row["started_at"] < current["started_at"]):
+        current["started_at"] = row["started_at"]
+    if row["ended_at"] is not None and (current["ended_at"] is None or row["ended_at"] > current["ended_at"]):
+        current["ended_at"] = row["ended_at"]
+    tags = list(current["tags"] or [])
+    tags.extend(tag for tag in row["tags"] or [] if tag not in tags)
+    current["tags"] = tags
+    meta = row["meta"] or {}
+    current["meta"] = {**(current["meta"] or {}), **meta} if authoritative else {**meta, **(current["meta"] or {})}
+
+
+def _insert_ignore(dialect: str, table: sa.Table) -> Any:
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"])
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
+    raise ConfigError(f"unsupported database dialect {dialect!r}")
+
+
+def _percentile(conn: Connection, column: Any, pct: float, since: datetime | None) -> float | None:
+    """Nearest-rank percentile, computed by the database (no rows fetched)."""
+    base = sa.select(column).where(column.is_not(None))
+    if since is not None:
+        base = base.where(LLMCall.started_at >= since)
+    count = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()
+    if not count:
+        return None
+    rank = max(math.ceil(pct / 100 * count), 1)
+    return conn.execute(base.order_by(column).offset(rank - 1).limit(1)).scalar_one()
+
+
+# -- times --------------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def to_utc(value: datetime | str) -> datetime:
+    """A datetime or ISO-8601 string as a naive UTC datetime (naive input is taken as UTC)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise StoreError(f"not an ISO-8601 datetime: {value!r}") from None
+    if not isinstance(value, datetime):
+        raise StoreError(f"not a datetime: {value!r}")
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def parse_time(value: datetime | str, *, now: datetime | None = None) -> datetime:
+    """A point in time as naive UTC: a datetime, an ISO-8601 date or datetime, or an age before
+    now such as "30m", "2h", "7d", "1w". Raises `ConfigError` for anything else."""
+    if isinstance(value, str):
+        match = _RELATIVE.match(value)
+        if match:
+            amount, unit = float(match.group(1)), match.group(2).lower()
+            return (now or utcnow()) - timedelta(**{_UNITS[unit]: amount})
+    try:
+        return to_utc(value)
+    except StoreError:
+        raise ConfigError(
+            f"not a time: {value!r} (use an ISO date like 2024-05-01, or an age like 2h, 7d)"
+        ) from None
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc or "").strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _preview(row: dict[str, Any]) -> str:
+    text = repr({key: row[key] for key in list(row)[:4]})
+    return text if len(text) <= 120 else text[:117] + "..."

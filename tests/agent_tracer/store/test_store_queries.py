@@ -1,0 +1,162 @@
+"""TraceStore queries: every filter of traces() and calls(), get_trace, stats."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from agent_tracer.errors import ConfigError, TraceNotFound
+from agent_tracer.store import TraceDetail
+from agent_tracer.store.models import utcnow
+from agent_tracer.store.store import parse_time
+
+
+@pytest.fixture
+def filled(store, rec):
+    """Five traces: different names, tags, models, tool use, outcomes and ratings, an hour apart."""
+    hour = 3600
+    records = [
+        rec.trace(1, name="planner", tags=["prod", "eu"], start=0 * hour),
+        rec.call(11, rec.trace_id(1), model="gpt-4o", tool_calls=True, start=0 * hour),
+        rec.call(12, rec.trace_id(1), model="gpt-4o", start=0 * hour + 1),
+        rec.trace(2, name="planner", tags=["prod"], start=1 * hour, status="error", error="boom"),
+        rec.call(21, rec.trace_id(2), model="gpt-4o-mini", start=1 * hour, status="error", latency_ms=900.0),
+        rec.trace(3, name="researcher", tags=["eu"], start=2 * hour),
+        rec.call(31, rec.trace_id(3), model="claude-3-5-sonnet", tool_calls=True, start=2 * hour,
+                 ttft_ms=80.0, streamed=True),  # fmt: skip
+        rec.trace(4, name="researcher-v2", tags=[], start=3 * hour),
+        rec.trace(5, name="writer", start=4 * hour),
+        rec.call(51, rec.trace_id(5), model="gpt-4o-mini", start=4 * hour, response_model="ft:gpt-4o-mini:acme"),
+        ("tool_execution", {"id": rec.span_id(91), "trace_id": rec.trace_id(1), "name": "search",
+                            "started_at": rec.at(2), "error": "timeout"}),  # fmt: skip
+    ]
+    store.write(records)
+    store.record_feedback(rec.trace_id(1), outcome="success", rating=5)
+    store.record_feedback(rec.trace_id(2), outcome="failure", rating=1)
+    store.record_feedback(rec.trace_id(3), outcome="success", rating=3.5)
+    return store
+
+
+def ids(traces) -> list[int]:
+    return [int(trace.id, 16) for trace in traces]
+
+
+def test_traces_default_order_is_newest_first(filled):
+    assert ids(filled.traces()) == [5, 4, 3, 2, 1]
+    assert ids(filled.traces(order="oldest")) == [1, 2, 3, 4, 5]
+    assert ids(filled.traces(order="best")) == [1, 3, 2, 5, 4]  # rated high to low, then unrated newest first
+    assert ids(filled.traces(limit=2)) == [5, 4]
+    with pytest.raises(ConfigError, match="order must be"):
+        filled.traces(order="random")
+
+
+def test_traces_filters(filled, rec):
+    assert ids(filled.traces(outcome="success")) == [3, 1]
+    assert ids(filled.traces(min_rating=3.5)) == [3, 1]
+    assert ids(filled.traces(name="planner")) == [2, 1]
+    assert ids(filled.traces(name="researcher*")) == [4, 3]
+    assert ids(filled.traces(name="*er")) == [5, 3, 2, 1]
+    assert ids(filled.traces(name="research_r")) == []  # "_" is not a wildcard
+    assert ids(filled.traces(tags=["eu"])) == [3, 1]
+    assert ids(filled.traces(tags=["prod", "eu"])) == [1]
+    assert ids(filled.traces(tags=["eu"], limit=1)) == [3]
+    assert ids(filled.traces(tags=["nope"])) == []
+    assert ids(filled.traces(since=rec.at(3600), until=rec.at(3 * 3600))) == [3, 2]
+    assert ids(filled.traces(since="2024-05-01T12:00:00")) == [5, 4, 3]
+    assert ids(filled.traces(until="2024-05-01")) == []
+    assert ids(filled.traces(model="gpt-4o")) == [1]
+    assert ids(filled.traces(model="gpt-4o-mini")) == [5, 2]
+    assert ids(filled.traces(model="ft:gpt-4o-mini:acme")) == [5]  # the response model counts too
+    assert ids(filled.traces(has_tool_calls=True)) == [3, 1]
+    assert ids(filled.traces(has_tool_calls=False)) == [5, 4, 2]
+    assert ids(filled.traces(outcome="success", has_tool_calls=True, tags=["eu"], model="gpt-4o")) == [1]
+
+
+def test_traces_relative_times(store, rec):
+    now = utcnow()
+    store.write([
+        ("trace", {"id": rec.trace_id(1), "started_at": now - timedelta(minutes=30)}),
+        ("trace", {"id": rec.trace_id(2), "started_at": now - timedelta(hours=5)}),
+        ("trace", {"id": rec.trace_id(3), "started_at": now - timedelta(days=10)}),
+    ])  # fmt: skip
+    assert ids(store.traces(since="2h")) == [1]
+    assert ids(store.traces(since="7d")) == [1, 2]
+    assert ids(store.traces(until="1h", since="1w")) == [2]
+    with pytest.raises(ConfigError, match="not a time"):
+        store.traces(since="last tuesday")
+
+
+def test_parse_time_forms():
+    now = datetime(2024, 5, 10, 12, 0)
+    assert parse_time("2h", now=now) == datetime(2024, 5, 10, 10, 0)
+    assert parse_time("7d", now=now) == datetime(2024, 5, 3, 12, 0)
+    assert parse_time("1.5h", now=now) == datetime(2024, 5, 10, 10, 30)
+    assert parse_time("90s", now=now) == datetime(2024, 5, 10, 11, 58, 30)
+    assert parse_time("2w", now=now) == datetime(2024, 4, 26, 12, 0)
+    assert parse_time("2024-05-01") == datetime(2024, 5, 1)
+    assert parse_time("2024-05-01T10:00:00+02:00") == datetime(2024, 5, 1, 8, 0)
+
+
+def test_get_trace_by_id_and_prefix(filled, rec):
+    detail = filled.get_trace(rec.trace_id(1))
+    assert isinstance(detail, TraceDetail)
+    assert detail.trace.name == "planner"
+    assert [call.id for call in detail.calls] == [rec.span_id(11), rec.span_id(12)]  # ordered by started_at
+    assert [tool.name for tool in detail.tools] == ["search"]
+    assert [item.outcome for item in detail.feedback] == ["success"]
+    assert detail.to_dict()["trace"]["started_at"] == "2024-05-01T10:00:00"
+
+    filled.write([("trace", {"id": "abcdef" + "0" * 26}), ("trace", {"id": "abcd99" + "0" * 26})])
+    assert filled.get_trace("abcde").trace.id == "abcdef" + "0" * 26
+    assert filled.get_trace("ABCDEF").trace.id == "abcdef" + "0" * 26
+    with pytest.raises(TraceNotFound, match="ambiguous"):
+        filled.get_trace("abcd")
+    with pytest.raises(TraceNotFound, match="no trace with id 'ffff'"):
+        filled.get_trace("ffff")
+    with pytest.raises(TraceNotFound, match="no trace with id '0%'"):
+        filled.get_trace("0%")  # LIKE wildcards are taken literally
+    with pytest.raises(TraceNotFound):
+        filled.get_trace("  ")
+
+
+def test_calls_filters(filled, rec):
+    assert [call.id for call in filled.calls(trace_id=rec.trace_id(1))] == [rec.span_id(11), rec.span_id(12)]
+    assert {call.id for call in filled.calls(model="gpt-4o-mini")} == {rec.span_id(21), rec.span_id(51)}
+    assert [call.id for call in filled.calls(model="ft:gpt-4o-mini:acme")] == [rec.span_id(51)]
+    assert {call.id for call in filled.calls(has_tool_calls=True)} == {rec.span_id(11), rec.span_id(31)}
+    assert [call.id for call in filled.calls(status="error")] == [rec.span_id(21)]
+    assert [call.id for call in filled.calls(since=rec.at(2 * 3600))] == [rec.span_id(31), rec.span_id(51)]
+    assert [call.id for call in filled.calls(until=rec.at(1))] == [rec.span_id(11)]
+    assert [call.id for call in filled.calls(limit=2, order="newest")] == [rec.span_id(51), rec.span_id(31)]
+    assert len(filled.calls()) == 5
+
+
+def test_stats(filled, rec):
+    stats = filled.stats()
+    assert (stats["traces"], stats["llm_calls"], stats["tool_executions"], stats["feedback"]) == (5, 5, 1, 3)
+    assert stats["by_outcome"] == {"success": 2, "none": 2, "failure": 1}
+    assert stats["by_model"][0] == {"model": "gpt-4o", "calls": 2, "input_tokens": 20, "output_tokens": 10,
+                                    "errors": 0}  # fmt: skip
+    mini = next(item for item in stats["by_model"] if item["model"] == "gpt-4o-mini")
+    assert (mini["calls"], mini["errors"]) == (2, 1)
+    assert (stats["errors"], stats["trace_errors"], stats["tool_errors"]) == (1, 1, 1)
+    assert (stats["input_tokens"], stats["output_tokens"]) == (50, 25)
+    # latencies 111, 112, 131, 151, 900: nearest rank
+    assert stats["latency_ms"] == {"p50": 131.0, "p95": 900.0}
+    assert stats["ttft_ms"] == {"p50": 80.0}
+    later = filled.stats(since=rec.at(2 * 3600))
+    assert (later["traces"], later["llm_calls"], later["errors"]) == (3, 2, 0)
+    assert later["latency_ms"]["p50"] == 131.0
+
+
+def test_stats_on_an_empty_store(store):
+    stats = store.stats()
+    assert stats["traces"] == 0 and stats["by_model"] == [] and stats["latency_ms"] == {"p50": None, "p95": None}
+
+
+def test_trace_summaries(filled, rec):
+    summaries = filled.trace_summaries([rec.trace_id(1), rec.trace_id(2), rec.trace_id(4)])
+    assert summaries[rec.trace_id(1)] == {"calls": 2, "input_tokens": 20, "output_tokens": 10, "errors": 0}
+    assert summaries[rec.trace_id(2)]["errors"] == 1
+    assert rec.trace_id(4) not in summaries
