@@ -1,0 +1,107 @@
+"""agent-tracer: record every LLM call an agent makes, then turn the records into a tuned model.
+
+The public API is this module's `__all__`; everything else may change between releases.
+
+    import agent_tracer
+    agent_tracer.init()                                 # SQLite file by default; AGENT_TRACER_DB or db=
+
+    @agent_tracer.trace_agent(name="support-agent")
+    def run(task): ...                                  # every openai / anthropic SDK call inside is captured
+
+    agent_tracer.record_outcome(trace_id, "success", rating=5)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_tracer import runtime as _runtime
+from agent_tracer.config import TracerConfig
+from agent_tracer.decorators import trace_agent, trace_tool
+from agent_tracer.exporter import CaptureStats
+from agent_tracer.errors import AgentTracerError, ConfigError, StoreError, TraceNotFound
+from agent_tracer.feedback import feedback_row
+from agent_tracer.records import FeedbackPayload
+from agent_tracer.recorder import current_span_ids
+
+__version__ = _runtime.VERSION
+__all__ = [
+    "AgentTracerError",
+    "ConfigError",
+    "StoreError",
+    "TraceNotFound",
+    "current_trace_id",
+    "flush",
+    "init",
+    "record_outcome",
+    "stats",
+    "trace_agent",
+    "trace_tool",
+    "uninstrument",
+]
+
+
+def init(db: str | None = None, **settings: Any) -> TracerConfig:
+    """Start capturing: wrap the httpx transports, start the writer. Idempotent.
+
+    `db` is a SQLAlchemy URL (default `AGENT_TRACER_DB`, else `sqlite:///agent_tracer.db`); other
+    settings are the fields of `TracerConfig` (spill_path, otlp_endpoint, capture_content, …).
+    The database is not touched here: if it is down, calls are still captured, retried and spilled.
+    """
+    unknown = set(settings) - TracerConfig.field_names()
+    if unknown:
+        raise ConfigError(f"unknown init() settings: {', '.join(sorted(unknown))}")
+    return _runtime.start(TracerConfig(db=db or "", **settings)).config
+
+
+def uninstrument(timeout: float | None = None) -> None:
+    """Stop capturing: restore the transports, write what is queued (spill the rest), close the store."""
+    _runtime.stop(timeout)
+
+
+def current_trace_id() -> str | None:
+    """The id of the trace being recorded in this context (32 hex characters), or None."""
+    ids = current_span_ids()
+    return ids[0] if ids else None
+
+
+def record_outcome(
+    trace_id: str | None = None,
+    outcome: str | None = None,
+    *,
+    rating: float | None = None,
+    comment: str | None = None,
+    label: str | None = None,
+    db: str | None = None,
+) -> None:
+    """Attach an outcome (success, failure, …), a 0-5 rating, a comment or a label to a trace.
+
+    Inside a process that called `init()`, it goes through the writer like everything else (never
+    blocks, never fails the agent). Elsewhere (a review tool, a batch job) it writes to the store
+    at `db` / AGENT_TRACER_DB directly. `trace_id` defaults to the current trace.
+    """
+    trace_id = trace_id or current_trace_id()
+    rt = _runtime.current()
+    row = feedback_row(trace_id or "", outcome, rating, comment, label, source="api")
+    if rt is not None and db is None:
+        rt.submit(FeedbackPayload(row))
+        return
+    from agent_tracer.store import TraceStore
+
+    store = TraceStore(TracerConfig(db=db or "").db)
+    try:
+        store.write([("feedback", row)])
+    finally:
+        store.close()
+
+
+def flush(timeout: float | None = 10.0) -> bool:
+    """Wait until everything captured so far is in the store (or spilled); False on time-out."""
+    rt = _runtime.current()
+    return rt.exporter.flush(timeout) if rt is not None else True
+
+
+def stats() -> dict[str, int]:
+    """Counts of spans: captured, written, retried, spilled, dropped, and capture_errors."""
+    rt = _runtime.current()
+    return rt.stats.snapshot() if rt is not None else dict.fromkeys(CaptureStats.FIELDS, 0)

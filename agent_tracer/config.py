@@ -1,0 +1,82 @@
+"""Settings of the capture side, one dataclass, defaults from the environment.
+
+`agent_tracer.init(**kwargs)` builds a `TracerConfig` from its keyword arguments; anything not given
+comes from the environment variables named in each field's help, then from the default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from agent_tracer.errors import ConfigError
+from agent_tracer.semconv import CAPTURE_CONTENT_ENV
+from agent_tracer.store.engine import DEFAULT_URL, default_url, parse_url
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class TracerConfig:
+    db: str = field(
+        default="",
+        metadata={"help": f"SQLAlchemy URL of the trace store (env AGENT_TRACER_DB; default {DEFAULT_URL})."},
+    )
+    spill_path: str = field(
+        default="",
+        metadata={
+            "help": "JSONL file for what the store could not take (env AGENT_TRACER_SPILL; default: beside "
+            "the SQLite file, or agent_tracer_spill.jsonl in the working directory)."
+        },
+    )
+    otlp_endpoint: str | None = field(
+        default=None,
+        metadata={"help": "Also send spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318/v1/traces."},
+    )
+    service_name: str = field(
+        default="agent",
+        metadata={"help": "service.name of the TracerProvider that init() creates when the app has none."},
+    )
+    capture_content: bool = field(
+        default=False,
+        metadata={
+            "help": f"Put message content on spans as well (env {CAPTURE_CONTENT_ENV}); the store always keeps it."
+        },
+    )
+    queue_size: int = field(
+        default=100_000,
+        metadata={"help": "Finished spans waiting for the writer; past this they are dropped and counted."},
+    )
+    batch_size: int = field(default=512, metadata={"help": "Spans written to the store in one transaction."})
+    flush_interval_s: float = field(
+        default=0.5, metadata={"help": "How long a span may wait before the writer takes a partial batch."}
+    )
+    write_retries: int = field(
+        default=3, metadata={"help": "Tries of a failed batch before it is spilled to the spill file."}
+    )
+    retry_backoff_s: float = field(default=0.2, metadata={"help": "First pause between tries; doubles each time."})
+    shutdown_timeout_s: float = field(
+        default=5.0, metadata={"help": "How long exit waits for the writer; what is left is spilled."}
+    )
+
+    def __post_init__(self) -> None:
+        self.db = self.db or default_url()
+        url = parse_url(self.db)
+        if not self.spill_path:
+            self.spill_path = os.environ.get("AGENT_TRACER_SPILL") or _default_spill_path(url)
+        self.capture_content = self.capture_content or _env_flag(CAPTURE_CONTENT_ENV)
+        if self.queue_size < 1 or self.batch_size < 1 or self.write_retries < 1:
+            raise ConfigError("queue_size, batch_size and write_retries must be at least 1")
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+def _default_spill_path(url) -> str:
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return str(Path(url.database).with_suffix(".spill.jsonl"))
+    return "agent_tracer_spill.jsonl"

@@ -1,0 +1,196 @@
+"""The writer: finished spans' payloads go from a bounded queue into the store, in batches, off the
+agent's thread.
+
+Why not OpenTelemetry's BatchSpanProcessor + SpanExporter: spans carry attributes that collectors cap
+and samplers drop, while the store must keep whole bodies of every call and account for each one.
+So capture hands this writer a payload per finished span (see `records.py`), and the OpenTelemetry
+spans go, unchanged, to whatever processors the app's TracerProvider has.
+
+Fail open, lose nothing: `submit` never blocks or raises; a failed batch is retried with backoff,
+then appended to the spill file (`agent-tracer traces import FILE --format spill` loads it later);
+only a full queue or an unwritable spill file drops spans, and every one is counted in `CaptureStats`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Callable, Protocol
+
+from agent_tracer.config import TracerConfig
+from agent_tracer.records import Record
+from agent_tracer.spill import append_spill
+
+logger = logging.getLogger("agent_tracer")
+
+
+class Payload(Protocol):
+    def records(self) -> list[Record]: ...
+
+
+class Store(Protocol):
+    def write(self, records: list[Record]) -> int: ...
+    def close(self) -> None: ...
+
+
+class CaptureStats:
+    """Counts of spans at each stage; `agent_tracer.stats()` returns a snapshot."""
+
+    FIELDS = ("captured", "written", "retried", "spilled", "dropped", "capture_errors")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(self.FIELDS, 0)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class StoreExporter:
+    """A bounded queue and one writer thread that batches payloads into the store."""
+
+    def __init__(self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store]):
+        self._config = config
+        self._stats = stats
+        self._open_store = open_store
+        self._store: Store | None = None
+        self._queue: deque[Payload] = deque()
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._closing = False
+        self._stop = threading.Event()
+        self._failing = False
+        self._thread = threading.Thread(target=self._run, name="agent-tracer-writer", daemon=True)
+        self._thread.start()
+
+    # -- the agent's side: never blocks on I/O, never raises
+
+    def submit(self, payload: Payload) -> None:
+        with self._cond:
+            if self._closing or len(self._queue) >= self._config.queue_size:
+                self._stats.add("dropped")
+                return
+            self._queue.append(payload)
+            self._stats.add("captured")
+            if len(self._queue) >= self._config.batch_size:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written or spilled; False on time-out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._cond.notify_all()
+            while self._queue or self._in_flight:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is None else min(remaining, 0.05))
+                self._cond.notify_all()
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Write what is queued (up to `timeout`), spill the rest, close the store."""
+        timeout = self._config.shutdown_timeout_s if timeout is None else timeout
+        self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._stop.set()
+        self._thread.join(timeout=max(timeout, 0.1))
+        with self._cond:
+            left = list(self._queue)
+            self._queue.clear()
+        if left:
+            self._spill(left, self._records(left))
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- the writer thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue and not self._closing:
+                    self._cond.wait(self._config.flush_interval_s)
+                if self._closing:
+                    return
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._config.batch_size))]
+                self._in_flight = len(batch)
+            if batch:
+                self._export(batch)
+            with self._cond:
+                self._in_flight = 0
+                self._cond.notify_all()
+
+    def _records(self, batch: list[Payload]) -> list[Record]:
+        records: list[Record] = []
+        for payload in batch:
+            try:
+                records.extend(payload.records())
+            except Exception:  # a payload we cannot turn into rows: count it, keep the rest
+                self._stats.add("dropped")
+                logger.exception("agent-tracer: could not convert a span for the store; it is dropped")
+        return records
+
+    def _export(self, batch: list[Payload]) -> None:
+        records = self._records(batch)
+        if not records:
+            return
+        tries = 1 if self._failing else self._config.write_retries
+        for attempt in range(tries):
+            try:
+                if self._store is None:
+                    self._store = self._open_store(self._config.db)
+                self._store.write(records)
+            except Exception as exc:  # fail open: any store failure is retried, then spilled
+                self._reset_store()
+                if attempt == 0 and not self._failing:
+                    logger.warning("agent-tracer: writing to the trace store failed (%s); retrying", _one_line(exc))
+                if attempt + 1 < tries:
+                    self._stats.add("retried", len(batch))
+                    if self._stop.wait(self._config.retry_backoff_s * 2**attempt):
+                        break
+                continue
+            self._stats.add("written", len(batch))
+            if self._failing:
+                logger.warning("agent-tracer: the trace store is writable again")
+                self._failing = False
+            return
+        if not self._failing:
+            logger.warning(
+                "agent-tracer: the trace store is unavailable; spilling spans to %s", self._config.spill_path
+            )
+        self._failing = True
+        self._spill(batch, records)
+
+    def _spill(self, batch: list[Payload], records: list[Record]) -> None:
+        try:
+            append_spill(self._config.spill_path, records)
+        except OSError as exc:
+            self._stats.add("dropped", len(batch))
+            logger.error("agent-tracer: cannot write the spill file %s (%s); spans dropped",
+                         self._config.spill_path, _one_line(exc))
+            return
+        self._stats.add("spilled", len(batch))
+
+    def _reset_store(self) -> None:
+        if self._store is None:
+            return
+        try:
+            self._store.close()
+        except Exception as exc:  # closing a broken connection may fail too; the store is replaced anyway
+            logger.debug("agent-tracer: closing the failed store: %s", _one_line(exc))
+        self._store = None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -1,0 +1,51 @@
+"""Keep credentials out of the store and the logs.
+
+Headers are never stored at all; this catches what hides in bodies and URLs: API keys pasted into
+a prompt, a bearer token echoed in an error message, `?api-key=` in an endpoint URL.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+# Key shapes of the common providers, and generic bearer tokens.
+KEY_PATTERN = re.compile(
+    r"(?:sk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_\-]{16,}"
+    r"|AKIA[0-9A-Z]{16}"
+    r"|AIza[0-9A-Za-z_\-]{35}"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|hf_[A-Za-z0-9]{30,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/\-]{16,}=*)"
+)
+REDACTED = "[REDACTED]"
+
+
+def has_secret(text: str) -> bool:
+    return KEY_PATTERN.search(text) is not None
+
+
+def scrub_text(text: str) -> str:
+    return KEY_PATTERN.sub(REDACTED, text)
+
+
+def scrub(value: Any) -> Any:
+    """A copy of a JSON-like value with every key-shaped substring replaced."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
+
+
+def safe_endpoint(url: str) -> str:
+    """The URL without query string, fragment or user info: where keys hide in URLs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

@@ -1,0 +1,105 @@
+"""The one active capture runtime of a process: config, spans, writer, transport patch.
+
+`agent_tracer.init()` builds it and `uninstrument()` takes it down, like an OpenTelemetry
+instrumentor: idempotent, and everything it changed is restored. The app's own TracerProvider is
+joined when it has an SDK one (our spans reach its processors and exporters too); otherwise a
+private provider is used and the global one is left alone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+from agent_tracer.capture import TransportPatch
+from agent_tracer.config import TracerConfig
+from agent_tracer.exporter import CaptureStats, Payload, StoreExporter
+
+logger = logging.getLogger("agent_tracer")
+VERSION = "0.1.0"
+
+
+def _open_store(url: str):
+    from agent_tracer.store import TraceStore
+
+    return TraceStore(url)
+
+
+class Runtime:
+    def __init__(self, config: TracerConfig) -> None:
+        self.config = config
+        self.stats = CaptureStats()
+        self._warned: set[str] = set()
+        self._otlp: SpanProcessor | None = None
+        self.provider = self._join_provider()
+        self.tracer = self.provider.get_tracer("agent_tracer", VERSION)
+        self.exporter = StoreExporter(config, self.stats, _open_store)
+        self.patch = TransportPatch(self)
+        self.patch.install()
+
+    def _join_provider(self) -> TracerProvider:
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            provider = current
+        else:
+            provider = TracerProvider(resource=Resource.create({"service.name": self.config.service_name}))
+        if self.config.otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            self._otlp = BatchSpanProcessor(OTLPSpanExporter(endpoint=self.config.otlp_endpoint))
+            provider.add_span_processor(self._otlp)
+        return provider
+
+    def submit(self, payload: Payload) -> None:
+        self.exporter.submit(payload)
+
+    def capture_failed(self, what: str, exc: BaseException) -> None:
+        """Count a capture failure; log the first of each kind, so a broken codec cannot flood the log."""
+        self.stats.add("capture_errors")
+        if what not in self._warned:
+            self._warned.add(what)
+            logger.warning("agent-tracer: %s failed, the call was not recorded (%s: %s)",
+                           what, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        self.patch.remove()
+        self.exporter.shutdown(timeout)
+        if self._otlp is not None:
+            self._otlp.shutdown()
+
+
+_lock = threading.Lock()
+_active: Runtime | None = None
+
+
+def current() -> Runtime | None:
+    return _active
+
+
+def start(config: TracerConfig) -> Runtime:
+    global _active
+    with _lock:
+        if _active is not None:
+            if _active.config != config:
+                logger.warning("agent-tracer: init() called again with other settings; "
+                               "call uninstrument() first to change them. Keeping the first ones.")
+            return _active
+        _active = Runtime(config)
+        return _active
+
+
+def stop(timeout: float | None = None) -> None:
+    global _active
+    with _lock:
+        runtime, _active = _active, None
+    if runtime is not None:
+        runtime.shutdown(timeout)
+
+
+atexit.register(stop)

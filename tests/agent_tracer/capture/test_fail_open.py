@@ -1,0 +1,110 @@
+"""A missing, read-only or locked database never fails or changes the agent's call, and loses nothing:
+failed batches are retried, then spilled to a file that `agent-tracer traces import` loads."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import openai
+import pytest
+from click.testing import CliRunner
+
+import agent_tracer
+from agent_tracer.cli import main
+from agent_tracer.store import TraceStore
+
+
+def ask(upstream, text):
+    c = openai.OpenAI(base_url=upstream.openai_base_url, api_key="sk-test", max_retries=0)
+    return c.chat.completions.create(model="m", messages=[{"role": "user", "content": text}])
+
+
+def import_spill(spill, db_url):
+    result = CliRunner().invoke(main, ["traces", "import", str(spill), "--format", "spill", "--db", db_url])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("where", ["postgres-down", "sqlite-unopenable"])
+def test_unreachable_database_spills_everything(upstream, tmp_path, where):
+    spill = tmp_path / "spill.jsonl"
+    (tmp_path / "a-file").write_text("not a folder")
+    db = {
+        "postgres-down": "postgresql+psycopg://nobody:pw@127.0.0.1:9/none",  # nothing listens on port 9
+        "sqlite-unopenable": f"sqlite:///{tmp_path}/a-file/t.db",
+    }[where]
+    agent_tracer.init(db=db, spill_path=str(spill), retry_backoff_s=0.01, flush_interval_s=0.02)
+    try:
+        answers = [ask(upstream, f"q{i}").choices[0].message.content for i in range(5)]
+        assert answers == [f"Echo: q{i}" for i in range(5)]
+        assert agent_tracer.flush()
+        stats = agent_tracer.stats()
+        assert stats["captured"] == 5 and stats["spilled"] == 5 and stats["written"] == 0
+        assert stats["dropped"] == 0 and stats["retried"] >= 1
+    finally:
+        agent_tracer.uninstrument()
+    good = f"sqlite:///{tmp_path}/recovered.db"
+    import_spill(spill, good)
+    store = TraceStore(good)
+    assert sorted(c.request["messages"][0]["content"] for c in store.calls()) == [f"q{i}" for i in range(5)]
+    store.close()
+
+
+def test_read_only_database_spills_and_the_call_is_unchanged(upstream, tmp_path):
+    path = tmp_path / "ro.db"
+    TraceStore(f"sqlite:///{path}").close()  # an existing, migrated store
+    spill = tmp_path / "spill.jsonl"
+    agent_tracer.init(db=f"sqlite:///file:{path}?mode=ro&uri=true", spill_path=str(spill),
+                      retry_backoff_s=0.01, flush_interval_s=0.02)
+    try:
+        assert ask(upstream, "read only").choices[0].message.content == "Echo: read only"
+        assert agent_tracer.flush()
+        assert agent_tracer.stats()["spilled"] == 1
+    finally:
+        agent_tracer.uninstrument()
+    assert spill.read_text().count("\n") >= 1
+
+
+def test_database_locked_mid_run_loses_nothing(upstream, tmp_path):
+    path = tmp_path / "locked.db"
+    url = f"sqlite:///{path}?timeout=0.05"
+    spill = tmp_path / "spill.jsonl"
+    agent_tracer.init(db=url, spill_path=str(spill), retry_backoff_s=0.01, flush_interval_s=0.02, write_retries=2)
+    try:
+        ask(upstream, "before")
+        assert agent_tracer.flush()
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        started = time.perf_counter()
+        during = [ask(upstream, f"during {i}").choices[0].message.content for i in range(3)]
+        plain_time = time.perf_counter() - started
+        assert during == [f"Echo: during {i}" for i in range(3)]
+        assert plain_time < 2.0  # the agent never waits for the database
+        assert agent_tracer.flush()
+        locker.execute("ROLLBACK")
+        locker.close()
+        ask(upstream, "after")
+        assert agent_tracer.flush()
+        stats = agent_tracer.stats()
+        assert stats["captured"] == 5 and stats["written"] + stats["spilled"] == 5 and stats["spilled"] >= 1
+        assert stats["dropped"] == 0
+    finally:
+        agent_tracer.uninstrument()
+    import_spill(spill, f"sqlite:///{path}")
+    import_spill(spill, f"sqlite:///{path}")  # importing twice adds nothing
+    store = TraceStore(f"sqlite:///{path}")
+    texts = sorted(c.request["messages"][0]["content"] for c in store.calls())
+    assert texts == sorted(["before", "during 0", "during 1", "during 2", "after"])
+    store.close()
+
+
+def test_full_queue_drops_and_counts_instead_of_blocking(upstream, tmp_path):
+    agent_tracer.init(db=f"sqlite:///{tmp_path}/q.db", spill_path=str(tmp_path / "s.jsonl"), queue_size=1,
+                      flush_interval_s=5)
+    try:
+        for i in range(4):
+            ask(upstream, f"q{i}")
+        stats = agent_tracer.stats()
+        assert stats["captured"] + stats["dropped"] == 4 and stats["dropped"] >= 1
+    finally:
+        agent_tracer.uninstrument()
