@@ -12,6 +12,7 @@ import importlib
 import click
 
 SUBCOMMANDS: dict[str, str] = {
+    "quickstart": "agent_tracer.commands.quickstart:quickstart",
     "traces": "agent_tracer.commands.traces:traces",
 }
 """Command name → "module:attribute" of its click command or group."""

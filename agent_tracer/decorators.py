@@ -35,8 +35,14 @@ def _bound_arguments(func: Callable[..., Any], args: tuple, kwargs: dict) -> dic
     return {k: v for k, v in bound.arguments.items() if k not in ("self", "cls")}
 
 
-def _first_text(arguments: dict[str, Any]) -> str | None:
-    return next((v for v in arguments.values() if isinstance(v, str)), None)
+TASK_PARAMETERS = ("task", "question", "query", "prompt", "request", "input", "message", "goal")
+"""Parameter names that say "this is the run's task"; otherwise the first text argument is."""
+
+
+def _task(arguments: dict[str, Any]) -> str | None:
+    texts = {k: v for k, v in arguments.items() if isinstance(v, str)}
+    named = next((texts[name] for name in TASK_PARAMETERS if name in texts), None)
+    return named if named is not None else next(iter(texts.values()), None)
 
 
 class _Run:
@@ -96,7 +102,7 @@ class _Run:
                 ids=self.ids, name=self.name, input=jsonable(self.arguments),
                 output=jsonable(result) if error is None else None, error=error_text,
                 started_ns=self.started_ns, ended_ns=ended_ns, root=self.root,
-                task=_first_text(self.arguments), tags=self.tags, metadata=jsonable(self.metadata),
+                task=_task(self.arguments), tags=self.tags, metadata=jsonable(self.metadata),
             )
         else:
             payload = ToolPayload(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ ENV_VAR = "AGENT_TRACER_DB"
 DEFAULT_URL = "sqlite:///agent_tracer.db"
 BUSY_TIMEOUT_MS = 5000
 _BEGIN_OPTION = "agent_tracer_begin"
+_SQLITE_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (named in the sqlite3 module from Python 3.11)
 
 
 def default_url() -> str:
@@ -129,7 +132,7 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool, busy_timeout_ms: int) 
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
             if not in_memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor, busy_timeout_ms)
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
@@ -138,6 +141,25 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool, busy_timeout_ms: int) 
     def _on_begin(connection: sa.Connection) -> None:
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "")
         connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def _enable_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Switch the file to WAL (a persistent setting) unless it is already. SQLite answers "database
+    is locked" at once, without its busy handler, when several connections switch a new file at the
+    same moment: such a switch is retried for up to the busy timeout."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in _SQLITE_BUSY_CODES or "locked" in str(exc)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 def dumps_json(value: Any) -> str:

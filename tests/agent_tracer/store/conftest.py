@@ -1,14 +1,8 @@
-"""Fixtures for the store tests: a real database per test, SQLite and PostgreSQL.
-
-SQLite is a file under `tmp_path`. PostgreSQL runs when `AGENT_TRACER_TEST_PG_URL` names a server
-(e.g. postgresql+psycopg://agent_tracer:agent_tracer@127.0.0.1:5432/agent_tracer_test) whose role
-may create databases: each test gets a database of its own, dropped afterwards.
+"""Fixtures for the store tests: a store on each kind of database (see tests/conftest.py), and record builders.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,41 +11,7 @@ import pytest
 
 from agent_tracer.store import TraceStore
 
-PG_ENV = "AGENT_TRACER_TEST_PG_URL"
 T0 = datetime(2024, 5, 1, 10, 0, 0)
-
-
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[Any]:
-    """An autocommit engine on the test server (for CREATE / DROP DATABASE), or a skip."""
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL cases need {PG_ENV} (a server where the role may CREATE DATABASE)")
-    from agent_tracer.store.engine import create_engine
-
-    engine = create_engine(base).execution_options(isolation_level="AUTOCOMMIT")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """The URL of an empty database of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'traces.db'}"
-        return
-    admin = request.getfixturevalue("pg_admin")
-    name = f"agent_tracer_t_{uuid.uuid4().hex[:12]}"
-    _admin(admin, f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _admin(engine: Any, sql: str) -> None:
-    with engine.connect() as conn:
-        conn.exec_driver_sql(sql)
 
 
 @pytest.fixture
