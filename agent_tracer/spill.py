@@ -16,11 +16,11 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from agent_tracer.errors import StoreError
+from agent_tracer.store.engine import dumps_json
 
 try:
     import fcntl
@@ -33,7 +33,7 @@ logger = logging.getLogger("agent_tracer")
 def append_spill(path: str | os.PathLike[str], records: Iterable[tuple[str, dict[str, Any]]]) -> int:
     """Append records to the spill file (creating it and its folders), flush and fsync; return how
     many. Raises `OSError` when the file cannot be written, `TypeError` for a value JSON cannot hold."""
-    lines = [_dumps({"kind": kind, "row": row}) + "\n" for kind, row in records]
+    lines = [dumps_json({"kind": kind, "row": row}) + "\n" for kind, row in records]
     if not lines:
         return 0
     target = Path(path)
@@ -118,15 +118,3 @@ class SpillReader:
                     raise StoreError(f"{self.path}:{number}: not a spill record (expected {expected})")
                 self.records += 1
                 yield item["kind"], item["row"]
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -108,3 +108,41 @@ def test_full_queue_drops_and_counts_instead_of_blocking(upstream, tmp_path):
         assert stats["captured"] + stats["dropped"] == 4 and stats["dropped"] >= 1
     finally:
         agent_tracer.uninstrument()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 512 KiB filesystem (tmpfs), so the database really fills up; skipped where mount is not allowed."""
+    import subprocess
+
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mountpoint)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    yield mountpoint
+    subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def test_full_disk_spills_and_loses_nothing(upstream, tmp_path, tiny_disk):
+    spill = tmp_path / "spill.jsonl"
+    agent_tracer.init(db=f"sqlite:///{tiny_disk}/full.db", spill_path=str(spill), retry_backoff_s=0.01,
+                      flush_interval_s=0.02, batch_size=8)
+    padding = "lorem ipsum " * 2000  # ~24 KB a request: the disk is full after a few dozen calls
+    try:
+        answers = [ask(upstream, f"q{i} {padding}").choices[0].message.content[:7] for i in range(60)]
+        assert answers == [f"Echo: q{i}"[:7] for i in range(60)]
+        assert agent_tracer.flush(30)
+        stats = agent_tracer.stats()
+        assert stats["captured"] == 60 and stats["dropped"] == 0
+        assert stats["spilled"] > 0 and stats["written"] + stats["spilled"] == 60
+    finally:
+        agent_tracer.uninstrument()
+    recovered = f"sqlite:///{tmp_path}/recovered.db"
+    import_spill(spill, recovered)
+    texts = []
+    for url in (f"sqlite:///{tiny_disk}/full.db", recovered):
+        with TraceStore(url) as store:
+            texts += [c.request["messages"][0]["content"].split()[0] for c in store.calls()]
+    assert sorted(texts) == sorted(f"q{i}" for i in range(60))
