@@ -259,3 +259,21 @@ def test_abandoned_streams_are_recorded_as_incomplete(traced, upstream):
     assert len(calls) == 2
     assert {c.status for c in calls} == {"incomplete"}
     assert all(c.ttft_ms is not None for c in calls)
+
+
+def test_sdk_surface_is_untouched_raw_response_headers_and_parse(traced, upstream):
+    raw = client(upstream).chat.completions.with_raw_response.create(
+        model="m", messages=[{"role": "user", "content": "raw"}]
+    )
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert raw.parse().choices[0].message.content == "Echo: raw"
+    with client(upstream).chat.completions.with_streaming_response.create(
+        model="m", messages=[{"role": "user", "content": "raw stream"}], stream=True
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = b"".join(response.iter_bytes())
+    assert body.rstrip().endswith(b"data: [DONE]")
+    assert agent_tracer.flush()
+    calls = sorted(traced.calls(), key=lambda call: call.started_at)
+    assert [c.status for c in calls] == ["ok", "ok"]
+    assert calls[1].raw_response.encode() == body
