@@ -11,7 +11,7 @@ server-sent events, into these objects. Codecs are pure: no I/O, no clock, no Op
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 Message = dict[str, Any]
@@ -32,7 +32,9 @@ class CanonicalRequest:
     stream: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """A shallow dict (the lists inside are shared, not copied): what the store serialises."""
+        return {"model": self.model, "messages": self.messages, "tools": self.tools, "params": self.params,
+                "stream": self.stream}
 
 
 @dataclass
@@ -52,7 +54,10 @@ class CanonicalResponse:
         return self.message.get("tool_calls") or []
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """A shallow dict (the message is shared, not copied): what the store serialises."""
+        return {"id": self.id, "model": self.model, "message": self.message,
+                "finish_reasons": self.finish_reasons, "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens}
 
 
 class StreamAccumulator(Protocol):

@@ -67,6 +67,7 @@ class StoreExporter:
         self._closing = False
         self._stop = threading.Event()
         self._failing = False
+        self._warned_undecodable = False
         self._thread = threading.Thread(target=self._run, name="agent-tracer-writer", daemon=True)
         self._thread.start()
 
@@ -135,6 +136,12 @@ class StoreExporter:
         for payload in batch:
             try:
                 records.extend(payload.records())
+            except ValueError as exc:  # a POST that looked like a model call but was not one
+                self._stats.add("capture_errors")
+                if not self._warned_undecodable:
+                    self._warned_undecodable = True
+                    logger.warning("agent-tracer: a request was not of the format its URL says; not recorded (%s)",
+                                   _one_line(exc))
             except Exception:  # a payload we cannot turn into rows: count it, keep the rest
                 self._stats.add("dropped")
                 logger.exception("agent-tracer: could not convert a span for the store; it is dropped")

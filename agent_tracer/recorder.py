@@ -1,10 +1,11 @@
-"""One model call seen on the wire: request bytes in, response bytes out, one span, one payload.
+"""One model call seen on the wire: request bytes in, response bytes out, one payload (and a span).
 
 Both capture paths drive a `CallRecorder`: the httpx transport wrapper (`capture.py`) in the agent's
-process, and the proxy in front of the model API. It decodes the request with the wire format's
-codec, opens a CLIENT span, parses the response as the agent reads it (server-sent events go through
-the codec's stream accumulator chunk by chunk, so time to first token is real), and on `finish`
-ends the span exactly once and hands a payload to the writer.
+process, and the proxy in front of the model API. The agent's thread does as little as it can: it
+keeps the bytes, reads the clock, and parses a server-sent event stream only until its first token
+(so time to first token is real); decoding into the canonical call happens on the writer thread
+(`decode.py`). Only when spans go somewhere (the app's own TracerProvider, or an OTLP exporter) is
+the call decoded here, so that the span carries the GenAI attributes when it ends.
 
 Nothing here may raise into the agent: the `*_safely` methods count and log what goes wrong.
 """
@@ -12,7 +13,7 @@ Nothing here may raise into the agent: the `*_safely` methods count and log what
 from __future__ import annotations
 
 import json
-import logging
+import random
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -20,7 +21,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_tracer import semconv
-from agent_tracer.canonical import Codec, CanonicalRequest, CanonicalResponse
+from agent_tracer.canonical import CanonicalRequest, Codec
+from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE, DecodedCall, decode_call, decode_request
 from agent_tracer.records import LLMCallPayload, SpanIds
 from agent_tracer.redact import safe_endpoint, scrub_text
 from integrations.sse import SSEDecoder
@@ -28,20 +30,17 @@ from integrations.sse import SSEDecoder
 if TYPE_CHECKING:
     from agent_tracer.runtime import Runtime
 
-logger = logging.getLogger("agent_tracer")
+__all__ = ["COMPLETE", "FAILED", "INCOMPLETE", "CallRecorder", "Decoder", "current_span_ids"]
 
 Decoder = Callable[[bytes], bytes]
 """A content decoder (gzip, deflate): compressed chunk in, plain bytes out."""
-
-# What finish() is told about how the response body ended.
-COMPLETE, FAILED, INCOMPLETE = "complete", "failed", "incomplete"
 
 
 class CallRecorder:
     __slots__ = (
         "_runtime", "codec", "request", "raw_request", "endpoint", "source", "route", "span",
         "_ids", "_started_ns", "_t0", "_first", "http_status", "_decoder", "_sse", "_acc", "_chunks",
-        "_finished", "_parse_failed",
+        "_finished", "_streamed",
     )
 
     def __init__(
@@ -54,9 +53,8 @@ class CallRecorder:
         source: str,
         route: str | None = None,
     ) -> None:
-        """Raises what the codec raises on a body that is not of its format: the caller then lets
-        the call through unrecorded."""
-        self.request: CanonicalRequest = codec.decode_request(json.loads(body))
+        """With spans on, raises what the codec raises on a body not of its format (the caller
+        then lets the call through unrecorded); without, such a body is found on the writer."""
         self._runtime = runtime
         self.codec = codec
         self.raw_request = body
@@ -67,23 +65,34 @@ class CallRecorder:
         self._decoder: Decoder | None = None
         self._sse: SSEDecoder | None = None
         self._acc = None
+        self._streamed = False
         self._chunks: list[bytes] = []
         self._first: float | None = None
         self._finished = False
-        self._parse_failed = False
         self._started_ns = time.time_ns()
         self._t0 = time.perf_counter()
-        self.span = runtime.tracer.start_span(
-            f"{codec.operation} {self.request.model}" if self.request.model else codec.operation,
-            kind=SpanKind.CLIENT,
-            attributes=self._request_attributes(url),
-        )
-        ctx = self.span.get_span_context()
-        parent = getattr(self.span, "parent", None)
+        self.request: CanonicalRequest | None = None
+        self.span = None
+        if runtime.spans_wanted:
+            self.request = decode_request(codec, body)
+            self.span = runtime.tracer.start_span(
+                f"{codec.operation} {self.request.model}" if self.request.model else codec.operation,
+                kind=SpanKind.CLIENT,
+                attributes=self._request_attributes(),
+            )
+            ctx = self.span.get_span_context()
+            parent = getattr(self.span, "parent", None)
+            trace_id, span_id = ctx.trace_id, ctx.span_id
+            parent_id = parent.span_id if parent else None
+        else:  # nobody receives spans: the ids a span would have had, without the span
+            current = trace.get_current_span().get_span_context()
+            parent_id = current.span_id if current.is_valid else None
+            trace_id = current.trace_id if current.is_valid else random.getrandbits(128)
+            span_id = random.getrandbits(64)
         self._ids = SpanIds(
-            trace_id=format(ctx.trace_id, "032x"),
-            span_id=format(ctx.span_id, "016x"),
-            parent_span_id=format(parent.span_id, "016x") if parent else None,
+            trace_id=f"{trace_id:032x}",
+            span_id=f"{span_id:016x}",
+            parent_span_id=f"{parent_id:016x}" if parent_id else None,
         )
 
     # -- response side
@@ -92,25 +101,30 @@ class CallRecorder:
         self.http_status = status
         self._decoder = decoder
         if status < 400 and content_type.startswith("text/event-stream"):
+            self._streamed = True
             self._sse = SSEDecoder()
             self._acc = self.codec.stream_accumulator()
 
     def feed_safely(self, chunk: bytes) -> None:
-        """Take one chunk of the response body, as the agent reads it."""
+        """Take one chunk of the response body, as the agent reads it; parse events until the
+        first token (the writer decodes the whole body later)."""
         try:
             if self._decoder is not None:
                 chunk = self._decoder(chunk)
             self._chunks.append(chunk)
-            if self._sse is not None and not self._parse_failed:
+            if self._sse is not None:
                 for event, data in self._sse.feed(chunk):
-                    if self._acc.add(event, data) and self._first is None:
+                    if self._acc.add(event, data):
                         self._first = time.perf_counter()
+                        self._sse = self._acc = None
+                        break
         except Exception as exc:  # a stream we cannot parse: keep the bytes, stop parsing
-            self._parse_failed = True
+            self._sse = self._acc = None
             self._runtime.capture_failed("parsing a response stream", exc)
 
     def finish_safely(self, ending: str, error: BaseException | str | None = None) -> None:
-        """End the span and submit the call, once: the first ending wins (exhausted, closed, broken, collected)."""
+        """Submit the call (and end its span), once: the first ending wins (exhausted, closed,
+        broken, collected)."""
         if self._finished:
             return
         self._finished = True
@@ -122,66 +136,35 @@ class CallRecorder:
     def _finish(self, ending: str, error: BaseException | str | None) -> None:
         ended_ns = time.time_ns()
         latency_ms = (time.perf_counter() - self._t0) * 1000
-        body = b"".join(self._chunks)
-        response, error_text = self._decode_body(body)
-        if ending == INCOMPLETE and getattr(self._acc, "done", False):
-            ending, error = COMPLETE, None  # the SDK closes a stream after its end marker, not at EOF
-        status = "ok"
-        if self.http_status is not None and self.http_status >= 400:
-            status = "error"
-            error_text = error_text or f"HTTP {self.http_status}"
-        elif ending == FAILED or error_text:
-            status = "error"
-        elif ending == INCOMPLETE:
-            status = "incomplete"
-        if error is not None:
-            error_text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
-        self._end_span(response, status, error, error_text)
-        self._runtime.submit(
-            LLMCallPayload(
-                ids=self._ids,
-                api=self.codec.api,
-                provider=self.codec.provider,
-                operation=self.codec.operation,
-                endpoint=self.endpoint,
-                request=self.request,
-                response=response,
-                raw_request=self.raw_request,
-                raw_response=body,
-                started_ns=self._started_ns,
-                ended_ns=ended_ns,
-                latency_ms=latency_ms,
-                ttft_ms=(self._first - self._t0) * 1000 if self._first is not None else None,
-                streamed=self._sse is not None,
-                status=status,
-                http_status=self.http_status,
-                error=error_text,
-                source=self.source,
-                route=self.route,
-            )
+        error_text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
+        payload = LLMCallPayload(
+            ids=self._ids,
+            codec=self.codec,
+            endpoint=self.endpoint,
+            raw_request=self.raw_request,
+            raw_response=b"".join(self._chunks),
+            streamed=self._streamed,
+            ending=ending,
+            http_status=self.http_status,
+            error=error_text,
+            started_ns=self._started_ns,
+            ended_ns=ended_ns,
+            latency_ms=latency_ms,
+            ttft_ms=(self._first - self._t0) * 1000 if self._first is not None else None,
+            source=self.source,
+            route=self.route,
         )
-
-    def _decode_body(self, body: bytes) -> tuple[CanonicalResponse | None, str | None]:
-        if self._acc is not None:
-            if not self._parse_failed:
-                try:
-                    for event, data in self._sse.flush():
-                        self._acc.add(event, data)
-                except ValueError:  # a stream cut inside its last event: what came before stands
-                    pass
-            return self._acc.response(), getattr(self._acc, "error", None)
-        if not body:
-            return None, None
-        if self.http_status is not None and self.http_status >= 400:
-            return None, _error_message(body)
-        try:
-            return self.codec.decode_response(json.loads(body)), None
-        except Exception as exc:  # not the JSON we expected: raw body is kept, the call is marked
-            return None, f"undecodable response: {type(exc).__name__}: {exc}"
+        if self.span is not None:
+            payload.decoded = decode_call(
+                self.codec, payload.raw_request, payload.raw_response, sse=self._streamed, ending=ending,
+                http_status=self.http_status, error=error_text, request=self.request,
+            )
+            self._end_span(payload.decoded, error)
+        self._runtime.submit(payload)
 
     # -- span attributes
 
-    def _request_attributes(self, url: str) -> dict[str, Any]:
+    def _request_attributes(self) -> dict[str, Any]:
         request = self.request
         attrs: dict[str, Any] = {
             semconv.GEN_AI_OPERATION_NAME: self.codec.operation,
@@ -210,10 +193,8 @@ class CallRecorder:
                 attrs[semconv.GEN_AI_TOOL_DEFINITIONS] = _dumps(request.tools)
         return attrs
 
-    def _end_span(
-        self, response: CanonicalResponse | None, status: str, error: BaseException | str | None, error_text: str | None
-    ) -> None:
-        span = self.span
+    def _end_span(self, decoded: DecodedCall, error: BaseException | str | None) -> None:
+        span, response, status = self.span, decoded.response, decoded.status
         if self.http_status is not None:
             span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, self.http_status)
         span.set_attribute(semconv.AGENT_TRACER_CALL_STATUS, status)
@@ -240,7 +221,7 @@ class CallRecorder:
             else:
                 error_type = str(self.http_status) if self.http_status else "error"
             span.set_attribute(semconv.ERROR_TYPE, error_type)
-            span.set_status(Status(StatusCode.ERROR, scrub_text(error_text or error_type)[:500]))
+            span.set_status(Status(StatusCode.ERROR, scrub_text(decoded.error or error_type)[:500]))
         span.end()
 
 
@@ -272,19 +253,6 @@ def _semconv_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         out.append({"role": message.get("role"), "parts": parts})
     return out
-
-
-def _error_message(body: bytes) -> str:
-    """The one-line message of an API error body (OpenAI and Anthropic shapes), else its start."""
-    try:
-        data = json.loads(body)
-        error = data.get("error", data) if isinstance(data, dict) else data
-        message = error.get("message") if isinstance(error, dict) else None
-        if message:
-            return str(message)[:1000]
-    except ValueError:
-        pass
-    return body[:1000].decode("utf-8", "replace")
 
 
 def current_span_ids() -> tuple[str, str] | None:

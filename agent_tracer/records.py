@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from agent_tracer.canonical import CanonicalRequest, CanonicalResponse
+from agent_tracer.canonical import Codec
+from agent_tracer.decode import DecodedCall, decode_call
 from agent_tracer.redact import has_secret, scrub, scrub_text
 
 Record = tuple[str, dict[str, Any]]
@@ -42,60 +43,68 @@ class SpanIds:
 
 @dataclass(slots=True)
 class LLMCallPayload:
+    """A model call as the transport saw it: bytes, clock readings, and how the body ended."""
+
     ids: SpanIds
-    api: str
-    provider: str
-    operation: str
+    codec: Codec
     endpoint: str
-    request: CanonicalRequest
-    response: CanonicalResponse | None
     raw_request: bytes
     raw_response: bytes
+    streamed: bool
+    """The response was a server-sent event stream."""
+    ending: str
+    http_status: int | None
+    error: str | None
+    """The exception that ended the call, as text, if one did."""
     started_ns: int
     ended_ns: int
     latency_ms: float
     ttft_ms: float | None
-    streamed: bool
-    status: str
-    http_status: int | None
-    error: str | None
     source: str
     route: str | None = None
+    decoded: DecodedCall | None = None
+    """Set on the agent's thread when the span needed it; otherwise decoded by `records()`."""
 
     def records(self) -> list[Record]:
+        """Raises ValueError (CodecError) when the request turns out not to be of the codec's format."""
+        decoded = self.decoded or decode_call(
+            self.codec, self.raw_request, self.raw_response, sse=self.streamed, ending=self.ending,
+            http_status=self.http_status, error=self.error,
+        )
+        request, response = decoded.request, decoded.response
         raw_request = self.raw_request.decode("utf-8", "replace")
         raw_response = self.raw_response.decode("utf-8", "replace")
-        request = self.request.to_dict()
-        response = self.response.to_dict() if self.response else None
+        request_row = request.to_dict()
+        response_row = response.to_dict() if response else None
         if has_secret(raw_request):
-            raw_request, request = scrub_text(raw_request), scrub(request)
+            raw_request, request_row = scrub_text(raw_request), scrub(request_row)
         if has_secret(raw_response):
-            raw_response, response = scrub_text(raw_response), scrub(response)
-        tool_calls = self.response.tool_calls if self.response else []
+            raw_response, response_row = scrub_text(raw_response), scrub(response_row)
+        tool_calls = response.tool_calls if response else []
         started, ended = utc(self.started_ns), utc(self.ended_ns)
         call = {
             "id": self.ids.span_id,
             "trace_id": self.ids.trace_id,
             "parent_span_id": self.ids.parent_span_id,
-            "provider": self.provider,
-            "api": self.api,
-            "operation": self.operation,
-            "request_model": self.request.model,
-            "response_model": self.response.model if self.response else None,
-            "response_id": self.response.id if self.response else None,
-            "request": request,
-            "response": response,
+            "provider": self.codec.provider,
+            "api": self.codec.api,
+            "operation": self.codec.operation,
+            "request_model": request.model,
+            "response_model": response.model if response else None,
+            "response_id": response.id if response else None,
+            "request": request_row,
+            "response": response_row,
             "raw_request": raw_request,
             "raw_response": raw_response or None,
-            "input_tokens": self.response.input_tokens if self.response else None,
-            "output_tokens": self.response.output_tokens if self.response else None,
+            "input_tokens": response.input_tokens if response else None,
+            "output_tokens": response.output_tokens if response else None,
             "latency_ms": self.latency_ms,
             "ttft_ms": self.ttft_ms,
             "streamed": self.streamed,
-            "status": self.status,
+            "status": decoded.status,
             "http_status": self.http_status,
-            "error": scrub_text(self.error) if self.error else None,
-            "finish_reasons": self.response.finish_reasons if self.response else [],
+            "error": scrub_text(decoded.error) if decoded.error else None,
+            "finish_reasons": response.finish_reasons if response else [],
             "has_tool_calls": bool(tool_calls),
             "tool_names": [c.get("function", {}).get("name") for c in tool_calls],
             "route": self.route,
@@ -105,7 +114,7 @@ class LLMCallPayload:
         }
         trace = {
             "id": self.ids.trace_id,
-            "name": f"{self.operation} {self.request.model or ''}".strip(),
+            "name": f"{self.codec.operation} {request.model or ''}".strip(),
             "started_at": started,
             "ended_at": ended,
             "source": self.source,

@@ -36,6 +36,9 @@ class Runtime:
         self.stats = CaptureStats()
         self._warned: set[str] = set()
         self._otlp: SpanProcessor | None = None
+        self.spans_wanted = False
+        """Whether model-call spans reach anyone (the app's provider, OTLP): only then are calls
+        decoded on the agent's thread to put the GenAI attributes on them."""
         self.provider = self._join_provider()
         self.tracer = self.provider.get_tracer("agent_tracer", VERSION)
         self.exporter = StoreExporter(config, self.stats, _open_store)
@@ -46,8 +49,10 @@ class Runtime:
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
             provider = current
+            self.spans_wanted = True
         else:
             provider = TracerProvider(resource=Resource.create({"service.name": self.config.service_name}))
+            self.spans_wanted = bool(self.config.otlp_endpoint)
         if self.config.otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.trace.export import BatchSpanProcessor

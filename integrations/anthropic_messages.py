@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_tracer import fastjson
 from agent_tracer.canonical import CanonicalRequest, CanonicalResponse, Message
 from agent_tracer.errors import CodecError
 
@@ -143,7 +144,7 @@ class AnthropicStreamAccumulator:
         if not data or not data.strip():
             return False
         try:
-            payload = json.loads(data)
+            payload = fastjson.loads(data)
         except ValueError as exc:
             raise CodecError(f"Anthropic stream event {event or '?'} is not JSON: {exc}") from None
         payload = _require_dict(payload, "stream event")
@@ -432,7 +433,7 @@ def _streamed_arguments(pieces: list[str]) -> str:
     if not raw.strip():
         return "{}"
     try:
-        return _arguments(json.loads(raw))
+        return _arguments(fastjson.loads(raw))
     except ValueError:
         return raw
 

@@ -15,9 +15,9 @@ interleaved), refusal, finish reasons, and the usage of the final chunk.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from agent_tracer import fastjson
 from agent_tracer.canonical import CanonicalRequest, CanonicalResponse, Message
 from agent_tracer.errors import CodecError
 
@@ -196,7 +196,7 @@ class ChatStreamAccumulator:
             self.done = True
             return False
         try:
-            chunk = json.loads(data)
+            chunk = fastjson.loads(data)
             return self._add_chunk(chunk)
         except _BAD_BODY as exc:
             raise CodecError(f"not a chat.completion.chunk: {exc!r}") from exc

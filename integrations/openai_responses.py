@@ -20,9 +20,9 @@ which then wins over what was assembled.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from agent_tracer import fastjson
 from agent_tracer.canonical import CanonicalRequest, CanonicalResponse, Message
 from agent_tracer.errors import CodecError
 
@@ -264,7 +264,7 @@ class ResponsesStreamAccumulator:
             self.done = True
             return False
         try:
-            payload = json.loads(data)
+            payload = fastjson.loads(data)
             return self._add(payload.get("type") or event, payload)
         except _BAD_BODY as exc:
             raise CodecError(f"not a Responses stream event: {exc!r}") from exc

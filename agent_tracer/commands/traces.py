@@ -18,7 +18,7 @@ import click
 from agent_tracer.errors import AgentTracerError
 
 if TYPE_CHECKING:
-    from agent_tracer.store import LLMCall, Trace, TraceDetail, TraceStore
+    from agent_tracer.store import LLMCall, TraceDetail, TraceStore
 
 
 # -- shared options -------------------------------------------------------------------------------

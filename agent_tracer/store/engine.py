@@ -9,14 +9,13 @@ transactional too; a connection whose execution options carry `agent_tracer_begi
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
-from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported when an engine is made, not with agent_tracer
@@ -164,12 +163,4 @@ def _enable_wal(cursor: Any, busy_timeout_ms: int) -> None:
 
 def dumps_json(value: Any) -> str:
     """JSON for JSON columns: compact, UTF-8 kept as is, datetimes as ISO-8601."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return fastjson.dumps(value)

@@ -155,27 +155,33 @@ class TraceStore:
         from_traces = {row["id"] for row in trace_rows}
         only_feedback = {row["trace_id"] for row in feedback_rows} - from_traces
         ids = sorted(from_traces | only_feedback)
-        # Stubs first, so every row exists and can be locked: concurrent writers of the same trace
-        # then merge one after the other instead of both inserting it.
-        stubs = [
-            {"id": trace_id, "tags": [], "meta": {}, "updated_at": now,
-             "source": "feedback" if trace_id in only_feedback else None}
-            for trace_id in ids
-        ]  # fmt: skip
-        created = set(conn.execute(self._insert_ignore["trace"].returning(table.c.id), stubs).scalars())
-        current: dict[str, dict[str, Any]] = {}
+        known: set[str] = set()
         for chunk in _chunks(ids):
+            known.update(conn.execute(sa.select(table.c.id).where(table.c.id.in_(chunk))).scalars())
+        # Traces new to the database (most of them: every call outside an agent run is one) are
+        # merged in memory and inserted whole. An insert that loses a race with another writer
+        # falls back to the locked merge below, with the traces that existed already.
+        fresh = {
+            trace_id: _empty_trace(trace_id, "feedback" if trace_id in only_feedback else None, now)
+            for trace_id in ids
+            if trace_id not in known
+        }
+        if fresh:
+            _apply(fresh, trace_rows, feedback_rows)
+            statement = self._insert_ignore["trace"].returning(table.c.id)
+            created = set(conn.execute(statement, list(fresh.values())).scalars())
+        else:
+            created = set()
+        rest = [trace_id for trace_id in ids if trace_id not in created]
+        if not rest:
+            return len(created)
+        current: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(rest):
             query = sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id).with_for_update()
             current.update((row["id"], dict(row)) for row in conn.execute(query).mappings())
         before = {trace_id: dict(row) for trace_id, row in current.items()}
-        for row in trace_rows:
-            _merge_trace(current[row["id"]], row)
-        for row in feedback_rows:
-            target = current[row["trace_id"]]
-            for column in ("outcome", "rating", "comment"):
-                if row[column] is not None:
-                    target[column] = row[column]
-        changed = [trace_id for trace_id in ids if current[trace_id] != before[trace_id]]
+        _apply(current, trace_rows, feedback_rows)
+        changed = [trace_id for trace_id in rest if current[trace_id] != before[trace_id]]
         if changed:
             params = [{**current[trace_id], "b_id": trace_id, "updated_at": now} for trace_id in changed]
             for item in params:
@@ -516,6 +522,26 @@ _SPECS: dict[str, _Spec] = {
     "feedback": _Spec(Feedback, {"id": lambda: uuid.uuid4().hex, "created_at": utcnow}, ("trace_id",)),
 }
 _MERGED_SCALARS = ("name", "task", "status", "error", "source")
+
+
+def _empty_trace(trace_id: str, source: str | None, now: datetime) -> dict[str, Any]:
+    row = {column.name: None for column in Trace.__table__.columns}
+    row.update(id=trace_id, tags=[], meta={}, source=source, updated_at=now)
+    return row
+
+
+def _apply(targets: dict[str, dict[str, Any]], trace_rows: list[dict[str, Any]],
+           feedback_rows: list[dict[str, Any]]) -> None:
+    """Merge trace records and new feedback into the rows of `targets` that they name, in place."""
+    for row in trace_rows:
+        if row["id"] in targets:
+            _merge_trace(targets[row["id"]], row)
+    for row in feedback_rows:
+        target = targets.get(row["trace_id"])
+        if target is not None:
+            for column in ("outcome", "rating", "comment"):
+                if row[column] is not None:
+                    target[column] = row[column]
 
 
 def _merge_trace(current: dict[str, Any], row: dict[str, Any]) -> None:

@@ -15,7 +15,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agent_tracer
-from agent_tracer.store import TraceStore
 
 _user_spans = InMemorySpanExporter()
 
