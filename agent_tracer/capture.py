@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from opentelemetry import context as otel_context
 
 from agent_tracer.recorder import COMPLETE, FAILED, INCOMPLETE, CallRecorder, Decoder
-from integrations import codec_for
+import integrations
 
 if TYPE_CHECKING:
     from agent_tracer.runtime import Runtime
@@ -91,7 +91,7 @@ class TransportPatch:
         """A recorder for a model call, or None for traffic we leave alone."""
         if request.method != "POST" or otel_context.get_value(_SUPPRESS_KEY):
             return None
-        codec = codec_for(request.url.path)
+        codec = integrations.codec_for(request.url.path)
         if codec is None:
             return None
         try:

@@ -42,3 +42,10 @@ def test_cli_help_is_fast_and_imports_no_torch():
     code = "import sys, agent_tracer.cli; agent_tracer.cli.main(['--help'], standalone_mode=False); " \
            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_every_public_module_imports_first_in_a_fresh_process():
+    """No import cycle bites a user who imports a codec or the store before agent_tracer itself."""
+    for module in ("integrations", "integrations.openai_chat", "integrations.anthropic_messages",
+                   "agent_tracer.store", "agent_tracer.testing.upstream", "agent_tracer.cli"):
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True, capture_output=True)
