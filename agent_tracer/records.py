@@ -40,6 +40,17 @@ class SpanIds:
     span_id: str
     parent_span_id: str | None
 
+    def row(self, started_ns: int, ended_ns: int) -> dict[str, Any]:
+        """The columns every span's row has: ids, start, end, latency."""
+        return {
+            "id": self.span_id,
+            "trace_id": self.trace_id,
+            "parent_span_id": self.parent_span_id,
+            "started_at": utc(started_ns),
+            "ended_at": utc(ended_ns),
+            "latency_ms": (ended_ns - started_ns) / 1e6,
+        }
+
 
 @dataclass(slots=True)
 class LLMCallPayload:
@@ -138,20 +149,10 @@ class AgentRunPayload:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def records(self) -> list[Record]:
-        started, ended = utc(self.started_ns), utc(self.ended_ns)
-        run = {
-            "id": self.ids.span_id,
-            "trace_id": self.ids.trace_id,
-            "parent_span_id": self.ids.parent_span_id,
-            "name": self.name,
-            "input": scrub(self.input),
-            "output": scrub(self.output),
-            "error": scrub_text(self.error) if self.error else None,
-            "started_at": started,
-            "ended_at": ended,
-            "latency_ms": (self.ended_ns - self.started_ns) / 1e6,
-        }
-        trace: dict[str, Any] = {"id": self.ids.trace_id, "started_at": started, "ended_at": ended}
+        run = self.ids.row(self.started_ns, self.ended_ns)
+        run.update(name=self.name, input=scrub(self.input), output=scrub(self.output),
+                   error=scrub_text(self.error) if self.error else None)
+        trace: dict[str, Any] = {"id": self.ids.trace_id, "started_at": run["started_at"], "ended_at": run["ended_at"]}
         if self.root:
             trace.update(
                 authoritative=True,
@@ -177,20 +178,11 @@ class ToolPayload:
     ended_ns: int
 
     def records(self) -> list[Record]:
-        started, ended = utc(self.started_ns), utc(self.ended_ns)
-        tool = {
-            "id": self.ids.span_id,
-            "trace_id": self.ids.trace_id,
-            "parent_span_id": self.ids.parent_span_id,
-            "name": self.name,
-            "arguments": scrub(self.arguments),
-            "result": scrub(self.result),
-            "error": scrub_text(self.error) if self.error else None,
-            "latency_ms": (self.ended_ns - self.started_ns) / 1e6,
-            "started_at": started,
-            "ended_at": ended,
-        }
-        trace = {"id": self.ids.trace_id, "started_at": started, "ended_at": ended, "source": "decorator"}
+        tool = self.ids.row(self.started_ns, self.ended_ns)
+        tool.update(name=self.name, arguments=scrub(self.arguments), result=scrub(self.result),
+                    error=scrub_text(self.error) if self.error else None)
+        trace = {"id": self.ids.trace_id, "started_at": tool["started_at"], "ended_at": tool["ended_at"],
+                 "source": "decorator"}
         return [("trace", trace), ("tool_execution", tool)]
 
 
