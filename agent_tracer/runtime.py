@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from agent_tracer.capture import TransportPatch
 from agent_tracer.config import TracerConfig
+from agent_tracer.errors import ConfigError
 from agent_tracer.exporter import CaptureStats, Payload, StoreExporter
 
 logger = logging.getLogger("agent_tracer")
@@ -54,7 +55,10 @@ class Runtime:
             provider = TracerProvider(resource=Resource.create({"service.name": self.config.service_name}))
             self.spans_wanted = bool(self.config.otlp_endpoint)
         if self.config.otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            try:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            except ImportError:
+                raise ConfigError("otlp_endpoint needs the OTLP exporter: pip install 'agent-tracer[otlp]'") from None
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
             self._otlp = BatchSpanProcessor(OTLPSpanExporter(endpoint=self.config.otlp_endpoint))
