@@ -53,101 +53,22 @@ class CaptureStats:
             return dict(self._counts)
 
 
-class StoreExporter:
-    """A bounded queue and one writer thread that batches payloads into the store."""
+class BatchWriter:
+    """Turns a batch of payloads into rows and writes them: retried with backoff, then spilled.
 
-    def __init__(self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store]):
+    Runs wherever the writing happens: on the writer thread, or in the writer process."""
+
+    def __init__(self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store],
+                 stop: threading.Event) -> None:
         self._config = config
         self._stats = stats
         self._open_store = open_store
+        self._stop = stop
         self._store: Store | None = None
-        self._queue: deque[Payload] = deque()
-        self._cond = threading.Condition()
-        self._in_flight = 0
-        self._closing = False
-        self._stop = threading.Event()
         self._failing = False
         self._warned_undecodable = False
-        self._thread = threading.Thread(target=self._run, name="agent-tracer-writer", daemon=True)
-        self._thread.start()
 
-    # -- the agent's side: never blocks on I/O, never raises
-
-    def submit(self, payload: Payload) -> None:
-        with self._cond:
-            if self._closing or len(self._queue) >= self._config.queue_size:
-                self._stats.add("dropped")
-                return
-            self._queue.append(payload)
-            self._stats.add("captured")
-            if len(self._queue) >= self._config.batch_size:
-                self._cond.notify_all()
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted so far is written or spilled; False on time-out."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            self._cond.notify_all()
-            while self._queue or self._in_flight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(remaining if remaining is None else min(remaining, 0.05))
-                self._cond.notify_all()
-        return True
-
-    def shutdown(self, timeout: float | None = None) -> None:
-        """Write what is queued (up to `timeout`), spill the rest, close the store."""
-        timeout = self._config.shutdown_timeout_s if timeout is None else timeout
-        self.flush(timeout)
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._stop.set()
-        self._thread.join(timeout=max(timeout, 0.1))
-        with self._cond:
-            left = list(self._queue)
-            self._queue.clear()
-        if left:
-            self._spill(left, self._records(left))
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
-    # -- the writer thread
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._queue and not self._closing:
-                    self._cond.wait(self._config.flush_interval_s)
-                if self._closing:
-                    return
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._config.batch_size))]
-                self._in_flight = len(batch)
-            if batch:
-                self._export(batch)
-            with self._cond:
-                self._in_flight = 0
-                self._cond.notify_all()
-
-    def _records(self, batch: list[Payload]) -> list[Record]:
-        records: list[Record] = []
-        for payload in batch:
-            try:
-                records.extend(payload.records())
-            except ValueError as exc:  # a POST that looked like a model call but was not one
-                self._stats.add("capture_errors")
-                if not self._warned_undecodable:
-                    self._warned_undecodable = True
-                    logger.warning("agent-tracer: a request was not of the format its URL says; not recorded (%s)",
-                                   _one_line(exc))
-            except Exception:  # a payload we cannot turn into rows: count it, keep the rest
-                self._stats.add("dropped")
-                logger.exception("agent-tracer: could not convert a span for the store; it is dropped")
-        return records
-
-    def _export(self, batch: list[Payload]) -> None:
+    def export(self, batch: list[Payload]) -> None:
         records = self._records(batch)
         if not records:
             return
@@ -178,6 +99,33 @@ class StoreExporter:
         self._failing = True
         self._spill(batch, records)
 
+    def spill(self, batch: list[Payload]) -> None:
+        """Straight to the spill file: what is left when there is no time to write."""
+        records = self._records(batch)
+        if records:
+            self._spill(batch, records)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _records(self, batch: list[Payload]) -> list[Record]:
+        records: list[Record] = []
+        for payload in batch:
+            try:
+                records.extend(payload.records())
+            except ValueError as exc:  # a POST that looked like a model call but was not one
+                self._stats.add("capture_errors")
+                if not self._warned_undecodable:
+                    self._warned_undecodable = True
+                    logger.warning("agent-tracer: a request was not of the format its URL says; not recorded (%s)",
+                                   _one_line(exc))
+            except Exception:  # a payload we cannot turn into rows: count it, keep the rest
+                self._stats.add("dropped")
+                logger.exception("agent-tracer: could not convert a span for the store; it is dropped")
+        return records
+
     def _spill(self, batch: list[Payload], records: list[Record]) -> None:
         try:
             append_spill(self._config.spill_path, records)
@@ -196,6 +144,92 @@ class StoreExporter:
         except Exception as exc:  # closing a broken connection may fail too; the store is replaced anyway
             logger.debug("agent-tracer: closing the failed store: %s", _one_line(exc))
         self._store = None
+
+
+class StoreExporter:
+    """A bounded queue and one thread that takes batches off it and delivers them: here, to a
+    `BatchWriter` on that thread; `writer_process.ProcessExporter` sends them to a child process."""
+
+    def __init__(self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store]):
+        self._config = config
+        self._stats = stats
+        self._queue: deque[Payload] = deque()
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._closing = False
+        self._stop = threading.Event()
+        self._writer = BatchWriter(config, stats, open_store, self._stop)
+        self._thread = threading.Thread(target=self._run, name="agent-tracer-writer", daemon=True)
+        self._thread.start()
+
+    # -- the agent's side: never blocks on I/O, never raises
+
+    def submit(self, payload: Payload) -> None:
+        with self._cond:
+            if self._closing or len(self._queue) >= self._config.queue_size:
+                self._stats.add("dropped")
+                return
+            self._queue.append(payload)
+            self._stats.add("captured")
+            if len(self._queue) >= self._config.batch_size:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written or spilled; False on time-out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._cond.notify_all()
+            while self._pending():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is None else min(remaining, 0.05))
+                self._cond.notify_all()
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Write what is queued (up to `timeout`), spill the rest, close the store."""
+        timeout = self._config.shutdown_timeout_s if timeout is None else timeout
+        self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._stop.set()
+        self._thread.join(timeout=max(timeout, 0.1))
+        self._close(timeout)
+        with self._cond:
+            left = list(self._queue)
+            self._queue.clear()
+        if left:
+            self._writer.spill(left)
+        self._writer.close()
+
+    # -- the delivering thread
+
+    def _pending(self) -> bool:
+        """Called with the lock held: is anything submitted not yet written or spilled?"""
+        return bool(self._queue or self._in_flight)
+
+    def _deliver(self, batch: list[Payload]) -> None:
+        self._writer.export(batch)
+
+    def _close(self, timeout: float) -> None:
+        """After the thread has stopped: release what delivering held."""
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue and not self._closing:
+                    self._cond.wait(self._config.flush_interval_s)
+                if self._closing:
+                    return
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._config.batch_size))]
+                self._in_flight = len(batch)
+            if batch:
+                self._deliver(batch)
+            with self._cond:
+                self._in_flight = 0
+                self._cond.notify_all()
 
 
 def _one_line(exc: BaseException) -> str:
