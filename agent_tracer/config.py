@@ -46,6 +46,13 @@ class TracerConfig:
             "help": f"Put message content on spans as well (env {CAPTURE_CONTENT_ENV}); the store always keeps it."
         },
     )
+    writer: str = field(
+        default="process",
+        metadata={
+            "help": "Where stored calls are decoded and written: 'process' (a child process, so the "
+            "agent's threads never wait for it) or 'thread' (a thread in this process)."
+        },
+    )
     queue_size: int = field(
         default=100_000,
         metadata={"help": "Finished spans waiting for the writer; past this they are dropped and counted."},
@@ -68,6 +75,8 @@ class TracerConfig:
         if not self.spill_path:
             self.spill_path = os.environ.get("AGENT_TRACER_SPILL") or _default_spill_path(url)
         self.capture_content = self.capture_content or _env_flag(CAPTURE_CONTENT_ENV)
+        if self.writer not in ("process", "thread"):
+            raise ConfigError(f"writer must be 'process' or 'thread', got {self.writer!r}")
         if self.queue_size < 1 or self.batch_size < 1 or self.write_retries < 1:
             raise ConfigError("queue_size, batch_size and write_retries must be at least 1")
 

@@ -43,14 +43,20 @@ class CaptureStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(self.FIELDS, 0)
+        self._remote = dict.fromkeys(self.FIELDS, 0)
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n
 
+    def set_remote(self, counts: dict[str, int]) -> None:
+        """The writer process's own running totals, added to this process's in `snapshot`."""
+        with self._lock:
+            self._remote = {name: counts.get(name, 0) for name in self.FIELDS}
+
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return dict(self._counts)
+            return {name: self._counts[name] + self._remote[name] for name in self.FIELDS}
 
 
 class BatchWriter:

@@ -42,7 +42,7 @@ class Runtime:
         decoded on the agent's thread to put the GenAI attributes on them."""
         self.provider = self._join_provider()
         self.tracer = self.provider.get_tracer("agent_tracer", VERSION)
-        self.exporter = StoreExporter(config, self.stats, _open_store)
+        self.exporter = self._start_writer()
         self.patch = TransportPatch(self)
         self.patch.install()
 
@@ -64,6 +64,16 @@ class Runtime:
             self._otlp = BatchSpanProcessor(OTLPSpanExporter(endpoint=self.config.otlp_endpoint))
             provider.add_span_processor(self._otlp)
         return provider
+
+    def _start_writer(self) -> StoreExporter:
+        if self.config.writer == "process":
+            from agent_tracer.writer_process import ProcessExporter
+
+            try:
+                return ProcessExporter(self.config, self.stats, _open_store)
+            except OSError as exc:  # no child process here (a sandbox, an embedded interpreter)
+                logger.warning("agent-tracer: cannot start the writer process (%s); writing from a thread", exc)
+        return StoreExporter(self.config, self.stats, _open_store)
 
     def submit(self, payload: Payload) -> None:
         self.exporter.submit(payload)

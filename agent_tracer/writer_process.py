@@ -1,0 +1,180 @@
+"""The writer in a child process, so decoding and SQL never hold the agent's GIL.
+
+The writer thread spends about 180 µs of Python per stored call; in the agent's process that time
+is taken from the agent whenever both want the GIL, up to the 5 ms switch interval at a time (the
+p99 in BENCHMARKS.md). `ProcessExporter` keeps the same bounded queue and thread, but the thread
+only pickles each batch onto a pipe; a child process (`python -m agent_tracer.writer_process`)
+decodes, writes, retries and spills with the same `BatchWriter`, and acknowledges each batch with
+its counts.
+
+Lose nothing: a batch stays in memory until the child acknowledges it. If the child dies or cannot
+start, the batches it had not acknowledged, and all later ones, are written in this process as by
+the thread writer; inserts are idempotent, so a batch written twice is stored once.
+
+Frames on both pipes are a 4-byte length and a pickle. Parent → child: the config, then
+("batch", seq, payloads) ... ("close",). Child → parent: ("ack", seq, counts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+from typing import IO, Any, Callable
+
+from agent_tracer.config import TracerConfig
+from agent_tracer.exporter import BatchWriter, CaptureStats, Payload, Store, StoreExporter
+
+logger = logging.getLogger("agent_tracer")
+_HEADER = struct.Struct("!I")
+
+
+def write_frame(stream: IO[bytes], message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_frame(stream: IO[bytes]) -> Any | None:
+    """The next message, or None at the end of the stream (also a cut one)."""
+    head = stream.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(head)
+    data = stream.read(size)
+    return pickle.loads(data) if len(data) == size else None
+
+
+class ProcessExporter(StoreExporter):
+    def __init__(self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store]):
+        self._unacked: dict[int, list[Payload]] = {}
+        self._seq = 0
+        self._dead = False
+        self._local = threading.Lock()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "agent_tracer.writer_process"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+        )
+        write_frame(self._child.stdin, dataclasses.asdict(config))
+        super().__init__(config, stats, open_store)
+        self._reader = threading.Thread(target=self._read_acks, name="agent-tracer-acks", daemon=True)
+        self._reader.start()
+
+    def _pending(self) -> bool:
+        return super()._pending() or bool(self._unacked)
+
+    def _deliver(self, batch: list[Payload]) -> None:
+        if not self._dead:
+            try:
+                data = pickle.dumps(("batch", self._seq + 1, batch), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # a payload that does not pickle: this batch is written here
+                logger.warning("agent-tracer: a batch could not go to the writer process (%s)", exc)
+            else:
+                with self._cond:
+                    self._seq += 1
+                    self._unacked[self._seq] = batch
+                try:
+                    self._child.stdin.write(_HEADER.pack(len(data)) + data)
+                    self._child.stdin.flush()
+                    return
+                except (OSError, ValueError) as exc:
+                    self._child_gone(f"{type(exc).__name__}: {exc}")
+                    self._take_over()  # this batch too, if the reader had already taken over
+                    return
+        self._export_here(batch)
+
+    def _read_acks(self) -> None:
+        while True:
+            try:
+                message = read_frame(self._child.stdout)
+            except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
+                message = None
+                logger.debug("agent-tracer: reading the writer process: %s", exc)
+            if message is None:
+                self._child_gone(f"it exited with status {self._child.wait()}")
+                return
+            _, seq, counts = message
+            with self._cond:
+                self._unacked.pop(seq, None)
+                self._stats.set_remote(counts)
+                self._cond.notify_all()
+
+    def _child_gone(self, reason: str) -> None:
+        with self._cond:
+            if self._dead:
+                return
+            self._dead = True
+            closing = self._closing
+        if not closing:
+            logger.warning("agent-tracer: the writer process stopped (%s); writing in this process", reason)
+        self._take_over()
+
+    def _take_over(self) -> None:
+        """Write here, in order, the batches the child had not acknowledged. Each leaves
+        `_unacked` only once written, so `flush` waits for it; the lock keeps two threads from
+        writing the same one."""
+        with self._local:
+            while True:
+                with self._cond:
+                    if not self._unacked:
+                        return
+                    seq = min(self._unacked)
+                    batch = self._unacked[seq]
+                self._writer.export(batch)
+                with self._cond:
+                    self._unacked.pop(seq, None)
+                    self._cond.notify_all()
+
+    def _export_here(self, batch: list[Payload]) -> None:
+        with self._local:
+            self._writer.export(batch)
+
+    def _close(self, timeout: float) -> None:
+        try:
+            write_frame(self._child.stdin, ("close",))
+            self._child.stdin.close()
+        except (OSError, ValueError):
+            pass  # the child is gone already; the reader has taken over its batches
+        try:
+            self._child.wait(timeout=max(timeout, 0.1))
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+        self._reader.join(timeout=max(timeout, 0.1))
+        with self._cond:
+            left = [self._unacked.pop(seq) for seq in sorted(self._unacked)]
+        for batch in left:
+            self._writer.spill(batch)
+
+
+def _open_store(url: str) -> Store:
+    from agent_tracer.store import TraceStore
+
+    return TraceStore(url)
+
+
+def main() -> None:
+    """The child: batches in on stdin, acknowledgements out on a private copy of stdout (the real
+    stdout goes to stderr, so nothing a library prints can break a frame)."""
+    frames_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    frames_in = sys.stdin.buffer
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    config = TracerConfig(**read_frame(frames_in))
+    stats = CaptureStats()
+    writer = BatchWriter(config, stats, _open_store, threading.Event())
+    try:
+        while (message := read_frame(frames_in)) is not None and message[0] == "batch":
+            writer.export(message[2])
+            write_frame(frames_out, ("ack", message[1], stats.snapshot()))
+    finally:
+        writer.close()
+
+
+if __name__ == "__main__":
+    main()
