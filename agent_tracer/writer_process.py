@@ -12,7 +12,7 @@ start, the batches it had not acknowledged, and all later ones, are written in t
 the thread writer; inserts are idempotent, so a batch written twice is stored once.
 
 Frames on both pipes are a 4-byte length and a pickle. Parent → child: the config, then
-("batch", seq, payloads) ... ("close",). Child → parent: ("ack", seq, counts).
+("batch", seq, payloads) ... ("close",). Child → parent: ("ack", [seq, ...], counts).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import os
 import pickle
+import queue
 import struct
 import subprocess
 import sys
@@ -32,6 +33,8 @@ from agent_tracer.exporter import BatchWriter, CaptureStats, Payload, Store, Sto
 
 logger = logging.getLogger("agent_tracer")
 _HEADER = struct.Struct("!I")
+FRAME_SIZE = 32
+"""Payloads pickled into one frame."""
 
 
 def write_frame(stream: IO[bytes], message: Any) -> None:
@@ -70,6 +73,12 @@ class ProcessExporter(StoreExporter):
         return super()._pending() or bool(self._unacked)
 
     def _deliver(self, batch: list[Payload]) -> None:
+        # Pickling holds the GIL: in frames of FRAME_SIZE payloads (well under a millisecond each)
+        # the agent's threads get it back between them, while the pipe write runs without it.
+        for start in range(0, len(batch), FRAME_SIZE):
+            self._send(batch[start : start + FRAME_SIZE])
+
+    def _send(self, batch: list[Payload]) -> None:
         if not self._dead:
             try:
                 data = pickle.dumps(("batch", self._seq + 1, batch), protocol=pickle.HIGHEST_PROTOCOL)
@@ -99,9 +108,10 @@ class ProcessExporter(StoreExporter):
             if message is None:
                 self._child_gone(f"it exited with status {self._child.wait()}")
                 return
-            _, seq, counts = message
+            _, seqs, counts = message
             with self._cond:
-                self._unacked.pop(seq, None)
+                for seq in seqs:
+                    self._unacked.pop(seq, None)
                 self._stats.set_remote(counts)
                 self._cond.notify_all()
 
@@ -160,18 +170,41 @@ def _open_store(url: str) -> Store:
 
 def main() -> None:
     """The child: batches in on stdin, acknowledgements out on a private copy of stdout (the real
-    stdout goes to stderr, so nothing a library prints can break a frame)."""
+    stdout goes to stderr, so nothing a library prints can break a frame). Frames that arrive
+    while a write runs are written together, up to `batch_size` payloads a transaction."""
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     frames_in = sys.stdin.buffer
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     config = TracerConfig(**read_frame(frames_in))
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def receive() -> None:
+        while (message := read_frame(frames_in)) is not None and message[0] == "batch":
+            inbox.put(message)
+        inbox.put(None)
+
+    threading.Thread(target=receive, name="agent-tracer-receive", daemon=True).start()
     stats = CaptureStats()
     writer = BatchWriter(config, stats, _open_store, threading.Event())
     try:
-        while (message := read_frame(frames_in)) is not None and message[0] == "batch":
-            writer.export(message[2])
-            write_frame(frames_out, ("ack", message[1], stats.snapshot()))
+        while (message := inbox.get()) is not None:
+            seqs, payloads = [message[1]], list(message[2])
+            ended = False
+            while len(payloads) < config.batch_size:
+                try:
+                    more = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    ended = True
+                    break
+                seqs.append(more[1])
+                payloads.extend(more[2])
+            writer.export(payloads)
+            write_frame(frames_out, ("ack", seqs, stats.snapshot()))
+            if ended:
+                break
     finally:
         writer.close()
 
