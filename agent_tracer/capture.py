@@ -14,10 +14,11 @@ recorder sees them on the way through. The span ends exactly once: when the body
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from opentelemetry import context as otel_context
 
@@ -146,6 +147,20 @@ class TransportPatch:
         return handle_async_request
 
 
+@contextlib.contextmanager
+def _reading(recorder: CallRecorder) -> Iterator[None]:
+    """Around the agent's reading of a body: how the reading ends is how the call ends."""
+    try:
+        yield
+    except GeneratorExit:
+        recorder.finish_safely(INCOMPLETE, "the agent stopped reading the stream")
+        raise
+    except BaseException as exc:
+        recorder.finish_safely(FAILED, exc)
+        raise
+    recorder.finish_safely(COMPLETE)
+
+
 _STREAM_TYPES: dict[str, tuple[type, type]] = {}
 
 
@@ -161,17 +176,10 @@ def _stream_types(module: ModuleType) -> tuple[type, type]:
             self._recorder = recorder
 
         def __iter__(self):
-            try:
+            with _reading(self._recorder):
                 for chunk in self._inner:
                     self._recorder.feed_safely(chunk)
                     yield chunk
-            except GeneratorExit:
-                self._recorder.finish_safely(INCOMPLETE, "the agent stopped reading the stream")
-                raise
-            except BaseException as exc:
-                self._recorder.finish_safely(FAILED, exc)
-                raise
-            self._recorder.finish_safely(COMPLETE)
 
         def close(self) -> None:
             try:
@@ -188,17 +196,10 @@ def _stream_types(module: ModuleType) -> tuple[type, type]:
             self._recorder = recorder
 
         async def __aiter__(self):
-            try:
+            with _reading(self._recorder):
                 async for chunk in self._inner:
                     self._recorder.feed_safely(chunk)
                     yield chunk
-            except GeneratorExit:
-                self._recorder.finish_safely(INCOMPLETE, "the agent stopped reading the stream")
-                raise
-            except BaseException as exc:
-                self._recorder.finish_safely(FAILED, exc)
-                raise
-            self._recorder.finish_safely(COMPLETE)
 
         async def aclose(self) -> None:
             try:
