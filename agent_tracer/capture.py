@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from opentelemetry import context as otel_context
 
-from agent_tracer.recorder import COMPLETE, FAILED, INCOMPLETE, CallRecorder, Decoder
+from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE
+from agent_tracer.recorder import CallRecorder, Decoder
 import integrations
 
 if TYPE_CHECKING:

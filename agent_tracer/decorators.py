@@ -9,6 +9,7 @@ returns or raises; what goes wrong in recording is counted, never raised.
 from __future__ import annotations
 
 import contextvars
+import json
 import functools
 import inspect
 import time
@@ -114,8 +115,6 @@ class _Run:
 
 
 def _dumps(value: Any) -> str:
-    import json
-
     return json.dumps(value, default=repr, ensure_ascii=False)
 
 

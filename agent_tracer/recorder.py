@@ -22,15 +22,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_tracer import semconv
 from agent_tracer.canonical import CanonicalRequest, Codec
-from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE, DecodedCall, decode_call, decode_request
+from agent_tracer.decode import DecodedCall, decode_call, decode_request
 from agent_tracer.records import LLMCallPayload, SpanIds
 from agent_tracer.redact import safe_endpoint, scrub_text
 from integrations.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from agent_tracer.runtime import Runtime
-
-__all__ = ["COMPLETE", "FAILED", "INCOMPLETE", "CallRecorder", "Decoder", "current_span_ids"]
 
 Decoder = Callable[[bytes], bytes]
 """A content decoder (gzip, deflate): compressed chunk in, plain bytes out."""
