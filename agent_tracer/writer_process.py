@@ -37,9 +37,13 @@ FRAME_SIZE = 32
 """Payloads pickled into one frame."""
 
 
-def write_frame(stream: IO[bytes], message: Any) -> None:
+def encode_frame(message: Any) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
+    return _HEADER.pack(len(data)) + data
+
+
+def write_frame(stream: IO[bytes], message: Any) -> None:
+    stream.write(encode_frame(message))
     stream.flush()
 
 
@@ -81,7 +85,7 @@ class ProcessExporter(StoreExporter):
     def _send(self, batch: list[Payload]) -> None:
         if not self._dead:
             try:
-                data = pickle.dumps(("batch", self._seq + 1, batch), protocol=pickle.HIGHEST_PROTOCOL)
+                frame = encode_frame(("batch", self._seq + 1, batch))
             except Exception as exc:  # a payload that does not pickle: this batch is written here
                 logger.warning("agent-tracer: a batch could not go to the writer process (%s)", exc)
             else:
@@ -89,7 +93,7 @@ class ProcessExporter(StoreExporter):
                     self._seq += 1
                     self._unacked[self._seq] = batch
                 try:
-                    self._child.stdin.write(_HEADER.pack(len(data)) + data)
+                    self._child.stdin.write(frame)
                     self._child.stdin.flush()
                     return
                 except (OSError, ValueError) as exc:
