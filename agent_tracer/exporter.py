@@ -1,5 +1,6 @@
 """The writer: finished spans' payloads go from a bounded queue into the store, in batches, off the
-agent's thread.
+agent's thread (`StoreExporter`, a thread here; `writer_process.ProcessExporter`, the default, hands
+the batches to a child process that runs the same `BatchWriter`).
 
 Why not OpenTelemetry's BatchSpanProcessor + SpanExporter: spans carry attributes that collectors cap
 and samplers drop, while the store must keep whole bodies of every call and account for each one.
