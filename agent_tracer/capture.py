@@ -35,7 +35,7 @@ HTTP_MODULES = ("httpx2", "httpx")
 _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 
 
-def _content_decoder(module: ModuleType, encoding: str) -> Decoder | None:
+def content_decoder(module: ModuleType, encoding: str) -> Decoder | None:
     """A decoder for the response's Content-Encoding, from the httpx module's own decoders: the
     transport hands over the bytes still compressed."""
     names = [e.strip().lower() for e in encoding.split(",") if e.strip() and e.strip().lower() != "identity"]
@@ -108,7 +108,7 @@ class TransportPatch:
 
     def _attach(self, recorder: CallRecorder, response: Any, module: ModuleType, stream_type: type) -> None:
         try:
-            decoder = _content_decoder(module, response.headers.get("content-encoding", ""))
+            decoder = content_decoder(module, response.headers.get("content-encoding", ""))
         except ValueError as exc:
             self._runtime.capture_failed("decoding a response", exc)
             decoder = None

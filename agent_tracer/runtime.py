@@ -32,7 +32,9 @@ def _open_store(url: str):
 
 
 class Runtime:
-    def __init__(self, config: TracerConfig) -> None:
+    def __init__(self, config: TracerConfig, *, instrument: bool = True) -> None:
+        """`instrument=False` records only what is handed to it (the proxy drives its own
+        `CallRecorder`s) and leaves the httpx transports alone."""
         self.config = config
         self.stats = CaptureStats()
         self._warned: set[str] = set()
@@ -44,7 +46,8 @@ class Runtime:
         self.tracer = self.provider.get_tracer("agent_tracer", VERSION)
         self.exporter = self._start_writer()
         self.patch = TransportPatch(self)
-        self.patch.install()
+        if instrument:
+            self.patch.install()
 
     def _join_provider(self) -> TracerProvider:
         current = trace.get_tracer_provider()
@@ -101,7 +104,8 @@ def current() -> Runtime | None:
     return _active
 
 
-def start(config: TracerConfig) -> Runtime:
+def start(config: TracerConfig, *, instrument: bool = True) -> Runtime:
+    """The process's runtime, started once; `instrument=False` skips wrapping the httpx transports."""
     global _active
     with _lock:
         if _active is not None:
@@ -109,7 +113,7 @@ def start(config: TracerConfig) -> Runtime:
                 logger.warning("agent-tracer: init() called again with other settings; "
                                "call uninstrument() first to change them. Keeping the first ones.")
             return _active
-        _active = Runtime(config)
+        _active = Runtime(config, instrument=instrument)
         return _active
 
 

@@ -1,0 +1,91 @@
+"""`agent-tracer proxy` as a real server process on a free port, for tests and benchmarks, and a
+way to wait for what its writer stores."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from agent_tracer.store import LLMCall, TraceStore
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ProxyProcess:
+    """`python -m agent_tracer.cli proxy …` on a free port; `stop()` sends SIGINT (uvicorn's
+    graceful shutdown, which flushes the store) and waits."""
+
+    def __init__(self, upstream_url: str, db_path: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.db_path = db_path
+        self.db_url = f"sqlite:///{db_path}"
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("AGENT_TRACER_DB", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agent_tracer.cli", "proxy", "--port", str(self.port), "--db", self.db_url,
+             "--upstream", f"openai={upstream_url}", "--upstream", f"anthropic={upstream_url}", *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the proxy exited early:\n{self.process.stdout.read().decode()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=0.5).json() == {"status": "ok"}:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the proxy did not answer /healthz in time")
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.url + "/v1"
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> str:
+        """Stop the process; returns what it printed. A clean stop exits 0 (SIGINT) or by the
+        signal itself (uvicorn raises SIGTERM again once it has shut down): see `stopped_cleanly`."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.signal = sig
+        return self.process.stdout.read().decode(errors="replace")
+
+    @property
+    def stopped_cleanly(self) -> bool:
+        return self.process.returncode in (0, -self.signal)
+
+
+def wait_for_call(store: TraceStore, predicate: Callable[[LLMCall], bool], timeout: float = 5.0) -> LLMCall:
+    """The one stored call that matches, once the proxy's writer has written it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [call for call in store.calls() if predicate(call)]
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, found
+            return found[0]
+        time.sleep(0.05)
+
+
+def marked(marker: str) -> Callable[[LLMCall], bool]:
+    return lambda call: marker in (call.raw_request or "")

@@ -1,0 +1,124 @@
+"""Bad input and faults: the proxy's own errors in each API's shape, upstream errors unchanged."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from agent_tracer.testing.proxy_process import (
+    ProxyProcess,
+    free_port,
+    marked,
+    wait_for_call,
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "shape"),
+    [("/v1/chat/completions", "openai"), ("/v1/responses", "openai"), ("/v1/messages", "anthropic")],
+)
+def test_invalid_json_is_400_in_the_api_shape_and_not_sent_upstream(proxy, upstream, path, shape):
+    sent = len(upstream.requests)
+    for body in (b'{"model": "gpt-test", "messages": [', b"[1, 2]"):
+        response = httpx.post(proxy.url + path, content=body,
+                              headers={"content-type": "application/json", "authorization": "Bearer sk-test"})
+        assert response.status_code == 400
+        error = response.json()
+        if shape == "openai":
+            assert set(error) == {"error"}
+            assert error["error"]["type"] == "invalid_request_error" and error["error"]["code"] == "invalid_json"
+            assert error["error"]["message"]
+        else:
+            assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+            assert error["error"]["message"]
+    assert len(upstream.requests) == sent
+
+
+def test_upstream_error_passes_back_unchanged(proxy, proxy_store, upstream):
+    marker = uuid.uuid4().hex
+    errors = []
+    for base_url in (proxy.openai_base_url, upstream.openai_base_url):
+        client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": marker}],
+                                           extra_headers={"x-fake-scenario": "error:429"})
+        errors.append(caught.value)
+    via_proxy, direct = errors
+    assert via_proxy.status_code == direct.status_code == 429
+    assert via_proxy.body == direct.body
+    assert via_proxy.response.headers["retry-after"] == "0"
+
+    call = wait_for_call(proxy_store, marked(marker))
+    assert call.status == "error" and call.http_status == 429
+
+
+def test_upstream_time_out_is_504(proxy, proxy_store):
+    marker = uuid.uuid4().hex
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-ant-test", max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        client.messages.create(model="claude-test", max_tokens=10, messages=[{"role": "user", "content": marker}],
+                               extra_headers={"x-fake-scenario": "stall:1.5"})
+    assert caught.value.status_code == 504
+    assert caught.value.body["type"] == "error" and caught.value.body["error"]["type"] == "timeout_error"
+    assert "in time" in caught.value.body["error"]["message"]
+    call = wait_for_call(proxy_store, marked(marker))
+    assert call.status == "error" and call.http_status is None
+
+
+def test_client_disconnect_cancels_upstream_and_records_incomplete(proxy, proxy_store):
+    marker = uuid.uuid4().hex
+    client = openai.OpenAI(base_url=proxy.openai_base_url, api_key="sk-test", max_retries=0)
+    stream = client.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": f"one two three four five six {marker}"}],
+        stream=True, extra_headers={"x-fake-scenario": "slow_stream:0.2"},
+    )
+    next(iter(stream))
+    stream.close()
+    call = wait_for_call(proxy_store, marked(marker))
+    assert call.status == "incomplete" and call.streamed
+
+
+def test_client_gone_before_the_answer_cancels_upstream_and_records_incomplete(proxy, proxy_store):
+    marker = uuid.uuid4().hex
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(proxy.openai_base_url + "/chat/completions", timeout=0.3,
+                   json={"model": "gpt-test", "messages": [{"role": "user", "content": marker}]},
+                   headers={"x-fake-scenario": "stall:1.5"})
+    call = wait_for_call(proxy_store, marked(marker), timeout=3)  # not the 504 of the proxy's 1 s time-out
+    assert call.status == "incomplete" and call.http_status is None
+
+
+def test_broken_upstream_stream_ends_cleanly_and_is_recorded(proxy, proxy_store):
+    marker = uuid.uuid4().hex
+    response = httpx.post(
+        proxy.openai_base_url + "/chat/completions",
+        json={"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": f"a b c d e f {marker}"}]},
+        headers={"x-fake-scenario": "cut"},
+    )
+    assert response.status_code == 200 and b"data: " in response.content and b"[DONE]" not in response.content
+    call = wait_for_call(proxy_store, marked(marker))
+    assert call.status == "error" and call.streamed
+
+
+def test_upstream_down_is_502_and_shutdown_flushes(tmp_path):
+    closed = f"http://127.0.0.1:{free_port()}"
+    process = ProxyProcess(closed, tmp_path / "traces.db")
+    try:
+        response = httpx.post(process.openai_base_url + "/chat/completions",
+                              json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 502
+        error = response.json()["error"]
+        assert error["type"] == "server_error" and error["code"] == "upstream_unreachable"
+        assert "unreachable" in error["message"] and "\n" not in error["message"]
+        response = httpx.post(process.url + "/v1/messages", json={"model": "claude-test", "max_tokens": 5,
+                                                                  "messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 502 and response.json()["error"]["type"] == "api_error"
+        assert httpx.get(process.openai_base_url + "/models").status_code == 502
+    finally:
+        output = process.stop(signal.SIGTERM)
+    assert process.stopped_cleanly, output
