@@ -27,6 +27,7 @@ from agent_tracer.recorder import CallRecorder, Decoder
 import integrations
 
 if TYPE_CHECKING:
+    from agent_tracer.canonical import Codec
     from agent_tracer.runtime import Runtime
 
 logger = logging.getLogger("agent_tracer")
@@ -52,6 +53,27 @@ def content_decoder(module: ModuleType, encoding: str) -> Decoder | None:
         return chunk
 
     return decode
+
+
+def new_recorder(runtime: Runtime, codec: Codec, url: str, body: bytes, *, source: str) -> CallRecorder | None:
+    """A recorder for one model call, or None (counted) when the body is not of the codec's
+    format after all, or recording fails: the call then goes through unrecorded."""
+    try:
+        return CallRecorder(runtime, codec, url, body, source=source)
+    except Exception as exc:
+        runtime.capture_failed(f"decoding a {codec.api} request", exc)
+        return None
+
+
+def start_response(runtime: Runtime, recorder: CallRecorder, module: ModuleType, status: int, headers: Any) -> None:
+    """Tell the recorder the response began: its status, content type, and a decoder for its
+    Content-Encoding from `module` (httpx or httpx2) when the bytes arrive compressed."""
+    try:
+        decoder = content_decoder(module, headers.get("content-encoding", ""))
+    except ValueError as exc:
+        runtime.capture_failed("decoding a response", exc)
+        decoder = None
+    recorder.response_started(status, headers.get("content-type", ""), decoder)
 
 
 class TransportPatch:
@@ -100,19 +122,10 @@ class TransportPatch:
             body = request.content
         except module.RequestNotRead:  # a streaming upload is not a model call we can decode
             return None
-        try:
-            return CallRecorder(self._runtime, codec, str(request.url), body, source="decorator")
-        except Exception as exc:  # not this format after all, or a bug: the call goes through unrecorded
-            self._runtime.capture_failed(f"decoding a {codec.api} request", exc)
-            return None
+        return new_recorder(self._runtime, codec, str(request.url), body, source="decorator")
 
     def _attach(self, recorder: CallRecorder, response: Any, module: ModuleType, stream_type: type) -> None:
-        try:
-            decoder = content_decoder(module, response.headers.get("content-encoding", ""))
-        except ValueError as exc:
-            self._runtime.capture_failed("decoding a response", exc)
-            decoder = None
-        recorder.response_started(response.status_code, response.headers.get("content-type", ""), decoder)
+        start_response(self._runtime, recorder, module, response.status_code, response.headers)
         response.stream = stream_type(response.stream, recorder)
 
     def _wrap_sync(self, original: Callable[..., Any], module: ModuleType, stream_type: type):

@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 import integrations
 from agent_tracer import fastjson
 from agent_tracer import runtime as runtime_module
-from agent_tracer.capture import content_decoder
+from agent_tracer.capture import new_recorder, start_response
 from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE
 from agent_tracer.recorder import CallRecorder
 from integrations.anthropic_messages import AnthropicMessagesCodec
@@ -157,7 +157,7 @@ class Proxy:
                 parsed = None
             if not isinstance(parsed, dict):
                 return error_response(api, 400, "The request body is not a JSON object.", "invalid_json")
-            recorder = self._recorder(codec, url, body)
+            recorder = new_recorder(self.runtime, codec, url, body, source="proxy")
 
         headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in _NOT_FORWARDED]
         upstream_request = httpx.Request(request.method, url, headers=headers, content=body)
@@ -179,7 +179,7 @@ class Proxy:
             raise
 
         if recorder is not None:
-            self._response_started(recorder, upstream)
+            start_response(self.runtime, recorder, httpx, upstream.status_code, upstream.headers)
         response = _PassThrough(_relay(upstream, recorder), status_code=upstream.status_code)
         response.raw_headers = [
             (k, v) for k, v in upstream.headers.raw if k.decode("latin-1").lower() not in _NOT_PASSED_BACK
@@ -210,21 +210,6 @@ class Proxy:
         if response is None:
             raise _ClientGone
         return response
-
-    def _recorder(self, codec: Codec, url: str, body: bytes) -> CallRecorder | None:
-        try:
-            return CallRecorder(self.runtime, codec, url, body, source="proxy")
-        except Exception as exc:  # not this format after all: the call goes through unrecorded
-            self.runtime.capture_failed(f"decoding a {codec.api} request", exc)
-            return None
-
-    def _response_started(self, recorder: CallRecorder, upstream: httpx.Response) -> None:
-        try:
-            decoder = content_decoder(httpx, upstream.headers.get("content-encoding", ""))
-        except ValueError as exc:
-            self.runtime.capture_failed("decoding a response", exc)
-            decoder = None
-        recorder.response_started(upstream.status_code, upstream.headers.get("content-type", ""), decoder)
 
     @staticmethod
     def _fault(recorder: CallRecorder | None, exc: Exception, api: str, status: int, message: str,
