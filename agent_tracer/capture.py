@@ -133,11 +133,8 @@ class TransportPatch:
             recorder = self._start(request, module)
             if recorder is None:
                 return original(transport, request)
-            try:
+            with _sending(recorder):
                 response = original(transport, request)
-            except BaseException as exc:
-                recorder.finish_safely(FAILED, exc)
-                raise
             self._attach(recorder, response, module, stream_type)
             return response
 
@@ -149,16 +146,23 @@ class TransportPatch:
             recorder = self._start(request, module)
             if recorder is None:
                 return await original(transport, request)
-            try:
+            with _sending(recorder):
                 response = await original(transport, request)
-            except BaseException as exc:
-                recorder.finish_safely(FAILED, exc)
-                raise
             self._attach(recorder, response, module, stream_type)
             return response
 
         handle_async_request.__wrapped__ = original
         return handle_async_request
+
+
+@contextlib.contextmanager
+def _sending(recorder: CallRecorder) -> Iterator[None]:
+    """Around the request itself: a transport error ends the call, and goes on to the agent."""
+    try:
+        yield
+    except BaseException as exc:
+        recorder.finish_safely(FAILED, exc)
+        raise
 
 
 @contextlib.contextmanager

@@ -79,9 +79,16 @@ class _Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is not None:  # the function raised: record it; the exception goes on unchanged
+            self.finish(error=exc)
         if self._agent_token is not None:
             _in_agent.reset(self._agent_token)
         otel_context.detach(self._token)
+
+    def returned(self, result: Any) -> Any:
+        """Record the function's result and hand it back."""
+        self.finish(result)
+        return result
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
         try:
@@ -125,15 +132,8 @@ def _wrap(func: F, kind: str, name: str, tags: tuple[str, ...] = (), metadata: d
             rt = _runtime.current()
             if rt is None:
                 return await func(*args, **kwargs)
-            run = _Run(rt, kind, name, func, args, kwargs, tags, metadata)
-            with run:
-                try:
-                    result = await func(*args, **kwargs)
-                except BaseException as exc:
-                    run.finish(error=exc)
-                    raise
-                run.finish(result)
-                return result
+            with _Run(rt, kind, name, func, args, kwargs, tags, metadata) as run:
+                return run.returned(await func(*args, **kwargs))
 
         return async_wrapper  # type: ignore[return-value]
 
@@ -142,15 +142,8 @@ def _wrap(func: F, kind: str, name: str, tags: tuple[str, ...] = (), metadata: d
         rt = _runtime.current()
         if rt is None:
             return func(*args, **kwargs)
-        run = _Run(rt, kind, name, func, args, kwargs, tags, metadata)
-        with run:
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                run.finish(error=exc)
-                raise
-            run.finish(result)
-            return result
+        with _Run(rt, kind, name, func, args, kwargs, tags, metadata) as run:
+            return run.returned(func(*args, **kwargs))
 
     return wrapper  # type: ignore[return-value]
 
