@@ -55,11 +55,13 @@ def content_decoder(module: ModuleType, encoding: str) -> Decoder | None:
     return decode
 
 
-def new_recorder(runtime: Runtime, codec: Codec, url: str, body: bytes, *, source: str) -> CallRecorder | None:
+def new_recorder(runtime: Runtime, codec: Codec, url: str, body: bytes, *, source: str,
+                 **options: Any) -> CallRecorder | None:
     """A recorder for one model call, or None (counted) when the body is not of the codec's
-    format after all, or recording fails: the call then goes through unrecorded."""
+    format after all, or recording fails: the call then goes through unrecorded. `options` are
+    `CallRecorder`'s keyword arguments (route, context, labels)."""
     try:
-        return CallRecorder(runtime, codec, url, body, source=source)
+        return CallRecorder(runtime, codec, url, body, source=source, **options)
     except Exception as exc:
         runtime.capture_failed(f"decoding a {codec.api} request", exc)
         return None

@@ -26,7 +26,10 @@ def feedback_row(
         raise ConfigError("feedback needs a trace id (agent_tracer.current_trace_id() inside a traced run)")
     if outcome is None and rating is None and comment is None and label is None:
         raise ConfigError("feedback needs at least one of outcome, rating, comment, label")
-    if outcome is not None and not str(outcome).strip():
+    for name, value in (("outcome", outcome), ("comment", comment), ("label", label)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{name} must be text, got {type(value).__name__} {value!r}")
+    if outcome is not None and not outcome.strip():
         raise ConfigError("outcome must not be empty")
     if rating is not None:
         if isinstance(rating, bool) or not isinstance(rating, (int, float)) or math.isnan(rating):
@@ -36,7 +39,7 @@ def feedback_row(
     return {
         "id": uuid.uuid4().hex,
         "trace_id": trace_id.strip().lower(),
-        "outcome": str(outcome).strip() if outcome is not None else None,
+        "outcome": outcome.strip() if outcome is not None else None,
         "rating": float(rating) if rating is not None else None,
         "comment": comment,
         "label": label,

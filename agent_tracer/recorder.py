@@ -18,12 +18,13 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_tracer import semconv
 from agent_tracer.canonical import CanonicalRequest, Codec
 from agent_tracer.decode import DecodedCall, decode_call, decode_request
-from agent_tracer.records import LLMCallPayload, SpanIds
+from agent_tracer.records import LLMCallPayload, RunLabels, SpanIds
 from agent_tracer.redact import safe_endpoint, scrub_text
 from integrations.sse import SSEDecoder
 
@@ -38,7 +39,7 @@ class CallRecorder:
     __slots__ = (
         "_runtime", "codec", "request", "raw_request", "endpoint", "source", "route", "span",
         "_ids", "_started_ns", "_t0", "_first", "http_status", "_decoder", "_sse", "_acc", "_chunks",
-        "_finished", "_streamed",
+        "_finished", "_streamed", "_labels",
     )
 
     def __init__(
@@ -50,8 +51,13 @@ class CallRecorder:
         *,
         source: str,
         route: str | None = None,
+        context: Context | None = None,
+        labels: RunLabels | None = None,
     ) -> None:
-        """With spans on, raises what the codec raises on a body not of its format (the caller
+        """`context` holds the parent span when it is not the current one (the proxy's client
+        named its run in headers); `labels` name and tag the trace.
+
+        With spans on, raises what the codec raises on a body not of its format (the caller
         then lets the call through unrecorded); without, such a body is found on the writer."""
         self._runtime = runtime
         self.codec = codec
@@ -59,6 +65,7 @@ class CallRecorder:
         self.endpoint = safe_endpoint(url)
         self.source = source
         self.route = route
+        self._labels = labels
         self.http_status: int | None = None
         self._decoder: Decoder | None = None
         self._sse: SSEDecoder | None = None
@@ -75,6 +82,7 @@ class CallRecorder:
             self.request = decode_request(codec, body)
             self.span = runtime.tracer.start_span(
                 f"{codec.operation} {self.request.model}" if self.request.model else codec.operation,
+                context=context,
                 kind=SpanKind.CLIENT,
                 attributes=self._request_attributes(),
             )
@@ -83,7 +91,7 @@ class CallRecorder:
             trace_id, span_id = ctx.trace_id, ctx.span_id
             parent_id = parent.span_id if parent else None
         else:  # nobody receives spans: the ids a span would have had, without the span
-            current = trace.get_current_span().get_span_context()
+            current = trace.get_current_span(context).get_span_context()
             parent_id = current.span_id if current.is_valid else None
             trace_id = current.trace_id if current.is_valid else random.getrandbits(128)
             span_id = random.getrandbits(64)
@@ -92,6 +100,11 @@ class CallRecorder:
             span_id=f"{span_id:016x}",
             parent_span_id=f"{parent_id:016x}" if parent_id else None,
         )
+
+    @property
+    def trace_id(self) -> str:
+        """The call's trace id, 32 hex characters."""
+        return self._ids.trace_id
 
     # -- response side
 
@@ -151,6 +164,7 @@ class CallRecorder:
             ttft_ms=(self._first - self._t0) * 1000 if self._first is not None else None,
             source=self.source,
             route=self.route,
+            labels=self._labels,
         )
         if self.span is not None:
             payload.decoded = decode_call(
@@ -185,6 +199,11 @@ class CallRecorder:
             attrs[semconv.SERVER_PORT] = int(port)
         if self.route:
             attrs[semconv.AGENT_TRACER_ROUTE] = self.route
+        if self._labels is not None:
+            if self._labels.name:
+                attrs[semconv.GEN_AI_AGENT_NAME] = self._labels.name
+            if self._labels.tags:
+                attrs[semconv.AGENT_TRACER_TAGS] = self._labels.tags
         if self._runtime.config.capture_content:
             attrs[semconv.GEN_AI_INPUT_MESSAGES] = _dumps(_semconv_messages(request.messages))
             if request.tools:

@@ -53,6 +53,16 @@ class SpanIds:
 
 
 @dataclass(slots=True)
+class RunLabels:
+    """What a model call says about its trace when no agent span does (the proxy's clients name
+    and tag their runs in headers): stored on the trace's row."""
+
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class LLMCallPayload:
     """A model call as the transport saw it: bytes, clock readings, and how the body ended."""
 
@@ -73,6 +83,7 @@ class LLMCallPayload:
     ttft_ms: float | None
     source: str
     route: str | None = None
+    labels: RunLabels | None = None
     decoded: DecodedCall | None = None
     """Set on the agent's thread when the span needed it; otherwise decoded by `records()`."""
 
@@ -130,6 +141,10 @@ class LLMCallPayload:
             "ended_at": ended,
             "source": self.source,
         }
+        if self.labels is not None:
+            trace.update(tags=self.labels.tags, meta=scrub(self.labels.meta))
+            if self.labels.name:
+                trace["name"] = scrub_text(self.labels.name)
         return [("trace", trace), ("llm_call", call)]
 
 

@@ -22,6 +22,7 @@ import logging
 import os
 import pickle
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -176,6 +177,10 @@ def main() -> None:
     """The child: batches in on stdin, acknowledgements out on a private copy of stdout (the real
     stdout goes to stderr, so nothing a library prints can break a frame). Frames that arrive
     while a write runs are written together, up to `batch_size` payloads a transaction."""
+    # The parent decides when writing ends, by closing the pipe (or dying): a Ctrl-C or SIGTERM
+    # sent to the whole process group must not kill the child with batches in hand.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     frames_in = sys.stdin.buffer

@@ -3,6 +3,7 @@
 `agent-tracer proxy` (`agent_tracer/commands/proxy.py`) serves `create_app` with uvicorn.
 """
 
-from agent_tracer.proxy.app import DEFAULT_UPSTREAMS, create_app
+from agent_tracer.proxy.app import create_app
+from agent_tracer.proxy.config import DEFAULT_UPSTREAMS, ProxyConfig
 
-__all__ = ["DEFAULT_UPSTREAMS", "create_app"]
+__all__ = ["DEFAULT_UPSTREAMS", "ProxyConfig", "create_app"]

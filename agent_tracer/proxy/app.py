@@ -1,33 +1,41 @@
 """The proxy's ASGI app: pass every request through to the model API, record the model calls.
 
 A POST whose path a codec claims (`integrations.codec_for`) is recorded with a `CallRecorder`, the
-same object the httpx transport wrapper drives in an agent's process; everything else goes through
-untouched and unrecorded. Bodies are passed back chunk by chunk as they arrive, exactly as the
-upstream sent them (compressed ones included), and the recorder sees each chunk on the way through.
+same object the httpx transport wrapper drives in an agent's process; everything else streams
+through untouched and unrecorded. Bodies are passed back chunk by chunk as they arrive, exactly as
+the upstream sent them (compressed ones included), and the recorder sees each chunk on the way.
 
-The client's own `Authorization` / `x-api-key` headers are forwarded upstream; the recorder never
-sees headers, so they cannot reach the store or a log.
+The forwarding path is plain ASGI (`Proxy.forward`): it is the hot path, and one task per request
+watches for the client leaving, from the moment the request body is in until the answer's last
+byte, where a framework would add its own per-response listener. The proxy's own endpoints
+(`/healthz`, `/metrics`, `/agent-tracer/v1/...`) and the lifespan are a small Starlette app.
 
-Faults the client sees, each in the API's own error shape: a body that is not a JSON object on a
-recorded path → 400 (nothing sent upstream); upstream unreachable → 502; upstream time-out → 504.
-Upstream errors (4xx, 5xx) are passed back unchanged. A body that breaks mid-way is ended cleanly
-for the client and recorded as failed; a client that disconnects closes the upstream request and
-the call is recorded as incomplete.
+Credentials: the client's own `Authorization` / `x-api-key` headers are forwarded upstream, or,
+with `--require-key`, checked and replaced by the proxy's upstream key (`auth.py`). The recorder
+never sees headers, so no key can reach the store or a log.
+
+Faults the client sees, each in the API's own error shape: a missing or wrong proxy key → 401; a
+model-call body over the size limit → 413, or not a JSON object → 400 (nothing sent upstream);
+upstream unreachable → 502; upstream time-out → 504. Upstream errors (4xx, 5xx) are passed back
+unchanged. A body that breaks mid-way is ended cleanly for the client and recorded as failed; a
+client that disconnects closes the upstream request and the call is recorded as incomplete.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -36,6 +44,13 @@ from agent_tracer import fastjson
 from agent_tracer import runtime as runtime_module
 from agent_tracer.capture import new_recorder, start_response
 from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE
+from agent_tracer.errors import ConfigError
+from agent_tracer.feedback import feedback_row
+from agent_tracer.proxy.auth import CREDENTIAL_HEADERS, KeyCheck
+from agent_tracer.proxy.config import DEFAULT_UPSTREAMS, ProxyConfig
+from agent_tracer.proxy.metrics import Metrics
+from agent_tracer.proxy.runs import RUN_HEADERS, run_from_headers, trace_id_for
+from agent_tracer.records import FeedbackPayload
 from agent_tracer.recorder import CallRecorder
 from integrations.anthropic_messages import AnthropicMessagesCodec
 
@@ -45,26 +60,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("agent_tracer.proxy")
 
-DEFAULT_UPSTREAMS: dict[str, str] = {
-    "openai": "https://api.openai.com",
-    "anthropic": "https://api.anthropic.com",
-}
-"""API name → base URL the request path is appended to."""
-
-DEFAULT_TIMEOUT_S = 600.0
-"""How long the upstream may take to answer, and between two chunks of a body."""
-
 CONNECT_TIMEOUT_S = 10.0
+METRICS_SAVE_INTERVAL_S = 1.0
+CLIENT_GONE = 499
+"""The status counted for a request whose client left before its answer (nginx's convention)."""
 
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+OWN_PATHS = ("/healthz", "/metrics")
+OWN_PREFIX = "/agent-tracer/"
+TRACE_ID_RESPONSE_HEADER = b"x-agent-trace-id"
+FEEDBACK_FIELDS = frozenset({"outcome", "rating", "comment", "label"})
 
 _HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection",
+    b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
 })
-_NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length"}
-"""Request headers the proxy sets itself (httpx: host, content-length) or that are per hop."""
-_NOT_PASSED_BACK = _HOP_BY_HOP | {"content-length"}
+_NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length"} | {h.encode() for h in RUN_HEADERS}
+"""Request headers the proxy sets itself (httpx: host, content-length), per hop, or for the proxy."""
+_CREDENTIALS = frozenset(h.encode() for h in CREDENTIAL_HEADERS)
+_NOT_PASSED_BACK = _HOP_BY_HOP | {b"content-length"}
 """Response headers the proxy's server sets itself: the body goes back chunked, so that a body
 that breaks half-way can still be ended cleanly for the client."""
 
@@ -86,43 +99,73 @@ def api_for(path: str, codec: Codec | None) -> str:
     return "openai"
 
 
-def error_response(api: str, status: int, message: str, code: str) -> JSONResponse:
+_ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 413: "request_too_large",
+                          504: "timeout_error"}
+
+
+def error_body(api: str, status: int, message: str, code: str) -> dict[str, Any]:
     """An error the proxy itself answers, in the shape of `api`'s own errors."""
     if api == "anthropic":
-        kind = {400: "invalid_request_error", 504: "timeout_error"}.get(status, "api_error")
-        return JSONResponse({"type": "error", "error": {"type": kind, "message": message}}, status_code=status)
+        return {"type": "error", "error": {"type": _ANTHROPIC_ERROR_TYPES.get(status, "api_error"), "message": message}}
     kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse(
-        {"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status
-    )
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def error_response(api: str, status: int, message: str, code: str) -> JSONResponse:
+    return JSONResponse(error_body(api, status, message, code), status_code=status)
 
 
 class _ClientGone(Exception):
-    """The client disconnected before the upstream answered."""
+    """The client disconnected before its request body was in."""
 
 
-class _PassThrough(StreamingResponse):
-    """A streamed upstream body; whatever ends the response (the body's end, a client that went
-    away, a cancelled task) closes the body iterator, which closes the upstream response."""
+class _TooLarge(Exception):
+    """The request body is over the limit."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+class _Exchange:
+    """One forwarded request: watches for the client leaving until the answer is finished, and
+    then cancels the task forwarding it."""
+
+    __slots__ = ("receive", "task", "watcher", "client_gone", "finished")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.task = asyncio.current_task()
+        self.watcher: asyncio.Task[None] | None = None
+        self.client_gone = False
+        self.finished = False
+
+    def watch(self) -> None:
+        """Start watching; called once the request body has been read (the watcher then owns
+        `receive`)."""
+        if self.watcher is None:
+            self.watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
+        if not self.finished:  # after the answer's last byte the server reports a disconnect too
+            self.client_gone = True
+            self.task.cancel()
+
+    def finish(self) -> None:
+        self.finished = True
+        if self.watcher is not None:
+            self.watcher.cancel()
 
 
 class Proxy:
-    """The state behind one app: upstream base URLs, the runtime that records, the shared client."""
+    """The state behind one app: settings, the runtime that records, the shared upstream client."""
 
-    def __init__(self, upstreams: dict[str, str], runtime: Runtime, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        unknown = set(upstreams) - set(DEFAULT_UPSTREAMS)
-        if unknown:
-            raise ValueError(f"unknown upstream(s): {', '.join(sorted(unknown))} (known: openai, anthropic)")
-        self.upstreams = {**DEFAULT_UPSTREAMS, **upstreams}
+    def __init__(self, config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None) -> None:
+        self.config = config
+        self.upstreams = config.upstreams
         self.runtime = runtime
-        self.timeout = httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT_S, timeout))
+        self.keys = keys
+        self.max_body = config.max_request_bytes
+        self.timeout = httpx.Timeout(config.timeout_s, connect=min(CONNECT_TIMEOUT_S, config.timeout_s))
+        self.metrics = Metrics(runtime.stats.snapshot, config.metrics_dir)
         self.client: httpx.AsyncClient | None = None
 
     @contextlib.asynccontextmanager
@@ -132,111 +175,233 @@ class Proxy:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
         )
+        saver = asyncio.get_running_loop().create_task(self._save_metrics()) if self.config.metrics_dir else None
         try:
             yield
         finally:
+            if saver is not None:
+                saver.cancel()
             await self.client.aclose()
             self.client = None
             if runtime_module.current() is self.runtime:  # write what is queued before the process ends
                 await anyio.to_thread.run_sync(runtime_module.stop)
+            self.metrics.save()
+
+    async def _save_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(METRICS_SAVE_INTERVAL_S)
+            try:
+                self.metrics.save()
+            except OSError as exc:
+                logger.warning("agent-tracer proxy: cannot share metrics with the other workers (%s)", exc)
+
+    # -- the proxy's own endpoints
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def handle(self, request: Request) -> Response:
-        path = request.url.path
-        codec = integrations.codec_for(path) if request.method == "POST" else None
+    async def prometheus(self, request: Request) -> Response:
+        return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def feedback(self, request: Request) -> Response:
+        """`POST /agent-tracer/v1/traces/{trace_id}/feedback` with {outcome, rating, comment, label}:
+        queued for the store like every recorded call (202), or 400 with the reason."""
+        if self.keys is not None and not self.keys.allows(request.headers):
+            return error_response("openai", 401, "A valid proxy key is required.", "invalid_api_key")
+        try:
+            data = fastjson.loads(await request.body())
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return error_response("openai", 400, "The body must be a JSON object such as "
+                                  '{"outcome": "success", "rating": 5}.', "invalid_json")
+        unknown = set(data) - FEEDBACK_FIELDS
+        if unknown:
+            return error_response("openai", 400, f"Unknown field(s) {', '.join(sorted(unknown))}; expected "
+                                  f"{', '.join(sorted(FEEDBACK_FIELDS))}.", "invalid_feedback")
+        try:
+            trace_id = trace_id_for(request.path_params["trace_id"])
+            row = feedback_row(trace_id, data.get("outcome"), data.get("rating"), data.get("comment"),
+                               data.get("label"), source="proxy")
+        except (ValueError, ConfigError) as exc:
+            return error_response("openai", 400, str(exc), "invalid_feedback")
+        self.runtime.submit(FeedbackPayload(row))
+        return JSONResponse({"id": row["id"], "trace_id": trace_id, "status": "accepted"}, status_code=202)
+
+    # -- forwarding
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Forward one request; counts it in the metrics however it ends."""
+        started = time.perf_counter()
+        path = scope["path"]
+        codec = integrations.codec_for(path) if scope["method"] == "POST" else None
         api = api_for(path, codec)
-        url = upstream_url(self.upstreams[api], path, request.url.query)
-        body = await request.body()
+        self.metrics.in_flight += 1
+        status = CLIENT_GONE
+        try:
+            status = await self._forward(scope, receive, send, codec, api)
+        finally:
+            self.metrics.in_flight -= 1
+            self.metrics.observe(api, codec is not None, status, time.perf_counter() - started)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, codec: Codec | None, api: str) -> int:
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        if self.keys is not None and not self.keys.allows(headers):
+            return await _send_error(send, api, 401, "A valid proxy key is required (Authorization: Bearer KEY "
+                                     "or x-api-key: KEY).", "invalid_api_key")
+        url = upstream_url(self.upstreams[api], scope["path"], scope["query_string"].decode("latin-1"))
+        exchange = _Exchange(receive)
         recorder: CallRecorder | None = None
+        content: bytes | AsyncIterator[bytes] | None
+        forwarded = [(k, v) for k, v in scope["headers"] if k not in _NOT_FORWARDED]
         if codec is not None:
             try:
-                parsed = fastjson.loads(body)
+                content = await _read_body(receive, headers.get("content-length"), self.max_body)
+            except _ClientGone:
+                return CLIENT_GONE
+            except _TooLarge:
+                limit = f"{self.config.max_request_mb:g} MiB"
+                return await _send_error(send, api, 413, f"The request body is over the proxy's limit of {limit} "
+                                         "(agent-tracer proxy --max-request-mb).", "request_too_large", close=True)
+            try:
+                parsed = fastjson.loads(content)
             except ValueError:
                 parsed = None
             if not isinstance(parsed, dict):
-                return error_response(api, 400, "The request body is not a JSON object.", "invalid_json")
-            recorder = new_recorder(self.runtime, codec, url, body, source="proxy")
+                return await _send_error(send, api, 400, "The request body is not a JSON object.", "invalid_json")
+            run = run_from_headers(headers)
+            recorder = new_recorder(self.runtime, codec, url, content, source="proxy",
+                                    context=run.context, labels=run.labels)
+            exchange.watch()
+        elif "content-length" in headers or "transfer-encoding" in headers:
+            content = _stream_body(exchange)  # starts the watch once the body is through
+            if "content-length" in headers:
+                forwarded.append((b"content-length", headers["content-length"].encode("latin-1")))
+        else:
+            content = None
+            exchange.watch()
+        if self.keys is not None:
+            forwarded = [(k, v) for k, v in forwarded if k not in _CREDENTIALS]
+            forwarded += self.keys.upstream_credentials(api)
 
-        headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in _NOT_FORWARDED]
-        upstream_request = httpx.Request(request.method, url, headers=headers, content=body)
         try:
-            upstream = await self._send(request, upstream_request)
-        except _ClientGone:
+            return await self._exchange(send, exchange, httpx.Request(scope["method"], url, headers=forwarded,
+                                                                      content=content), recorder, api)
+        except asyncio.CancelledError:
+            if not exchange.client_gone:  # the server is stopping
+                if recorder is not None:
+                    recorder.finish_safely(FAILED, "the proxy stopped")
+                raise
             if recorder is not None:
-                recorder.finish_safely(INCOMPLETE, "the client disconnected before the answer")
-            return Response(status_code=499)  # nobody reads it
-        except httpx.TimeoutException as exc:
-            return self._fault(recorder, exc, api, 504, f"The upstream API did not answer in time ({_reason(exc)}).",
-                               "upstream_timeout")
-        except httpx.HTTPError as exc:
-            return self._fault(recorder, exc, api, 502, f"The upstream API is unreachable ({_reason(exc)}).",
-                               "upstream_unreachable")
-        except BaseException as exc:  # cancelled: the server is stopping
-            if recorder is not None:
-                recorder.finish_safely(FAILED, exc)
-            raise
+                recorder.finish_safely(INCOMPLETE, "the client disconnected")
+            return CLIENT_GONE
+        finally:
+            exchange.finish()
 
-        if recorder is not None:
-            start_response(self.runtime, recorder, httpx, upstream.status_code, upstream.headers)
-        response = _PassThrough(_relay(upstream, recorder), status_code=upstream.status_code)
-        response.raw_headers = [
-            (k, v) for k, v in upstream.headers.raw if k.decode("latin-1").lower() not in _NOT_PASSED_BACK
-        ]
-        return response
-
-    async def _send(self, request: Request, upstream_request: httpx.Request) -> httpx.Response:
-        """Send upstream and wait for its headers; a client that disconnects meanwhile cancels the
-        upstream request (raises `_ClientGone`)."""
+    async def _exchange(self, send: Send, exchange: _Exchange, request: httpx.Request,
+                        recorder: CallRecorder | None, api: str) -> int:
+        """Send upstream, pass the answer back; returns the status the client got."""
         assert self.client is not None, "the app's lifespan has not started"
-        response: httpx.Response | None = None
-        failure: BaseException | None = None
-        async with anyio.create_task_group() as group:
-
-            async def watch_client() -> None:
-                while (await request.receive())["type"] != "http.disconnect":
-                    pass
-                group.cancel_scope.cancel()
-
-            group.start_soon(watch_client)
+        try:
+            upstream = await self.client.send(request, stream=True)
+        except _ClientGone:  # while streaming the request body up
+            if recorder is not None:
+                recorder.finish_safely(INCOMPLETE, "the client disconnected")
+            return CLIENT_GONE
+        except httpx.TimeoutException as exc:
+            self.metrics.upstream_error(api, "timeout")
+            return await self._fault(send, recorder, exc, api, 504,
+                                     f"The upstream API did not answer in time ({_reason(exc)}).", "upstream_timeout")
+        except httpx.HTTPError as exc:
+            self.metrics.upstream_error(api, "unreachable")
+            return await self._fault(send, recorder, exc, api, 502,
+                                     f"The upstream API is unreachable ({_reason(exc)}).", "upstream_unreachable")
+        status = upstream.status_code
+        if status == 429 or status >= 500:
+            self.metrics.upstream_error(api, "http_429" if status == 429 else "http_5xx")
+        ending, error = INCOMPLETE, "the client disconnected"
+        try:
+            response_headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _NOT_PASSED_BACK]
+            if recorder is not None:
+                start_response(self.runtime, recorder, httpx, status, upstream.headers)
+                response_headers.append((TRACE_ID_RESPONSE_HEADER, recorder.trace_id.encode()))
+            await send({"type": "http.response.start", "status": status, "headers": response_headers})
             try:
-                response = await self.client.send(upstream_request, stream=True)
-            except Exception as exc:
-                failure = exc
-            group.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        if response is None:
-            raise _ClientGone
-        return response
+                async for chunk in upstream.aiter_raw():
+                    if recorder is not None:
+                        recorder.feed_safely(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                ending, error = COMPLETE, None
+            except httpx.HTTPError as exc:  # the upstream body broke: end it cleanly for the client
+                ending, error = FAILED, exc
+                self.metrics.upstream_error(api, "broken_body")
+                logger.warning("agent-tracer proxy: upstream body broke (%s)", _reason(exc))
+            exchange.finished = True  # the server reports a disconnect after the last byte
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return status
+        finally:
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose()
+            if recorder is not None:
+                recorder.finish_safely(ending, error)
 
-    @staticmethod
-    def _fault(recorder: CallRecorder | None, exc: Exception, api: str, status: int, message: str,
-               code: str) -> Response:
+    async def _fault(self, send: Send, recorder: CallRecorder | None, exc: Exception, api: str, status: int,
+                     message: str, code: str) -> int:
         if recorder is not None:
             recorder.finish_safely(FAILED, exc)
-        return error_response(api, status, message, code)
+        return await _send_error(send, api, status, message, code,
+                                 trace_id=recorder.trace_id if recorder is not None else None)
 
 
-async def _relay(upstream: httpx.Response, recorder: CallRecorder | None) -> AsyncIterator[bytes]:
-    """The upstream body as it arrives, raw; how it ends is how the recorded call ends."""
-    ending: str = INCOMPLETE
-    error: BaseException | str | None = "the client disconnected"
-    try:
-        async for chunk in upstream.aiter_raw():
-            if recorder is not None:
-                recorder.feed_safely(chunk)
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """The whole request body, or `_TooLarge` as soon as it is known to be over `limit`."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+async def _stream_body(exchange: _Exchange) -> AsyncIterator[bytes]:
+    """A pass-through request body, streamed up as it arrives; the watch for the client leaving
+    starts once it is all through."""
+    while True:
+        message = await exchange.receive()
+        if message["type"] == "http.disconnect":
+            exchange.client_gone = True
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
             yield chunk
-        ending, error = COMPLETE, None
-    except httpx.HTTPError as exc:  # the upstream body broke: end it cleanly for the client
-        ending, error = FAILED, exc
-        logger.warning("agent-tracer proxy: upstream body broke (%s)", _reason(exc))
-    finally:
-        with anyio.CancelScope(shield=True):
-            await upstream.aclose()
-        if recorder is not None:
-            recorder.finish_safely(ending, error)
+        if not message.get("more_body", False):
+            exchange.watch()
+            return
+
+
+async def _send_error(send: Send, api: str, status: int, message: str, code: str, *,
+                      close: bool = False, trace_id: str | None = None) -> int:
+    body = fastjson.dumps(error_body(api, status, message, code)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:  # the client's unread body must not be taken for its next request
+        headers.append((b"connection", b"close"))
+    if trace_id is not None:
+        headers.append((TRACE_ID_RESPONSE_HEADER, trace_id.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+    return status
 
 
 def _reason(exc: BaseException) -> str:
@@ -244,25 +409,36 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def create_app(
-    upstreams: dict[str, str] | None,
-    runtime: Runtime,
-    *,
-    timeout: float = DEFAULT_TIMEOUT_S,
-) -> Starlette:
-    """The proxy app. `upstreams` maps "openai" / "anthropic" to base URLs (the defaults for the
-    ones not given). When `runtime` is the process's active one, the app's shutdown stops it (so
-    everything recorded is written before the process ends)."""
-    proxy = Proxy(upstreams or {}, runtime, timeout)
-    app = Starlette(
-        routes=[
-            Route("/healthz", proxy.healthz, methods=["GET"]),
-            Route("/{path:path}", proxy.handle, methods=METHODS),
-        ],
-        lifespan=proxy.lifespan,
-    )
+class ProxyApp:
+    """The ASGI app: the proxy's own paths and the lifespan go to a Starlette app, every other
+    HTTP request is forwarded."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.own = Starlette(
+            routes=[
+                Route("/healthz", proxy.healthz, methods=["GET"]),
+                Route("/metrics", proxy.prometheus, methods=["GET"]),
+                Route("/agent-tracer/v1/traces/{trace_id}/feedback", proxy.feedback, methods=["POST"]),
+            ],
+            lifespan=proxy.lifespan,
+        )
+        self.state = self.own.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OWN_PATHS and not scope["path"].startswith(OWN_PREFIX):
+            await self.proxy.forward(scope, receive, send)
+        else:
+            await self.own(scope, receive, send)
+
+
+def create_app(config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None) -> ProxyApp:
+    """The proxy app for `config`. When `runtime` is the process's active one, the app's shutdown
+    stops it (so everything recorded is written before the process ends)."""
+    proxy = Proxy(config, runtime, keys)
+    app = ProxyApp(proxy)
     app.state.proxy = proxy
     return app
 
 
-__all__ = ["DEFAULT_UPSTREAMS", "Proxy", "create_app", "error_response", "upstream_url"]
+__all__ = ["DEFAULT_UPSTREAMS", "Proxy", "ProxyApp", "create_app", "error_response", "upstream_url"]

@@ -17,6 +17,9 @@ import httpx
 from agent_tracer.store import LLMCall, TraceStore
 
 
+_CLEARED_ENV = ("AGENT_TRACER_DB", "AGENT_TRACER_PROXY_KEYS", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -27,21 +30,22 @@ class ProxyProcess:
     """`python -m agent_tracer.cli proxy …` on a free port; `stop()` sends SIGINT (uvicorn's
     graceful shutdown, which flushes the store) and waits."""
 
-    def __init__(self, upstream_url: str, db_path: Path, *extra: str) -> None:
+    def __init__(self, upstream_url: str, db: Path | str, *extra: str, env: dict[str, str] | None = None) -> None:
+        """`db`: an SQLite file's path, or any store URL; `env`: variables to set for the process
+        (AGENT_TRACER_DB and the proxy's key variables are cleared unless given here)."""
         self.port = free_port()
-        self.db_path = db_path
-        self.db_url = f"sqlite:///{db_path}"
+        self.db_url = db if isinstance(db, str) else f"sqlite:///{db}"
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("AGENT_TRACER_DB", None)
+        base = {k: v for k, v in os.environ.items() if k not in _CLEARED_ENV}
+        env = {**base, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "agent_tracer.cli", "proxy", "--port", str(self.port), "--db", self.db_url,
              "--upstream", f"openai={upstream_url}", "--upstream", f"anthropic={upstream_url}", *extra],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 20.0) -> None:
+    def _wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -58,11 +62,15 @@ class ProxyProcess:
     def openai_base_url(self) -> str:
         return self.url + "/v1"
 
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> str:
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0, *, group: bool = False) -> str:
         """Stop the process; returns what it printed. A clean stop exits 0 (SIGINT) or by the
-        signal itself (uvicorn raises SIGTERM again once it has shut down): see `stopped_cleanly`."""
+        signal itself (uvicorn raises SIGTERM again once it has shut down): see `stopped_cleanly`.
+        `group=True` signals its whole process group, as a terminal's Ctrl-C does."""
         if self.process.poll() is None:
-            self.process.send_signal(sig)
+            if group:
+                os.killpg(self.process.pid, sig)
+            else:
+                self.process.send_signal(sig)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

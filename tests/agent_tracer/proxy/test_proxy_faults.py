@@ -122,3 +122,70 @@ def test_upstream_down_is_502_and_shutdown_flushes(tmp_path):
     finally:
         output = process.stop(signal.SIGTERM)
     assert process.stopped_cleanly, output
+
+
+def test_body_over_the_limit_is_413_and_not_sent_upstream(upstream, tmp_path):
+    process = ProxyProcess(upstream.url, tmp_path / "traces.db", "--max-request-mb", "0.01")  # 10 KiB
+    try:
+        sent = len(upstream.requests)
+        big = "x" * 12_000
+        with pytest.raises(openai.APIStatusError) as caught:
+            openai.OpenAI(base_url=process.openai_base_url, api_key="sk-test", max_retries=0).chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": big}])
+        assert caught.value.status_code == 413
+        assert caught.value.body["code"] == "request_too_large" and "0.01 MiB" in caught.value.body["message"]
+
+        def chunks():  # no content-length: the limit is found while reading
+            yield b'{"model": "claude-test", "max_tokens": 5, "messages": [{"role": "user", "content": "'
+            for _ in range(12):
+                yield b"y" * 1000
+            yield b'"}]}'
+
+        response = httpx.post(process.url + "/v1/messages", content=chunks(),
+                              headers={"content-type": "application/json"})
+        assert response.status_code == 413 and response.json()["error"]["type"] == "request_too_large"
+        assert len(upstream.requests) == sent
+
+        # a path that is not a model call streams through whatever its size
+        payload = {"input": big, "model": "embed-test"}
+        response = httpx.post(process.openai_base_url + "/embeddings", json=payload)
+        assert response.status_code == 404  # the fake has no embeddings: its own answer, passed back
+        assert upstream.requests[-1]["json"] == payload
+        # and a small model call still goes through
+        ok = httpx.post(process.openai_base_url + "/chat/completions",
+                        json={"model": "gpt-test", "messages": [{"role": "user", "content": "small"}]})
+        assert ok.status_code == 200
+    finally:
+        process.stop()
+
+
+def test_a_dead_database_never_fails_a_request_and_every_call_is_spilled(upstream, tmp_path):
+    dead = f"postgresql+psycopg://nobody:secret@127.0.0.1:{free_port()}/nothing?connect_timeout=1"
+    spill = tmp_path / "spill.jsonl"
+    process = ProxyProcess(upstream.url, dead, env={"AGENT_TRACER_SPILL": str(spill)})
+    markers = [uuid.uuid4().hex for _ in range(3)]
+    try:
+        client = openai.OpenAI(base_url=process.openai_base_url, api_key="sk-test", max_retries=0)
+        for marker in markers:
+            answer = client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": marker}])
+            assert answer.choices[0].message.content == f"Echo: {marker}"
+        with client.chat.completions.create(model="gpt-test", stream=True,
+                                            messages=[{"role": "user", "content": "streamed"}]) as stream:
+            assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    finally:
+        output = process.stop(signal.SIGTERM)
+    assert process.stopped_cleanly, output
+    assert "spilling" in output and "secret" not in output
+
+    from click.testing import CliRunner
+
+    from agent_tracer.cli import main
+    from agent_tracer.store import TraceStore
+
+    recovered = f"sqlite:///{tmp_path / 'recovered.db'}"
+    result = CliRunner().invoke(main, ["traces", "import", str(spill), "--format", "spill", "--db", recovered])
+    assert result.exit_code == 0, result.output
+    with TraceStore(recovered) as store:
+        calls = store.calls()
+    assert len(calls) == 4
+    assert all(any(marker in (call.raw_request or "") for call in calls) for marker in markers)

@@ -40,3 +40,17 @@ def test_keys_forwarded_never_stored_and_sigterm_flushes(upstream, tmp_path):
         data = path.read_bytes()
         assert OPENAI_KEY.encode() not in data and ANTHROPIC_KEY.encode() not in data, path
     assert OPENAI_KEY not in output and ANTHROPIC_KEY not in output
+
+
+def test_ctrl_c_to_the_process_group_stops_cleanly_and_writes_everything(upstream, tmp_path):
+    """A terminal's Ctrl-C reaches the writer process too: it must leave the ending to the proxy."""
+    process = ProxyProcess(upstream.url, tmp_path / "traces.db")
+    try:
+        openai.OpenAI(base_url=process.openai_base_url, api_key="sk-test", max_retries=0).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "ctrl-c"}])
+    finally:
+        output = process.stop(signal.SIGINT, group=True)
+    assert process.process.returncode == 0, output
+    assert "writer process stopped" not in output and "Traceback" not in output, output
+    with TraceStore(process.db_url) as store:
+        assert [c.api for c in store.calls()] == ["openai.chat"]

@@ -1,0 +1,88 @@
+"""The proxy's settings, one dataclass: the CLI's options are built from its fields' help and
+defaults, and with several workers it travels to each worker process as JSON in the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from agent_tracer.errors import ConfigError
+
+DEFAULT_UPSTREAMS: dict[str, str] = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+}
+"""API name → base URL the request path is appended to."""
+
+SETTINGS_ENV = "AGENT_TRACER_PROXY_SETTINGS"
+"""Where the CLI leaves the settings for `--workers` processes (JSON of `ProxyConfig` + db)."""
+
+
+@dataclass
+class ProxyConfig:
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to bind; 0.0.0.0 exposes the proxy."})
+    port: int = field(default=8787, metadata={"help": "Port to listen on."})
+    upstreams: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"help": "Where an API's calls go, e.g. openai=http://127.0.0.1:8000 (repeatable) "
+                          "[defaults: openai=https://api.openai.com, anthropic=https://api.anthropic.com]"},
+    )
+    timeout_s: float = field(
+        default=600.0,
+        metadata={"help": "Seconds the upstream may take to answer, and between two chunks of a body (→ 504)."},
+    )
+    max_request_mb: float = field(
+        default=32.0,
+        metadata={"help": "Largest model-call request body in MiB (→ 413); other paths stream through unlimited."},
+    )
+    require_key: bool = field(
+        default=False,
+        metadata={"help": "Clients must present a proxy key (AGENT_TRACER_PROXY_KEYS or --key-file); the "
+                          "proxy sends its own OPENAI_API_KEY / ANTHROPIC_API_KEY upstream."},
+    )
+    key_file: str | None = field(default=None, metadata={"help": "File of client keys, one a line (--require-key)."})
+    workers: int = field(default=1, metadata={"help": "Server processes sharing the port."})
+    log_level: str = field(default="warning", metadata={"help": "uvicorn's log level."})
+    metrics_dir: str | None = field(
+        default=None, metadata={"help": "Folder where workers share their counts for /metrics (set by the CLI)."}
+    )
+
+    def __post_init__(self) -> None:
+        unknown = set(self.upstreams) - set(DEFAULT_UPSTREAMS)
+        if unknown:
+            raise ConfigError(f"unknown upstream(s): {', '.join(sorted(unknown))} (known: openai, anthropic)")
+        for name, url in self.upstreams.items():
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(f"upstream {name}={url!r} is not an http:// or https:// URL")
+        self.upstreams = {**DEFAULT_UPSTREAMS, **{k: v.rstrip("/") for k, v in self.upstreams.items()}}
+        if self.timeout_s <= 0 or self.max_request_mb <= 0 or self.workers < 1:
+            raise ConfigError("timeout_s and max_request_mb must be positive, workers at least 1")
+
+    @property
+    def max_request_bytes(self) -> int:
+        return int(self.max_request_mb * 1024 * 1024)
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        return next(f.metadata["help"] for f in fields(cls) if f.name == name)
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        return next(f.default for f in fields(cls) if f.name == name)
+
+
+def export_settings(config: ProxyConfig, db: str) -> None:
+    """Leave the settings where `settings_from_environment` in a worker process finds them."""
+    os.environ[SETTINGS_ENV] = json.dumps({"proxy": asdict(config), "db": db})
+
+
+def settings_from_environment() -> tuple[ProxyConfig, str]:
+    raw = os.environ.get(SETTINGS_ENV)
+    if not raw:
+        raise ConfigError(f"{SETTINGS_ENV} is not set: start workers with `agent-tracer proxy --workers N`")
+    data = json.loads(raw)
+    return ProxyConfig(**data["proxy"]), data["db"]

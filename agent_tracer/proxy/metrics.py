@@ -1,0 +1,173 @@
+"""The proxy's counters, served at `/metrics` in Prometheus' text exposition format.
+
+    agent_tracer_proxy_requests_total{api,recorded,code}       requests answered, by HTTP status
+    agent_tracer_proxy_request_duration_seconds{api}           arrival to the end of the answer's body
+    agent_tracer_proxy_upstream_errors_total{api,reason}       unreachable, timeout, broken_body,
+                                                               http_429, http_5xx
+    agent_tracer_proxy_requests_in_flight                      being answered now
+    agent_tracer_spans_total{stage}                            the store writer's counts: captured,
+                                                               written, retried, spilled, dropped,
+                                                               capture_errors
+
+Kept in plain dicts, not a metrics library: one proxy request adds two counts and one histogram
+observation under the event loop's single thread, and nothing more needs to be paid on the hot path.
+
+With several workers (`agent-tracer proxy --workers N`), a scrape reaches one of them; each worker
+writes its totals to a file of its own in a shared folder once a second and when it stops, and
+`/metrics` adds up its own live totals and the other workers' files. A worker that died keeps its
+counts in the sum (counters never go down), but not its in-flight gauge.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+"""Upper bounds of the duration histogram, in seconds: model calls take milliseconds to minutes."""
+
+UPSTREAM_ERROR_REASONS = ("unreachable", "timeout", "broken_body", "http_429", "http_5xx")
+
+
+class Metrics:
+    """One worker's counts. `stats` returns the store writer's span counts (`CaptureStats`)."""
+
+    def __init__(self, stats: Callable[[], dict[str, int]], directory: str | None = None) -> None:
+        self._stats = stats
+        self._directory = Path(directory) if directory else None
+        self.requests: dict[tuple[str, bool, int], int] = defaultdict(int)
+        self.upstream_errors: dict[tuple[str, str], int] = defaultdict(int)
+        self.durations: dict[str, list[float]] = {}
+        """api → per-bucket counts (len(BUCKETS) + 1, the last for +Inf), then sum, then count."""
+        self.in_flight = 0
+
+    # -- counting (the event loop's thread only)
+
+    def observe(self, api: str, recorded: bool, code: int, seconds: float) -> None:
+        """One request answered with `code`, `seconds` after it arrived."""
+        self.requests[(api, recorded, code)] += 1
+        histogram = self.durations.get(api)
+        if histogram is None:
+            histogram = self.durations[api] = [0.0] * (len(BUCKETS) + 3)
+        histogram[bisect.bisect_left(BUCKETS, seconds)] += 1
+        histogram[-2] += seconds
+        histogram[-1] += 1
+
+    def upstream_error(self, api: str, reason: str) -> None:
+        self.upstream_errors[(api, reason)] += 1
+
+    # -- sharing between workers
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "requests": [[api, recorded, code, n] for (api, recorded, code), n in self.requests.items()],
+            "upstream_errors": [[api, reason, n] for (api, reason), n in self.upstream_errors.items()],
+            "durations": {api: list(counts) for api, counts in self.durations.items()},
+            "in_flight": self.in_flight,
+            "spans": self._stats(),
+        }
+
+    def save(self) -> None:
+        """Write this worker's totals for the others to read (atomically: a reader never sees half)."""
+        if self._directory is None:
+            return
+        path = self._directory / f"{os.getpid()}.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.snapshot()))
+        os.replace(temporary, path)
+
+    def _all_snapshots(self) -> list[dict[str, Any]]:
+        own = self.snapshot()
+        snapshots = [own]
+        if self._directory is None:
+            return snapshots
+        for path in sorted(self._directory.glob("*.json")):
+            if path.stem == str(own["pid"]):
+                continue
+            try:
+                snapshot = json.loads(path.read_text())
+            except (OSError, ValueError):  # being replaced right now: its last totals are a second old
+                continue
+            if not _alive(snapshot.get("pid")):
+                snapshot["in_flight"] = 0
+            snapshots.append(snapshot)
+        return snapshots
+
+    # -- exposition
+
+    def render(self) -> str:
+        """All workers' totals in the Prometheus text format (version 0.0.4)."""
+        requests: dict[tuple[str, bool, int], int] = defaultdict(int)
+        errors: dict[tuple[str, str], int] = defaultdict(int)
+        durations: dict[str, list[float]] = {}
+        spans: dict[str, int] = defaultdict(int)
+        in_flight = 0
+        for snapshot in self._all_snapshots():
+            for api, recorded, code, n in snapshot["requests"]:
+                requests[(api, recorded, code)] += n
+            for api, reason, n in snapshot["upstream_errors"]:
+                errors[(api, reason)] += n
+            for api, counts in snapshot["durations"].items():
+                total = durations.setdefault(api, [0.0] * len(counts))
+                for i, value in enumerate(counts):
+                    total[i] += value
+            for stage, n in snapshot["spans"].items():
+                spans[stage] += n
+            in_flight += snapshot["in_flight"]
+
+        out: list[str] = []
+        _family(out, "agent_tracer_proxy_requests_total", "counter",
+                "Requests the proxy answered, by API, whether the call was recorded, and HTTP status.")
+        for (api, recorded, code), n in sorted(requests.items()):
+            out.append(f'agent_tracer_proxy_requests_total{{api="{api}",recorded="{str(recorded).lower()}",'
+                       f'code="{code}"}} {n}')
+        name = "agent_tracer_proxy_request_duration_seconds"
+        _family(out, name, "histogram", "From a request's arrival to the end of its answer's body.")
+        for api, counts in sorted(durations.items()):
+            cumulative = 0.0
+            for bound, count in zip((*BUCKETS, float("inf")), counts):
+                cumulative += count
+                out.append(f'{name}_bucket{{api="{api}",le="{_le(bound)}"}} {cumulative:g}')
+            out.append(f'{name}_sum{{api="{api}"}} {counts[-2]!r}')
+            out.append(f'{name}_count{{api="{api}"}} {counts[-1]:g}')
+        _family(out, "agent_tracer_proxy_upstream_errors_total", "counter",
+                "Upstream failures: unreachable, timeout, broken_body, http_429, http_5xx.")
+        for (api, reason), n in sorted(errors.items()):
+            out.append(f'agent_tracer_proxy_upstream_errors_total{{api="{api}",reason="{reason}"}} {n}')
+        _family(out, "agent_tracer_proxy_requests_in_flight", "gauge", "Requests being answered now.")
+        out.append(f"agent_tracer_proxy_requests_in_flight {in_flight}")
+        _family(out, "agent_tracer_spans_total", "counter",
+                "Recorded spans by stage of the store writer: captured, written, retried, spilled, "
+                "dropped, capture_errors.")
+        for stage, n in sorted(spans.items()):
+            out.append(f'agent_tracer_spans_total{{stage="{stage}"}} {n}')
+        return "\n".join(out) + "\n"
+
+
+def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {name} {kind}")
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+__all__ = ["BUCKETS", "Metrics", "UPSTREAM_ERROR_REASONS"]

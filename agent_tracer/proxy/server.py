@@ -1,0 +1,70 @@
+"""Running the proxy: one uvicorn process, or several workers sharing the port.
+
+With one worker, the app is built here and handed to uvicorn. With `--workers N`, uvicorn spawns N
+fresh processes that each build their own app from the settings this process leaves in the
+environment (`app_from_environment`): each worker records through its own writer into the same
+store, and they share their metrics through files in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import replace
+
+from agent_tracer import runtime
+from agent_tracer.config import TracerConfig
+from agent_tracer.proxy.app import ProxyApp, create_app
+from agent_tracer.proxy.auth import KeyCheck, load_client_keys, load_upstream_keys
+from agent_tracer.proxy.config import ProxyConfig, export_settings, settings_from_environment
+from agent_tracer.store.engine import redact
+
+logger = logging.getLogger("agent_tracer.proxy")
+
+GRACEFUL_SHUTDOWN_S = 20.0
+"""How long a stop waits for answers in flight before cutting them (recorded as failed); the
+store is written after that, within the tracer's own shutdown time-out."""
+
+
+def build_app(config: ProxyConfig, db: str) -> ProxyApp:
+    """The app for this process, recording through the process's runtime (started here)."""
+    keys = KeyCheck(load_client_keys(config.key_file), load_upstream_keys()) if config.require_key else None
+    return create_app(config, runtime.start(TracerConfig(db=db), instrument=False), keys)
+
+
+def app_from_environment() -> ProxyApp:
+    """uvicorn's app factory in each `--workers` process."""
+    config, db = settings_from_environment()
+    return build_app(config, db)
+
+
+def describe(config: ProxyConfig, db: str) -> str:
+    """The start-up line: where it listens, where calls go, where they are recorded; no secrets."""
+    upstreams = ", ".join(f"{api}={url}" for api, url in config.upstreams.items())
+    if config.require_key:
+        held = sorted(load_upstream_keys())
+        keys = f"proxy keys required; upstream keys held for {', '.join(held) if held else 'no API'}"
+    else:
+        keys = "clients' own API keys forwarded"
+    workers = f", {config.workers} workers" if config.workers > 1 else ""
+    return (f"agent-tracer proxy on http://{config.host}:{config.port} → {upstreams}\n"
+            f"  recording into {redact(db)}; {keys}{workers}")
+
+
+def serve(config: ProxyConfig, db: str) -> None:
+    """Serve until SIGINT / SIGTERM, recording into the store at `db` (a URL); raises
+    `ConfigError` for settings that cannot work, before anything listens."""
+    import uvicorn
+
+    if config.require_key:
+        load_client_keys(config.key_file)  # fail here, once, rather than in every worker
+    options = dict(host=config.host, port=config.port, log_level=config.log_level, access_log=False,
+                   server_header=False, date_header=False, lifespan="on",
+                   timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    if config.workers == 1:
+        uvicorn.run(build_app(config, db), **options)
+        return
+    with tempfile.TemporaryDirectory(prefix="agent-tracer-proxy-metrics-") as metrics_dir:
+        export_settings(replace(config, metrics_dir=metrics_dir), db)
+        uvicorn.run("agent_tracer.proxy.server:app_from_environment", factory=True, workers=config.workers,
+                    **options)
