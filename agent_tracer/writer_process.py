@@ -22,7 +22,6 @@ import logging
 import os
 import pickle
 import queue
-import signal
 import struct
 import subprocess
 import sys
@@ -65,9 +64,11 @@ class ProcessExporter(StoreExporter):
         self._dead = False
         self._local = threading.Lock()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # A session of its own: a terminal's Ctrl-C (or a SIGTERM to the process group) must not
+        # kill the child with batches in hand; it ends when this process closes the pipe, or dies.
         self._child = subprocess.Popen(
             [sys.executable, "-m", "agent_tracer.writer_process"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True,
         )
         write_frame(self._child.stdin, dataclasses.asdict(config))
         super().__init__(config, stats, open_store)
@@ -177,10 +178,6 @@ def main() -> None:
     """The child: batches in on stdin, acknowledgements out on a private copy of stdout (the real
     stdout goes to stderr, so nothing a library prints can break a frame). Frames that arrive
     while a write runs are written together, up to `batch_size` payloads a transaction."""
-    # The parent decides when writing ends, by closing the pipe (or dying): a Ctrl-C or SIGTERM
-    # sent to the whole process group must not kill the child with batches in hand.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     frames_in = sys.stdin.buffer
