@@ -56,8 +56,8 @@ class KeyCheck:
     def __init__(self, client_keys: Iterable[str], upstream_keys: Mapping[str, str]) -> None:
         self._client_keys = [key.encode() for key in client_keys]
         self._upstream = {
-            "openai": [(b"authorization", f"Bearer {key}".encode())] if (key := upstream_keys.get("openai")) else [],
-            "anthropic": [(b"x-api-key", key.encode())] if (key := upstream_keys.get("anthropic")) else [],
+            "openai": {"authorization": f"Bearer {key}"} if (key := upstream_keys.get("openai")) else {},
+            "anthropic": {"x-api-key": key} if (key := upstream_keys.get("anthropic")) else {},
         }
 
     def allows(self, headers: Mapping[str, str]) -> bool:
@@ -74,7 +74,7 @@ class KeyCheck:
                     found |= hmac.compare_digest(raw, key)
         return found
 
-    def upstream_credentials(self, api: str) -> list[tuple[bytes, bytes]]:
+    def upstream_credentials(self, api: str) -> dict[str, str]:
         """Headers carrying the proxy's own key for `api` (none when it holds no key for it)."""
         return self._upstream[api]
 

@@ -107,5 +107,5 @@ def test_key_check_accepts_either_header_and_only_listed_keys():
     assert not check.allows({"authorization": CLIENT_KEY})  # no scheme
     assert not check.allows({"x-api-key": CLIENT_KEY[:-1]})
     assert not check.allows({})
-    assert check.upstream_credentials("openai") == [(b"authorization", f"Bearer {UPSTREAM_OPENAI}".encode())]
-    assert check.upstream_credentials("anthropic") == []
+    assert check.upstream_credentials("openai") == {"authorization": f"Bearer {UPSTREAM_OPENAI}"}
+    assert check.upstream_credentials("anthropic") == {}

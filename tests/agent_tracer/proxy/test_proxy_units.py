@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from agent_tracer import runtime
 from agent_tracer.cli import main
 from agent_tracer.config import TracerConfig
-from agent_tracer.proxy.app import upstream_url
+from agent_tracer.proxy.app import env_proxy, upstream_url
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,15 @@ def test_runtime_without_instrument_leaves_the_transports_alone(tmp_path):
     finally:
         runtime.stop()
     assert runtime.current() is None
+
+
+def test_env_proxy_follows_the_environment_like_the_sdks(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_proxy("https://api.openai.com") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://corp-proxy:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,.internal")
+    assert env_proxy("https://api.openai.com") == "http://corp-proxy:3128"
+    assert env_proxy("http://vllm.internal:8000/v1") is None
+    assert env_proxy("http://127.0.0.1:8000") is None  # plain http: no HTTP_PROXY set
