@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from agent_tracer.errors import ConfigError, StoreError, TraceNotFound
+from agent_tracer.feedback import feedback_row
 from agent_tracer.store.engine import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
@@ -199,22 +200,11 @@ class TraceStore:
         source: str | None = "api",
     ) -> Feedback:
         """Store feedback for a trace (known yet or not) and set the trace's outcome, rating and
-        comment from its non-null fields. Raises `ConfigError` for an empty feedback or a rating
-        that is not a number from 0 to 5."""
-        if not trace_id:
-            raise ConfigError("feedback needs a trace id")
-        if outcome is None and rating is None and comment is None and label is None:
-            raise ConfigError("feedback needs at least one of outcome, rating, comment, label")
-        if rating is not None:
-            if isinstance(rating, bool) or not isinstance(rating, (int, float)) or not 0 <= rating <= 5:
-                raise ConfigError(f"rating must be a number from 0 to 5, not {rating!r}")
-            rating = float(rating)
-        feedback = Feedback(
-            id=uuid.uuid4().hex, trace_id=trace_id, outcome=outcome, rating=rating,
-            comment=comment, label=label, source=source, created_at=utcnow(),
-        )  # fmt: skip
-        self.write([("feedback", feedback.model_dump())])
-        return feedback
+        comment from its non-null fields. Raises `ConfigError` for values `feedback_row` refuses
+        (an empty feedback, a rating that is not a number from 0 to 5, …)."""
+        row = feedback_row(trace_id, outcome, rating, comment, label, source=source or "api")
+        self.write([("feedback", row)])
+        return Feedback(**row)
 
     # -- reading ---------------------------------------------------------------------------------
 
