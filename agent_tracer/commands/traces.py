@@ -135,7 +135,7 @@ def list_traces(db: str | None, as_json: bool, tags: tuple[str, ...], **filters:
 @db_option
 @json_option
 def show_trace(trace_id: str, db: str | None, as_json: bool) -> None:
-    """Show one trace as a conversation. TRACE_ID may be a unique prefix."""
+    """Show one trace as a conversation. TRACE_ID may be a unique prefix, or the run id an agent sent the proxy."""
     with open_store(db) as store:
         detail = store.get_trace(trace_id)
     if as_json:
@@ -325,7 +325,7 @@ def rate_trace(
     trace_id: str, outcome: str | None, rating: float | None, comment: str | None, label: str | None,
     db: str | None, as_json: bool,
 ) -> None:  # fmt: skip
-    """Record feedback on a trace. TRACE_ID may be a unique prefix."""
+    """Record feedback on a trace. TRACE_ID may be a unique prefix, or the run id an agent sent the proxy."""
     if outcome is None and rating is None and comment is None and label is None:
         raise click.UsageError("give at least one of --outcome, --rating, --comment, --label")
     with open_store(db) as store:

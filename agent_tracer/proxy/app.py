@@ -52,9 +52,10 @@ from agent_tracer.feedback import feedback_row
 from agent_tracer.proxy.auth import CREDENTIAL_HEADERS, KeyCheck
 from agent_tracer.proxy.config import DEFAULT_UPSTREAMS, ProxyConfig
 from agent_tracer.proxy.metrics import Metrics
-from agent_tracer.proxy.runs import RUN_HEADERS, run_from_headers, trace_id_for
+from agent_tracer.proxy.runs import RUN_HEADERS, run_from_headers
 from agent_tracer.records import FeedbackPayload
 from agent_tracer.recorder import CallRecorder
+from agent_tracer.run_ids import trace_id_for
 from integrations.anthropic_messages import AnthropicMessagesCodec
 
 if TYPE_CHECKING:

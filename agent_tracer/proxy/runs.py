@@ -28,6 +28,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agent_tracer.records import RunLabels
+from agent_tracer.run_ids import trace_id_for
 
 TRACE_ID_HEADER = "x-agent-trace-id"
 NAME_HEADER = "x-agent-name"
@@ -36,12 +37,10 @@ TRACEPARENT_HEADER = "traceparent"
 RUN_HEADERS = frozenset({TRACE_ID_HEADER, NAME_HEADER, TAGS_HEADER})
 """Headers for the proxy only: never forwarded upstream."""
 
-MAX_RUN_ID_CHARS = 200
 MAX_NAME_CHARS = 200
 MAX_TAGS = 32
 MAX_TAG_CHARS = 64
 
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
 
@@ -53,18 +52,6 @@ class Run:
     labels: RunLabels | None
     trace_id: str | None
     """The trace id in hex when the headers chose one (echoed back to the client)."""
-
-
-def trace_id_for(run_id: str) -> str:
-    """The 32-hex trace id for an agent's own run id: the id itself when it is one (a UUID's
-    dashes dropped), else a hash of it. Raises ValueError for an empty or overlong id."""
-    text = run_id.strip()
-    if not text or len(text) > MAX_RUN_ID_CHARS:
-        raise ValueError(f"a run id must be 1 to {MAX_RUN_ID_CHARS} characters")
-    compact = text.lower().replace("-", "")
-    if _HEX32.match(compact) and int(compact, 16):
-        return compact
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def run_from_headers(headers: Any) -> Run:

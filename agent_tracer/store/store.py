@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from agent_tracer.errors import ConfigError, StoreError, TraceNotFound
 from agent_tracer.feedback import feedback_row
+from agent_tracer.run_ids import trace_id_for
 from agent_tracer.store.engine import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
@@ -301,8 +302,9 @@ class TraceStore:
         return summaries
 
     def get_trace(self, trace_id_or_prefix: str) -> TraceDetail:
-        """The trace with this id, or the only one whose id starts with this prefix; else
-        `TraceNotFound` (none, or several)."""
+        """The trace with this id, or the only one whose id starts with this prefix, or the one an
+        agent named with this run id (`X-Agent-Trace-Id` at the proxy); else `TraceNotFound`
+        (none, or several)."""
         ref = (trace_id_or_prefix or "").strip()
         if not ref:
             raise TraceNotFound("no trace id given")
@@ -315,8 +317,14 @@ class TraceStore:
                     matches = list(session.scalars(sa.select(Trace).where(prefix).order_by(Trace.id).limit(4)))
                     if matches:
                         break
-                if not matches:
-                    raise TraceNotFound(f"no trace with id {ref!r}")
+                if not matches:  # an agent's own run id, as the proxy's clients name runs
+                    try:
+                        trace = session.get(Trace, trace_id_for(ref))
+                    except ValueError:
+                        trace = None
+                    if trace is None:
+                        raise TraceNotFound(f"no trace with id {ref!r}")
+                    matches = [trace]
                 if len(matches) > 1:
                     shown = ", ".join(match.id[:16] for match in matches[:3])
                     more = ", …" if len(matches) > 3 else ""

@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from agent_tracer.errors import TraceNotFound
-from agent_tracer.proxy.runs import run_from_headers, trace_id_for
+from agent_tracer.proxy.runs import run_from_headers
+from agent_tracer.run_ids import trace_id_for
 from agent_tracer.testing.proxy_process import marked, wait_for_call
 
 
@@ -161,3 +162,21 @@ def test_bad_feedback_is_400_with_the_reason(proxy, body, message):
                           headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert message in response.json()["error"]["message"]
+
+
+def test_traces_show_and_rate_take_the_agents_own_run_id(proxy, proxy_store):
+    from click.testing import CliRunner
+
+    from agent_tracer.cli import main
+
+    run_id = f"order {uuid.uuid4().hex[:6]}"
+    openai.OpenAI(base_url=proxy.openai_base_url, api_key="sk-test", max_retries=0,
+                  default_headers={"X-Agent-Trace-Id": run_id, "X-Agent-Name": "orders"}).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": run_id}])
+    wait_for_trace(proxy_store, trace_id_for(run_id), lambda d: d.calls)
+    shown = CliRunner().invoke(main, ["traces", "show", run_id, "--db", proxy.db_url])
+    assert shown.exit_code == 0, shown.output
+    assert trace_id_for(run_id) in shown.output and "orders" in shown.output
+    rated = CliRunner().invoke(main, ["traces", "rate", run_id, "--rating", "2", "--db", proxy.db_url])
+    assert rated.exit_code == 0, rated.output
+    assert proxy_store.get_trace(run_id).trace.rating == 2
