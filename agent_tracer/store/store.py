@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -228,40 +228,8 @@ class TraceStore:
         strings or relative ages ("2h", "7d"); `model`: any call of the trace asked for or was
         answered by it. `order`: "newest", "oldest", or "best" (rating high to low, unrated last,
         then newest)."""
-        if order not in ORDERS:
-            raise ConfigError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
-        query = sa.select(Trace)
-        if outcome is not None:
-            query = query.where(Trace.outcome == outcome)
-        if min_rating is not None:
-            query = query.where(Trace.rating >= min_rating)
-        if name is not None:
-            if "*" in name:
-                pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
-                query = query.where(Trace.name.like(pattern, escape="\\"))
-            else:
-                query = query.where(Trace.name == name)
-        if since is not None:
-            query = query.where(Trace.started_at >= parse_time(since))
-        if until is not None:
-            query = query.where(Trace.started_at < parse_time(until))
-        if model is not None:
-            query = query.where(
-                sa.exists().where(
-                    LLMCall.trace_id == Trace.id,
-                    sa.or_(LLMCall.request_model == model, LLMCall.response_model == model),
-                )
-            )
-        if has_tool_calls is not None:
-            with_tools = sa.exists().where(LLMCall.trace_id == Trace.id, LLMCall.has_tool_calls == sa.true())
-            query = query.where(with_tools if has_tool_calls else ~with_tools)
-        newest = (Trace.started_at.desc().nulls_last(), Trace.id.desc())
-        if order == "newest":
-            query = query.order_by(*newest)
-        elif order == "oldest":
-            query = query.order_by(Trace.started_at.asc().nulls_last(), Trace.id.asc())
-        else:
-            query = query.order_by(Trace.rating.desc().nulls_last(), *newest)
+        query = trace_query(outcome=outcome, min_rating=min_rating, name=name, since=since, until=until,
+                            model=model, has_tool_calls=has_tool_calls, order=order)
         wanted = [tag for tag in tags or () if tag]
         with Session(self.engine) as session:
             if not wanted:
@@ -276,6 +244,47 @@ class TraceStore:
                     if limit is not None and len(found) >= limit:
                         break
             return found
+
+    def iter_runs(self, *, tags: Sequence[str] | None = None, limit: int | None = None, chunk: int = 500,
+                  **filters: Any) -> Iterator[RunRows]:
+        """Traces matching the filters of `traces()`, in its order, each with its LLM calls
+        (oldest first), read `chunk` traces at a time: memory stays flat however many match.
+        Rows are plain dicts of the tables' columns (JSON columns decoded), not ORM objects."""
+        wanted = [tag for tag in tags or () if tag]
+        query = trace_query(**filters)
+        if limit is not None and not wanted:
+            query = query.limit(limit)
+        given = 0
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=chunk).execute(query)
+            for partition in result.mappings().partitions():
+                traces = [dict(row) for row in partition if all(tag in (row["tags"] or ()) for tag in wanted)]
+                if limit is not None:
+                    traces = traces[: limit - given]
+                if not traces:
+                    continue
+                calls: dict[str, list[dict[str, Any]]] = {trace["id"]: [] for trace in traces}
+                calls_query = (
+                    sa.select(LLMCall.__table__)
+                    .where(LLMCall.trace_id.in_(list(calls)))
+                    .order_by(LLMCall.trace_id, LLMCall.started_at.asc().nulls_last(), LLMCall.id)
+                )
+                with self.engine.connect() as reader:  # the traces' result is still open on `conn`
+                    for call in reader.execute(calls_query).mappings():
+                        calls[call["trace_id"]].append(dict(call))
+                for trace in traces:
+                    yield RunRows(trace, calls[trace["id"]])
+                given += len(traces)
+                if limit is not None and given >= limit:
+                    return
+
+    def count_traces(self, *, tags: Sequence[str] | None = None, **filters: Any) -> int:
+        """How many traces match the filters of `traces()`."""
+        query = trace_query(**filters)
+        with self.engine.connect() as conn:
+            if not [tag for tag in tags or () if tag]:
+                return conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+        return sum(1 for _ in self.iter_runs(tags=tags, **filters))
 
     def trace_summaries(self, trace_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """Per trace id: its LLM `calls`, `input_tokens`, `output_tokens` and `errors` (calls
@@ -448,6 +457,64 @@ class TraceStore:
                 },
                 "ttft_ms": {"p50": _percentile(conn, LLMCall.ttft_ms, 50, start)},
             }
+
+
+# -- queries --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunRows:
+    """One trace's row and its LLM calls' rows (oldest first), as `TraceStore.iter_runs` reads them."""
+
+    trace: dict[str, Any]
+    calls: list[dict[str, Any]]
+
+
+def trace_query(
+    *,
+    outcome: str | None = None,
+    min_rating: float | None = None,
+    name: str | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    model: str | None = None,
+    has_tool_calls: bool | None = None,
+    order: str = "newest",
+) -> Any:
+    """The SELECT of traces for `TraceStore.traces()`'s filters (all but tags and limit)."""
+    if order not in ORDERS:
+        raise ConfigError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+    query = sa.select(Trace)
+    if outcome is not None:
+        query = query.where(Trace.outcome == outcome)
+    if min_rating is not None:
+        query = query.where(Trace.rating >= min_rating)
+    if name is not None:
+        if "*" in name:
+            pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+            query = query.where(Trace.name.like(pattern, escape="\\"))
+        else:
+            query = query.where(Trace.name == name)
+    if since is not None:
+        query = query.where(Trace.started_at >= parse_time(since))
+    if until is not None:
+        query = query.where(Trace.started_at < parse_time(until))
+    if model is not None:
+        query = query.where(
+            sa.exists().where(
+                LLMCall.trace_id == Trace.id,
+                sa.or_(LLMCall.request_model == model, LLMCall.response_model == model),
+            )
+        )
+    if has_tool_calls is not None:
+        with_tools = sa.exists().where(LLMCall.trace_id == Trace.id, LLMCall.has_tool_calls == sa.true())
+        query = query.where(with_tools if has_tool_calls else ~with_tools)
+    newest = (Trace.started_at.desc().nulls_last(), Trace.id.desc())
+    if order == "newest":
+        return query.order_by(*newest)
+    if order == "oldest":
+        return query.order_by(Trace.started_at.asc().nulls_last(), Trace.id.asc())
+    return query.order_by(Trace.rating.desc().nulls_last(), *newest)
 
 
 # -- record normalisation -------------------------------------------------------------------------

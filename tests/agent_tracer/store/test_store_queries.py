@@ -160,3 +160,14 @@ def test_trace_summaries(filled, rec):
     assert summaries[rec.trace_id(1)] == {"calls": 2, "input_tokens": 20, "output_tokens": 10, "errors": 0}
     assert summaries[rec.trace_id(2)]["errors"] == 1
     assert rec.trace_id(4) not in summaries
+
+
+def test_iter_runs_streams_traces_with_their_calls_in_chunks(filled):
+    runs = list(filled.iter_runs(order="oldest", chunk=2))
+    assert [int(run.trace["id"], 16) for run in runs] == [1, 2, 3, 4, 5]
+    assert [[int(call["id"], 16) for call in run.calls] for run in runs] == [[11, 12], [21], [31], [], [51]]
+    assert runs[0].calls[0]["response"]["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert [int(r.trace["id"], 16) for r in filled.iter_runs(order="best", limit=3, chunk=2)] == [1, 3, 2]
+    assert [int(r.trace["id"], 16) for r in filled.iter_runs(tags=["eu"], limit=1, chunk=1)] == [3]
+    assert filled.count_traces() == 5 and filled.count_traces(outcome="success") == 2
+    assert filled.count_traces(tags=["prod"]) == 2 and filled.count_traces(name="nobody") == 0

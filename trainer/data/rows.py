@@ -1,0 +1,157 @@
+"""The rows `trainer.data` makes, in the shapes TRL consumes, and the conversion from stored calls.
+
+    SFT        {"messages": [...], "tools": [...]}
+    DPO        {"prompt": [...], "chosen": [...], "rejected": [...], "tools": [...], "source": "..."}
+    reward     {"prompt": [...], "chosen": [...], "rejected": [...], "tools": [...], "source": "..."}
+
+Messages are OpenAI chat messages as TRL's chat templates want them: `content` always a string,
+tool-call `arguments` a dict (the store keeps the JSON string the API sent), tool results with the
+`name` of the tool they answer. Tools are JSON-schema function specs.
+
+As a `datasets.Dataset`, each message and tool is a `Json` value: Arrow would otherwise merge the
+keys of every row's tool arguments and schemas into one struct and put nulls into each row's
+arguments where another row had a key (`{"city": "Paris", "tz": null}`), which the chat template
+then renders into the training text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_tracer.conversations import Conversation
+
+Message = dict[str, Any]
+
+
+class NotTrainable(ValueError):
+    """A conversation that cannot become a training row; the message is the reason, counted."""
+
+
+@dataclass
+class Example:
+    """One SFT example on its way through curation: TRL's fields, and where it came from."""
+
+    messages: list[Message]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    trace_id: str | None = None
+    source: str = "traces"
+    """"traces" (the store), or "mixin" (general instruction data the user mixed in)."""
+
+    def row(self) -> dict[str, Any]:
+        return {"messages": self.messages, "tools": self.tools}
+
+    @property
+    def tool_names(self) -> list[str]:
+        """The tools the assistant called, in order."""
+        return [call["function"]["name"] for m in self.messages if m["role"] == "assistant"
+                for call in m.get("tool_calls") or ()]  # fmt: skip
+
+
+@dataclass
+class Preference:
+    """One preference pair: the same prompt, a better and a worse answer; `source` says how the
+    pair was made ("traces", "synthetic", "llm", "feedback", "ratings") and `kind` what is wrong
+    with the rejected answer, where known ("wrong_tool", "missing_argument", …)."""
+
+    prompt: list[Message]
+    chosen: list[Message]
+    rejected: list[Message]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    source: str = "traces"
+    kind: str | None = None
+    trace_id: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        row = {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected, "tools": self.tools,
+               "source": self.source}
+        if self.kind is not None:
+            row["kind"] = self.kind
+        return row
+
+
+def example_from(conversation: Conversation) -> Example:
+    """A stored conversation as an SFT example; `NotTrainable` says why it cannot be one."""
+    return Example(trl_messages(conversation.messages), trl_tools(conversation.tools), conversation.trace_id)
+
+
+def trl_messages(messages: list[Message]) -> list[Message]:
+    """Canonical messages in TRL's form. Raises `NotTrainable` for content that is not text
+    (images, audio), tool arguments that are not a JSON object, or a conversation whose last
+    message is not the assistant's."""
+    if not messages or messages[-1].get("role") != "assistant":
+        raise NotTrainable("does not end with an assistant message")
+    names: dict[str, str] = {}
+    out: list[Message] = []
+    for message in messages:
+        role = message.get("role")
+        if role not in ("system", "user", "assistant", "tool"):
+            raise NotTrainable(f"has a message with role {role!r}")
+        converted: Message = {"role": role, "content": _text(message.get("content"))}
+        if role == "assistant" and message.get("tool_calls"):
+            converted["tool_calls"] = [_tool_call(call, names) for call in message["tool_calls"]]
+        elif role == "tool":
+            call_id = message.get("tool_call_id")
+            converted["tool_call_id"] = call_id
+            name = message.get("name") or names.get(call_id or "")
+            if name:
+                converted["name"] = name
+        out.append(converted)
+    return out
+
+
+def trl_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool specs as chat templates take them: `{"type": "function", "function": {...}}`."""
+    out = []
+    for tool in tools:
+        if tool.get("type", "function") != "function" or not isinstance(tool.get("function"), dict):
+            raise NotTrainable(f"offers a tool that is not a function ({tool.get('type')!r})")
+        out.append({"type": "function", "function": tool["function"]})
+    return out
+
+
+def dataset_features(kind: str) -> Any:
+    """The `datasets.Features` of a row kind ("sft", "dpo", "reward"): messages and tools as `Json`."""
+    from datasets import Features, Json, List, Value
+
+    if kind == "sft":
+        return Features({"messages": List(Json()), "tools": List(Json())})
+    return Features({"prompt": List(Json()), "chosen": List(Json()), "rejected": List(Json()),
+                     "tools": List(Json()), "source": Value("string"), "kind": Value("string")})  # fmt: skip
+
+
+def _tool_call(call: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    function = call.get("function") or {}
+    name = function.get("name")
+    if not name:
+        raise NotTrainable("has a tool call without a name")
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            raise NotTrainable("has tool-call arguments that are not valid JSON") from None
+    if not isinstance(arguments, dict):
+        raise NotTrainable("has tool-call arguments that are not a JSON object")
+    converted = {"type": "function", "function": {"name": name, "arguments": arguments}}
+    if call.get("id"):
+        converted["id"] = call["id"]
+        names[call["id"]] = name
+    return converted
+
+
+def _text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") not in ("text", "input_text", "output_text"):
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise NotTrainable(f"has {kind} content, not only text")
+            texts.append(part.get("text") or "")
+        return "".join(texts)
+    raise NotTrainable(f"has content of type {type(content).__name__}")
