@@ -47,7 +47,7 @@ def call_conversation(call_id: str | None, trace_id: str | None, request: dict[s
     if not request or not response:
         return None
     answer = response.get("message") or {}
-    if answer.get("role") != "assistant" or not (_text(answer.get("content")) or answer.get("tool_calls")):
+    if answer.get("role") != "assistant" or not (content_text(answer.get("content")) or answer.get("tool_calls")):
         return None
     messages = [*(request.get("messages") or []), answer]
     return Conversation(messages, list(request.get("tools") or []), trace_id, [call_id] if call_id else [])
@@ -84,11 +84,11 @@ def _message_key(message: Message) -> str:
             except ValueError:
                 pass
         calls.append([function.get("name"), arguments])
-    key = [message.get("role"), _text(message.get("content")).strip(), calls, message.get("tool_call_id")]
+    key = [message.get("role"), content_text(message.get("content")).strip(), calls, message.get("tool_call_id")]
     return json.dumps(key, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _text(content: Any) -> str:
+def content_text(content: Any) -> str:
     """The text of a message's content: a string, or the text parts of a list."""
     if content is None:
         return ""

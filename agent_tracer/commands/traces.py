@@ -1,4 +1,4 @@
-"""`agent-tracer traces …`: list, show, rate, stats and import the recorded traces.
+"""`agent-tracer traces …`: list, show, rate, stats, import and export the recorded traces.
 
 Every command takes `--db URL` (env `AGENT_TRACER_DB`) and, where it prints data, `--json` for
 scripts. The store (SQLModel, SQLAlchemy) is imported inside the commands, so `agent-tracer --help`
@@ -11,11 +11,18 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from agent_tracer.errors import AgentTracerError
+from agent_tracer.formats.bfcl import open_bfcl
+from agent_tracer.formats.export import ExportCounts, ExportRow, export_rows, write_openai_jsonl, write_parquet
+from agent_tracer.formats.openai_jsonl import open_openai_jsonl
+from agent_tracer.formats.reader import ImportOptions, Opener, counted, open_spill
+from agent_tracer.formats.sharegpt import open_sharegpt
+from agent_tracer.records import Record
 
 if TYPE_CHECKING:
     from agent_tracer.store import LLMCall, TraceDetail, TraceStore
@@ -80,21 +87,40 @@ def traces() -> None:
     """Recorded agent runs and their LLM calls."""
 
 
+def selection_options(*, limit: int | None = None, order: str = "newest",
+                      limit_flag: str = "--limit") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options that choose traces, for `traces list`, `traces export` and the dataset commands
+    (their keywords are `TraceStore.traces()`'s; the limit arrives as `limit`)."""
+    options = [
+        click.option("--outcome", help="Only traces with this outcome (success, failure, …)."),
+        click.option("--min-rating", type=float, help="Only traces rated at least this."),
+        click.option("--name", help="Agent name; * matches anything."),
+        click.option("--tag", "tags", multiple=True, help="Only traces with this tag (repeat: all of them)."),
+        click.option("--since", type=TimeParam(), help="Started at or after: 2024-05-01, 2024-05-01T10:00, or an age: "
+                     "2h, 7d."),
+        click.option("--until", type=TimeParam(), help="Started before (same forms as --since)."),
+        click.option("--model", help="Only traces with a call to (or answered by) this model."),
+        click.option("--has-tool-calls/--no-tool-calls", default=None,
+                     help="Only traces whose model called tools / did not."),
+        click.option(limit_flag, "limit", type=click.IntRange(min=1), default=limit, show_default=limit is not None,
+                     help="At most this many traces."),
+        click.option("--order", type=click.Choice(["newest", "oldest", "best"]), default=order, show_default=True,
+                     help="best: highest rating first, unrated last."),
+    ]  # fmt: skip
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 # -- list -----------------------------------------------------------------------------------------
 
 
 @traces.command("list")
-@click.option("--outcome", help="Only traces with this outcome (success, failure, …).")
-@click.option("--min-rating", type=float, help="Only traces rated at least this.")
-@click.option("--name", help="Agent name; * matches anything.")
-@click.option("--tag", "tags", multiple=True, help="Only traces with this tag (repeat: all of them).")
-@click.option("--since", type=TimeParam(), help="Started at or after: 2024-05-01, 2024-05-01T10:00, or an age: 2h, 7d.")
-@click.option("--until", type=TimeParam(), help="Started before (same forms as --since).")
-@click.option("--model", help="Only traces with a call to (or answered by) this model.")
-@click.option("--has-tool-calls/--no-tool-calls", default=None, help="Only traces whose model called tools / did not.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--order", type=click.Choice(["newest", "oldest", "best"]), default="newest", show_default=True,
-              help="best: highest rating first, unrated last.")  # fmt: skip
+@selection_options(limit=20)
 @db_option
 @json_option
 def list_traces(db: str | None, as_json: bool, tags: tuple[str, ...], **filters: Any) -> None:
@@ -384,58 +410,127 @@ def trace_stats(since: datetime | None, db: str | None, as_json: bool) -> None:
 # -- import ---------------------------------------------------------------------------------------
 
 
-Records = Iterable[tuple[str, dict[str, Any]]]
-Notes = Callable[[], dict[str, int]]
-
-
-def _spill_records(path: str) -> tuple[Records, Notes]:
-    from agent_tracer.spill import read_spill
-
-    reader = read_spill(path)
-    return reader, lambda: {"truncated": reader.truncated}
-
-
-IMPORT_FORMATS: dict[str, Callable[[str], tuple[Records, Notes]]] = {
-    "spill": _spill_records,
+IMPORT_FORMATS: dict[str, Opener] = {
+    "bfcl": open_bfcl,
+    "openai-jsonl": open_openai_jsonl,
+    "sharegpt": open_sharegpt,
+    "spill": open_spill,
 }
-"""Format name → reader: the file's `(kind, row)` records, and a function giving its notes once
-they are read. A new format (OTLP JSON, another tool's export) is one more entry here."""
+"""Format name → opener: `(FILE, options)` → a `Reader` of the file's `(kind, row)` records that
+says afterwards what it met. A new format (OTLP JSON, another tool's export) is a module in
+`agent_tracer/formats/` and one more entry here."""
 
 
 @traces.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file")
 @click.option("--format", "fmt", type=click.Choice(sorted(IMPORT_FORMATS)), default="spill", show_default=True,
-              help="spill: the JSONL file the writer keeps when the store is unavailable.")  # fmt: skip
+              help="spill: the JSONL file the writer keeps when the store is unavailable; openai-jsonl: OpenAI "
+                   "fine-tuning lines; sharegpt: ShareGPT conversations; bfcl: Berkeley Function Calling "
+                   "Leaderboard questions with their ground truth (FILE may be bfcl:<category>).")  # fmt: skip
+@click.option("--strict", is_flag=True,
+              help="Stop at the first line that is not an example (default: warn, skip and count it).")  # fmt: skip
+@click.option("--answers", type=click.Path(exists=True, dir_okay=False),
+              help="bfcl: the ground-truth file [default: possible_answer/ beside FILE].")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Records written per transaction.")  # fmt: skip
 @db_option
 @json_option
-def import_traces(file: str, fmt: str, batch_size: int, db: str | None, as_json: bool) -> None:
-    """Load records from FILE into the store. Importing a file again adds nothing twice."""
-    records, notes = IMPORT_FORMATS[fmt](file)
+def import_traces(file: str, fmt: str, strict: bool, answers: str | None, batch_size: int, db: str | None,
+                  as_json: bool) -> None:  # fmt: skip
+    """Load records from FILE into the store. Importing a file again adds nothing twice.
+
+    Each example of openai-jsonl, sharegpt and bfcl becomes a successful run: a trace tagged with
+    the format, one call whose answer is the example's last assistant message, and feedback with
+    outcome success. BFCL's live_* categories are tagged held-out: for evaluation, never training.
+    """
+    if answers is not None and fmt != "bfcl":
+        raise click.UsageError("--answers goes with --format bfcl")
+    options = ImportOptions(strict=strict, answers=answers, warn=lambda text: click.echo(f"Warning: {text}", err=True))
+    try:
+        reader = IMPORT_FORMATS[fmt](file, options)
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE") from None
+    except AgentTracerError as exc:
+        raise click.ClickException(str(exc)) from None
     read = written = 0
     with open_store(db, create=True) as store:
-        batch: list[tuple[str, dict[str, Any]]] = []
         try:
-            for record in records:
-                batch.append(record)
-                if len(batch) >= batch_size:
-                    written += store.write(batch)
-                    read += len(batch)
-                    batch = []
-            if batch:
+            for batch in _batches(reader, batch_size):
                 written += store.write(batch)
                 read += len(batch)
         except AgentTracerError as exc:
             done = f"; the {read:,} records before it are in the store, and importing again is safe" if read else ""
             raise click.ClickException(f"{exc}{done}") from None
-    summary = {"file": file, "format": fmt, "records": read, "written": written, **notes()}
+    summary = {"file": file, "format": fmt, "records": read, "written": written, **reader.notes()}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
     message = f"Imported {read:,} records from {file}: {written:,} rows new or changed"
-    if summary.get("truncated"):
-        message += f" (skipped {summary['truncated']} truncated last line)"
+    remarks = reader.remarks()
+    if remarks:
+        message += f" ({'; '.join(remarks)})"
+    click.echo(message)
+
+
+def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    """The records in lists of `size`. When reading stops with an error (a bad line under --strict,
+    a damaged spill file), the records read before it come first, to be written before it is raised."""
+    batch: list[Record] = []
+    try:
+        for record in records:
+            batch.append(record)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    except AgentTracerError:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+EXPORT_FORMATS: dict[str, Callable[[Iterable[ExportRow], Path], int]] = {
+    "openai-jsonl": write_openai_jsonl,
+    "parquet": write_parquet,
+}
+"""Format name → writer: takes the rows and the file, returns how many rows it wrote."""
+
+
+@traces.command("export")
+@click.option("--format", "fmt", type=click.Choice(sorted(EXPORT_FORMATS)), default="openai-jsonl", show_default=True,
+              help="openai-jsonl: OpenAI fine-tuning lines {messages, tools}; parquet: the same with the trace's "
+                   "columns, messages and tools as JSON strings (needs pyarrow).")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write (replaced when the export is complete).")  # fmt: skip
+@click.option("--per-call", is_flag=True,
+              help="One row per stored call with an answer, instead of each run's final conversations.")  # fmt: skip
+@click.option("--include-held-out", is_flag=True,
+              help="Also export traces tagged held-out (evaluation data: never train on it).")  # fmt: skip
+@selection_options()
+@db_option
+@json_option
+def export_traces(fmt: str, out: Path, per_call: bool, include_held_out: bool, tags: tuple[str, ...],
+                  db: str | None, as_json: bool, **filters: Any) -> None:  # fmt: skip
+    """Write the selected traces' conversations to a file: by default each run's final
+    conversation (the last call's messages and answer), with --per-call one per stored call."""
+    counts = ExportCounts()
+    with open_store(db) as store:
+        runs = store.iter_runs(tags=list(tags) or None, **filters)
+        rows = EXPORT_FORMATS[fmt](
+            export_rows(runs, counts, per_call=per_call, include_held_out=include_held_out), out
+        )
+    if as_json:
+        summary = {"file": str(out), "format": fmt, "rows": rows, "traces": counts.traces,
+                   "held_out_left_out": counts.held_out}  # fmt: skip
+        click.echo(json.dumps(summary, indent=2))
+        return
+    message = f"Wrote {counted(rows, 'conversation')} from {counted(counts.traces, 'trace')} to {out}"
+    if counts.held_out:
+        message += f" (left out {counted(counts.held_out, 'held-out trace')}: --include-held-out exports them)"
     click.echo(message)
 
 

@@ -90,6 +90,8 @@ def trl_messages(messages: list[Message]) -> list[Message]:
             raise NotTrainable(f"has a message with role {role!r}")
         converted: Message = {"role": role, "content": _text(message.get("content"))}
         if role == "assistant" and message.get("tool_calls"):
+            if not isinstance(message["tool_calls"], list):
+                raise NotTrainable("has tool_calls that are not a list")
             converted["tool_calls"] = [_tool_call(call, names) for call in message["tool_calls"]]
         elif role == "tool":
             call_id = message.get("tool_call_id")
@@ -121,7 +123,9 @@ def dataset_features(kind: str) -> Any:
                      "tools": List(Json()), "source": Value("string"), "kind": Value("string")})  # fmt: skip
 
 
-def _tool_call(call: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+def _tool_call(call: Any, names: dict[str, str]) -> dict[str, Any]:
+    if not isinstance(call, dict) or not isinstance(call.get("function", {}), dict):
+        raise NotTrainable("has a tool call that is not an object")
     function = call.get("function") or {}
     name = function.get("name")
     if not name:

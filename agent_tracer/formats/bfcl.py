@@ -1,0 +1,244 @@
+"""BFCL (Berkeley Function Calling Leaderboard) questions with their ground truth, as successful runs.
+
+A question file (`BFCL_v4_<category>.json`, as the `bfcl-eval` package installs it under
+`bfcl_eval/data/`) holds one JSON object a line: `id`, `question` (a list of turns, each a list
+of chat messages) and `function` (the function docs offered). Its ground truth is the line with
+the same id in `possible_answer/<same name>` beside it (or `--answers PATH`):
+`{"id", "ground_truth": [{"func_name": {"param": [acceptable values…]}}]}`. FILE may also be
+`bfcl:<category>`, the installed package's file, so nobody has to look up site-packages.
+
+How an example is made:
+- **Messages**: the question's single turn. Only single-turn categories can be imported (simple_*,
+  multiple, parallel, parallel_multiple, irrelevance, and the live_* ones of those shapes);
+  multi_turn_*, memory, web_search and format_sensitivity are refused, and so is live_relevance,
+  whose ground truth says only "some call".
+- **Tools**: each function doc as `{"type": "function", "function": …}`, its parameter schema made
+  JSON schema, recursively: BFCL's "dict" → "object", "float" → "number", "tuple" → "array", the
+  Java / JavaScript names (String, HashMap, long, …) as bfcl_eval maps them, and "any" (or a type
+  JSON schema has no name for) dropped, so the schema accepts any value. Names are kept as BFCL
+  spells them (dots included): the ground truth and BFCL's checker use those names.
+- **Answer**: one assistant message with a tool call per ground-truth call, in order (parallel and
+  multiple answers are several calls in one message). Each parameter takes its FIRST acceptable
+  value that is not "" ("" means "may be left out"; a parameter with no other value is left out),
+  recursively into dict values (BFCL gives those as dicts of acceptable-value lists too).
+- **irrelevance** categories have no answer file: the right answer is not to call any function, so
+  the assistant answers with `IRRELEVANT_ANSWER`, a short text saying so.
+- **Held out**: live_* categories are BFCL's user-contributed questions, kept for evaluation: their
+  traces are tagged `held-out` (besides "bfcl" and the category) and must never be trained on.
+
+Ids come from the question's id (`bfcl:simple_python_0`): importing again adds nothing, and
+`agent-tracer traces show bfcl:simple_python_0` finds the run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from agent_tracer.errors import CodecError, ConfigError
+from agent_tracer.formats.examples import HELD_OUT_TAG, Example, function_tool, tool_call
+from agent_tracer.formats.reader import ExampleReader, ImportOptions, existing_file
+
+FORMAT = "bfcl"
+SHORTHAND = "bfcl:"
+IRRELEVANT_ANSWER = "None of the available functions fits this request, so I will not call any of them."
+"""The answer to an irrelevance question: BFCL counts any function call there as wrong."""
+
+REFUSED = ("multi_turn", "memory", "web_search", "format_sensitivity", "live_relevance")
+"""Category prefixes that cannot be imported as one question and one answer."""
+
+TYPES = {
+    "dict": "object", "object": "object", "hashmap": "object", "hashtable": "object",
+    "float": "number", "double": "number", "number": "number",
+    "integer": "integer", "long": "integer", "short": "integer", "byte": "integer", "bigint": "integer",
+    "tuple": "array", "list": "array", "array": "array", "arraylist": "array", "queue": "array", "stack": "array",
+    "string": "string", "char": "string",
+    "boolean": "boolean", "bool": "boolean",
+    "null": "null",
+}  # fmt: skip
+"""BFCL type name (lower-cased) → JSON schema type; any other name (such as "any") is dropped."""
+
+_FILE_NAME = re.compile(r"^BFCL_v(?P<version>\d+)_(?P<category>.+)\.json$")
+
+
+def open_bfcl(file: str, options: ImportOptions) -> BFCLReader:
+    """A reader of a BFCL question file (or `bfcl:<category>`) and its ground truth."""
+    path = question_file(file)
+    match = _FILE_NAME.match(path.name)
+    category = match.group("category") if match else path.stem
+    if category.startswith(REFUSED):
+        raise ConfigError(
+            f"BFCL category {category} cannot be imported: only single-turn categories with a ground-truth "
+            "call or irrelevance (simple_*, multiple, parallel, parallel_multiple, irrelevance, live_* of those)"
+        )
+    answers = None if category.endswith("irrelevance") else _answers(path, options.answers, category)
+    return BFCLReader(path, options, category, answers)
+
+
+class BFCLReader(ExampleReader):
+    """The questions of one category with their answers (None: irrelevance, answered in text);
+    `notes()` also says the category and how many examples were tagged held-out."""
+
+    def __init__(self, path: Path, options: ImportOptions, category: str,
+                 answers: dict[str, tuple[str, Any]] | None) -> None:  # fmt: skip
+        super().__init__(path, self._example, options)
+        self.category = category
+        self.answers = answers
+        self.held_out = 0
+
+    def _example(self, item: Any, number: int, line: str) -> Example:
+        question_id, messages, functions = _question(item)
+        raw_answer = None
+        if self.answers is None:
+            answer: dict[str, Any] = {"role": "assistant", "content": IRRELEVANT_ANSWER}
+        elif question_id in self.answers:
+            raw_answer, truth = self.answers[question_id]
+            answer = ground_truth_message(truth)
+        else:
+            raise CodecError(f"no ground truth for {question_id!r} in the answer file")
+        tags = [FORMAT, self.category]
+        if self.category.startswith("live_") or question_id.startswith("live_"):  # a renamed file too
+            tags.append(HELD_OUT_TAG)
+            self.held_out += 1
+        return Example(
+            key=f"{FORMAT}:{question_id}",
+            messages=[*messages, answer],
+            tools=[bfcl_tool(function) for function in functions],
+            name=f"{FORMAT}:{self.category}",
+            tags=tags,
+            meta={"format": FORMAT, "id": question_id, "category": self.category, "file": self.path.name,
+                  "line": number},  # fmt: skip
+            raw_request=line.strip(),
+            raw_response=raw_answer,
+        )
+
+    def notes(self) -> dict[str, Any]:
+        return {**super().notes(), "category": self.category, "held_out": self.held_out}
+
+    def remarks(self) -> list[str]:
+        if not self.held_out:
+            return super().remarks()
+        return [*super().remarks(), f"tagged {HELD_OUT_TAG}: live_* questions are for evaluation, never for training"]
+
+
+def question_file(file: str) -> Path:
+    """FILE as a path: itself, or for `bfcl:<category>` the installed bfcl_eval's question file."""
+    if not file.startswith(SHORTHAND):
+        return existing_file(file)
+    category = file[len(SHORTHAND) :]
+    spec = importlib.util.find_spec("bfcl_eval")  # located, not imported: its imports need its extras
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"{file} needs the bfcl-eval package (pip install bfcl-eval), or give the file's path")
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    found = {}  # version → file
+    for candidate in data.glob("BFCL_v*.json"):
+        match = _FILE_NAME.match(candidate.name)
+        if match and match["category"] == category:
+            found[int(match["version"])] = candidate
+    if not found:
+        raise FileNotFoundError(f"no BFCL category {category!r}: {data}/BFCL_v*_{category}.json does not exist")
+    return found[max(found)]
+
+
+def _answers(path: Path, given: str | None, category: str) -> dict[str, tuple[str, Any]]:
+    """Question id → (its answer line, its ground truth), from the answer file."""
+    answer_path = Path(given) if given else path.parent / "possible_answer" / path.name
+    if not answer_path.is_file():
+        raise ConfigError(f"no ground truth for BFCL {category}: {answer_path} does not exist (give --answers PATH)")
+    answers: dict[str, tuple[str, Any]] = {}
+    with open(answer_path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                answers[item["id"]] = (line.strip(), item["ground_truth"])
+            except (ValueError, TypeError, KeyError):
+                raise ConfigError(f"{answer_path}:{number}: not a BFCL answer (id, ground_truth)") from None
+    return answers
+
+
+def _question(item: Any) -> tuple[str, list[dict[str, Any]], list[Any]]:
+    """A question line's id, messages and function docs."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        raise CodecError("not a BFCL question (an object with an id)")
+    turns = item.get("question")
+    if not isinstance(turns, list) or len(turns) != 1 or not isinstance(turns[0], list) or not turns[0]:
+        raise CodecError(f"{item['id']}: the question is not one turn of messages")
+    functions = item.get("function")
+    functions = [functions] if isinstance(functions, dict) else functions
+    if not isinstance(functions, list):
+        raise CodecError(f"{item['id']}: no function docs")
+    return item["id"], list(turns[0]), functions
+
+
+def bfcl_tool(function: Any) -> dict[str, Any]:
+    """A BFCL function doc as an OpenAI tool whose parameters are JSON schema."""
+    tool = function_tool(function)["function"]
+    parameters = json_schema(tool.get("parameters") or {"type": "dict", "properties": {}})
+    return {"type": "function", "function": {**tool, "parameters": parameters}}
+
+
+def json_schema(schema: Any) -> Any:
+    """A BFCL parameter schema as JSON schema: type names mapped (see `TYPES`), recursively into
+    properties, items and the other places a schema holds schemas; everything else as it is."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "type":
+            names = value if isinstance(value, list) else [value]
+            mapped = [TYPES.get(name.lower()) if isinstance(name, str) else None for name in names]
+            if all(mapped):
+                out["type"] = mapped if isinstance(value, list) else mapped[0]
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {name: json_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = json_schema(value)
+        elif key in ("items", "anyOf", "oneOf", "allOf", "prefixItems") and isinstance(value, list):
+            out[key] = [json_schema(sub) for sub in value]
+        else:
+            out[key] = value
+    return out
+
+
+def ground_truth_message(truth: Any) -> dict[str, Any]:
+    """The assistant message that makes the ground-truth calls, each with its chosen arguments."""
+    if not isinstance(truth, list) or not truth:
+        raise CodecError("the ground truth holds no call")
+    calls = []
+    for number, call in enumerate(truth):
+        if not isinstance(call, dict) or len(call) != 1:
+            raise CodecError('a ground-truth call that is not {"func_name": {…}}')
+        (name, params), = call.items()
+        if not isinstance(params, dict):
+            raise CodecError(f"the ground truth of {name!r} has no parameters object")
+        calls.append(tool_call(f"call_{number}", name, chosen_arguments(params)))
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def chosen_arguments(params: dict[str, Any]) -> dict[str, Any]:
+    """Each parameter's first acceptable value that is not "" (left out when it has none)."""
+    chosen = {}
+    for name, values in params.items():
+        options = values if isinstance(values, list) else [values]  # not a list: the value itself
+        value = next((option for option in options if option != ""), _OMITTED)
+        if value is not _OMITTED:
+            chosen[name] = _resolved(value)
+    return chosen
+
+
+def _resolved(value: Any) -> Any:
+    """A chosen value, with nested dicts (also inside a list) resolved like the parameters: BFCL
+    gives a dict's acceptable values as a dict of acceptable-value lists, as its checker reads them."""
+    if isinstance(value, dict):
+        return chosen_arguments(value)
+    if isinstance(value, list):
+        return [_resolved(item) if isinstance(item, dict) else item for item in value]
+    return value
+
+
+_OMITTED = object()

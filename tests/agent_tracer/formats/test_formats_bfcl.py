@@ -1,0 +1,184 @@
+"""`traces import --format bfcl` on the REAL question and answer files of the installed bfcl-eval
+package (non-live categories, and one small live one for the held-out tag)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent_tracer.formats.bfcl import IRRELEVANT_ANSWER, chosen_arguments, json_schema
+
+_spec = importlib.util.find_spec("bfcl_eval")
+if _spec is None:
+    pytest.skip("needs the bfcl-eval package (pip install --no-deps bfcl-eval)", allow_module_level=True)
+DATA = Path(next(iter(_spec.submodule_search_locations))) / "data"
+
+
+def lines(category: str, answers: bool = False) -> list[dict]:
+    path = DATA / ("possible_answer" if answers else "") / f"BFCL_v4_{category}.json"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def imported(cli, db, source, *args):
+    result = cli("traces", "import", source, "--format", "bfcl", "--db", db, *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_simple_python(cli, db, open_store):
+    questions = lines("simple_python")
+    result = imported(cli, db, "bfcl:simple_python")
+    assert f"Imported {3 * len(questions):,} records from bfcl:simple_python" in result.output
+    assert f"({len(questions)} examples)" in result.output
+    store = open_store()
+    assert store.count_traces(tags=["bfcl", "simple_python"], outcome="success") == len(questions) == 400
+
+    detail = store.get_trace("bfcl:simple_python_0")  # ids derive from the question id
+    assert (detail.trace.name, detail.trace.source) == ("bfcl:simple_python", "import")
+    assert detail.trace.task == questions[0]["question"][0][0]["content"]
+    assert detail.trace.meta["id"] == "simple_python_0" and "held-out" not in detail.trace.tags
+    (call,) = detail.calls
+    (tool_call,) = call.response["message"]["tool_calls"]
+    assert tool_call["function"]["name"] == "calculate_triangle_area"
+    arguments = tool_call["function"]["arguments"]
+    assert isinstance(arguments, str)  # a JSON string, as the OpenAI API sends it
+    # base and height have one value each; unit's acceptable values are ["units", ""]: the first
+    # one that is not "" is taken
+    assert json.loads(arguments) == {"base": 10, "height": 5, "unit": "units"}
+    parameters = call.request["tools"][0]["function"]["parameters"]
+    assert parameters["type"] == "object" and parameters["properties"]["base"] == {
+        "type": "integer", "description": "The base of the triangle."}  # fmt: skip
+    assert call.request["messages"] == questions[0]["question"][0]
+    assert (call.has_tool_calls, call.tool_names) == (True, ["calculate_triangle_area"])
+    assert detail.feedback[0].outcome == "success"
+
+    every_schema = json.dumps([c.request["tools"] for c in store.calls()])
+    assert '"type": "dict"' not in every_schema and '"type": "float"' not in every_schema
+    assert '"type": "tuple"' not in every_schema and '"type": "number"' in every_schema
+
+    again = imported(cli, db, "bfcl:simple_python", "--json")
+    assert json.loads(again.stdout)["written"] == 0
+    assert store.count_traces() == 400 and store.stats()["feedback"] == 400
+
+
+def test_parallel_multiple_answers_make_several_calls(cli, db, open_store):
+    imported(cli, db, "bfcl:parallel_multiple")
+    store = open_store()
+    first = store.get_trace("bfcl:parallel_multiple_0").calls[0]
+    calls = first.response["message"]["tool_calls"]
+    names = [call["function"]["name"] for call in calls]
+    assert names == ["math_toolkit.sum_of_multiples", "math_toolkit.product_of_primes"]
+    assert [call["id"] for call in calls] == ["call_0", "call_1"]
+    assert json.loads(calls[0]["function"]["arguments"]) == {"lower_limit": 1, "upper_limit": 1000, "multiples": [3, 5]}
+    expected = {answer["id"]: len(answer["ground_truth"]) for answer in lines("parallel_multiple", answers=True)}
+    made = {store.get_trace(call.trace_id).trace.meta["id"]: len(call.tool_names) for call in store.calls()}
+    assert made == expected
+
+
+def test_irrelevance_answers_with_text(cli, db, open_store):
+    result = imported(cli, db, "bfcl:irrelevance")
+    assert "(240 examples)" in result.output
+    calls = open_store().calls()
+    assert len(calls) == 240
+    text_answer = {"role": "assistant", "content": IRRELEVANT_ANSWER}
+    assert all(not call.has_tool_calls and call.response["message"] == text_answer for call in calls)
+
+
+def test_live_categories_are_held_out(cli, db, tmp_path, open_store):
+    result = imported(cli, db, "bfcl:live_parallel")
+    assert "tagged held-out: live_* questions are for evaluation, never for training" in result.output
+    store = open_store()
+    assert store.count_traces(tags=["bfcl", "live_parallel", "held-out"]) == len(lines("live_parallel")) == 16
+    # a live file under another name is held out too: its question ids say what it is
+    renamed = tmp_path / "questions.json"
+    renamed.write_text((DATA / "BFCL_v4_live_simple.json").read_text(encoding="utf-8").splitlines()[0] + "\n")
+    answers = DATA / "possible_answer" / "BFCL_v4_live_simple.json"
+    summary = json.loads(imported(cli, db, renamed, "--answers", answers, "--json").stdout)
+    assert (summary["category"], summary["examples"], summary["held_out"]) == ("questions", 1, 1)
+    assert store.get_trace("bfcl:live_simple_0-0-0").trace.tags == ["bfcl", "questions", "held-out"]
+
+
+def copy_questions(folder: Path, category: str, extra: list[str]) -> Path:
+    """The first five questions of a category and `extra` lines, with the answers beside them."""
+    folder.mkdir()
+    path = folder / f"BFCL_v4_{category}.json"
+    path.write_text("\n".join(json.dumps(item) for item in lines(category)[:5]) + "\n" + "\n".join(extra) + "\n")
+    (folder / "possible_answer").mkdir()
+    shutil.copy(DATA / "possible_answer" / path.name, folder / "possible_answer" / path.name)
+    return path
+
+
+def test_a_question_file_with_malformed_lines(cli, db, tmp_path, open_store, one_line_error):
+    two_turns = json.dumps({"id": "simple_python_1", "question": [[], []], "function": []})
+    unknown = json.dumps({"id": "simple_python_9999", "question": [[{"role": "user", "content": "?"}]], "function": []})
+    path = copy_questions(tmp_path / "bfcl", "simple_python", ["{oops", two_turns, unknown, "[1, 2]"])
+    result = cli("traces", "import", path, "--format", "bfcl", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Warning: {path}:6: not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
+        f"Warning: {path}:7: simple_python_1: the question is not one turn of messages",
+        f"Warning: {path}:8: no ground truth for 'simple_python_9999' in the answer file",
+        f"Warning: {path}:9: not a BFCL question (an object with an id)",
+    ]
+    assert "(5 examples; skipped 4 bad lines)" in result.stdout
+    assert open_store().count_traces(tags=["simple_python"]) == 5
+
+    strict = cli("traces", "import", path, "--format", "bfcl", "--strict", "--db", db)
+    one_line_error(strict, f"{path}:6: not JSON")
+    assert "the 15 records before it are in the store" in strict.output
+
+
+def test_answers_given_or_missing(cli, db, tmp_path, one_line_error, open_store):
+    path = copy_questions(tmp_path / "q", "multiple", [])
+    moved = tmp_path / "truth.json"
+    shutil.move(path.parent / "possible_answer" / path.name, moved)
+    one_line_error(cli("traces", "import", path, "--format", "bfcl", "--db", db),
+                   f"no ground truth for BFCL multiple: {path.parent / 'possible_answer' / path.name} does not exist "
+                   "(give --answers PATH)")  # fmt: skip
+    result = imported(cli, db, path, "--answers", moved)
+    assert "(5 examples)" in result.output
+    assert open_store().get_trace("bfcl:multiple_0").calls[0].has_tool_calls
+
+
+def test_categories_that_cannot_be_imported(cli, db, one_line_error):
+    for category in ("multi_turn_base", "memory", "web_search", "format_sensitivity", "live_relevance"):
+        result = cli("traces", "import", f"bfcl:{category}", "--format", "bfcl", "--db", db)
+        one_line_error(result, f"BFCL category {category} cannot be imported: only single-turn categories")
+    result = cli("traces", "import", "bfcl:simple", "--format", "bfcl", "--db", db)
+    one_line_error(result, f"no BFCL category 'simple': {DATA}/BFCL_v*_simple.json does not exist", exit_code=2)
+
+
+def test_bfcl_types_become_json_schema():
+    schema = {"type": "dict", "properties": {
+        "point": {"type": "tuple", "items": {"type": "float"}},
+        "rows": {"type": "array",
+                 "items": {"type": "dict", "properties": {"x": {"type": "any"}, "y": {"type": "long"}}}},
+        "meta": {"type": "HashMap", "additionalProperties": {"type": "Boolean"}, "default": {"type": "dict"}},
+        "value": {"type": "any", "description": "anything"},
+    }, "required": ["point"]}  # fmt: skip
+    assert json_schema(schema) == {"type": "object", "properties": {
+        "point": {"type": "array", "items": {"type": "number"}},
+        "rows": {"type": "array", "items": {"type": "object", "properties": {"x": {}, "y": {"type": "integer"}}}},
+        "meta": {"type": "object", "additionalProperties": {"type": "boolean"}, "default": {"type": "dict"}},
+        "value": {"description": "anything"},
+    }, "required": ["point"]}  # fmt: skip
+
+
+def test_the_chosen_answer():
+    params = {
+        "city": ["Paris", "paris"],  # the first acceptable value
+        "unit": ["", "celsius"],  # "" may be left out, but there is a value: taken
+        "days": [""],  # only "": left out
+        "hours": [],  # no acceptable value at all: left out
+        "prefs": [{"size": ["large"], "milk": ["", "oat"], "note": [""]}],  # nested: chosen the same way
+        "rows": [[{"field": ["age"]}, {"field": ["job", "work"]}]],  # a list of nested dicts
+        "pair": [[3, 5]],
+    }
+    assert chosen_arguments(params) == {
+        "city": "Paris", "unit": "celsius", "prefs": {"size": "large", "milk": "oat"},
+        "rows": [{"field": "age"}, {"field": "job"}], "pair": [3, 5],
+    }  # fmt: skip

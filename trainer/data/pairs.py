@@ -1,0 +1,89 @@
+"""Preference pairs from two runs of the same or a similar task: where they part, which was better.
+
+Two runs are aligned by their assistant turns: the first assistant turn at which they differ is
+the decision that made one better, so the pair is the better run's context up to that turn (the
+prompt), its turn there (chosen) and the worse run's turn at the same point (rejected). Runs whose
+answers never differ make no pair. DPO (a successful against a failed run), reward rows from
+ratings (a higher against a lower rated run) and from pairwise feedback all pair runs this way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from trainer.data.rows import Example, Message, Preference
+
+
+def diverge(better: Example, worse: Example) -> tuple[list[Message], Message, Message] | None:
+    """(prompt, chosen turn, rejected turn) at the first assistant turn where the two differ, the
+    prompt being the better run's messages before it; None when they never differ."""
+    worse_turns = [m for m in worse.messages if m["role"] == "assistant"]
+    ordinal = 0
+    for position, message in enumerate(better.messages):
+        if message["role"] != "assistant":
+            continue
+        if ordinal >= len(worse_turns):
+            return None
+        if _turn_key(message) != _turn_key(worse_turns[ordinal]):
+            return better.messages[:position], message, worse_turns[ordinal]
+        ordinal += 1
+    return None
+
+
+def preference(better: Example, worse: Example, source: str) -> Preference | None:
+    """The pair the two runs make, or None when their answers never differ."""
+    parted = diverge(better, worse)
+    if parted is None:
+        return None
+    prompt, chosen, rejected = parted
+    return Preference(prompt, [chosen], [rejected], better.tools, source=source, trace_id=better.trace_id)
+
+
+class SimilarityIndex(Protocol):
+    """Finds earlier-added texts similar to a text, with their estimated similarity (0-1)."""
+
+    def add(self, key: int, text: str) -> None: ...
+
+    def query(self, text: str) -> list[tuple[int, float]]: ...
+
+
+@dataclass
+class Candidate:
+    example: Example
+    prompt: str
+    """What similarity is measured on: the text of the user turns."""
+    score: float
+    """Higher is better: a rating, or 1 for a success and 0 for a failure."""
+
+
+def match_pairs(better: Iterable[Candidate], worse: Iterable[Candidate], index: SimilarityIndex, *,
+                threshold: float, source: str, min_gap: float = 0.0) -> Iterator[tuple[Preference | None, str]]:
+    """Each worse run paired with the most similar better run (similarity at least `threshold`,
+    score higher by more than `min_gap`): yields (pair, "paired"), or (None, why not)."""
+    pool = list(better)
+    for key, candidate in enumerate(pool):
+        index.add(key, candidate.prompt)
+    for loser in worse:
+        found = [(similarity, key) for key, similarity in index.query(loser.prompt)
+                 if similarity >= threshold and pool[key].score - loser.score > min_gap
+                 and pool[key].example.trace_id != loser.example.trace_id]  # fmt: skip
+        if not found:
+            yield None, "no similar better run"
+            continue
+        _, key = max(found, key=lambda item: (item[0], pool[item[1]].score, -item[1]))
+        pair = preference(pool[key].example, loser.example, source)
+        yield (pair, "paired") if pair is not None else (None, "answers do not differ")
+
+
+def task_text(example: Example) -> str:
+    """The text two runs are compared on: what the user asked (not the shared system prompt, not
+    the tool results, which differ between a run that went right and one that went wrong)."""
+    return "\n".join(m["content"] for m in example.messages if m["role"] == "user")
+
+
+def _turn_key(message: Message) -> str:
+    calls = [[c["function"]["name"], c["function"]["arguments"]] for c in message.get("tool_calls") or ()]
+    return json.dumps([message["content"].strip(), calls], sort_keys=True, ensure_ascii=False, default=str)
