@@ -1,13 +1,10 @@
-"""Rejected answers for DPO: wrong tool calls made from a correct one, by rule or by an LLM.
+"""Rejected answers for DPO: wrong tool calls made from a correct one, by rule.
 
 A correct example (an `Example` whose last message is the assistant's tool call) becomes
-`Preference`s with the same prompt, that call as `chosen`, and a near-miss as `rejected`:
-
-    synthetic_negatives   deterministic corruptions, one `kind` each (`KINDS`), seeded per example
-                          from `seed` and the example's `row_digest` (not `hash()`, salted per
-                          process), so the output depends neither on input order nor on
-                          Python's hash randomisation
-    llm_negatives         a model behind an OpenAI-compatible endpoint writes a plausible wrong call
+`Preference`s with the same prompt, that call as `chosen`, and a near-miss as `rejected`, by
+deterministic corruptions, one `kind` each (`KINDS`), seeded per example from `seed` and the
+example's `row_digest` (not `hash()`, salted per process), so the output depends neither on input
+order nor on Python's hash randomisation. `llm_negatives.py` has a model write them instead.
 
 The synthetic kinds:
 
@@ -37,21 +34,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import random
 import re
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent_tracer.errors import ConfigError
 from trainer.data.dedup import row_digest
 from trainer.data.rows import Example, Message, Preference
-
-if TYPE_CHECKING:
-    from openai import OpenAI
 
 KINDS = ("wrong_tool", "wrong_argument", "missing_argument", "wrong_type", "malformed_json", "invented_tool")
 
@@ -93,7 +85,7 @@ def synthetic_negatives(examples: Iterable[Example], config: SyntheticConfig | N
     stats = stats if stats is not None else SyntheticStats()
     for example in examples:
         stats.examples += 1
-        reason = _unusable(example)
+        reason = unusable(example)
         if reason:
             stats.unusable[reason] += 1
             continue
@@ -112,7 +104,7 @@ def synthetic_negatives(examples: Iterable[Example], config: SyntheticConfig | N
             except _CannotApply as why:
                 stats.skipped[(kind, str(why))] += 1
                 continue
-            if _canonical(rejected) == _canonical(answer):
+            if canonical(rejected) == canonical(answer):
                 raise AssertionError(f"{kind} left the answer unchanged: {answer!r}")
             stats.made[kind] += 1
             made += 1
@@ -170,7 +162,7 @@ def _wrong_tool(answer: Message, context: _Context, rng: random.Random) -> Messa
     if not others:
         raise _CannotApply("only one tool is offered")
     name = rng.choice(others)
-    return _replaced(answer, index, name, _arguments_for(context.schemas[name], function["arguments"]))
+    return replaced(answer, index, name, _arguments_for(context.schemas[name], function["arguments"]))
 
 
 def _arguments_for(parameters: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +191,7 @@ def _wrong_argument(answer: Message, context: _Context, rng: random.Random) -> M
         schema = context.schema_of(function["name"], name) or {}
         value = _other_value(function["arguments"][name], schema, context.names, rng, siblings)
         if value is not None:
-            return _replaced(answer, index, function["name"], {**function["arguments"], name: value})
+            return replaced(answer, index, function["name"], {**function["arguments"], name: value})
     raise _CannotApply("no argument has another plausible value")
 
 
@@ -207,9 +199,9 @@ def _other_value(value: Any, schema: dict[str, Any], names: list[str], rng: rand
                  siblings: Sequence[Any] = ()) -> Any:
     """Another plausible value of the same type, or None where there is none."""
     if schema.get("enum"):
-        others = [v for v in schema["enum"] if _same_type(v, value) and _canonical(v) != _canonical(value)]
+        others = [v for v in schema["enum"] if _same_type(v, value) and canonical(v) != canonical(value)]
         return rng.choice(others) if others else None
-    others = [v for v in siblings if _same_type(v, value) and _canonical(v) != _canonical(value)]
+    others = [v for v in siblings if _same_type(v, value) and canonical(v) != canonical(value)]
     if others:
         return rng.choice(others)
     if isinstance(value, bool):
@@ -274,7 +266,7 @@ def _missing_argument(answer: Message, context: _Context, rng: random.Random) ->
         raise _CannotApply("no required argument is given")
     index, name = rng.choice(slots)
     function = calls[index]["function"]
-    return _replaced(answer, index, function["name"], {k: v for k, v in function["arguments"].items() if k != name})
+    return replaced(answer, index, function["name"], {k: v for k, v in function["arguments"].items() if k != name})
 
 
 def _wrong_type(answer: Message, context: _Context, rng: random.Random) -> Message:
@@ -287,7 +279,7 @@ def _wrong_type(answer: Message, context: _Context, rng: random.Random) -> Messa
         schema = context.schema_of(function["name"], name)
         # Where the schema is unknown, the correct answer's own type is the right one.
         if value is not None and (schema is None or not _fits(value, schema)):
-            return _replaced(answer, index, function["name"], {**function["arguments"], name: value})
+            return replaced(answer, index, function["name"], {**function["arguments"], name: value})
     raise _CannotApply("no argument has a type to break" if slots else "the call has no arguments")
 
 
@@ -312,7 +304,7 @@ def _malformed_json(answer: Message, context: _Context, rng: random.Random) -> M
     function = calls[index]["function"]
     text = json.dumps(function["arguments"], ensure_ascii=False)
     broken = [b for b in (breaker(text, rng) for breaker in _BREAKERS) if b is not None and not _parses(b)]
-    return _replaced(answer, index, function["name"], rng.choice(broken))  # a cut is always among them
+    return replaced(answer, index, function["name"], rng.choice(broken))  # a cut is always among them
 
 
 def _cut_short(text: str, rng: random.Random) -> str:
@@ -349,7 +341,7 @@ def _invented_tool(answer: Message, context: _Context, rng: random.Random) -> Me
     names = [n for n in _name_variants(function["name"]) if n != function["name"] and n not in context.schemas]
     if not names:
         raise _CannotApply("every invented name is an offered tool")
-    return _replaced(answer, index, rng.choice(names), function["arguments"])
+    return replaced(answer, index, rng.choice(names), function["arguments"])
 
 
 _VERBS = ("get", "fetch", "find", "search", "lookup", "retrieve", "calculate", "compute", "create", "list")
@@ -388,209 +380,10 @@ _CORRUPTIONS: dict[str, Callable[[Message, _Context, random.Random], Message]] =
 
 
 # ------------------------------------------------------------------------------------------------
-# Negatives written by an LLM
-
-
-@dataclass
-class LLMConfig:
-    base_url: str = field(metadata={"help": "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."})
-    model: str = field(metadata={"help": "Model that writes the wrong tool calls."})
-    api_key_env: str | None = field(
-        default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the API key; None for none."})
-    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the model."})
-    max_tokens: int = field(default=1024, metadata={"help": "Most tokens the model may write per answer."})
-    concurrency: int = field(default=4, metadata={"help": "Requests in flight at once."})
-    timeout: float = field(default=60.0, metadata={"help": "Seconds per request (the SDK's timeout)."})
-    max_retries: int = field(default=2, metadata={"help": "Retries of a failed request (the SDK's backoff)."})
-    seed: int = field(default=0, metadata={"help": "Seed of which parallel call is replaced."})
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ConfigError(f"concurrency must be at least 1, not {self.concurrency}")
-
-
-@dataclass
-class LLMStats:
-    examples: int = 0
-    made: int = 0
-    failed: Counter[str] = field(default_factory=Counter)
-    """Examples that gave no preference, by reason ("HTTP 500", "not JSON", "same as the chosen call", …)."""
-
-
-INSTRUCTION = """\
-You write wrong answers for training a tool-calling assistant to avoid its typical mistakes.
-
-You are shown the tools the assistant may call, a conversation, and the correct tool call it made \
-next. Write ONE tool call that a capable but careless assistant could plausibly have made instead, \
-and that is wrong. Make the mistake subtle and realistic, such as:
-- a near-miss tool: another available tool that sounds right for the request but does not do what was asked;
-- a wrong but plausible argument value: off by one, the wrong unit or format, a neighbouring date, \
-another entity mentioned in the conversation, a value taken from the wrong part of the request;
-- an argument the request needed left out, or a value the user never gave guessed or assumed.
-Keep everything else as in the correct call, so that the mistake is the only difference. Nothing \
-absurd: no random strings, no invented nonsense, no syntax errors. It must not mean the same as the \
-correct call.
-
-Answer with only a JSON object, no prose and no code fence:
-{"name": "<tool name>", "arguments": {<argument name>: <value>, ...}}"""
-
-
-def llm_negatives(examples: Iterable[Example], config: LLMConfig, stats: LLMStats | None = None,
-                  progress: Callable[[int], None] | None = None) -> Iterator[Preference]:
-    """One preference per example whose wrong call the model wrote, in input order.
-
-    Requests run `config.concurrency` at a time through the official `openai` SDK (its timeout and
-    retries). A failed request or an unusable answer is counted in `stats.failed` and the run goes
-    on. `progress(1)` is called once per example done (`tqdm.update` fits). A missing API key
-    raises `ConfigError` at the call, before any example is read."""
-    api_key = _api_key(config)
-    return _ask_all(examples, config, api_key, stats if stats is not None else LLMStats(), progress)
-
-
-def _ask_all(examples: Iterable[Example], config: LLMConfig, api_key: str, stats: LLMStats,
-             progress: Callable[[int], None] | None) -> Iterator[Preference]:
-    from openai import OpenAI
-
-    client = OpenAI(base_url=config.base_url, api_key=api_key, timeout=config.timeout, max_retries=config.max_retries)
-    pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="llm-negatives")
-    pending: deque[Future[Preference]] = deque()
-    try:
-        for example in examples:
-            pending.append(pool.submit(_ask, client, example, config))
-            if len(pending) >= 2 * config.concurrency:  # bounded: a long stream is not read ahead
-                yield from _settle(pending.popleft(), stats, progress)
-        while pending:
-            yield from _settle(pending.popleft(), stats, progress)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        client.close()
-
-
-class _Failed(Exception):
-    """No preference from this example; the message is the reason, counted."""
-
-
-def _api_key(config: LLMConfig) -> str:
-    if config.api_key_env is None:
-        return "none"  # the SDK insists on a key; endpoints without auth ignore it
-    key = os.environ.get(config.api_key_env)
-    if not key:
-        raise ConfigError(f"${config.api_key_env} is not set: it should hold the API key of {config.base_url}")
-    return key
-
-
-def _settle(future: Future[Preference], stats: LLMStats,
-            progress: Callable[[int], None] | None) -> Iterator[Preference]:
-    stats.examples += 1
-    try:
-        preference = future.result()
-    except _Failed as why:
-        stats.failed[str(why)] += 1
-    else:
-        stats.made += 1
-        yield preference
-    finally:
-        if progress is not None:
-            progress(1)
-
-
-def _ask(client: OpenAI, example: Example, config: LLMConfig) -> Preference:
-    """Runs in the pool: the model's wrong call as a preference, or `_Failed`."""
-    import openai
-
-    reason = _unusable(example)
-    if reason:
-        raise _Failed(reason)
-    answer = example.messages[-1]
-    calls = answer["tool_calls"]
-    index = random.Random(f"{config.seed}:{row_digest(example).hex()}").randrange(len(calls))
-    try:
-        completion = client.chat.completions.create(
-            model=config.model, messages=_instruction(example, index), temperature=config.temperature,
-            max_tokens=config.max_tokens)  # fmt: skip
-    except openai.APITimeoutError:
-        raise _Failed("timeout") from None
-    except openai.APIConnectionError:
-        raise _Failed("connection error") from None
-    except openai.APIStatusError as error:
-        raise _Failed(f"HTTP {error.status_code}") from None
-    except openai.APIError as error:
-        raise _Failed(f"bad response ({type(error).__name__})") from None
-    name, arguments = _parse_call(_answer_text(completion))
-    chosen = calls[index]["function"]
-    if _normalised(name, arguments) == _normalised(chosen["name"], chosen["arguments"]):
-        raise _Failed("same as the chosen call")
-    rejected = _replaced(answer, index, name, arguments)
-    return Preference(example.messages[:-1], [answer], [rejected], example.tools, source="llm", kind="llm",
-                      trace_id=example.trace_id)  # fmt: skip
-
-
-def _instruction(example: Example, index: int) -> list[Message]:
-    calls = [call["function"] for call in example.messages[-1]["tool_calls"]]
-    lines = ["Tools:", *(json.dumps(tool, ensure_ascii=False) for tool in example.tools), "",
-             "Conversation:", *(json.dumps(m, ensure_ascii=False) for m in example.messages[:-1]), ""]  # fmt: skip
-    if len(calls) == 1:
-        lines += ["Correct tool call:", _call_json(calls[0])]
-    else:
-        lines += ["Correct tool calls, made together:", *(f"{i + 1}. {_call_json(c)}" for i, c in enumerate(calls)),
-                  "", f"Write a wrong call to take the place of call {index + 1} only."]  # fmt: skip
-    return [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": "\n".join(lines)}]
-
-
-def _call_json(function: dict[str, Any]) -> str:
-    return json.dumps({"name": function["name"], "arguments": function["arguments"]}, ensure_ascii=False)
-
-
-def _answer_text(completion: Any) -> str:
-    """The answer's text; a body that is not a chat completion (the SDK hands back text or a
-    lenient model for what it cannot validate) fails."""
-    choices = getattr(completion, "choices", None)
-    if not isinstance(choices, list):
-        raise _Failed("not a chat completion")
-    content = getattr(getattr(choices[0], "message", None), "content", None) if choices else None
-    if not isinstance(content, str) or not content.strip():
-        raise _Failed("empty answer")
-    return content
-
-
-def _parse_call(text: str) -> tuple[str, dict[str, Any]]:
-    """(name, arguments) from the first JSON object in the text (prose and code fences around it
-    are common), whose arguments may also come as a JSON string or under "parameters" (as Llama
-    models write calls). A name no tool has is kept: an invented tool is a realistic mistake."""
-    decoder = json.JSONDecoder()
-    call = None
-    for match in re.finditer(r"\{", text):
-        try:
-            call, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        break
-    if call is None:
-        raise _Failed("not JSON")
-    name = call.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise _Failed("no tool name")
-    arguments = call.get("arguments", call.get("parameters"))
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except ValueError:
-            raise _Failed("arguments are not an object") from None
-    if not isinstance(arguments, dict):
-        raise _Failed("arguments are not an object")
-    return name.strip(), arguments
-
-
-def _normalised(name: str, arguments: dict[str, Any]) -> str:
-    """A call's identity: keys in order, null arguments as good as absent."""
-    return _canonical([name, {k: v for k, v in arguments.items() if v is not None}])
-
-
-# ------------------------------------------------------------------------------------------------
 # Shared
 
 
-def _unusable(example: Example) -> str | None:
+def unusable(example: Example) -> str | None:
     """Why an example has no tool call to contradict; None when it has."""
     answer = example.messages[-1] if example.messages else {}
     if answer.get("role") != "assistant" or not answer.get("tool_calls"):
@@ -600,12 +393,12 @@ def _unusable(example: Example) -> str | None:
     return None
 
 
-def _canonical(value: Any) -> str:
+def canonical(value: Any) -> str:
     """JSON text that tells 1, 1.0, true and "1" apart (Python's == does not) and ignores key order."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _replaced(answer: Message, index: int, name: str, arguments: dict[str, Any] | str) -> Message:
+def replaced(answer: Message, index: int, name: str, arguments: dict[str, Any] | str) -> Message:
     """A copy of the answer with call `index` now `name(arguments)`; id and the other calls kept."""
     rejected = copy.deepcopy(answer)
     rejected["tool_calls"][index]["function"] = {"name": name, "arguments": copy.deepcopy(arguments)}
@@ -648,7 +441,7 @@ def _same_type(a: Any, b: Any) -> bool:
 
 def _fits(value: Any, schema: dict[str, Any]) -> bool:
     if schema.get("enum"):
-        return any(_canonical(value) == _canonical(member) for member in schema["enum"])
+        return any(canonical(value) == canonical(member) for member in schema["enum"])
     wanted = _schema_type(schema)
     actual = _type_of(value)
     return wanted is None or actual == wanted or (wanted == "number" and actual == "integer")

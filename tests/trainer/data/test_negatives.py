@@ -19,16 +19,8 @@ from typing import Any
 import pytest
 
 from agent_tracer.errors import ConfigError
-from trainer.data.negatives import (
-    INSTRUCTION,
-    KINDS,
-    LLMConfig,
-    LLMStats,
-    SyntheticConfig,
-    SyntheticStats,
-    llm_negatives,
-    synthetic_negatives,
-)
+from trainer.data.llm_negatives import INSTRUCTION, LLMConfig, LLMStats, llm_negatives
+from trainer.data.negatives import KINDS, SyntheticConfig, SyntheticStats, synthetic_negatives
 from trainer.data.rows import Example, Preference
 
 REPO = Path(__file__).resolve().parents[3]
