@@ -12,6 +12,7 @@ import importlib
 import click
 
 SUBCOMMANDS: dict[str, str] = {
+    "dataset": "trainer.commands.dataset:dataset",
     "proxy": "agent_tracer.commands.proxy:proxy",
     "quickstart": "agent_tracer.commands.quickstart:quickstart",
     "traces": "agent_tracer.commands.traces:traces",

@@ -11,6 +11,9 @@ from typing import Any
 from agent_tracer.errors import ConfigError
 
 MAX_RATING = 5.0
+BETTER_THAN = "better_than:"
+"""The label of a pairwise judgement: the trace given feedback answered better than the trace whose
+id follows (`agent-tracer traces rate A --better-than B`); reward data pairs the two."""
 
 
 def feedback_row(

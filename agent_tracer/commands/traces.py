@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent_tracer.errors import AgentTracerError
+from agent_tracer.feedback import BETTER_THAN
 from agent_tracer.formats.bfcl import open_bfcl
 from agent_tracer.formats.export import ExportCounts, ExportRow, export_rows, write_openai_jsonl, write_parquet
 from agent_tracer.formats.openai_jsonl import open_openai_jsonl
@@ -87,12 +88,14 @@ def traces() -> None:
     """Recorded agent runs and their LLM calls."""
 
 
-def selection_options(*, limit: int | None = None, order: str = "newest",
+def selection_options(*, limit: int | None = None, order: str = "newest", outcome: str | None = None,
                       limit_flag: str = "--limit") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options that choose traces, for `traces list`, `traces export` and the dataset commands
     (their keywords are `TraceStore.traces()`'s; the limit arrives as `limit`)."""
+    outcome_help = "Only traces with this outcome (success, failure, …)"
     options = [
-        click.option("--outcome", help="Only traces with this outcome (success, failure, …)."),
+        click.option("--outcome", default=outcome, show_default=outcome is not None,
+                     help=outcome_help + ("; any: all traces." if outcome else ".")),
         click.option("--min-rating", type=float, help="Only traces rated at least this."),
         click.option("--name", help="Agent name; * matches anything."),
         click.option("--tag", "tags", multiple=True, help="Only traces with this tag (repeat: all of them)."),
@@ -345,17 +348,23 @@ def _content_text(content: Any) -> str:
 @click.option("--rating", type=click.FloatRange(0, 5), help="A number from 0 to 5.")
 @click.option("--comment", help="Free text.")
 @click.option("--label", help="A label for curation (e.g. golden, bad-tool-use).")
+@click.option("--better-than", metavar="OTHER", help="This trace answered better than trace OTHER (a pairwise "
+              "judgement, for reward data).")
 @db_option
 @json_option
 def rate_trace(
     trace_id: str, outcome: str | None, rating: float | None, comment: str | None, label: str | None,
-    db: str | None, as_json: bool,
+    better_than: str | None, db: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Record feedback on a trace. TRACE_ID may be a unique prefix, or the run id an agent sent the proxy."""
-    if outcome is None and rating is None and comment is None and label is None:
-        raise click.UsageError("give at least one of --outcome, --rating, --comment, --label")
+    if outcome is None and rating is None and comment is None and label is None and better_than is None:
+        raise click.UsageError("give at least one of --outcome, --rating, --comment, --label, --better-than")
+    if label is not None and better_than is not None:
+        raise click.UsageError("--better-than is a label of its own: give --label or --better-than, not both")
     with open_store(db) as store:
         trace = store.get_trace(trace_id).trace
+        if better_than is not None:
+            label = BETTER_THAN + store.get_trace(better_than).trace.id
         feedback = store.record_feedback(
             trace.id, outcome=outcome, rating=rating, comment=comment, label=label, source="cli"
         )

@@ -278,6 +278,15 @@ class TraceStore:
                 if limit is not None and given >= limit:
                     return
 
+    def feedback(self, *, label_prefix: str | None = None) -> list[Feedback]:
+        """Feedback rows, oldest first; `label_prefix` keeps those whose label starts with it
+        (pairwise judgements are labelled "better_than:<trace id>")."""
+        query = sa.select(Feedback).order_by(Feedback.created_at, Feedback.id)
+        if label_prefix is not None:
+            query = query.where(Feedback.label.startswith(label_prefix, autoescape=True))
+        with Session(self.engine) as session:
+            return list(session.scalars(query))
+
     def count_traces(self, *, tags: Sequence[str] | None = None, **filters: Any) -> int:
         """How many traces match the filters of `traces()`."""
         query = trace_query(**filters)

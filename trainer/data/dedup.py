@@ -6,8 +6,10 @@ its canonical JSON, so the state is a set of digests, never the rows.
 
 Near duplicates are examples whose *prompts* are nearly the same, whatever the answers. The
 prompt is everything the model saw before the answer being trained, but the system prompt: the
-user's turns, the tool results and the assistant's own earlier turns (its text, and its calls by
-name and arguments). Not the system prompt, which every run of an agent shares and would make all
+names of the tools it was offered, the user's turns, the tool results and the assistant's own
+earlier turns (its text, and its calls by name and arguments). The tools count because the right
+answer changes with them: one question offered a fitting function or none (BFCL's irrelevance
+category asks its questions again with unfitting functions) is two examples. Not the system prompt, which every run of an agent shares and would make all
 its examples look alike; not the answer, since two answers to one request are the near copy we
 want to drop. The rest counts because it is what sets one example apart: the calls of one run
 share the user's request and differ in what was called and returned before each (one row per call
@@ -88,7 +90,7 @@ def row_digest(example: Example) -> bytes:
 def prompt_text(example: Example) -> str:
     """What near-duplicate detection compares: the conversation before the answer, without the
     system prompt (see the module docstring)."""
-    parts = []
+    parts = [" ".join(tool["function"]["name"] for tool in example.tools)]
     for message in example.messages[:-1]:
         if message["role"] == "system":
             continue

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from agent_tracer import fastjson
+from agent_tracer.errors import ConfigError
 from trainer.data.rows import dataset_features
+from trainer.data.summary import Summary
 
 
 def output_paths(out: str | os.PathLike[str]) -> dict[str, Path]:
@@ -62,10 +64,56 @@ class RowWriter:
             self.abort()
 
 
-def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
+class EmptyDataset(ConfigError):
+    """Every row was dropped, or none could be made: nothing is written, and the message shows
+    what each step kept."""
+
+
+class SplitWriter:
+    """The train and eval files of one build: `write(row, trace_id)` puts a row on the side of its
+    trace; on a clean exit both files are committed (the eval file only when it has rows), and a
+    build that wrote no row at all raises `EmptyDataset` with `summary`'s steps instead."""
+
+    def __init__(self, paths: dict[str, Path], eval_traces: frozenset[str], summary: Summary) -> None:
+        self.summary = summary
+        self.eval_traces = eval_traces
+        self.train = RowWriter(paths["train"])
+        self.eval = RowWriter(paths["eval"])
+
+    def write(self, row: dict[str, Any], trace_id: str | None) -> None:
+        (self.eval if trace_id in self.eval_traces else self.train).write(row)
+
+    def __enter__(self) -> SplitWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is not None or not self.train.rows + self.eval.rows:
+            self.train.abort()
+            self.eval.abort()
+            if exc_type is None:
+                raise EmptyDataset(f"no {self.summary.kind} rows to write; what each step kept:\n"
+                                   + self.summary.render())
+            return
+        self.train.commit()
+        if self.eval.rows:
+            self.eval.commit()
+        else:
+            self.eval.abort()
+            self.eval.path.unlink(missing_ok=True)  # an eval file of an earlier build is not this one's
+
+
+def finish(summary: Summary, paths: dict[str, Path], written: SplitWriter, details: dict[str, Any]) -> None:
+    """Record the split and the files in the summary, and write the manifest: the summary, the
+    held-out traces, and `details` (selection, config, …)."""
+    summary.splits = {"train": written.train.rows, "eval": written.eval.rows}
+    summary.files = {"train": str(paths["train"])}
+    if written.eval.rows:
+        summary.files["eval"] = str(paths["eval"])
+    summary.files["manifest"] = str(paths["manifest"])
+    manifest = {**summary.to_dict(), **details, "eval_traces": sorted(written.eval_traces)}
+    temporary = paths["manifest"].with_name(f".{paths['manifest'].name}.partial")
     temporary.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    os.replace(temporary, paths["manifest"])
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:

@@ -10,9 +10,10 @@ ratings (a higher against a lower rated run) and from pairwise feedback all pair
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 from trainer.data.rows import Example, Message, Preference
 
@@ -42,33 +43,55 @@ def preference(better: Example, worse: Example, source: str) -> Preference | Non
     return Preference(prompt, [chosen], [rejected], better.tools, source=source, trace_id=better.trace_id)
 
 
-class SimilarityIndex(Protocol):
-    """Finds earlier-added texts similar to a text, with their estimated similarity (0-1)."""
+class WordIndex:
+    """Jaccard similarity of word sets (lower-cased), exact, through an inverted index: a query
+    scores only the texts that share a word with it. Preference data pairs hundreds to thousands
+    of runs, where exact is affordable and an estimate's misses would lose pairs."""
 
-    def add(self, key: int, text: str) -> None: ...
+    def __init__(self) -> None:
+        self._sizes: list[int] = []
+        self._postings: dict[str, list[int]] = defaultdict(list)
 
-    def query(self, text: str) -> list[tuple[int, float]]: ...
+    def add(self, text: str) -> int:
+        """Index a text; returns its key (0, 1, 2, … in order of adding)."""
+        key = len(self._sizes)
+        words = set(_WORD.findall(text.lower()))
+        self._sizes.append(len(words))
+        for word in words:
+            self._postings[word].append(key)
+        return key
+
+    def query(self, text: str) -> list[tuple[int, float]]:
+        """(key, similarity) of every indexed text sharing a word with `text`."""
+        words = set(_WORD.findall(text.lower()))
+        shared: Counter[int] = Counter()
+        for word in words:
+            shared.update(self._postings.get(word, ()))
+        return [(key, n / (len(words) + self._sizes[key] - n)) for key, n in shared.items()]
 
 
 @dataclass
 class Candidate:
     example: Example
     prompt: str
-    """What similarity is measured on: the text of the user turns."""
+    """What similarity is measured on: `task_text`."""
     score: float
     """Higher is better: a rating, or 1 for a success and 0 for a failure."""
 
 
-def match_pairs(better: Iterable[Candidate], worse: Iterable[Candidate], index: SimilarityIndex, *,
-                threshold: float, source: str, min_gap: float = 0.0) -> Iterator[tuple[Preference | None, str]]:
-    """Each worse run paired with the most similar better run (similarity at least `threshold`,
-    score higher by more than `min_gap`): yields (pair, "paired"), or (None, why not)."""
+def match_pairs(better: Iterable[Candidate], worse: Iterable[Candidate], *, threshold: float, source: str,
+                min_gap: float = 0.0) -> Iterator[tuple[Preference | None, str]]:
+    """Each worse run paired with the most similar better run of another trace (task similarity
+    at least `threshold`, score higher, and by at least `min_gap`): yields (pair, "paired"), or
+    (None, why not)."""
     pool = list(better)
-    for key, candidate in enumerate(pool):
-        index.add(key, candidate.prompt)
+    index = WordIndex()
+    for candidate in pool:
+        index.add(candidate.prompt)
     for loser in worse:
         found = [(similarity, key) for key, similarity in index.query(loser.prompt)
-                 if similarity >= threshold and pool[key].score - loser.score > min_gap
+                 if similarity >= threshold and pool[key].score > loser.score
+                 and pool[key].score - loser.score >= min_gap
                  and pool[key].example.trace_id != loser.example.trace_id]  # fmt: skip
         if not found:
             yield None, "no similar better run"
@@ -76,6 +99,9 @@ def match_pairs(better: Iterable[Candidate], worse: Iterable[Candidate], index: 
         _, key = max(found, key=lambda item: (item[0], pool[item[1]].score, -item[1]))
         pair = preference(pool[key].example, loser.example, source)
         yield (pair, "paired") if pair is not None else (None, "answers do not differ")
+
+
+_WORD = re.compile(r"\w+")
 
 
 def task_text(example: Example) -> str:

@@ -30,13 +30,16 @@ class Selection:
     since: str | None = field(default=None, metadata={"help": "Started at or after: 2024-05-01, or an age: 7d."})
     until: str | None = field(default=None, metadata={"help": "Started before (same forms as since)."})
     model: str | None = field(default=None, metadata={"help": "Only traces with a call to this model."})
+    has_tool_calls: bool | None = field(default=None, metadata={"help": "Only traces whose model called tools "
+                                                                        "(True) / did not (False)."})
     max_traces: int | None = field(default=None, metadata={"help": "At most this many traces, best-rated first."})
     order: str = field(default="best", metadata={"help": "best (rating high to low), newest or oldest."})
 
     def filters(self) -> dict[str, Any]:
         """Keyword arguments for `TraceStore.iter_runs` / `count_traces` (without the limit)."""
         return {"outcome": self.outcome, "min_rating": self.min_rating, "name": self.name, "tags": self.tags,
-                "since": self.since, "until": self.until, "model": self.model, "order": self.order}
+                "since": self.since, "until": self.until, "model": self.model, "has_tool_calls": self.has_tool_calls,
+                "order": self.order}
 
     def runs(self, store: TraceStore) -> Iterator[RunRows]:
         return store.iter_runs(limit=self.max_traces, **self.filters())
@@ -70,6 +73,7 @@ class Selection:
             "since": lambda v: f"started since {v}",
             "until": lambda v: f"started before {v}",
             "model": lambda v: f"calling model {v!r}",
+            "has_tool_calls": lambda v: "whose model called tools" if v else "whose model called no tool",
         }
         for item in fields(self):
             value = getattr(self, item.name)

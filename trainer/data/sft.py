@@ -12,6 +12,7 @@ evaluation) are never used unless asked for.
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,11 +26,11 @@ from agent_tracer.store import TraceStore
 from agent_tracer.store.store import RunRows
 from trainer.data.dedup import ExactDedup, NearDedup, NearDedupConfig
 from trainer.data.mixin import MixinConfig, sample_mixin
-from trainer.data.output import RowWriter, load_dataset, output_paths, read_rows, write_manifest
+from trainer.data.output import SplitWriter, finish, load_dataset, output_paths, read_rows
 from trainer.data.pii import Redaction
 from trainer.data.rows import Example, NotTrainable, example_from
 from trainer.data.select import Selection
-from trainer.data.split import EVAL, TRAIN, SplitConfig, plan_split
+from trainer.data.split import SplitConfig, plan_split
 from trainer.data.summary import Step, Summary
 from trainer.data.truncate import Truncator
 
@@ -153,31 +154,25 @@ def build_sft(store: TraceStore, selection: Selection, config: SFTConfig, *, tok
         mixed = sample_mixin(mixin, train_rows)
         if redaction is not None:  # a user's general data may hold personal data too
             mixed.examples = [redaction.example(example) for example in mixed.examples]
-        with RowWriter(paths["train"]) as train, RowWriter(paths["eval"]) as held_out:
+        with SplitWriter(paths, plan.eval_traces, summary) as written:
             for row in read_rows(staging):
                 example = Example(row["messages"], row["tools"], row["trace_id"])
-                (held_out if example.trace_id in plan.eval_traces else train).write(example.row())
+                written.write(example.row(), example.trace_id)
                 summary.tools.update(example.tool_names)
             for example in mixed.examples:
-                train.write(example.row())
+                written.write(example.row(), None)
                 if truncator is not None:
                     summary.token_lengths.append(truncator.length(example.messages, example.tools))
-    if not held_out.rows:
-        paths["eval"].unlink(missing_ok=True)
     if mixin.share:
         step = summary.step("mix-in")
-        step.rows_in, step.rows_out = train.rows - len(mixed.examples), train.rows
+        step.rows_in, step.rows_out = written.train.rows - len(mixed.examples), written.train.rows
         step.reasons.update({"rows added": len(mixed.examples), "bad lines": mixed.bad})
         if len(mixed.examples) < mixed.wanted:
             step.reasons[f"short of the {mixed.wanted:,} wanted"] += 1
-    summary.splits = {TRAIN: train.rows, EVAL: held_out.rows}
-    summary.sources = {"traces": train.rows + held_out.rows - len(mixed.examples), "mixin": len(mixed.examples)}
-    summary.files = {"train": str(paths["train"])}
-    if held_out.rows:
-        summary.files["eval"] = str(paths["eval"])
-    summary.files["manifest"] = str(paths["manifest"])
-    write_manifest(paths["manifest"], {**summary.to_dict(), "selection": asdict(selection), "config": asdict(config),
-                                       "eval_traces": sorted(plan.eval_traces), "mixin_errors": mixed.errors})
+    total_rows = written.train.rows + written.eval.rows
+    summary.sources = +Counter({"traces": total_rows - len(mixed.examples), "mixin": len(mixed.examples)})
+    finish(summary, paths, written, {"selection": asdict(selection), "config": asdict(config),
+                                     "mixin_errors": mixed.errors})
     return BuildResult("sft", summary, paths)
 
 
