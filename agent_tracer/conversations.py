@@ -12,10 +12,10 @@ logs hold); `trainer.data` converts them for TRL. Pure: no store, no I/O.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_tracer import fastjson
 from agent_tracer.canonical import Message
 
 
@@ -70,22 +70,21 @@ def final_conversations(calls: list[Conversation]) -> list[Conversation]:
     return finals
 
 
-def _message_key(message: Message) -> str:
+def _message_key(message: Message) -> tuple[Any, ...]:
     """What makes two messages the same turn, whatever the agent changed when it sent the answer
-    back: role, text (stripped; None and "" alike), tool calls by name and parsed arguments, and
-    which call a tool result answers."""
+    back: role, text (stripped; None and "" alike), tool calls by name and arguments (parsed, so
+    re-serialised JSON compares equal), and which call a tool result answers."""
     calls = []
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         arguments = function.get("arguments")
         if isinstance(arguments, str):
             try:
-                arguments = json.loads(arguments)
+                arguments = fastjson.loads(arguments)
             except ValueError:
                 pass
-        calls.append([function.get("name"), arguments])
-    key = [message.get("role"), content_text(message.get("content")).strip(), calls, message.get("tool_call_id")]
-    return json.dumps(key, sort_keys=True, ensure_ascii=False, default=str)
+        calls.append((function.get("name"), fastjson.dumps_sorted(arguments)))
+    return message.get("role"), content_text(message.get("content")).strip(), tuple(calls), message.get("tool_call_id")
 
 
 def content_text(content: Any) -> str:

@@ -27,14 +27,24 @@ def _default(value: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
+_SORTED = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default, sort_keys=True)
 
 if orjson is not None:
     loads = orjson.loads
+
     def dumps(value: Any) -> str:
         try:
             return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
-        except TypeError:  # what orjson refuses (integers past 64 bits): the standard library
+        except TypeError:  # what orjson refuses (integers past 64 bits, lone surrogates): the standard library
             return _ENCODER.encode(value)
+
+    def dumps_sorted(value: Any) -> str:
+        """Keys sorted: one text for equal values, whatever order their keys came in."""
+        try:
+            return orjson.dumps(value, default=_default, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:
+            return _SORTED.encode(value)
 else:
     loads = json.loads
     dumps = _ENCODER.encode
+    dumps_sorted = _SORTED.encode

@@ -92,7 +92,7 @@ def create_engine(url: str | URL | None = None) -> Engine:
     from sqlalchemy.pool import StaticPool
 
     parsed = parse_url(url) if url is None or isinstance(url, str) else url
-    kwargs: dict[str, Any] = {"json_serializer": dumps_json}
+    kwargs: dict[str, Any] = {"json_serializer": dumps_json, "json_deserializer": fastjson.loads}
     if parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
     elif sqlite_path(parsed) is None:  # in memory: one database shared by every thread

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError, StoreError, TraceNotFound
 from agent_tracer.feedback import feedback_row
 from agent_tracer.run_ids import trace_id_for
@@ -246,36 +247,45 @@ class TraceStore:
             return found
 
     def iter_runs(self, *, tags: Sequence[str] | None = None, limit: int | None = None, chunk: int = 500,
-                  **filters: Any) -> Iterator[RunRows]:
+                  call_columns: Sequence[str] | None = None, **filters: Any) -> Iterator[RunRows]:
         """Traces matching the filters of `traces()`, in its order, each with its LLM calls
         (oldest first), read `chunk` traces at a time: memory stays flat however many match.
-        Rows are plain dicts of the tables' columns (JSON columns decoded), not ORM objects."""
+        Rows are plain dicts of the tables' columns (JSON columns decoded), not ORM objects;
+        `call_columns` names the calls' columns to read (default all: raw bodies included)."""
+        for _, runs in self.iter_run_chunks(tags=tags, limit=limit, chunk=chunk, call_columns=call_columns,
+                                            **filters):
+            yield from runs
+
+    def iter_run_chunks(self, *, tags: Sequence[str] | None = None, limit: int | None = None, chunk: int = 500,
+                        call_columns: Sequence[str] | None = None, shard: tuple[int, int] | None = None,
+                        **filters: Any) -> Iterator[tuple[int, list[RunRows]]]:
+        """`iter_runs` a chunk at a time, numbered from 0. With `shard=(i, n)` only the chunks
+        whose number is i modulo n have their calls read and are yielded, so that n processes can
+        share the reading and a consumer can put the chunks back in order. A shard with a `limit`
+        needs no `tags` (the limit is then the query's; with tags it depends on every chunk)."""
         wanted = [tag for tag in tags or () if tag]
+        if shard is not None and wanted and limit is not None:
+            raise ConfigError("a shard of the runs cannot take both tags and a limit")
         query = trace_query(**filters)
         if limit is not None and not wanted:
             query = query.limit(limit)
         given = 0
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=chunk).execute(query)
-            for partition in result.mappings().partitions():
-                traces = [dict(row) for row in partition if all(tag in (row["tags"] or ()) for tag in wanted)]
-                if limit is not None:
-                    traces = traces[: limit - given]
-                if not traces:
+            for number, partition in enumerate(result.mappings().partitions()):
+                if shard is not None and number % shard[1] != shard[0]:
                     continue
+                traces = [dict(row) for row in partition if all(tag in (row["tags"] or ()) for tag in wanted)]
+                if limit is not None and wanted:
+                    traces = traces[: limit - given]
                 calls: dict[str, list[dict[str, Any]]] = {trace["id"]: [] for trace in traces}
-                calls_query = (
-                    sa.select(LLMCall.__table__)
-                    .where(LLMCall.trace_id.in_(list(calls)))
-                    .order_by(LLMCall.trace_id, LLMCall.started_at.asc().nulls_last(), LLMCall.id)
-                )
-                with self.engine.connect() as reader:  # the traces' result is still open on `conn`
-                    for call in reader.execute(calls_query).mappings():
-                        calls[call["trace_id"]].append(dict(call))
-                for trace in traces:
-                    yield RunRows(trace, calls[trace["id"]])
+                if traces:
+                    with self.engine.connect() as reader:  # the traces' result is still open on `conn`
+                        for call in _read_calls(reader, list(calls), call_columns):
+                            calls[call["trace_id"]].append(call)
+                yield number, [RunRows(trace, calls[trace["id"]]) for trace in traces]
                 given += len(traces)
-                if limit is not None and given >= limit:
+                if limit is not None and wanted and given >= limit:
                     return
 
     def feedback(self, *, label_prefix: str | None = None) -> list[Feedback]:
@@ -477,6 +487,27 @@ class RunRows:
 
     trace: dict[str, Any]
     calls: list[dict[str, Any]]
+
+
+def _read_calls(conn: Connection, trace_ids: list[str], names: Sequence[str] | None) -> Iterator[dict[str, Any]]:
+    """The calls of these traces (oldest first within each), as dicts of the named columns (all by
+    default). JSON columns are read as text and parsed here: SQLAlchemy's processing of each value
+    costs more than the parsing itself, which matters when a dataset reads every call there is."""
+    table = LLMCall.__table__
+    columns = [table.c[name] for name in dict.fromkeys(["trace_id", *(names or table.c.keys())])]
+    json_columns = [i for i, column in enumerate(columns) if isinstance(column.type, sa.JSON)]
+    query = (
+        sa.select(*(sa.type_coerce(c, sa.Text) if i in json_columns else c for i, c in enumerate(columns)))
+        .where(table.c.trace_id.in_(trace_ids))
+        .order_by(table.c.trace_id, table.c.started_at.asc().nulls_last(), table.c.id)
+    )
+    keys = [column.name for column in columns]
+    for row in conn.execute(query):
+        values = list(row)
+        for i in json_columns:
+            if isinstance(values[i], (str, bytes)):  # PostgreSQL's driver hands JSON over decoded
+                values[i] = fastjson.loads(values[i])
+        yield dict(zip(keys, values))
 
 
 def trace_query(

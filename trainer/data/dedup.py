@@ -4,18 +4,18 @@ Exact duplicates are rows whose messages and tools are identical: the same call 
 or an agent that answers a repeated request the same way. A row is known by a 16-byte BLAKE2b of
 its canonical JSON, so the state is a set of digests, never the rows.
 
-Near duplicates are examples whose *prompts* are nearly the same, whatever the answers. The
-prompt is everything the model saw before the answer being trained, but the system prompt: the
-names of the tools it was offered, the user's turns, the tool results and the assistant's own
-earlier turns (its text, and its calls by name and arguments). The tools count because the right
-answer changes with them: one question offered a fitting function or none (BFCL's irrelevance
-category asks its questions again with unfitting functions) is two examples. Not the system prompt, which every run of an agent shares and would make all
-its examples look alike; not the answer, since two answers to one request are the near copy we
-want to drop. The rest counts because it is what sets one example apart: the calls of one run
-share the user's request and differ in what was called and returned before each (one row per call
-must not collapse to the first), and the same question asked on two days with different data is
-two examples. Similarity is the Jaccard index of the prompts' word sets, estimated with MinHash
-and found with LSH banding:
+Near duplicates are examples whose *prompts* are nearly the same, whatever the answers, at the
+same point of a conversation. The prompt is what the user asked (the text of the user turns) and
+the names of the tools the model was offered. Not the system prompt, which every run of an agent
+shares and would make all its examples look alike; not the answer, since two answers to one
+request are the near copy we want to drop; not the tool results, whose boilerplate (the same JSON
+fields in every lookup) would drown the few words that tell two tasks apart. The tools count
+because the right answer changes with them: a question offered a fitting function or none
+(BFCL's irrelevance category asks its questions again with unfitting functions) is two examples.
+Only examples at the same depth (assistant turns before the answer) are compared, so the calls of
+one run, which share the user's request, never collapse into the first when each is a row.
+Similarity is the Jaccard index of the prompts' word sets, estimated with MinHash and found with
+LSH banding:
 
 - Shingles are lower-cased word n-grams, single words by default. One word changed in a prompt
   of 40 distinct words changes 1 of 40 unigrams (Jaccard 39/41 = 0.95) but 3 of 38 trigrams
@@ -59,8 +59,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
 
+from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError
 from trainer.data.rows import Example
 from trainer.data.summary import Step
@@ -77,27 +77,19 @@ prompts seldom need verifying."""
 
 
 def row_digest(example: Example) -> bytes:
-    """16-byte BLAKE2b of the row's canonical JSON: sorted keys, compact (orjson, 5x faster than
-    the standard library, which takes the rows orjson refuses: lone surrogates, huge integers)."""
-    row = example.row()
-    try:
-        text = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        text = json.dumps(row, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.blake2b(text, digest_size=16).digest()
+    """16-byte BLAKE2b of the row's canonical JSON (sorted keys, compact)."""
+    return hashlib.blake2b(fastjson.dumps_sorted(example.row()).encode(), digest_size=16).digest()
 
 
 def prompt_text(example: Example) -> str:
-    """What near-duplicate detection compares: the conversation before the answer, without the
-    system prompt (see the module docstring)."""
-    parts = [" ".join(tool["function"]["name"] for tool in example.tools)]
-    for message in example.messages[:-1]:
-        if message["role"] == "system":
-            continue
-        parts.append(message["content"])
-        for call in message.get("tool_calls") or ():
-            parts.append(f'{call["function"]["name"]} {json.dumps(call["function"]["arguments"], default=str)}')
-    return "\n".join(part for part in parts if part)
+    """What near-duplicate detection compares: the offered tools' names and the user turns."""
+    names = " ".join(tool["function"]["name"] for tool in example.tools)
+    return "\n".join([names, *(m["content"] for m in example.messages if m["role"] == "user" and m["content"])])
+
+
+def depth(example: Example) -> int:
+    """The assistant turns before the answer: where in a conversation the example stands."""
+    return sum(1 for m in example.messages[:-1] if m["role"] == "assistant")
 
 
 class ExactDedup:
@@ -202,7 +194,9 @@ class NearDedup:
         self.counts.rows_in += len(batch)
         checked = [i for i, (_, hashes) in enumerate(batch) if hashes]
         signatures = self._signatures([batch[i][1] for i in checked])
-        keys = self._band_keys(signatures)
+        # Each depth its own buckets: examples at different depths are never candidates.
+        depths = np.fromiter((depth(batch[i][0]) for i in checked), np.uint64, len(checked))
+        keys = self._band_keys(signatures) ^ (_mix64(depths) >> np.uint64(32)).astype(np.uint32)[:, None]
         values = (signatures >> np.uint64(32)).astype(np.uint8)
         seen_before = self._index.matches(keys, values, self._need)
         fresh: dict[int, list[int]] = {}  # band key -> ids kept from this batch

@@ -42,8 +42,11 @@ class RowWriter:
         self._handle = open(self._temporary, "w", encoding="utf-8")
 
     def write(self, row: dict[str, Any]) -> None:
-        self._handle.write(fastjson.dumps(row))
-        self._handle.write("\n")
+        self.write_line(fastjson.dumps(row) + "\n")
+
+    def write_line(self, line: str) -> None:
+        """A row already serialised, with its newline."""
+        self._handle.write(line)
         self.rows += 1
 
     def commit(self) -> None:
@@ -82,6 +85,9 @@ class SplitWriter:
 
     def write(self, row: dict[str, Any], trace_id: str | None) -> None:
         (self.eval if trace_id in self.eval_traces else self.train).write(row)
+
+    def write_line(self, line: str, trace_id: str | None) -> None:
+        (self.eval if trace_id in self.eval_traces else self.train).write_line(line)
 
     def __enter__(self) -> SplitWriter:
         return self

@@ -95,8 +95,15 @@ _CACHED_LENGTH = 16_384
 
 
 def _has_digit(text: str) -> bool:
-    """The hint of the digit rules: ten substring tests take a tenth of one regex scan."""
+    """The hint of the card rule: ten substring tests take a tenth of one regex scan."""
     return any(map(text.__contains__, "0123456789"))
+
+
+# Hints for the costlier rules: shapes every match contains, as patterns that open with a literal
+# or a character class, which the regex engine scans for quickly (the full patterns open with
+# look-behinds, tried at every position). Dates and ids (2025-06-03, A-10293) do not pass them.
+_PHONE_SHAPED = re.compile(r"\+\d|\(\d{3}\)|\d{3}[ .-]\d{3}")
+_DOTTED_QUAD = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
 
 
 def luhn_valid(number: str) -> bool:
@@ -142,8 +149,9 @@ def default_redactors(config: RedactionConfig | None = None) -> list[Redactor]:
         (config.secrets, RegexRule("secret", KEY_PATTERN, "[SECRET]", hint=has_secret)),
         (config.emails, RegexRule("email", EMAIL, "[EMAIL]", hint=lambda text: "@" in text)),
         (config.cards, RegexRule("card", CARD, "[CARD]", check=_card_number, hint=_has_digit)),
-        (config.phones, RegexRule("phone", PHONE, "[PHONE]", hint=_has_digit)),
-        (config.ip_addresses, RegexRule("ip", IPV4, "[IP]", check=_public_address, hint=_has_digit)),
+        (config.phones, RegexRule("phone", PHONE, "[PHONE]", hint=lambda text: bool(_PHONE_SHAPED.search(text)))),
+        (config.ip_addresses, RegexRule("ip", IPV4, "[IP]", check=_public_address,
+                                        hint=lambda text: bool(_DOTTED_QUAD.search(text)))),
     ]
     return [rule for enabled, rule in rules if enabled]
 

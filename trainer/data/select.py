@@ -17,6 +17,10 @@ from agent_tracer.store import TraceStore
 from agent_tracer.store.store import RunRows
 
 
+CALL_COLUMNS = ("id", "trace_id", "status", "request", "response")
+"""What a dataset reads of each call: not the raw bodies, which are most of a row's bytes."""
+
+
 class EmptySelection(ConfigError):
     """No trace matches the selection; the message says which filter left none."""
 
@@ -42,7 +46,8 @@ class Selection:
                 "order": self.order}
 
     def runs(self, store: TraceStore) -> Iterator[RunRows]:
-        return store.iter_runs(limit=self.max_traces, **self.filters())
+        """The selected traces with the columns of their calls that datasets are made from."""
+        return store.iter_runs(limit=self.max_traces, call_columns=CALL_COLUMNS, **self.filters())
 
     def count(self, store: TraceStore) -> int:
         """How many traces the selection yields (the limit applied)."""

@@ -24,13 +24,14 @@ from agent_tracer.errors import ConfigError
 from agent_tracer.formats import HELD_OUT_TAG
 from agent_tracer.store import TraceStore
 from agent_tracer.store.store import RunRows
+from trainer.data import reader
 from trainer.data.dedup import ExactDedup, NearDedup, NearDedupConfig
 from trainer.data.mixin import MixinConfig, sample_mixin
-from trainer.data.output import SplitWriter, finish, load_dataset, output_paths, read_rows
+from trainer.data.output import SplitWriter, finish, load_dataset, output_paths
 from trainer.data.pii import Redaction
 from trainer.data.rows import Example, NotTrainable, example_from
 from trainer.data.select import Selection
-from trainer.data.split import SplitConfig, plan_split
+from trainer.data.split import NO_TOOL, SplitConfig, plan_split
 from trainer.data.summary import Step, Summary
 from trainer.data.truncate import Truncator
 
@@ -129,12 +130,18 @@ def build_sft(store: TraceStore, selection: Selection, config: SFTConfig, *, tok
     truncator = _truncator(config, summary, tokenizer)
     mixin = MixinConfig(config.mixin, config.mixin_share if config.mixin else 0.0, config.seed)
     paths = output_paths(config.out)
-    select, convert = summary.step("select"), summary.step("convert")
-    stream: Iterable[Example] = run_examples(_progress(selection.runs(store), total, progress), config.per,
-                                             select, convert, config.include_held_out)
-    redaction = Redaction(counts=summary.step("redact")) if config.redact else None
-    if redaction is not None:
-        stream = redaction(stream)
+    steps = {name: summary.step(name) for name in ("select", "convert", "redact") if name != "redact" or config.redact}
+    redaction = Redaction(counts=steps["redact"]) if config.redact else None
+    bar = _progress_bar(total, progress)
+    stream: Iterable[Example]
+    if total >= reader.PARALLEL_FROM and reader.readers() > 1 and not (selection.tags and selection.max_traces):
+        job = reader.ReadJob(store.url, selection, config.per, config.include_held_out, config.redact)
+        stream = reader.read_in_processes(job, steps, bar.update if bar is not None else None)
+    else:
+        runs = selection.runs(store) if bar is None else _counted(selection.runs(store), bar)
+        stream = run_examples(runs, config.per, steps["select"], steps["convert"], config.include_held_out)
+        if redaction is not None:
+            stream = redaction(stream)
     if config.dedup:
         stream = ExactDedup(summary.step("exact dedup"))(stream)
     if config.near_dup:
@@ -148,17 +155,19 @@ def build_sft(store: TraceStore, selection: Selection, config: SFTConfig, *, tok
     paths["train"].parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".sft-", dir=paths["train"].parent) as staging_dir:
         staging = Path(staging_dir) / "examples.jsonl"
-        strata = _stage(stream, staging)
-        plan = plan_split(strata, SplitConfig(config.eval_ratio, config.seed))
-        train_rows = sum(1 for row in read_rows(staging) if row["trace_id"] not in plan.eval_traces)
+        staged = _stage(stream, staging, summary)
+        if bar is not None:
+            bar.close()
+        plan = plan_split(staged.strata, SplitConfig(config.eval_ratio, config.seed))
+        train_rows = sum(n for trace_id, n in staged.rows.items() if trace_id not in plan.eval_traces)
         mixed = sample_mixin(mixin, train_rows)
         if redaction is not None:  # a user's general data may hold personal data too
             mixed.examples = [redaction.example(example) for example in mixed.examples]
         with SplitWriter(paths, plan.eval_traces, summary) as written:
-            for row in read_rows(staging):
-                example = Example(row["messages"], row["tools"], row["trace_id"])
-                written.write(example.row(), example.trace_id)
-                summary.tools.update(example.tool_names)
+            with open(staging, encoding="utf-8") as lines:
+                for line in lines:
+                    trace_id, _, row = line.partition("\t")
+                    written.write_line(row, trace_id or None)
             for example in mixed.examples:
                 written.write(example.row(), None)
                 if truncator is not None:
@@ -214,21 +223,39 @@ def _at_most(examples: Iterable[Example], limit: int, step: Step) -> Iterator[Ex
         yield example
 
 
-def _stage(examples: Iterable[Example], path: Path) -> dict[str, str]:
-    """Write the curated examples to the staging file; return each trace's stratum (its first tool)."""
-    strata: dict[str, str] = {}
+@dataclass
+class _Staged:
+    strata: dict[str, str] = field(default_factory=dict)
+    """Each trace's stratum for the split: the first tool its examples call, or "none"."""
+    rows: Counter[str] = field(default_factory=Counter)
+    """Examples per trace id ("" for none)."""
+
+
+def _stage(examples: Iterable[Example], path: Path, summary: Summary) -> _Staged:
+    """Write the curated examples to the staging file as the lines the dataset will hold, each
+    after its trace id and a tab (so the second pass only routes lines); count tools and rows."""
+    staged = _Staged()
     with open(path, "w", encoding="utf-8") as staging:
         for example in examples:
-            staging.write(fastjson.dumps({**example.row(), "trace_id": example.trace_id}) + "\n")
-            if example.trace_id is not None and strata.get(example.trace_id, "none") == "none":
-                tools = example.tool_names
-                strata[example.trace_id] = tools[0] if tools else "none"
-    return strata
+            trace_id = example.trace_id or ""
+            staging.write(f"{trace_id}\t{fastjson.dumps(example.row())}\n")
+            tools = example.tool_names
+            summary.tools.update(tools)
+            staged.rows[trace_id] += 1
+            if trace_id and staged.strata.get(trace_id, NO_TOOL) == NO_TOOL:
+                staged.strata[trace_id] = tools[0] if tools else NO_TOOL
+    return staged
 
 
-def _progress(runs: Iterable[RunRows], total: int, show: bool) -> Iterable[RunRows]:
+def _progress_bar(total: int, show: bool) -> Any:
     if not show:
-        return runs
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(runs, total=total, unit=" traces", desc="reading traces", dynamic_ncols=True)
+    return tqdm(total=total, unit=" traces", desc="reading traces", dynamic_ncols=True)
+
+
+def _counted(runs: Iterable[RunRows], bar: Any) -> Iterator[RunRows]:
+    for run in runs:
+        bar.update(1)
+        yield run

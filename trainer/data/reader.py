@@ -1,0 +1,192 @@
+"""Reading, converting and redacting traces in processes of their own, while this one curates.
+
+Building an SFT dataset is Python work from end to end: parsing stored calls, regex scans for
+personal data, hashing for deduplication; one process does about 4,000 examples a second here.
+With more cores, reader processes share the store's chunks of traces (reader i takes every
+chunk whose number is i modulo the readers: `TraceStore.iter_run_chunks(shard=…)`), turn runs into
+examples and redact them, and this process takes the chunks back in their order, deduplicates,
+measures and writes. The order is the selection's, so "best-rated first" and "keep the first
+duplicate" mean what they mean in one process, and the output is the same byte for byte.
+
+Readers are `python -m trainer.data.reader` with pickled frames on their pipes, as the capture
+writer is: multiprocessing's spawn would import the caller's main script again in each. Starting
+one takes about half a second, so `build_sft` uses them only for selections of `PARALLEL_FROM`
+traces or more, and only where there is more than one core.
+
+Each batch goes as JSON text (orjson: several times faster than pickling nested dicts), and each
+distinct tool list goes once, examples referring to it by number: an agent's examples all carry
+the same schemas, often the largest part of a row.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from agent_tracer import fastjson
+from agent_tracer.writer_process import read_frame, write_frame
+from trainer.data.rows import Example
+from trainer.data.summary import Step
+
+PARALLEL_FROM = 10_000
+"""Selections at least this large are read by reader processes (measured here: at 5,000 traces
+their start-up still costs more than they save, from about 8,000 they win)."""
+MAX_READERS = 4
+BATCH = 256
+STEPS = ("select", "convert", "redact")
+
+
+@dataclass
+class ReadJob:
+    """What a reader needs: where the store is, what to select, how to convert and redact."""
+
+    store_url: str
+    selection: Any
+    per: str
+    include_held_out: bool
+    redact: bool
+    shard: tuple[int, int] = (0, 1)
+
+
+def readers() -> int:
+    """How many reader processes to start: one a core, up to `MAX_READERS`."""
+    return min(os.cpu_count() or 1, MAX_READERS)
+
+
+def read_in_processes(job: ReadJob, steps: dict[str, Step], on_traces: Any = None) -> Iterator[Example]:
+    """The job's examples in the selection's order, read by `readers()` processes; their counts
+    are added to `steps` ("select", "convert", "redact") at the end. `on_traces(n)` is told how
+    many more traces were read (a progress bar's update)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    count = readers()
+    children = []
+    try:
+        for index in range(count):
+            child = subprocess.Popen([sys.executable, "-m", "trainer.data.reader"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env)
+            children.append(_Child(child))
+            write_frame(child.stdin, ReadJob(job.store_url, job.selection, job.per, job.include_held_out,
+                                             job.redact, (index, count)))  # fmt: skip
+            child.stdin.close()
+        for chunk in range(sys.maxsize):  # chunk n comes from reader n % count, until one has none left
+            examples = children[chunk % count].chunk(chunk, on_traces)
+            if examples is None:
+                break
+            yield from examples
+        for child in children:
+            for name, counted in child.finish().items():
+                step = steps[name]
+                step.rows_in += counted.rows_in
+                step.rows_out += counted.rows_out
+                step.reasons.update(counted.reasons)
+    finally:
+        for child in children:
+            child.close()
+
+
+class _Child:
+    """One reader process, seen from here: its chunks of examples, then its counts."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.tools: list[list[dict[str, Any]]] = []
+        self.counts: dict[str, Step] | None = None
+
+    def chunk(self, number: int, on_traces: Any) -> list[Example] | None:
+        """The examples of chunk `number`, or None when this reader has no more chunks."""
+        examples: list[Example] = []
+        while True:
+            message = self._next()
+            if message[0] == "batch":
+                _, traces, new_tools, rows = message
+                if on_traces is not None:
+                    on_traces(traces)
+                self.tools += fastjson.loads(new_tools)
+                examples += [Example(messages, self.tools[tools], trace_id)
+                             for messages, tools, trace_id in fastjson.loads(rows)]  # fmt: skip
+            elif message[0] == "end":
+                if message[1] != number:
+                    raise RuntimeError(f"a dataset reader sent chunk {message[1]} where {number} was due")
+                return examples
+            else:  # "done"
+                self.counts = message[1]
+                return None
+
+    def finish(self) -> dict[str, Step]:
+        if self.counts is None:
+            message = self._next()
+            if message[0] != "done":
+                raise RuntimeError(f"a dataset reader sent {message[0]!r} after its last chunk")
+            self.counts = message[1]
+        return self.counts
+
+    def _next(self) -> tuple[Any, ...]:
+        message = read_frame(self.process.stdout)
+        if message is None:
+            raise RuntimeError(f"a dataset reader process stopped early (exit status {self.process.wait()})")
+        if message[0] == "error":  # the reader failed: its exception, raised here as if it were this process's
+            raise message[1]
+        return message
+
+    def close(self) -> None:
+        self.process.stdout.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait()
+
+
+def main() -> None:
+    """A reader: its job in on stdin; out on a private copy of stdout (the real stdout goes to
+    stderr, so nothing a library prints can break a frame): for each of its chunks the examples in
+    batches and an end marker, then its counts."""
+    frames_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    job: ReadJob = read_frame(sys.stdin.buffer)
+    try:
+        _read(job, frames_out)
+    except BrokenPipeError:  # the parent stopped reading (it failed, or was interrupted)
+        pass
+    except Exception as exc:  # handed to the parent, which raises it as if it were its own
+        write_frame(frames_out, ("error", exc))
+
+
+def _read(job: ReadJob, out: IO[bytes]) -> None:
+    from agent_tracer.store import TraceStore
+    from trainer.data.pii import Redaction
+    from trainer.data.select import CALL_COLUMNS
+    from trainer.data.sft import run_examples
+
+    steps = {name: Step(name) for name in STEPS}
+    redaction = Redaction(counts=steps["redact"]) if job.redact else None
+    tool_numbers: dict[str, int] = {}
+    selection = job.selection
+    with TraceStore(job.store_url, create=False) as store:
+        chunks = store.iter_run_chunks(limit=selection.max_traces, call_columns=CALL_COLUMNS, shard=job.shard,
+                                       **selection.filters())  # fmt: skip
+        for number, runs in chunks:
+            examples = run_examples(runs, job.per, steps["select"], steps["convert"], job.include_held_out)
+            if redaction is not None:
+                examples = redaction(examples)
+            batch: list[tuple[Any, int, Any]] = []
+            new_tools: list[Any] = []
+            traces = len(runs)
+            for example in examples:
+                key = fastjson.dumps(example.tools)
+                if key not in tool_numbers:
+                    tool_numbers[key] = len(tool_numbers)
+                    new_tools.append(example.tools)
+                batch.append((example.messages, tool_numbers[key], example.trace_id))
+                if len(batch) >= BATCH:
+                    write_frame(out, ("batch", traces, fastjson.dumps(new_tools), fastjson.dumps(batch)))
+                    batch, new_tools, traces = [], [], 0
+            write_frame(out, ("batch", traces, fastjson.dumps(new_tools), fastjson.dumps(batch)))
+            write_frame(out, ("end", number))
+    write_frame(out, ("done", steps))
+
+
+if __name__ == "__main__":
+    main()
