@@ -462,11 +462,12 @@ def import_traces(file: str, fmt: str, strict: bool, answers: str | None, batch_
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     read = written = 0
-    with open_store(db, create=True) as store:
+    with open_store(db, create=True) as store, progress_bar("importing", " records") as bar:
         try:
             for batch in _batches(reader, batch_size):
                 written += store.write(batch)
                 read += len(batch)
+                bar.update(len(batch))
         except AgentTracerError as exc:
             done = f"; the {read:,} records before it are in the store, and importing again is safe" if read else ""
             raise click.ClickException(f"{exc}{done}") from None
@@ -479,6 +480,20 @@ def import_traces(file: str, fmt: str, strict: bool, answers: str | None, batch_
     if remarks:
         message += f" ({'; '.join(remarks)})"
     click.echo(message)
+
+
+def progress_bar(description: str, unit: str, total: int | None = None) -> Any:
+    """A progress bar on stderr, shown only when stderr is a terminal (not in logs or pipes)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, disable=None, dynamic_ncols=True, leave=False)
+
+
+def bar_over(items: Iterable[Any], bar: Any) -> Iterator[Any]:
+    """The items, counting each on the bar as it is taken."""
+    for item in items:
+        bar.update(1)
+        yield item
 
 
 def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
@@ -527,8 +542,8 @@ def export_traces(fmt: str, out: Path, per_call: bool, include_held_out: bool, t
     """Write the selected traces' conversations to a file: by default each run's final
     conversation (the last call's messages and answer), with --per-call one per stored call."""
     counts = ExportCounts()
-    with open_store(db) as store:
-        runs = store.iter_runs(tags=list(tags) or None, **filters)
+    with open_store(db) as store, progress_bar("exporting", " traces", store.count_traces(**filters)) as bar:
+        runs = bar_over(store.iter_runs(tags=list(tags) or None, **filters), bar)
         rows = EXPORT_FORMATS[fmt](
             export_rows(runs, counts, per_call=per_call, include_held_out=include_held_out), out
         )

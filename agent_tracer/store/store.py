@@ -297,13 +297,16 @@ class TraceStore:
         with Session(self.engine) as session:
             return list(session.scalars(query))
 
-    def count_traces(self, *, tags: Sequence[str] | None = None, **filters: Any) -> int:
-        """How many traces match the filters of `traces()`."""
+    def count_traces(self, *, tags: Sequence[str] | None = None, limit: int | None = None, **filters: Any) -> int:
+        """How many traces match the filters of `traces()` (at most `limit`)."""
         query = trace_query(**filters)
-        with self.engine.connect() as conn:
-            if not [tag for tag in tags or () if tag]:
-                return conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
-        return sum(1 for _ in self.iter_runs(tags=tags, **filters))
+        if [tag for tag in tags or () if tag]:
+            count = sum(len(runs) for _, runs in self.iter_run_chunks(tags=tags, limit=limit, call_columns=("id",),
+                                                                      **filters))
+        else:
+            with self.engine.connect() as conn:
+                count = conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+        return min(count, limit) if limit is not None else count
 
     def trace_summaries(self, trace_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """Per trace id: its LLM `calls`, `input_tokens`, `output_tokens` and `errors` (calls

@@ -66,3 +66,16 @@ def test_a_build_with_no_rows_writes_nothing_and_shows_the_steps(captured_store,
     assert result.exit_code == 1
     assert result.output.startswith("Error: no reward rows to write; what each step kept:\nstep")
     assert "pair ratings" in result.output and not list(tmp_path.iterdir())
+
+
+def test_users_own_redaction_rules(captured_store, tmp_path):
+    out = tmp_path / "sft.jsonl"
+    result = run("dataset", "sft", "--db", captured_store.url, "--out", str(out), "--tokenizer", "none",
+                 "--no-progress", "--eval-ratio", "0", "--redact-rule", r"ORDER=\b[A-E]-\d+\b", "--json")
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "[ORDER]" in text and "A-17" not in text and "B-42" not in text
+    assert json.loads(result.output)["steps"][2]["reasons"]["order"] >= 4
+    bad = run("dataset", "sft", "--db", captured_store.url, "--out", str(out), "--tokenizer", "none",
+              "--redact-rule", "ORDER=[unclosed")
+    assert bad.exit_code == 1 and bad.output.startswith("Error: redaction rule ORDER: not a regular expression")

@@ -72,6 +72,8 @@ def _report(build: Callable[[Any], Any], db: str | None, as_json: bool) -> None:
 def _common(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--redact/--no-redact", default=True, show_default=True, help=_help(SFTConfig, "redact")),
+        click.option("--redact-rule", "redact_rules", multiple=True, metavar="NAME=REGEX",
+                     help=_help(SFTConfig, "redact_rules") + " Repeatable."),
         click.option("--eval-ratio", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
                      help=_help(SFTConfig, "eval_ratio")),
         click.option("--seed", type=int, default=0, show_default=True, help=_help(SFTConfig, "seed")),

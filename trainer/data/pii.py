@@ -20,7 +20,8 @@ The rules are pluggable: a `Redactor` is any callable with a `name` that maps a 
 redacted text and the number of replacements. `RegexRule` makes one from a pattern, with an
 optional check of each match (the Luhn test) and a cheap test of the whole text that skips the
 regex when it cannot match ("@" for emails). `default_redactors` builds the set above minus the
-kinds a `RedactionConfig` turns off; users append their own rules.
+kinds a `RedactionConfig` turns off; users append their own rules (`parse_rules`: "NAME=REGEX",
+as `agent-tracer dataset … --redact-rule` takes them).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from agent_tracer.errors import ConfigError
 from agent_tracer.redact import KEY_PATTERN, has_secret
 from trainer.data.rows import Example, Message
 from trainer.data.summary import Step
@@ -154,6 +156,26 @@ def default_redactors(config: RedactionConfig | None = None) -> list[Redactor]:
                                         hint=lambda text: bool(_DOTTED_QUAD.search(text)))),
     ]
     return [rule for enabled, rule in rules if enabled]
+
+
+def parse_rules(rules: Sequence[str]) -> list[Redactor]:
+    """Users' own rules, each "NAME=REGEX" (replaced by `[NAME]`); ConfigError for a bad one."""
+    parsed: list[Redactor] = []
+    for rule in rules:
+        name, sep, pattern = rule.partition("=")
+        name = name.strip()
+        if not sep or not name or not pattern:
+            raise ConfigError(f"a redaction rule is NAME=REGEX, not {rule!r}")
+        try:
+            parsed.append(RegexRule(name.lower(), pattern, f"[{name.upper()}]"))
+        except re.error as exc:
+            raise ConfigError(f"redaction rule {name}: not a regular expression ({exc})") from None
+    return parsed
+
+
+def redaction(rules: Sequence[str], counts: Step) -> Redaction:
+    """The built-in rules, then the user's own (`parse_rules`), counted into `counts`."""
+    return Redaction([*default_redactors(), *parse_rules(rules)], counts)
 
 
 class Redaction:

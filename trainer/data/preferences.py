@@ -24,12 +24,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agent_tracer.commands.traces import progress_bar
 from agent_tracer.errors import ConfigError, TraceNotFound
 from agent_tracer.feedback import BETTER_THAN
 from agent_tracer.store import TraceStore
 from trainer.data.dedup import row_digest
 from trainer.data.output import SplitWriter, finish, output_paths
 from trainer.data.pairs import Candidate, match_pairs, preference, task_text
+from trainer.data import pii
 from trainer.data.pii import Redaction
 from trainer.data.rows import Example, Preference
 from trainer.data.select import Selection
@@ -61,6 +63,8 @@ class PreferenceConfig:
     llm_key_env: str | None = field(default="OPENAI_API_KEY", metadata={"help": "Environment variable holding "
                                                                                  "its API key."})
     redact: bool = field(default=True, metadata={"help": "Replace emails, phone and card numbers, keys, IPs."})
+    redact_rules: list[str] = field(default_factory=list, metadata={"help": "More to replace: NAME=REGEX, each "
+                                                                            "match becoming [NAME]."})
     eval_ratio: float = field(default=0.1, metadata={"help": "Share of traces held out for evaluation."})
     seed: int = field(default=0, metadata={"help": "Seed of the synthetic negatives and the split."})
     include_held_out: bool = field(default=False, metadata={"help": "Also use traces tagged held-out."})
@@ -200,9 +204,7 @@ def _llm_pairs(calls: list[Example], config: PreferenceConfig, summary: Summary,
     update = None
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(calls), unit=" calls", desc="asking the LLM for negatives", dynamic_ncols=True)
+        bar = progress_bar("asking the LLM for negatives", " calls", len(calls))
         update = bar.update
     try:
         made = list(llm_negatives(calls, LLMConfig(config.llm_url or "", config.llm_model or "",
@@ -221,7 +223,7 @@ def _write(pairs: list[Preference], kind: str, store: TraceStore, selection: Sel
            summary: Summary, runs: _Runs) -> BuildResult:
     curate = summary.step("curate")
     curate.rows_in = len(pairs)
-    redaction = Redaction(counts=Step("redact")) if config.redact else None
+    redaction = pii.redaction(config.redact_rules, Step("redact")) if config.redact else None
     seen: set[bytes] = set()
     kept: list[Preference] = []
     for pair in pairs:

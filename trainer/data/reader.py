@@ -48,7 +48,8 @@ class ReadJob:
     selection: Any
     per: str
     include_held_out: bool
-    redact: bool
+    redact: list[str] | None
+    """The user's own redaction rules besides the built-in ones; None: no redaction."""
     shard: tuple[int, int] = (0, 1)
 
 
@@ -156,12 +157,12 @@ def main() -> None:
 
 def _read(job: ReadJob, out: IO[bytes]) -> None:
     from agent_tracer.store import TraceStore
-    from trainer.data.pii import Redaction
+    from trainer.data.pii import redaction as make_redaction
     from trainer.data.select import CALL_COLUMNS
     from trainer.data.sft import run_examples
 
     steps = {name: Step(name) for name in STEPS}
-    redaction = Redaction(counts=steps["redact"]) if job.redact else None
+    redaction = make_redaction(job.redact, steps["redact"]) if job.redact is not None else None
     tool_numbers: dict[str, int] = {}
     selection = job.selection
     with TraceStore(job.store_url, create=False) as store:

@@ -51,8 +51,7 @@ class Selection:
 
     def count(self, store: TraceStore) -> int:
         """How many traces the selection yields (the limit applied)."""
-        total = store.count_traces(**self.filters())
-        return min(total, self.max_traces) if self.max_traces is not None else total
+        return store.count_traces(limit=self.max_traces, **self.filters())
 
     def check(self, store: TraceStore) -> int:
         """The count, or `EmptySelection` naming the filter that left no trace."""

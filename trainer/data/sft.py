@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_tracer import fastjson
+from agent_tracer.commands.traces import bar_over, progress_bar
 from agent_tracer.conversations import call_conversation, final_conversations
 from agent_tracer.errors import ConfigError
 from agent_tracer.formats import HELD_OUT_TAG
@@ -28,7 +29,7 @@ from trainer.data import reader
 from trainer.data.dedup import ExactDedup, NearDedup, NearDedupConfig
 from trainer.data.mixin import MixinConfig, sample_mixin
 from trainer.data.output import SplitWriter, finish, load_dataset, output_paths
-from trainer.data.pii import Redaction
+from trainer.data import pii
 from trainer.data.rows import Example, NotTrainable, example_from
 from trainer.data.select import Selection
 from trainer.data.split import NO_TOOL, SplitConfig, plan_split
@@ -52,6 +53,8 @@ class SFTConfig:
     max_samples: int | None = field(default=None, metadata={"help": "At most this many rows (train + eval), "
                                                                     "best-rated traces first."})
     redact: bool = field(default=True, metadata={"help": "Replace emails, phone and card numbers, keys, IPs."})
+    redact_rules: list[str] = field(default_factory=list, metadata={"help": "More to replace: NAME=REGEX, each "
+                                                                            "match becoming [NAME]."})
     dedup: bool = field(default=True, metadata={"help": "Drop exact duplicates."})
     near_dup: float | None = field(default=0.9, metadata={"help": "Drop rows whose prompt is this similar to an "
                                                                   "earlier one (MinHash Jaccard; 0: keep them)."})
@@ -131,14 +134,15 @@ def build_sft(store: TraceStore, selection: Selection, config: SFTConfig, *, tok
     mixin = MixinConfig(config.mixin, config.mixin_share if config.mixin else 0.0, config.seed)
     paths = output_paths(config.out)
     steps = {name: summary.step(name) for name in ("select", "convert", "redact") if name != "redact" or config.redact}
-    redaction = Redaction(counts=steps["redact"]) if config.redact else None
+    redaction = pii.redaction(config.redact_rules, steps["redact"]) if config.redact else None
     bar = _progress_bar(total, progress)
     stream: Iterable[Example]
     if total >= reader.PARALLEL_FROM and reader.readers() > 1 and not (selection.tags and selection.max_traces):
-        job = reader.ReadJob(store.url, selection, config.per, config.include_held_out, config.redact)
+        job = reader.ReadJob(store.url, selection, config.per, config.include_held_out,
+                             config.redact_rules if config.redact else None)
         stream = reader.read_in_processes(job, steps, bar.update if bar is not None else None)
     else:
-        runs = selection.runs(store) if bar is None else _counted(selection.runs(store), bar)
+        runs = selection.runs(store) if bar is None else bar_over(selection.runs(store), bar)
         stream = run_examples(runs, config.per, steps["select"], steps["convert"], config.include_held_out)
         if redaction is not None:
             stream = redaction(stream)
@@ -248,14 +252,4 @@ def _stage(examples: Iterable[Example], path: Path, summary: Summary) -> _Staged
 
 
 def _progress_bar(total: int, show: bool) -> Any:
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit=" traces", desc="reading traces", dynamic_ncols=True)
-
-
-def _counted(runs: Iterable[RunRows], bar: Any) -> Iterator[RunRows]:
-    for run in runs:
-        bar.update(1)
-        yield run
+    return progress_bar("reading traces", " traces", total) if show else None

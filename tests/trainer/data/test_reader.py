@@ -47,6 +47,6 @@ def test_readers_make_the_same_dataset_as_one_process(tmp_path, monkeypatch):
 
 
 def test_a_reader_error_is_raised_here(tmp_path):
-    job = reader.ReadJob(f"sqlite:///{tmp_path / 'missing.db'}", Selection(), "run", False, True)
+    job = reader.ReadJob(f"sqlite:///{tmp_path / 'missing.db'}", Selection(), "run", False, [])
     with pytest.raises(StoreError, match="no trace store at"):
         list(reader.read_in_processes(job, {name: Step(name) for name in reader.STEPS}))
