@@ -8,10 +8,13 @@ examples and redact them, and this process takes the chunks back in their order,
 measures and writes. The order is the selection's, so "best-rated first" and "keep the first
 duplicate" mean what they mean in one process, and the output is the same byte for byte.
 
-Readers are `python -m trainer.data.reader` with pickled frames on their pipes, as the capture
-writer is: multiprocessing's spawn would import the caller's main script again in each. Starting
-one takes about half a second, so `build_sft` uses them only for selections of `PARALLEL_FROM`
-traces or more, and only where there is more than one core.
+On Linux a reader is a fork of this process, which has everything imported already: it starts in
+milliseconds, opens the store anew and leaves with `os._exit`, so it never closes a connection of
+this process's. Elsewhere (fork is unsafe on macOS) a reader is `python -m trainer.data.reader`, as
+the capture writer is, since multiprocessing's spawn would import the caller's main script again;
+it takes about half a second of imports. Either way frames go on a pipe, and `build_sft` uses
+readers only for selections of `PARALLEL_FROM` traces or more, and only where there is more than
+one core.
 
 Each batch goes as JSON text (orjson: several times faster than pickling nested dicts), and each
 distinct tool list goes once, examples referring to it by number: an agent's examples all carry
@@ -21,6 +24,7 @@ the same schemas, often the largest part of a row.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,9 +36,11 @@ from agent_tracer.writer_process import read_frame, write_frame
 from trainer.data.rows import Example
 from trainer.data.summary import Step
 
-PARALLEL_FROM = 10_000
-"""Selections at least this large are read by reader processes (measured here: at 5,000 traces
-their start-up still costs more than they save, from about 8,000 they win)."""
+FORK = sys.platform == "linux"
+PARALLEL_FROM = 1_000 if FORK else 10_000
+"""Selections at least this large are read by reader processes. Measured here, on two cores:
+forked readers break even at about 800 traces and make 2,000 a sixth faster; started ones cost
+more than they save below about 8,000."""
 MAX_READERS = 4
 BATCH = 256
 STEPS = ("select", "convert", "redact")
@@ -62,17 +68,12 @@ def read_in_processes(job: ReadJob, steps: dict[str, Step], on_traces: Any = Non
     """The job's examples in the selection's order, read by `readers()` processes; their counts
     are added to `steps` ("select", "convert", "redact") at the end. `on_traces(n)` is told how
     many more traces were read (a progress bar's update)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     count = readers()
-    children = []
+    children: list[_Child] = []
     try:
         for index in range(count):
-            child = subprocess.Popen([sys.executable, "-m", "trainer.data.reader"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env)
-            children.append(_Child(child))
-            write_frame(child.stdin, ReadJob(job.store_url, job.selection, job.per, job.include_held_out,
-                                             job.redact, (index, count)))  # fmt: skip
-            child.stdin.close()
+            shard = ReadJob(job.store_url, job.selection, job.per, job.include_held_out, job.redact, (index, count))
+            children.append(_fork(shard) if FORK else _spawn(shard))
         for chunk in range(sys.maxsize):  # chunk n comes from reader n % count, until one has none left
             examples = children[chunk % count].chunk(chunk, on_traces)
             if examples is None:
@@ -89,11 +90,59 @@ def read_in_processes(job: ReadJob, steps: dict[str, Step], on_traces: Any = Non
             child.close()
 
 
+def _fork(job: ReadJob) -> _Child:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the reader: it must not return into the caller's code, nor run its exit handlers
+        status = 1
+        try:
+            os.close(read_end)
+            _serve(job, os.fdopen(write_end, "wb"))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return _Child(_Forked(pid), os.fdopen(read_end, "rb"))
+
+
+def _spawn(job: ReadJob) -> _Child:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    process = subprocess.Popen([sys.executable, "-m", "trainer.data.reader"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, env=env)
+    write_frame(process.stdin, job)
+    process.stdin.close()
+    return _Child(process, process.stdout)
+
+
+class _Forked:
+    """A forked reader's pid, with the part of `subprocess.Popen` that `_Child` uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def terminate(self) -> None:
+        os.kill(self.pid, signal.SIGTERM)
+
+
 class _Child:
     """One reader process, seen from here: its chunks of examples, then its counts."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes] | _Forked, frames: IO[bytes]) -> None:
         self.process = process
+        self.frames = frames
         self.tools: list[list[dict[str, Any]]] = []
         self.counts: dict[str, Step] | None = None
 
@@ -126,7 +175,7 @@ class _Child:
         return self.counts
 
     def _next(self) -> tuple[Any, ...]:
-        message = read_frame(self.process.stdout)
+        message = read_frame(self.frames)
         if message is None:
             raise RuntimeError(f"a dataset reader process stopped early (exit status {self.process.wait()})")
         if message[0] == "error":  # the reader failed: its exception, raised here as if it were this process's
@@ -134,7 +183,7 @@ class _Child:
         return message
 
     def close(self) -> None:
-        self.process.stdout.close()
+        self.frames.close()
         if self.process.poll() is None:
             self.process.terminate()
         self.process.wait()
@@ -146,13 +195,16 @@ def main() -> None:
     batches and an end marker, then its counts."""
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    job: ReadJob = read_frame(sys.stdin.buffer)
+    _serve(read_frame(sys.stdin.buffer), frames_out)
+
+
+def _serve(job: ReadJob, out: IO[bytes]) -> None:
     try:
-        _read(job, frames_out)
+        _read(job, out)
     except BrokenPipeError:  # the parent stopped reading (it failed, or was interrupted)
         pass
     except Exception as exc:  # handed to the parent, which raises it as if it were its own
-        write_frame(frames_out, ("error", exc))
+        write_frame(out, ("error", exc))
 
 
 def _read(job: ReadJob, out: IO[bytes]) -> None:

@@ -31,7 +31,13 @@ def fill(store: TraceStore, runs: int) -> None:
     store.write(records)
 
 
-def test_readers_make_the_same_dataset_as_one_process(tmp_path, monkeypatch):
+@pytest.fixture(params=["fork", "spawn"])
+def start(request, monkeypatch):
+    """Readers forked (Linux) or started as `python -m trainer.data.reader` (everywhere else)."""
+    monkeypatch.setattr(reader, "FORK", request.param == "fork")
+
+
+def test_readers_make_the_same_dataset_as_one_process(tmp_path, monkeypatch, start):
     with TraceStore(f"sqlite:///{tmp_path / 't.db'}") as store:
         fill(store, 1300)  # three chunks of 500: the readers take turns
         serial = build_sft(store, Selection(outcome="success"), SFTConfig(out=str(tmp_path / "serial.jsonl"), model=None))
@@ -46,7 +52,7 @@ def test_readers_make_the_same_dataset_as_one_process(tmp_path, monkeypatch):
     assert "+1 415" not in parallel.paths["train"].read_text()
 
 
-def test_a_reader_error_is_raised_here(tmp_path):
+def test_a_reader_error_is_raised_here(tmp_path, start):
     job = reader.ReadJob(f"sqlite:///{tmp_path / 'missing.db'}", Selection(), "run", False, [])
     with pytest.raises(StoreError, match="no trace store at"):
         list(reader.read_in_processes(job, {name: Step(name) for name in reader.STEPS}))
