@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "proxy": "agent_tracer.commands.proxy:proxy",
     "quickstart": "agent_tracer.commands.quickstart:quickstart",
     "traces": "agent_tracer.commands.traces:traces",
+    "train": "trainer.commands.train:train",
 }
 """Command name → "module:attribute" of its click command or group."""
 

@@ -105,3 +105,22 @@ def use_tool_template(tokenizer: Any) -> str:
         return OWN
     tokenizer.chat_template = TOOL_CALLING_TEMPLATE
     return BUILT_IN
+
+
+def use_training_template(tokenizer: Any) -> str:
+    """`use_tool_template`, then make sure training can put the loss on the assistant's tokens:
+    an own template without `{% generation %}` markers stays only where TRL has a training twin of
+    it (it swaps that in while training); otherwise the built-in template replaces it. The
+    tokenizer gets a pad token (its end-of-sequence token) where it has none."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    choice = use_tool_template(tokenizer)
+    if choice == OWN and not has_generation_markers(tokenizer.chat_template):
+        try:
+            get_training_chat_template(tokenizer)
+        except ValueError:
+            tokenizer.chat_template = TOOL_CALLING_TEMPLATE
+            choice = BUILT_IN
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return choice

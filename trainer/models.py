@@ -60,3 +60,52 @@ def load_tokenizer(name: str = DEFAULT_MODEL) -> Any:
     if cached is not None:
         tokenizer.save_pretrained(cached)
     return tokenizer
+
+
+def load_model(name: str = DEFAULT_MODEL, *, head: str = "causal-lm", dtype: Any = None) -> Any:
+    """A model to train or run: `head` "causal-lm", or "score" (a one-value score head on top, for
+    reward models). An earlier run's folder gives its base with the run's adapter merged in, so
+    DPO starts from the SFT model and a new adapter trains on top. ConfigError, in one line with
+    what was tried, when the model cannot be had."""
+    import transformers
+
+    auto = transformers.AutoModelForCausalLM if head == "causal-lm" else transformers.AutoModelForSequenceClassification
+    kwargs: dict[str, Any] = {"num_labels": 1} if head == "score" else {}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    run = run_base(name)
+    if run is not None:
+        from peft import PeftModel
+
+        base = load_model(run, head=head, dtype=dtype)
+        return PeftModel.from_pretrained(base, name).merge_and_unload()
+    folder, gguf = cached_model(name) if name in EMBEDDED else resolve(name)
+    try:
+        return auto.from_pretrained(folder, gguf_file=gguf, **kwargs) if gguf else auto.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"cannot load the model {name!r} ({folder}{'/' + gguf if gguf else ''}): "
+                          f"{str(exc).strip().splitlines()[0]}") from None
+
+
+def cached_model(name: str) -> tuple[str, None]:
+    """The folder of an embedded model converted from its GGUF file, converting it the first time."""
+    cached = cache_dir() / "models" / name
+    if not (cached / "config.json").exists():
+        from transformers import AutoModelForCausalLM
+
+        folder, gguf = resolve(name)
+        partial = cached.with_name(f".{name}.partial")
+        AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf).save_pretrained(partial)
+        load_tokenizer(name).save_pretrained(partial)
+        os.replace(partial, cached)
+    return str(cached), None
+
+
+def run_base(name: str) -> str | None:
+    """The base model of an earlier training run's folder (one holding a LoRA adapter), or None."""
+    folder = Path(name).expanduser()
+    if not (folder / "adapter_config.json").exists() or not (folder / "config.yaml").exists():
+        return None
+    import yaml
+
+    return (yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}).get("model")

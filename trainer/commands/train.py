@@ -1,0 +1,163 @@
+"""`agent-tracer train sft|dpo|reward|grpo|merge|presets`: a fine-tuned model from a dataset file.
+
+    agent-tracer train sft    --data sft.jsonl --model smollm2 --out runs/sft      [--config sft.yaml]
+    agent-tracer train dpo    --data dpo.jsonl --model runs/sft --out runs/dpo
+    agent-tracer train reward --data reward.jsonl --model smollm2 --out runs/rm
+    agent-tracer train grpo   --data prompts.jsonl --model runs/sft --reward tool-match --out runs/grpo
+    agent-tracer train merge  runs/dpo --out runs/merged
+    agent-tracer train presets [--show sft-cpu]
+
+Every setting of a run is a flag made from its config dataclass (`trainer/train/config.py`), over
+a `--config` YAML file, over a preset: by default the kind's GPU preset on a machine with a GPU and
+its `-cpu` preset elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from trainer.train.config import CONFIGS, default_preset, preset_values, presets, read_yaml, resolve
+
+
+def _options(config_class: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A click option for every field of `config_class`, defaulting to None: a flag given on the
+    command line wins over the config file and the preset, an absent one leaves them be."""
+    hints = typing.get_type_hints(config_class)
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for spec in reversed(dataclasses.fields(config_class)):
+            flag = "--" + spec.name.replace("_", "-")
+            hint = hints[spec.name]
+            base = typing.get_origin(hint) or hint
+            default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+            shown = ",".join(default) if isinstance(default, list) else default
+            help_text = spec.metadata.get("help", "") + (f"  [default: {shown}]" if shown not in ("", None) else "")
+            if base is bool:
+                option = click.option(f"{flag}/--no-{flag[2:]}", spec.name, default=None, help=help_text)
+            elif spec.metadata.get("choices"):
+                option = click.option(flag, spec.name, type=click.Choice(spec.metadata["choices"]), help=help_text)
+            else:
+                kind = base if base in (int, float) else str
+                option = click.option(flag, spec.name, type=kind, help=help_text)
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _run_command(kind: str) -> click.Command:
+    config_class = CONFIGS[kind]
+
+    @click.command(kind, help=(config_class.__doc__ or "").strip() + "\n\nPresets: `agent-tracer train presets`.")
+    @click.option("--preset", help=f"Start from this shipped preset (default: {kind} with a GPU, {kind}-cpu without).")
+    @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+                  help="YAML file of settings, over the preset; flags win over both.")
+    @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+    @click.option("--overwrite", is_flag=True, help="Replace a finished or broken run in --out.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+    @_options(config_class)
+    def command(preset: str | None, config_file: str | None, resume: bool, overwrite: bool, as_json: bool,
+                **flags: Any) -> None:
+        from agent_tracer.errors import AgentTracerError
+
+        try:
+            config = _resolved(kind, preset, config_file, flags)
+            with contextlib.redirect_stdout(sys.stderr):  # the trainers' logs: stdout is the outcome's alone
+                summary = _TRAIN[kind](config, resume=resume, overwrite=overwrite)
+        except AgentTracerError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps(summary, indent=2) if as_json else _render(kind, config.out, summary))
+
+    return command
+
+
+def _resolved(kind: str, preset: str | None, config_file: str | None, flags: dict[str, Any]) -> Any:
+    from trainer.train.run import gpu_available
+
+    name = preset or default_preset(kind, gpu_available())
+    layers = [preset_values(name) if name else {}, read_yaml(config_file) if config_file else {},
+              {key: value for key, value in flags.items() if value is not None}]  # fmt: skip
+    if name and not preset:
+        click.echo(f"preset: {name} (--preset to choose another)", err=True)
+    return resolve(kind, *layers)
+
+
+def _train(kind: str) -> Callable[..., dict[str, Any]]:
+    def run(config: Any, **kwargs: Any) -> dict[str, Any]:
+        from trainer.train import grpo, preference, sft
+
+        function = {"sft": sft.train_sft, "dpo": preference.train_dpo, "reward": preference.train_reward,
+                    "grpo": grpo.train_grpo}[kind]  # fmt: skip
+        return function(config, **kwargs)
+
+    return run
+
+
+_TRAIN = {kind: _train(kind) for kind in CONFIGS}
+
+
+def _render(kind: str, out: str, summary: dict[str, Any]) -> str:
+    def number(value: Any, form: str) -> str:
+        return "-" if value is None else format(value, form)
+
+    lines = [f"{kind} run in {out}: {summary['steps']} steps, {number(summary['epochs'], '.2f')} epochs, "
+             f"{summary['seconds']:.0f} s",
+             f"  train loss {number(summary['train_loss'], '.4f')}, eval loss {number(summary['eval_loss'], '.4f')}",
+             f"  {summary['tokens']:,} tokens, {number(summary['tokens_per_second'], ',.0f')} tokens/s"]
+    if summary.get("peak_gpu_memory_gb") is not None:
+        lines.append(f"  peak GPU memory {summary['peak_gpu_memory_gb']} GB")
+    lines.append(f"  adapter, tokenizer, config.yaml, metrics.jsonl and run.json in {out}")
+    return "\n".join(lines)
+
+
+@click.group()
+def train() -> None:
+    """Fine-tune a model on a dataset file: SFT, DPO, a reward model or GRPO, with LoRA (TRL + PEFT)."""
+
+
+for _kind in CONFIGS:
+    train.add_command(_run_command(_kind))
+
+
+@train.command("merge")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the merged model.")
+@click.option("--overwrite", is_flag=True, help="Replace what is in --out.")
+def merge(run: str, out: str, overwrite: bool) -> None:
+    """Fold RUN's LoRA adapter into its base: full safetensors weights that transformers and vLLM load."""
+    from agent_tracer.errors import AgentTracerError
+    from trainer.train.merge import merge as merge_run
+
+    try:
+        written = merge_run(run, out, overwrite=overwrite)
+    except AgentTracerError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"merged {written['run']} ({written['kind']}, base {written['base']}) into {written['out']}: "
+               f"{written['parameters']:,} parameters, {written['safetensors_mb']} MB of safetensors")
+
+
+@train.command("presets")
+@click.option("--show", metavar="NAME", help="Print one preset's YAML (a starting point for --config).")
+def list_presets(show: str | None) -> None:
+    """The shipped presets: what each is for, and its main settings."""
+    files = presets()
+    if show:
+        if show not in files:
+            raise click.ClickException(f"no preset {show!r}; the presets are: {', '.join(sorted(files))}")
+        click.echo(files[show].read_text(encoding="utf-8"), nl=False)
+        return
+    for name in sorted(files):
+        values = preset_values(name)
+        about = next((line[2:] for line in files[name].read_text(encoding="utf-8").splitlines()
+                      if line.startswith("# ")), "")  # fmt: skip
+        keys = ("model", "lora_r", "learning_rate", "epochs", "max_steps", "batch_size", "grad_accum", "max_length")
+        settings = ", ".join(f"{key} {values[key]}" for key in keys if key in values)
+        click.echo(f"{name:<11} {values.get('kind', '?'):<6} {about}\n{'':18}{settings}")

@@ -1,0 +1,10 @@
+"""Training on TRL + PEFT: SFT, DPO, a reward model and GRPO, each a LoRA adapter in a run folder.
+
+    from trainer.train import SFTRunConfig, train_sft
+
+    summary = train_sft(SFTRunConfig(data="sft.jsonl", out="runs/sft", model="smollm2"))
+
+`config.py` holds the settings and presets, `run.py` the run folder and what every kind shares,
+`data.py` the row checks; `sft.py`, `preference.py` (DPO, reward) and `grpo.py` one kind each;
+`merge.py` folds an adapter into full weights.
+"""

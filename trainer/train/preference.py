@@ -1,0 +1,45 @@
+"""Training on preference pairs: DPO on the policy itself (TRL's `DPOTrainer`), or a reward model,
+a score head taught to rank the chosen answer above the rejected one (TRL's `RewardTrainer`).
+
+With a LoRA adapter DPO needs no second model: the reference is the same weights with the adapter
+switched off, which is the starting model (an SFT run's merged weights). Without one (`lora_r`
+0), the starting model is loaded a second time as the frozen reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainer.train.config import DPORunConfig, RewardRunConfig
+from trainer.train.run import Start, lora, metrics_callback
+
+
+def train_dpo(config: DPORunConfig, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Run DPO; returns run.json's summary."""
+    from trl import DPOConfig, DPOTrainer
+
+    from trainer.models import load_model
+
+    start = Start.begin(config, resume, overwrite)
+    model = load_model(config.model, dtype=start.hardware.dtype)
+    reference = None if config.lora_r else load_model(config.model, dtype=start.hardware.dtype)
+    args = DPOConfig(**start.args(), max_length=config.max_length, beta=config.beta, loss_type=[config.loss_type])
+    trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=start.train,
+                         eval_dataset=start.eval, processing_class=start.tokenizer,
+                         peft_config=lora(config, "CAUSAL_LM"), callbacks=[metrics_callback(start.out)])  # fmt: skip
+    return start.finish(trainer)
+
+
+def train_reward(config: RewardRunConfig, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Train a reward model; returns run.json's summary."""
+    from trl import RewardConfig, RewardTrainer
+
+    from trainer.models import load_model
+
+    start = Start.begin(config, resume, overwrite)
+    model = load_model(config.model, head="score", dtype=start.hardware.dtype)
+    model.config.pad_token_id = start.tokenizer.pad_token_id  # the score is read at the last non-pad token
+    args = RewardConfig(**start.args(), max_length=config.max_length)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=start.train, eval_dataset=start.eval,
+                            processing_class=start.tokenizer, peft_config=lora(config, "SEQ_CLS"),
+                            callbacks=[metrics_callback(start.out)])  # fmt: skip
+    return start.finish(trainer)

@@ -1,0 +1,32 @@
+"""Supervised fine-tuning: TRL's `SFTTrainer` with a LoRA adapter, the loss on the assistant's
+tokens only (its text, its tool calls and its end-of-turn token; never the system prompt, the
+user's turns or the tool results), through the chat template `trainer.chat_template` chose."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainer.train.config import SFTRunConfig
+from trainer.train.run import Start, lora, metrics_callback
+
+
+def train_sft(config: SFTRunConfig, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Run SFT; returns run.json's summary."""
+    start = Start.begin(config, resume, overwrite)
+    return start.finish(sft_trainer(start))
+
+
+def sft_trainer(start: Start) -> Any:
+    """TRL's SFTTrainer for the run, ready to train."""
+    from trl import SFTConfig, SFTTrainer
+
+    from trainer.models import load_model
+
+    config = start.config
+    model = load_model(config.model, dtype=start.hardware.dtype)
+    args = SFTConfig(**start.args(), max_length=config.max_length, assistant_only_loss=True,
+                     packing=config.packing, padding_free=config.padding_free,
+                     train_sampling_strategy="group_by_length" if config.group_by_length else "random")  # fmt: skip
+    return SFTTrainer(model=model, args=args, train_dataset=start.train, eval_dataset=start.eval,
+                      processing_class=start.tokenizer, peft_config=lora(config, "CAUSAL_LM"),
+                      callbacks=[metrics_callback(start.out)])  # fmt: skip
