@@ -112,6 +112,9 @@ def _render(kind: str, out: str, summary: dict[str, Any]) -> str:
              f"{summary['seconds']:.0f} s",
              f"  train loss {number(summary['train_loss'], '.4f')}, eval loss {number(summary['eval_loss'], '.4f')}",
              f"  {summary['tokens']:,} tokens, {number(summary['tokens_per_second'], ',.0f')} tokens/s"]
+    if summary.get("rows_cut"):
+        lines.append(f"  {summary['rows_cut']:,} rows were longer than --max-length and lost their ends: raise it, "
+                     "or build the data with `agent-tracer dataset sft --max-length`, which drops old turns instead")
     if summary.get("peak_gpu_memory_gb") is not None:
         lines.append(f"  peak GPU memory {summary['peak_gpu_memory_gb']} GB")
     lines.append(f"  adapter, tokenizer, config.yaml, metrics.jsonl and run.json in {out}")

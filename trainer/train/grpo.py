@@ -31,7 +31,9 @@ def train_grpo(config: GRPORunConfig, *, resume: bool = False, overwrite: bool =
     else:
         rewards = [load_model(config.reward, head="score", dtype=start.hardware.dtype)]
         reward_tokenizers = [load_tokenizer(config.reward)]
-    args = GRPOConfig(**start.args(), num_generations=config.num_generations, temperature=config.temperature,
+    groups = -(-config.batch_size // config.num_generations)  # evaluation, too, samples whole groups
+    args = GRPOConfig(**{**start.args(), "per_device_eval_batch_size": groups * config.num_generations},
+                      num_generations=config.num_generations, temperature=config.temperature,
                       max_completion_length=config.max_completion_length, beta=config.beta)
     trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args,
                           train_dataset=rendered(start.train, start.tokenizer),

@@ -99,8 +99,9 @@ class Start:
     def args(self) -> dict[str, Any]:
         return common_args(self.config, self.hardware, self.eval is not None)
 
-    def finish(self, trainer: Any) -> dict[str, Any]:
-        return execute(trainer, self.out, self.resume, self.tokenizer)
+    def finish(self, trainer: Any, notes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Train, save, and write run.json with `notes` (what the kind of run adds) in it."""
+        return execute(trainer, self.out, self.resume, self.tokenizer, notes or {})
 
 
 def gpu_available() -> bool:
@@ -196,7 +197,7 @@ def metrics_callback(out: Path) -> Any:
     return Metrics()
 
 
-def execute(trainer: Any, out: Path, resume: bool, tokenizer: Any) -> dict[str, Any]:
+def execute(trainer: Any, out: Path, resume: bool, tokenizer: Any, notes: dict[str, Any]) -> dict[str, Any]:
     """Train (from the last checkpoint when resuming), save the adapter and tokenizer into `out`,
     and write run.json; running out of memory becomes a `TrainingError` naming what to lower."""
     import torch
@@ -219,6 +220,7 @@ def execute(trainer: Any, out: Path, resume: bool, tokenizer: Any) -> dict[str, 
         "eval_loss": evals[-1] if evals else None, "tokens": state.num_input_tokens_seen, "seconds": round(seconds, 2),
         "tokens_per_second": round(state.num_input_tokens_seen / seconds, 1) if seconds else None,
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
+        **notes,
     }  # fmt: skip
     write_json(out / "run.json", summary)
     return summary

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_tracer.errors import ConfigError
+
 from trainer.train.config import SFTRunConfig
 from trainer.train.run import Start, lora, metrics_callback
 
@@ -13,7 +15,20 @@ from trainer.train.run import Start, lora, metrics_callback
 def train_sft(config: SFTRunConfig, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Run SFT; returns run.json's summary."""
     start = Start.begin(config, resume, overwrite)
-    return start.finish(sft_trainer(start))
+    trainer = sft_trainer(start)
+    return start.finish(trainer, {"rows_cut": rows_cut(len(start.train), trainer.train_dataset, config)})
+
+
+def rows_cut(rows: int, tokenized: Any, config: SFTRunConfig) -> int | None:
+    """Of the `rows` training rows, how many TRL cut at `max_length` tokens: it keeps their start,
+    so they lose their last answers, and drops those left with no assistant token at all. None
+    when packing, where every sequence is full by design. An error when no row is left."""
+    if config.packing:
+        return None
+    if not len(tokenized):
+        raise ConfigError(f"no training row has an assistant turn within the first {config.max_length} tokens: "
+                          "raise --max-length")
+    return rows - len(tokenized) + sum(1 for ids in tokenized["input_ids"] if len(ids) >= config.max_length)
 
 
 def sft_trainer(start: Start) -> Any:

@@ -50,10 +50,12 @@ def test_a_reward_model_learns_a_score_head(preference_file, tiny_model_dir, tmp
 def test_grpo_with_the_tool_match_reward_from_sft_rows(sft_file, tiny_model_dir, tmp_path):
     out = tmp_path / "grpo"
     summary = train_grpo(resolve("grpo", {"data": sft_file, "out": str(out), "model": tiny_model_dir, **FAST,
-                                          "batch_size": 4, "num_generations": 4, "max_completion_length": 8}))
+                                          "batch_size": 2, "grad_accum": 2, "num_generations": 4,
+                                          "max_completion_length": 8, "eval_ratio": 0.25}))  # fmt: skip
     assert summary["steps"] == 2
     logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("rewards/tool_match/mean" in line for line in logged)
+    assert any("eval_reward" in line for line in logged)  # evaluation sampled whole groups too
     assert (out / "adapter_model.safetensors").exists()
 
 

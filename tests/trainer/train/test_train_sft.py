@@ -106,3 +106,12 @@ def test_bad_rows_are_named_by_line_before_anything_loads(tmp_path, tiny_model_d
 def test_a_model_that_cannot_be_found_is_one_line_with_what_was_tried(sft_file, tmp_path):
     with pytest.raises(ConfigError, match=r"^no model at ./no/such/folder: not a folder or a \.gguf file$"):
         train_sft(config(sft_file, tmp_path / "run", "./no/such/folder"))
+
+
+def test_rows_cut_at_max_length_are_counted(sft_file, tiny_model_dir, tmp_path):
+    summary = train_sft(config(sft_file, tmp_path / "run", tiny_model_dir, max_steps=1, max_length=480))
+    assert summary["rows_cut"] == 12  # every row is longer than 480 tokens of the tiny tokenizer
+    summary = train_sft(config(sft_file, tmp_path / "run", tiny_model_dir, max_steps=1), overwrite=True)
+    assert summary["rows_cut"] == 0
+    with pytest.raises(ConfigError, match="no training row has an assistant turn within the first 64 tokens"):
+        train_sft(config(sft_file, tmp_path / "run", tiny_model_dir, max_steps=1, max_length=64), overwrite=True)
