@@ -89,9 +89,9 @@ class Start:
 
         hardware = Hardware.detect(config)
         train, evaluation, record = data.load(config, config.kind)
-        out = prepare_folder(config, resume, overwrite)
         tokenizer = load_tokenizer(config.model)
         template = use_training_template(tokenizer)
+        out = prepare_folder(config, resume, overwrite)
         write_config(out, config, {"chat_template": template, "device": hardware.device, "bf16": hardware.bf16})
         write_json(out / "dataset.json", record)
         return cls(config, out, hardware, train, evaluation, tokenizer, resume)
@@ -148,14 +148,17 @@ def _checkpointing_name() -> str:
 
 def prepare_folder(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
     """The run folder, checked: an earlier run there is continued (`resume`), replaced
-    (`overwrite`), or an error that says which to choose."""
+    (`overwrite`), or an error that says which to choose. A run that failed before its first
+    checkpoint is replaced without asking; a folder that is not a run is never emptied."""
     out = Path(config.out)
     if resume:
         if last_checkpoint(out) is None:
             raise ConfigError(f"nothing to resume: {out / CHECKPOINTS} has no checkpoint")
         return out
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / "config.yaml").exists():
+            raise ConfigError(f"{out} is not empty and holds no training run: choose another --out")
+        if ((out / "run.json").exists() or last_checkpoint(out)) and not overwrite:
             raise ConfigError(f"{out} already holds a run: --resume to continue it, --overwrite to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

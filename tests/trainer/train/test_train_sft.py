@@ -115,3 +115,10 @@ def test_rows_cut_at_max_length_are_counted(sft_file, tiny_model_dir, tmp_path):
     assert summary["rows_cut"] == 0
     with pytest.raises(ConfigError, match="no training row has an assistant turn within the first 64 tokens"):
         train_sft(config(sft_file, tmp_path / "run", tiny_model_dir, max_steps=1, max_length=64), overwrite=True)
+
+
+def test_a_folder_that_is_not_a_run_is_never_emptied(sft_file, tiny_model_dir, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="is not empty and holds no training run: choose another --out"):
+        train_sft(config(sft_file, tmp_path, tiny_model_dir, max_steps=1), overwrite=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
