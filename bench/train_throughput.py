@@ -44,7 +44,9 @@ What is measured, in each child:
   the same way on both sides) over the wall time of `trainer.train()` (`time.perf_counter`
   around it, as `train_sft` itself times it and reports it in its summary). Loading the model,
   tokenising the dataset and saving the adapter afterwards are outside it; the trainer's set-up
-  inside `train()` (optimiser, dataloader) is inside it, on both sides.
+  inside `train()` (optimiser, dataloader) is inside it, on both sides, and so is the checkpoint
+  that both sides' defaults (`save_strategy="steps"`) write at the last step: for plain TRL's
+  full fine-tuning the weights and the optimiser state, for agent-tracer's the adapter's.
 - peak memory: on a CPU the child's peak resident set (`getrusage(RUSAGE_SELF).ru_maxrss`),
   so the whole process: model, data, optimiser state, activations; on a GPU
   `torch.cuda.max_memory_allocated()` during `train()` (the peak counter is reset just before),
@@ -70,7 +72,6 @@ import os
 import platform
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -136,13 +137,7 @@ def warm_up(model_config: str, tmp: Path) -> str:
     from trainer.models import load_model, load_tokenizer
 
     if model_config == "smollm2":
-        try:
-            load_model("smollm2")
-        except ValueError as exc:
-            if "not serializable" not in str(exc):
-                raise
-            _convert_smollm2()  # see _convert_smollm2's docstring
-            load_model("smollm2")
+        load_model("smollm2")
         return "smollm2"
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -158,30 +153,6 @@ def warm_up(model_config: str, tmp: Path) -> str:
     del model
     load_model(str(folder))
     return str(folder)
-
-
-def _convert_smollm2() -> None:
-    """Fill the embedded model's cache folder as `trainer.models.cached_model` means to. With
-    transformers 5, `from_pretrained(gguf_file=...)` leaves the (dequantised, float32) model with
-    a GGUF quantizer attached, and `save_pretrained` refuses it ("The model is quantized with gguf
-    and is not serializable"); dropping the quantizer saves the same weights as a plain folder."""
-    from transformers import AutoModelForCausalLM
-
-    from trainer.models import cache_dir, load_tokenizer, resolve
-
-    print("note: load_model('smollm2') cannot cache the converted model (GGUF quantizer attached); "
-          "converting it here instead", file=sys.stderr)  # fmt: skip
-    cached = cache_dir() / "models" / "smollm2"
-    folder, gguf = resolve("smollm2")
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf)
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    partial = cached.with_name(".smollm2.partial")
-    model.save_pretrained(partial)
-    load_tokenizer("smollm2").save_pretrained(partial)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(partial, cached)
 
 
 def matmul_flops(device: str, n: int = MATMUL_N, seconds: float = 3.0) -> float:
@@ -224,6 +195,7 @@ def child(side: str, data: str, out: str, options: dict[str, Any]) -> dict[str, 
 
 def _ours(data: str, out: str, options: dict[str, Any], cuda: bool) -> dict[str, Any]:
     from trainer.train.config import default_preset, preset_values, resolve
+    from trainer.train.run import Hardware
     from trainer.train.sft import train_sft
 
     preset = default_preset("sft", gpu=cuda)
@@ -231,12 +203,15 @@ def _ours(data: str, out: str, options: dict[str, Any], cuda: bool) -> dict[str,
                                  "eval_ratio": 0}  # fmt: skip
     if options["batch_size"]:
         overrides["batch_size"] = options["batch_size"]
-    config = resolve("sft", preset_values(preset), overrides)
+    config = resolve("sft", preset_values(preset), overrides, options["set"])
+    hardware = Hardware.detect(config)  # what train_sft makes of the "auto" settings
     summary = train_sft(config, overwrite=True)  # resets the GPU's peak counter just before train()
     return {"steps": summary["steps"], "tokens": summary["tokens"], "seconds": summary["seconds"],
             "batch": config.batch_size * config.grad_accum, "params": _params(out, options),
-            "setup": f"preset {preset}: LoRA r={config.lora_r}, batch {config.batch_size}x{config.grad_accum}, "
-                     f"max_length {config.max_length}, group_by_length {config.group_by_length}"}  # fmt: skip
+            "setup": f"preset {preset}{''.join(f', {k}={v} (--set)' for k, v in options['set'].items())}: LoRA "
+                     f"r={config.lora_r} dropout {config.lora_dropout}, batch {config.batch_size}x{config.grad_accum}, "
+                     f"max_length {config.max_length}, group_by_length {config.group_by_length}, "
+                     f"gradient_checkpointing {hardware.gradient_checkpointing}, bf16 {hardware.bf16}"}  # fmt: skip
 
 
 def _plain(data: str, out: str, options: dict[str, Any], cuda: bool) -> dict[str, Any]:
@@ -303,6 +278,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=96, help="BFCL rows in the dataset (non-live categories)")
     parser.add_argument("--batch-size", type=int, default=0,
                         help="per-device batch of BOTH sides (0: each side's own default)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the agent-tracer side over its preset (e.g. lora_dropout=0), to see "
+                             "what a change to the defaults would do; repeatable; the report names each")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each side, in rotation (median reported)")
     parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated: agent-tracer, plain-trl")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -320,6 +298,9 @@ def main() -> None:
         if not torch.cuda.is_available():
             print("skipped: --device cuda, but torch sees no CUDA device on this machine", file=sys.stderr)
             return
+    settings = dict(item.split("=", 1) for item in args.set if "=" in item)
+    if len(settings) != len(args.set):
+        parser.error("--set takes KEY=VALUE")
     sides = [side.strip() for side in args.sides.split(",") if side.strip()]
     unknown = set(sides) - set(SIDES)
     if unknown:
@@ -329,15 +310,16 @@ def main() -> None:
         t0 = time.perf_counter()
         model = warm_up(args.model_config, tmp)
         print(f"model ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        peak = matmul_flops("cuda") if args.device == "cuda" else None
         data = tmp / "sft.jsonl"
         rows = bfcl_rows(args.rows)
         data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-        options = {"steps": args.steps, "batch_size": args.batch_size, "device": args.device, "model": model}
+        options = {"steps": args.steps, "batch_size": args.batch_size, "device": args.device, "model": model,
+                   "set": settings}
         runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
         for repeat in range(args.repeats):
             for side in sides:
                 runs[side].append(run_side(side, data, tmp / f"{side}-{repeat}", options))
+    peak = matmul_flops("cuda") if args.device == "cuda" else None  # after the runs: no CUDA context beside them
     results = {side: _median(r) for side, r in runs.items()}
     print(report(results, rows, args, peak))
 

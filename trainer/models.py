@@ -95,7 +95,17 @@ def cached_model(name: str) -> tuple[str, None]:
 
         folder, gguf = resolve(name)
         partial = cached.with_name(f".{name}.partial")
-        AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf).save_pretrained(partial)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"cannot convert the embedded model {name!r} ({folder}/{gguf}): "
+                              f"{str(exc).strip().splitlines()[0]}") from None
+        # The weights are dequantised on loading, but the model still calls itself GGUF-quantised,
+        # which transformers refuses to save: it is a plain float32 model by now.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(partial)
         load_tokenizer(name).save_pretrained(partial)
         os.replace(partial, cached)
     return str(cached), None

@@ -60,8 +60,8 @@ class TrainConfig:
         metadata={"help": "Modules that get adapters (comma-separated): attention and MLP projections."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of initialisation, shuffling and the eval split."})
-    bf16: str = field(default="auto", metadata={"help": "bfloat16 weights and compute: auto (where the GPU has it), "
-                                                "on, off.", "choices": SWITCH})
+    bf16: str = field(default="auto", metadata={"help": "bfloat16 compute: auto (on a GPU that has it, and on CPUs "
+                                                "with AVX512-BF16 or AMX), on, off.", "choices": SWITCH})
     gradient_checkpointing: str = field(
         default="auto",
         metadata={"help": "Recompute activations instead of keeping them: auto (on a GPU), on, off.", "choices": SWITCH},
@@ -80,8 +80,9 @@ class TrainConfig:
     kind: typing.ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.eval_ratio < 1:
-            raise ConfigError(f"eval_ratio must be in [0, 1), got {self.eval_ratio}")
+        for name in ("eval_ratio", "warmup_ratio"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         for name in ("batch_size", "grad_accum", "max_length", "logging_steps", "save_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -217,6 +218,8 @@ def _coerce(spec: dataclasses.Field[Any], value: Any) -> Any:
     kind = _base_type(spec)
     if value is None:
         return None
+    if spec.metadata.get("choices") == SWITCH and isinstance(value, bool):  # YAML reads `on` / `off` as booleans
+        return "on" if value else "off"
     try:
         if kind is list:
             return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
