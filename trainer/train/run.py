@@ -51,8 +51,8 @@ class Hardware:
         gpu = torch.cuda.is_available()
         # CPUs with AVX512-BF16 or AMX multiply in bfloat16 about twice as fast as in float32 (measured
         # by bench/train_throughput.py); elsewhere bf16 on a CPU is emulated, and slower.
-        bf16_ok = torch.cuda.is_bf16_supported() if gpu else (torch.cpu._is_avx512_bf16_supported()
-                                                              or torch.cpu._is_amx_tile_supported())
+        bf16_ok = torch.cuda.is_bf16_supported() if gpu else any(
+            getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
         liger_ok = gpu and importlib.util.find_spec("liger_kernel") is not None
         if config.bf16 == "on" and not bf16_ok:
             raise ConfigError("bf16 is on, but this machine has neither a GPU with bfloat16 nor a CPU with "
