@@ -113,9 +113,9 @@ def cached_model(name: str) -> tuple[str, None]:
 
 def run_base(name: str) -> str | None:
     """The base model of an earlier training run's folder (one holding a LoRA adapter), or None."""
+    from trainer.train.config import read_yaml
+
     folder = Path(name).expanduser()
     if not (folder / "adapter_config.json").exists() or not (folder / "config.yaml").exists():
         return None
-    import yaml
-
-    return (yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}).get("model")
+    return read_yaml(folder / "config.yaml").get("model")

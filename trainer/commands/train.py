@@ -18,25 +18,22 @@ import contextlib
 import dataclasses
 import json
 import sys
-import typing
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from trainer.train.config import CONFIGS, default_preset, preset_values, presets, read_yaml, resolve
+from trainer.train.config import CONFIGS, default_preset, field_type, preset_values, presets, read_yaml, resolve
 
 
 def _options(config_class: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A click option for every field of `config_class`, defaulting to None: a flag given on the
     command line wins over the config file and the preset, an absent one leaves them be."""
-    hints = typing.get_type_hints(config_class)
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         for spec in reversed(dataclasses.fields(config_class)):
             flag = "--" + spec.name.replace("_", "-")
-            hint = hints[spec.name]
-            base = typing.get_origin(hint) or hint
+            base = field_type(spec)
             default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
             shown = ",".join(default) if isinstance(default, list) else default
             help_text = spec.metadata.get("help", "") + (f"  [default: {shown}]" if shown not in ("", None) else "")
@@ -71,7 +68,7 @@ def _run_command(kind: str) -> click.Command:
         try:
             config = _resolved(kind, preset, config_file, flags)
             with contextlib.redirect_stdout(sys.stderr):  # the trainers' logs: stdout is the outcome's alone
-                summary = _TRAIN[kind](config, resume=resume, overwrite=overwrite)
+                summary = _train(config, resume=resume, overwrite=overwrite)
         except AgentTracerError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(json.dumps(summary, indent=2) if as_json else _render(kind, config.out, summary))
@@ -90,18 +87,13 @@ def _resolved(kind: str, preset: str | None, config_file: str | None, flags: dic
     return resolve(kind, *layers)
 
 
-def _train(kind: str) -> Callable[..., dict[str, Any]]:
-    def run(config: Any, **kwargs: Any) -> dict[str, Any]:
-        from trainer.train import grpo, preference, sft
+def _train(config: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run the training of `config.kind` (its module imported only now: torch comes with it)."""
+    from trainer.train import grpo, preference, sft
 
-        function = {"sft": sft.train_sft, "dpo": preference.train_dpo, "reward": preference.train_reward,
-                    "grpo": grpo.train_grpo}[kind]  # fmt: skip
-        return function(config, **kwargs)
-
-    return run
-
-
-_TRAIN = {kind: _train(kind) for kind in CONFIGS}
+    function = {"sft": sft.train_sft, "dpo": preference.train_dpo, "reward": preference.train_reward,
+                "grpo": grpo.train_grpo}[config.kind]  # fmt: skip
+    return function(config, **kwargs)
 
 
 def _render(kind: str, out: str, summary: dict[str, Any]) -> str:

@@ -215,7 +215,7 @@ def to_dict(config: TrainConfig) -> dict[str, Any]:
 def _coerce(spec: dataclasses.Field[Any], value: Any) -> Any:
     """A YAML or flag value as the field's type: a comma-separated string for a list, a number
     written as a string, 'true'/'false' for a bool."""
-    kind = _base_type(spec)
+    kind = field_type(spec)
     if value is None:
         return None
     if spec.metadata.get("choices") == SWITCH and isinstance(value, bool):  # YAML reads `on` / `off` as booleans
@@ -232,7 +232,7 @@ def _coerce(spec: dataclasses.Field[Any], value: Any) -> Any:
         raise ConfigError(f"{spec.name} must be a {kind.__name__}, got {value!r}") from None
 
 
-def _base_type(spec: dataclasses.Field[Any]) -> type:
+def field_type(spec: dataclasses.Field[Any]) -> type:
     """The field's type without `| None` (annotations are strings under `from __future__ import annotations`)."""
     hint = _HINTS[spec.name]
     if isinstance(hint, types.UnionType):

@@ -111,9 +111,8 @@ def load(config: Any, kind: str) -> tuple[Any, Any, dict[str, Any]]:
     train_file = check(config.data, kind)
     eval_file_path = eval_path(config)
     eval_file = check(eval_file_path, kind) if eval_file_path else None
-    shape = "sft" if kind == "sft" else "dpo"
-    train = _dataset(train_file.path, kind, shape)
-    evaluation = _dataset(eval_file.path, kind, shape) if eval_file else None
+    train = _dataset(train_file.path, kind)
+    evaluation = _dataset(eval_file.path, kind) if eval_file else None
     record: dict[str, Any] = {"train": train_file.to_dict(), "eval": eval_file.to_dict() if eval_file else None}
     if evaluation is None and config.eval_ratio > 0 and len(train) >= 10:
         parts = train.train_test_split(test_size=config.eval_ratio, seed=config.seed)
@@ -123,7 +122,7 @@ def load(config: Any, kind: str) -> tuple[Any, Any, dict[str, Any]]:
     return train, evaluation, record
 
 
-def _dataset(path: Path, kind: str, shape: str) -> Any:
+def _dataset(path: Path, kind: str) -> Any:
     if kind == "grpo":
         from datasets import Dataset, Features, Json, List
 
@@ -131,7 +130,7 @@ def _dataset(path: Path, kind: str, shape: str) -> Any:
         stat = path.stat()
         return Dataset.from_generator(_grpo_rows, features=features,
                                       gen_kwargs={"path": str(path), "stamp": f"{stat.st_mtime_ns}:{stat.st_size}"})
-    dataset = load_dataset(path, shape)
+    dataset = load_dataset(path, "sft" if kind == "sft" else "dpo")  # reward rows have the DPO shape
     return dataset.remove_columns([c for c in ("source", "kind") if c in dataset.column_names])
 
 

@@ -17,7 +17,8 @@ def merge(run: str | Path, out: str | Path, *, overwrite: bool = False) -> dict[
     from trainer.models import load_model, load_tokenizer, run_base
 
     run, out = Path(run), Path(out)
-    if run_base(str(run)) is None:
+    base = run_base(str(run))
+    if base is None:
         raise ConfigError(f"{run} is not a training run with an adapter (no adapter_config.json and config.yaml)")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} is not empty: --overwrite to replace it")
@@ -31,5 +32,5 @@ def merge(run: str | Path, out: str | Path, *, overwrite: bool = False) -> dict[
         shutil.rmtree(out)
     os.replace(partial, out)
     size = sum(f.stat().st_size for f in out.glob("*.safetensors"))
-    return {"run": str(run), "out": str(out), "kind": kind, "base": run_base(str(run)),
+    return {"run": str(run), "out": str(out), "kind": kind, "base": base,
             "parameters": sum(p.numel() for p in model.parameters()), "safetensors_mb": round(size / 2**20, 1)}
