@@ -9,9 +9,21 @@ that TRL consumes as they are (`rows.py` describes the shapes).
     train = result.dataset()["train"]            # a datasets.Dataset
 """
 
-from trainer.data.preferences import PreferenceConfig, build_dpo, build_reward
-from trainer.data.select import EmptySelection, Selection
-from trainer.data.sft import BuildResult, SFTConfig, build_sft
+from __future__ import annotations
 
-__all__ = ["BuildResult", "EmptySelection", "PreferenceConfig", "SFTConfig", "Selection", "build_dpo", "build_reward",
-           "build_sft"]
+import importlib
+from typing import Any
+
+_EXPORTS = {"BuildResult": "sft", "EmptySelection": "select", "PreferenceConfig": "preferences", "SFTConfig": "sft",
+            "Selection": "select", "build_dpo": "preferences", "build_reward": "preferences", "build_sft": "sft"}
+"""Name → the module it comes from, imported when the name is first asked for: every submodule
+import goes through this package, and the builds would cost each a half second (numpy, the
+negatives), a reader process started on its own included."""
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'trainer.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"trainer.data.{_EXPORTS[name]}"), name)
