@@ -28,7 +28,12 @@ def rows_cut(rows: int, tokenized: Any, config: SFTRunConfig) -> int | None:
     if not len(tokenized):
         raise ConfigError(f"no training row has an assistant turn within the first {config.max_length} tokens: "
                           "raise --max-length")
-    return rows - len(tokenized) + sum(1 for ids in tokenized["input_ids"] if len(ids) >= config.max_length)
+    import pyarrow.compute as pc
+
+    full = 0  # counted on the Arrow lengths: `tokenized["input_ids"]` would make every token a Python int
+    for batch in tokenized.select_columns(["input_ids"]).with_format("arrow").iter(batch_size=4096):
+        full += pc.sum(pc.greater_equal(pc.list_value_length(batch["input_ids"]), config.max_length)).as_py() or 0
+    return rows - len(tokenized) + full
 
 
 def sft_trainer(start: Start) -> Any:
