@@ -9,12 +9,12 @@ ratings (a higher against a lower rated run) and from pairwise feedback all pair
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from trainer.data.negatives import canonical
 from trainer.data.rows import Example, Message, Preference
 
 
@@ -112,4 +112,4 @@ def task_text(example: Example) -> str:
 
 def _turn_key(message: Message) -> str:
     calls = [[c["function"]["name"], c["function"]["arguments"]] for c in message.get("tool_calls") or ()]
-    return json.dumps([message["content"].strip(), calls], sort_keys=True, ensure_ascii=False, default=str)
+    return canonical([message["content"].strip(), calls])

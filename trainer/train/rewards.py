@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from trainer.data.negatives import canonical
 from trainer.tool_calls import parse_reply
 
 
@@ -52,7 +53,7 @@ def _same(given: Any, wanted: Any) -> bool:
         return given is wanted
     if isinstance(given, (int, float)) and isinstance(wanted, (int, float)):
         return float(given) == float(wanted)
-    return json.dumps(given, sort_keys=True) == json.dumps(wanted, sort_keys=True)
+    return canonical(given) == canonical(wanted)
 
 
 def _text(completion: Any) -> str:
