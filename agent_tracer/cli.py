@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "dataset": "trainer.commands.dataset:dataset",
     "proxy": "agent_tracer.commands.proxy:proxy",
     "quickstart": "agent_tracer.commands.quickstart:quickstart",
+    "routes": "agent_tracer.commands.routes:routes",
     "traces": "agent_tracer.commands.traces:traces",
     "train": "trainer.commands.train:train",
 }

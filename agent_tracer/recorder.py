@@ -39,7 +39,7 @@ class CallRecorder:
     __slots__ = (
         "_runtime", "codec", "request", "raw_request", "endpoint", "source", "route", "span",
         "_ids", "_started_ns", "_t0", "_first", "http_status", "_decoder", "_sse", "_acc", "_chunks",
-        "_finished", "_streamed", "_labels",
+        "_finished", "_streamed", "_labels", "fallback_reason",
     )
 
     def __init__(
@@ -65,6 +65,8 @@ class CallRecorder:
         self.endpoint = safe_endpoint(url)
         self.source = source
         self.route = route
+        self.fallback_reason: str | None = None
+        """Why the router asked the fallback (see `proxy/router.py`), set before the call ends."""
         self._labels = labels
         self.http_status: int | None = None
         self._decoder: Decoder | None = None
@@ -164,6 +166,7 @@ class CallRecorder:
             ttft_ms=(self._first - self._t0) * 1000 if self._first is not None else None,
             source=self.source,
             route=self.route,
+            fallback_reason=self.fallback_reason,
             labels=self._labels,
         )
         if self.span is not None:
@@ -215,6 +218,8 @@ class CallRecorder:
         if self.http_status is not None:
             span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, self.http_status)
         span.set_attribute(semconv.AGENT_TRACER_CALL_STATUS, status)
+        if self.fallback_reason:
+            span.set_attribute(semconv.AGENT_TRACER_FALLBACK_REASON, self.fallback_reason)
         if response is not None:
             attrs: dict[str, Any] = {}
             if response.id:

@@ -83,6 +83,7 @@ class LLMCallPayload:
     ttft_ms: float | None
     source: str
     route: str | None = None
+    fallback_reason: str | None = None
     labels: RunLabels | None = None
     decoded: DecodedCall | None = None
     """Set on the agent's thread when the span needed it; otherwise decoded by `records()`."""
@@ -130,6 +131,7 @@ class LLMCallPayload:
             "has_tool_calls": bool(tool_calls),
             "tool_names": [c.get("function", {}).get("name") for c in tool_calls],
             "route": self.route,
+            "fallback_reason": self.fallback_reason,
             "endpoint": self.endpoint,
             "started_at": started,
             "ended_at": ended,

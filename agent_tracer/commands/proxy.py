@@ -2,6 +2,7 @@
 
     agent-tracer proxy                                   # 127.0.0.1:8787, the public APIs upstream
     agent-tracer proxy --upstream openai=http://127.0.0.1:8000 --port 9000 --workers 4
+    agent-tracer proxy --routes routes.yaml              # tuned primary, frontier fallback
     OPENAI_BASE_URL=http://127.0.0.1:8787/v1 python my_agent.py
 
 The proxy records without wrapping its own httpx client: the runtime starts with `instrument=False`
@@ -53,6 +54,7 @@ class UpstreamParam(click.ParamType):
               type=click.FloatRange(min=0, min_open=True), help=help_for("max_request_mb"))
 @click.option("--require-key", is_flag=True, help=help_for("require_key"))
 @click.option("--key-file", type=click.Path(dir_okay=False), help=help_for("key_file"))
+@click.option("--routes", "routes_file", type=click.Path(dir_okay=False), help=help_for("routes_file"))
 @click.option("--workers", default=default_for("workers"), show_default=True, type=click.IntRange(min=1),
               help=help_for("workers"))
 @click.option("--log-level", default=default_for("log_level"), show_default=True,
@@ -63,7 +65,8 @@ def proxy(upstreams: tuple[tuple[str, str], ...], db: str | None, key_file: str 
 
     Group calls into runs with the headers X-Agent-Trace-Id (or W3C traceparent), X-Agent-Name and
     X-Agent-Tags; report outcomes with POST /agent-tracer/v1/traces/ID/feedback. GET /healthz and
-    GET /metrics (Prometheus) are the proxy's own.
+    GET /metrics (Prometheus) are the proxy's own. With --routes, the model names a routes file
+    lists are answered by their primary with a fallback (see `agent-tracer routes --help`).
     """
     from agent_tracer.config import TracerConfig
     from agent_tracer.errors import AgentTracerError

@@ -52,7 +52,11 @@ from agent_tracer.feedback import feedback_row
 from agent_tracer.proxy.auth import CREDENTIAL_HEADERS, KeyCheck
 from agent_tracer.proxy.config import DEFAULT_UPSTREAMS, ProxyConfig
 from agent_tracer.proxy.metrics import Metrics
-from agent_tracer.proxy.runs import RUN_HEADERS, run_from_headers
+from agent_tracer.proxy.router import Router
+from agent_tracer.proxy import routes as routes_module
+from agent_tracer.proxy.routes import RoutesFile
+from agent_tracer.proxy.runs import Run, run_from_headers
+from agent_tracer.proxy.wire import NOT_FORWARDED, TRACE_ID_RESPONSE_HEADER, passed_back, reason_text, upstream_url
 from agent_tracer.records import FeedbackPayload
 from agent_tracer.recorder import CallRecorder
 from agent_tracer.run_ids import trace_id_for
@@ -71,28 +75,7 @@ CLIENT_GONE = 499
 
 OWN_PATHS = ("/healthz", "/metrics")
 OWN_PREFIX = "/agent-tracer/"
-TRACE_ID_RESPONSE_HEADER = b"x-agent-trace-id"
 FEEDBACK_FIELDS = frozenset({"outcome", "rating", "comment", "label"})
-
-_HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-})
-_NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length"} | RUN_HEADERS
-"""Request headers the proxy's client sets itself (host, content-length), per hop, or for the proxy."""
-_NOT_PASSED_BACK = frozenset(h.encode() for h in _HOP_BY_HOP | {"content-length"})
-"""Response headers the proxy's server sets itself: the body goes back chunked, so that a body
-that breaks half-way can still be ended cleanly for the client."""
-
-
-def upstream_url(base: str, path: str, query: str) -> str:
-    """The base URL plus the request path and query. A base that already ends in the path's
-    first segments (`http://vllm:8000/v1` and `/v1/chat/completions`) is not doubled."""
-    base = base.rstrip("/")
-    base_path = urlsplit(base).path
-    if base_path and (path == base_path or path.startswith(base_path + "/")):
-        base = base[: len(base) - len(base_path)]
-    return f"{base}{path}?{query}" if query else f"{base}{path}"
 
 
 def api_for(path: str, codec: Codec | None) -> str:
@@ -157,11 +140,20 @@ class _Exchange:
         if self.watcher is not None:
             self.watcher.cancel()
 
+    def cancelled(self, recorder: CallRecorder | None) -> None:
+        """Record the call this exchange was cut off in: the client left, or the proxy is stopping."""
+        if recorder is not None:
+            if self.client_gone:
+                recorder.finish_safely(INCOMPLETE, "the client disconnected")
+            else:
+                recorder.finish_safely(FAILED, "the proxy stopped")
+
 
 class Proxy:
     """The state behind one app: settings, the runtime that records, the shared upstream client."""
 
-    def __init__(self, config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None) -> None:
+    def __init__(self, config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None,
+                 routes: RoutesFile | None = None) -> None:
         self.config = config
         self.upstreams = config.upstreams
         self.proxies = {api: env_proxy(url) for api, url in config.upstreams.items()}
@@ -170,16 +162,22 @@ class Proxy:
         self.max_body = config.max_request_bytes
         self.metrics = Metrics(runtime.stats.snapshot, config.metrics_dir)
         self.session: aiohttp.ClientSession | None = None
+        self.router = Router(self, routes) if routes is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.session = new_session(self.config.timeout_s)
-        saver = asyncio.get_running_loop().create_task(self._save_metrics()) if self.config.metrics_dir else None
+        loop = asyncio.get_running_loop()
+        saver = loop.create_task(self._save_metrics()) if self.config.metrics_dir else None
+        watcher = loop.create_task(self.router.routes.watch()) if self.router is not None else None
         try:
             yield
         finally:
-            if saver is not None:
-                saver.cancel()
+            for task in (saver, watcher):
+                if task is not None:
+                    task.cancel()
+            if self.router is not None:
+                await self.router.stop()
             await self.session.close()
             self.session = None
             if runtime_module.current() is self.runtime:  # write what is queued before the process ends
@@ -252,7 +250,7 @@ class Proxy:
         exchange = _Exchange(receive)
         recorder: CallRecorder | None = None
         content: bytes | AsyncIterator[bytes] | None
-        forwarded = {name: value for name, value in headers.items() if name not in _NOT_FORWARDED}
+        forwarded = {name: value for name, value in headers.items() if name not in NOT_FORWARDED}
         if codec is not None:
             try:
                 content = await _read_body(receive, headers.get("content-length"), self.max_body)
@@ -269,9 +267,12 @@ class Proxy:
             if not isinstance(parsed, dict):
                 return await _send_error(send, api, 400, "The request body is not a JSON object.", "invalid_json")
             run = run_from_headers(headers)
+            exchange.watch()
+            route = self.router.route_for(scope["path"], parsed) if self.router is not None else None
+            if route is not None:
+                return await self._routed(send, exchange, route, parsed, forwarded, run)
             recorder = new_recorder(self.runtime, codec, url, content, source="proxy",
                                     context=run.context, labels=run.labels)
-            exchange.watch()
         elif "content-length" in headers or "transfer-encoding" in headers:
             content = _stream_body(exchange)  # starts the watch once the body is through
             if "content-length" in headers:
@@ -287,20 +288,31 @@ class Proxy:
         try:
             return await self._exchange(send, exchange, scope["method"], url, forwarded, content, recorder, api)
         except asyncio.CancelledError:
+            exchange.cancelled(recorder)
             if not exchange.client_gone:  # the server is stopping
-                if recorder is not None:
-                    recorder.finish_safely(FAILED, "the proxy stopped")
                 raise
-            if recorder is not None:
-                recorder.finish_safely(INCOMPLETE, "the client disconnected")
+            return CLIENT_GONE
+        finally:
+            exchange.finish()
+
+    async def _routed(self, send: Send, exchange: _Exchange, route: routes_module.Route, body: dict[str, Any],
+                      headers: dict[str, str], run: Run) -> int:
+        """A request for a routed model name, answered by the router (which records its calls)."""
+        assert self.router is not None
+        try:
+            return await self.router.answer(send, exchange, route, body, headers, run)
+        except asyncio.CancelledError:
+            if not exchange.client_gone:
+                raise
             return CLIENT_GONE
         finally:
             exchange.finish()
 
     async def _exchange(self, send: Send, exchange: _Exchange, method: str, url: str, headers: dict[str, str],
                         content: bytes | AsyncIterator[bytes] | None, recorder: CallRecorder | None,
-                        api: str) -> int:
-        """Send upstream, pass the answer back; returns the status the client got."""
+                        api: str, extra_headers: tuple[tuple[bytes, bytes], ...] = ()) -> int:
+        """Send upstream, pass the answer back (with `extra_headers` added); returns the status
+        the client got."""
         assert self.session is not None, "the app's lifespan has not started"
         try:
             upstream = await self.session.request(method, URL(url, encoded=True), headers=headers, data=content,
@@ -313,20 +325,21 @@ class Proxy:
             if isinstance(exc, TimeoutError):
                 self.metrics.upstream_error(api, "timeout")
                 return await self._fault(send, recorder, exc, api, 504,
-                                         f"The upstream API did not answer in time ({_reason(exc)}).",
+                                         f"The upstream API did not answer in time ({reason_text(exc)}).",
                                          "upstream_timeout")
             self.metrics.upstream_error(api, "unreachable")
             return await self._fault(send, recorder, exc, api, 502,
-                                     f"The upstream API is unreachable ({_reason(exc)}).", "upstream_unreachable")
+                                     f"The upstream API is unreachable ({reason_text(exc)}).", "upstream_unreachable")
         status = upstream.status
         if status == 429 or status >= 500:
             self.metrics.upstream_error(api, "http_429" if status == 429 else "http_5xx")
         ending, error = INCOMPLETE, "the client disconnected"
         try:
-            response_headers = [(k, v) for k, v in upstream.raw_headers if k.lower() not in _NOT_PASSED_BACK]
+            response_headers = passed_back(upstream.raw_headers)
             if recorder is not None:
                 start_response(self.runtime, recorder, httpx, status, upstream.headers)
                 response_headers.append((TRACE_ID_RESPONSE_HEADER, recorder.trace_id.encode()))
+            response_headers.extend(extra_headers)
             await send({"type": "http.response.start", "status": status, "headers": response_headers})
             try:
                 async for chunk in upstream.content.iter_any():
@@ -337,7 +350,7 @@ class Proxy:
             except (aiohttp.ClientError, TimeoutError) as exc:  # the upstream body broke: end it cleanly
                 ending, error = FAILED, exc
                 self.metrics.upstream_error(api, "broken_body")
-                logger.warning("agent-tracer proxy: upstream body broke (%s)", _reason(exc))
+                logger.warning("agent-tracer proxy: upstream body broke (%s)", reason_text(exc))
             exchange.finished = True  # the server reports a disconnect after the last byte
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return status
@@ -441,11 +454,6 @@ async def _send_error(send: Send, api: str, status: int, message: str, code: str
     return status
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 class ProxyApp:
     """The ASGI app: the proxy's own paths and the lifespan go to a Starlette app, every other
     HTTP request is forwarded."""
@@ -469,13 +477,15 @@ class ProxyApp:
             await self.own(scope, receive, send)
 
 
-def create_app(config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None) -> ProxyApp:
-    """The proxy app for `config`. When `runtime` is the process's active one, the app's shutdown
-    stops it (so everything recorded is written before the process ends)."""
-    proxy = Proxy(config, runtime, keys)
+def create_app(config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None,
+               routes: RoutesFile | None = None) -> ProxyApp:
+    """The proxy app for `config`, answering the model names in `routes` through the router.
+    When `runtime` is the process's active one, the app's shutdown stops it (so everything
+    recorded is written before the process ends)."""
+    proxy = Proxy(config, runtime, keys, routes)
     app = ProxyApp(proxy)
     app.state.proxy = proxy
     return app
 
 
-__all__ = ["DEFAULT_UPSTREAMS", "Proxy", "ProxyApp", "create_app", "error_response", "upstream_url"]
+__all__ = ["DEFAULT_UPSTREAMS", "Proxy", "ProxyApp", "create_app", "error_response"]

@@ -44,6 +44,11 @@ class ProxyConfig:
                           "proxy sends its own OPENAI_API_KEY / ANTHROPIC_API_KEY upstream."},
     )
     key_file: str | None = field(default=None, metadata={"help": "File of client keys, one a line (--require-key)."})
+    routes_file: str | None = field(
+        default=None,
+        metadata={"help": "A routes YAML file: model names answered by a tuned primary with a frontier fallback "
+                          "(see `agent-tracer routes --help`); edits apply without a restart."},
+    )
     workers: int = field(default=1, metadata={"help": "Server processes sharing the port."})
     log_level: str = field(default="warning", metadata={"help": "uvicorn's log level."})
     metrics_dir: str | None = field(

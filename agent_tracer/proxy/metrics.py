@@ -4,6 +4,9 @@
     agent_tracer_proxy_request_duration_seconds{api}           arrival to the end of the answer's body
     agent_tracer_proxy_upstream_errors_total{api,reason}       unreachable, timeout, broken_body,
                                                                http_429, http_5xx
+    agent_tracer_proxy_routed_total{route,answered_by,reason}  routed calls (`--routes`): answered by
+                                                               primary or fallback (and shadow calls
+                                                               made), with the fallback reason
     agent_tracer_proxy_requests_in_flight                      being answered now
     agent_tracer_spans_total{stage}                            the store writer's counts: captured,
                                                                written, retried, spilled, dropped,
@@ -41,6 +44,7 @@ class Metrics:
         self._directory = Path(directory) if directory else None
         self.requests: dict[tuple[str, bool, int], int] = defaultdict(int)
         self.upstream_errors: dict[tuple[str, str], int] = defaultdict(int)
+        self.routes: dict[tuple[str, str, str], int] = defaultdict(int)
         self.durations: dict[str, list[float]] = {}
         """api → per-bucket counts (len(BUCKETS) + 1, the last for +Inf), then sum, then count."""
         self.in_flight = 0
@@ -60,6 +64,11 @@ class Metrics:
     def upstream_error(self, api: str, reason: str) -> None:
         self.upstream_errors[(api, reason)] += 1
 
+    def routed(self, route: str, answered_by: str, reason: str) -> None:
+        """A routed call answered by "primary" or "fallback" (or a "shadow" call made); `reason`
+        is the fallback reason, "" for none."""
+        self.routes[(route, answered_by, reason)] += 1
+
     # -- sharing between workers
 
     def snapshot(self) -> dict[str, Any]:
@@ -67,6 +76,7 @@ class Metrics:
             "pid": os.getpid(),
             "requests": [[api, recorded, code, n] for (api, recorded, code), n in self.requests.items()],
             "upstream_errors": [[api, reason, n] for (api, reason), n in self.upstream_errors.items()],
+            "routed": [[*key, n] for key, n in self.routes.items()],
             "durations": {api: list(counts) for api, counts in self.durations.items()},
             "in_flight": self.in_flight,
             "spans": self._stats(),
@@ -104,6 +114,7 @@ class Metrics:
         """All workers' totals in the Prometheus text format (version 0.0.4)."""
         requests: dict[tuple[str, bool, int], int] = defaultdict(int)
         errors: dict[tuple[str, str], int] = defaultdict(int)
+        routed: dict[tuple[str, str, str], int] = defaultdict(int)
         durations: dict[str, list[float]] = {}
         spans: dict[str, int] = defaultdict(int)
         in_flight = 0
@@ -112,6 +123,8 @@ class Metrics:
                 requests[(api, recorded, code)] += n
             for api, reason, n in snapshot["upstream_errors"]:
                 errors[(api, reason)] += n
+            for route, answered_by, reason, n in snapshot.get("routed", ()):
+                routed[(route, answered_by, reason)] += n
             for api, counts in snapshot["durations"].items():
                 total = durations.setdefault(api, [0.0] * len(counts))
                 for i, value in enumerate(counts):
@@ -139,6 +152,11 @@ class Metrics:
                 "Upstream failures: unreachable, timeout, broken_body, http_429, http_5xx.")
         for (api, reason), n in sorted(errors.items()):
             out.append(f'agent_tracer_proxy_upstream_errors_total{{api="{api}",reason="{reason}"}} {n}')
+        _family(out, "agent_tracer_proxy_routed_total", "counter",
+                "Routed calls by route, by who answered (primary, fallback; shadow calls made) and fallback reason.")
+        for (route, answered_by, reason), n in sorted(routed.items()):
+            out.append(f'agent_tracer_proxy_routed_total{{route="{_label(route)}",answered_by="{answered_by}",'
+                       f'reason="{reason}"}} {n}')
         _family(out, "agent_tracer_proxy_requests_in_flight", "gauge", "Requests being answered now.")
         out.append(f"agent_tracer_proxy_requests_in_flight {in_flight}")
         _family(out, "agent_tracer_spans_total", "counter",
@@ -152,6 +170,11 @@ class Metrics:
 def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
     out.append(f"# HELP {name} {help_text}")
     out.append(f"# TYPE {name} {kind}")
+
+
+def _label(value: str) -> str:
+    """A label value escaped as the exposition format asks (route names come from a user's file)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _le(bound: float) -> str:

@@ -19,6 +19,7 @@ endpoint maps ids the same way, so an agent reports outcomes with the id it sent
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -108,3 +109,9 @@ def _parse_traceparent(value: str | None) -> tuple[int, int] | None:
 def _remote_parent(trace_id: int, span_id: int) -> Context:
     span_context = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
     return trace.set_span_in_context(NonRecordingSpan(span_context))
+
+
+def new_run_context() -> Context:
+    """A trace of its own for calls that belong together without a run named by the client (a
+    primary's call and its fallback's): siblings under one id standing for the request."""
+    return _remote_parent(random.getrandbits(128) or 1, random.getrandbits(64) or 1)

@@ -8,6 +8,7 @@ store, and they share their metrics through files in a temporary folder.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 from dataclasses import replace
@@ -17,6 +18,7 @@ from agent_tracer.config import TracerConfig
 from agent_tracer.proxy.app import ProxyApp, create_app
 from agent_tracer.proxy.auth import KeyCheck, load_client_keys, load_upstream_keys
 from agent_tracer.proxy.config import ProxyConfig, export_settings, settings_from_environment
+from agent_tracer.proxy.routes import RoutesFile, checked_routes, describe_routes, load_routes
 from agent_tracer.store.engine import redact
 
 logger = logging.getLogger("agent_tracer.proxy")
@@ -29,7 +31,8 @@ store is written after that, within the tracer's own shutdown time-out."""
 def build_app(config: ProxyConfig, db: str) -> ProxyApp:
     """The app for this process, recording through the process's runtime (started here)."""
     keys = KeyCheck(load_client_keys(config.key_file), load_upstream_keys()) if config.require_key else None
-    return create_app(config, runtime.start(TracerConfig(db=db), instrument=False), keys)
+    routes = RoutesFile(config.routes_file, load_routes(config.routes_file)) if config.routes_file else None
+    return create_app(config, runtime.start(TracerConfig(db=db), instrument=False), keys, routes)
 
 
 def app_from_environment() -> ProxyApp:
@@ -47,8 +50,12 @@ def describe(config: ProxyConfig, db: str) -> str:
     else:
         keys = "clients' own API keys forwarded"
     workers = f", {config.workers} workers" if config.workers > 1 else ""
-    return (f"agent-tracer proxy on http://{config.host}:{config.port} → {upstreams}\n"
-            f"  recording into {redact(db)}; {keys}{workers}")
+    lines = [f"agent-tracer proxy on http://{config.host}:{config.port} → {upstreams}",
+             f"  recording into {redact(db)}; {keys}{workers}"]
+    if config.routes_file:
+        lines.append(f"  routes from {config.routes_file} (reloaded on change):")
+        lines.extend(f"    {line}" for line in describe_routes(load_routes(config.routes_file)))
+    return "\n".join(lines)
 
 
 def serve(config: ProxyConfig, db: str) -> None:
@@ -58,6 +65,8 @@ def serve(config: ProxyConfig, db: str) -> None:
 
     if config.require_key:
         load_client_keys(config.key_file)  # fail here, once, rather than in every worker
+    if config.routes_file:
+        asyncio.run(checked_routes(config.routes_file))  # an unreachable endpoint is refused at start-up
     options = dict(host=config.host, port=config.port, log_level=config.log_level, access_log=False,
                    server_header=False, date_header=False, lifespan="on",
                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

@@ -133,6 +133,12 @@ def m001_initial(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+@migration
+def m002_fallback_reason(conn: Connection) -> None:
+    """llm_calls.fallback_reason: why the proxy's router asked the fallback."""
+    conn.execute(sa.text("ALTER TABLE llm_calls ADD COLUMN fallback_reason VARCHAR"))
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 """How many migrations this agent-tracer knows: the schema version it writes."""
 

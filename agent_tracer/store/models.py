@@ -88,6 +88,9 @@ class LLMCall(SQLModel, table=True):
     tool_names: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     route: str | None = None
     """"primary", "fallback" or "shadow" when the call went through the proxy's router."""
+    fallback_reason: str | None = None
+    """Why the router's fallback answered (on both the refused primary call and the fallback's),
+    or why a shadow call's answer would have been refused: see `proxy/router.py`."""
     endpoint: str | None = None
     started_at: datetime | None = Field(default=None, index=True, sa_type=DateTime)
     ended_at: datetime | None = Field(default=None, sa_type=DateTime)

@@ -23,6 +23,13 @@ several may be joined with commas, e.g. `stall:0.2,parallel_tools`:
     cut                  a stream stops after a few events without its terminating chunk; a plain
                          answer declares a longer content-length than it sends; then the socket closes
     slow_stream:SECONDS  wait that long between stream events
+    empty                no text and no tool call
+    tool_text            a `<tool_call>` block that never closes, as text
+    bad_tool:KIND        (with tools) the call names a tool the request lacks (unknown), has
+                         arguments that are not JSON (json), or lacks required ones (schema)
+
+`FakeUpstream(scenario=...)` sets the scenario for requests without the header (a primary that
+always fails, say, behind a proxy that forwards the same headers to its fallback).
 
 Token usage is deterministic: input = whitespace-separated words of every message text (system and
 instructions included), output = words of the answer text plus `len(arguments) // 4 + 1` per call.
@@ -114,7 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         api = "anthropic" if path == "/v1/messages" else "openai"
         try:
-            scenario = Scenario.parse(headers.get(SCENARIO_HEADER))
+            scenario = Scenario.parse(headers.get(SCENARIO_HEADER) or self.server.upstream.scenario)
         except ValueError as exc:
             return self._send_error(api, 400, str(exc))
         if scenario.stall:
@@ -275,9 +282,11 @@ class FakeUpstream:
             assert upstream.requests[-1]["path"] == "/v1/chat/completions"
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, scenario: str | None = None) -> None:
         self.host = host
         self.port = port
+        self.scenario = scenario
+        """The scenario of requests that name none (may be changed while serving)."""
         self.requests: list[dict[str, Any]] = []
         """Every request received, in arrival order: {"method", "path" (as sent, query included),
         "headers" (lower-case names, credentials included), "json" (the parsed body, or None)}."""

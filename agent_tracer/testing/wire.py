@@ -11,7 +11,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 SCENARIO_HEADER = "x-fake-scenario"
@@ -50,6 +50,7 @@ class Scenario:
     stall: float = 0.0
     cut: bool = False
     slow_stream: float = 0.0
+    bad_tool: str | None = None
 
     @classmethod
     def parse(cls, header: str | None) -> Scenario:
@@ -60,8 +61,10 @@ class Scenario:
             name = name.lower()
             if not name:
                 continue
-            if name in ("auto", "text", "parallel_tools") and not arg:
+            if name in ("auto", "text", "parallel_tools", "empty", "tool_text") and not arg:
                 fields["mode"] = name
+            elif name == "bad_tool" and arg in BAD_TOOL_KINDS:
+                fields["bad_tool"] = arg
             elif name == "cut" and not arg:
                 fields["cut"] = True
             elif name == "error":
@@ -243,10 +246,10 @@ def decide_answer(view: _View, body: dict[str, Any], scenario: Scenario, call_pr
     if scenario.mode == "parallel_tools" and tools:
         picked = [tools[0], tools[1] if len(tools) > 1 else tools[0]]
         text: str | None = echo
-    elif scenario.mode == "auto" and tools and not after_tools:
+    elif (scenario.mode == "auto" or scenario.bad_tool) and tools and not after_tools:
         picked, text = [tools[0]], None
     else:
-        picked, text = [], echo
+        picked, text = [], {"empty": "", "tool_text": '<tool_call>{"name": "unfinished'}.get(scenario.mode, echo)
     calls = [
         _Call(
             name=name,
@@ -256,6 +259,8 @@ def decide_answer(view: _View, body: dict[str, Any], scenario: Scenario, call_pr
         )
         for name, schema in picked
     ]
+    if calls and scenario.bad_tool:
+        calls[0] = _bad_call(calls[0], scenario.bad_tool)
     output_tokens = (len(text.split()) if text else 0) + sum(len(c.arguments) // 4 + 1 for c in calls)
     return _Answer(
         model=str(body.get("model") or "fake-model"),
@@ -264,6 +269,17 @@ def decide_answer(view: _View, body: dict[str, Any], scenario: Scenario, call_pr
         input_tokens=_count_words(view.texts),
         output_tokens=output_tokens,
     )
+
+
+BAD_TOOL_KINDS = ("unknown", "json", "schema")
+"""`bad_tool:KIND`: the first call names a tool the request lacks, has arguments that are not
+JSON, or has arguments missing the tool's required properties."""
+
+
+def _bad_call(call: _Call, kind: str) -> _Call:
+    if kind == "unknown":
+        return replace(call, name=f"not_{call.name}")
+    return replace(call, arguments="{not json" if kind == "json" else "{}")
 
 
 def _text_pieces(text: str) -> list[str]:

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from agent_tracer import runtime
 from agent_tracer.cli import main
 from agent_tracer.config import TracerConfig
-from agent_tracer.proxy.app import env_proxy, upstream_url
+from agent_tracer.proxy.app import env_proxy
+from agent_tracer.proxy.wire import upstream_url
 
 
 @pytest.mark.parametrize(

@@ -14,20 +14,24 @@ from sqlmodel import SQLModel
 
 from agent_tracer.errors import ConfigError, SchemaError, StoreError
 from agent_tracer.store import TraceStore
-from agent_tracer.store.engine import create_engine, parse_url, sqlite_path
-from agent_tracer.store.migrations import MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION, applied_migrations, migrate
-from agent_tracer.store.models import TABLE_MODELS
+from agent_tracer.store.engine import create_engine, parse_url, sqlite_path, writer
+from agent_tracer.store.migrations import (MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION, _migrations_table,
+                                           applied_migrations, migrate)
+from agent_tracer.store.models import TABLE_MODELS, utcnow
+
+
+ALL = ["m001_initial", "m002_fallback_reason"]
 
 
 def test_a_fresh_database_gets_every_migration_once(store_url):
     engine = create_engine(store_url)
     try:
-        assert migrate(engine) == [item.name for item in MIGRATIONS] == ["m001_initial"]
+        assert migrate(engine) == [item.name for item in MIGRATIONS] == ALL
         assert migrate(engine) == []  # re-run: nothing to do
         with engine.connect() as conn:
-            assert applied_migrations(conn) == ["m001_initial"]
+            assert applied_migrations(conn) == ALL
             rows = conn.execute(sa.text(f"SELECT name, applied_at FROM {MIGRATIONS_TABLE}")).all()
-        assert len(rows) == 1 and rows[0][0] == "m001_initial" and rows[0][1] is not None
+        assert sorted(name for name, _ in rows) == ALL and all(applied_at is not None for _, applied_at in rows)
     finally:
         engine.dispose()
     store = TraceStore(store_url)
@@ -35,8 +39,24 @@ def test_a_fresh_database_gets_every_migration_once(store_url):
     store.close()
 
 
+def test_a_store_of_the_first_schema_is_upgraded_and_keeps_its_rows(tmp_path):
+    """A store written before the router existed gains llm_calls.fallback_reason; its calls stay."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with writer(engine).begin() as conn:
+        _migrations_table.create(conn)
+        MIGRATIONS[0].apply(conn)
+        conn.execute(_migrations_table.insert().values(name="m001_initial", applied_at=utcnow()))
+        conn.execute(sa.text("INSERT INTO llm_calls (id, trace_id, streamed, status, has_tool_calls) "
+                             "VALUES ('c1', 't1', 0, 'ok', 0)"))
+    assert migrate(engine) == ["m002_fallback_reason"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT id, fallback_reason FROM llm_calls")).all() == [("c1", None)]
+    engine.dispose()
+
+
 def test_the_migrated_schema_matches_the_models(store):
-    """m001 spells the schema out (frozen); the models must agree with it."""
+    """The migrations spell the schema out (frozen); the models must agree with it."""
     inspector = sa.inspect(store.engine)
     for model in TABLE_MODELS.values():
         table = model.__table__
@@ -91,7 +111,7 @@ def test_processes_migrating_at_once(store_url):
     ]
     results = [process.communicate(timeout=60) for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0], [err for _, err in results]
-    assert sorted(out.strip() for out, _ in results) == ["-", "-", "m001_initial"]
+    assert sorted(out.strip() for out, _ in results) == ["-", "-", ",".join(ALL)]
     store = TraceStore(store_url)
     assert store.schema_version() == SCHEMA_VERSION
     store.close()
