@@ -289,8 +289,12 @@ class _Answer:
 
     async def _next_chunk(self) -> bytes:
         assert self.response is not None
+        content = self.response.content
         try:
-            chunk = await self._within(self.response.content.readany(), first_token=not self.first_token)
+            # What has arrived already is taken as it is: a timed wait (a task each) only when waiting.
+            chunk = content.read_nowait()
+            if not chunk and not content.at_eof():
+                chunk = await self._within(content.readany(), first_token=not self.first_token)
         except aiohttp.ClientError as exc:
             raise _Refused("broken_answer", reason_text(exc)) from None
         if not chunk:
