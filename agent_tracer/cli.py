@@ -12,7 +12,9 @@ import importlib
 import click
 
 SUBCOMMANDS: dict[str, str] = {
+    "cost": "trainer.commands.cost:cost",
     "dataset": "trainer.commands.dataset:dataset",
+    "eval": "trainer.commands.eval:eval_command",
     "proxy": "agent_tracer.commands.proxy:proxy",
     "quickstart": "agent_tracer.commands.quickstart:quickstart",
     "routes": "agent_tracer.commands.routes:routes",

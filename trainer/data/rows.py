@@ -76,11 +76,11 @@ def example_from(conversation: Conversation) -> Example:
     return Example(trl_messages(conversation.messages), trl_tools(conversation.tools), conversation.trace_id)
 
 
-def trl_messages(messages: list[Message]) -> list[Message]:
+def trl_messages(messages: list[Message], *, answered: bool = True) -> list[Message]:
     """Canonical messages in TRL's form. Raises `NotTrainable` for content that is not text
-    (images, audio), tool arguments that are not a JSON object, or a conversation whose last
-    message is not the assistant's."""
-    if not messages or messages[-1].get("role") != "assistant":
+    (images, audio), tool arguments that are not a JSON object, or (`answered`, a training row)
+    a conversation whose last message is not the assistant's; a prompt to serve is not answered yet."""
+    if not messages or (answered and messages[-1].get("role") != "assistant"):
         raise NotTrainable("does not end with an assistant message")
     names: dict[str, str] = {}
     out: list[Message] = []

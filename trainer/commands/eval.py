@@ -1,0 +1,120 @@
+"""`agent-tracer eval`: eval cases against endpoints side by side, graded, with a report.
+
+    agent-tracer eval --cases eval.jsonl --endpoint tuned=http://127.0.0.1:8001/v1 \\
+        --endpoint frontier=https://api.openai.com/v1,model=gpt-4o-mini,key_env=OPENAI_API_KEY --report report/
+    agent-tracer eval --from-store --split eval --manifest sft.manifest.json --endpoint …
+    agent-tracer eval --cases bfcl:simple_python --endpoint …
+
+The case format is in `trainer.evaluate.cases`, the endpoint options in `trainer.evaluate.endpoints`
+(both also in `--help`). Prints a short table (`--json`: every figure as JSON) and writes
+results.jsonl and report.md into `--report`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from agent_tracer.commands.traces import db_option, json_option
+from trainer.evaluate.runner import RunConfig
+
+_TYPES = {"concurrency": click.IntRange(min=1), "temperature": click.FloatRange(min=0),
+          "max_tokens": click.IntRange(min=1), "timeout": click.FloatRange(min=0, min_open=True),
+          "retries": click.IntRange(min=0), "down_after": click.IntRange(min=1)}  # fmt: skip
+
+
+def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """An option per `RunConfig` field, with its default and help."""
+    for item in reversed(dataclasses.fields(RunConfig)):
+        flag = "--" + item.name.replace("_", "-")
+        command = click.option(flag, item.name, type=_TYPES[item.name], default=item.default,
+                               show_default=item.default is not None, help=item.metadata["help"])(command)
+    return command
+
+
+@click.command("eval")
+@click.option("--cases", "specs", multiple=True, metavar="FILE",
+              help="Case file (JSONL), BFCL question file, or bfcl:CATEGORY (e.g. bfcl:simple_python, "
+                   "bfcl:live_multiple). Repeatable.")  # fmt: skip
+@click.option("--from-store", is_flag=True, help="Cases from the store's held-out traces (see --split).")
+@click.option("--split", type=click.Choice(["eval", "held-out"]), default="eval", show_default=True,
+              help="eval: the traces a dataset build held out (listed in --manifest); held-out: traces "
+                   "tagged held-out (imported BFCL live_* questions).")  # fmt: skip
+@click.option("--manifest", default="sft.manifest.json", show_default=True, type=click.Path(dir_okay=False),
+              help="The dataset manifest naming the eval traces (agent-tracer dataset sft writes it).")
+@click.option("--endpoint", "endpoints", multiple=True, required=True, metavar="NAME=URL[,OPTION=VALUE…]",
+              help="An OpenAI-compatible endpoint; options: model=M, key_env=ENV (the variable holding "
+                   "its API key), price_in=USD, price_out=USD (per 1K tokens), safe_names=true. Repeatable.")
+@_run_options
+@click.option("--prices", type=click.Path(exists=True, dir_okay=False),
+              help="Price table, JSON or YAML: {model: {input: USD, output: USD}} per 1K tokens, over the defaults.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases.")
+@click.option("--report", default="eval-report", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for results.jsonl and report.md.")
+@click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Failures shown per endpoint in the report.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@db_option
+@json_option
+def eval_command(specs: tuple[str, ...], from_store: bool, split: str, manifest: str, endpoints: tuple[str, ...],
+                 prices: str | None, limit: int | None, report: str, worst: int, progress: bool, db: str | None,
+                 as_json: bool, **run: Any) -> None:
+    """Send eval cases to each endpoint, grade the answers, report the metrics side by side.
+
+    \b
+    A case file holds one JSON object a line:
+      {"id": "weather-1",
+       "messages": [{"role": "user", "content": "Weather in Paris?"}],
+       "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {...}}}],
+       "expected": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"},
+                                    "allowed": {"unit": ["celsius", ""]}}],
+                    "answer": {"contains": ["Paris"], "fields": {"temp_c": [21, 21.5]}}},
+       "format": {"json": true, "schema": {...}, "max_length": 2000}}
+    "arguments" are exact values, "allowed" lists acceptable values ("" = may be left out); an
+    empty tool_calls list means no call is right. Calls are matched by BFCL's AST rules, in any
+    order. A line that is not a case is named (FILE:LINE) and skipped.
+    """
+    from agent_tracer.errors import AgentTracerError
+    from trainer.evaluate.cases import load_cases
+    from trainer.evaluate.endpoints import endpoints_from, load_prices
+    from trainer.evaluate.evaluation import evaluate
+
+    def warn(message: str) -> None:
+        click.echo(f"skipped {message}", err=True)
+
+    try:
+        endpoint_list = endpoints_from(endpoints)
+        table = load_prices(prices)
+        if from_store:
+            from agent_tracer.commands.traces import open_store
+
+            with open_store(db) as store:
+                cases = load_cases(specs, store=store, split=split, manifest=manifest, limit=limit, warn=warn)
+        else:
+            cases = load_cases(specs, limit=limit, warn=warn)
+        bar = _bar(len(cases) * len(endpoint_list)) if progress else None
+        try:
+            result = evaluate(cases, endpoint_list, RunConfig(**run), table,
+                              on_row=(lambda row: bar.update(1)) if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
+    except AgentTracerError as exc:
+        raise click.ClickException(str(exc)) from None
+    written = result.write(report, worst)
+    if as_json:
+        click.echo(json.dumps({**result.to_dict(), "files": {k: str(v) for k, v in written.items()}}, indent=2,
+                              default=str))
+    else:
+        click.echo(result.table())
+        click.echo(f"\nwrote {', '.join(str(path) for path in written.values())}")
+
+
+def _bar(total: int) -> Any:
+    from agent_tracer.commands.traces import progress_bar
+
+    return progress_bar("evaluating", " requests", total)

@@ -1,0 +1,75 @@
+"""`evaluate(cases, endpoints)`: the cases sent to every endpoint, graded and summarised.
+
+    from trainer.evaluate import evaluate
+
+    result = evaluate("bfcl:simple_python", {"tuned": "http://127.0.0.1:8001/v1",
+                                             "base": "http://127.0.0.1:8002/v1"})
+    print(result.table())                  # the short table the CLI prints
+    result.write("report/")                # results.jsonl and report.md
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer.evaluate.cases import Case, load_cases
+from trainer.evaluate.endpoints import Endpoint, endpoints_from, load_prices
+from trainer.evaluate.metrics import Summary, summarise
+from trainer.evaluate.runner import Row, RunConfig, run_cases
+
+
+@dataclass
+class Evaluation:
+    cases: list[Case]
+    endpoints: list[Endpoint]
+    rows: list[Row]
+    """One per case × endpoint, in case order."""
+    summary: Summary
+    config: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary with what was evaluated, JSON-ready (for `--json`)."""
+        summary = self.summary.to_dict()
+        summary["endpoints"] = [{**endpoint.to_dict(), **figures}
+                                for endpoint, figures in zip(self.endpoints, summary["endpoints"])]
+        return {"cases": len(self.cases), "config": asdict(self.config), **summary}
+
+    def table(self) -> str:
+        from trainer.evaluate.report import stdout_table
+
+        return stdout_table(self)
+
+    def write(self, directory: str | Path, worst: int = 5) -> dict[str, Path]:
+        """The report files in `directory` (see `trainer.evaluate.report.WRITERS`)."""
+        from trainer.evaluate.report import write_report
+
+        return write_report(self, Path(directory), worst)
+
+
+async def evaluate_async(cases: Any, endpoints: Any, config: RunConfig | None = None,
+                         prices: str | Path | dict[str, tuple[float, float]] | None = None,
+                         on_row: Callable[[Row], None] | None = None) -> Evaluation:
+    """`evaluate` inside a running event loop."""
+    case_list = load_cases(cases)
+    endpoint_list = endpoints_from(endpoints)
+    config = config or RunConfig()
+    table = prices if isinstance(prices, dict) else load_prices(prices)
+    rows = await run_cases(case_list, endpoint_list, config, table, on_row)
+    summary = summarise(case_list, [endpoint.name for endpoint in endpoint_list], rows)
+    return Evaluation(case_list, endpoint_list, rows, summary, config)
+
+
+def evaluate(cases: Any, endpoints: Any, config: RunConfig | None = None,
+             prices: str | Path | dict[str, tuple[float, float]] | None = None,
+             on_row: Callable[[Row], None] | None = None) -> Evaluation:
+    """Send every case to every endpoint and grade the answers.
+
+    `cases`: `Case`s, case dicts, or case-file specs (a JSONL path, a BFCL file, `bfcl:<category>`;
+    see `trainer.evaluate.cases`). `endpoints`: {name: base URL}, `Endpoint`s or `NAME=URL,…`
+    strings (see `trainer.evaluate.endpoints`). `prices`: a price file or a {model: (input,
+    output)} table, USD per 1K tokens, over the defaults. `on_row` is told of each row as it ends."""
+    return asyncio.run(evaluate_async(cases, endpoints, config, prices, on_row))
