@@ -12,31 +12,25 @@ import json
 import click
 
 from agent_tracer.errors import ConfigError
-from agent_tracer.proxy.routes import describe_routes, load_routes, route_dict, unreachable
+from agent_tracer.proxy.routes import EXAMPLE, describe_routes, load_routes, route_dict, unreachable
 
 _FILE = click.argument("path", metavar="ROUTES_FILE", type=click.Path(dir_okay=False))
 
 
-@click.group()
+HELP = f"""Check and show a routes file for `agent-tracer proxy --routes FILE`.
+
+\b
+{EXAMPLE}
+fallback asks the primary first and the fallback when it fails (no connection, time-out,
+429/5xx) or answers badly (an unknown tool, arguments that are not JSON or miss the tool's
+schema, an empty answer); shadow answers from the fallback and records the primary's answer
+beside it; canary sends canary_percent of the calls to the primary first.
+"""
+
+
+@click.group(help=HELP)
 def routes() -> None:
-    """Check and show a routes file for `agent-tracer proxy --routes FILE`.
-
-    \b
-    routes:
-      support-agent:                  # the model name the agent sends
-        mode: fallback                # fallback | shadow | canary
-        primary:  {url: "http://127.0.0.1:8001/v1", model: tuned}
-        fallback: {url: "https://api.openai.com/v1", model: gpt-4o, api_key_env: OPENAI_API_KEY}
-        timeout_s: 10                 # the primary's whole answer (default 30)
-        first_token_timeout_s: 3      # a streamed answer's first token (default: timeout_s)
-        canary_percent: 10            # canary: the share of calls the primary answers
-        breaker: {failures: 5, cooldown_s: 30}
-
-    fallback asks the primary first and the fallback when it fails (no connection, time-out,
-    429/5xx) or answers badly (an unknown tool, arguments that are not JSON or miss the tool's
-    schema, an empty answer); shadow answers from the fallback and records the primary's answer
-    beside it; canary sends canary_percent of the calls to the primary first.
-    """
+    pass
 
 
 @routes.command()

@@ -1,16 +1,6 @@
 """The routes file: which model names the proxy answers from a tuned model, and what stands behind it.
 
-    routes:
-      support-agent:                  # the model name the agent sends
-        mode: fallback                # fallback | shadow | canary
-        primary:  {url: "http://127.0.0.1:8001/v1", model: tuned}
-        fallback: {url: "https://api.openai.com/v1", model: gpt-4o, api_key_env: OPENAI_API_KEY}
-        timeout_s: 10                 # the primary's whole answer (default 30)
-        first_token_timeout_s: 3      # a streamed primary answer's first token (default: timeout_s)
-        canary_percent: 10            # canary mode: the share of calls the primary answers
-        breaker: {failures: 5, cooldown_s: 30}
-
-Modes: `fallback` asks the primary first and the fallback when it fails or answers badly;
+Its shape is `EXAMPLE` below (also printed by `agent-tracer routes --help`). Modes: `fallback` asks the primary first and the fallback when it fails or answers badly;
 `shadow` answers from the fallback and sends the same request to the primary in the background,
 recording both; `canary` sends `canary_percent` of the calls down the fallback path's primary
 first, the rest straight to the fallback.
@@ -36,6 +26,18 @@ from urllib.parse import urlsplit
 from agent_tracer.errors import ConfigError
 
 logger = logging.getLogger("agent_tracer.proxy")
+
+EXAMPLE = """\
+routes:
+  support-agent:                  # the model name the agent sends
+    mode: fallback                # fallback | shadow | canary
+    primary:  {url: "http://127.0.0.1:8001/v1", model: tuned}
+    fallback: {url: "https://api.openai.com/v1", model: gpt-4o, api_key_env: OPENAI_API_KEY}
+    timeout_s: 10                 # the primary's whole answer (default 30)
+    first_token_timeout_s: 3      # a streamed answer's first token (default: timeout_s)
+    canary_percent: 10            # canary mode: the share of calls the primary answers
+    breaker: {failures: 5, cooldown_s: 30}
+"""
 
 MODES = ("fallback", "shadow", "canary")
 DEFAULT_TIMEOUT_S = 30.0

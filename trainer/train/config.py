@@ -104,7 +104,12 @@ class SFTRunConfig(TrainConfig):
                   "each other)."},
     )
     padding_free: bool = field(default=False, metadata={"help": "Concatenate the batch without padding "
-                                                       "(with FlashAttention only)."})
+                                                       "(with --packing; FlashAttention only)."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.padding_free and not self.packing:
+            raise ConfigError("padding_free needs packing on: without it TRL cannot hold rows to max_length")
 
 
 @dataclass

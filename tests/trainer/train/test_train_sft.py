@@ -122,3 +122,22 @@ def test_a_folder_that_is_not_a_run_is_never_emptied(sft_file, tiny_model_dir, t
     with pytest.raises(ConfigError, match="is not empty and holds no training run: choose another --out"):
         train_sft(config(sft_file, tmp_path, tiny_model_dir, max_steps=1), overwrite=True)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("options", [{"packing": True}, {"packing": True, "padding_free": True}],
+                         ids=["packing", "padding_free"])
+def test_packed_and_padding_free_batches_train_when_asked(sft_file, tiny_model_dir, tmp_path, options):
+    """On the CPU (no FlashAttention) they still run, as TRL allows; rows then may see each other,
+    which the options' help says: they are for GPUs."""
+    import yaml
+
+    out = tmp_path / "run"
+    summary = train_sft(config(sft_file, out, tiny_model_dir, max_steps=2, max_length=512, **options))
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert summary["steps"] == 2 and all(saved[name] is True for name in options)
+    assert (out / "adapter_model.safetensors").exists()
+
+
+def test_padding_free_without_packing_is_refused_before_training(sft_file, tiny_model_dir, tmp_path):
+    with pytest.raises(ConfigError, match="padding_free needs packing on"):
+        config(sft_file, tmp_path / "run", tiny_model_dir, padding_free=True)
