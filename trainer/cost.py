@@ -11,7 +11,10 @@ $5,000 fine-tune breaks even after 5,000 / 0.0095 × 1,000 ≈ 526 million token
 
 Daily tokens are the user's own, measured (`from_store`): input plus output tokens of the stored
 LLM calls, per UTC day, averaged over the days from the first to the last day with calls in the
-window (a quiet day inside it counts as zero, the days before recording began do not).
+window (a quiet day inside it counts as zero, the days before recording began do not). Calls the
+proxy's router made besides the answer are left out (shadow calls, and primary answers it refused
+before asking the fallback), so each agent request counts once; the tokens the tuned model itself
+answered (route "primary") are counted apart, for the savings already being made.
 """
 
 from __future__ import annotations
@@ -65,7 +68,15 @@ class CostBenefit:
     fine_tune: FineTuneCost
     daily_tokens: float | None = None
     daily_volume: list[dict[str, Any]] = field(default_factory=list)
-    """Per day measured: {"day", "input_tokens", "output_tokens"} (from the store)."""
+    """Per day measured: {"day", "input_tokens", "output_tokens", "tuned_tokens"} (from the store)."""
+
+    @property
+    def tuned_share(self) -> float | None:
+        """The share of the measured tokens the tuned model answered through the router; None
+        when nothing was measured or nothing was routed to it."""
+        total = sum(day["input_tokens"] + day["output_tokens"] for day in self.daily_volume)
+        tuned = sum(day.get("tuned_tokens", 0) for day in self.daily_volume)
+        return tuned / total if total and tuned else None
 
     @property
     def savings_per_1k(self) -> float:
@@ -94,7 +105,8 @@ class CostBenefit:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "fine_tune": {**asdict(self.fine_tune), "engineering": self.fine_tune.engineering},
                 "savings_per_1k": self.savings_per_1k, "break_even_tokens": self.break_even_tokens,
-                "break_even_days": self.break_even_days, "monthly_savings": self.monthly_savings}  # fmt: skip
+                "break_even_days": self.break_even_days, "monthly_savings": self.monthly_savings,
+                "tuned_share": self.tuned_share}  # fmt: skip
 
     def render(self) -> str:
         cost = self.fine_tune
@@ -119,6 +131,9 @@ class CostBenefit:
             if self.break_even_days is not None:
                 lines.append(f"break-even in {self.break_even_days:,.1f} days")
             lines.append(f"monthly savings ${self.monthly_savings:,.2f}")
+        if self.tuned_share is not None and self.monthly_savings is not None:
+            lines.append(f"the tuned model answered {self.tuned_share:.1%} of these tokens (route primary): "
+                         f"${self.monthly_savings * self.tuned_share:,.2f} a month saved at that share")
         return "\n".join(lines)
 
 
@@ -140,14 +155,19 @@ def daily_volume(store: Any, since: Any = None) -> tuple[float | None, list[dict
     from agent_tracer.store.store import parse_time
 
     day = sa.func.date(LLMCall.started_at)
+    tokens = sa.func.coalesce(LLMCall.input_tokens, 0) + sa.func.coalesce(LLMCall.output_tokens, 0)
+    answered_by_tuned = sa.case((LLMCall.route == "primary", tokens), else_=0)
+    route = sa.func.coalesce(LLMCall.route, "")  # NULL (not routed) must not make the filter NULL
+    extra = sa.or_(route == "shadow", sa.and_(route == "primary", LLMCall.fallback_reason.is_not(None)))
     query = (sa.select(day, sa.func.coalesce(sa.func.sum(LLMCall.input_tokens), 0),
-                       sa.func.coalesce(sa.func.sum(LLMCall.output_tokens), 0))
-             .where(LLMCall.started_at.is_not(None)).group_by(day).order_by(day))  # fmt: skip
+                       sa.func.coalesce(sa.func.sum(LLMCall.output_tokens), 0), sa.func.sum(answered_by_tuned))
+             .where(LLMCall.started_at.is_not(None), sa.not_(extra)).group_by(day).order_by(day))  # fmt: skip
     if since is not None:
         query = query.where(LLMCall.started_at >= parse_time(since))
     with store.engine.connect() as conn:
-        rows = [{"day": str(value), "input_tokens": int(tokens_in), "output_tokens": int(tokens_out)}
-                for value, tokens_in, tokens_out in conn.execute(query)]  # fmt: skip
+        rows = [{"day": str(value), "input_tokens": int(tokens_in), "output_tokens": int(tokens_out),
+                 "tuned_tokens": int(tuned or 0)}
+                for value, tokens_in, tokens_out, tuned in conn.execute(query)]  # fmt: skip
     if not rows:
         return None, []
     span = (date.fromisoformat(rows[-1]["day"]) - date.fromisoformat(rows[0]["day"])).days + 1

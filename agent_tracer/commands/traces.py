@@ -254,7 +254,7 @@ def _render_call(call: LLMCall, number: int, pad: str, seen: set[tuple[str, int]
         f"tokens {_count(call.input_tokens)} in / {_count(call.output_tokens)} out"
         if call.input_tokens is not None or call.output_tokens is not None else None,
         call.status + (f" (HTTP {call.http_status})" if call.http_status and call.http_status >= 400 else ""),
-        f"route {call.route}" if call.route else None,
+        f"route {call.route}" + (f" ({call.fallback_reason})" if call.fallback_reason else "") if call.route else None,
         "streamed" if call.streamed else None,
     ]  # fmt: skip
     lines = [f"{pad}[llm #{number}] {model}" + _suffix(*facts)]

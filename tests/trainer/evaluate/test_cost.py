@@ -49,7 +49,7 @@ def test_daily_volume_from_store(tmp_path):
                             "2025-03-03T09:00:00": (3000, 1000)}))  # fmt: skip
         mean, days = daily_volume(store, since="2025-01-01")
     assert mean == pytest.approx(2000) and [day["day"] for day in days] == ["2025-03-01", "2025-03-03"]
-    assert days[0] == {"day": "2025-03-01", "input_tokens": 1500, "output_tokens": 500}
+    assert days[0] == {"day": "2025-03-01", "input_tokens": 1500, "output_tokens": 500, "tuned_tokens": 0}
 
     result = CliRunner().invoke(main, ["cost", "--frontier-price", "0.01", "--tuned-price", "0.0005",
                                        "--compute-cost", "800", "--engineering-hours", "40", "--hourly-rate", "105",
@@ -62,3 +62,22 @@ def test_daily_volume_from_store(tmp_path):
     text = CliRunner().invoke(main, ["cost", "--frontier-price", "0.01", "--tuned-price", "0.0005",
                                      "--fine-tune-cost", "5000"]).stdout  # fmt: skip
     assert "break-even after 526,315,789 tokens (526.3 million)" in text
+
+
+def test_routed_calls_count_once_and_the_tuned_share_is_measured(tmp_path):
+    """Behind the proxy's router: a request the tuned model answered, one it failed (its refused
+    answer and the fallback's are stored; the agent got one), and a shadow call (not served)."""
+    def call(n: int, route: str, tokens: tuple[int, int], reason: str | None = None) -> tuple[str, dict]:
+        return ("llm_call", {"id": f"r{n}", "trace_id": f"{n:032x}", "input_tokens": tokens[0],
+                             "output_tokens": tokens[1], "route": route, "fallback_reason": reason,
+                             "started_at": datetime.fromisoformat("2025-03-01T12:00:00")})
+
+    with TraceStore(f"sqlite:///{tmp_path / 'traces.db'}") as store:
+        store.write([call(1, "primary", (300, 100)),
+                     call(2, "primary", (300, 20), "unknown_tool"), call(3, "fallback", (300, 300), "unknown_tool"),
+                     call(4, "fallback", (500, 100), "shadow"), call(5, "shadow", (500, 80))])
+        mean, days = daily_volume(store)
+    assert mean == 400 + 600 + 600 and days[0]["tuned_tokens"] == 400
+    result = cost_benefit(0.01, 0.0005, fine_tune_cost(5000), mean, days)
+    assert result.tuned_share == pytest.approx(400 / 1600)
+    assert "the tuned model answered 25.0% of these tokens" in result.render()
