@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "trainer.commands.eval:eval_command",
     "proxy": "agent_tracer.commands.proxy:proxy",
     "quickstart": "agent_tracer.commands.quickstart:quickstart",
+    "serve": "trainer.commands.serve:serve",
     "routes": "agent_tracer.commands.routes:routes",
     "traces": "agent_tracer.commands.traces:traces",
     "train": "trainer.commands.train:train",

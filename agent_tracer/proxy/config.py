@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
+from agent_tracer.config import Documented
 from agent_tracer.errors import ConfigError
 
 DEFAULT_UPSTREAMS: dict[str, str] = {
@@ -22,7 +22,7 @@ SETTINGS_ENV = "AGENT_TRACER_PROXY_SETTINGS"
 
 
 @dataclass
-class ProxyConfig:
+class ProxyConfig(Documented):
     host: str = field(default="127.0.0.1", metadata={"help": "Address to bind; 0.0.0.0 exposes the proxy."})
     port: int = field(default=8787, metadata={"help": "Port to listen on."})
     upstreams: dict[str, str] = field(
@@ -70,14 +70,6 @@ class ProxyConfig:
     @property
     def max_request_bytes(self) -> int:
         return int(self.max_request_mb * 1024 * 1024)
-
-    @classmethod
-    def help(cls, name: str) -> str:
-        return next(f.metadata["help"] for f in fields(cls) if f.name == name)
-
-    @classmethod
-    def default(cls, name: str) -> Any:
-        return next(f.default for f in fields(cls) if f.name == name)
 
 
 def export_settings(config: ProxyConfig, db: str) -> None:

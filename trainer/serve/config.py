@@ -1,0 +1,47 @@
+"""The server's settings, one dataclass: the command's options take their help and defaults from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent_tracer.config import Documented
+from agent_tracer.errors import ConfigError
+from trainer.models import DEFAULT_MODEL
+
+ENGINES = ("transformers", "vllm")
+
+
+@dataclass
+class ServeConfig(Documented):
+    model: str = field(default=DEFAULT_MODEL, metadata={
+        "help": "What to serve: a training run's folder (its LoRA adapter merged into its base), a merged "
+                "folder, any Hugging Face model folder, a .gguf file, a hub id, or smollm2 (embedded)."})
+    model_name: str | None = field(default=None, metadata={
+        "help": "The name clients ask for and answers carry in `model` [default: the folder's or file's name]."})
+    engine: str = field(default="transformers", metadata={
+        "help": "transformers: this process, on the CPU or one GPU, with batching; vllm: vLLM's own OpenAI "
+                "server (GPU; pip install vllm).", "choices": ENGINES})
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to bind; 0.0.0.0 exposes the server."})
+    port: int = field(default=8001, metadata={"help": "Port to listen on."})
+    max_batch: int = field(default=8, metadata={
+        "help": "Most requests generated together in one batch (vLLM: --max-num-seqs)."})
+    max_queue: int = field(default=64, metadata={
+        "help": "Most requests waiting for a batch; beyond it clients get 503 with Retry-After."})
+    max_tokens: int = field(default=1024, metadata={
+        "help": "An answer's token limit when the request sets none (the context still caps it)."})
+    device: str = field(default="auto", metadata={"help": "Where the model runs: auto (a GPU if there is one), cpu, cuda, cuda:1."})
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r} (known: {', '.join(ENGINES)})")
+
+    @property
+    def served_name(self) -> str:
+        """--model-name, else the name of the folder or file served, else the name as given."""
+        if self.model_name:
+            return self.model_name
+        path = Path(self.model).expanduser()
+        if path.is_dir():
+            return path.resolve().name
+        return path.stem if path.is_file() else self.model

@@ -1,0 +1,196 @@
+"""The Chat Completions wire format: a request body checked and read, and the shapes of answers,
+stream chunks and errors exactly as OpenAI's API writes them (the official SDK parses them).
+
+Fields the server cannot honour but a client may send anyway (`tool_choice` other than "none",
+`response_format`, penalties, `logprobs`, `user`) are accepted and not acted on: the proxy in front
+judges whether the answer did what they asked, and falls back when not. Nor is `model` checked:
+one model is served, and answers carry its served name.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+class RequestError(Exception):
+    """A request the server will not run (400); `message` is one sentence for the client."""
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.param, self.code = message, param, code
+
+
+@dataclass
+class ChatRequest:
+    """A checked request: messages and tools as the chat template takes them, and its settings."""
+
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+def parse_request(body: bytes) -> ChatRequest:
+    """The request in `body`, or `RequestError` saying what is wrong with it."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise RequestError("The request body must be a JSON object.", code="invalid_json")
+    n = data.get("n")
+    if n is not None and n != 1:
+        raise RequestError("n must be 1: this server writes one answer per request.", "n", "invalid_value")
+    tools = [] if data.get("tool_choice") == "none" else _tools(data.get("tools"))
+    return ChatRequest(
+        messages=_messages(data.get("messages")),
+        tools=tools,
+        stream=_typed(data, "stream", bool, False),
+        include_usage=bool(_typed(data, "stream_options", dict, {}).get("include_usage")),
+        max_tokens=_max_tokens(data),
+        temperature=_number(data, "temperature", 1.0, 0.0, 2.0),
+        top_p=_number(data, "top_p", 1.0, 0.0, 1.0, low_open=True),
+        stop=_stop(data.get("stop")),
+        seed=_typed(data, "seed", int, None),
+    )
+
+
+def _messages(value: Any) -> list[dict[str, Any]]:
+    """The messages in the chat template's form (`trainer.data.rows.trl_messages`, as training
+    had them: text content, tool-call arguments as objects); "developer" is the system's new name."""
+    from trainer.data.rows import NotTrainable, trl_messages
+
+    if not isinstance(value, list) or not value:
+        raise RequestError("messages must be a non-empty list of messages.", "messages", "invalid_value")
+    for message in value:
+        if not isinstance(message, dict):
+            raise RequestError("Each message must be a JSON object with a role.", "messages", "invalid_value")
+        if message.get("role") not in ROLES:
+            raise RequestError(f"Unknown role {str(message.get('role'))[:40]!r}: a message's role is one of "
+                               f"{', '.join(ROLES)}.", "messages", "invalid_value")
+    value = [{**m, "role": "system"} if m["role"] == "developer" else m for m in value]
+    try:
+        return trl_messages(value, answered=False)
+    except NotTrainable as exc:
+        raise RequestError(f"The conversation {exc}.", "messages", "invalid_value") from None
+
+
+def _tools(value: Any) -> list[dict[str, Any]]:
+    from trainer.data.rows import NotTrainable, trl_tools
+
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(tool, dict) for tool in value):
+        raise RequestError("tools must be a list of function tools.", "tools", "invalid_value")
+    try:
+        return trl_tools(value)
+    except NotTrainable as exc:
+        raise RequestError(f"The request {exc}.", "tools", "invalid_value") from None
+
+
+def _max_tokens(data: dict[str, Any]) -> int | None:
+    name = "max_completion_tokens" if data.get("max_completion_tokens") is not None else "max_tokens"
+    value = _typed(data, name, int, None)
+    if value is not None and value < 1:
+        raise RequestError(f"{name} must be at least 1.", name, "invalid_value")
+    return value
+
+
+def _stop(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops) or len(stops) > 4:
+        raise RequestError("stop must be a string or a list of up to 4 strings.", "stop", "invalid_value")
+    return tuple(stops)
+
+
+def _typed(data: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RequestError(f"{name} must be {'an' if kind is int else 'a'} {_TYPE_NAMES[kind]}.", name, "invalid_type")
+    return value
+
+
+_TYPE_NAMES = {bool: "boolean", int: "integer", dict: "object"}
+
+
+def _number(data: dict[str, Any], name: str, default: float, low: float, high: float, low_open: bool = False) -> float:
+    value = data.get(name)
+    if value is None:
+        return default
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not number or not (low < value <= high if low_open else low <= value <= high):
+        bound = f"above {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
+        raise RequestError(f"{name} must be a number {bound}.", name, "invalid_value")
+    return float(value)
+
+
+# Answers
+
+
+def new_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def completion(ident: str, created: int, model: str, content: str | None, calls: list[dict[str, Any]],
+               finish_reason: str, token_usage: dict[str, int]) -> dict[str, Any]:
+    """A whole `chat.completion`."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if calls:
+        message["tool_calls"] = [{key: value for key, value in call.items() if key != "index"} for call in calls]
+    return {"id": ident, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+            "usage": token_usage}
+
+
+def chunk(ident: str, created: int, model: str, delta: dict[str, Any], finish_reason: str | None = None,
+          with_usage: bool = False) -> dict[str, Any]:
+    """One `chat.completion.chunk` with one choice; `with_usage` (stream_options.include_usage)
+    adds `"usage": null`, as OpenAI sends it on every chunk before the last."""
+    body: dict[str, Any] = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+                            "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                         "finish_reason": finish_reason}]}
+    if with_usage:
+        body["usage"] = None
+    return body
+
+
+def usage_chunk(ident: str, created: int, model: str, token_usage: dict[str, int]) -> dict[str, Any]:
+    """The last chunk of a stream with include_usage: no choices, the usage."""
+    return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],
+            "usage": token_usage}
+
+
+def error_body(message: str, status: int, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"
