@@ -4,10 +4,12 @@
         --endpoint frontier=https://api.openai.com/v1,model=gpt-4o-mini,key_env=OPENAI_API_KEY --report report/
     agent-tracer eval --from-store --split eval --manifest sft.manifest.json --endpoint …
     agent-tracer eval --cases bfcl:simple_python --endpoint …
+    agent-tracer eval --capability --endpoint tuned=… --endpoint base=…    # regression check alone
 
 The case format is in `trainer.evaluate.cases`, the endpoint options in `trainer.evaluate.endpoints`
 (both also in `--help`). Prints a short table (`--json`: every figure as JSON) and writes
-results.jsonl and report.md into `--report`.
+results.jsonl, report.md, index.html and its PNG charts into `--report`. `--capability` adds the
+general-capability check (`trainer.evaluate.capability`) as its own metric.
 """
 
 from __future__ import annotations
@@ -53,16 +55,22 @@ def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--prices", type=click.Path(exists=True, dir_okay=False),
               help="Price table, JSON or YAML: {model: {input: USD, output: USD}} per 1K tokens, over the defaults.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases.")
+@click.option("--capability", is_flag=False, flag_value="builtin", default=None, metavar="[lm-eval:TASK]",
+              help="Also ask every endpoint the 48 shipped multiple-choice questions (general knowledge, "
+                   "arithmetic, reading), to catch what narrow fine-tuning cost; reported as its own rate per "
+                   "endpoint with the paired test. Alone (no --cases) it is the whole evaluation. "
+                   "lm-eval:TASK names an lm-evaluation-harness task instead (needs pip install lm-eval).")
 @click.option("--report", default="eval-report", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for results.jsonl and report.md.")
+              help="Folder for results.jsonl, report.md, index.html (one self-contained page with charts) "
+                   "and the charts as PNG (charts need matplotlib).")
 @click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True,
               help="Failures shown per endpoint in the report.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @db_option
 @json_option
 def eval_command(specs: tuple[str, ...], from_store: bool, split: str, manifest: str, endpoints: tuple[str, ...],
-                 prices: str | None, limit: int | None, report: str, worst: int, progress: bool, db: str | None,
-                 as_json: bool, **run: Any) -> None:
+                 prices: str | None, limit: int | None, capability: str | None, report: str, worst: int,
+                 progress: bool, db: str | None, as_json: bool, **run: Any) -> None:
     """Send eval cases to each endpoint, grade the answers, report the metrics side by side.
 
     \b
@@ -77,8 +85,16 @@ def eval_command(specs: tuple[str, ...], from_store: bool, split: str, manifest:
     "arguments" are exact values, "allowed" lists acceptable values ("" = may be left out); an
     empty tool_calls list means no call is right. Calls are matched by BFCL's AST rules, in any
     order. A line that is not a case is named (FILE:LINE) and skipped.
+
+    \b
+    The report folder gets results.jsonl (a row per case × endpoint), report.md
+    and index.html: each rate per endpoint with its 95% Wilson interval (bar
+    charts with error bars), latency, tokens and cost (latency box plots), the
+    exact McNemar test between endpoints, a per-tool table and chart, and the
+    worst failures as conversations (messages, tools offered, expected vs got).
     """
     from agent_tracer.errors import AgentTracerError
+    from trainer.evaluate.capability import check_spec
     from trainer.evaluate.cases import load_cases
     from trainer.evaluate.endpoints import endpoints_from, load_prices
     from trainer.evaluate.evaluation import evaluate
@@ -89,7 +105,11 @@ def eval_command(specs: tuple[str, ...], from_store: bool, split: str, manifest:
     try:
         endpoint_list = endpoints_from(endpoints)
         table = load_prices(prices)
-        if from_store:
+        if capability is not None:
+            check_spec(capability)
+        if capability is not None and not specs and not from_store:
+            cases = []
+        elif from_store:
             from agent_tracer.commands.traces import open_store
 
             with open_store(db) as store:
@@ -99,7 +119,8 @@ def eval_command(specs: tuple[str, ...], from_store: bool, split: str, manifest:
         bar = _bar(len(cases) * len(endpoint_list)) if progress else None
         try:
             result = evaluate(cases, endpoint_list, RunConfig(**run), table,
-                              on_row=(lambda row: bar.update(1)) if bar is not None else None)
+                              on_row=(lambda row: bar.update(1)) if bar is not None else None,
+                              capability=capability or False)
         finally:
             if bar is not None:
                 bar.close()

@@ -8,7 +8,12 @@ calls, answer and format checks), summarised with intervals and paired tests, an
     runner.py      async, streamed requests, bounded concurrency, endpoints that are down
     metrics.py     rates, latency, tokens, cost per endpoint; per tool; endpoint against endpoint
     stats.py       Wilson intervals, exact McNemar, percentiles
-    report.py      results.jsonl, report.md, the table printed
+    report.py      results.jsonl, report.md, the table printed; the tables as cells for both
+    html.py        index.html: one self-contained page, charts inline (charts.py: matplotlib, Agg)
+    capability.py  the shipped multiple-choice questions: what narrow fine-tuning cost (--capability)
+    agent.py       AgentEvaluator: the user's own agent run per task, multi-turn success
+    meter.py       the transport counting an agent's calls, turns and tokens
+    agent_report.py  the agent evaluation's report
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"Case": "cases", "Endpoint": "endpoints", "Evaluation": "evaluation", "RunConfig": "runner",
+_EXPORTS = {"AgentEvaluation": "agent", "AgentEvaluator": "agent",
+            "Case": "cases", "Endpoint": "endpoints", "Evaluation": "evaluation", "RunConfig": "runner",
             "evaluate": "evaluation", "evaluate_async": "evaluation", "load_cases": "cases"}
 """Name → its module, imported when first asked for (the openai SDK only when evaluating)."""
 

@@ -102,7 +102,7 @@ def summarise(cases: Sequence[Case], endpoints: Sequence[str], rows: Sequence[Ro
         by_endpoint[row.endpoint].append(row)
     summaries = [_endpoint(name, by_endpoint[name], by_case) for name in endpoints]
     up = [summary.name for summary in summaries if summary.down is None]
-    comparisons = [_compare(a, b, by_endpoint[a], by_endpoint[b]) for a, b in combinations(up, 2)]
+    comparisons = [compare(a, b, by_endpoint[a], by_endpoint[b]) for a, b in combinations(up, 2)]
     return Summary(summaries, comparisons, _per_tool(up, by_endpoint, by_case))
 
 
@@ -133,14 +133,16 @@ def _endpoint(name: str, rows: list[Row], by_case: dict[str, Case]) -> EndpointS
         format=Rate(sum(grade.format for _, grade, _ in answered), len(answered)),
         latency_ms={"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
         ttft_ms={"p50": percentile(ttfts, 50), "p95": percentile(ttfts, 95)},
-        input_tokens=_mean([row.input_tokens for row, _, _ in answered if row.input_tokens is not None]),
-        output_tokens=_mean([row.output_tokens for row, _, _ in answered if row.output_tokens is not None]),
-        cost_per_task=_mean([row.cost for row, _, _ in answered if row.cost is not None]),
+        input_tokens=mean([row.input_tokens for row, _, _ in answered if row.input_tokens is not None]),
+        output_tokens=mean([row.output_tokens for row, _, _ in answered if row.output_tokens is not None]),
+        cost_per_task=mean([row.cost for row, _, _ in answered if row.cost is not None]),
         failure_kinds=dict(Counter(grade.error_kind for _, grade, _ in answered if grade.error_kind).most_common()),
     )
 
 
-def _compare(a: str, b: str, rows_a: list[Row], rows_b: list[Row]) -> Comparison:
+def compare(a: str, b: str, rows_a: Sequence[Any], rows_b: Sequence[Any]) -> Comparison:
+    """a against b on the cases both answered: rows with `case_id` and `success` (an agent
+    evaluation's rows too)."""
     success_b = {row.case_id: row.success for row in rows_b}
     pairs = Counter((row.success, success_b[row.case_id]) for row in rows_a if row.case_id in success_b)
     a_only, b_only = pairs[True, False], pairs[False, True]
@@ -165,5 +167,5 @@ def _per_tool(endpoints: list[str], by_endpoint: dict[str, list[Row]],
     return dict(sorted(table.items()))
 
 
-def _mean(values: list[float] | list[int]) -> float | None:
+def mean(values: list[float] | list[int]) -> float | None:
     return sum(values) / len(values) if values else None

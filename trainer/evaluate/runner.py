@@ -67,7 +67,7 @@ class Row:
         return out
 
 
-class _Target:
+class Target:
     """An endpoint while it is being evaluated: its client, its slots, whether it is down."""
 
     def __init__(self, endpoint: Endpoint, config: RunConfig, prices: dict[str, tuple[float, float]]) -> None:
@@ -113,9 +113,9 @@ class _Target:
 async def run_cases(cases: Sequence[Case], endpoints: Sequence[Endpoint], config: RunConfig,
                     prices: dict[str, tuple[float, float]], on_row: Callable[[Row], None] | None = None) -> list[Row]:
     """Every case against every endpoint; the rows in case order, endpoints in the order given."""
-    targets = [_Target(endpoint, config, prices) for endpoint in endpoints]
+    targets = [Target(endpoint, config, prices) for endpoint in endpoints]
     try:
-        async def one(case: Case, target: _Target) -> Row:
+        async def one(case: Case, target: Target) -> Row:
             row = await _ask(case, target, config)
             if on_row is not None:
                 on_row(row)
@@ -127,7 +127,7 @@ async def run_cases(cases: Sequence[Case], endpoints: Sequence[Endpoint], config
             await target.client.close()
 
 
-async def _ask(case: Case, target: _Target, config: RunConfig) -> Row:
+async def _ask(case: Case, target: Target, config: RunConfig) -> Row:
     from openai import APIConnectionError, OpenAIError
 
     async with target.slots:
@@ -155,7 +155,7 @@ async def _ask(case: Case, target: _Target, config: RunConfig) -> Row:
     return row
 
 
-async def _stream(case: Case, target: _Target, config: RunConfig, row: Row) -> Reply:
+async def _stream(case: Case, target: Target, config: RunConfig, row: Row) -> Reply:
     """Send the case streamed; fill in the row's timings and tokens; the reply, names read back."""
     names = {safe_name(tool["function"]["name"]): tool["function"]["name"] for tool in case.tools}
     request: dict[str, Any] = {"model": target.model, "messages": case.messages, "stream": True,

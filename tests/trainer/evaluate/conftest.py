@@ -1,9 +1,11 @@
-"""A scripted OpenAI-compatible server: each request's answer is looked up by its last user message,
-so every metric of an evaluation is known before it runs.
+"""A scripted OpenAI-compatible server: each request's answer is looked up by its last user message
+(or, when the conversation ends with a tool result, by "tool:" + that result), so every metric of
+an evaluation, and every turn of an agent's tool loop, is known before it runs.
 
 It streams as the API does (role chunk, text in two pieces, each tool call's name then its
 arguments in two pieces, the finish chunk, a usage chunk, `[DONE]`), waits `Answer.delay` seconds
-before the first token, and lists one model at GET /v1/models.
+before the first token, answers a request without `stream` as one chat.completion JSON body,
+and lists one model at GET /v1/models.
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ class ScriptedServer:
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "json": body})
-                last = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
-                answer = server.answers.get(last, Answer(content="I do not know."))
+                answer = server.answers.get(_key(body["messages"]), Answer(content="I do not know."))
                 if answer.status != 200:
                     return self._json(answer.status, {"error": {"message": "scripted failure", "type": "server_error"}})
+                if not body.get("stream"):
+                    time.sleep(answer.delay)
+                    return self._json(200, _completion(answer, server.model))
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("connection", "close")
@@ -83,6 +87,23 @@ class ScriptedServer:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _key(messages: list[dict[str, Any]]) -> str:
+    if messages[-1]["role"] == "tool":
+        return "tool:" + messages[-1]["content"]
+    return next(m["content"] for m in reversed(messages) if m["role"] == "user")
+
+
+def _completion(answer: Answer, model: str) -> dict[str, Any]:
+    calls = [{"id": f"call_{index}", "type": "function", "function": {
+        "name": name, "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}}
+        for index, (name, arguments) in enumerate(answer.calls)]  # fmt: skip
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "finish_reason": "tool_calls" if calls else "stop",
+                         "message": {"role": "assistant", "content": answer.content, **({"tool_calls": calls} if calls else {})}}],
+            "usage": {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+                      "total_tokens": answer.prompt_tokens + answer.completion_tokens}}  # fmt: skip
 
 
 def _chunks(answer: Answer, model: str) -> Iterator[dict[str, Any]]:
