@@ -1,12 +1,19 @@
 """A small tool-using agent, traced with two lines: `agent_tracer.init()` and `@trace_agent`.
 
     python examples/decorator_agent.py                       # against a local stand-in API
-    python examples/decorator_agent.py --base-url https://api.openai.com/v1 --model gpt-4o-mini
-                                                             # (OPENAI_API_KEY set) against the real one
+    OPENAI_API_KEY=sk-... python examples/decorator_agent.py --base-url https://api.openai.com/v1
+                                                             # against the real one (or any compatible server)
     agent-tracer traces list                                 # then look at what was recorded
 
-The agent answers order questions with one tool, `lookup_order`; each run's outcome is judged
-(did the answer mention the order's status?) and recorded with `record_outcome`.
+The agent answers order questions with one tool, `lookup_order`, in the usual loop: ask the model,
+run the tools it calls, send the results back, until it answers in text. Each run's outcome is
+judged (did the answer name the order's status?) and recorded with `record_outcome`. You will see
+each answer, then the capture counts; `agent-tracer traces list` shows three `support-agent` runs,
+each with two model calls, one tool run and its outcome. (The stand-in API does not know the
+orders: it looks up order "x", so its runs are recorded as failures.)
+
+--base-url defaults to $OPENAI_BASE_URL, as the openai SDK itself does; `local` (the default when
+that is unset) starts the stand-in on loopback.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 
 import openai
 
@@ -48,7 +56,7 @@ def run(client: openai.OpenAI, model: str, question: str, expected: str) -> str:
 
 
 def answer_question(client: openai.OpenAI, model: str, question: str, max_turns: int = 4) -> str:
-    """The usual tool loop: ask, run the tools the model calls, send the results back, repeat."""
+    """The tool loop: ask, run the tools the model calls, send the results back, until it answers."""
     messages = [{"role": "system", "content": "You answer questions about orders."},
                 {"role": "user", "content": question}]
     for _ in range(max_turns):
@@ -60,31 +68,36 @@ def answer_question(client: openai.OpenAI, model: str, question: str, max_turns:
             arguments = json.loads(call.function.arguments or "{}")
             order_id = arguments.get("order_id", "")
             messages.append({"role": "tool", "tool_call_id": call.id, "content": lookup_order(order_id)})
-    return messages[-1]["content"]
+    raise RuntimeError(f"no answer after {max_turns} turns")  # recorded on the run's trace as its error
 
 
-def main(argv: list[str] | None = None) -> list[str]:
+def main(argv: list[str] | None = None) -> dict[str, str]:
+    """Run the agent once per order; returns order id → answer."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-url", help="an OpenAI-compatible API (default: a local stand-in)")
+    parser.add_argument("--base-url", default=os.environ.get("OPENAI_BASE_URL", "local"),
+                        help="an OpenAI-compatible API, or `local`: a stand-in (default: $OPENAI_BASE_URL, else local)")
     parser.add_argument("--model", default="gpt-4o-mini")
     parser.add_argument("--db", help="trace store URL (default: AGENT_TRACER_DB or ./agent_tracer.db)")
     args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
         base_url = args.base_url
-        if base_url is None:
+        if base_url == "local":
             from agent_tracer.testing import FakeUpstream
 
             base_url = stack.enter_context(FakeUpstream()).openai_base_url
         agent_tracer.init(db=args.db)
+        stack.callback(agent_tracer.uninstrument)
         client = openai.OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", "sk-local"))
         answers = {}
-        for order_id, status in ORDERS.items():
-            answers[order_id] = run(client, args.model, f"What is the status of order {order_id}?", status)
-            print(f"{order_id}: {answers[order_id]!r}")
+        try:
+            for order_id, status in ORDERS.items():
+                answers[order_id] = run(client, args.model, f"What is the status of order {order_id}?", status)
+                print(f"{order_id}: {answers[order_id]!r}")
+        except (openai.APIConnectionError, openai.APIStatusError) as exc:  # recorded too: look at the trace
+            sys.exit(f"error: the model API at {base_url}: {exc}")
         agent_tracer.flush()
         print("recorded:", agent_tracer.stats())
-        agent_tracer.uninstrument()
     return answers
 
 

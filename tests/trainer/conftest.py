@@ -1,6 +1,6 @@
-"""Trainer fixtures: a tokenizer trained in the test (offline, in milliseconds), a trace store
-filled by really captured runs of a small tool-using agent (the official SDKs against the loopback
-fake API), and for training runs a tiny Llama saved as a model folder with row files of each kind."""
+"""Trainer fixtures: a trace store filled by really captured runs of a small tool-using agent (the
+official SDKs against the loopback fake API), and for training runs row files of each kind. The
+tiny tokenizer and the tiny Llama model folder are in tests/conftest.py (the examples use them too)."""
 
 from __future__ import annotations
 
@@ -14,44 +14,6 @@ import pytest
 import agent_tracer
 from agent_tracer.testing import FakeUpstream
 from agent_tracer.store import TraceStore
-from trainer.chat_template import TOOL_CALLING_TEMPLATE
-
-CORPUS = [
-    "What is the status of order A-17? Where is my parcel B-42? The weather in Paris is sunny.",
-    '{"name": "lookup_order", "arguments": {"order_id": "A-17"}} {"type": "function", "function": {}}',
-    "You answer questions about orders. Echo: shipped delayed delivered unknown order 0123456789",
-    "<tool_call> </tool_call> <tools> </tools> <tool_response> </tool_response> # Tools system user",
-]
-
-
-def build_tokenizer(chat_template: str = TOOL_CALLING_TEMPLATE):
-    """A byte-level BPE tokenizer (any text encodes, nothing unknown) with ChatML's special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=special,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(CORPUS * 20, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        additional_special_tokens=special[1:])
-    tokenizer.chat_template = chat_template
-    return tokenizer
-
-
-@pytest.fixture(scope="session")
-def tiny_tokenizer():
-    return build_tokenizer()
-
-
-@pytest.fixture
-def make_tokenizer():
-    """`build_tokenizer` itself, for a test that wants another chat template."""
-    return build_tokenizer
-
 
 LOOKUP = {
     "type": "function",
@@ -151,8 +113,7 @@ def captured_store(tmp_path_factory):
     store.close()
 
 
-# Training runs: a tiny Llama saved as a model folder, and rows of each kind a run takes, written as
-# the dataset command writes them.
+# Training runs: rows of each kind a run takes, written as the dataset command writes them.
 
 QUESTIONS = [("What is the status of order A-17?", "A-17"), ("Where is my parcel B-42?", "B-42"),
              ("Has order C-99 shipped?", "C-99"), ("Is order D-1 late?", "D-1")]
@@ -190,22 +151,3 @@ def preference_file(tmp_path):
         rows.append({"prompt": messages[:2], "chosen": [messages[2]], "rejected": [wrong], "tools": [LOOKUP, WEATHER],
                      "source": "synthetic", "kind": "wrong_tool"})
     return write_jsonl(tmp_path / "dpo.jsonl", rows)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
-    """A folder holding a 2-layer Llama (hidden size 32) and the offline tokenizer: a model any
-    `--model` can name, trained in seconds."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = tiny_tokenizer
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         initializer_range=0.2)  # layers that matter: LoRA on 0.02-scale ones barely moves the loss
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)

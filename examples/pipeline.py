@@ -1,0 +1,109 @@
+"""The whole loop as Python calls: traces → dataset → fine-tune → serve → evaluate base vs tuned.
+
+    python examples/pipeline.py                              # SmolLM2-135M (embedded), the CPU preset: minutes
+    python examples/pipeline.py --model PATH --max-steps 2 --traces 20 --cases 4 --max-tokens 16
+                                                             # any model folder, a smoke run in seconds
+
+1. BFCL's questions, with their ground-truth calls, go into a trace store as successful runs (as
+   `agent-tracer traces import bfcl:simple_python --format bfcl` does): `simple_python` to train
+   on, and `live_simple`, which the import tags `held-out` (BFCL's user-contributed questions).
+2. The SFT dataset is built from the simple_python traces (`agent-tracer dataset sft`); held-out
+   traces never go into a dataset.
+3. A LoRA adapter is trained on it (`agent-tracer train sft`, the preset for this machine).
+4. The base model and the run folder are served side by side (`agent-tracer serve`).
+5. Both answer the held-out live_simple questions (`agent-tracer eval --from-store --split
+   held-out`), graded by BFCL's AST rules.
+
+Everything goes into --dir (default ./pipeline): traces.db, sft*.jsonl, runs/sft and report/. You
+will see each stage's summary, then a table with a row for `base` and one for `tuned`: success
+rate with its 95% interval, tool selection, arguments, format, latency; and the paired test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+from agent_tracer.errors import AgentTracerError
+from agent_tracer.formats.bfcl import open_bfcl
+from agent_tracer.formats.reader import ImportOptions
+from agent_tracer.store import TraceStore
+
+TRAIN_ON = "simple_python"
+EVALUATE_ON = "live_simple"
+"""BFCL categories: live_* questions are tagged held-out on import, so no dataset ever takes them."""
+
+
+def import_bfcl(store: TraceStore, category: str) -> None:
+    """A BFCL category's questions as successful runs in the store. Importing again adds nothing."""
+    reader = open_bfcl(f"bfcl:{category}", ImportOptions(strict=True))
+    store.write(list(reader))
+    held_out = " (tagged held-out: for evaluation only)" if reader.held_out else ""
+    print(f"imported {reader.examples} BFCL {category} questions{held_out}")
+
+
+def train(store: TraceStore, folder: Path, args: argparse.Namespace) -> Path:
+    """Build the dataset and fine-tune on it; returns the run folder."""
+    from trainer.data import Selection, SFTConfig, build_sft
+    from trainer.train.config import default_preset, preset_values, resolve
+    from trainer.train.run import gpu_available
+    from trainer.train.sft import train_sft
+
+    run = folder / "runs" / "sft"
+    overrides = {"model": args.model, "data": str(folder / "sft.jsonl"), "out": str(run)}
+    if args.max_steps is not None:
+        overrides["max_steps"] = args.max_steps
+    config = resolve("sft", preset_values(default_preset("sft", gpu_available())), overrides)
+
+    # The dataset is measured with the model's own tokenizer, to the length the run trains on.
+    dataset = build_sft(store, Selection(outcome="success", tags=[TRAIN_ON], max_traces=args.traces),
+                        SFTConfig(out=config.data, model=args.model, max_length=config.max_length))
+    print(dataset.summary.render())
+
+    summary = train_sft(config, overwrite=True)
+    print(f"\ntrained {run}: {summary['steps']} steps, train loss {summary['train_loss']:.4f}, "
+          f"{summary['seconds']:.0f} s")
+    return run
+
+
+def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespace) -> str:
+    """Serve the base model and the tuned run on loopback, ask both the held-out questions, and
+    return the table; the full report goes to folder/report."""
+    from trainer.evaluate import RunConfig, evaluate, load_cases
+    from trainer.serve import Engine, create_app, running
+
+    cases = load_cases(store=store, split="held-out", limit=args.cases)
+    with contextlib.ExitStack() as servers:
+        endpoints = {name: servers.enter_context(running(create_app(Engine.load(model), name)))
+                     for name, model in (("base", args.model), ("tuned", str(tuned)))}
+        result = evaluate(cases, endpoints, RunConfig(max_tokens=args.max_tokens))
+    result.write(folder / "report")
+    return result.table()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2", help="base model: smollm2, a folder, a .gguf file, a hub id")
+    parser.add_argument("--dir", type=Path, default=Path("pipeline"), help="where everything is written")
+    parser.add_argument("--traces", type=int, help="train on at most this many questions (default: all 400)")
+    parser.add_argument("--cases", type=int, default=50, help="evaluate on this many held-out questions")
+    parser.add_argument("--max-steps", type=int, help="stop training after this many steps (default: the preset's)")
+    parser.add_argument("--max-tokens", type=int, default=256, help="longest answer asked of each model")
+    args = parser.parse_args(argv)
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with TraceStore(f"sqlite:///{args.dir.resolve() / 'traces.db'}") as store:
+            for category in (TRAIN_ON, EVALUATE_ON):
+                import_bfcl(store, category)
+            run = train(store, args.dir, args)
+            print("\n" + compare(store, run, args.dir, args))
+    except AgentTracerError as exc:
+        sys.exit(f"error: {exc}")
+    print(f"\nreport: {args.dir / 'report' / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()
