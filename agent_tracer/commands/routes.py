@@ -37,8 +37,8 @@ def routes() -> None:
 @_FILE
 @click.option("--json", "as_json", is_flag=True, help="Print the routes as JSON (key variables named, never keys).")
 def show(path: str, as_json: bool) -> None:
-    """Print what each model name is routed to."""
-    loaded = _load(path)
+    """Print what each model name is routed to (its keys' variables need not be set here)."""
+    loaded = _load(path, keys=False)
     if as_json:
         click.echo(json.dumps({name: route_dict(route) for name, route in loaded.items()}, indent=2))
         return
@@ -60,8 +60,8 @@ def check(path: str) -> None:
     click.echo(f"ok: {len(loaded)} route(s), {len(endpoints)} endpoint(s) reachable")
 
 
-def _load(path: str) -> dict:
+def _load(path: str, keys: bool = True) -> dict:
     try:
-        return load_routes(path)
+        return load_routes(path, keys=keys)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None

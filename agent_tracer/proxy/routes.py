@@ -93,8 +93,10 @@ _ENDPOINT_KEYS = {"url", "model", "api_key_env"}
 _BREAKER_KEYS = {"failures", "cooldown_s"}
 
 
-def load_routes(path: str | Path) -> Routes:
-    """The routes in a YAML file; `ConfigError` with one line naming the file, route and field."""
+def load_routes(path: str | Path, *, keys: bool = True) -> Routes:
+    """The routes in a YAML file; `ConfigError` with one line naming the file, route and field.
+    `keys=False` reads the file without its endpoints' keys (to show it: a variable that is not set
+    here is no fault of the file)."""
     import yaml
 
     path = Path(path)
@@ -106,19 +108,20 @@ def load_routes(path: str | Path) -> Routes:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise ConfigError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-    return parse_routes(data, str(path))
+    return parse_routes(data, str(path), keys=keys)
 
 
-def parse_routes(data: Any, where: str = "routes") -> Routes:
+def parse_routes(data: Any, where: str = "routes", *, keys: bool = True) -> Routes:
     if not isinstance(data, dict) or not isinstance(data.get("routes"), dict) or not data["routes"]:
         raise ConfigError(f"{where}: expected a top-level `routes:` mapping of model names to routes")
     extra = set(data) - {"routes"}
     if extra:
         raise ConfigError(f"{where}: unknown top-level key(s) {', '.join(sorted(map(str, extra)))}")
-    return {str(name): _route(f"{where}: route {name!r}", str(name), spec) for name, spec in data["routes"].items()}
+    return {str(name): _route(f"{where}: route {name!r}", str(name), spec, keys)
+            for name, spec in data["routes"].items()}
 
 
-def _route(where: str, name: str, spec: Any) -> Route:
+def _route(where: str, name: str, spec: Any, keys: bool) -> Route:
     _check_keys(where, spec, _ROUTE_KEYS)
     mode = spec.get("mode", "fallback")
     if mode not in MODES:
@@ -143,15 +146,15 @@ def _route(where: str, name: str, spec: Any) -> Route:
     cooldown = _positive(where, "breaker cooldown_s", breaker.get("cooldown_s", Breaker.cooldown_s))
     return Route(
         name=name, mode=mode,
-        primary=_endpoint(f"{where} primary", spec["primary"]),
-        fallback=_endpoint(f"{where} fallback", spec["fallback"]),
+        primary=_endpoint(f"{where} primary", spec["primary"], keys),
+        fallback=_endpoint(f"{where} fallback", spec["fallback"], keys),
         timeout_s=timeout_s, first_token_timeout_s=first_token,
         canary_percent=float(canary) if canary is not None else None,
         breaker=Breaker(failures, cooldown),
     )
 
 
-def _endpoint(where: str, spec: Any) -> Endpoint:
+def _endpoint(where: str, spec: Any, keys: bool) -> Endpoint:
     _check_keys(where, spec, _ENDPOINT_KEYS)
     url, model, key_env = spec.get("url"), spec.get("model"), spec.get("api_key_env")
     parts = urlsplit(url) if isinstance(url, str) else None
@@ -163,8 +166,8 @@ def _endpoint(where: str, spec: Any) -> Endpoint:
     if key_env is not None:
         if not isinstance(key_env, str) or not key_env:
             raise ConfigError(f"{where}: api_key_env must name an environment variable")
-        key = os.environ.get(key_env)
-        if not key:
+        key = os.environ.get(key_env) if keys else None
+        if keys and not key:
             raise ConfigError(f"{where}: the environment variable {key_env} (api_key_env) is not set")
     return Endpoint(url.rstrip("/"), model, key_env, key)
 

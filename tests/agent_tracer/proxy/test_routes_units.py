@@ -90,6 +90,10 @@ def test_routes_check_and_show_on_a_good_file(tmp_path, upstream, monkeypatch):
     data = json.loads(as_json.output)
     assert data["agent"]["fallback"] == {"url": upstream.openai_base_url, "model": "big", "api_key_env": "FRONTIER_KEY"}
     assert "sk-frontier" not in shown.output + as_json.output
+    monkeypatch.delenv("FRONTIER_KEY")
+    assert runner.invoke(main, ["routes", "show", str(path)]).exit_code == 0  # showing needs no key
+    unset = runner.invoke(main, ["routes", "check", str(path)])
+    assert unset.exit_code == 1 and "FRONTIER_KEY (api_key_env) is not set" in unset.output
 
 
 def _answer(content=None, calls=()):
