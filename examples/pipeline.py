@@ -25,11 +25,15 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent_tracer.errors import AgentTracerError
 from agent_tracer.formats.bfcl import open_bfcl
 from agent_tracer.formats.reader import ImportOptions
 from agent_tracer.store import TraceStore
+
+if TYPE_CHECKING:
+    from trainer.evaluate import Evaluation
 
 TRAIN_ON = "simple_python"
 EVALUATE_ON = "live_simple"
@@ -44,21 +48,23 @@ def import_bfcl(store: TraceStore, category: str) -> None:
     print(f"imported {reader.examples} BFCL {category} questions{held_out}")
 
 
-def train(store: TraceStore, folder: Path, args: argparse.Namespace) -> Path:
-    """Build the dataset and fine-tune on it; returns the run folder."""
+def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple[str, ...] = (TRAIN_ON,),
+          settings: dict[str, str] | None = None) -> Path:
+    """Build the dataset from the successful traces with all of `tags` and fine-tune on it, with
+    `settings` over the preset; returns the run folder."""
     from trainer.data import Selection, SFTConfig, build_sft
     from trainer.train.config import default_preset, preset_values, resolve
     from trainer.train.run import gpu_available
     from trainer.train.sft import train_sft
 
     run = folder / "runs" / "sft"
-    overrides = {"model": args.model, "data": str(folder / "sft.jsonl"), "out": str(run)}
+    overrides = {**(settings or {}), "model": args.model, "data": str(folder / "sft.jsonl"), "out": str(run)}
     if args.max_steps is not None:
         overrides["max_steps"] = args.max_steps
     config = resolve("sft", preset_values(default_preset("sft", gpu_available())), overrides)
 
     # The dataset is measured with the model's own tokenizer, to the length the run trains on.
-    dataset = build_sft(store, Selection(outcome="success", tags=[TRAIN_ON], max_traces=args.traces),
+    dataset = build_sft(store, Selection(outcome="success", tags=list(tags), max_traces=args.traces),
                         SFTConfig(out=config.data, model=args.model, max_length=config.max_length))
     print(dataset.summary.render())
 
@@ -68,9 +74,9 @@ def train(store: TraceStore, folder: Path, args: argparse.Namespace) -> Path:
     return run
 
 
-def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespace) -> str:
-    """Serve the base model and the tuned run on loopback, ask both the held-out questions, and
-    return the table; the full report goes to folder/report."""
+def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespace) -> Evaluation:
+    """Serve the base model and the tuned run on loopback and ask both the held-out questions;
+    the full report goes to folder/report."""
     from trainer.evaluate import RunConfig, evaluate, load_cases
     from trainer.serve import Engine, create_app, running
 
@@ -80,7 +86,7 @@ def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespa
                      for name, model in (("base", args.model), ("tuned", str(tuned)))}
         result = evaluate(cases, endpoints, RunConfig(max_tokens=args.max_tokens))
     result.write(folder / "report")
-    return result.table()
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             for category in (TRAIN_ON, EVALUATE_ON):
                 import_bfcl(store, category)
             run = train(store, args.dir, args)
-            print("\n" + compare(store, run, args.dir, args))
+            print("\n" + compare(store, run, args.dir, args).table())
     except AgentTracerError as exc:
         sys.exit(f"error: {exc}")
     print(f"\nreport: {args.dir / 'report' / 'report.md'}")

@@ -1,0 +1,103 @@
+"""The quality bar (issue 8): does the tuned model write better tool calls than its base, on
+questions it never trained on?
+
+    python bench/quality.py                                   # SmolLM2, the machine's SFT preset
+    python bench/quality.py --max-steps 200 --cases 80        # a smaller CPU budget, said in the output
+    python bench/quality.py --set lora_r=32 --set learning_rate=2e-4
+
+1. BFCL's non-live categories (simple_python, multiple, parallel, parallel_multiple, irrelevance)
+   are imported into a fresh trace store as successful runs; `live_simple` is imported once the
+   dataset is built, as held-out runs (the import tags live_* so; no dataset takes them).
+2. The SFT dataset is built from every non-live trace and a LoRA adapter trained on it with the
+   project's defaults for this machine (`sft-cpu` without a GPU, `sft` with one), through the
+   same calls as `examples/pipeline.py`.
+3. The base model and the run are served (`trainer.serve`, batched) and both answer the held-out
+   live_simple questions (all of them unless --cases), greedy, graded by BFCL's AST rules.
+4. The table: format compliance (answers holding a well-formed tool call, of the questions whose
+   answer is a call; a failed request counts against it) and AST accuracy (the call matches BFCL's
+   possible answers: the task succeeded), each with its 95% Wilson interval,
+   base vs tuned, and the exact McNemar test on AST accuracy.
+
+Goal: format compliance at least 95% and AST accuracy at least 40% on the whole category. Every
+figure comes from this run; the budget (steps, cases, time) is printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (ROOT, ROOT / "examples", Path(__file__).resolve().parent):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from pipeline import compare, import_bfcl, train  # noqa: E402  (examples/pipeline.py)
+from serve import machine, table  # noqa: E402  (bench/serve.py)
+
+TRAIN_ON = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
+EVALUATE_ON = "live_simple"
+GOALS = {"format": 0.95, "success": 0.40}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2", help="The base model (default: the embedded SmolLM2).")
+    parser.add_argument("--dir", type=Path, default=Path("quality-run"), help="Where the store, data, run and report go.")
+    parser.add_argument("--max-steps", type=int, help="Training steps (default: the preset's).")
+    parser.add_argument("--traces", type=int, help="Train on at most this many questions (default: all non-live).")
+    parser.add_argument("--cases", type=int, help="Held-out questions asked (default: all of live_simple).")
+    parser.add_argument("--max-tokens", type=int, default=256, help="Longest answer asked of each model.")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="A training setting over the preset (repeatable), e.g. lora_r=32.")
+    args = parser.parse_args(argv)
+
+    from agent_tracer.store import TraceStore
+
+    print(f"# bench/quality.py — {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC — {machine()}\n")
+    args.dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with TraceStore(f"sqlite:///{args.dir.resolve() / 'traces.db'}") as store:
+        for category in TRAIN_ON:
+            import_bfcl(store, category)
+        run = train(store, args.dir, args, tags=("bfcl",), settings=dict(s.split("=", 1) for s in args.settings))
+        trained = time.perf_counter()
+        import_bfcl(store, EVALUATE_ON)  # after the dataset: --traces limits before held-out runs are left out
+        result = compare(store, run, args.dir, args)
+    done = time.perf_counter()
+
+    figures = {summary.name: summary for summary in result.summary.endpoints}
+    compliance = {name: tool_call_compliance(result, name) for name in figures}
+    rows = [[name, str(compliance[name]), str(figures[name].success), str(figures[name].errors)]
+            for name in ("base", "tuned")]
+    comparison = next((c for c in result.summary.comparisons if {c.a, c.b} == {"base", "tuned"}), None)
+    tuned = figures["tuned"]
+    print(f"\n## {EVALUATE_ON}: {tuned.cases} held-out questions, base {args.model} vs tuned "
+          f"({run}; training {trained - started:,.0f} s, evaluation {done - trained:,.0f} s)")
+    print(table(["model", "format compliance", "AST accuracy", "errors"], rows))
+    if comparison is not None:
+        print(f"AST accuracy, {comparison.a} vs {comparison.b}: exact McNemar p = {comparison.p_value:.3g} "
+              f"(right only for {comparison.a}: {comparison.a_only}, only for {comparison.b}: {comparison.b_only})")
+    for label, rate, goal in (("format compliance", compliance["tuned"], GOALS["format"]),
+                              ("AST accuracy", tuned.success, GOALS["success"])):
+        value = rate.value or 0.0
+        print(f"goal: tuned {label} at least {goal:.0%}: {'met' if value >= goal else 'NOT met'} ({value:.1%})")
+    print(f"\nreport: {args.dir / 'report' / 'index.html'}")
+
+
+def tool_call_compliance(result, endpoint: str):  # noqa: ANN001, ANN201 (trainer.evaluate types)
+    """Answers holding a well-formed tool call (one at least, no malformed `<tool_call>` block),
+    of the questions whose right answer is a call: what BFCL's format check counts."""
+    from trainer.evaluate.stats import Rate
+
+    expecting = {case.id for case in result.cases if case.expected_calls}
+    rows = [row for row in result.rows if row.endpoint == endpoint and row.case_id in expecting]
+    good = sum(1 for row in rows if row.reply is not None and row.reply.calls and row.grade.format)
+    return Rate(good, len(rows))
+
+
+if __name__ == "__main__":
+    main()
