@@ -37,6 +37,8 @@ for path in (ROOT, ROOT / "examples", Path(__file__).resolve().parent):
 from pipeline import compare, import_bfcl, train  # noqa: E402  (examples/pipeline.py)
 from serve import machine, table  # noqa: E402  (bench/serve.py)
 
+from trainer.evaluate.metrics import call_compliance  # noqa: E402
+
 TRAIN_ON = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 EVALUATE_ON = "live_simple"
 GOALS = {"format": 0.95, "success": 0.40}
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     done = time.perf_counter()
 
     figures = {summary.name: summary for summary in result.summary.endpoints}
-    compliance = {name: tool_call_compliance(result, name) for name in figures}
+    compliance = {name: call_compliance(result.cases, result.rows, name) for name in figures}
     rows = [[name, str(compliance[name]), str(figures[name].success), str(figures[name].errors)]
             for name in ("base", "tuned")]
     comparison = next((c for c in result.summary.comparisons if {c.a, c.b} == {"base", "tuned"}), None)
@@ -86,17 +88,6 @@ def main(argv: list[str] | None = None) -> None:
         value = rate.value or 0.0
         print(f"goal: tuned {label} at least {goal:.0%}: {'met' if value >= goal else 'NOT met'} ({value:.1%})")
     print(f"\nreport: {args.dir / 'report' / 'index.html'}")
-
-
-def tool_call_compliance(result, endpoint: str):  # noqa: ANN001, ANN201 (trainer.evaluate types)
-    """Answers holding a well-formed tool call (one at least, no malformed `<tool_call>` block),
-    of the questions whose right answer is a call: what BFCL's format check counts."""
-    from trainer.evaluate.stats import Rate
-
-    expecting = {case.id for case in result.cases if case.expected_calls}
-    rows = [row for row in result.rows if row.endpoint == endpoint and row.case_id in expecting]
-    good = sum(1 for row in rows if row.reply is not None and row.reply.calls and row.grade.format)
-    return Rate(good, len(rows))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from agent_tracer.testing import FakeUpstream
+from trainer.tiny import build_tokenizer, save_tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -57,35 +58,7 @@ def _admin(engine: Any, sql: str) -> None:
         conn.exec_driver_sql(sql)
 
 
-# A tiny model: trained and served in seconds, offline.
-
-CORPUS = [
-    "What is the status of order A-17? Where is my parcel B-42? The weather in Paris is sunny.",
-    '{"name": "lookup_order", "arguments": {"order_id": "A-17"}} {"type": "function", "function": {}}',
-    "You answer questions about orders. Echo: shipped delayed delivered unknown order 0123456789",
-    "<tool_call> </tool_call> <tools> </tools> <tool_response> </tool_response> # Tools system user",
-]
-
-
-def build_tokenizer(chat_template: str | None = None):
-    """A byte-level BPE tokenizer (any text encodes, nothing unknown) with ChatML's special tokens;
-    `chat_template` defaults to the built-in tool-calling one."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from trainer.chat_template import TOOL_CALLING_TEMPLATE
-
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=special,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(CORPUS * 20, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        additional_special_tokens=special[1:])
-    tokenizer.chat_template = chat_template or TOOL_CALLING_TEMPLATE
-    return tokenizer
+# A tiny model: trained and served in seconds, offline (`trainer.tiny`, which the quickstart uses too).
 
 
 @pytest.fixture(scope="session")
@@ -103,16 +76,4 @@ def make_tokenizer():
 def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
     """A folder holding a 2-layer Llama (hidden size 32) and the offline tokenizer: a model any
     `--model` can name, trained in seconds."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = tiny_tokenizer
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         initializer_range=0.2)  # layers that matter: LoRA on 0.02-scale ones barely moves the loss
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), tiny_tokenizer)

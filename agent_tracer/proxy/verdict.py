@@ -8,6 +8,8 @@ of these is a reason (a short code, recorded on the call) to ask the fallback in
     empty_answer          no text and no tool call
     unknown_tool          a call to a function that is not among the request's tools
     invalid_arguments     arguments that are not a JSON object
+    unknown_argument      an argument the tool does not define (unless its schema allows more
+                          with `additionalProperties`): the function would not take it
     schema_mismatch       arguments that do not satisfy the tool's JSON schema
     malformed_tool_call   a `<tool_call>` block left as text (the server could not parse it)
     missing_tool_call     tool_choice asked for a call ("required" or a named function), none came
@@ -72,6 +74,10 @@ def _call_problem(call: dict[str, Any], tools: dict[str, dict[str, Any]]) -> str
         return "invalid_arguments"
     if not isinstance(arguments, dict):
         return "invalid_arguments"
+    properties = tools[name].get("properties")
+    if (isinstance(properties, dict) and tools[name].get("additionalProperties") in (None, False)
+            and not set(arguments) <= set(properties)):
+        return "unknown_argument"
     if tools[name] and not _valid(tools[name], arguments):
         return "schema_mismatch"
     return None

@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from agent_tracer.cli import main
 from agent_tracer.store import TraceStore
 from agent_tracer.testing import FakeUpstream
 from agent_tracer.testing.proxy_process import ProxyProcess, free_port
@@ -137,14 +135,6 @@ def test_pipeline_runs_from_traces_to_a_table_of_base_and_tuned(tiny_model_dir, 
         held_out = {trace.task for trace in store.traces(tags=["live_simple"], limit=None)}
     trained = [json.loads(line)["messages"][0]["content"] for line in (tmp_path / "sft.jsonl").open()]
     assert len(held_out) > 200 and len(trained) == 20 and not held_out & set(trained)
-
-
-def test_quickstart_runs_in_a_fresh_folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["quickstart"])
-    assert result.exit_code == 0, result.output
-    assert "support-agent" in result.output and "agent-tracer traces show" in result.output
-    assert (tmp_path / "agent-tracer-quickstart" / "agent_tracer.db").exists()
 
 
 def test_cli_help_is_fast_and_imports_no_torch():

@@ -106,6 +106,18 @@ def summarise(cases: Sequence[Case], endpoints: Sequence[str], rows: Sequence[Ro
     return Summary(summaries, comparisons, _per_tool(up, by_endpoint, by_case))
 
 
+def call_compliance(cases: Sequence[Case], rows: Sequence[Row], endpoint: str) -> Rate:
+    """Answers holding a well-formed tool call (at least one, and no `<tool_call>` block that does
+    not parse), of the cases whose right answer is a call; a failed request counts against it.
+    This is BFCL's format check, and what fine-tuning for tool use moves first: `format` alone
+    also counts a prose answer as well-formed."""
+    expecting = {case.id for case in cases if case.expected_calls}
+    mine = [row for row in rows if row.endpoint == endpoint and row.case_id in expecting]
+    good = sum(1 for row in mine if row.reply is not None and row.reply.calls and row.grade is not None
+               and row.grade.format)
+    return Rate(good, len(mine))
+
+
 def tool_groups(case: Case) -> list[str]:
     """The per-tool groups a case counts in: each function it expects, or `NO_CALL`."""
     if case.expected_calls is None:

@@ -118,6 +118,10 @@ WEATHER = {"type": "function", "function": {"name": "weather", "parameters": {
     ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo",')]), "invalid_arguments"),
     ({"tools": [WEATHER]}, _answer(calls=[("weather", '["Oslo"]')]), "invalid_arguments"),
     ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo", "days": 0}')]), "schema_mismatch"),
+    ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo", "required": ["city"]}')]), "unknown_argument"),
+    ({"tools": [{"type": "function", "function": {"name": "weather", "parameters": {
+        **WEATHER["function"]["parameters"], "additionalProperties": True}}}]},
+     _answer(calls=[("weather", '{"city": "Oslo", "units": "metric"}')]), None),
     ({"tools": [WEATHER]}, _answer('<tool_call>{"name": "weather"'), "malformed_tool_call"),
     ({"tools": [WEATHER], "tool_choice": "required"}, _answer("It is sunny."), "missing_tool_call"),
     ({"tools": [WEATHER], "tool_choice": "auto"}, _answer("It is sunny."), None),
