@@ -40,7 +40,7 @@ from agent_tracer.proxy.auth import CREDENTIAL_HEADERS
 from agent_tracer.proxy.breaker import CircuitBreaker
 from agent_tracer.proxy.routes import Endpoint, Route, RoutesFile
 from agent_tracer.proxy.runs import Run, new_run_context
-from agent_tracer.proxy.verdict import judge
+from agent_tracer.proxy.verdict import judge, wants_json
 from agent_tracer.proxy.wire import TRACE_ID_RESPONSE_HEADER, passed_back, reason_text, upstream_url
 from integrations.openai_chat import OpenAIChatCodec
 from integrations.sse import SSEDecoder
@@ -139,7 +139,6 @@ class _Call:
     """One routed request: the client's body and headers, and the trace its calls share."""
 
     def __init__(self, router: Router, route: Route, body: dict[str, Any], headers: dict[str, str], run: Run) -> None:
-        self.router = router
         self.proxy = router.proxy
         self.route = route
         self.body = body
@@ -376,9 +375,7 @@ class _Answer:
 def _holds_to_end(body: dict[str, Any]) -> bool:
     """Whether a streamed answer must be held whole before it is judged: when it may hold a tool
     call or must be JSON (their faults show only at the end)."""
-    response_format = body.get("response_format")
-    wants_json = isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema")
-    return bool(body.get("tools")) or wants_json
+    return bool(body.get("tools")) or wants_json(body)
 
 
 def _chat_url(endpoint: Endpoint) -> str:

@@ -48,7 +48,7 @@ def judge(request: dict[str, Any], response: CanonicalResponse) -> str | None:
     if not calls and _call_required(request.get("tool_choice")):
         return "missing_tool_call"
     if not calls:
-        return _format_problem(request.get("response_format"), text)
+        return _format_problem(request, text)
     return None
 
 
@@ -87,14 +87,20 @@ def _call_required(tool_choice: Any) -> bool:
     return tool_choice == "required" or (isinstance(tool_choice, dict) and tool_choice.get("type") == "function")
 
 
-def _format_problem(response_format: Any, text: str) -> str | None:
-    if not isinstance(response_format, dict) or response_format.get("type") not in ("json_object", "json_schema"):
+def wants_json(request: dict[str, Any]) -> bool:
+    """Whether the request's response_format asks for JSON (an object, or one of a schema)."""
+    response_format = request.get("response_format")
+    return isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema")
+
+
+def _format_problem(request: dict[str, Any], text: str) -> str | None:
+    if not wants_json(request):
         return None
     try:
         value = fastjson.loads(text)
     except ValueError:
         return "invalid_json"
-    schema = (response_format.get("json_schema") or {}).get("schema")
+    schema = (request["response_format"].get("json_schema") or {}).get("schema")
     if isinstance(schema, dict) and not _valid(schema, value):
         return "schema_mismatch"
     return None
