@@ -93,6 +93,7 @@ def agent_client(base_url: str, **headers: str) -> Any:
 def capture(ctx: Context) -> None:
     """the base model served on loopback; the example agent attempts BFCL tasks through agent-tracer"""
     from agent_tracer.store import TraceStore
+    from agent_tracer.store.models import utcnow
     from trainer.quickstart.agent import AGENT_NAME, attempt, attempt_all
     from trainer.quickstart.tasks import plan_tasks
 
@@ -108,7 +109,7 @@ def capture(ctx: Context) -> None:
     else:
         ctx.model = budget.model
     with TraceStore(ctx.db) as store:
-        imported_at = _now()
+        imported_at = utcnow()
         store.write([record for task in plan.train for record in task.example.records(imported_at)])
     ctx.say(f"  imported the ground truth of the {len(plan.train)} train tasks (BFCL {', '.join(budget.categories)}) "
             "as successful runs: these stand in for the runs a frontier model would have made (offline, there "
@@ -120,12 +121,6 @@ def capture(ctx: Context) -> None:
     won = sum(run.grade.success for run in attempts)
     ctx.say(f"  {AGENT_NAME}: {len(attempts)} runs recorded in {ctx.db}, {won} succeeded, {len(attempts) - won} "
             "failed (each judged against BFCL's ground truth by its AST rules, and recorded with record_outcome)")
-
-
-def _now() -> Any:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as the store keeps times
 
 
 # -- 2. curate ------------------------------------------------------------------------------------
