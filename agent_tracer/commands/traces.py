@@ -153,7 +153,7 @@ def list_traces(db: str | None, as_json: bool, tags: tuple[str, ...], **filters:
             trace.status or "-",
         ])  # fmt: skip
     headers = ["ID", "NAME", "STARTED (UTC)", "CALLS", "TOKENS", "OUTCOME", "RATING", "STATUS"]
-    click.echo(_table(headers, table, right={3, 4, 6}))
+    click.echo(text_table(headers, table, right={3, 4, 6}))
 
 
 # -- show -----------------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def trace_stats(since: datetime | None, db: str | None, as_json: bool) -> None:
              f"{item['output_tokens']:,}", f"{item['errors']:,}"]
             for item in stats["by_model"]
         ]  # fmt: skip
-        table = _table(["MODEL", "CALLS", "TOKENS IN", "TOKENS OUT", "ERRORS"], rows, right={1, 2, 3, 4})
+        table = text_table(["MODEL", "CALLS", "TOKENS IN", "TOKENS OUT", "ERRORS"], rows, right={1, 2, 3, 4})
         lines += ["  " + line for line in table.splitlines()]
     click.echo("\n".join(lines))
 
@@ -561,7 +561,7 @@ def export_traces(fmt: str, out: Path, per_call: bool, include_held_out: bool, t
 # -- formatting -----------------------------------------------------------------------------------
 
 
-def _table(headers: list[str], rows: list[list[str]], *, right: frozenset[int] | set[int] = frozenset()) -> str:
+def text_table(headers: list[str], rows: list[list[str]], *, right: frozenset[int] | set[int] = frozenset()) -> str:
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
 
     def line(cells: list[str]) -> str:

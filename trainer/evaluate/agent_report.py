@@ -48,10 +48,10 @@ AGENT_WRITERS = {"results.jsonl": report.results_jsonl, "report.md": agent_repor
 
 
 def agent_table(evaluation: AgentEvaluation) -> str:
-    from agent_tracer.commands.traces import _table
+    from agent_tracer.commands.traces import text_table
 
     header, *rows = _figures(evaluation.summaries)
-    lines = [_table(header, rows, right=set(range(1, len(header))))]
+    lines = [text_table(header, rows, right=set(range(1, len(header))))]
     lines += report.comparison_lines(evaluation.comparisons)
     lines += [f"{name} was down: {why}" for name, why in report.down(evaluation.summaries)]
     return "\n".join(lines)

@@ -106,7 +106,7 @@ def write_report(evaluation: Any, directory: Path, worst: int = 5,
 
 
 def stdout_table(evaluation: Evaluation) -> str:
-    from agent_tracer.commands.traces import _table
+    from agent_tracer.commands.traces import text_table
 
     headers = ["endpoint", "model", "success", "95% CI", "tools", "args", "format", "p50", "p95", "TTFT", "$/task",
                "errors"]  # fmt: skip
@@ -118,7 +118,7 @@ def stdout_table(evaluation: Evaluation) -> str:
         rows.append([e.name, e.model or "?", pct(e.success), interval(e.success), pct(e.tool_selection),
                      pct(e.arguments), pct(e.format), ms(e.latency_ms["p50"]), ms(e.latency_ms["p95"]),
                      ms(e.ttft_ms["p50"]), usd(e.cost_per_task), str(e.errors)])  # fmt: skip
-    lines = [_table(headers, rows, right={2, 4, 5, 6, 7, 8, 9, 10, 11})]
+    lines = [text_table(headers, rows, right={2, 4, 5, 6, 7, 8, 9, 10, 11})]
     lines += comparison_lines(evaluation.summary.comparisons)
     if evaluation.capability is not None:
         capability = evaluation.capability.summary

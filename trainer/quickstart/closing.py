@@ -43,15 +43,14 @@ def table(evaluation: Any) -> list[str]:
     """Base against tuned: tool-call format compliance (`call_compliance`) and AST accuracy
     (BFCL's: the task succeeded, its calls matching the ground truth), each k/n with its 95%
     interval, and the paired test on task success."""
+    from agent_tracer.commands.traces import text_table
     from trainer.evaluate.metrics import call_compliance
 
     cases = len(evaluation.cases)
-    rows = [(summary.name, str(call_compliance(evaluation.cases, evaluation.rows, summary.name)), str(summary.success))
+    rows = [[summary.name, str(call_compliance(evaluation.cases, evaluation.rows, summary.name)), str(summary.success)]
             for summary in evaluation.summary.endpoints]
-    widths = [max(len(row[i]) for row in [("endpoint", "format compliance", "AST accuracy"), *rows]) for i in range(3)]
     out = [f"base vs tuned on {cases} held-out tasks (95% Wilson intervals):"]
-    for row in [("endpoint", "format compliance", "AST accuracy"), *rows]:
-        out.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    out += ["  " + line for line in text_table(["endpoint", "format compliance", "AST accuracy"], rows).splitlines()]
     for comparison in evaluation.summary.comparisons:
         out.append(f"  paired (exact McNemar) on success: {comparison.a} only {comparison.a_only}, {comparison.b} only "
                    f"{comparison.b_only}, p = {comparison.p_value:.3g}")
