@@ -8,6 +8,7 @@ import json
 import pytest
 
 from agent_tracer.errors import ConfigError
+from trainer.data.negatives import KINDS
 from trainer.data.output import read_rows
 from trainer.data.preferences import PreferenceConfig, build_dpo, build_reward
 from trainer.data.select import Selection
@@ -88,7 +89,9 @@ def tiny_model(tiny_tokenizer):
 def test_trl_prepares_and_trains_a_step_on_the_dpo_rows(captured_store, tmp_path, tiny_tokenizer, tiny_model):
     from trl import DPOConfig, DPOTrainer
 
-    dataset = dpo(captured_store, tmp_path, sources=["traces", "synthetic"]).dataset()["train"]
+    # Every kind that applies, so a malformed_json one is always among them: which 2 kinds a call
+    # gets is seeded by the row, and the fake API's call ids are random.
+    dataset = dpo(captured_store, tmp_path, sources=["traces", "synthetic"], per_example=len(KINDS)).dataset()["train"]
     assert any(isinstance(c["function"]["arguments"], str)  # malformed_json rejected answers stay strings
                for row in dataset for m in row["rejected"] for c in m.get("tool_calls") or ())
     args = DPOConfig(output_dir=str(tmp_path / "run"), max_steps=1, per_device_train_batch_size=2, report_to=[],
