@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             import_bfcl(store, category)
         run = train(store, args.dir, args, tags=("bfcl",), settings=dict(s.split("=", 1) for s in args.settings))
         trained = time.perf_counter()
-        import_bfcl(store, EVALUATE_ON)  # after the dataset: --traces limits before held-out runs are left out
+        import_bfcl(store, EVALUATE_ON)  # held out: for the evaluation only
         result = compare(store, run, args.dir, args)
     done = time.perf_counter()
 

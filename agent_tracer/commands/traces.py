@@ -19,7 +19,14 @@ import click
 from agent_tracer.errors import AgentTracerError
 from agent_tracer.feedback import BETTER_THAN
 from agent_tracer.formats.bfcl import open_bfcl
-from agent_tracer.formats.export import ExportCounts, ExportRow, export_rows, write_openai_jsonl, write_parquet
+from agent_tracer.formats.export import (
+    ExportCounts,
+    ExportRow,
+    export_rows,
+    runs_up_to,
+    write_openai_jsonl,
+    write_parquet,
+)
 from agent_tracer.formats.openai_jsonl import open_openai_jsonl
 from agent_tracer.formats.reader import ImportOptions, Opener, counted, open_spill
 from agent_tracer.formats.sharegpt import open_sharegpt
@@ -543,7 +550,8 @@ def export_traces(fmt: str, out: Path, per_call: bool, include_held_out: bool, t
     conversation (the last call's messages and answer), with --per-call one per stored call."""
     counts = ExportCounts()
     with open_store(db) as store, progress_bar("exporting", " traces", store.count_traces(**filters)) as bar:
-        runs = bar_over(store.iter_runs(tags=list(tags) or None, **filters), bar)
+        runs = bar_over(runs_up_to(store, filters.pop("limit"), include_held_out=include_held_out,
+                                   tags=list(tags) or None, **filters), bar)
         rows = EXPORT_FORMATS[fmt](
             export_rows(runs, counts, per_call=per_call, include_held_out=include_held_out), out
         )

@@ -30,6 +30,7 @@ from agent_tracer.errors import ConfigError
 from agent_tracer.formats.examples import HELD_OUT_TAG
 
 if TYPE_CHECKING:
+    from agent_tracer.store import TraceStore
     from agent_tracer.store.store import RunRows
 
 PARQUET_BATCH = 1000
@@ -51,6 +52,22 @@ class ExportCounts:
 
     traces: int = 0
     held_out: int = 0
+
+
+def runs_up_to(store: TraceStore, limit: int | None, *, include_held_out: bool, **query: Any) -> Iterator[RunRows]:
+    """`store.iter_runs(limit=limit, **query)` for a reader that leaves held-out traces out (an
+    export, a dataset build): the limit then counts only the others, so `--limit 100` gives 100
+    traces however many held-out ones rank among them. The held-out traces met on the way are
+    still yielded, for the reader to count what it left out."""
+    if limit is None or include_held_out:
+        yield from store.iter_runs(limit=limit, **query)
+        return
+    usable = 0
+    for run in store.iter_runs(**query):
+        if usable >= limit:
+            return
+        yield run
+        usable += HELD_OUT_TAG not in (run.trace.get("tags") or ())
 
 
 def export_rows(runs: Iterable[RunRows], counts: ExportCounts, *, per_call: bool = False,

@@ -151,8 +151,9 @@ class _Runs:
                 self.traces[run.trace["id"]] = run.trace
                 yield run
 
-        self.examples = list(run_examples(remember(selection.runs(store)), "run", summary.step("select"),
-                                          summary.step("convert"), config.include_held_out))
+        runs = remember(selection.runs(store, include_held_out=config.include_held_out))
+        self.examples = list(run_examples(runs, "run", summary.step("select"), summary.step("convert"),
+                                          config.include_held_out))
         self.by_trace: dict[str, Example] = {}
         for example in self.examples:  # a run with several threads: its last is its answer
             self.by_trace[example.trace_id or ""] = example

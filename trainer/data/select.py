@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from agent_tracer.errors import ConfigError
+from agent_tracer.formats.export import runs_up_to
 from agent_tracer.store import TraceStore
 from agent_tracer.store.store import RunRows
 
@@ -45,9 +46,11 @@ class Selection:
                 "since": self.since, "until": self.until, "model": self.model, "has_tool_calls": self.has_tool_calls,
                 "order": self.order}
 
-    def runs(self, store: TraceStore) -> Iterator[RunRows]:
-        """The selected traces with the columns of their calls that datasets are made from."""
-        return store.iter_runs(limit=self.max_traces, call_columns=CALL_COLUMNS, **self.filters())
+    def runs(self, store: TraceStore, *, include_held_out: bool = False) -> Iterator[RunRows]:
+        """The selected traces with the columns of their calls that datasets are made from; unless
+        `include_held_out`, `max_traces` counts only the traces not tagged held-out."""
+        return runs_up_to(store, self.max_traces, include_held_out=include_held_out, call_columns=CALL_COLUMNS,
+                          **self.filters())
 
     def count(self, store: TraceStore) -> int:
         """How many traces the selection yields (the limit applied)."""

@@ -137,12 +137,15 @@ def build_sft(store: TraceStore, selection: Selection, config: SFTConfig, *, tok
     redaction = pii.redaction(config.redact_rules, steps["redact"]) if config.redact else None
     bar = _progress_bar(total, progress)
     stream: Iterable[Example]
-    if total >= reader.PARALLEL_FROM and reader.readers() > 1 and not (selection.tags and selection.max_traces):
+    # A limit that only some traces count towards (tags, held-out) depends on every chunk: read in one process.
+    limited = selection.max_traces is not None and bool(selection.tags or not config.include_held_out)
+    if total >= reader.PARALLEL_FROM and reader.readers() > 1 and not limited:
         job = reader.ReadJob(store.url, selection, config.per, config.include_held_out,
                              config.redact_rules if config.redact else None)
         stream = reader.read_in_processes(job, steps, bar.update if bar is not None else None)
     else:
-        runs = selection.runs(store) if bar is None else bar_over(selection.runs(store), bar)
+        runs = selection.runs(store, include_held_out=config.include_held_out)
+        runs = runs if bar is None else bar_over(runs, bar)
         stream = run_examples(runs, config.per, steps["select"], steps["convert"], config.include_held_out)
         if redaction is not None:
             stream = redaction(stream)

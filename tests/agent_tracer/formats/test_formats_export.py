@@ -84,6 +84,13 @@ def test_per_call_filters_and_held_out(cli, runs, tmp_path):
     assert result.output.startswith("Wrote 0 conversations from 0 traces")
 
 
+def test_limit_counts_exported_traces(cli, runs, tmp_path):
+    out = tmp_path / "two.jsonl"
+    result = cli("traces", "export", "--out", out, "--limit", "2", "--order", "oldest", "--db", runs, "--json")
+    assert json.loads(result.stdout)["traces"] == 2  # the held-out run, among the two oldest, takes no place
+    assert [row["messages"][-1] for row in read_jsonl(out)] == [ANSWER, {"role": "assistant", "content": "Hello!"}]
+
+
 def test_parquet(cli, runs, tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 

@@ -91,6 +91,12 @@ def test_held_out_traces_are_never_trained_on(captured_store, tmp_path, tiny_tok
         assert "E-5" not in result.paths["train"].read_text()
         included = build(captured_store, tmp_path / "all", tiny_tokenizer, include_held_out=True)
         assert "E-5" in included.paths["train"].read_text()
+        # a limit counts the traces a dataset can use: the held-out one (not last in this order) takes no place
+        usable = step(result, "select").rows_out
+        order = "newest" if captured_store.traces(outcome="success", order="oldest")[-1].id == trace.id else "oldest"
+        limited = build(captured_store, tmp_path / "limited", tiny_tokenizer,
+                        Selection(outcome="success", max_traces=usable, order=order))
+        assert step(limited, "select").rows_out == usable
     finally:
         with captured_store.engine.begin() as conn:
             conn.exec_driver_sql("UPDATE traces SET tags = '[\"test\"]' WHERE id = ?", (trace.id,))
