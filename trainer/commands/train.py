@@ -26,28 +26,43 @@ import click
 from trainer.train.config import CONFIGS, default_preset, field_type, preset_values, presets, read_yaml, resolve
 
 
-def _options(config_class: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A click option for every field of `config_class`, defaulting to None: a flag given on the
+def _options(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A click option for every field of the kind's config, defaulting to None: a flag given on the
     command line wins over the config file and the preset, an absent one leaves them be."""
+    shipped = presets()
+    layers = {name: preset_values(name) for name in (kind, f"{kind}-cpu") if name in shipped}
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        for spec in reversed(dataclasses.fields(config_class)):
+        for spec in reversed(dataclasses.fields(CONFIGS[kind])):
             flag = "--" + spec.name.replace("_", "-")
             base = field_type(spec)
-            default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
-            shown = ",".join(default) if isinstance(default, list) else default
-            help_text = spec.metadata.get("help", "") + (f"  [default: {shown}]" if shown not in ("", None) else "")
+            shown = _default_text(spec, layers)
+            help_text = spec.metadata.get("help", "") + (f"  [default: {shown}]" if shown else "")
             if base is bool:
                 option = click.option(f"{flag}/--no-{flag[2:]}", spec.name, default=None, help=help_text)
             elif spec.metadata.get("choices"):
                 option = click.option(flag, spec.name, type=click.Choice(spec.metadata["choices"]), help=help_text)
             else:
-                kind = base if base in (int, float) else str
-                option = click.option(flag, spec.name, type=kind, help=help_text)
+                option = click.option(flag, spec.name, type=base if base in (int, float) else str, help=help_text)
             command = option(command)
         return command
 
     return decorate
+
+
+def _default_text(spec: dataclasses.Field[Any], layers: dict[str, dict[str, Any]]) -> str:
+    """What a run gets without the flag: the default preset's value where one sets it (the GPU
+    preset's and the CPU preset's when they differ), else the config's own default."""
+
+    def text(value: Any) -> str:
+        return ",".join(value) if isinstance(value, list) else "" if value is None else str(value)
+
+    own = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+    values = {name: text(values.get(spec.name, own)) for name, values in layers.items()}
+    if len(set(values.values())) > 1:
+        return ", ".join(f"{value} ({'preset ' if not index else ''}{name})"
+                         for index, (name, value) in enumerate(values.items()))
+    return next(iter(values.values()), text(own))
 
 
 def _run_command(kind: str) -> click.Command:
@@ -60,7 +75,7 @@ def _run_command(kind: str) -> click.Command:
     @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
     @click.option("--overwrite", is_flag=True, help="Replace a finished or broken run in --out.")
     @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-    @_options(config_class)
+    @_options(kind)
     def command(preset: str | None, config_file: str | None, resume: bool, overwrite: bool, as_json: bool,
                 **flags: Any) -> None:
         from agent_tracer.errors import AgentTracerError

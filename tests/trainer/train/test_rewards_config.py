@@ -1,9 +1,11 @@
-"""The tool-match reward's scores, and how a run's settings are layered and checked."""
+"""The tool-match reward's scores, and how a run's settings are layered, checked and shown in --help."""
 
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 
+from agent_tracer.cli import main
 from agent_tracer.errors import ConfigError
 from trainer.train.config import resolve
 from trainer.train.rewards import score, tool_match
@@ -62,3 +64,10 @@ def test_a_config_file_that_is_not_a_mapping(tmp_path):
     (tmp_path / "c.yaml").write_text("- lora_r: 8\n")
     with pytest.raises(ConfigError, match="must be a YAML mapping of settings, not a list"):
         read_yaml(tmp_path / "c.yaml")
+
+
+def test_help_gives_the_defaults_a_run_gets():
+    text = " ".join(CliRunner().invoke(main, ["train", "sft", "--help"], terminal_width=200).output.split())
+    assert "Peak learning rate. [default: 2e-05 (preset sft), 0.0003 (sft-cpu)]" in text  # what this machine's preset sets shows too
+    assert "AdamW weight decay. [default: 0.01]" in text  # both presets agree
+    assert "(0: once an epoch). [default: 0]" in text  # no preset sets it: the config's own
