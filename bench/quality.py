@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     if comparison is not None:
         print(f"AST accuracy, {comparison.a} vs {comparison.b}: exact McNemar p = {comparison.p_value:.3g} "
               f"(right only for {comparison.a}: {comparison.a_only}, only for {comparison.b}: {comparison.b_only})")
+    for name in ("base", "tuned"):
+        kinds = ", ".join(f"{kind} {count}" for kind, count in figures[name].failure_kinds.items())
+        print(f"why {name}'s answers failed (the AST checker's kinds): {kinds or 'none failed'}")
     for label, rate, goal in (("format compliance", compliance["tuned"], GOALS["format"]),
                               ("AST accuracy", tuned.success, GOALS["success"])):
         value = rate.value or 0.0
