@@ -24,7 +24,25 @@ import click
 from agent_tracer.commands.traces import db_option, json_option
 from trainer.evaluate.runner import RunConfig
 
-_TYPES = {"concurrency": click.IntRange(min=1), "temperature": click.FloatRange(min=0),
+
+class _OrNone(click.ParamType):
+    """A value of `inner`, or `none` for None: a setting left to the server (reasoning models
+    refuse a temperature, so an evaluation of one must be able to send none)."""
+
+    def __init__(self, inner: click.ParamType) -> None:
+        self.inner = inner
+        self.name = f"{inner.name}|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+            return None
+        try:
+            return self.inner.convert(value, param, ctx)
+        except click.BadParameter as exc:
+            self.fail(f"{exc.message.rstrip('.')} (or none: the server's default)", param, ctx)
+
+
+_TYPES = {"concurrency": click.IntRange(min=1), "temperature": _OrNone(click.FloatRange(min=0)),
           "max_tokens": click.IntRange(min=1), "timeout": click.FloatRange(min=0, min_open=True),
           "retries": click.IntRange(min=0), "down_after": click.IntRange(min=1)}  # fmt: skip
 

@@ -28,7 +28,7 @@ from trainer.evaluate.grade import Grade, Reply, grade
 class RunConfig:
     concurrency: int = field(default=4, metadata={"help": "Requests in flight per endpoint."})
     temperature: float | None = field(default=0.0, metadata={"help": "Sampling temperature sent with each "
-                                                                     "request (None: the server's default)."})
+                                                                     "request (none: the server's default)."})
     max_tokens: int | None = field(default=None, metadata={"help": "Most tokens an answer may have (default: "
                                                                    "the server's)."})
     timeout: float = field(default=120.0, metadata={"help": "Seconds a request may take."})

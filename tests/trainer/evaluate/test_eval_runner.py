@@ -105,8 +105,9 @@ def test_cli_report_files(servers, tmp_path):
     for text in (result.output, markdown, (report / "results.jsonl").read_text()):
         assert SECRET not in text
 
-    as_json = CliRunner().invoke(main, ["eval", "--cases", str(cases), *specs[:1], "--report", str(report),
-                                        "--no-progress", "--json", "--limit", "2"])  # fmt: skip
+    as_json = CliRunner().invoke(main, ["eval", "--cases", str(cases), *specs[:1], "--report", str(report), "--json",
+                                        "--no-progress", "--limit", "2", "--temperature", "none"])  # fmt: skip
+    assert "temperature" not in servers[0].requests[-1]["json"]  # left to the server (reasoning models want none)
     summary = json.loads(as_json.stdout)
     assert summary["cases"] == 2 and summary["endpoints"][0]["name"] == "tuned"
     assert summary["endpoints"][0]["key_env"] == "EVAL_TEST_KEY" and SECRET not in as_json.stdout
