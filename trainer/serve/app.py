@@ -71,7 +71,9 @@ class ChatApi:
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": self.model_name, "waiting": self.engine.waiting,
-                             "running": self.engine.running, **asdict(self.engine.stats)})
+                             "running": self.engine.running, **asdict(self.engine.stats),
+                             "guided_tool_calls": self.engine.guidance is not None,
+                             "unguided": self.engine.guidance.unguided if self.engine.guidance else 0})
 
     def _prompt(self, chat: ChatRequest) -> list[int]:
         from jinja2 import TemplateError
@@ -93,8 +95,10 @@ class ChatApi:
             raise RequestError(f"max_tokens is {chat.max_tokens}, but after the {prompt_tokens} tokens of the "
                                f"messages this model's context of {self.engine.context_length} tokens has room for "
                                f"{room}.", "max_tokens", "context_length_exceeded")
+        callable_tools = [t for t in chat.tools if chat.named_tool in (None, t["function"].get("name"))]
         return Sampling(max_tokens=chat.max_tokens or min(self.engine.default_max_tokens, room),
-                        temperature=chat.temperature, top_p=chat.top_p, stop=chat.stop, seed=chat.seed)
+                        temperature=chat.temperature, top_p=chat.top_p, stop=chat.stop, seed=chat.seed,
+                        tool_grammar=self.engine.tool_grammar(callable_tools, chat.call_required))
 
 
 class _Answer:

@@ -31,6 +31,9 @@ class ServeConfig(Documented):
     max_tokens: int = field(default=1024, metadata={
         "help": "An answer's token limit when the request sets none (the context still caps it)."})
     device: str = field(default="auto", metadata={"help": "Where the model runs: auto (a GPU if there is one), cpu, cuda, cuda:1."})
+    guided_tool_calls: bool = field(default=True, metadata={
+        "help": "Hold each tool call the model opens to the request's tool schemas, so it always parses "
+                "(llguidance; the text before a call stays free). vLLM guides only tool_choice required/named."})
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

@@ -12,7 +12,8 @@ producing text at once but keeps its slot until the batch ends.
 
 Each request samples on its own (temperature, top_p, seed) inside the shared batch: `generate`
 runs greedy, and `_Sampler`, the last logits processor, draws a sampled row's token with the row's
-own generator and leaves only that token standing. The request alone decides how to sample, as in
+own generator and leaves only that token standing. Before it, `_Guided` holds a row that is writing
+a tool call to its tools' grammar (`trainer.serve.guided`). The request alone decides how to sample, as in
 OpenAI's API; the model's generation_config.json is not applied.
 """
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_tracer.errors import AgentTracerError, ConfigError
+from trainer.serve.guided import CallGuide, Guidance, ToolGrammar
 
 logger = logging.getLogger("trainer.serve")
 
@@ -55,6 +57,8 @@ class Sampling:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    tool_grammar: ToolGrammar | None = None
+    """Tool calls held to the request's tools (`Engine.tool_grammar`); None: unguided."""
 
 
 @dataclass
@@ -128,13 +132,15 @@ class Engine:
     gather_s: how long an idle worker, given fewer than max_batch requests, waits for more before it
         starts (clients that send together arrive a few milliseconds apart; a batch cannot be
         joined once it runs).
-    logits_processors: transformers `LogitsProcessor`s applied to every row before sampling (a
-        grammar constraint; the tests force known answers with one).
+    logits_processors: transformers `LogitsProcessor`s applied to every row before sampling (the
+        tests force known answers with one).
+    guide_tool_calls: hold tool calls to the request's tools (`trainer.serve.guided`; needs
+        llguidance, else the engine runs unguided and says so once).
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 8, max_queue: int = 64,
                  default_max_tokens: int = 1024, gather_s: float = 0.02,
-                 logits_processors: Sequence[Any] = ()) -> None:
+                 logits_processors: Sequence[Any] = (), guide_tool_calls: bool = True) -> None:
         if max_batch < 1 or max_queue < 0 or default_max_tokens < 1:
             raise ValueError("max_batch and default_max_tokens must be at least 1, max_queue at least 0")
         self.model = model
@@ -144,6 +150,7 @@ class Engine:
         self.default_max_tokens = default_max_tokens
         self.gather_s = gather_s
         self.logits_processors = list(logits_processors)
+        self.guidance = Guidance.create(tokenizer) if guide_tool_calls else None
         self.stats = Stats()
         self.end_ids = _end_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.end_ids)
@@ -197,6 +204,11 @@ class Engine:
                                                   tokenize=False)
         with self.tokenizer_lock:
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def tool_grammar(self, tools: list[dict[str, Any]], required: bool = False) -> ToolGrammar | None:
+        """The grammar a request's tool calls are held to (`Sampling.tool_grammar`): None when the
+        engine is unguided, there are no tools, or their schemas do not compile (served unguided)."""
+        return self.guidance.grammar(tools, required) if self.guidance is not None else None
 
     def submit(self, prompt_ids: list[int], sampling: Sampling) -> Generation:
         """Queue a request (from the event loop that will read its deltas); `QueueFull` when the
@@ -286,9 +298,10 @@ class Engine:
         config = GenerationConfig(do_sample=False, max_new_tokens=max(g.sampling.max_tokens for g in batch),
                                   pad_token_id=self.pad_id, eos_token_id=sorted(self.end_ids))
         step = _Batch(rows)
+        guided = [_Guided(rows)] if any(row.guide for row in rows) else []
         self.model.generate(input_ids=torch.tensor(ids, device=device), attention_mask=torch.tensor(mask, device=device),
                             generation_config=config, stopping_criteria=StoppingCriteriaList([step]),
-                            logits_processor=LogitsProcessorList([*self.logits_processors, _Sampler(rows)]))
+                            logits_processor=LogitsProcessorList([*self.logits_processors, *guided, _Sampler(rows)]))
         for row in rows:
             row.finish("length")  # a safety net: each row ends itself, but generate also stops at its max_length
 
@@ -316,6 +329,9 @@ class _Row:
         self.text = _Detokenizer(engine.tokenizer, engine.tokenizer_lock, generation.prompt_ids[-PROMPT_TAIL:])
         self.stops = _StopFilter(generation.sampling.stop)
         sampling = generation.sampling
+        self.guide = None
+        if sampling.tool_grammar is not None and engine.guidance is not None:
+            self.guide = CallGuide(engine.guidance, sampling.tool_grammar)
         self.random = None
         if sampling.temperature > 0:
             self.random = torch.Generator(device=engine.model.device)
@@ -333,7 +349,10 @@ class _Row:
         if token in self.end_ids:
             self.finish("stop")
             return
-        delta, stopped = self.stops.push(self.text.add(token))
+        piece = self.text.add(token)
+        if self.guide is not None:
+            self.guide.advance(token, piece)
+        delta, stopped = self.stops.push(piece)
         if delta:
             self.generation._put(delta)
         if stopped:
@@ -370,6 +389,28 @@ class _Batch:
         for row, token in zip(self.rows, input_ids[:, -1].tolist()):
             row.take(token)
         return torch.tensor([row.done for row in self.rows], device=input_ids.device)
+
+
+class _Guided:
+    """A logits processor: a row inside a guided tool call keeps only the tokens its grammar allows
+    next (llguidance fills a bit per vocabulary entry; logits past the tokenizer's vocabulary, which
+    some models pad, are never allowed there)."""
+
+    def __init__(self, rows: list[_Row]) -> None:
+        self.rows = rows
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        for index, row in enumerate(self.rows):
+            if row.done or row.guide is None or not row.guide.active:
+                continue
+            bits = row.guide.allowed()
+            allowed = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
+            width = min(len(bits), scores.shape[-1])
+            allowed[:width] = torch.from_numpy(bits[:width].astype(bool)).to(scores.device)
+            scores[index].masked_fill_(~allowed, float("-inf"))
+        return scores
 
 
 class _Sampler:

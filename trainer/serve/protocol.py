@@ -1,9 +1,11 @@
 """The Chat Completions wire format: a request body checked and read, and the shapes of answers,
 stream chunks and errors exactly as OpenAI's API writes them (the official SDK parses them).
 
-Fields the server cannot honour but a client may send anyway (`tool_choice` other than "none",
-`response_format`, penalties, `logprobs`, `user`) are accepted and not acted on: the proxy in front
-judges whether the answer did what they asked, and falls back when not. Nor is `model` checked:
+`tool_choice` is honoured: "none" offers no tools, "required" or a named function makes the answer
+open with a call (to that function), held to the tools' schemas (`trainer.serve.guided`). Fields the
+server cannot honour but a client may send anyway (`response_format`, penalties, `logprobs`, `user`)
+are accepted and not acted on: the proxy in front judges whether the answer did what they asked,
+and falls back when not. Nor is `model` checked:
 one model is served, and answers carry its served name.
 """
 
@@ -32,6 +34,10 @@ class ChatRequest:
 
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] = field(default_factory=list)
+    call_required: bool = False
+    """tool_choice "required" or a named function: the answer must open with a call."""
+    named_tool: str | None = None
+    """tool_choice naming one function: the call must be to it."""
     stream: bool = False
     include_usage: bool = False
     max_tokens: int | None = None
@@ -52,10 +58,14 @@ def parse_request(body: bytes) -> ChatRequest:
     n = data.get("n")
     if n is not None and n != 1:
         raise RequestError("n must be 1: this server writes one answer per request.", "n", "invalid_value")
-    tools = [] if data.get("tool_choice") == "none" else _tools(data.get("tools"))
+    choice = data.get("tool_choice")
+    tools = [] if choice == "none" else _tools(data.get("tools"))
+    named = _named_tool(choice, tools)
     return ChatRequest(
         messages=_messages(data.get("messages")),
         tools=tools,
+        call_required=bool(tools) and (choice == "required" or named is not None),
+        named_tool=named,
         stream=_typed(data, "stream", bool, False),
         include_usage=bool(_typed(data, "stream_options", dict, {}).get("include_usage")),
         max_tokens=_max_tokens(data),
@@ -97,6 +107,21 @@ def _tools(value: Any) -> list[dict[str, Any]]:
         return trl_tools(value)
     except NotTrainable as exc:
         raise RequestError(f"The request {exc}.", "tools", "invalid_value") from None
+
+
+def _named_tool(choice: Any, tools: list[dict[str, Any]]) -> str | None:
+    """The function `tool_choice` names (`{"type": "function", "function": {"name": …}}`), checked
+    against the tools offered; None for "auto", "required", "none" or no tool_choice."""
+    if choice is None or choice in ("auto", "required", "none"):
+        return None
+    name = choice.get("function", {}).get("name") if isinstance(choice, dict) and isinstance(choice.get("function"), dict) else None
+    if not isinstance(name, str):
+        raise RequestError('tool_choice must be "none", "auto", "required" or {"type": "function", '
+                           '"function": {"name": …}}.', "tool_choice", "invalid_value")
+    if name not in {tool["function"].get("name") for tool in tools}:
+        raise RequestError(f"tool_choice names {name[:60]!r}, which is not among the tools.", "tool_choice",
+                           "invalid_value")
+    return name
 
 
 def _max_tokens(data: dict[str, Any]) -> int | None:

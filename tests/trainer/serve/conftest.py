@@ -72,11 +72,12 @@ class Gate:
 
 @pytest.fixture(scope="session")
 def engine(tiny_model_dir):
-    """The tiny Llama loaded as `agent-tracer serve` loads a model, made to write `ANSWERS`."""
+    """The tiny Llama loaded as `agent-tracer serve` loads a model, made to write `ANSWERS`:
+    unguided, since a guided engine would never let the broken call through (test_serve_guided.py)."""
     from trainer.models import load_tokenizer
 
     return Engine.load(tiny_model_dir, device="cpu", max_batch=8, default_max_tokens=256,
-                       logits_processors=[ForceAnswers(load_tokenizer(tiny_model_dir))])
+                       logits_processors=[ForceAnswers(load_tokenizer(tiny_model_dir))], guide_tool_calls=False)
 
 
 @pytest.fixture(scope="session")
