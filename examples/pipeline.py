@@ -84,7 +84,9 @@ def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespa
     with contextlib.ExitStack() as servers:
         endpoints = {name: servers.enter_context(running(create_app(Engine.load(model), name)))
                      for name, model in (("base", args.model), ("tuned", str(tuned)))}
-        result = evaluate(cases, endpoints, RunConfig(max_tokens=args.max_tokens))
+        # Both models share this machine: a batch's worth of requests in flight each, and time
+        # enough that a request waiting behind a batch is not counted as the model's failure.
+        result = evaluate(cases, endpoints, RunConfig(max_tokens=args.max_tokens, concurrency=8, timeout=900))
     result.write(folder / "report")
     return result
 

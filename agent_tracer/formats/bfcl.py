@@ -18,9 +18,13 @@ How an example is made:
   JSON schema has no name for) dropped, so the schema accepts any value. Names are kept as BFCL
   spells them (dots included): the ground truth and BFCL's checker use those names.
 - **Answer**: one assistant message with a tool call per ground-truth call, in order (parallel and
-  multiple answers are several calls in one message). Each parameter takes its FIRST acceptable
-  value that is not "" ("" means "may be left out"; a parameter with no other value is left out),
-  recursively into dict values (BFCL gives those as dicts of acceptable-value lists too).
+  multiple answers are several calls in one message). A parameter that may be left out ("" among
+  its acceptable values, and the function does not require it: BFCL's checker tests that first) is
+  left out: the answer gives what the question asks for and leaves the
+  rest to the tool's defaults, which is what a model should learn (one taught to fill every
+  optional parameter invents values the user never gave). Any other parameter takes its first
+  acceptable value, recursively into dict values (BFCL gives those as dicts of acceptable-value
+  lists too).
 - **irrelevance** categories have no answer file: the right answer is not to call any function, so
   the assistant answers with `IRRELEVANT_ANSWER`, a short text saying so.
 - **Held out**: live_* categories are BFCL's user-contributed questions, kept for evaluation: their
@@ -35,6 +39,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +101,7 @@ class BFCLReader(ExampleReader):
             answer: dict[str, Any] = {"role": "assistant", "content": IRRELEVANT_ANSWER}
         elif question_id in self.answers:
             raw_answer, truth = self.answers[question_id]
-            answer = ground_truth_message(truth)
+            answer = ground_truth_message(truth, functions)
         else:
             raise CodecError(f"no ground truth for {question_id!r} in the answer file")
         tags = [FORMAT, self.category]
@@ -205,8 +210,9 @@ def json_schema(schema: Any) -> Any:
     return out
 
 
-def ground_truth_message(truth: Any) -> dict[str, Any]:
-    """The assistant message that makes the ground-truth calls, each with its chosen arguments."""
+def ground_truth_message(truth: Any, functions: list[Any] = ()) -> dict[str, Any]:
+    """The assistant message that makes the ground-truth calls, each with its chosen arguments
+    (`functions`, the docs offered, say which parameters each requires)."""
     if not isinstance(truth, list) or not truth:
         raise CodecError("the ground truth holds no call")
     calls = []
@@ -216,19 +222,29 @@ def ground_truth_message(truth: Any) -> dict[str, Any]:
         (name, params), = call.items()
         if not isinstance(params, dict):
             raise CodecError(f"the ground truth of {name!r} has no parameters object")
-        calls.append(tool_call(f"call_{number}", name, chosen_arguments(params)))
+        calls.append(tool_call(f"call_{number}", name, chosen_arguments(params, required_parameters(functions, name))))
     return {"role": "assistant", "content": None, "tool_calls": calls}
 
 
-def chosen_arguments(params: dict[str, Any]) -> dict[str, Any]:
-    """Each parameter's first acceptable value that is not "" (left out when it has none)."""
+def chosen_arguments(params: dict[str, Any], required: Collection[str] = ()) -> dict[str, Any]:
+    """Each parameter's first acceptable value that is not ""; left out when "" is acceptable (it
+    may be left out) and it is not `required`, or when it has no such value at all."""
     chosen = {}
     for name, values in params.items():
         options = values if isinstance(values, list) else [values]  # not a list: the value itself
-        value = next((option for option in options if option != ""), _OMITTED)
-        if value is not _OMITTED:
-            chosen[name] = _resolved(value)
+        given = [option for option in options if option != ""]
+        if given and (len(given) == len(options) or name in required):
+            chosen[name] = _resolved(given[0])
     return chosen
+
+
+def required_parameters(functions: Iterable[Any], name: str) -> list[str]:
+    """The parameters the function doc called `name` requires ([] when there is none such)."""
+    for function in functions:
+        if isinstance(function, dict) and function.get("name") == name:
+            required = (function.get("parameters") or {}).get("required")
+            return [param for param in required if isinstance(param, str)] if isinstance(required, list) else []
+    return []
 
 
 def _resolved(value: Any) -> Any:
@@ -241,4 +257,3 @@ def _resolved(value: Any) -> Any:
     return value
 
 
-_OMITTED = object()

@@ -46,9 +46,9 @@ def test_simple_python(cli, db, open_store):
     assert tool_call["function"]["name"] == "calculate_triangle_area"
     arguments = tool_call["function"]["arguments"]
     assert isinstance(arguments, str)  # a JSON string, as the OpenAI API sends it
-    # base and height have one value each; unit's acceptable values are ["units", ""]: the first
-    # one that is not "" is taken
-    assert json.loads(arguments) == {"base": 10, "height": 5, "unit": "units"}
+    # base and height have one value each; unit's acceptable values are ["units", ""]: it may be
+    # left out, so it is (the tool's default)
+    assert json.loads(arguments) == {"base": 10, "height": 5}
     parameters = call.request["tools"][0]["function"]["parameters"]
     assert parameters["type"] == "object" and parameters["properties"]["base"] == {
         "type": "integer", "description": "The base of the triangle."}  # fmt: skip
@@ -171,14 +171,17 @@ def test_bfcl_types_become_json_schema():
 def test_the_chosen_answer():
     params = {
         "city": ["Paris", "paris"],  # the first acceptable value
-        "unit": ["", "celsius"],  # "" may be left out, but there is a value: taken
+        "unit": ["celsius", ""],  # "" may be left out: left to the tool's default, though a value is given
         "days": [""],  # only "": left out
         "hours": [],  # no acceptable value at all: left out
         "prefs": [{"size": ["large"], "milk": ["", "oat"], "note": [""]}],  # nested: chosen the same way
         "rows": [[{"field": ["age"]}, {"field": ["job", "work"]}]],  # a list of nested dicts
         "pair": [[3, 5]],
+        "flag": [False],  # a falsy value is still a value
     }
     assert chosen_arguments(params) == {
-        "city": "Paris", "unit": "celsius", "prefs": {"size": "large", "milk": "oat"},
-        "rows": [{"field": "age"}, {"field": "job"}], "pair": [3, 5],
+        "city": "Paris", "prefs": {"size": "large"}, "rows": [{"field": "age"}, {"field": "job"}], "pair": [3, 5],
+        "flag": False,
     }  # fmt: skip
+    # a parameter the function requires keeps its value even where BFCL's answer allows ""
+    assert chosen_arguments({"speed": [0.0, ""], "unit": ["", "m/s"]}, required=["speed"]) == {"speed": 0.0}

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent_tracer.formats.bfcl import chosen_arguments
+from agent_tracer.formats.bfcl import chosen_arguments, required_parameters
 from trainer.evaluate.ast_match import match_calls
 from trainer.evaluate.cases import Case, load_cases
 from trainer.evaluate.grade import Reply, grade
@@ -16,14 +16,14 @@ NON_LIVE = ["simple_python", "multiple", "parallel", "parallel_multiple"]
 
 
 def answer_of(case: Case) -> list[tuple[str, dict]]:
-    """The ground truth as a model would give it: each parameter's first acceptable value, leaving
-    out what the function does not define (BFCL's files list two such parameters as optional, in
+    """The ground truth as a model would give it, as the BFCL import writes it (what may be left out
+    is), and leaving out what the function does not define (BFCL's files list two such parameters as optional, in
     parallel_multiple_12 and _26: BFCL's own checker rejects them when given)."""
     calls = []
     for call in case.expected_calls:
         for name, allowed in call.items():
             defined = case.functions[name]["parameters"].get("properties", {})
-            arguments = chosen_arguments(allowed)
+            arguments = chosen_arguments(allowed, required_parameters(case.functions.values(), name))
             calls.append((name, {k: v for k, v in arguments.items() if k in defined or "" not in allowed[k]}))
     return calls
 
