@@ -4,6 +4,7 @@ questions it never trained on?
     python bench/quality.py                                   # SmolLM2, the machine's SFT preset
     python bench/quality.py --max-steps 200 --cases 80        # a smaller CPU budget, said in the output
     python bench/quality.py --set lora_r=32 --set learning_rate=2e-4
+    python bench/quality.py --max-steps -1 --unguided          # one epoch; and the tuned model unguided too
 
 1. BFCL's non-live categories (simple_python, multiple, parallel, parallel_multiple, irrelevance)
    are imported into a fresh trace store as successful runs; `live_simple` is imported once the
@@ -11,8 +12,11 @@ questions it never trained on?
 2. The SFT dataset is built from every non-live trace and a LoRA adapter trained on it with the
    project's defaults for this machine (`sft-cpu` without a GPU, `sft` with one), through the
    same calls as `examples/pipeline.py`.
-3. The base model and the run are served (`trainer.serve`, batched) and both answer the held-out
+3. The base model and the run are served (`trainer.serve`, batched, tool calls guided by the
+   tools' schemas as `agent-tracer serve` does by default) and both answer the held-out
    live_simple questions (all of them unless --cases), greedy, graded by BFCL's AST rules.
+   `--unguided` serves the run a third time without the guide, to tell training's share of the
+   gain from the guide's.
 4. The table: format compliance (answers holding a well-formed tool call, of the questions whose
    answer is a call; a failed request counts against it) and AST accuracy (the call matches BFCL's
    possible answers: the task succeeded), each with its 95% Wilson interval,
@@ -53,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--traces", type=int, help="Train on at most this many questions (default: all non-live).")
     parser.add_argument("--cases", type=int, help="Held-out questions asked (default: all of live_simple).")
     parser.add_argument("--max-tokens", type=int, default=256, help="Longest answer asked of each model.")
+    parser.add_argument("--unguided", action="store_true",
+                        help="Also evaluate the tuned model with unguided tool calls (a third endpoint).")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="A training setting over the preset (repeatable), e.g. lora_r=32.")
     args = parser.parse_args(argv)
@@ -68,13 +74,12 @@ def main(argv: list[str] | None = None) -> None:
         run = train(store, args.dir, args, tags=("bfcl",), settings=dict(s.split("=", 1) for s in args.settings))
         trained = time.perf_counter()
         import_bfcl(store, EVALUATE_ON)  # held out: for the evaluation only
-        result = compare(store, run, args.dir, args)
+        result = compare(store, run, args.dir, args, unguided=args.unguided)
     done = time.perf_counter()
 
     figures = {summary.name: summary for summary in result.summary.endpoints}
     compliance = {name: call_compliance(result.cases, result.rows, name) for name in figures}
-    rows = [[name, str(compliance[name]), str(figures[name].success), str(figures[name].errors)]
-            for name in ("base", "tuned")]
+    rows = [[name, str(compliance[name]), str(figures[name].success), str(figures[name].errors)] for name in figures]
     comparison = next((c for c in result.summary.comparisons if {c.a, c.b} == {"base", "tuned"}), None)
     tuned = figures["tuned"]
     print(f"\n## {EVALUATE_ON}: {tuned.cases} held-out questions, base {args.model} vs tuned "
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     if comparison is not None:
         print(f"AST accuracy, {comparison.a} vs {comparison.b}: exact McNemar p = {comparison.p_value:.3g} "
               f"(right only for {comparison.a}: {comparison.a_only}, only for {comparison.b}: {comparison.b_only})")
-    for name in ("base", "tuned"):
+    for name in figures:
         kinds = ", ".join(f"{kind} {count}" for kind, count in figures[name].failure_kinds.items())
         print(f"why {name}'s answers failed (the AST checker's kinds): {kinds or 'none failed'}")
     for label, rate, goal in (("format compliance", compliance["tuned"], GOALS["format"]),

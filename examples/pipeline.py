@@ -74,16 +74,21 @@ def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple
     return run
 
 
-def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespace) -> Evaluation:
-    """Serve the base model and the tuned run on loopback and ask both the held-out questions;
-    the full report goes to folder/report."""
+def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespace,
+            unguided: bool = False) -> Evaluation:
+    """Serve the base model and the tuned run on loopback (tool calls guided, as `agent-tracer
+    serve` does by default) and ask both the held-out questions; `unguided`: the tuned run a third
+    time, as "tuned-unguided", to show what training did without the guide. The full report goes
+    to folder/report."""
     from trainer.evaluate import RunConfig, evaluate, load_cases
     from trainer.serve import Engine, create_app, running
 
     cases = load_cases(store=store, split="held-out", limit=args.cases)
+    served = [("base", args.model, True), ("tuned", str(tuned), True)] + ([("tuned-unguided", str(tuned), False)]
+                                                                         if unguided else [])
     with contextlib.ExitStack() as servers:
-        endpoints = {name: servers.enter_context(running(create_app(Engine.load(model), name)))
-                     for name, model in (("base", args.model), ("tuned", str(tuned)))}
+        endpoints = {name: servers.enter_context(running(create_app(Engine.load(model, guide_tool_calls=guided), name)))
+                     for name, model, guided in served}
         # Both models share this machine: a batch's worth of requests in flight each, and time
         # enough that a request waiting behind a batch is not counted as the model's failure.
         result = evaluate(cases, endpoints, RunConfig(max_tokens=args.max_tokens, concurrency=8, timeout=900))
