@@ -132,7 +132,7 @@ def _call_schema(function: dict[str, Any]) -> dict[str, Any]:
     if arguments.get("type") == "object":
         arguments.setdefault("properties", {})
         arguments.setdefault("additionalProperties", False)
-    return {"type": "object", "properties": {"name": {"const": function["name"]}, "arguments": arguments},
+    return {"type": "object", "properties": {"name": {"const": function.get("name", "")}, "arguments": arguments},
             "required": ["name", "arguments"], "additionalProperties": False}
 
 
@@ -147,7 +147,6 @@ class CallGuide:
         self.matcher = guidance.matcher(grammar.first) if grammar.first else None
         self.tail = ""
         """The answer's last characters while free, where `<tool_call>` is looked for."""
-        self.calls = 0
 
     @property
     def active(self) -> bool:
@@ -169,7 +168,6 @@ class CallGuide:
                 if self.matcher.is_error():
                     logger.warning("a guided tool call went wrong: %s", self.matcher.get_error()[:200])
                 self.matcher = None
-                self.calls += 1
                 self.tail = ""
             return
         self.tail = (self.tail + text)[-(len(OPEN) + 8):]
