@@ -5,6 +5,7 @@ questions it never trained on?
     python bench/quality.py --max-steps 200 --cases 80        # a smaller CPU budget, said in the output
     python bench/quality.py --set lora_r=32 --set learning_rate=2e-4
     python bench/quality.py --max-steps -1 --unguided          # one epoch; and the tuned model unguided too
+    python bench/quality.py --preset sft-cpu --max-steps -1 --set epochs=3   # the CPU recipe, on a GPU
 
 1. BFCL's non-live categories (simple_python, multiple, parallel, parallel_multiple, irrelevance)
    are imported into a fresh trace store as successful runs; `live_simple` is imported once the
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=256, help="Longest answer asked of each model.")
     parser.add_argument("--unguided", action="store_true",
                         help="Also evaluate the tuned model with unguided tool calls (a third endpoint).")
+    parser.add_argument("--preset", help="The training preset (default: sft on a GPU, sft-cpu without one).")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="A training setting over the preset (repeatable), e.g. lora_r=32.")
     args = parser.parse_args(argv)
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     with TraceStore(f"sqlite:///{args.dir.resolve() / 'traces.db'}") as store:
         for category in TRAIN_ON:
             import_bfcl(store, category)
-        run = train(store, args.dir, args, tags=("bfcl",), settings=dict(s.split("=", 1) for s in args.settings))
+        run = train(store, args.dir, args, tags=("bfcl",), settings=dict(s.split("=", 1) for s in args.settings),
+                    preset=args.preset)
         trained = time.perf_counter()
         import_bfcl(store, EVALUATE_ON)  # held out: for the evaluation only
         result = compare(store, run, args.dir, args, unguided=args.unguided)

@@ -49,9 +49,9 @@ def import_bfcl(store: TraceStore, category: str) -> None:
 
 
 def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple[str, ...] = (TRAIN_ON,),
-          settings: dict[str, str] | None = None) -> Path:
+          settings: dict[str, str] | None = None, preset: str | None = None) -> Path:
     """Build the dataset from the successful traces with all of `tags` and fine-tune on it, with
-    `settings` over the preset; returns the run folder."""
+    `settings` over `preset` (default: this machine's SFT preset); returns the run folder."""
     from trainer.data import Selection, SFTConfig, build_sft
     from trainer.train.config import default_preset, preset_values, resolve
     from trainer.train.run import gpu_available
@@ -61,7 +61,9 @@ def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple
     overrides = {**(settings or {}), "model": args.model, "data": str(folder / "sft.jsonl"), "out": str(run)}
     if args.max_steps is not None:
         overrides["max_steps"] = args.max_steps
-    config = resolve("sft", preset_values(default_preset("sft", gpu_available())), overrides)
+    preset = preset or default_preset("sft", gpu_available())
+    config = resolve("sft", preset_values(preset), overrides)
+    print(f"training: preset {preset}" + "".join(f", {key}={value}" for key, value in (settings or {}).items()))
 
     # The dataset is measured with the model's own tokenizer, to the length the run trains on.
     dataset = build_sft(store, Selection(outcome="success", tags=list(tags), max_traces=args.traces),
@@ -69,7 +71,8 @@ def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple
     print(dataset.summary.render())
 
     summary = train_sft(config, overwrite=True)
-    print(f"\ntrained {run}: {summary['steps']} steps, train loss {summary['train_loss']:.4f}, "
+    held_out = f", eval loss {summary['eval_loss']:.4f}" if summary.get("eval_loss") is not None else ""
+    print(f"\ntrained {run}: {summary['steps']} steps, train loss {summary['train_loss']:.4f}{held_out}, "
           f"{summary['seconds']:.0f} s")
     return run
 
@@ -82,16 +85,20 @@ def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespa
     to folder/report."""
     from trainer.evaluate import RunConfig, evaluate, load_cases
     from trainer.serve import Engine, create_app, running
+    from trainer.train.run import gpu_available
 
     cases = load_cases(store=store, split="held-out", limit=args.cases)
     served = [("base", args.model, True), ("tuned", str(tuned), True)] + ([("tuned-unguided", str(tuned), False)]
                                                                          if unguided else [])
+    # A batch's worth of requests in flight per model (a GPU takes bigger batches at about the cost
+    # of one row), and time enough that a request waiting behind a batch is not counted as the
+    # model's failure.
+    batch = 32 if gpu_available() else 8
     with contextlib.ExitStack() as servers:
-        endpoints = {name: servers.enter_context(running(create_app(Engine.load(model, guide_tool_calls=guided), name)))
+        endpoints = {name: servers.enter_context(running(create_app(
+                         Engine.load(model, guide_tool_calls=guided, max_batch=batch), name)))
                      for name, model, guided in served}
-        # Both models share this machine: a batch's worth of requests in flight each, and time
-        # enough that a request waiting behind a batch is not counted as the model's failure.
-        result = evaluate(cases, endpoints, RunConfig(max_tokens=args.max_tokens, concurrency=8, timeout=900))
+        result = evaluate(cases, endpoints, RunConfig(max_tokens=args.max_tokens, concurrency=batch, timeout=900))
     result.write(folder / "report")
     return result
 

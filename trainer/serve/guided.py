@@ -48,14 +48,43 @@ class ToolGrammar:
     first: str | None = None
 
 
+PROBE = ' {"name": "café", "arguments": {"n": 1}}\n\tok'
+"""Text whose tokens llguidance must read back as its exact bytes: spaces, quotes, newline, tab and
+a character of two bytes, the parts of a call a byte mix-up breaks."""
+
+
+def read_tokenizer(tokenizer: Any) -> Any:
+    """The tokenizer as llguidance reads it, checked: its tokens must decode to the bytes the
+    model's own tokenizer means. A byte-level BPE whose decoder is a sequence that also has
+    ByteFallback (what transformers makes of some GGUF files) is read by llguidance as byte-fallback
+    text, 'Ġ' as itself rather than a space, and every guided call then breaks at its first space:
+    such a tokenizer is read again with its byte-level decoder alone. `ValueError` when the bytes
+    still differ."""
+    import llguidance
+    import llguidance.hf
+
+    ids = tokenizer.encode(PROBE, add_special_tokens=False)
+    read = llguidance.hf.from_tokenizer(tokenizer)
+    if read.decode_bytes(ids) == PROBE.encode():
+        return read
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    decoders = (spec.get("decoder") or {}).get("decoders") or []
+    byte_level = next((decoder for decoder in decoders if decoder.get("type") == "ByteLevel"), None)
+    if byte_level is not None:
+        spec["decoder"], spec["model"]["byte_fallback"] = byte_level, False
+        spec["padding"] = spec["truncation"] = None
+        read = llguidance.LLTokenizer(json.dumps(spec), eos_token=tokenizer.eos_token_id)
+        if read.decode_bytes(ids) == PROBE.encode():
+            return read
+    raise ValueError(f"it reads {PROBE!r} back as {bytes(read.decode_bytes(ids))!r}")
+
+
 class Guidance:
     """The engine's side of guided tool calls: the model's tokenizer as llguidance reads it (built
     once, ~0.3 s) and the grammars of recent tool lists (agents send the same tools every turn)."""
 
     def __init__(self, tokenizer: Any) -> None:
-        import llguidance.hf
-
-        self.tokenizer = llguidance.hf.from_tokenizer(tokenizer)
+        self.tokenizer = read_tokenizer(tokenizer)
         self.vocab_size = self.tokenizer.vocab_size
         self.unguided = 0
         """Requests with tools that were served unguided (their schemas did not compile)."""

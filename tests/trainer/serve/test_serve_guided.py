@@ -146,21 +146,64 @@ def test_a_schema_that_does_not_compile_is_served_unguided_and_counted(guided):
     assert health["guided_tool_calls"] is True and health["unguided"] == before + 1
 
 
-def test_the_grammar_takes_the_templates_own_call_and_refuses_what_the_tools_lack(tiny_tokenizer):
-    """Token by token: the built-in template's rendering of a call is allowed at every step, and
-    the guide refuses an argument the tool lacks, a quoted integer and a value outside the enum."""
+THERMOSTAT_CALL = '\n{"name": "set_thermostat", "arguments": {"degrees": 21, "unit": "celsius"}}\n</tool_call>'
+
+
+def acceptor(tokenizer):
+    """Whether the guide for TOOLS takes a text, fed token by token after `<tool_call>`."""
     from llguidance import LLMatcher
 
-    guidance = Guidance(tiny_tokenizer)
+    guidance = Guidance(tokenizer)
 
     def accepted(text: str) -> bool:
         matcher = LLMatcher(guidance.tokenizer, LLMatcher.grammar_from_lark(call_grammar(TOOLS, opened=True)))
-        return matcher.consume_tokens(tiny_tokenizer.encode(text, add_special_tokens=False)) and matcher.is_accepting()
+        return matcher.consume_tokens(tokenizer.encode(text, add_special_tokens=False)) and matcher.is_accepting()
 
-    assert accepted('\n{"name": "set_thermostat", "arguments": {"degrees": 21, "unit": "celsius"}}\n</tool_call>')
+    return accepted
+
+
+def test_the_grammar_takes_the_templates_own_call_and_refuses_what_the_tools_lack(tiny_tokenizer):
+    """Token by token: the built-in template's rendering of a call is allowed at every step, and
+    the guide refuses an argument the tool lacks, a quoted integer and a value outside the enum."""
+    accepted = acceptor(tiny_tokenizer)
+    assert accepted(THERMOSTAT_CALL)
     assert accepted('\n{"name": "lookup_order", "arguments": {"order_id": "A-17"}}\n</tool_call>')
     for wrong in ('{"name": "cancel_order", "arguments": {}}', '{"name": "lookup_order", "arguments": {}}',
                   '{"name": "lookup_order", "arguments": {"order_id": "A", "reason": "late"}}',
                   '{"name": "set_thermostat", "arguments": {"degrees": "21", "unit": "celsius"}}',
                   '{"name": "set_thermostat", "arguments": {"degrees": 21, "unit": "kelvin"}}'):
         assert not accepted(f"\n{wrong}\n</tool_call>"), wrong
+
+
+def with_decoder(tokenizer, decoders: list[dict]):
+    """The tokenizer with its byte-level decoder replaced by a sequence of `decoders`, and byte
+    fallback on: what transformers makes of a byte-level BPE read from a GGUF file."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    spec["decoder"], spec["model"]["byte_fallback"] = {"type": "Sequence", "decoders": decoders}, True
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), eos_token=tokenizer.eos_token,
+                                   pad_token=tokenizer.pad_token)
+
+
+GGUF_DECODERS = [{"type": "ByteFallback"}, {"type": "Fuse"},
+                 {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                 {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}]
+
+
+def test_a_byte_level_tokenizer_with_a_byte_fallback_decoder_is_guided_all_the_same(tiny_tokenizer):
+    """SmolLM2's tokenizer as transformers 5.17 reads it from the GGUF file: llguidance took its
+    'Ġ' for itself rather than a space, and every guided call broke at its first space."""
+    tokenizer = with_decoder(tiny_tokenizer, GGUF_DECODERS)
+    assert tokenizer.decode(tokenizer.encode(THERMOSTAT_CALL, add_special_tokens=False)) == THERMOSTAT_CALL
+    accepted = acceptor(tokenizer)
+    assert accepted(THERMOSTAT_CALL)
+    assert not accepted(THERMOSTAT_CALL.replace("21", '"21"'))
+
+
+def test_a_tokenizer_llguidance_misreads_is_served_unguided_with_the_reason(tiny_tokenizer, caplog):
+    tokenizer = with_decoder(tiny_tokenizer, GGUF_DECODERS[:2])  # no byte-level decoder to read it with
+    with caplog.at_level("WARNING", logger="trainer.serve"):
+        assert Guidance.create(tokenizer) is None
+    assert "tool calls are not guided: llguidance cannot read this tokenizer (it reads ' {\"name\"" in caplog.text
