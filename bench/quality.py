@@ -6,9 +6,10 @@ questions it never trained on?
     python bench/quality.py --set lora_r=32 --set learning_rate=2e-4
     python bench/quality.py --max-steps -1 --unguided          # one epoch; and the tuned model unguided too
     python bench/quality.py --preset sft-cpu --max-steps -1 --set epochs=3   # the CPU recipe, on a GPU
+    python bench/quality.py --max-steps -1 --train-on simple_python,multiple,irrelevance  # no parallel calls
 
 1. BFCL's non-live categories (simple_python, multiple, parallel, parallel_multiple, irrelevance)
-   are imported into a fresh trace store as successful runs; `live_simple` is imported once the
+   (or those of them named by --train-on) are imported into a fresh trace store as successful runs; `live_simple` is imported once the
    dataset is built, as held-out runs (the import tags live_* so; no dataset takes them).
 2. The SFT dataset is built from every non-live trace and a LoRA adapter trained on it with the
    project's defaults for this machine (`sft-cpu` without a GPU, `sft` with one), through the
@@ -49,6 +50,16 @@ EVALUATE_ON = "live_simple"
 GOALS = {"format": 0.95, "success": 0.40}
 
 
+def categories(text: str) -> tuple[str, ...]:
+    """--train-on's value: a comma-separated subset of `TRAIN_ON` (live_* is never trained on)."""
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in TRAIN_ON]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"not a category to train on: {', '.join(unknown) or text!r} "
+                                         f"(choose from {', '.join(TRAIN_ON)})")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unguided", action="store_true",
                         help="Also evaluate the tuned model with unguided tool calls (a third endpoint).")
     parser.add_argument("--preset", help="The training preset (default: sft on a GPU, sft-cpu without one).")
+    parser.add_argument("--train-on", type=categories, default=TRAIN_ON, metavar="CATEGORY,…",
+                        help=f"The non-live BFCL categories trained on (default: {','.join(TRAIN_ON)}).")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="A training setting over the preset (repeatable), e.g. lora_r=32.")
     args = parser.parse_args(argv)
@@ -71,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     args.dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with TraceStore(f"sqlite:///{args.dir.resolve() / 'traces.db'}") as store:
-        for category in TRAIN_ON:
+        for category in args.train_on:
             import_bfcl(store, category)
         run = train(store, args.dir, args, tags=("bfcl",), settings=dict(s.split("=", 1) for s in args.settings),
                     preset=args.preset)

@@ -15,7 +15,8 @@ How an example is made:
 - **Tools**: each function doc as `{"type": "function", "function": …}`, its parameter schema made
   JSON schema, recursively: BFCL's "dict" → "object", "float" → "number", "tuple" → "array", the
   Java / JavaScript names (String, HashMap, long, …) as bfcl_eval maps them, and "any" (or a type
-  JSON schema has no name for) dropped, so the schema accepts any value. Names are kept as BFCL
+  JSON schema has no name for) dropped, so the schema accepts any value; an array's enum of
+  scalars is its items' enum. Names are kept as BFCL
   spells them (dots included): the ground truth and BFCL's checker use those names.
 - **Answer**: one assistant message with a tool call per ground-truth call, in order (parallel and
   multiple answers are several calls in one message). A parameter that may be left out ("" among
@@ -207,7 +208,22 @@ def json_schema(schema: Any) -> Any:
             out[key] = [json_schema(sub) for sub in value]
         else:
             out[key] = value
-    return out
+    return _item_enum(out)
+
+
+def _item_enum(schema: dict[str, Any]) -> dict[str, Any]:
+    """An array whose `enum` lists scalars, as some BFCL docs write "a list of these strings": the
+    enum moved onto the items, where it means that. Left on the array, no value could satisfy it, and
+    a guided call to the tool could not be compiled."""
+    enum = schema.get("enum")
+    if schema.get("type") != "array" or not isinstance(enum, list) or not enum:
+        return schema
+    if any(isinstance(member, (list, dict)) for member in enum):
+        return schema
+    items = schema.get("items")
+    schema = {key: value for key, value in schema.items() if key != "enum"}
+    schema["items"] = {**(items if isinstance(items, dict) else {}), "enum": enum}
+    return schema
 
 
 def ground_truth_message(truth: Any, functions: list[Any] = ()) -> dict[str, Any]:

@@ -159,12 +159,17 @@ def test_bfcl_types_become_json_schema():
                  "items": {"type": "dict", "properties": {"x": {"type": "any"}, "y": {"type": "long"}}}},
         "meta": {"type": "HashMap", "additionalProperties": {"type": "Boolean"}, "default": {"type": "dict"}},
         "value": {"type": "any", "description": "anything"},
+        # live_simple_71's metrics: "a list of these", written as the array's enum
+        "metrics": {"type": "array", "items": {"type": "string"}, "enum": ["trust", "buzz"]},
+        "pairs": {"type": "array", "enum": [[1, 2], [3, 4]]},  # an enum of arrays: as it is
     }, "required": ["point"]}  # fmt: skip
     assert json_schema(schema) == {"type": "object", "properties": {
         "point": {"type": "array", "items": {"type": "number"}},
         "rows": {"type": "array", "items": {"type": "object", "properties": {"x": {}, "y": {"type": "integer"}}}},
         "meta": {"type": "object", "additionalProperties": {"type": "boolean"}, "default": {"type": "dict"}},
         "value": {"description": "anything"},
+        "metrics": {"type": "array", "items": {"type": "string", "enum": ["trust", "buzz"]}},
+        "pairs": {"type": "array", "enum": [[1, 2], [3, 4]]},
     }, "required": ["point"]}  # fmt: skip
 
 
