@@ -7,10 +7,12 @@ questions it never trained on?
     python bench/quality.py --max-steps -1 --unguided          # one epoch; and the tuned model unguided too
     python bench/quality.py --preset sft-cpu --max-steps -1 --set epochs=3   # the CPU recipe, on a GPU
     python bench/quality.py --max-steps -1 --train-on simple_python,multiple,irrelevance  # no parallel calls
+    python bench/quality.py --max-steps -1 --validate          # and the non-live validation rows, to choose on
 
-1. BFCL's non-live categories (simple_python, multiple, parallel, parallel_multiple, irrelevance)
-   (or those of them named by --train-on) are imported into a fresh trace store as successful runs; `live_simple` is imported once the
-   dataset is built, as held-out runs (the import tags live_* so; no dataset takes them).
+1. BFCL's non-live categories (simple_python, multiple, parallel, parallel_multiple, irrelevance,
+   or those --train-on names) are imported into a fresh trace store as successful runs;
+   `live_simple` is imported once the dataset is built, as held-out runs (the import tags live_*
+   so; no dataset takes them).
 2. The SFT dataset is built from every non-live trace and a LoRA adapter trained on it with the
    project's defaults for this machine (`sft-cpu` without a GPU, `sft` with one), through the
    same calls as `examples/pipeline.py`.
@@ -18,7 +20,8 @@ questions it never trained on?
    tools' schemas as `agent-tracer serve` does by default) and both answer the held-out
    live_simple questions (all of them unless --cases), greedy, graded by BFCL's AST rules.
    `--unguided` serves the run a third time without the guide, to tell training's share of the
-   gain from the guide's.
+   gain from the guide's. `--validate` first asks the tuned model the non-live rows the dataset
+   build held out of training: a recipe is chosen on those, never on live_simple.
 4. The table: format compliance (answers holding a well-formed tool call, of the questions whose
    answer is a call; a failed request counts against it) and AST accuracy (the call matches BFCL's
    possible answers: the task succeeded), each with its 95% Wilson interval,
@@ -43,6 +46,7 @@ for path in (ROOT, ROOT / "examples", Path(__file__).resolve().parent):
 from pipeline import compare, import_bfcl, train  # noqa: E402  (examples/pipeline.py)
 from serve import machine, table  # noqa: E402  (bench/serve.py)
 
+from trainer.evaluate import Evaluation  # noqa: E402
 from trainer.evaluate.metrics import call_compliance  # noqa: E402
 
 TRAIN_ON = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
@@ -60,6 +64,13 @@ def categories(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def validated(result: Evaluation) -> str:
+    """The tuned model's figures on the validation rows, in one line."""
+    tuned = next(summary for summary in result.summary.endpoints if summary.name == "tuned")
+    return (f"{tuned.cases} non-live questions held out of training: format compliance "
+            f"{call_compliance(result.cases, result.rows, 'tuned')}, AST accuracy {tuned.success}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,6 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=256, help="Longest answer asked of each model.")
     parser.add_argument("--unguided", action="store_true",
                         help="Also evaluate the tuned model with unguided tool calls (a third endpoint).")
+    parser.add_argument("--validate", action="store_true",
+                        help="Also ask the tuned model the non-live rows held out of training (no live_* "
+                             "question), to choose a recipe on.")
     parser.add_argument("--preset", help="The training preset (default: sft on a GPU, sft-cpu without one).")
     parser.add_argument("--train-on", type=categories, default=TRAIN_ON, metavar="CATEGORY,…",
                         help=f"The non-live BFCL categories trained on (default: {','.join(TRAIN_ON)}).")
@@ -89,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
         run = train(store, args.dir, args, tags=("bfcl",), settings=dict(s.split("=", 1) for s in args.settings),
                     preset=args.preset)
         trained = time.perf_counter()
+        if args.validate:
+            validation = compare(store, run, args.dir, args, split="eval", base=False, report="report-validation")
+            print(f"\nvalidation: {validated(validation)}")
         import_bfcl(store, EVALUATE_ON)  # held out: for the evaluation only
         result = compare(store, run, args.dir, args, unguided=args.unguided)
     done = time.perf_counter()

@@ -77,19 +77,20 @@ def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple
     return run
 
 
-def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespace,
-            unguided: bool = False) -> Evaluation:
+def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespace, unguided: bool = False,
+            split: str = "held-out", base: bool = True, report: str = "report") -> Evaluation:
     """Serve the base model and the tuned run on loopback (tool calls guided, as `agent-tracer
     serve` does by default) and ask both the held-out questions; `unguided`: the tuned run a third
-    time, as "tuned-unguided", to show what training did without the guide. The full report goes
-    to folder/report."""
+    time, as "tuned-unguided", to show what training did without the guide. `split` "eval": the
+    non-live rows the dataset build held out of training (its manifest in `folder`) instead;
+    `base` False: the tuned run alone. The full report goes to folder/`report`."""
     from trainer.evaluate import RunConfig, evaluate, load_cases
     from trainer.serve import Engine, create_app, running
     from trainer.train.run import gpu_available
 
-    cases = load_cases(store=store, split="held-out", limit=args.cases)
-    served = [("base", args.model, True), ("tuned", str(tuned), True)] + ([("tuned-unguided", str(tuned), False)]
-                                                                         if unguided else [])
+    cases = load_cases(store=store, split=split, manifest=folder / "sft.manifest.json", limit=args.cases)
+    served = ([("base", args.model, True)] if base else []) + [("tuned", str(tuned), True)]
+    served += [("tuned-unguided", str(tuned), False)] if unguided else []
     # A batch's worth of requests in flight per model (a GPU takes bigger batches at about the cost
     # of one row), and time enough that a request waiting behind a batch is not counted as the
     # model's failure.
@@ -99,7 +100,7 @@ def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespa
                          Engine.load(model, guide_tool_calls=guided, max_batch=batch), name)))
                      for name, model, guided in served}
         result = evaluate(cases, endpoints, RunConfig(max_tokens=args.max_tokens, concurrency=batch, timeout=900))
-    result.write(folder / "report")
+    result.write(folder / report)
     return result
 
 

@@ -137,6 +137,22 @@ def test_pipeline_runs_from_traces_to_a_table_of_base_and_tuned(tiny_model_dir, 
     assert len(held_out) > 200 and len(trained) == 20 and not held_out & set(trained)
 
 
+def test_quality_bench_validates_on_non_live_rows_then_asks_live_simple(tiny_model_dir, tmp_path):
+    bench = EXAMPLES.parent / "bench" / "quality.py"
+    output = run_example(sys.executable, str(bench), "--model", tiny_model_dir, "--dir", str(tmp_path),
+                         "--train-on", "simple_python,irrelevance", "--traces", "30", "--validate", "--cases", "4",
+                         "--max-steps", "2", "--max-tokens", "16", timeout=180)
+    assert "imported 400 BFCL simple_python questions" in output and "parallel questions" not in output
+    validation = json.loads((tmp_path / "sft.manifest.json").read_text())["eval_traces"]
+    assert f"validation: {len(validation)} non-live questions held out of training: format compliance" in output
+    asked = {json.loads(line)["case_id"] for line in (tmp_path / "report-validation" / "results.jsonl").open()}
+    assert asked == {trace[:12] for trace in validation}
+    assert "## live_simple: 4 held-out questions" in output
+    refused = subprocess.run([sys.executable, str(bench), "--train-on", "simple_python,live_simple"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "not a category to train on: 'live_simple'" in refused.stderr
+
+
 def test_cli_help_is_fast_and_imports_no_torch():
     code = "import sys, agent_tracer.cli; agent_tracer.cli.main(['--help'], standalone_mode=False); " \
            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
