@@ -46,8 +46,10 @@ for path in (ROOT, ROOT / "examples", Path(__file__).resolve().parent):
 from pipeline import compare, import_bfcl, train  # noqa: E402  (examples/pipeline.py)
 from serve import machine, table  # noqa: E402  (bench/serve.py)
 
+from agent_tracer.errors import ConfigError  # noqa: E402
 from trainer.evaluate import Evaluation  # noqa: E402
 from trainer.evaluate.metrics import call_compliance  # noqa: E402
+from trainer.evaluate.stats import Rate  # noqa: E402
 
 TRAIN_ON = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 EVALUATE_ON = "live_simple"
@@ -67,8 +69,12 @@ def categories(text: str) -> tuple[str, ...]:
 def validated(result: Evaluation) -> str:
     """The tuned model's figures on the validation rows, in one line."""
     tuned = next(summary for summary in result.summary.endpoints if summary.name == "tuned")
+    calling = {case.id for case in result.cases if case.expected_calls}
+    right = [row.grade is not None and row.grade.success for row in result.rows
+             if row.endpoint == "tuned" and row.case_id in calling]
     return (f"{tuned.cases} non-live questions held out of training: format compliance "
-            f"{call_compliance(result.cases, result.rows, 'tuned')}, AST accuracy {tuned.success}")
+            f"{call_compliance(result.cases, result.rows, 'tuned')}, AST accuracy {tuned.success}; "
+            f"on the {len(right)} that need a call {Rate(sum(right), len(right))}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,8 +110,11 @@ def main(argv: list[str] | None = None) -> None:
                     preset=args.preset)
         trained = time.perf_counter()
         if args.validate:
-            validation = compare(store, run, args.dir, args, split="eval", base=False, report="report-validation")
-            print(f"\nvalidation: {validated(validation)}")
+            try:
+                validation = compare(store, run, args.dir, args, split="eval", base=False, report="report-validation")
+                print(f"\nvalidation: {validated(validation)}")
+            except ConfigError as exc:  # the split held no trace out: too few, or one per tool
+                print(f"\nvalidation: none ({exc})")
         import_bfcl(store, EVALUATE_ON)  # held out: for the evaluation only
         result = compare(store, run, args.dir, args, unguided=args.unguided)
     done = time.perf_counter()
