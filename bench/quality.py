@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     for label, rate, goal in (("format compliance", compliance["tuned"], GOALS["format"]),
                               ("AST accuracy", tuned.success, GOALS["success"])):
         value = rate.value or 0.0
-        print(f"goal: tuned {label} at least {goal:.0%}: {'met' if value >= goal else 'NOT met'} ({value:.1%})")
+        print(f"goal: tuned {label} at least {goal:.0%}: {'met' if value >= goal else 'NOT met'} "
+              f"({value:.2%}: {rate.k} of {rate.n})")  # 245/258 is 94.96%, shown as 95.0% above
     print(f"\nreport: {args.dir / 'report' / 'index.html'}")
 
 

@@ -17,6 +17,10 @@ parameters present and no parameter the tool lacks. With `tool_choice` "required
 tool) the answer must open with a call. After `</tool_call>` the model is free again: it may call
 once more or end its turn.
 
+A call going round in a loop (the same few tokens again and again inside a value: small models do
+this, and the call then runs to the token limit and never closes) loses the token that would
+start the loop once more; see `looping`.
+
 Fail open: tools whose schemas llguidance cannot compile are served unguided (counted in
 `Guidance.unguided`, logged once per reason), and so is a call the model opens where the template
 would not (text other than a newline after `<tool_call>`).
@@ -37,6 +41,8 @@ JSON_STYLE = {"item_separator": ", ", "key_separator": ": ", "whitespace_flexibl
 """How the chat template's `tojson` writes JSON; `lenient` lets schema keywords llguidance does not
 enforce (formats, patterns it cannot compile) pass instead of failing the whole grammar."""
 CACHED_GRAMMARS = 256
+LOOP_PERIOD, LOOP_SPAN = 32, 16
+"""A guided call looping: the same run of at most LOOP_PERIOD tokens, over LOOP_SPAN tokens or more."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,8 @@ class CallGuide:
         self.matcher = guidance.matcher(grammar.first) if grammar.first else None
         self.tail = ""
         """The answer's last characters while free, where `<tool_call>` is looked for."""
+        self.written: list[int] = []
+        """The tokens of the call being written, where a loop is looked for."""
 
     @property
     def active(self) -> bool:
@@ -188,16 +196,22 @@ class CallGuide:
         import numpy as np
 
         bits = np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8)
-        return np.unpackbits(bits, bitorder="little")[: self.guidance.vocab_size]
+        allowed = np.unpackbits(bits, bitorder="little")[: self.guidance.vocab_size]
+        again = looping(self.written)
+        if again is not None and again < len(allowed) and allowed[again] and allowed.sum() > 1:
+            allowed[again] = 0
+        return allowed
 
     def advance(self, token: int, text: str) -> None:
         """The model wrote `token`, which decoded to `text` (possibly "" while a character is split)."""
         if self.matcher is not None:
+            self.written.append(token)
             if not self.matcher.consume_token(token) or self.matcher.is_stopped():
                 if self.matcher.is_error():
                     logger.warning("a guided tool call went wrong: %s", self.matcher.get_error()[:200])
                 self.matcher = None
                 self.tail = ""
+                self.written = []
             return
         self.tail = (self.tail + text)[-(len(OPEN) + 8):]
         at = self.tail.find(OPEN)
@@ -207,3 +221,19 @@ class CallGuide:
         self.tail = ""
         if rest in ("", "\n"):  # else the model opened the call its own way: leave it be
             self.matcher = self.guidance.matcher(self.grammar.opened)
+
+
+def looping(tokens: list[int]) -> int | None:
+    """The token that would go round a loop once more, when `tokens` end in one: the same run of
+    up to `LOOP_PERIOD` tokens, three times or more in a row, over at least `LOOP_SPAN` tokens.
+
+    A small model that starts repeating inside a value ("1234567890" again and again, the same
+    list item, a nested copy of the arguments) seldom stops before the token limit, and the call
+    never closes. The guide takes that token away (when the grammar allows another), as the DRY
+    sampler does, and the model goes on with its next choice, usually closing the value. A value
+    that really is a long repetition (sixteen equal digits) is cut short; tool arguments seldom are."""
+    for period in range(1, min(LOOP_PERIOD, len(tokens) // 3) + 1):
+        times = max(3, -(-LOOP_SPAN // period))
+        if len(tokens) >= period * times and tokens[-period * times:] == tokens[-period:] * times:
+            return tokens[-period]
+    return None

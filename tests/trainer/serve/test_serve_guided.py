@@ -1,7 +1,7 @@
 """Guided tool calls as a client sees them: the tiny Llama (random weights: left alone it writes
 gibberish) is made to open a `<tool_call>`, and from there the guide alone keeps its call valid, for
 every seed; tool_choice "required" and a named tool make it call; a schema llguidance cannot compile
-is served unguided and counted."""
+is served unguided and counted; a call going round in a loop is steered out of it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from trainer.serve import Engine, create_app, running
-from trainer.serve.guided import Guidance, call_grammar
+from trainer.serve.guided import LOOP_SPAN, CallGuide, Guidance, call_grammar
 
 TOOLS = [
     {"type": "function", "function": {"name": "lookup_order", "description": "An order's status.", "parameters": {
@@ -207,3 +207,31 @@ def test_a_tokenizer_llguidance_misreads_is_served_unguided_with_the_reason(tiny
     with caplog.at_level("WARNING", logger="trainer.serve"):
         assert Guidance.create(tokenizer) is None
     assert "tool calls are not guided: llguidance cannot read this tokenizer (it reads ' {\"name\"" in caplog.text
+
+
+def test_a_call_going_round_in_a_loop_is_steered_out_of_it(tiny_tokenizer):
+    """A small model that starts repeating inside a value ("12345" over and over) runs to the token
+    limit and its call never closes. Once the same tokens have come round over LOOP_SPAN tokens,
+    the one that would start them again is taken away; the model may still close the value, or
+    write anything else the grammar allows, and the loop's token is back once the loop is broken."""
+    guidance = Guidance(tiny_tokenizer)
+    guide = CallGuide(guidance, guidance.grammar(TOOLS, required=False))
+
+    def write(text: str) -> None:
+        for token in tiny_tokenizer.encode(text, add_special_tokens=False):
+            guide.advance(token, tiny_tokenizer.decode([token]))
+
+    write('<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": "')
+    assert guide.active
+    one, two, quote, other = (tiny_tokenizer.encode(text, add_special_tokens=False) for text in ("1", "2345", '"', "9"))
+    assert tiny_tokenizer.encode("12345", add_special_tokens=False) == one + two  # two tokens a round
+    rounds = LOOP_SPAN // 2
+    write("12345" * (rounds - 1))
+    assert guide.allowed()[one[0]] == 1  # 14 tokens of repetition: a value may do that
+    write("12345")
+    allowed = guide.allowed()
+    assert allowed[one[0]] == 0 and allowed[quote[0]] == 1 and allowed[other[0]] == 1
+    write("9")
+    assert guide.allowed()[one[0]] == 1
+    write('"}}\n</tool_call>')
+    assert not guide.active and guide.written == []
