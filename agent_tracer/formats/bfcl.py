@@ -16,8 +16,8 @@ How an example is made:
   JSON schema, recursively: BFCL's "dict" → "object", "float" → "number", "tuple" → "array", the
   Java / JavaScript names (String, HashMap, long, …) as bfcl_eval maps them, and "any" (or a type
   JSON schema has no name for) dropped, so the schema accepts any value; an array's enum of
-  scalars is its items' enum. Names are kept as BFCL
-  spells them (dots included): the ground truth and BFCL's checker use those names.
+  scalars is its items' enum. Names are kept as BFCL spells them (dots included): the ground
+  truth and BFCL's checker use those names.
 - **Answer**: one assistant message with a tool call per ground-truth call, in order (parallel and
   multiple answers are several calls in one message). A parameter that may be left out ("" among
   its acceptable values, and the function does not require it: BFCL's checker tests that first) is
