@@ -70,8 +70,7 @@ def validated(result: Evaluation) -> str:
     """The tuned model's figures on the validation rows, in one line."""
     tuned = next(summary for summary in result.summary.endpoints if summary.name == "tuned")
     calling = {case.id for case in result.cases if case.expected_calls}
-    right = [row.grade is not None and row.grade.success for row in result.rows
-             if row.endpoint == "tuned" and row.case_id in calling]
+    right = [row.success for row in result.rows if row.endpoint == "tuned" and row.case_id in calling]
     return (f"{tuned.cases} non-live questions held out of training: format compliance "
             f"{call_compliance(result.cases, result.rows, 'tuned')}, AST accuracy {tuned.success}; "
             f"on the {len(right)} that need a call {Rate(sum(right), len(right))}")
