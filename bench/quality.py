@@ -8,11 +8,12 @@ questions it never trained on?
     python bench/quality.py --preset sft-cpu --max-steps -1 --set epochs=3   # the CPU recipe, on a GPU
     python bench/quality.py --max-steps -1 --train-on simple_python,multiple,irrelevance  # no parallel calls
     python bench/quality.py --max-steps -1 --validate          # and the non-live validation rows, to choose on
+    python bench/quality.py --max-steps -1 --train-on simple_python,multiple,irrelevance,exec_simple,exec_multiple
 
 1. BFCL's non-live categories (simple_python, multiple, parallel, parallel_multiple, irrelevance,
-   or those --train-on names) are imported into a fresh trace store as successful runs;
-   `live_simple` is imported once the dataset is built, as held-out runs (the import tags live_*
-   so; no dataset takes them).
+   or those --train-on names, which may add the exec_* ones) are imported into a fresh trace
+   store as successful runs; `live_simple` is imported once the dataset is built, as held-out
+   runs (the import tags live_* so; no dataset takes them).
 2. The SFT dataset is built from every non-live trace and a LoRA adapter trained on it with the
    project's defaults for this machine (`sft-cpu` without a GPU, `sft` with one), through the
    same calls as `examples/pipeline.py`.
@@ -52,17 +53,20 @@ from trainer.evaluate.metrics import call_compliance  # noqa: E402
 from trainer.evaluate.stats import Rate  # noqa: E402
 
 TRAIN_ON = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
+EXTRA = ("exec_simple", "exec_multiple", "exec_parallel", "exec_parallel_multiple")
+"""Non-live categories --train-on may add: BFCL no longer scores them (bfcl_eval keeps them unused)."""
 EVALUATE_ON = "live_simple"
 GOALS = {"format": 0.95, "success": 0.40}
 
 
 def categories(text: str) -> tuple[str, ...]:
-    """--train-on's value: a comma-separated subset of `TRAIN_ON` (live_* is never trained on)."""
+    """--train-on's value: a comma-separated subset of `TRAIN_ON` and `EXTRA` (live_* is never
+    trained on)."""
     chosen = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in chosen if name not in TRAIN_ON]
+    unknown = [name for name in chosen if name not in TRAIN_ON + EXTRA]
     if unknown or not chosen:
         raise argparse.ArgumentTypeError(f"not a category to train on: {', '.join(unknown) or text!r} "
-                                         f"(choose from {', '.join(TRAIN_ON)})")
+                                         f"(choose from {', '.join(TRAIN_ON + EXTRA)})")
     return chosen
 
 
@@ -92,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
                              "question), to choose a recipe on.")
     parser.add_argument("--preset", help="The training preset (default: sft on a GPU, sft-cpu without one).")
     parser.add_argument("--train-on", type=categories, default=TRAIN_ON, metavar="CATEGORY,…",
-                        help=f"The non-live BFCL categories trained on (default: {','.join(TRAIN_ON)}).")
+                        help=f"The non-live BFCL categories trained on (default: {','.join(TRAIN_ON)}; "
+                             f"also: {','.join(EXTRA)}).")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="A training setting over the preset (repeatable), e.g. lora_r=32.")
     args = parser.parse_args(argv)

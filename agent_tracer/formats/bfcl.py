@@ -5,13 +5,15 @@ A question file (`BFCL_v4_<category>.json`, as the `bfcl-eval` package installs 
 of chat messages) and `function` (the function docs offered). Its ground truth is the line with
 the same id in `possible_answer/<same name>` beside it (or `--answers PATH`):
 `{"id", "ground_truth": [{"func_name": {"param": [acceptable values…]}}]}`. FILE may also be
-`bfcl:<category>`, the installed package's file, so nobody has to look up site-packages.
+`bfcl:<category>`, the installed package's file, so nobody has to look up site-packages. The
+exec_* categories, which bfcl_eval keeps among its unused data sets, write each ground-truth call
+as Python (`"f(n=20, p=0.6)"`): read as one acceptable value per argument (`expected_calls`).
 
 How an example is made:
 - **Messages**: the question's single turn. Only single-turn categories can be imported (simple_*,
-  multiple, parallel, parallel_multiple, irrelevance, and the live_* ones of those shapes);
-  multi_turn_*, memory, web_search and format_sensitivity are refused, and so is live_relevance,
-  whose ground truth says only "some call".
+  multiple, parallel, parallel_multiple, irrelevance, exec_*, and the live_* ones of those
+  shapes); multi_turn_*, memory, web_search, format_sensitivity, rest, sql and chatable are
+  refused, and so is live_relevance, whose ground truth says only "some call".
 - **Tools**: each function doc as `{"type": "function", "function": …}`, its parameter schema made
   JSON schema, recursively: BFCL's "dict" → "object", "float" → "number", "tuple" → "array", the
   Java / JavaScript names (String, HashMap, long, …) as bfcl_eval maps them, and "any" (or a type
@@ -25,7 +27,10 @@ How an example is made:
   rest to the tool's defaults, which is what a model should learn (one taught to fill every
   optional parameter invents values the user never gave). Any other parameter takes its first
   acceptable value, recursively into dict values (BFCL gives those as dicts of acceptable-value
-  lists too).
+  lists too), or where that value comes qualified after a comma too ("San Francisco" and
+  "San Francisco, CA"), the qualified one: BFCL accepts a place both ways and lists the bare name
+  first for 127 parameters of its non-live answers, while tools that ask for a format ask for "City, State",
+  which a model taught on bare names leaves off.
 - **irrelevance** categories have no answer file: the right answer is not to call any function, so
   the assistant answers with `IRRELEVANT_ANSWER`, a short text saying so.
 - **Held out**: live_* categories are BFCL's user-contributed questions, kept for evaluation: their
@@ -37,6 +42,7 @@ Ids come from the question's id (`bfcl:simple_python_0`): importing again adds n
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import re
@@ -53,8 +59,12 @@ SHORTHAND = "bfcl:"
 IRRELEVANT_ANSWER = "None of the available functions fits this request, so I will not call any of them."
 """The answer to an irrelevance question: BFCL counts any function call there as wrong."""
 
-REFUSED = ("multi_turn", "memory", "web_search", "format_sensitivity", "live_relevance")
+REFUSED = ("multi_turn", "memory", "web_search", "format_sensitivity", "live_relevance", "rest", "sql", "chatable")
 """Category prefixes that cannot be imported as one question and one answer."""
+
+UNUSED = Path("unused_datasets") / "question"
+"""Where bfcl_eval keeps the categories its leaderboard no longer scores, such as exec_simple: found
+by `bfcl:<category>` too, their answers in the `possible_answer` folder beside this one."""
 
 TYPES = {
     "dict": "object", "object": "object", "hashmap": "object", "hashtable": "object",
@@ -78,7 +88,8 @@ def open_bfcl(file: str, options: ImportOptions) -> BFCLReader:
     if category.startswith(REFUSED):
         raise ConfigError(
             f"BFCL category {category} cannot be imported: only single-turn categories with a ground-truth "
-            "call or irrelevance (simple_*, multiple, parallel, parallel_multiple, irrelevance, live_* of those)"
+            "call or irrelevance (simple_*, multiple, parallel, parallel_multiple, irrelevance, exec_*, "
+            "live_* of those)"
         )
     answers = None if category.endswith("irrelevance") else _answers(path, options.answers, category)
     return BFCLReader(path, options, category, answers)
@@ -140,7 +151,7 @@ def question_file(file: str) -> Path:
         raise ConfigError(f"{file} needs the bfcl-eval package (pip install bfcl-eval), or give the file's path")
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
     found = {}  # version → file
-    for candidate in data.glob("BFCL_v*.json"):
+    for candidate in [*data.glob("BFCL_v*.json"), *(data / UNUSED).glob("BFCL_v*.json")]:
         match = _FILE_NAME.match(candidate.name)
         if match and match["category"] == category:
             found[int(match["version"])] = candidate
@@ -151,7 +162,8 @@ def question_file(file: str) -> Path:
 
 def _answers(path: Path, given: str | None, category: str) -> dict[str, tuple[str, Any]]:
     """Question id → (its answer line, its ground truth), from the answer file."""
-    answer_path = Path(given) if given else path.parent / "possible_answer" / path.name
+    beside = [folder / "possible_answer" / path.name for folder in (path.parent, path.parent.parent)]
+    answer_path = Path(given) if given else next((file for file in beside if file.is_file()), beside[0])
     if not answer_path.is_file():
         raise ConfigError(f"no ground truth for BFCL {category}: {answer_path} does not exist (give --answers PATH)")
     answers: dict[str, tuple[str, Any]] = {}
@@ -232,26 +244,65 @@ def ground_truth_message(truth: Any, functions: list[Any] = ()) -> dict[str, Any
     if not isinstance(truth, list) or not truth:
         raise CodecError("the ground truth holds no call")
     calls = []
-    for number, call in enumerate(truth):
+    for number, call in enumerate(expected_calls(truth)):
+        (name, params), = call.items()
+        calls.append(tool_call(f"call_{number}", name, chosen_arguments(params, required_parameters(functions, name))))
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def expected_calls(truth: Any) -> list[dict[str, Any]]:
+    """A ground truth in BFCL's possible-answer form, `[{"func_name": {"param": [values…]}}]`; the
+    exec categories write each call as Python instead (`f(n=20, p=0.6)`), read here as the one
+    acceptable value of each argument. A call that is neither raises `CodecError`."""
+    calls = []
+    for call in truth if isinstance(truth, list) else [truth]:
+        call = _python_call(call) if isinstance(call, str) else call
         if not isinstance(call, dict) or len(call) != 1:
             raise CodecError('a ground-truth call that is not {"func_name": {…}}')
         (name, params), = call.items()
         if not isinstance(params, dict):
             raise CodecError(f"the ground truth of {name!r} has no parameters object")
-        calls.append(tool_call(f"call_{number}", name, chosen_arguments(params, required_parameters(functions, name))))
-    return {"role": "assistant", "content": None, "tool_calls": calls}
+        calls.append(call)
+    return calls
+
+
+def _python_call(text: str) -> dict[str, Any]:
+    """`name(arg=literal, …)` as `{"name": {"arg": [literal]}}`; positional arguments or values that
+    must be computed (`p=1/6`) are a `CodecError`: which parameter, or which value, is not said."""
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        node = None
+    if not isinstance(node, ast.Call) or node.args or any(keyword.arg is None for keyword in node.keywords):
+        raise CodecError(f"a ground-truth call that is not name(arg=literal, …): {text[:80]!r}")
+    arguments = {}
+    for keyword in node.keywords:
+        try:
+            arguments[keyword.arg] = [ast.literal_eval(keyword.value)]
+        except ValueError:
+            raise CodecError(f"a ground-truth call that is not name(arg=literal, …): {text[:80]!r} "
+                             f"({keyword.arg} is computed)") from None
+    return {ast.unparse(node.func): arguments}
 
 
 def chosen_arguments(params: dict[str, Any], required: Collection[str] = ()) -> dict[str, Any]:
-    """Each parameter's first acceptable value that is not ""; left out when "" is acceptable (it
-    may be left out) and it is not `required`, or when it has no such value at all."""
+    """Each parameter's first acceptable value that is not "" (see `qualified`); left out when ""
+    is acceptable (it may be left out) and it is not `required`, or when it has no such value."""
     chosen = {}
     for name, values in params.items():
         options = values if isinstance(values, list) else [values]  # not a list: the value itself
         given = [option for option in options if option != ""]
         if given and (len(given) == len(options) or name in required):
-            chosen[name] = _resolved(given[0])
+            chosen[name] = _resolved(qualified(given[0], given))
     return chosen
+
+
+def qualified(value: Any, options: list[Any]) -> Any:
+    """`value`, or the first of `options` that is it qualified after a comma ("Paris" → "Paris,
+    France"): the form a tool asking for "City, Country" wants, and still one BFCL accepts."""
+    if not isinstance(value, str):
+        return value
+    return next((option for option in options if isinstance(option, str) and option.startswith(value + ",")), value)
 
 
 def required_parameters(functions: Iterable[Any], name: str) -> list[str]:

@@ -177,7 +177,7 @@ def file_cases(spec: str, warn: Warn) -> Iterator[Case]:
 
 
 def _bfcl_cases(spec: str, warn: Warn) -> Iterator[Case]:
-    from agent_tracer.formats.bfcl import open_bfcl
+    from agent_tracer.formats.bfcl import expected_calls, open_bfcl
     from agent_tracer.formats.reader import ImportOptions
 
     try:
@@ -190,7 +190,7 @@ def _bfcl_cases(spec: str, warn: Warn) -> Iterator[Case]:
         except ValueError as exc:
             warn(f"{reader.path}:{number}: {exc}")
             continue
-        truth = reader.answers[example.meta["id"]][1] if reader.answers is not None else []
+        truth = expected_calls(reader.answers[example.meta["id"]][1]) if reader.answers is not None else []
         yield Case(id=example.meta["id"], messages=example.messages[:-1], tools=example.tools,
                    expected_calls=truth, source=f"bfcl:{reader.category}")  # fmt: skip
 
@@ -273,8 +273,10 @@ def _recorded_calls(answer: dict[str, Any], tools: list[Any]) -> list[ExpectedCa
 def _bfcl_truth(call: dict[str, Any]) -> list[ExpectedCall]:
     """An imported BFCL question's ground truth, from the answer line kept as its raw response
     (an irrelevance question has none: no call is right)."""
+    from agent_tracer.formats.bfcl import expected_calls
+
     raw = call.get("raw_response")
-    return json.loads(raw)["ground_truth"] if raw else []
+    return expected_calls(json.loads(raw)["ground_truth"]) if raw else []
 
 
 # -- all of them ----------------------------------------------------------------------------------

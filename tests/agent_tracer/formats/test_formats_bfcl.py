@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_tracer.formats.bfcl import IRRELEVANT_ANSWER, chosen_arguments, json_schema
+from agent_tracer.errors import CodecError
+from agent_tracer.formats.bfcl import IRRELEVANT_ANSWER, chosen_arguments, expected_calls, json_schema
 
 _spec = importlib.util.find_spec("bfcl_eval")
 if _spec is None:
@@ -145,11 +146,33 @@ def test_answers_given_or_missing(cli, db, tmp_path, one_line_error, open_store)
 
 
 def test_categories_that_cannot_be_imported(cli, db, one_line_error):
-    for category in ("multi_turn_base", "memory", "web_search", "format_sensitivity", "live_relevance"):
+    for category in ("multi_turn_base", "memory", "web_search", "format_sensitivity", "live_relevance", "sql"):
         result = cli("traces", "import", f"bfcl:{category}", "--format", "bfcl", "--db", db)
         one_line_error(result, f"BFCL category {category} cannot be imported: only single-turn categories")
     result = cli("traces", "import", "bfcl:simple", "--format", "bfcl", "--db", db)
     one_line_error(result, f"no BFCL category 'simple': {DATA}/BFCL_v*_simple.json does not exist", exit_code=2)
+
+
+def test_exec_categories_give_their_answers_as_python_calls(cli, db, open_store):
+    # bfcl_eval keeps exec_* under unused_datasets/, each ground-truth call a line of Python
+    result = cli("traces", "import", "bfcl:exec_multiple", "--format", "bfcl", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "(49 examples; skipped 1 bad line)" in result.stdout
+    assert result.stderr.strip().endswith("BFCL_v4_exec_multiple.json:1: a ground-truth call that is not "
+                                          "name(arg=literal, …): 'calc_binomial_probability(n=20, k=5, p=1/6)' "
+                                          "(p is computed)")  # fmt: skip
+    imported(cli, db, "bfcl:exec_parallel_multiple")
+    store = open_store()
+    assert store.count_traces(tags=["exec_parallel_multiple"]) == 38  # 40, less 500*500 and a positional argument
+    calls = store.get_trace("bfcl:exec_parallel_multiple_1").calls[0].response["message"]["tool_calls"]
+    assert [(call["function"]["name"], json.loads(call["function"]["arguments"])) for call in calls] == [
+        ("calculate_cosine_similarity", {"vectorA": [1, 2, 3], "vectorB": [4, 5, 6]}),
+        ("get_stock_price_by_stock_name", {"stock_name": "AAPL"})]  # fmt: skip
+    assert expected_calls(["f(x=-1.5, names=['a'], opts={'k': None})", {"g": {"y": [1, ""]}}]) == [
+        {"f": {"x": [-1.5], "names": [["a"]], "opts": [{"k": None}]}}, {"g": {"y": [1, ""]}}]  # fmt: skip
+    for bad in ("f(1)", "f(**kw)", "f(x=y)", "x + 1", "f(x="):
+        with pytest.raises(CodecError, match="not name\\(arg=literal"):
+            expected_calls([bad])
 
 
 def test_bfcl_types_become_json_schema():
@@ -188,5 +211,9 @@ def test_the_chosen_answer():
         "city": "Paris", "prefs": {"size": "large"}, "rows": [{"field": "age"}, {"field": "job"}], "pair": [3, 5],
         "flag": False,
     }  # fmt: skip
+    # a place BFCL also accepts qualified after a comma is taught that way, whatever the order
+    assert chosen_arguments({"location": ["Paris", "paris", "Paris, France"], "unit": ["mi", "miles"],
+                             "cities": [["Rome", "Rome, Italy"]]}) == {
+        "location": "Paris, France", "unit": "mi", "cities": ["Rome", "Rome, Italy"]}  # fmt: skip
     # a parameter the function requires keeps its value even where BFCL's answer allows ""
     assert chosen_arguments({"speed": [0.0, ""], "unit": ["", "m/s"]}, required=["speed"]) == {"speed": 0.0}

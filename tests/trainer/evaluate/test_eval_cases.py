@@ -62,3 +62,21 @@ def test_malformed_lines_are_named_and_skipped(tmp_path):
     cases = load_cases(str(path), warn=warnings.append)
     assert [case.id for case in cases] == ["cases.jsonl:1", "same", "same~2"]
     assert warnings == [f"{path}:2: not a JSON object but list", f"{path}:3: an expected tool call without a name"]
+
+
+def test_exec_answers_written_as_python_are_graded_as_possible_answers(tmp_path):
+    reader = open_bfcl("bfcl:exec_parallel_multiple", ImportOptions())
+    held = [Example(f"bfcl:exec_parallel_multiple_{number}", []).trace_id for number in range(3)]
+    with TraceStore(f"sqlite:///{tmp_path / 'traces.db'}") as store:
+        store.write(list(itertools.islice(reader, 3 * 3)))
+        manifest = tmp_path / "sft.manifest.json"  # as if a dataset build had held these three out
+        manifest.write_text(json.dumps({"eval_traces": held}))
+        cases = load_cases(store=store, split="eval", manifest=manifest)
+    assert cases[1].expected_calls == [
+        {"calculate_cosine_similarity": {"vectorA": [[1, 2, 3]], "vectorB": [[4, 5, 6]]}},
+        {"get_stock_price_by_stock_name": {"stock_name": ["AAPL"]}}]  # fmt: skip
+    assert cases[1].expected_calls == load_cases("bfcl:exec_parallel_multiple")[1].expected_calls
+    right = [("get_stock_price_by_stock_name", '{"stock_name": "aapl"}'),
+             ("calculate_cosine_similarity", '{"vectorA": [1, 2, 3], "vectorB": [4, 5, 6]}')]
+    assert grade(cases[1], Reply.from_message(None, right)).success
+    assert not grade(cases[1], Reply.from_message(None, right[:1])).success
