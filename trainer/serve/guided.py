@@ -183,7 +183,8 @@ class CallGuide:
         self.tail = ""
         """The answer's last characters while free, where `<tool_call>` is looked for."""
         self.written: list[int] = []
-        """The tokens of the call being written, where a loop is looked for."""
+        """The last tokens of the call being written (as many as `looping` reads: three times
+        LOOP_PERIOD), where a loop is looked for."""
 
     @property
     def active(self) -> bool:
@@ -206,6 +207,8 @@ class CallGuide:
         """The model wrote `token`, which decoded to `text` (possibly "" while a character is split)."""
         if self.matcher is not None:
             self.written.append(token)
+            if len(self.written) > 3 * LOOP_PERIOD:
+                del self.written[0]
             if not self.matcher.consume_token(token) or self.matcher.is_stopped():
                 if self.matcher.is_error():
                     logger.warning("a guided tool call went wrong: %s", self.matcher.get_error()[:200])

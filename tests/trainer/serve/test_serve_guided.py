@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from trainer.serve import Engine, create_app, running
-from trainer.serve.guided import LOOP_SPAN, CallGuide, Guidance, call_grammar
+from trainer.serve.guided import LOOP_PERIOD, LOOP_SPAN, CallGuide, Guidance, call_grammar
 
 TOOLS = [
     {"type": "function", "function": {"name": "lookup_order", "description": "An order's status.", "parameters": {
@@ -233,5 +233,7 @@ def test_a_call_going_round_in_a_loop_is_steered_out_of_it(tiny_tokenizer):
     assert allowed[one[0]] == 0 and allowed[quote[0]] == 1 and allowed[other[0]] == 1
     write("9")
     assert guide.allowed()[one[0]] == 1
+    write("12345" * 100)  # a long call keeps only what a loop is looked for in, and still finds it
+    assert len(guide.written) == 3 * LOOP_PERIOD and guide.allowed()[one[0]] == 0
     write('"}}\n</tool_call>')
     assert not guide.active and guide.written == []
