@@ -41,11 +41,14 @@ EVALUATE_ON = "live_simple"
 
 
 def import_bfcl(store: TraceStore, category: str) -> None:
-    """A BFCL category's questions as successful runs in the store. Importing again adds nothing."""
-    reader = open_bfcl(f"bfcl:{category}", ImportOptions(strict=True))
+    """A BFCL category's questions as successful runs in the store; a question whose ground truth
+    cannot be read (three of the exec_* ones compute a value) is named and skipped. Importing
+    again adds nothing."""
+    reader = open_bfcl(f"bfcl:{category}", ImportOptions(warn=lambda why: print(f"skipped {why}", file=sys.stderr)))
     store.write(list(reader))
     held_out = " (tagged held-out: for evaluation only)" if reader.held_out else ""
-    print(f"imported {reader.examples} BFCL {category} questions{held_out}")
+    skipped = f", {reader.skipped} skipped" if reader.skipped else ""
+    print(f"imported {reader.examples} BFCL {category} questions{held_out}{skipped}")
 
 
 def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple[str, ...] = (TRAIN_ON,),
