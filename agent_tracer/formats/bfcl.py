@@ -27,10 +27,7 @@ How an example is made:
   rest to the tool's defaults, which is what a model should learn (one taught to fill every
   optional parameter invents values the user never gave). Any other parameter takes its first
   acceptable value, recursively into dict values (BFCL gives those as dicts of acceptable-value
-  lists too), or where that value comes qualified after a comma too ("San Francisco" and
-  "San Francisco, CA"), the qualified one: BFCL accepts a place both ways and lists the bare name
-  first for 127 parameters of its non-live answers, while tools that ask for a format ask for "City, State",
-  which a model taught on bare names leaves off.
+  lists too).
 - **irrelevance** categories have no answer file: the right answer is not to call any function, so
   the assistant answers with `IRRELEVANT_ANSWER`, a short text saying so.
 - **Held out**: live_* categories are BFCL's user-contributed questions, kept for evaluation: their
@@ -286,23 +283,15 @@ def _python_call(text: str) -> dict[str, Any]:
 
 
 def chosen_arguments(params: dict[str, Any], required: Collection[str] = ()) -> dict[str, Any]:
-    """Each parameter's first acceptable value that is not "" (see `qualified`); left out when ""
-    is acceptable (it may be left out) and it is not `required`, or when it has no such value."""
+    """Each parameter's first acceptable value that is not ""; left out when "" is acceptable (it
+    may be left out) and it is not `required`, or when it has no such value at all."""
     chosen = {}
     for name, values in params.items():
         options = values if isinstance(values, list) else [values]  # not a list: the value itself
         given = [option for option in options if option != ""]
         if given and (len(given) == len(options) or name in required):
-            chosen[name] = _resolved(qualified(given[0], given))
+            chosen[name] = _resolved(given[0])
     return chosen
-
-
-def qualified(value: Any, options: list[Any]) -> Any:
-    """`value`, or the first of `options` that is it qualified after a comma ("Paris" → "Paris,
-    France"): the form a tool asking for "City, Country" wants, and still one BFCL accepts."""
-    if not isinstance(value, str):
-        return value
-    return next((option for option in options if isinstance(option, str) and option.startswith(value + ",")), value)
 
 
 def required_parameters(functions: Iterable[Any], name: str) -> list[str]:
