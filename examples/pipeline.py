@@ -42,8 +42,8 @@ EVALUATE_ON = "live_simple"
 
 def import_bfcl(store: TraceStore, category: str) -> None:
     """A BFCL category's questions as successful runs in the store; a question whose ground truth
-    cannot be read (three of the exec_* ones compute a value) is named and skipped. Importing
-    again adds nothing."""
+    cannot be read (three exec_* answers are not name(arg=literal) calls) is named and skipped.
+    Importing again adds nothing."""
     reader = open_bfcl(f"bfcl:{category}", ImportOptions(warn=lambda why: print(f"skipped {why}", file=sys.stderr)))
     store.write(list(reader))
     held_out = " (tagged held-out: for evaluation only)" if reader.held_out else ""

@@ -276,7 +276,7 @@ def _python_call(text: str) -> dict[str, Any]:
     for keyword in node.keywords:
         try:
             arguments[keyword.arg] = [ast.literal_eval(keyword.value)]
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError):  # what literal_eval raises for a non-literal
             raise CodecError(f"a ground-truth call that is not name(arg=literal, …): {text[:80]!r} "
                              f"({keyword.arg} is computed)") from None
     return {ast.unparse(node.func): arguments}

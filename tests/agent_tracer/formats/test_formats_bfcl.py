@@ -170,7 +170,7 @@ def test_exec_categories_give_their_answers_as_python_calls(cli, db, open_store)
         ("get_stock_price_by_stock_name", {"stock_name": "AAPL"})]  # fmt: skip
     assert expected_calls(["f(x=-1.5, names=['a'], opts={'k': None})", {"g": {"y": [1, ""]}}]) == [
         {"f": {"x": [-1.5], "names": [["a"]], "opts": [{"k": None}]}}, {"g": {"y": [1, ""]}}]  # fmt: skip
-    for bad in ("f(1)", "f(**kw)", "f(x=y)", "x + 1", "f(x="):
+    for bad in ("f(1)", "f(**kw)", "f(x=y)", "f(x={[1]: 2})", "x + 1", "f(x="):
         with pytest.raises(CodecError, match="not name\\(arg=literal"):
             expected_calls([bad])
 
