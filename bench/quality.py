@@ -11,7 +11,8 @@ questions it never trained on?
     python bench/quality.py --max-steps -1 --train-on simple_python,multiple,irrelevance,exec_simple,exec_multiple
 
 1. BFCL's non-live categories (simple_python, multiple, parallel, parallel_multiple, irrelevance,
-   or those --train-on names, which may add the exec_* ones) are imported into a fresh trace
+   or those --train-on names, which may add the exec_* ones and multi_turn_base's single-call
+   turns) are imported into a fresh trace
    store as successful runs; `live_simple` is imported once the dataset is built, as held-out
    runs (the import tags live_* so; no dataset takes them).
 2. The SFT dataset is built from every non-live trace and a LoRA adapter trained on it with the
@@ -53,8 +54,9 @@ from trainer.evaluate.metrics import call_compliance  # noqa: E402
 from trainer.evaluate.stats import Rate  # noqa: E402
 
 TRAIN_ON = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
-EXTRA = ("exec_simple", "exec_multiple", "exec_parallel", "exec_parallel_multiple")
-"""Non-live categories --train-on may add: BFCL no longer scores them (bfcl_eval keeps them unused)."""
+EXTRA = ("exec_simple", "exec_multiple", "exec_parallel", "exec_parallel_multiple", "multi_turn_base")
+"""Non-live categories --train-on may add: the exec ones BFCL no longer scores (bfcl_eval keeps them
+unused), and the single-call turns of the multi-turn conversations."""
 EVALUATE_ON = "live_simple"
 GOALS = {"format": 0.95, "success": 0.40}
 

@@ -10,10 +10,11 @@ exec_* categories, which bfcl_eval keeps among its unused data sets, write each 
 as Python (`"f(n=20, p=0.6)"`): read as one acceptable value per argument (`expected_calls`).
 
 How an example is made:
-- **Messages**: the question's single turn. Only single-turn categories can be imported (simple_*,
+- **Messages**: the question's single turn. Single-turn categories are imported whole (simple_*,
   multiple, parallel, parallel_multiple, irrelevance, exec_*, and the live_* ones of those
-  shapes); multi_turn_*, memory, web_search, format_sensitivity, rest, sql and chatable are
-  refused, and so is live_relevance, whose ground truth says only "some call".
+  shapes); multi_turn_* turn by turn, each turn that is one call its own words give
+  (`agent_tracer.formats.bfcl_turns`); memory, web_search, format_sensitivity, rest, sql and
+  chatable are refused, and so is live_relevance, whose ground truth says only "some call".
 - **Tools**: each function doc as `{"type": "function", "function": …}`, its parameter schema made
   JSON schema, recursively: BFCL's "dict" → "object", "float" → "number", "tuple" → "array", the
   Java / JavaScript names (String, HashMap, long, …) as bfcl_eval maps them, and "any" (or a type
@@ -56,7 +57,9 @@ SHORTHAND = "bfcl:"
 IRRELEVANT_ANSWER = "None of the available functions fits this request, so I will not call any of them."
 """The answer to an irrelevance question: BFCL counts any function call there as wrong."""
 
-REFUSED = ("multi_turn", "memory", "web_search", "format_sensitivity", "live_relevance", "rest", "sql", "chatable")
+TURNS = "multi_turn"
+"""Conversations: imported turn by turn, where a turn is one call its words give (`bfcl_turns`)."""
+REFUSED = ("memory", "web_search", "format_sensitivity", "live_relevance", "rest", "sql", "chatable")
 """Category prefixes that cannot be imported as one question and one answer."""
 
 UNUSED = Path("unused_datasets") / "question"
@@ -82,11 +85,15 @@ def open_bfcl(file: str, options: ImportOptions) -> BFCLReader:
     path = question_file(file)
     match = _FILE_NAME.match(path.name)
     category = match.group("category") if match else path.stem
+    if category.startswith(TURNS):
+        from agent_tracer.formats.bfcl_turns import TurnReader  # it builds on this module's helpers
+
+        return TurnReader(path, options, category, _answers(path, options.answers, category))
     if category.startswith(REFUSED):
         raise ConfigError(
-            f"BFCL category {category} cannot be imported: only single-turn categories with a ground-truth "
-            "call or irrelevance (simple_*, multiple, parallel, parallel_multiple, irrelevance, exec_*, "
-            "live_* of those)"
+            f"BFCL category {category} cannot be imported: only categories with a ground-truth call or "
+            "irrelevance (simple_*, multiple, parallel, parallel_multiple, irrelevance, exec_*, live_* of those; "
+            "multi_turn_*, turn by turn)"
         )
     answers = None if category.endswith("irrelevance") else _answers(path, options.answers, category)
     return BFCLReader(path, options, category, answers)
@@ -253,7 +260,7 @@ def expected_calls(truth: Any) -> list[dict[str, Any]]:
     acceptable value of each argument. A call that is neither raises `CodecError`."""
     calls = []
     for call in truth if isinstance(truth, list) else [truth]:
-        call = _python_call(call) if isinstance(call, str) else call
+        call = python_call(call) if isinstance(call, str) else call
         if not isinstance(call, dict) or len(call) != 1:
             raise CodecError('a ground-truth call that is not {"func_name": {…}}')
         (name, params), = call.items()
@@ -263,7 +270,7 @@ def expected_calls(truth: Any) -> list[dict[str, Any]]:
     return calls
 
 
-def _python_call(text: str) -> dict[str, Any]:
+def python_call(text: str) -> dict[str, Any]:
     """`name(arg=literal, …)` as `{"name": {"arg": [literal]}}`; positional arguments or values that
     must be computed (`p=1/6`) are a `CodecError`: which parameter, or which value, is not said."""
     try:

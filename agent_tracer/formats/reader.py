@@ -51,9 +51,10 @@ class Reader(Protocol):
 
 
 Opener = Callable[[str, ImportOptions], Reader]
-Parse = Callable[[Any, int, str], Example]
-"""A format's parse function: (a line's JSON value, its line number, the line) → `Example`;
-raises ValueError (`CodecError`) with the reason when the line is not an example."""
+Parse = Callable[[Any, int, str], "Example | list[Example]"]
+"""A format's parse function: (a line's JSON value, its line number, the line) → its `Example`
+(or several, where a line holds a conversation taken turn by turn); raises ValueError
+(`CodecError`) with the reason when the line is not an example."""
 
 
 def existing_file(file: str) -> Path:
@@ -85,11 +86,13 @@ class ExampleReader:
                     continue
                 try:
                     line = raw.decode("utf-8")
-                    records = self.parse(_json(line), number, line).records(imported_at)
+                    parsed = self.parse(_json(line), number, line)
+                    examples = parsed if isinstance(parsed, list) else [parsed]
+                    records = [record for example in examples for record in example.records(imported_at)]
                 except ValueError as exc:
                     self._bad(number, str(exc))
                     continue
-                self.examples += 1
+                self.examples += len(examples)
                 yield from records
 
     def _bad(self, number: int, reason: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from agent_tracer.errors import CodecError
 from agent_tracer.formats.bfcl import IRRELEVANT_ANSWER, chosen_arguments, expected_calls, json_schema
+from agent_tracer.formats.bfcl_turns import OTHERS, said
 
 _spec = importlib.util.find_spec("bfcl_eval")
 if _spec is None:
@@ -146,11 +147,82 @@ def test_answers_given_or_missing(cli, db, tmp_path, one_line_error, open_store)
 
 
 def test_categories_that_cannot_be_imported(cli, db, one_line_error):
-    for category in ("multi_turn_base", "memory", "web_search", "format_sensitivity", "live_relevance", "sql"):
+    for category in ("memory", "web_search", "format_sensitivity", "live_relevance", "sql"):
         result = cli("traces", "import", f"bfcl:{category}", "--format", "bfcl", "--db", db)
-        one_line_error(result, f"BFCL category {category} cannot be imported: only single-turn categories")
+        one_line_error(result, f"BFCL category {category} cannot be imported: only categories with a ground-truth call")
     result = cli("traces", "import", "bfcl:simple", "--format", "bfcl", "--db", db)
     one_line_error(result, f"no BFCL category 'simple': {DATA}/BFCL_v*_simple.json does not exist", exit_code=2)
+
+
+def test_multi_turn_conversations_give_their_single_call_turns(cli, db, open_store):
+    result = imported(cli, db, "bfcl:multi_turn_base")
+    assert "(199 examples; skipped 535 turns that are not one call their words give)" in result.output
+    store = open_store()
+    assert store.count_traces(tags=["bfcl", "multi_turn_base"], outcome="success") == 199
+
+    detail = store.get_trace("bfcl:multi_turn_base_42_turn_1")  # the conversation's second turn, alone
+    turn = lines("multi_turn_base")[42]["question"][1]
+    assert detail.trace.task == turn[0]["content"] == (
+        "Inside 'Notes2023.txt', I shall jot down some pivotal reminders: "
+        "'Study diligently, practice programming, master algorithms.'")
+    (call,) = detail.calls
+    assert call.request["messages"] == turn
+    (answer,) = call.response["message"]["tool_calls"]
+    assert answer["function"]["name"] == "echo"
+    assert json.loads(answer["function"]["arguments"]) == {
+        "content": "Study diligently, practice programming, master algorithms.", "file_name": "Notes2023.txt"}
+
+    for call in store.calls():  # every value is in the turn's words; the called tool among a few offered
+        (made,) = call.response["message"]["tool_calls"]
+        arguments = json.loads(made["function"]["arguments"])
+        assert said(arguments.values(), call.request["messages"][0]["content"]), arguments
+        offered = [tool["function"] for tool in call.request["tools"]]
+        assert made["function"]["name"] in [tool["name"] for tool in offered] and 2 <= len(offered) <= OTHERS + 1
+        assert all("response" not in tool and tool["parameters"]["type"] == "object" for tool in offered)
+    again = imported(cli, db, "bfcl:multi_turn_base", "--json")
+    assert json.loads(again.stdout)["written"] == 0
+
+
+def test_which_turns_of_a_conversation_are_taken(cli, db, tmp_path, open_store):
+    folder = tmp_path / "data"
+    (folder / "possible_answer").mkdir(parents=True)
+    (folder / "multi_turn_func_doc").mkdir()
+    shutil.copy(DATA / "multi_turn_func_doc" / "gorilla_file_system.json", folder / "multi_turn_func_doc")
+    asked = ["Go into 'docs'.", "Make a folder called Drafts and go into it.", "Sort my notes, the file is 'notes.txt'.",
+             "Open the file we found.", "List everything, hidden files too.", "Now sort 'b.txt' for me."]
+    conversation = {"id": "multi_turn_miss_func_0", "involved_classes": ["GorillaFileSystem"],
+                    "excluded_function": ["cp"], "missed_function": {"5": ["sort"]},
+                    "question": [[{"role": "user", "content": text}] for text in asked]}
+    truth = [["cd(folder='docs')"],                                # taken
+             ["mkdir(dir_name='Drafts')", "cd(folder='Drafts')"],  # two calls
+             ["sort('notes.txt')"],                                # a positional argument
+             ["cat(file_name='found.txt')"],                       # a value the turn does not say
+             ["ls(a=True)"],                                       # taken: a flag is a reading of the request
+             ["sort(file_name='b.txt')"]]                          # taken: sort is offered again from turn 5
+    path = folder / "BFCL_v4_multi_turn_miss_func.json"
+    path.write_text(json.dumps(conversation) + "\n" + json.dumps({"id": "multi_turn_miss_func_1", "question": []}) + "\n")
+    (folder / "possible_answer" / path.name).write_text(json.dumps({"id": conversation["id"], "ground_truth": truth}) + "\n")
+
+    result = cli("traces", "import", path, "--format", "bfcl", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "(3 examples; skipped 1 bad line; skipped 3 turns that are not one call their words give)" in result.output
+    assert result.stderr.strip() == f"Warning: {path}:2: no ground truth for 'multi_turn_miss_func_1' in the answer file"
+    store = open_store()
+    taken = {store.get_trace(call.trace_id).trace.meta["turn"]: call.response["message"]["tool_calls"][0]["function"]
+             for call in store.calls()}  # fmt: skip
+    assert {turn: (made["name"], json.loads(made["arguments"])) for turn, made in taken.items()} == {
+        0: ("cd", {"folder": "docs"}), 4: ("ls", {"a": True}), 5: ("sort", {"file_name": "b.txt"})}
+    offered = {turn: [tool["function"]["name"] for tool in store.get_trace(f"bfcl:multi_turn_miss_func_0_turn_{turn}")
+                      .calls[0].request["tools"]] for turn in taken}  # fmt: skip
+    assert not any("cp" in names for names in offered.values())  # excluded from the whole conversation
+    assert "sort" not in offered[0] + offered[4] and "sort" in offered[5]
+
+
+def test_a_turn_says_a_value():
+    text = "Send 'Hello  World' to USR003: I bought 1,500 shares at $150.75, not 20."
+    assert said(["hello world", "USR003", 1500, 150.75, 20.0, True, None, ["usr003"], {"to": "USR003"}], text)
+    for missing in ("USR004", 1501, 150.7, ["USR003", "USR009"], {"to": "x"}):
+        assert not said([missing], text), missing
 
 
 def test_exec_categories_give_their_answers_as_python_calls(cli, db, open_store):
