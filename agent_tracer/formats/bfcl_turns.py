@@ -20,7 +20,7 @@ Which turns become examples:
 
 Tools: the called function and up to `OTHERS` more from the conversation's API classes, chosen and
 ordered by the turn's id (the same on every import), as BFCL's `multiple` category offers a few.
-All of a conversation's functions run to 6,000-9,000 tokens of schema, over any small model's
+All of a conversation's functions run to 3,000-7,000 tokens of schema (SmolLM2's tokenizer), over a small model's
 training length, where they would be cut. Each turn is counted: `skipped_turns` in the notes.
 """
 
