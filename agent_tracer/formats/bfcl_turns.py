@@ -62,6 +62,7 @@ class TurnReader(ExampleReader):
         self.docs = next((folder for folder in beside if folder.is_dir()), beside[0])
         self.functions: dict[str, list[dict[str, Any]]] = {}
         self.skipped_turns = 0
+        self.held_out = 0  # no multi-turn category is live: nothing is kept for evaluation only
 
     def _examples(self, item: Any, number: int, line: str) -> list[Example]:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("question"), list):
@@ -135,7 +136,8 @@ class TurnReader(ExampleReader):
         return self.functions[api]
 
     def notes(self) -> dict[str, Any]:
-        return {**super().notes(), "category": self.category, "held_out": 0, "skipped_turns": self.skipped_turns}
+        return {**super().notes(), "category": self.category, "held_out": self.held_out,
+                "skipped_turns": self.skipped_turns}
 
     def remarks(self) -> list[str]:
         return [*super().remarks(), f"skipped {self.skipped_turns} turns that are not one call their words give"]
