@@ -80,7 +80,7 @@ TYPES = {
 _FILE_NAME = re.compile(r"^BFCL_v(?P<version>\d+)_(?P<category>.+)\.json$")
 
 
-def open_bfcl(file: str, options: ImportOptions) -> BFCLReader:
+def open_bfcl(file: str, options: ImportOptions) -> ExampleReader:
     """A reader of a BFCL question file (or `bfcl:<category>`) and its ground truth."""
     path = question_file(file)
     match = _FILE_NAME.match(path.name)
