@@ -70,7 +70,7 @@ class TurnReader(ExampleReader):
         question_id = item["id"]
         if question_id not in self.answers:
             raise CodecError(f"no ground truth for {question_id!r} in the answer file")
-        raw_answer, truth = self.answers[question_id]
+        _, truth = self.answers[question_id]
         if not isinstance(truth, list) or len(truth) != len(item["question"]):
             raise CodecError(f"{question_id}: the ground truth does not have one list of calls per turn")
         offered = [doc for name in item.get("involved_classes") or [] for doc in self._docs(name)]
@@ -84,17 +84,16 @@ class TurnReader(ExampleReader):
             if answer is None:
                 self.skipped_turns += 1
                 continue
-            name, arguments = answer
+            called, arguments = answer
             turn_id = f"{question_id}_turn_{turn}"
             chooser = random.Random(turn_id)
-            called = next(doc for doc in functions if doc["name"] == name)
             others = [doc for doc in functions if doc is not called]
             tools = [called, *chooser.sample(others, min(OTHERS, len(others)))]
             chooser.shuffle(tools)
             examples.append(Example(
                 key=f"{FORMAT}:{turn_id}",
                 messages=[messages[0], {"role": "assistant", "content": None,
-                                        "tool_calls": [tool_call("call_0", name, arguments)]}],
+                                        "tool_calls": [tool_call("call_0", called["name"], arguments)]}],
                 tools=[bfcl_tool({key: value for key, value in doc.items() if key != "response"}) for doc in tools],
                 name=f"{FORMAT}:{self.category}",
                 tags=[FORMAT, self.category],
@@ -106,8 +105,9 @@ class TurnReader(ExampleReader):
         return examples
 
     @staticmethod
-    def _answer(messages: Any, calls: Any, functions: list[dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
-        """The turn's one call as (name, arguments), or None when the turn cannot stand alone."""
+    def _answer(messages: Any, calls: Any, functions: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The turn's one call as (the called function's doc, arguments), or None when the turn
+        cannot stand alone."""
         if not isinstance(messages, list) or len(messages) != 1 or not isinstance(messages[0], dict):
             return None
         text = messages[0].get("content")
@@ -120,9 +120,10 @@ class TurnReader(ExampleReader):
         except CodecError:
             return None
         arguments = {param: values[0] for param, values in params.items()}
-        if not any(doc["name"] == name for doc in functions) or not said(arguments.values(), text):
+        called = next((doc for doc in functions if doc["name"] == name), None)
+        if called is None or not said(arguments.values(), text):
             return None
-        return name, arguments
+        return called, arguments
 
     def _docs(self, api: str) -> list[dict[str, Any]]:
         if api not in self.functions:
