@@ -9,6 +9,7 @@ questions it never trained on?
     python bench/quality.py --max-steps -1 --train-on simple_python,multiple,irrelevance  # no parallel calls
     python bench/quality.py --max-steps -1 --validate          # and the non-live validation rows, to choose on
     python bench/quality.py --max-steps -1 --train-on simple_python,multiple,irrelevance,exec_simple,exec_multiple
+    python bench/quality.py --max-steps -1 --unused-params 2   # tools padded with parameters nobody asks for
 
 1. BFCL's non-live categories (simple_python, multiple, parallel, parallel_multiple, irrelevance,
    or those --train-on names, which may add the exec_* ones and multi_turn_base's single-call
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-on", type=categories, default=TRAIN_ON, metavar="CATEGORY,…",
                         help=f"The non-live BFCL categories trained on (default: {','.join(TRAIN_ON)}; "
                              f"also: {','.join(EXTRA)}).")
+    parser.add_argument("--unused-params", type=int, default=0, metavar="N",
+                        help="Optional parameters borrowed from other tools added to each tool a training row "
+                             "offers, left out by its answer (default: 0, none).")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="A training setting over the preset (repeatable), e.g. lora_r=32.")
     args = parser.parse_args(argv)
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         for category in args.train_on:
             import_bfcl(store, category)
         run = train(store, args.dir, args, tags=("bfcl",), settings=dict(s.split("=", 1) for s in args.settings),
-                    preset=args.preset)
+                    preset=args.preset, unused_params=args.unused_params)
         trained = time.perf_counter()
         if args.validate:
             try:

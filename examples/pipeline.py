@@ -52,9 +52,10 @@ def import_bfcl(store: TraceStore, category: str) -> None:
 
 
 def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple[str, ...] = (TRAIN_ON,),
-          settings: dict[str, str] | None = None, preset: str | None = None) -> Path:
+          settings: dict[str, str] | None = None, preset: str | None = None, unused_params: int = 0) -> Path:
     """Build the dataset from the successful traces with all of `tags` and fine-tune on it, with
-    `settings` over `preset` (default: this machine's SFT preset); returns the run folder."""
+    `settings` over `preset` (default: this machine's SFT preset); returns the run folder.
+    `unused_params`: borrowed optional parameters added to each tool offered (`SFTConfig`)."""
     from trainer.data import Selection, SFTConfig, build_sft
     from trainer.train.config import default_preset, preset_values, resolve
     from trainer.train.run import gpu_available
@@ -70,7 +71,8 @@ def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple
 
     # The dataset is measured with the model's own tokenizer, to the length the run trains on.
     dataset = build_sft(store, Selection(outcome="success", tags=list(tags), max_traces=args.traces),
-                        SFTConfig(out=config.data, model=args.model, max_length=config.max_length))
+                        SFTConfig(out=config.data, model=args.model, max_length=config.max_length,
+                                  unused_params=unused_params))
     print(dataset.summary.render())
 
     summary = train_sft(config, overwrite=True)

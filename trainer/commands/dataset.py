@@ -105,6 +105,8 @@ def dataset() -> None:
 @click.option("--mixin", type=click.Path(exists=True, dir_okay=False), help=_help(SFTConfig, "mixin"))
 @click.option("--mixin-share", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
               help=_help(SFTConfig, "mixin_share"))
+@click.option("--unused-params", type=click.IntRange(min=0), default=0, show_default=True,
+              help=_help(SFTConfig, "unused_params"))
 @selection_options(order="best", outcome="success", limit_flag="--max-traces")
 @_common
 def sft(db: str | None, as_json: bool, progress: bool, tokenizer: str, **options: Any) -> None:

@@ -1,6 +1,7 @@
 """`agent-tracer dataset sft`: SFT rows from the store, curated, split, written, summarised.
 
-    select → convert → redact → exact dedup → near dedup → truncate → max samples → split → mix-in
+    select → convert → redact → exact dedup → near dedup → unused parameters → truncate → max samples
+    → split → mix-in
 
 Streamed in two passes, so memory stays flat however many traces there are: the first writes the
 curated examples to a staging file and keeps only each trace's stratum (its first tool); the split
@@ -35,6 +36,7 @@ from trainer.data.select import Selection
 from trainer.data.split import NO_TOOL, SplitConfig, plan_split
 from trainer.data.summary import Step, Summary
 from trainer.data.truncate import Truncator
+from trainer.data.unused_params import UnusedParams
 
 PER = ("run", "call")
 
@@ -65,6 +67,10 @@ class SFTConfig:
     mixin_share: float = field(default=0.1, metadata={"help": "Share of the train rows the mix-in makes up."})
     include_held_out: bool = field(default=False, metadata={"help": "Also use traces tagged held-out (evaluation "
                                                                     "data)."})
+    unused_params: int = field(default=0, metadata={"help": "Optional parameters borrowed from other tools added to "
+                                                           "each tool a row offers, which its answer leaves out: "
+                                                           "teaches leaving out what the user did not ask for (0: "
+                                                           "none)."})
 
     def __post_init__(self) -> None:
         if self.per not in PER:
@@ -75,6 +81,8 @@ class SFTConfig:
             raise ConfigError(f"near_dup must be from 0 to 1, not {self.near_dup}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ConfigError("max_samples must be at least 1")
+        if self.unused_params < 0:
+            raise ConfigError(f"unused_params must be 0 or more, not {self.unused_params}")
 
 
 @dataclass
@@ -154,6 +162,8 @@ def build_sft(store: TraceStore, selection: Selection, config: SFTConfig, *, tok
     if config.near_dup:
         stream = NearDedup(NearDedupConfig(threshold=config.near_dup, seed=config.seed),
                            summary.step("near dedup"))(stream)
+    if config.unused_params:
+        stream = UnusedParams(config.unused_params, config.seed, summary.step("unused parameters"))(stream)
     if truncator is not None:
         stream = _measured(stream, truncator, summary.step("truncate"), summary)
     if config.max_samples is not None:
