@@ -133,7 +133,13 @@ class TurnReader(ExampleReader):
             if not path.is_file():
                 raise ConfigError(f"no function docs for BFCL's {api}: {path} does not exist")
             with open(path, encoding="utf-8") as handle:
-                self.functions[api] = [json.loads(line) for line in handle if line.strip()]
+                try:
+                    docs = [json.loads(line) for line in handle if line.strip()]
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{path}: not JSON lines ({exc})") from None
+            if not all(isinstance(doc, dict) and isinstance(doc.get("name"), str) for doc in docs):
+                raise ConfigError(f"{path}: a function doc without a name")
+            self.functions[api] = docs
         return self.functions[api]
 
     def notes(self) -> dict[str, Any]:

@@ -218,6 +218,22 @@ def test_which_turns_of_a_conversation_are_taken(cli, db, tmp_path, open_store):
     assert "sort" not in offered[0] + offered[4] and "sort" in offered[5]
 
 
+def test_broken_function_docs_are_a_one_line_error(cli, db, tmp_path, one_line_error):
+    folder = tmp_path / "data"
+    (folder / "possible_answer").mkdir(parents=True)
+    (folder / "multi_turn_func_doc").mkdir()
+    path = folder / "BFCL_v4_multi_turn_base.json"
+    path.write_text(json.dumps({"id": "multi_turn_base_0", "involved_classes": ["GorillaFileSystem"],
+                                "question": [[{"role": "user", "content": "Go into 'docs'."}]]}) + "\n")
+    (folder / "possible_answer" / path.name).write_text(
+        json.dumps({"id": "multi_turn_base_0", "ground_truth": [["cd(folder='docs')"]]}) + "\n")
+    docs = folder / "multi_turn_func_doc" / "gorilla_file_system.json"
+    for broken, why in ((json.dumps({"description": "Change directory."}), "a function doc without a name"),
+                        ("{oops", "not JSON lines (Expecting property name")):
+        docs.write_text(broken + "\n")
+        one_line_error(cli("traces", "import", path, "--format", "bfcl", "--db", db), f"{docs}: {why}")
+
+
 def test_a_turn_says_a_value():
     text = "Send 'Hello  World' to USR003: I bought 1,500 shares at $150.75, not 20."
     assert said(["hello world", "USR003", 1500, 150.75, 20.0, True, None, ["usr003"], {"to": "USR003"}], text)
