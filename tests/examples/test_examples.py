@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -141,10 +142,11 @@ def test_quality_bench_validates_on_non_live_rows_then_asks_live_simple(tiny_mod
     bench = EXAMPLES.parent / "bench" / "quality.py"
     output = run_example(sys.executable, str(bench), "--model", tiny_model_dir, "--dir", str(tmp_path),
                          "--train-on", "multi_turn_base,simple_python,irrelevance,exec_multiple", "--traces", "60", "--validate",
-                         "--cases", "4", "--max-steps", "2", "--max-tokens", "16", timeout=180)
+                         "--unused-params", "1", "--cases", "4", "--max-steps", "2", "--max-tokens", "16", timeout=180)
     assert "imported 400 BFCL simple_python questions" in output and "parallel questions" not in output
     assert "imported 49 BFCL exec_multiple questions, 1 skipped" in output  # its ground truth computes p=1/6
-    assert "imported 199 BFCL multi_turn_base questions" in output  # the turns that are one call they spell out
+    assert "imported 199 BFCL multi_turn_base turns" in output  # the turns that are one call they spell out
+    assert re.search(r"unused parameters +(\d+) +\1 +parameters added \d", output)
     validation = json.loads((tmp_path / "sft.manifest.json").read_text())["eval_traces"]
     assert f"validation: {len(validation)} non-live questions held out of training: format compliance" in output
     asked = {json.loads(line)["case_id"] for line in (tmp_path / "report-validation" / "results.jsonl").open()}
