@@ -100,7 +100,7 @@ class TurnReader(ExampleReader):
                 meta={"format": FORMAT, "id": turn_id, "category": self.category, "file": self.path.name,
                       "line": number, "turn": turn},
                 raw_request=json.dumps(messages, ensure_ascii=False),
-                raw_response=json.dumps(calls, ensure_ascii=False),
+                raw_response=json.dumps({"id": turn_id, "ground_truth": calls}, ensure_ascii=False),  # an answer line
             ))  # fmt: skip
         return examples
 

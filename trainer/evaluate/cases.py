@@ -177,7 +177,7 @@ def file_cases(spec: str, warn: Warn) -> Iterator[Case]:
 
 
 def _bfcl_cases(spec: str, warn: Warn) -> Iterator[Case]:
-    from agent_tracer.formats.bfcl import expected_calls, open_bfcl
+    from agent_tracer.formats.bfcl import open_bfcl
     from agent_tracer.formats.reader import ImportOptions
 
     try:
@@ -186,13 +186,13 @@ def _bfcl_cases(spec: str, warn: Warn) -> Iterator[Case]:
         raise ConfigError(str(exc)) from None
     for number, item in _lines(reader.path, warn):
         try:
-            example = reader.parse(item, number, "")
+            parsed = reader.parse(item, number, "")
         except ValueError as exc:
             warn(f"{reader.path}:{number}: {exc}")
             continue
-        truth = expected_calls(reader.answers[example.meta["id"]][1]) if reader.answers is not None else []
-        yield Case(id=example.meta["id"], messages=example.messages[:-1], tools=example.tools,
-                   expected_calls=truth, source=f"bfcl:{reader.category}")  # fmt: skip
+        for example in parsed if isinstance(parsed, list) else [parsed]:  # a conversation: its turns
+            yield Case(id=example.meta["id"], messages=example.messages[:-1], tools=example.tools,
+                       expected_calls=_bfcl_truth(example.raw_response), source=f"bfcl:{reader.category}")
 
 
 def _lines(path: Path, warn: Warn) -> Iterator[tuple[int, Any]]:
@@ -249,7 +249,7 @@ def _run_cases(trace: dict[str, Any], calls: list[dict[str, Any]], warn: Warn) -
         answer = conversation.messages[-1]
         where = f"store:{trace['id']}" + (f"#{number}" if len(calls) > 1 else "")
         try:
-            expected = _bfcl_truth(call) if bfcl else _recorded_calls(answer, conversation.tools)
+            expected = _bfcl_truth(call.get("raw_response")) if bfcl else _recorded_calls(answer, conversation.tools)
             yield Case(id=trace["id"][:12] + (f"#{number}" if len(calls) > 1 else ""),
                        messages=request_messages(conversation.messages[:-1]),
                        tools=[function_tool(tool) for tool in conversation.tools], expected_calls=expected,
@@ -270,12 +270,11 @@ def _recorded_calls(answer: dict[str, Any], tools: list[Any]) -> list[ExpectedCa
     return expected
 
 
-def _bfcl_truth(call: dict[str, Any]) -> list[ExpectedCall]:
-    """An imported BFCL question's ground truth, from the answer line kept as its raw response
-    (an irrelevance question has none: no call is right)."""
+def _bfcl_truth(raw: str | None) -> list[ExpectedCall]:
+    """A BFCL question's (or turn's) ground truth, from the answer line the import keeps as its raw
+    response (an irrelevance question has none: no call is right)."""
     from agent_tracer.formats.bfcl import expected_calls
 
-    raw = call.get("raw_response")
     return expected_calls(json.loads(raw)["ground_truth"]) if raw else []
 
 

@@ -80,3 +80,25 @@ def test_exec_answers_written_as_python_are_graded_as_possible_answers(tmp_path)
              ("calculate_cosine_similarity", '{"vectorA": [1, 2, 3], "vectorB": [4, 5, 6]}')]
     assert grade(cases[1], Reply.from_message(None, right)).success
     assert not grade(cases[1], Reply.from_message(None, right[:1])).success
+
+
+def test_multi_turn_turns_are_cases_from_the_file_and_from_the_store(tmp_path):
+    from_file = {case.id: case for case in load_cases("bfcl:multi_turn_base")}
+    assert len(from_file) == 199  # each turn that is one call its words give
+    case = from_file["multi_turn_base_42_turn_1"]
+    assert case.messages[-1]["content"].startswith("Inside 'Notes2023.txt', I shall jot down")
+    assert case.expected_calls == [{"echo": {"content": ["Study diligently, practice programming, master algorithms."],
+                                             "file_name": ["Notes2023.txt"]}}]  # fmt: skip
+
+    with TraceStore(f"sqlite:///{tmp_path / 'traces.db'}") as store:
+        store.write(list(open_bfcl("bfcl:multi_turn_base", ImportOptions())))
+        manifest = tmp_path / "sft.manifest.json"  # as if a dataset build had held every turn out
+        manifest.write_text(json.dumps({"eval_traces": [Example(f"bfcl:{key}", []).trace_id for key in from_file]}))
+        warnings: list[str] = []
+        held = load_cases(store=store, split="eval", manifest=manifest, warn=warnings.append)
+    assert warnings == [] and len(held) == 199
+    assert sorted(str(c.expected_calls) for c in held) == sorted(str(c.expected_calls) for c in from_file.values())
+    right = [("echo", json.dumps({"file_name": "Notes2023.txt",
+                                  "content": "Study diligently, practice programming, master algorithms."}))]
+    assert grade(case, Reply.from_message(None, right)).success
+    assert not grade(case, Reply.from_message(None, [("echo", '{"file_name": "Notes2023.txt", "content": "Study"}')])).success
