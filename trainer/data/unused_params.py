@@ -42,7 +42,8 @@ class UnusedParams:
         self.count = count
         self.seed = seed
         self.counts = counts if counts is not None else Step("unused parameters")
-        self._pool: dict[str, dict[str, Any]] = {}
+        self._pool: dict[str, tuple[dict[str, Any], set[str]]] = {}
+        """Parameter name → (its schema, the words of its name)."""
 
     def __call__(self, examples: Iterable[Example]) -> Iterator[Example]:
         for number, example in enumerate(examples):
@@ -65,7 +66,7 @@ class UnusedParams:
         if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
             return tool
         own = schema["properties"]
-        fits = [name for name in self._pool if name not in own and not words(name) & said]
+        fits = [name for name, (_, named) in self._pool.items() if name not in own and not named & said]
         chosen = pick.sample(fits, min(self.count, len(fits)))
         if not chosen:
             return tool
@@ -75,7 +76,7 @@ class UnusedParams:
         self.counts.reasons["parameters added"] += len(chosen)
         tool = copy.deepcopy(tool)
         tool["function"]["parameters"]["properties"] = {
-            name: own[name] if name in own else copy.deepcopy(self._pool[name]) for name in names}
+            name: own[name] if name in own else copy.deepcopy(self._pool[name][0]) for name in names}
         return tool
 
     def _learn(self, tools: list[dict[str, Any]]) -> None:
@@ -85,8 +86,8 @@ class UnusedParams:
             for name, spec in (schema.get("properties") or {}).items():
                 if len(self._pool) >= POOL:
                     return
-                if name not in required and isinstance(spec, dict):
-                    self._pool.setdefault(name, spec)
+                if name not in required and isinstance(spec, dict) and name not in self._pool:
+                    self._pool[name] = (spec, words(name))
 
 
 def words(text: str) -> set[str]:
