@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from agent_tracer.conversations import content_text
 from trainer.data.rows import Example
 from trainer.data.summary import Step
 
@@ -53,7 +54,7 @@ class UnusedParams:
             if not example.tools:
                 yield example
                 continue
-            said = words(" ".join(str(m.get("content") or "") for m in example.messages if m["role"] == "user"))
+            said = words(" ".join(content_text(m.get("content")) for m in example.messages if m["role"] == "user"))
             pick = random.Random(f"{self.seed}:{example.trace_id}:{number}")
             tools = [self._borrowing(tool, said, pick) for tool in example.tools]
             self._learn(example.tools)

@@ -97,3 +97,12 @@ def test_dataset_sft_unused_params_on_bfcl_rows(tmp_path):
         schema = data["tools"][0]["function"]["parameters"]
         assert set(answer["function"]["arguments"]) <= set(schema["properties"])
         assert set(schema["required"]) <= set(answer["function"]["arguments"])
+
+
+def test_a_question_in_content_parts_is_read_as_its_text():
+    styled = tool("style", {"x": STRING}, {"type": STRING, "unit": STRING})
+    first = row("Style it", [styled], {"name": "style", "arguments": {"x": "1"}}, "a")
+    parts = row("", [PLAY], {"name": "play_song", "arguments": {"query": "Roar"}}, "b")
+    parts.messages[0]["content"] = [{"type": "text", "text": "Play Roar; which unit is the volume in?"}]
+    _, out = UnusedParams(5)([first, parts])
+    assert set(out.tools[0]["function"]["parameters"]["properties"]) == {"query", "deviceId", "volume", "type"}
