@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent_tracer.errors import AgentTracerError
-from agent_tracer.formats.bfcl import TURNS, open_bfcl
+from agent_tracer.formats.bfcl import open_bfcl
+from agent_tracer.formats.bfcl_turns import TurnReader
 from agent_tracer.formats.reader import ImportOptions
 from agent_tracer.store import TraceStore
 
@@ -48,7 +49,7 @@ def import_bfcl(store: TraceStore, category: str) -> None:
     store.write(list(reader))
     held_out = " (tagged held-out: for evaluation only)" if reader.held_out else ""
     skipped = f", {reader.skipped} skipped" if reader.skipped else ""
-    what = "turns" if category.startswith(TURNS) else "questions"  # a conversation gives one example a turn
+    what = "turns" if isinstance(reader, TurnReader) else "questions"  # a conversation gives one example a turn
     print(f"imported {reader.examples} BFCL {category} {what}{held_out}{skipped}")
 
 
