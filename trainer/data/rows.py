@@ -38,6 +38,9 @@ class Example:
     trace_id: str | None = None
     source: str = "traces"
     """"traces" (the store), or "mixin" (general instruction data the user mixed in)."""
+    plain: Example | None = field(default=None, repr=False, compare=False)
+    """The example before the unused-parameters step lengthened its tools: what truncation keeps
+    instead when the borrowed parameters took it over the token limit."""
 
     def row(self) -> dict[str, Any]:
         return {"messages": self.messages, "tools": self.tools}

@@ -219,6 +219,9 @@ def _measured(examples: Iterable[Example], truncator: Truncator, step: Step, sum
     for example in examples:
         step.rows_in += 1
         kept, tokens = truncator(example)
+        if kept is not example and example.plain is not None:  # the borrowed parameters made it too long
+            step.reasons["kept without unused parameters, too long with them"] += 1
+            kept, tokens = truncator(example.plain)
         if kept is None:
             step.reasons[f"longer than {truncator.max_length:,} tokens in its last turn"] += 1
             continue

@@ -17,7 +17,9 @@ names it does not have, and whose words (split at `_`, `-` and camel case) the u
 contain, so a borrowed `unit` never lands on a question that says which unit. They go in at random
 places among the tool's own, so their position does not give them away. The choice is seeded by
 the example's trace, the same every build. The first examples, while the pool is still empty,
-pass unchanged.
+pass unchanged. An example the borrowed parameters take over the token limit is kept without them
+(the truncation step falls back to `Example.plain`): with two a tool, 32 of 818 BFCL rows would
+otherwise have been dropped.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class UnusedParams:
             self._learn(example.tools)
             if tools != example.tools:
                 self.counts.reasons["rows given parameters"] += 1
-                example = Example(example.messages, tools, example.trace_id, example.source)
+                example = Example(example.messages, tools, example.trace_id, example.source, plain=example)
             yield example
 
     def _borrowing(self, tool: dict[str, Any], said: set[str], pick: random.Random) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from agent_tracer.formats.bfcl import open_bfcl
 from agent_tracer.formats.reader import ImportOptions
 from agent_tracer.store import TraceStore
 from trainer.data.rows import Example
+from trainer.data.select import Selection
+from trainer.data.sft import SFTConfig, build_sft
+from trainer.data.truncate import Truncator
 from trainer.data.unused_params import UnusedParams, words
 
 
@@ -106,3 +109,25 @@ def test_a_question_in_content_parts_is_read_as_its_text():
     parts.messages[0]["content"] = [{"type": "text", "text": "Play Roar; which unit is the volume in?"}]
     _, out = UnusedParams(5)([first, parts])
     assert set(out.tools[0]["function"]["parameters"]["properties"]) == {"query", "deviceId", "volume", "type"}
+
+
+def test_a_row_the_borrowed_parameters_take_over_the_limit_is_kept_without_them(tmp_path, tiny_tokenizer):
+    with TraceStore(f"sqlite:///{tmp_path / 'bfcl.db'}") as store:
+        store.write(list(open_bfcl("bfcl:simple_python", ImportOptions()))[:60])
+
+        def build(name: str, **config) -> tuple[dict, list[dict]]:
+            out = tmp_path / f"{name}.jsonl"
+            result = build_sft(store, Selection(outcome="success"),
+                               SFTConfig(out=str(out), eval_ratio=0.0, near_dup=0.0, **config), tokenizer=tiny_tokenizer)
+            steps = {step.name: step for step in result.summary.steps}
+            return steps, [json.loads(line) for line in out.read_text().splitlines()]
+
+        _, plain = build("plain", max_length=100_000)
+        limit = max(Truncator(tiny_tokenizer, None).length(r["messages"], r["tools"]) for r in plain)
+        steps, padded = build("padded", max_length=limit, unused_params=3)
+
+    kept_plain = steps["truncate"].reasons["kept without unused parameters, too long with them"]
+    assert 0 < kept_plain < len(plain)
+    assert steps["truncate"].rows_out == len(padded) == len(plain)  # nothing dropped
+    assert sum(r["tools"] != p["tools"] for r, p in zip(padded, plain)) == len(plain) - kept_plain - 1  # - the first
+    assert all(Truncator(tiny_tokenizer, None).length(r["messages"], r["tools"]) <= limit for r in padded)
