@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from agent_tracer.commands.traces import db_option, json_option, open_store, selection_options
+from trainer.data.negatives import KINDS as NEGATIVE_KINDS
 from trainer.data.preferences import DPO_SOURCES, REWARD_SOURCES, PreferenceConfig
 from trainer.data.select import Selection
 from trainer.data.sft import SFTConfig
@@ -132,9 +133,7 @@ def sft(db: str | None, as_json: bool, progress: bool, tokenizer: str, **options
 @click.option("--chosen-outcome", default="success", show_default=True, help=_help(PreferenceConfig, "chosen_outcome"))
 @click.option("--rejected-outcome", default="failure", show_default=True,
               help=_help(PreferenceConfig, "rejected_outcome"))
-@click.option("--kinds", type=ListParam(("wrong_tool", "wrong_argument", "missing_argument", "wrong_type",
-                                         "malformed_json", "invented_tool")),
-              help=_help(PreferenceConfig, "kinds"))  # fmt: skip
+@click.option("--kinds", type=ListParam(NEGATIVE_KINDS), help=_help(PreferenceConfig, "kinds"))
 @click.option("--per-example", type=click.IntRange(min=1), default=2, show_default=True,
               help=_help(PreferenceConfig, "per_example"))
 @click.option("--llm-url", help=_help(PreferenceConfig, "llm_url"))

@@ -24,6 +24,13 @@ The synthetic kinds:
                       a broken call. Anything reading these rows must accept string arguments.
     invented_tool     a name no offered tool has, made from the real one (plural, camelCase,
                       another verb, without the namespace), with the same arguments
+    unasked_argument  an optional parameter the call leaves out, filled in with a value other than
+                      its default: an enum's member, a boolean set, a number, or a string copied
+                      from another argument or the request. A small tuned model does this more
+                      than anything else but get values wrong: SmolLM2-135M tuned on BFCL's
+                      non-live rows wrote `"unit": "seconds"` into 16 of live_simple's command
+                      calls and a genre into `cast`, and 19 of its failed answers would have been
+                      right without such a parameter
 
 With parallel calls one call is corrupted and the others kept. Each example tries its kinds in a
 seeded order until `per_example` of them applied; a kind that cannot apply (one tool offered,
@@ -45,7 +52,8 @@ from agent_tracer.errors import ConfigError
 from trainer.data.dedup import row_digest
 from trainer.data.rows import Example, Message, Preference
 
-KINDS = ("wrong_tool", "wrong_argument", "missing_argument", "wrong_type", "malformed_json", "invented_tool")
+KINDS = ("wrong_tool", "wrong_argument", "missing_argument", "wrong_type", "malformed_json", "invented_tool",
+         "unasked_argument")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -369,6 +377,49 @@ def _name_variants(name: str) -> list[str]:
     return names
 
 
+def _unasked_argument(answer: Message, context: _Context, rng: random.Random) -> Message:
+    calls = answer["tool_calls"]
+    slots = []
+    for index, call in enumerate(calls):
+        parameters = context.schemas.get(call["function"]["name"]) or {}
+        required = set(parameters.get("required") or ())
+        slots += [(index, name, schema) for name, schema in (parameters.get("properties") or {}).items()
+                  if name not in call["function"]["arguments"] and name not in required and isinstance(schema, dict)]
+    if not slots:
+        raise _CannotApply("no optional parameter is left out")
+    rng.shuffle(slots)
+    for index, name, schema in slots:
+        function = calls[index]["function"]
+        value = _unasked_value(schema, function["arguments"], context.names, rng)
+        if value is not None:
+            return replaced(answer, index, function["name"], {**function["arguments"], name: value})
+    raise _CannotApply("no left-out parameter has a value to fill in")
+
+
+def _unasked_value(schema: dict[str, Any], arguments: dict[str, Any], names: list[str], rng: random.Random) -> Any:
+    """A value a model fills in unasked, never the parameter's default (which leaving it out
+    means); None for arrays and objects, where there is no telling what it would write."""
+    default = schema.get("default")
+
+    def candidates(values: Iterable[Any]) -> list[Any]:
+        return [v for v in values if v is not None and v != "" and canonical(v) != canonical(default)]
+
+    if schema.get("enum"):
+        members = candidates(schema["enum"])
+        return rng.choice(members) if members else None
+    kind = _schema_type(schema)
+    if kind == "boolean":
+        return not default if isinstance(default, bool) else True
+    if kind in ("integer", "number"):
+        number = default if isinstance(default, (int, float)) and not isinstance(default, bool) else None
+        value = rng.choice([v for v in dict.fromkeys([(number or 0) + 1, (number or 1) * 10, 1, 10]) if v != number])
+        return float(value) if kind == "number" else int(value)
+    if kind == "string":
+        copied = candidates(dict.fromkeys([*(v for v in arguments.values() if isinstance(v, str)), *names]))
+        return rng.choice(copied) if copied else None
+    return None
+
+
 _CORRUPTIONS: dict[str, Callable[[Message, _Context, random.Random], Message]] = {
     "wrong_tool": _wrong_tool,
     "wrong_argument": _wrong_argument,
@@ -376,6 +427,7 @@ _CORRUPTIONS: dict[str, Callable[[Message, _Context, random.Random], Message]] =
     "wrong_type": _wrong_type,
     "malformed_json": _malformed_json,
     "invented_tool": _invented_tool,
+    "unasked_argument": _unasked_argument,
 }
 
 

@@ -155,6 +155,13 @@ def check_preference(example: Example, preference: Preference) -> None:
         assert _json_type(good["arguments"][key]) == _json_type(bad["arguments"][key])
         if key in parameters.get("properties", {}) and parameters["properties"][key].get("enum"):
             assert bad["arguments"][key] in parameters["properties"][key]["enum"]
+    elif preference.kind == "unasked_argument":
+        assert bad["name"] == good["name"]
+        (added,) = set(bad["arguments"]) - set(good["arguments"])
+        assert {k: v for k, v in bad["arguments"].items() if k != added} == good["arguments"]
+        schema = parameters["properties"][added]
+        assert added not in parameters.get("required", ())
+        assert _fits(bad["arguments"][added], schema) and bad["arguments"][added] != schema.get("default")
     elif preference.kind == "malformed_json":
         assert bad["name"] == good["name"] and isinstance(bad["arguments"], str)
         with pytest.raises(ValueError):
@@ -193,9 +200,11 @@ def test_default_mix_is_two_kinds_per_example_and_balanced(bfcl: list[Example]) 
     per_example = Counter(p.trace_id for p in preferences)
     assert set(per_example.values()) == {2}
     assert all(len({p.kind for p in preferences if p.trace_id == t}) == 2 for t in list(per_example)[:50])
-    # wrong_tool applies to a third of the examples; the others each get a fair share.
+    # wrong_tool applies to a third of the examples, unasked_argument to the few whose answers here
+    # leave a parameter out (bfcl_examples gives every one BFCL has a value for); the others each
+    # get a fair share.
     for kind in KINDS:
-        assert stats.made[kind] > (40 if kind == "wrong_tool" else 150), stats.made
+        assert stats.made[kind] > {"wrong_tool": 40, "unasked_argument": 5}.get(kind, 150), stats.made
 
 
 def test_hand_written_parallel_calls() -> None:
@@ -226,6 +235,30 @@ def test_wrong_argument_values_are_plausible() -> None:
     assert seen["days"] <= {"2", "4", "6", "30"}  # shifted
     # A city from the sibling call or a word of the request: never gibberish.
     assert seen["city"] and {json.loads(c) for c in seen["city"]} <= {"London", "Paris", "Weather", "Next", "Days"}
+
+
+def test_unasked_arguments_are_filled_with_anything_but_their_default() -> None:
+    flight = _tool("book_flight", {
+        "origin": {"type": "string"}, "cabin": {"type": "string", "enum": ["economy", "business"], "default": "economy"},
+        "bags": {"type": "integer", "default": 1}, "refundable": {"type": "boolean", "default": False},
+        "note": {"type": "string"}, "stops": {"type": "array", "items": {"type": "string"}}}, ["origin"])
+    question = {"role": "user", "content": "Book me a flight from London to Paris."}
+    example = Example([question, _answer(("book_flight", {"origin": "London"}))], [flight])
+    seen: dict[str, set[str]] = {}
+    for seed in range(40):
+        (preference,) = synthetic_negatives([example], SyntheticConfig(kinds=("unasked_argument",), seed=seed))
+        check_preference(example, preference)
+        ((key, value),) = [(k, v) for k, v in preference.rejected[0]["tool_calls"][0]["function"]["arguments"].items()
+                           if k != "origin"]
+        seen.setdefault(key, set()).add(json.dumps(value))
+    assert seen["cabin"] == {'"business"'} and seen["refundable"] == {"true"}
+    assert seen["bags"] <= {"2", "10"} and seen["note"] <= {'"London"', '"Paris"'}
+    assert "stops" not in seen  # no telling what a list would hold
+    asked = Example([question, _answer(("book_flight", {"origin": "London", "stops": []}))],
+                    [_tool("book_flight", {"origin": {"type": "string"}, "stops": {"type": "array"}}, ["origin"])])
+    stats = SyntheticStats()
+    assert list(synthetic_negatives([asked], SyntheticConfig(kinds=("unasked_argument",)), stats)) == []
+    assert stats.skipped == {("unasked_argument", "no optional parameter is left out"): 1}
 
 
 def test_names_are_mixed_up_and_lone_words_left_alone() -> None:
@@ -260,6 +293,7 @@ def test_kinds_that_cannot_apply_are_skipped_and_counted() -> None:
         ("wrong_argument", "the call has no arguments"): 1,
         ("missing_argument", "no required argument is given"): 1,
         ("wrong_type", "the call has no arguments"): 1,
+        ("unasked_argument", "no optional parameter is left out"): 1,
     }
     assert stats.unusable == {"does not end with a tool call": 1}
     assert stats.examples == 2 and stats.made == {"invented_tool": 1, "malformed_json": 1}
