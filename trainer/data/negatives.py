@@ -24,7 +24,8 @@ The synthetic kinds:
                       a broken call. Anything reading these rows must accept string arguments.
     invented_tool     a name no offered tool has, made from the real one (plural, camelCase,
                       another verb, without the namespace), with the same arguments
-    unasked_argument  an optional parameter the call leaves out, filled in with a value other than
+    unasked_argument  an optional parameter the call leaves out and the user's words do not name
+                      ("using the Darwin model" names `model`), filled in with a value other than
                       its default: an enum's member, a boolean set, a number, or a string copied
                       from another argument or the request. A small tuned model does this more
                       than anything else but get values wrong: SmolLM2-135M tuned on BFCL's
@@ -51,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from agent_tracer.errors import ConfigError
 from trainer.data.dedup import row_digest
 from trainer.data.rows import Example, Message, Preference
+from trainer.data.unused_params import words
 
 KINDS = ("wrong_tool", "wrong_argument", "missing_argument", "wrong_type", "malformed_json", "invented_tool",
          "unasked_argument")
@@ -133,6 +135,8 @@ class _Context:
     names: list[str]
     """Capitalised phrases of the user's messages ("New York", "Tech Corp"): the other entities a
     model could mix a value up with."""
+    said: set[str]
+    """The words of the user's messages: a parameter they name was asked about."""
 
     @classmethod
     def of(cls, example: Example) -> _Context:
@@ -142,10 +146,12 @@ class _Context:
             if function.get("name"):
                 schemas[function["name"]] = function.get("parameters") or {}
         names: dict[str, None] = {}
+        said: set[str] = set()
         for message in example.messages:
             if message["role"] == "user":
                 names.update(dict.fromkeys(_capitalised(message["content"])))
-        return cls(schemas, list(names))
+                said |= words(message["content"])
+        return cls(schemas, list(names), said)
 
     def schema_of(self, tool: str, argument: str) -> dict[str, Any] | None:
         """The schema of a tool's argument; None where the tool or argument is not described."""
@@ -384,9 +390,10 @@ def _unasked_argument(answer: Message, context: _Context, rng: random.Random) ->
         parameters = context.schemas.get(call["function"]["name"]) or {}
         required = set(parameters.get("required") or ())
         slots += [(index, name, schema) for name, schema in (parameters.get("properties") or {}).items()
-                  if name not in call["function"]["arguments"] and name not in required and isinstance(schema, dict)]
+                  if name not in call["function"]["arguments"] and name not in required and isinstance(schema, dict)
+                  and not words(name) & context.said]  # fmt: skip
     if not slots:
-        raise _CannotApply("no optional parameter is left out")
+        raise _CannotApply("no optional parameter the user does not name is left out")
     rng.shuffle(slots)
     for index, name, schema in slots:
         function = calls[index]["function"]

@@ -254,11 +254,18 @@ def test_unasked_arguments_are_filled_with_anything_but_their_default() -> None:
     assert seen["cabin"] == {'"business"'} and seen["refundable"] == {"true"}
     assert seen["bags"] <= {"2", "10"} and seen["note"] <= {'"London"', '"Paris"'}
     assert "stops" not in seen  # no telling what a list would hold
+    # A parameter the question names was asked about, even where the answer leaves it out.
+    named = Example([{"role": "user", "content": "Book me a flight from London, any cabin, no note."},
+                     _answer(("book_flight", {"origin": "London", "stops": []}))], [flight])
+    stats = SyntheticStats()
+    kinds = SyntheticConfig(kinds=("unasked_argument",))
+    assert {next(iter(set(p.rejected[0]["tool_calls"][0]["function"]["arguments"]) - {"origin", "stops"}))
+            for seed in range(20) for p in synthetic_negatives([named], SyntheticConfig(("unasked_argument",), 1, seed))
+            } == {"bags", "refundable"}  # fmt: skip
     asked = Example([question, _answer(("book_flight", {"origin": "London", "stops": []}))],
                     [_tool("book_flight", {"origin": {"type": "string"}, "stops": {"type": "array"}}, ["origin"])])
-    stats = SyntheticStats()
-    assert list(synthetic_negatives([asked], SyntheticConfig(kinds=("unasked_argument",)), stats)) == []
-    assert stats.skipped == {("unasked_argument", "no optional parameter is left out"): 1}
+    assert list(synthetic_negatives([asked], kinds, stats)) == []
+    assert stats.skipped == {("unasked_argument", "no optional parameter the user does not name is left out"): 1}
 
 
 def test_names_are_mixed_up_and_lone_words_left_alone() -> None:
@@ -293,7 +300,7 @@ def test_kinds_that_cannot_apply_are_skipped_and_counted() -> None:
         ("wrong_argument", "the call has no arguments"): 1,
         ("missing_argument", "no required argument is given"): 1,
         ("wrong_type", "the call has no arguments"): 1,
-        ("unasked_argument", "no optional parameter is left out"): 1,
+        ("unasked_argument", "no optional parameter the user does not name is left out"): 1,
     }
     assert stats.unusable == {"does not end with a tool call": 1}
     assert stats.examples == 2 and stats.made == {"invented_tool": 1, "malformed_json": 1}
