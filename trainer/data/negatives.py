@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from agent_tracer.errors import ConfigError
 from trainer.data.dedup import row_digest
 from trainer.data.rows import Example, Message, Preference
-from trainer.data.unused_params import words
+from trainer.data.unused_params import user_words, words
 
 KINDS = ("wrong_tool", "wrong_argument", "missing_argument", "wrong_type", "malformed_json", "invented_tool",
          "unasked_argument")
@@ -148,12 +148,10 @@ class _Context:
             if function.get("name"):
                 schemas[function["name"]] = function.get("parameters") or {}
         names: dict[str, None] = {}
-        said: set[str] = set()
         for message in example.messages:
             if message["role"] == "user":
                 names.update(dict.fromkeys(_capitalised(message["content"])))
-                said |= words(message["content"])
-        return cls(schemas, list(names), said)
+        return cls(schemas, list(names), user_words(example.messages))
 
     def schema_of(self, tool: str, argument: str) -> dict[str, Any] | None:
         """The schema of a tool's argument; None where the tool or argument is not described."""
@@ -266,10 +264,10 @@ def _other_string(value: str, names: list[str], rng: random.Random) -> str | Non
         others = [name for name in names if name.lower() not in value.lower() and value.lower() not in name.lower()]
         if others:
             return rng.choice(others)
-    words = value.split()
-    if len(words) > 1:
-        del words[rng.randrange(len(words))]
-        return " ".join(words).strip(" ,")
+    tokens = value.split()
+    if len(tokens) > 1:
+        del tokens[rng.randrange(len(tokens))]
+        return " ".join(tokens).strip(" ,")
     return None
 
 

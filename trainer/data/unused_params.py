@@ -56,7 +56,7 @@ class UnusedParams:
             if not example.tools:
                 yield example
                 continue
-            said = words(" ".join(content_text(m.get("content")) for m in example.messages if m["role"] == "user"))
+            said = user_words(example.messages)
             pick = random.Random(f"{self.seed}:{example.trace_id}:{number}")
             tools = [self._borrowing(tool, said, pick) for tool in example.tools]
             self._learn(example.tools)
@@ -92,6 +92,12 @@ class UnusedParams:
                     return
                 if name not in required and isinstance(spec, dict) and name not in self._pool:
                     self._pool[name] = (spec, words(name))
+
+
+def user_words(messages: Iterable[dict[str, Any]]) -> set[str]:
+    """The words of the user's messages (`words`), their content parts read as text: a parameter
+    whose name's words are among them is one the user talked about."""
+    return words(" ".join(content_text(m.get("content")) for m in messages if m["role"] == "user"))
 
 
 def words(text: str) -> set[str]:

@@ -257,14 +257,14 @@ def test_unasked_arguments_are_filled_with_anything_but_their_default() -> None:
     # A parameter the question names was asked about, even where the answer leaves it out.
     named = Example([{"role": "user", "content": "Book me a flight from London, any cabin, no note."},
                      _answer(("book_flight", {"origin": "London", "stops": []}))], [flight])
-    stats = SyntheticStats()
-    kinds = SyntheticConfig(kinds=("unasked_argument",))
     assert {next(iter(set(p.rejected[0]["tool_calls"][0]["function"]["arguments"]) - {"origin", "stops"}))
-            for seed in range(20) for p in synthetic_negatives([named], SyntheticConfig(("unasked_argument",), 1, seed))
+            for seed in range(20)
+            for p in synthetic_negatives([named], SyntheticConfig(kinds=("unasked_argument",), seed=seed))
             } == {"bags", "refundable"}  # fmt: skip
     asked = Example([question, _answer(("book_flight", {"origin": "London", "stops": []}))],
                     [_tool("book_flight", {"origin": {"type": "string"}, "stops": {"type": "array"}}, ["origin"])])
-    assert list(synthetic_negatives([asked], kinds, stats)) == []
+    stats = SyntheticStats()
+    assert list(synthetic_negatives([asked], SyntheticConfig(kinds=("unasked_argument",)), stats)) == []
     assert stats.skipped == {("unasked_argument", "no optional parameter the user does not name is left out"): 1}
 
 
