@@ -18,11 +18,11 @@ from typing import Any
 from agent_tracer import runtime as _runtime
 from agent_tracer.config import TracerConfig
 from agent_tracer.decorators import trace_agent, trace_tool
-from agent_tracer.exporter import CaptureStats
 from agent_tracer.errors import AgentTracerError, ConfigError, StoreError, TraceNotFound
+from agent_tracer.exporter import CaptureStats
 from agent_tracer.feedback import feedback_row
-from agent_tracer.records import FeedbackPayload
 from agent_tracer.recorder import current_span_ids
+from agent_tracer.records import FeedbackPayload
 
 __version__ = _runtime.VERSION
 __all__ = [

@@ -33,8 +33,13 @@ class CanonicalRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """A shallow dict (the lists inside are shared, not copied): what the store serialises."""
-        return {"model": self.model, "messages": self.messages, "tools": self.tools, "params": self.params,
-                "stream": self.stream}
+        return {
+            "model": self.model,
+            "messages": self.messages,
+            "tools": self.tools,
+            "params": self.params,
+            "stream": self.stream,
+        }
 
 
 @dataclass
@@ -55,9 +60,14 @@ class CanonicalResponse:
 
     def to_dict(self) -> dict[str, Any]:
         """A shallow dict (the message is shared, not copied): what the store serialises."""
-        return {"id": self.id, "model": self.model, "message": self.message,
-                "finish_reasons": self.finish_reasons, "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens}
+        return {
+            "id": self.id,
+            "model": self.model,
+            "message": self.message,
+            "finish_reasons": self.finish_reasons,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
 
 
 class StreamAccumulator(Protocol):

@@ -17,14 +17,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 
+import integrations
 from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE
 from agent_tracer.recorder import CallRecorder, Decoder
-import integrations
 
 if TYPE_CHECKING:
     from agent_tracer.canonical import Codec
@@ -55,8 +56,9 @@ def content_decoder(module: ModuleType, encoding: str) -> Decoder | None:
     return decode
 
 
-def new_recorder(runtime: Runtime, codec: Codec, url: str, body: bytes, *, source: str,
-                 **options: Any) -> CallRecorder | None:
+def new_recorder(
+    runtime: Runtime, codec: Codec, url: str, body: bytes, *, source: str, **options: Any
+) -> CallRecorder | None:
     """A recorder for one model call, or None (counted) when the body is not of the codec's
     format after all, or recording fails: the call then goes through unrecorded. `options` are
     `CallRecorder`'s keyword arguments (route, context, labels)."""
@@ -98,10 +100,17 @@ class TransportPatch:
             except ImportError:
                 continue
             sync_stream, async_stream = _stream_types(module)
-            self._patch(module.HTTPTransport, "handle_request",
-                        lambda original: self._wrap_sync(original, module, sync_stream))
-            self._patch(module.AsyncHTTPTransport, "handle_async_request",
-                        lambda original: self._wrap_async(original, module, async_stream))
+            # The factories are called at once by _patch, so binding the loop's values is only for clarity.
+            self._patch(
+                module.HTTPTransport,
+                "handle_request",
+                lambda original, module=module, stream=sync_stream: self._wrap_sync(original, module, stream),
+            )
+            self._patch(
+                module.AsyncHTTPTransport,
+                "handle_async_request",
+                lambda original, module=module, stream=async_stream: self._wrap_async(original, module, stream),
+            )
 
     def remove(self) -> None:
         while self._originals:

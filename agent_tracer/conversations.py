@@ -40,8 +40,9 @@ class Conversation:
         ]
 
 
-def call_conversation(call_id: str | None, trace_id: str | None, request: dict[str, Any] | None,
-                      response: dict[str, Any] | None) -> Conversation | None:
+def call_conversation(
+    call_id: str | None, trace_id: str | None, request: dict[str, Any] | None, response: dict[str, Any] | None
+) -> Conversation | None:
     """One stored call (its `request` and `response` columns) as a conversation; None when the
     call has no answer to learn from (failed, cut off, empty)."""
     if not request or not response:
@@ -61,8 +62,9 @@ def final_conversations(calls: list[Conversation]) -> list[Conversation]:
     finals: list[Conversation] = []
     for i, conversation in enumerate(calls):
         own, request = keys[i], keys[i][:-1]
-        later = next((j for j in range(i + 1, len(calls))
-                      if keys[j][: len(own)] == own or keys[j][:-1] == request), None)  # fmt: skip
+        later = next(
+            (j for j in range(i + 1, len(calls)) if keys[j][: len(own)] == own or keys[j][:-1] == request), None
+        )
         if later is None:
             finals.append(conversation)
         elif keys[later][: len(own)] == own:  # the later conversation contains this call's answer

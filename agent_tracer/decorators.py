@@ -9,11 +9,12 @@ returns or raises; what goes wrong in recording is counted, never raised.
 from __future__ import annotations
 
 import contextvars
-import json
 import functools
 import inspect
+import json
 import time
-from typing import Any, Callable, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -49,8 +50,17 @@ def _task(arguments: dict[str, Any]) -> str | None:
 class _Run:
     """One traced invocation: opens the span, makes it current, and builds the payload at the end."""
 
-    def __init__(self, rt: _runtime.Runtime, kind: str, name: str, func: Callable[..., Any], args, kwargs,
-                 tags: tuple[str, ...] = (), metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        rt: _runtime.Runtime,
+        kind: str,
+        name: str,
+        func: Callable[..., Any],
+        args,
+        kwargs,
+        tags: tuple[str, ...] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         self.rt, self.kind, self.name = rt, kind, name
         self.arguments = _bound_arguments(func, args, kwargs)
         self.tags, self.metadata = list(tags), dict(metadata or {})
@@ -68,8 +78,11 @@ class _Run:
         self.span = rt.tracer.start_span(f"{kind} {name}", attributes=attrs)
         ctx = self.span.get_span_context()
         parent = getattr(self.span, "parent", None)
-        self.ids = SpanIds(format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"),
-                           format(parent.span_id, "016x") if parent else None)
+        self.ids = SpanIds(
+            format(ctx.trace_id, "032x"),
+            format(ctx.span_id, "016x"),
+            format(parent.span_id, "016x") if parent else None,
+        )
         if kind == semconv.OP_INVOKE_AGENT:
             self.span.set_attribute(semconv.GEN_AI_AGENT_ID, self.ids.span_id)
 
@@ -107,16 +120,27 @@ class _Run:
         self.span.end()
         if self.kind == semconv.OP_INVOKE_AGENT:
             payload: Any = AgentRunPayload(
-                ids=self.ids, name=self.name, input=jsonable(self.arguments),
-                output=jsonable(result) if error is None else None, error=error_text,
-                started_ns=self.started_ns, ended_ns=ended_ns, root=self.root,
-                task=_task(self.arguments), tags=self.tags, metadata=jsonable(self.metadata),
+                ids=self.ids,
+                name=self.name,
+                input=jsonable(self.arguments),
+                output=jsonable(result) if error is None else None,
+                error=error_text,
+                started_ns=self.started_ns,
+                ended_ns=ended_ns,
+                root=self.root,
+                task=_task(self.arguments),
+                tags=self.tags,
+                metadata=jsonable(self.metadata),
             )
         else:
             payload = ToolPayload(
-                ids=self.ids, name=self.name, arguments=jsonable(self.arguments),
-                result=jsonable(result) if error is None else None, error=error_text,
-                started_ns=self.started_ns, ended_ns=ended_ns,
+                ids=self.ids,
+                name=self.name,
+                arguments=jsonable(self.arguments),
+                result=jsonable(result) if error is None else None,
+                error=error_text,
+                started_ns=self.started_ns,
+                ended_ns=ended_ns,
             )
         self.rt.submit(payload)
 
@@ -127,6 +151,7 @@ def _dumps(value: Any) -> str:
 
 def _wrap(func: F, kind: str, name: str, tags: tuple[str, ...] = (), metadata: dict | None = None) -> F:
     if inspect.iscoroutinefunction(func):
+
         @functools.wraps(func)
         async def async_wrapper(*args, **kwargs):
             rt = _runtime.current()
@@ -162,6 +187,7 @@ def trace_agent(func=None, *, name=None, tags=(), metadata=None):
     Every model call made inside (any thread started inside must carry the context along, as
     `contextvars.copy_context().run` does) becomes part of the run's trace.
     """
+
     def decorate(f: F) -> F:
         return _wrap(f, semconv.OP_INVOKE_AGENT, name or f.__name__, tuple(tags), metadata)
 
@@ -176,6 +202,7 @@ def trace_tool(*, name: str | None = None) -> Callable[[F], F]: ...
 
 def trace_tool(func=None, *, name=None):
     """Record each call of one of the agent's tools: arguments, result or error, latency."""
+
     def decorate(f: F) -> F:
         return _wrap(f, semconv.OP_EXECUTE_TOOL, name or f.__name__)
 

@@ -18,7 +18,8 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from agent_tracer.config import TracerConfig
 from agent_tracer.records import Record
@@ -65,8 +66,9 @@ class BatchWriter:
 
     Runs wherever the writing happens: on the writer thread, or in the writer process."""
 
-    def __init__(self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store],
-                 stop: threading.Event) -> None:
+    def __init__(
+        self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store], stop: threading.Event
+    ) -> None:
         self._config = config
         self._stats = stats
         self._open_store = open_store
@@ -126,8 +128,9 @@ class BatchWriter:
                 self._stats.add("capture_errors")
                 if not self._warned_undecodable:
                     self._warned_undecodable = True
-                    logger.warning("agent-tracer: a request was not of the format its URL says; not recorded (%s)",
-                                   _one_line(exc))
+                    logger.warning(
+                        "agent-tracer: a request was not of the format its URL says; not recorded (%s)", _one_line(exc)
+                    )
             except Exception:  # a payload we cannot turn into rows: count it, keep the rest
                 self._stats.add("dropped")
                 logger.exception("agent-tracer: could not convert a span for the store; it is dropped")
@@ -138,8 +141,11 @@ class BatchWriter:
             append_spill(self._config.spill_path, records)
         except OSError as exc:
             self._stats.add("dropped", len(batch))
-            logger.error("agent-tracer: cannot write the spill file %s (%s); spans dropped",
-                         self._config.spill_path, _one_line(exc))
+            logger.error(
+                "agent-tracer: cannot write the spill file %s (%s); spans dropped",
+                self._config.spill_path,
+                _one_line(exc),
+            )
             return
         self._stats.add("spilled", len(batch))
 

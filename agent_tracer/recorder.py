@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -37,9 +38,27 @@ Decoder = Callable[[bytes], bytes]
 
 class CallRecorder:
     __slots__ = (
-        "_runtime", "codec", "request", "raw_request", "endpoint", "source", "route", "span",
-        "_ids", "_started_ns", "_t0", "_first", "http_status", "_decoder", "_sse", "_acc", "_chunks",
-        "_finished", "_streamed", "_labels", "fallback_reason",
+        "_runtime",
+        "codec",
+        "request",
+        "raw_request",
+        "endpoint",
+        "source",
+        "route",
+        "span",
+        "_ids",
+        "_started_ns",
+        "_t0",
+        "_first",
+        "http_status",
+        "_decoder",
+        "_sse",
+        "_acc",
+        "_chunks",
+        "_finished",
+        "_streamed",
+        "_labels",
+        "fallback_reason",
     )
 
     def __init__(
@@ -171,8 +190,14 @@ class CallRecorder:
         )
         if self.span is not None:
             payload.decoded = decode_call(
-                self.codec, payload.raw_request, payload.raw_response, sse=self._streamed, ending=ending,
-                http_status=self.http_status, error=error_text, request=self.request,
+                self.codec,
+                payload.raw_request,
+                payload.raw_response,
+                sse=self._streamed,
+                ending=ending,
+                http_status=self.http_status,
+                error=error_text,
+                request=self.request,
             )
             self._end_span(payload.decoded, error)
         self._runtime.submit(payload)
@@ -270,8 +295,12 @@ def _semconv_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for call in message.get("tool_calls") or []:
             function = call.get("function", {})
             parts.append(
-                {"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
-                 "arguments": function.get("arguments")}
+                {
+                    "type": "tool_call",
+                    "id": call.get("id"),
+                    "name": function.get("name"),
+                    "arguments": function.get("arguments"),
+                }
             )
         out.append({"role": message.get("role"), "parts": parts})
     return out

@@ -91,8 +91,13 @@ class LLMCallPayload:
     def records(self) -> list[Record]:
         """Raises ValueError (CodecError) when the request turns out not to be of the codec's format."""
         decoded = self.decoded or decode_call(
-            self.codec, self.raw_request, self.raw_response, sse=self.streamed, ending=self.ending,
-            http_status=self.http_status, error=self.error,
+            self.codec,
+            self.raw_request,
+            self.raw_response,
+            sse=self.streamed,
+            ending=self.ending,
+            http_status=self.http_status,
+            error=self.error,
         )
         request, response = decoded.request, decoded.response
         raw_request = self.raw_request.decode("utf-8", "replace")
@@ -167,8 +172,12 @@ class AgentRunPayload:
 
     def records(self) -> list[Record]:
         run = self.ids.row(self.started_ns, self.ended_ns)
-        run.update(name=self.name, input=scrub(self.input), output=scrub(self.output),
-                   error=scrub_text(self.error) if self.error else None)
+        run.update(
+            name=self.name,
+            input=scrub(self.input),
+            output=scrub(self.output),
+            error=scrub_text(self.error) if self.error else None,
+        )
         trace: dict[str, Any] = {"id": self.ids.trace_id, "started_at": run["started_at"], "ended_at": run["ended_at"]}
         if self.root:
             trace.update(
@@ -196,10 +205,18 @@ class ToolPayload:
 
     def records(self) -> list[Record]:
         tool = self.ids.row(self.started_ns, self.ended_ns)
-        tool.update(name=self.name, arguments=scrub(self.arguments), result=scrub(self.result),
-                    error=scrub_text(self.error) if self.error else None)
-        trace = {"id": self.ids.trace_id, "started_at": tool["started_at"], "ended_at": tool["ended_at"],
-                 "source": "decorator"}
+        tool.update(
+            name=self.name,
+            arguments=scrub(self.arguments),
+            result=scrub(self.result),
+            error=scrub_text(self.error) if self.error else None,
+        )
+        trace = {
+            "id": self.ids.trace_id,
+            "started_at": tool["started_at"],
+            "ended_at": tool["ended_at"],
+            "source": "decorator",
+        }
         return [("trace", trace), ("tool_execution", tool)]
 
 

@@ -31,8 +31,14 @@ def has_secret(text: str) -> bool:
     # Every key shape above contains one of these literals; plain substring tests first skip the
     # regex on almost every body (the writer runs this twice per stored call).
     if (
-        "sk-" in text or "AKIA" in text or "AIza" in text or "xox" in text or "hf_" in text
-        or "earer" in text or "EARER" in text or ("gh" in text and _GITHUB.search(text))
+        "sk-" in text
+        or "AKIA" in text
+        or "AIza" in text
+        or "xox" in text
+        or "hf_" in text
+        or "earer" in text
+        or "EARER" in text
+        or ("gh" in text and _GITHUB.search(text))
     ):
         return KEY_PATTERN.search(text) is not None
     return False

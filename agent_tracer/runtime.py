@@ -86,8 +86,12 @@ class Runtime:
         self.stats.add("capture_errors")
         if what not in self._warned:
             self._warned.add(what)
-            logger.warning("agent-tracer: %s failed, the call was not recorded (%s: %s)",
-                           what, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            logger.warning(
+                "agent-tracer: %s failed, the call was not recorded (%s: %s)",
+                what,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
 
     def shutdown(self, timeout: float | None = None) -> None:
         self.patch.remove()
@@ -110,8 +114,10 @@ def start(config: TracerConfig, *, instrument: bool = True) -> Runtime:
     with _lock:
         if _active is not None:
             if _active.config != config:
-                logger.warning("agent-tracer: init() called again with other settings; "
-                               "call uninstrument() first to change them. Keeping the first ones.")
+                logger.warning(
+                    "agent-tracer: init() called again with other settings; "
+                    "call uninstrument() first to change them. Keeping the first ones."
+                )
             return _active
         _active = Runtime(config, instrument=instrument)
         return _active

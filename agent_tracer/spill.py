@@ -110,9 +110,7 @@ class SpillReader:
                         return
                     raise StoreError(f"{self.path}:{number}: not a spill record ({exc})") from None
                 if not (
-                    isinstance(item, dict)
-                    and isinstance(item.get("kind"), str)
-                    and isinstance(item.get("row"), dict)
+                    isinstance(item, dict) and isinstance(item.get("kind"), str) and isinstance(item.get("row"), dict)
                 ):
                     expected = '{"kind": …, "row": {…}}'
                     raise StoreError(f"{self.path}:{number}: not a spill record (expected {expected})")

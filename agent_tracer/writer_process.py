@@ -26,7 +26,8 @@ import struct
 import subprocess
 import sys
 import threading
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 from agent_tracer.config import TracerConfig
 from agent_tracer.exporter import BatchWriter, CaptureStats, Payload, Store, StoreExporter
@@ -68,7 +69,10 @@ class ProcessExporter(StoreExporter):
         # kill the child with batches in hand; it ends when this process closes the pipe, or dies.
         self._child = subprocess.Popen(
             [sys.executable, "-m", "agent_tracer.writer_process"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
         )
         write_frame(self._child.stdin, dataclasses.asdict(config))
         super().__init__(config, stats, open_store)

@@ -203,9 +203,7 @@ class AnthropicStreamAccumulator:
             self._blocks[index] = block
             return bool(block.text)
         if kind == "tool_use":
-            self._blocks[index] = _Block(
-                "tool_use", tool_id=content.get("id"), tool_name=content.get("name")
-            )
+            self._blocks[index] = _Block("tool_use", tool_id=content.get("id"), tool_name=content.get("name"))
             return True
         self._blocks[index] = _Block(str(kind))  # thinking, server tools: tracked, never output
         return False

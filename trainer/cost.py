@@ -42,18 +42,30 @@ class FineTuneCost:
         return self.engineering_hours * self.hourly_rate
 
 
-def fine_tune_cost(total: float | None = None, compute: float | None = None, engineering_hours: float | None = None,
-                   hourly_rate: float | None = None) -> FineTuneCost:
+def fine_tune_cost(
+    total: float | None = None,
+    compute: float | None = None,
+    engineering_hours: float | None = None,
+    hourly_rate: float | None = None,
+) -> FineTuneCost:
     """The fine-tuning cost from its parts, from its total, or both when they agree (to the cent)."""
     if (engineering_hours is None) != (hourly_rate is None):
         raise ConfigError("engineering hours and the hourly rate go together: give both or neither")
     if any(value is not None and value < 0 for value in (total, compute, engineering_hours, hourly_rate)):
         raise ConfigError("costs, hours and rates cannot be negative")
-    parts = [value for value in (compute, engineering_hours * hourly_rate if engineering_hours is not None
-                                 and hourly_rate is not None else None) if value is not None]  # fmt: skip
+    parts = [
+        value
+        for value in (
+            compute,
+            engineering_hours * hourly_rate if engineering_hours is not None and hourly_rate is not None else None,
+        )
+        if value is not None
+    ]
     if total is None and not parts:
-        raise ConfigError("give the fine-tuning cost (--fine-tune-cost) or its parts (--compute-cost, "
-                          "--engineering-hours with --hourly-rate)")
+        raise ConfigError(
+            "give the fine-tuning cost (--fine-tune-cost) or its parts (--compute-cost, "
+            "--engineering-hours with --hourly-rate)"
+        )
     summed = sum(parts)
     if total is not None and parts and abs(total - summed) >= 0.01:
         raise ConfigError(f"the parts of the fine-tuning cost sum to ${summed:,.2f}, not the ${total:,.2f} given")
@@ -103,10 +115,15 @@ class CostBenefit:
         return self.daily_tokens * DAYS_PER_MONTH / 1000 * self.savings_per_1k
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fine_tune": {**asdict(self.fine_tune), "engineering": self.fine_tune.engineering},
-                "savings_per_1k": self.savings_per_1k, "break_even_tokens": self.break_even_tokens,
-                "break_even_days": self.break_even_days, "monthly_savings": self.monthly_savings,
-                "tuned_share": self.tuned_share}  # fmt: skip
+        return {
+            **asdict(self),
+            "fine_tune": {**asdict(self.fine_tune), "engineering": self.fine_tune.engineering},
+            "savings_per_1k": self.savings_per_1k,
+            "break_even_tokens": self.break_even_tokens,
+            "break_even_days": self.break_even_days,
+            "monthly_savings": self.monthly_savings,
+            "tuned_share": self.tuned_share,
+        }
 
     def render(self) -> str:
         cost = self.fine_tune
@@ -114,7 +131,9 @@ class CostBenefit:
         if cost.compute is not None:
             parts.append(f"compute ${cost.compute:,.2f}")
         if cost.engineering is not None:
-            parts.append(f"engineering {cost.engineering_hours:g} h × ${cost.hourly_rate:,.2f} = ${cost.engineering:,.2f}")
+            parts.append(
+                f"engineering {cost.engineering_hours:g} h × ${cost.hourly_rate:,.2f} = ${cost.engineering:,.2f}"
+            )
         lines = [
             f"frontier ${self.frontier_price:g} / 1K tokens, tuned ${self.tuned_price:g} / 1K tokens: "
             f"saves ${self.savings_per_1k:.6g} per 1K tokens",
@@ -132,13 +151,20 @@ class CostBenefit:
                 lines.append(f"break-even in {self.break_even_days:,.1f} days")
             lines.append(f"monthly savings ${self.monthly_savings:,.2f}")
         if self.tuned_share is not None and self.monthly_savings is not None:
-            lines.append(f"the tuned model answered {self.tuned_share:.1%} of these tokens (route primary): "
-                         f"${self.monthly_savings * self.tuned_share:,.2f} a month saved at that share")
+            lines.append(
+                f"the tuned model answered {self.tuned_share:.1%} of these tokens (route primary): "
+                f"${self.monthly_savings * self.tuned_share:,.2f} a month saved at that share"
+            )
         return "\n".join(lines)
 
 
-def cost_benefit(frontier_price: float, tuned_price: float, fine_tune: FineTuneCost, daily_tokens: float | None = None,
-                 daily_volume: list[dict[str, Any]] | None = None) -> CostBenefit:
+def cost_benefit(
+    frontier_price: float,
+    tuned_price: float,
+    fine_tune: FineTuneCost,
+    daily_tokens: float | None = None,
+    daily_volume: list[dict[str, Any]] | None = None,
+) -> CostBenefit:
     if frontier_price < 0 or tuned_price < 0:
         raise ConfigError("prices per 1K tokens cannot be negative")
     if daily_tokens is not None and daily_tokens < 0:
@@ -159,15 +185,29 @@ def daily_volume(store: Any, since: Any = None) -> tuple[float | None, list[dict
     answered_by_tuned = sa.case((LLMCall.route == "primary", tokens), else_=0)
     route = sa.func.coalesce(LLMCall.route, "")  # NULL (not routed) must not make the filter NULL
     extra = sa.or_(route == "shadow", sa.and_(route == "primary", LLMCall.fallback_reason.is_not(None)))
-    query = (sa.select(day, sa.func.coalesce(sa.func.sum(LLMCall.input_tokens), 0),
-                       sa.func.coalesce(sa.func.sum(LLMCall.output_tokens), 0), sa.func.sum(answered_by_tuned))
-             .where(LLMCall.started_at.is_not(None), sa.not_(extra)).group_by(day).order_by(day))  # fmt: skip
+    query = (
+        sa.select(
+            day,
+            sa.func.coalesce(sa.func.sum(LLMCall.input_tokens), 0),
+            sa.func.coalesce(sa.func.sum(LLMCall.output_tokens), 0),
+            sa.func.sum(answered_by_tuned),
+        )
+        .where(LLMCall.started_at.is_not(None), sa.not_(extra))
+        .group_by(day)
+        .order_by(day)
+    )
     if since is not None:
         query = query.where(LLMCall.started_at >= parse_time(since))
     with store.engine.connect() as conn:
-        rows = [{"day": str(value), "input_tokens": int(tokens_in), "output_tokens": int(tokens_out),
-                 "tuned_tokens": int(tuned or 0)}
-                for value, tokens_in, tokens_out, tuned in conn.execute(query)]  # fmt: skip
+        rows = [
+            {
+                "day": str(value),
+                "input_tokens": int(tokens_in),
+                "output_tokens": int(tokens_out),
+                "tuned_tokens": int(tuned or 0),
+            }
+            for value, tokens_in, tokens_out, tuned in conn.execute(query)
+        ]
     if not rows:
         return None, []
     span = (date.fromisoformat(rows[-1]["day"]) - date.fromisoformat(rows[0]["day"])).days + 1

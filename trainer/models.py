@@ -53,10 +53,14 @@ def load_tokenizer(name: str = DEFAULT_MODEL) -> Any:
     if cached is not None and (cached / "tokenizer_config.json").exists():
         return AutoTokenizer.from_pretrained(cached)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf) if gguf else AutoTokenizer.from_pretrained(folder)
+        tokenizer = (
+            AutoTokenizer.from_pretrained(folder, gguf_file=gguf) if gguf else AutoTokenizer.from_pretrained(folder)
+        )
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load the tokenizer of {name!r} ({folder}{'/' + gguf if gguf else ''}): "
-                          f"{str(exc).strip().splitlines()[0]}") from None
+        raise ConfigError(
+            f"cannot load the tokenizer of {name!r} ({folder}{'/' + gguf if gguf else ''}): "
+            f"{str(exc).strip().splitlines()[0]}"
+        ) from None
     if cached is not None:
         tokenizer.save_pretrained(cached)
     return tokenizer
@@ -81,10 +85,13 @@ def load_model(name: str = DEFAULT_MODEL, *, head: str = "causal-lm", dtype: Any
         return PeftModel.from_pretrained(base, name).merge_and_unload()
     folder, gguf = cached_model(name) if name in EMBEDDED else resolve(name)
     try:
-        return auto.from_pretrained(folder, gguf_file=gguf, **kwargs) if gguf else auto.from_pretrained(folder, **kwargs)
+        return (
+            auto.from_pretrained(folder, gguf_file=gguf, **kwargs) if gguf else auto.from_pretrained(folder, **kwargs)
+        )
     except (OSError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"cannot load the model {name!r} ({folder}{'/' + gguf if gguf else ''}): "
-                          f"{str(exc).strip().splitlines()[0]}") from None
+        raise ConfigError(
+            f"cannot load the model {name!r} ({folder}{'/' + gguf if gguf else ''}): {str(exc).strip().splitlines()[0]}"
+        ) from None
 
 
 def cached_model(name: str) -> tuple[str, None]:
@@ -98,8 +105,9 @@ def cached_model(name: str) -> tuple[str, None]:
         try:
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"cannot convert the embedded model {name!r} ({folder}/{gguf}): "
-                              f"{str(exc).strip().splitlines()[0]}") from None
+            raise ConfigError(
+                f"cannot convert the embedded model {name!r} ({folder}/{gguf}): {str(exc).strip().splitlines()[0]}"
+            ) from None
         # The weights are dequantised on loading, but the model still calls itself GGUF-quantised,
         # which transformers refuses to save: it is a plain float32 model by now.
         model.hf_quantizer = None

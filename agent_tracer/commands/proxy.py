@@ -41,26 +41,47 @@ class UpstreamParam(click.ParamType):
 
 @click.command()
 @click.option("--host", default=default_for("host"), show_default=True, help=help_for("host"))
-@click.option("--port", default=default_for("port"), show_default=True, type=click.IntRange(0, 65535),
-              help=help_for("port"))
+@click.option(
+    "--port", default=default_for("port"), show_default=True, type=click.IntRange(0, 65535), help=help_for("port")
+)
 @click.option("--upstream", "upstreams", multiple=True, type=UpstreamParam(), help=help_for("upstreams"))
 @click.option(
-    "--db", metavar="URL", envvar="AGENT_TRACER_DB",
+    "--db",
+    metavar="URL",
+    envvar="AGENT_TRACER_DB",
     help="Trace store: sqlite:///path.db or postgresql://… [env AGENT_TRACER_DB; default sqlite:///agent_tracer.db]",
 )
-@click.option("--timeout", "timeout_s", default=default_for("timeout_s"), show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help=help_for("timeout_s"))
-@click.option("--max-request-mb", default=default_for("max_request_mb"), show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help=help_for("max_request_mb"))
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=default_for("timeout_s"),
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help=help_for("timeout_s"),
+)
+@click.option(
+    "--max-request-mb",
+    default=default_for("max_request_mb"),
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help=help_for("max_request_mb"),
+)
 @click.option("--require-key", is_flag=True, help=help_for("require_key"))
 @click.option("--key-file", type=click.Path(dir_okay=False), help=help_for("key_file"))
 @click.option("--routes", "routes_file", type=click.Path(dir_okay=False), help=help_for("routes_file"))
-@click.option("--workers", default=default_for("workers"), show_default=True, type=click.IntRange(min=1),
-              help=help_for("workers"))
-@click.option("--log-level", default=default_for("log_level"), show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]), help=help_for("log_level"))
-def proxy(upstreams: tuple[tuple[str, str], ...], db: str | None, key_file: str | None, require_key: bool,
-          **settings: object) -> None:
+@click.option(
+    "--workers", default=default_for("workers"), show_default=True, type=click.IntRange(min=1), help=help_for("workers")
+)
+@click.option(
+    "--log-level",
+    default=default_for("log_level"),
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help=help_for("log_level"),
+)
+def proxy(
+    upstreams: tuple[tuple[str, str], ...], db: str | None, key_file: str | None, require_key: bool, **settings: object
+) -> None:
     """Record every model call that passes through: point an agent's base_url here.
 
     Group calls into runs with the headers X-Agent-Trace-Id (or W3C traceparent), X-Agent-Name and
@@ -75,8 +96,7 @@ def proxy(upstreams: tuple[tuple[str, str], ...], db: str | None, key_file: str 
     if key_file and not require_key:
         raise click.UsageError("--key-file is only used with --require-key")
     try:
-        config = ProxyConfig(upstreams=dict(upstreams), require_key=require_key, key_file=key_file,
-                             **settings)  # type: ignore[arg-type]
+        config = ProxyConfig(upstreams=dict(upstreams), require_key=require_key, key_file=key_file, **settings)  # type: ignore[arg-type]
         db = TracerConfig(db=db or "").db
         click.echo(describe(config, db), err=True)
         if config.host not in ("127.0.0.1", "localhost", "::1") and not config.require_key:

@@ -15,11 +15,19 @@ import click
 
 
 @click.command()
-@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("agent-tracer-quickstart"), show_default=True,
-              help="Folder for the trace store, datasets, runs, report and routes file.")
-@click.option("--tiny", is_flag=True, help="A tiny model made on the spot, a handful of tasks, a few training steps: "
-                                           "every stage for real in seconds.")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("agent-tracer-quickstart"),
+    show_default=True,
+    help="Folder for the trace store, datasets, runs, report and routes file.",
+)
+@click.option(
+    "--tiny",
+    is_flag=True,
+    help="A tiny model made on the spot, a handful of tasks, a few training steps: every stage for real in seconds.",
+)
 @click.option("--overwrite", is_flag=True, help="Start again in a folder that holds an earlier quickstart.")
 def quickstart(folder: Path, tiny: bool, overwrite: bool) -> None:
     """Run the loop on embedded defaults: no network, no API key.
@@ -29,8 +37,10 @@ def quickstart(folder: Path, tiny: bool, overwrite: bool) -> None:
     behind `agent-tracer proxy --routes` with a fallback."""
     missing = [name for name in ("torch", "trl", "peft") if importlib.util.find_spec(name) is None]
     if missing:
-        raise click.ClickException(f"quickstart trains a model and needs {', '.join(missing)}: "
-                                   "pip install torch && pip install 'agent-tracer[train]'")
+        raise click.ClickException(
+            f"quickstart trains a model and needs {', '.join(missing)}: "
+            "pip install torch && pip install 'agent-tracer[train]'"
+        )
     from trainer.quickstart import FULL, TINY, StageFailed, Stopped, run_quickstart
 
     try:

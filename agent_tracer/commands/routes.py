@@ -1,7 +1,7 @@
 """`agent-tracer routes show|check FILE`: read a routes file as the proxy will, before it does.
 
-    agent-tracer routes check routes.yaml     # loads it and connects to every endpoint
-    agent-tracer routes show routes.yaml      # what each model name is routed to (--json)
+agent-tracer routes check routes.yaml     # loads it and connects to every endpoint
+agent-tracer routes show routes.yaml      # what each model name is routed to (--json)
 """
 
 from __future__ import annotations

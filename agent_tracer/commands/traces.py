@@ -95,28 +95,46 @@ def traces() -> None:
     """Recorded agent runs and their LLM calls."""
 
 
-def selection_options(*, limit: int | None = None, order: str = "newest", outcome: str | None = None,
-                      limit_flag: str = "--limit") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def selection_options(
+    *, limit: int | None = None, order: str = "newest", outcome: str | None = None, limit_flag: str = "--limit"
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options that choose traces, for `traces list`, `traces export` and the dataset commands
     (their keywords are `TraceStore.traces()`'s; the limit arrives as `limit`)."""
     outcome_help = "Only traces with this outcome (success, failure, …)"
     options = [
-        click.option("--outcome", default=outcome, show_default=outcome is not None,
-                     help=outcome_help + ("; any: all traces." if outcome else ".")),
+        click.option(
+            "--outcome",
+            default=outcome,
+            show_default=outcome is not None,
+            help=outcome_help + ("; any: all traces." if outcome else "."),
+        ),
         click.option("--min-rating", type=float, help="Only traces rated at least this."),
         click.option("--name", help="Agent name; * matches anything."),
         click.option("--tag", "tags", multiple=True, help="Only traces with this tag (repeat: all of them)."),
-        click.option("--since", type=TimeParam(), help="Started at or after: 2024-05-01, 2024-05-01T10:00, or an age: "
-                     "2h, 7d."),
+        click.option(
+            "--since", type=TimeParam(), help="Started at or after: 2024-05-01, 2024-05-01T10:00, or an age: 2h, 7d."
+        ),
         click.option("--until", type=TimeParam(), help="Started before (same forms as --since)."),
         click.option("--model", help="Only traces with a call to (or answered by) this model."),
-        click.option("--has-tool-calls/--no-tool-calls", default=None,
-                     help="Only traces whose model called tools / did not."),
-        click.option(limit_flag, "limit", type=click.IntRange(min=1), default=limit, show_default=limit is not None,
-                     help="At most this many traces."),
-        click.option("--order", type=click.Choice(["newest", "oldest", "best"]), default=order, show_default=True,
-                     help="best: highest rating first, unrated last."),
-    ]  # fmt: skip
+        click.option(
+            "--has-tool-calls/--no-tool-calls", default=None, help="Only traces whose model called tools / did not."
+        ),
+        click.option(
+            limit_flag,
+            "limit",
+            type=click.IntRange(min=1),
+            default=limit,
+            show_default=limit is not None,
+            help="At most this many traces.",
+        ),
+        click.option(
+            "--order",
+            type=click.Choice(["newest", "oldest", "best"]),
+            default=order,
+            show_default=True,
+            help="best: highest rating first, unrated last.",
+        ),
+    ]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         for option in reversed(options):
@@ -149,16 +167,18 @@ def list_traces(db: str | None, as_json: bool, tags: tuple[str, ...], **filters:
     table = []
     for trace in found:
         summary = summaries.get(trace.id, empty)
-        table.append([
-            trace.id[:12],
-            _clip(trace.name or "-", 28),
-            _time(trace.started_at),
-            str(summary["calls"]),
-            f"{summary['input_tokens'] + summary['output_tokens']:,}",
-            trace.outcome or "-",
-            _number(trace.rating),
-            trace.status or "-",
-        ])  # fmt: skip
+        table.append(
+            [
+                trace.id[:12],
+                _clip(trace.name or "-", 28),
+                _time(trace.started_at),
+                str(summary["calls"]),
+                f"{summary['input_tokens'] + summary['output_tokens']:,}",
+                trace.outcome or "-",
+                _number(trace.rating),
+                trace.status or "-",
+            ]
+        )
     headers = ["ID", "NAME", "STARTED (UTC)", "CALLS", "TOKENS", "OUTCOME", "RATING", "STATUS"]
     click.echo(text_table(headers, table, right={3, 4, 6}))
 
@@ -197,7 +217,7 @@ def render_trace(detail: TraceDetail) -> list[str]:
         ("comment", trace.comment),
         ("tags", ", ".join(trace.tags) if trace.tags else None),
         ("source", trace.source),
-    ]  # fmt: skip
+    ]
     lines += [f"  {label + ':':<9} {value}" for label, value in fields if value]
     if trace.meta:
         lines.append(f"  {'meta:':<9} {_json(trace.meta)}")
@@ -242,9 +262,16 @@ def render_trace(detail: TraceDetail) -> list[str]:
     if detail.feedback:
         lines += ["", "Feedback"]
         for item in detail.feedback:
-            parts = [f"{label} {value}" for label, value in (
-                ("outcome", item.outcome), ("rating", _number(item.rating) if item.rating is not None else None),
-                ("label", item.label), ("from", item.source)) if value]  # fmt: skip
+            parts = [
+                f"{label} {value}"
+                for label, value in (
+                    ("outcome", item.outcome),
+                    ("rating", _number(item.rating) if item.rating is not None else None),
+                    ("label", item.label),
+                    ("from", item.source),
+                )
+                if value
+            ]
             if item.comment:
                 parts.append(json.dumps(item.comment, ensure_ascii=False))
             lines.append(f"  {_time(item.created_at)}  " + "  ".join(parts))
@@ -259,11 +286,12 @@ def _render_call(call: LLMCall, number: int, pad: str, seen: set[tuple[str, int]
         _ms(call.latency_ms),
         f"ttft {_ms(call.ttft_ms)}" if call.ttft_ms is not None else None,
         f"tokens {_count(call.input_tokens)} in / {_count(call.output_tokens)} out"
-        if call.input_tokens is not None or call.output_tokens is not None else None,
+        if call.input_tokens is not None or call.output_tokens is not None
+        else None,
         call.status + (f" (HTTP {call.http_status})" if call.http_status and call.http_status >= 400 else ""),
         f"route {call.route}" + (f" ({call.fallback_reason})" if call.fallback_reason else "") if call.route else None,
         "streamed" if call.streamed else None,
-    ]  # fmt: skip
+    ]
     lines = [f"{pad}[llm #{number}] {model}" + _suffix(*facts)]
     inner = pad + "    "
     messages = (call.request or {}).get("messages") or []
@@ -355,14 +383,23 @@ def _content_text(content: Any) -> str:
 @click.option("--rating", type=click.FloatRange(0, 5), help="A number from 0 to 5.")
 @click.option("--comment", help="Free text.")
 @click.option("--label", help="A label for curation (e.g. golden, bad-tool-use).")
-@click.option("--better-than", metavar="OTHER", help="This trace answered better than trace OTHER (a pairwise "
-              "judgement, for reward data).")
+@click.option(
+    "--better-than",
+    metavar="OTHER",
+    help="This trace answered better than trace OTHER (a pairwise judgement, for reward data).",
+)
 @db_option
 @json_option
 def rate_trace(
-    trace_id: str, outcome: str | None, rating: float | None, comment: str | None, label: str | None,
-    better_than: str | None, db: str | None, as_json: bool,
-) -> None:  # fmt: skip
+    trace_id: str,
+    outcome: str | None,
+    rating: float | None,
+    comment: str | None,
+    label: str | None,
+    better_than: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
     """Record feedback on a trace. TRACE_ID may be a unique prefix, or the run id an agent sent the proxy."""
     if outcome is None and rating is None and comment is None and label is None and better_than is None:
         raise click.UsageError("give at least one of --outcome, --rating, --comment, --label, --better-than")
@@ -378,9 +415,16 @@ def rate_trace(
     if as_json:
         click.echo(json.dumps(feedback.model_dump(mode="json"), indent=2, ensure_ascii=False))
         return
-    given = [f"{name} {value}" for name, value in (
-        ("outcome", outcome), ("rating", _number(rating) if rating is not None else None), ("label", label),
-        ("comment", json.dumps(comment, ensure_ascii=False) if comment else None)) if value]  # fmt: skip
+    given = [
+        f"{name} {value}"
+        for name, value in (
+            ("outcome", outcome),
+            ("rating", _number(rating) if rating is not None else None),
+            ("label", label),
+            ("comment", json.dumps(comment, ensure_ascii=False) if comment else None),
+        )
+        if value
+    ]
     click.echo(f"Rated {trace.id[:12]}: {', '.join(given)}")
 
 
@@ -414,10 +458,15 @@ def trace_stats(since: datetime | None, db: str | None, as_json: bool) -> None:
     if stats["by_model"]:
         lines += ["", "By model"]
         rows = [
-            [item["model"] or "?", f"{item['calls']:,}", f"{item['input_tokens']:,}",
-             f"{item['output_tokens']:,}", f"{item['errors']:,}"]
+            [
+                item["model"] or "?",
+                f"{item['calls']:,}",
+                f"{item['input_tokens']:,}",
+                f"{item['output_tokens']:,}",
+                f"{item['errors']:,}",
+            ]
             for item in stats["by_model"]
-        ]  # fmt: skip
+        ]
         table = text_table(["MODEL", "CALLS", "TOKENS IN", "TOKENS OUT", "ERRORS"], rows, right={1, 2, 3, 4})
         lines += ["  " + line for line in table.splitlines()]
     click.echo("\n".join(lines))
@@ -439,20 +488,32 @@ says afterwards what it met. A new format (OTLP JSON, another tool's export) is 
 
 @traces.command("import")
 @click.argument("file")
-@click.option("--format", "fmt", type=click.Choice(sorted(IMPORT_FORMATS)), default="spill", show_default=True,
-              help="spill: the JSONL file the writer keeps when the store is unavailable; openai-jsonl: OpenAI "
-                   "fine-tuning lines; sharegpt: ShareGPT conversations; bfcl: Berkeley Function Calling "
-                   "Leaderboard questions with their ground truth (FILE may be bfcl:<category>).")  # fmt: skip
-@click.option("--strict", is_flag=True,
-              help="Stop at the first line that is not an example (default: warn, skip and count it).")  # fmt: skip
-@click.option("--answers", type=click.Path(exists=True, dir_okay=False),
-              help="bfcl: the ground-truth file [default: possible_answer/ beside FILE].")  # fmt: skip
-@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Records written per transaction.")  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(IMPORT_FORMATS)),
+    default="spill",
+    show_default=True,
+    help="spill: the JSONL file the writer keeps when the store is unavailable; openai-jsonl: OpenAI "
+    "fine-tuning lines; sharegpt: ShareGPT conversations; bfcl: Berkeley Function Calling "
+    "Leaderboard questions with their ground truth (FILE may be bfcl:<category>).",
+)
+@click.option(
+    "--strict", is_flag=True, help="Stop at the first line that is not an example (default: warn, skip and count it)."
+)
+@click.option(
+    "--answers",
+    type=click.Path(exists=True, dir_okay=False),
+    help="bfcl: the ground-truth file [default: possible_answer/ beside FILE].",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=1000, show_default=True, help="Records written per transaction."
+)
 @db_option
 @json_option
-def import_traces(file: str, fmt: str, strict: bool, answers: str | None, batch_size: int, db: str | None,
-                  as_json: bool) -> None:  # fmt: skip
+def import_traces(
+    file: str, fmt: str, strict: bool, answers: str | None, batch_size: int, db: str | None, as_json: bool
+) -> None:
     """Load records from FILE into the store. Importing a file again adds nothing twice.
 
     Each example of openai-jsonl, sharegpt and bfcl becomes a successful run: a trace tagged with
@@ -532,32 +593,61 @@ EXPORT_FORMATS: dict[str, Callable[[Iterable[ExportRow], Path], int]] = {
 
 
 @traces.command("export")
-@click.option("--format", "fmt", type=click.Choice(sorted(EXPORT_FORMATS)), default="openai-jsonl", show_default=True,
-              help="openai-jsonl: OpenAI fine-tuning lines {messages, tools}; parquet: the same with the trace's "
-                   "columns, messages and tools as JSON strings (needs pyarrow).")  # fmt: skip
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The file to write (replaced when the export is complete).")  # fmt: skip
-@click.option("--per-call", is_flag=True,
-              help="One row per stored call with an answer, instead of each run's final conversations.")  # fmt: skip
-@click.option("--include-held-out", is_flag=True,
-              help="Also export traces tagged held-out (evaluation data: never train on it).")  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(EXPORT_FORMATS)),
+    default="openai-jsonl",
+    show_default=True,
+    help="openai-jsonl: OpenAI fine-tuning lines {messages, tools}; parquet: the same with the trace's "
+    "columns, messages and tools as JSON strings (needs pyarrow).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The file to write (replaced when the export is complete).",
+)
+@click.option(
+    "--per-call",
+    is_flag=True,
+    help="One row per stored call with an answer, instead of each run's final conversations.",
+)
+@click.option(
+    "--include-held-out", is_flag=True, help="Also export traces tagged held-out (evaluation data: never train on it)."
+)
 @selection_options()
 @db_option
 @json_option
-def export_traces(fmt: str, out: Path, per_call: bool, include_held_out: bool, tags: tuple[str, ...],
-                  db: str | None, as_json: bool, **filters: Any) -> None:  # fmt: skip
+def export_traces(
+    fmt: str,
+    out: Path,
+    per_call: bool,
+    include_held_out: bool,
+    tags: tuple[str, ...],
+    db: str | None,
+    as_json: bool,
+    **filters: Any,
+) -> None:
     """Write the selected traces' conversations to a file: by default each run's final
     conversation (the last call's messages and answer), with --per-call one per stored call."""
     counts = ExportCounts()
     with open_store(db) as store, progress_bar("exporting", " traces", store.count_traces(**filters)) as bar:
-        runs = bar_over(runs_up_to(store, filters.pop("limit"), include_held_out=include_held_out,
-                                   tags=list(tags) or None, **filters), bar)
-        rows = EXPORT_FORMATS[fmt](
-            export_rows(runs, counts, per_call=per_call, include_held_out=include_held_out), out
+        runs = bar_over(
+            runs_up_to(
+                store, filters.pop("limit"), include_held_out=include_held_out, tags=list(tags) or None, **filters
+            ),
+            bar,
         )
+        rows = EXPORT_FORMATS[fmt](export_rows(runs, counts, per_call=per_call, include_held_out=include_held_out), out)
     if as_json:
-        summary = {"file": str(out), "format": fmt, "rows": rows, "traces": counts.traces,
-                   "held_out_left_out": counts.held_out}  # fmt: skip
+        summary = {
+            "file": str(out),
+            "format": fmt,
+            "rows": rows,
+            "traces": counts.traces,
+            "held_out_left_out": counts.held_out,
+        }
         click.echo(json.dumps(summary, indent=2))
         return
     message = f"Wrote {counted(rows, 'conversation')} from {counted(counts.traces, 'trace')} to {out}"

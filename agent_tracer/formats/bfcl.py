@@ -67,14 +67,30 @@ UNUSED = Path("unused_datasets") / "question"
 by `bfcl:<category>` too, their answers in the `possible_answer` folder beside this one."""
 
 TYPES = {
-    "dict": "object", "object": "object", "hashmap": "object", "hashtable": "object",
-    "float": "number", "double": "number", "number": "number",
-    "integer": "integer", "long": "integer", "short": "integer", "byte": "integer", "bigint": "integer",
-    "tuple": "array", "list": "array", "array": "array", "arraylist": "array", "queue": "array", "stack": "array",
-    "string": "string", "char": "string",
-    "boolean": "boolean", "bool": "boolean",
+    "dict": "object",
+    "object": "object",
+    "hashmap": "object",
+    "hashtable": "object",
+    "float": "number",
+    "double": "number",
+    "number": "number",
+    "integer": "integer",
+    "long": "integer",
+    "short": "integer",
+    "byte": "integer",
+    "bigint": "integer",
+    "tuple": "array",
+    "list": "array",
+    "array": "array",
+    "arraylist": "array",
+    "queue": "array",
+    "stack": "array",
+    "string": "string",
+    "char": "string",
+    "boolean": "boolean",
+    "bool": "boolean",
     "null": "null",
-}  # fmt: skip
+}
 """BFCL type name (lower-cased) → JSON schema type; any other name (such as "any") is dropped."""
 
 _FILE_NAME = re.compile(r"^BFCL_v(?P<version>\d+)_(?P<category>.+)\.json$")
@@ -103,8 +119,9 @@ class BFCLReader(ExampleReader):
     """The questions of one category with their answers (None: irrelevance, answered in text);
     `notes()` also says the category and how many examples were tagged held-out."""
 
-    def __init__(self, path: Path, options: ImportOptions, category: str,
-                 answers: dict[str, tuple[str, Any]] | None) -> None:  # fmt: skip
+    def __init__(
+        self, path: Path, options: ImportOptions, category: str, answers: dict[str, tuple[str, Any]] | None
+    ) -> None:
         super().__init__(path, self._example, options)
         self.category = category
         self.answers = answers
@@ -130,8 +147,13 @@ class BFCLReader(ExampleReader):
             tools=[bfcl_tool(function) for function in functions],
             name=f"{FORMAT}:{self.category}",
             tags=tags,
-            meta={"format": FORMAT, "id": question_id, "category": self.category, "file": self.path.name,
-                  "line": number},  # fmt: skip
+            meta={
+                "format": FORMAT,
+                "id": question_id,
+                "category": self.category,
+                "file": self.path.name,
+                "line": number,
+            },
             raw_request=line.strip(),
             raw_response=raw_answer,
         )
@@ -249,7 +271,7 @@ def ground_truth_message(truth: Any, functions: list[Any] = ()) -> dict[str, Any
         raise CodecError("the ground truth holds no call")
     calls = []
     for number, call in enumerate(expected_calls(truth)):
-        (name, params), = call.items()
+        ((name, params),) = call.items()
         calls.append(tool_call(f"call_{number}", name, chosen_arguments(params, required_parameters(functions, name))))
     return {"role": "assistant", "content": None, "tool_calls": calls}
 
@@ -263,7 +285,7 @@ def expected_calls(truth: Any) -> list[dict[str, Any]]:
         call = python_call(call) if isinstance(call, str) else call
         if not isinstance(call, dict) or len(call) != 1:
             raise CodecError('a ground-truth call that is not {"func_name": {…}}')
-        (name, params), = call.items()
+        ((name, params),) = call.items()
         if not isinstance(params, dict):
             raise CodecError(f"the ground truth of {name!r} has no parameters object")
         calls.append(call)
@@ -284,8 +306,9 @@ def python_call(text: str) -> dict[str, Any]:
         try:
             arguments[keyword.arg] = [ast.literal_eval(keyword.value)]
         except (ValueError, TypeError, SyntaxError):  # what literal_eval raises for a non-literal
-            raise CodecError(f"a ground-truth call that is not name(arg=literal, …): {text[:80]!r} "
-                             f"({keyword.arg} is computed)") from None
+            raise CodecError(
+                f"a ground-truth call that is not name(arg=literal, …): {text[:80]!r} ({keyword.arg} is computed)"
+            ) from None
     return {ast.unparse(node.func): arguments}
 
 
@@ -318,5 +341,3 @@ def _resolved(value: Any) -> Any:
     if isinstance(value, list):
         return [_resolved(item) if isinstance(item, dict) else item for item in value]
     return value
-
-

@@ -38,11 +38,15 @@ from agent_tracer.formats.examples import Example, tool_call
 from agent_tracer.formats.reader import ExampleReader, ImportOptions
 
 FUNCTION_DOCS = {
-    "GorillaFileSystem": "gorilla_file_system.json", "MathAPI": "math_api.json",
-    "MessageAPI": "message_api.json", "TwitterAPI": "posting_api.json", "TicketAPI": "ticket_api.json",
-    "TradingBot": "trading_bot.json", "TravelAPI": "travel_booking.json",
+    "GorillaFileSystem": "gorilla_file_system.json",
+    "MathAPI": "math_api.json",
+    "MessageAPI": "message_api.json",
+    "TwitterAPI": "posting_api.json",
+    "TicketAPI": "ticket_api.json",
+    "TradingBot": "trading_bot.json",
+    "TravelAPI": "travel_booking.json",
     "VehicleControlAPI": "vehicle_control.json",
-}  # fmt: skip
+}
 """API class → its function docs in bfcl_eval's `multi_turn_func_doc/` (bfcl_eval's own mapping)."""
 OTHERS = 3
 """Functions offered besides the called one."""
@@ -58,14 +62,20 @@ class TurnReader(ExampleReader):
         super().__init__(path, self._examples, options)
         self.category = category
         self.answers = answers
-        beside = [folder / "multi_turn_func_doc" for folder in list(path.parents)[:3]]  # data/, or from unused_datasets/question/
+        beside = [
+            folder / "multi_turn_func_doc" for folder in list(path.parents)[:3]
+        ]  # data/, or from unused_datasets/question/
         self.docs = next((folder for folder in beside if folder.is_dir()), beside[0])
         self.functions: dict[str, list[dict[str, Any]]] = {}
         self.skipped_turns = 0
         self.held_out = 0  # no multi-turn category is live: nothing is kept for evaluation only
 
     def _examples(self, item: Any, number: int, line: str) -> list[Example]:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("question"), list):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("id"), str)
+            or not isinstance(item.get("question"), list)
+        ):
             raise CodecError("not a BFCL multi-turn question (an object with an id and a list of turns)")
         question_id = item["id"]
         if question_id not in self.answers:
@@ -90,22 +100,40 @@ class TurnReader(ExampleReader):
             others = [doc for doc in functions if doc is not called]
             tools = [called, *chooser.sample(others, min(OTHERS, len(others)))]
             chooser.shuffle(tools)
-            examples.append(Example(
-                key=f"{FORMAT}:{turn_id}",
-                messages=[messages[0], {"role": "assistant", "content": None,
-                                        "tool_calls": [tool_call("call_0", called["name"], arguments)]}],
-                tools=[bfcl_tool({key: value for key, value in doc.items() if key != "response"}) for doc in tools],
-                name=f"{FORMAT}:{self.category}",
-                tags=[FORMAT, self.category],
-                meta={"format": FORMAT, "id": turn_id, "category": self.category, "file": self.path.name,
-                      "line": number, "turn": turn},
-                raw_request=json.dumps(messages, ensure_ascii=False),
-                raw_response=json.dumps({"id": turn_id, "ground_truth": calls}, ensure_ascii=False),  # an answer line
-            ))  # fmt: skip
+            examples.append(
+                Example(
+                    key=f"{FORMAT}:{turn_id}",
+                    messages=[
+                        messages[0],
+                        {
+                            "role": "assistant",
+                            "content": None,
+                            "tool_calls": [tool_call("call_0", called["name"], arguments)],
+                        },
+                    ],
+                    tools=[bfcl_tool({key: value for key, value in doc.items() if key != "response"}) for doc in tools],
+                    name=f"{FORMAT}:{self.category}",
+                    tags=[FORMAT, self.category],
+                    meta={
+                        "format": FORMAT,
+                        "id": turn_id,
+                        "category": self.category,
+                        "file": self.path.name,
+                        "line": number,
+                        "turn": turn,
+                    },
+                    raw_request=json.dumps(messages, ensure_ascii=False),
+                    raw_response=json.dumps(
+                        {"id": turn_id, "ground_truth": calls}, ensure_ascii=False
+                    ),  # an answer line
+                )
+            )
         return examples
 
     @staticmethod
-    def _answer(messages: Any, calls: Any, functions: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def _answer(
+        messages: Any, calls: Any, functions: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The turn's one call as (the called function's doc, arguments), or None when the turn
         cannot stand alone."""
         if not isinstance(messages, list) or len(messages) != 1 or not isinstance(messages[0], dict):
@@ -116,7 +144,7 @@ class TurnReader(ExampleReader):
         if not isinstance(calls, list) or len(calls) != 1 or not isinstance(calls[0], str):
             return None
         try:
-            (name, params), = python_call(calls[0]).items()
+            ((name, params),) = python_call(calls[0]).items()
         except CodecError:
             return None
         arguments = {param: values[0] for param, values in params.items()}
@@ -143,8 +171,12 @@ class TurnReader(ExampleReader):
         return self.functions[api]
 
     def notes(self) -> dict[str, Any]:
-        return {**super().notes(), "category": self.category, "held_out": self.held_out,
-                "skipped_turns": self.skipped_turns}
+        return {
+            **super().notes(),
+            "category": self.category,
+            "held_out": self.held_out,
+            "skipped_turns": self.skipped_turns,
+        }
 
     def remarks(self) -> list[str]:
         return [*super().remarks(), f"skipped {self.skipped_turns} turns that are not one call their words give"]

@@ -62,11 +62,21 @@ class Example:
         answer = messages[-1]
         tool_calls = answer.get("tool_calls") or []
         trace_id = self.trace_id
-        request = {"model": self.model, "messages": messages[:-1], "tools": tools, "params": self.params,
-                   "stream": False}  # fmt: skip
-        response = {"id": None, "model": None, "message": answer,
-                    "finish_reasons": ["tool_calls" if tool_calls else "stop"],
-                    "input_tokens": None, "output_tokens": None}  # fmt: skip
+        request = {
+            "model": self.model,
+            "messages": messages[:-1],
+            "tools": tools,
+            "params": self.params,
+            "stream": False,
+        }
+        response = {
+            "id": None,
+            "model": None,
+            "message": answer,
+            "finish_reasons": ["tool_calls" if tool_calls else "stop"],
+            "input_tokens": None,
+            "output_tokens": None,
+        }
         task = next((content_text(m.get("content")) for m in messages if m["role"] == "user"), None)  # the run's task
         trace = {
             "id": trace_id,
@@ -144,8 +154,11 @@ def _canonical_call(call: Any) -> dict[str, Any]:
     name = function.get("name") if isinstance(function, dict) else None
     if not isinstance(name, str) or not name:
         raise CodecError("a tool call without a name")
-    return {**call, "type": call.get("type") or "function",
-            "function": {**function, "arguments": arguments_json(function.get("arguments"), name)}}  # fmt: skip
+    return {
+        **call,
+        "type": call.get("type") or "function",
+        "function": {**function, "arguments": arguments_json(function.get("arguments"), name)},
+    }
 
 
 def arguments_json(arguments: Any, name: str) -> str:

@@ -70,8 +70,9 @@ def runs_up_to(store: TraceStore, limit: int | None, *, include_held_out: bool, 
         usable += HELD_OUT_TAG not in (run.trace.get("tags") or ())
 
 
-def export_rows(runs: Iterable[RunRows], counts: ExportCounts, *, per_call: bool = False,
-                include_held_out: bool = False) -> Iterator[ExportRow]:  # fmt: skip
+def export_rows(
+    runs: Iterable[RunRows], counts: ExportCounts, *, per_call: bool = False, include_held_out: bool = False
+) -> Iterator[ExportRow]:
     """The conversations of the runs, in their order, counting in `counts` as they go."""
     for run in runs:
         if HELD_OUT_TAG in (run.trace.get("tags") or ()) and not include_held_out:
@@ -109,23 +110,39 @@ def write_parquet(rows: Iterable[ExportRow], path: Path) -> int:
         import pyarrow.parquet as pq
     except ImportError:
         raise ConfigError("--format parquet needs pyarrow: pip install pyarrow") from None
-    schema = pa.schema([
-        ("trace_id", pa.string()), ("name", pa.string()), ("outcome", pa.string()), ("rating", pa.float64()),
-        ("tags", pa.list_(pa.string())), ("started_at", pa.timestamp("us")), ("model", pa.string()),
-        ("call_ids", pa.list_(pa.string())), ("messages", pa.string()), ("tools", pa.string()),
-    ])  # fmt: skip
+    schema = pa.schema(
+        [
+            ("trace_id", pa.string()),
+            ("name", pa.string()),
+            ("outcome", pa.string()),
+            ("rating", pa.float64()),
+            ("tags", pa.list_(pa.string())),
+            ("started_at", pa.timestamp("us")),
+            ("model", pa.string()),
+            ("call_ids", pa.list_(pa.string())),
+            ("messages", pa.string()),
+            ("tools", pa.string()),
+        ]
+    )
     written = 0
     with _replaced(path, "wb") as handle, pq.ParquetWriter(handle, schema) as writer:
         batch: list[dict[str, Any]] = []
         for row in rows:
             trace = row.trace
-            batch.append({
-                "trace_id": trace["id"], "name": trace["name"], "outcome": trace["outcome"],
-                "rating": trace["rating"], "tags": list(trace["tags"] or []), "started_at": trace["started_at"],
-                "model": row.model, "call_ids": row.conversation.call_ids,
-                "messages": json.dumps(row.conversation.messages, ensure_ascii=False),
-                "tools": json.dumps(row.conversation.tools, ensure_ascii=False),
-            })  # fmt: skip
+            batch.append(
+                {
+                    "trace_id": trace["id"],
+                    "name": trace["name"],
+                    "outcome": trace["outcome"],
+                    "rating": trace["rating"],
+                    "tags": list(trace["tags"] or []),
+                    "started_at": trace["started_at"],
+                    "model": row.model,
+                    "call_ids": row.conversation.call_ids,
+                    "messages": json.dumps(row.conversation.messages, ensure_ascii=False),
+                    "tools": json.dumps(row.conversation.tools, ensure_ascii=False),
+                }
+            )
             if len(batch) >= PARQUET_BATCH:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 written, batch = written + len(batch), []

@@ -113,7 +113,7 @@ class ExampleReader:
 
 
 def counted(number: int, thing: str) -> str:
-    """"1 example", "1,200 examples": a count for a summary line."""
+    """ "1 example", "1,200 examples": a count for a summary line."""
     return f"{number:,} {thing}{'' if number == 1 else 's'}"
 
 

@@ -122,4 +122,3 @@ def _tools(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise CodecError("tools is not a list")
     return value
-

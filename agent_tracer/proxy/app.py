@@ -36,11 +36,11 @@ import aiohttp
 import anyio
 import httpx
 from starlette.applications import Starlette
-from yarl import URL
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+from yarl import URL
 
 import integrations
 from agent_tracer import fastjson
@@ -49,16 +49,16 @@ from agent_tracer.capture import new_recorder, start_response
 from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE
 from agent_tracer.errors import ConfigError
 from agent_tracer.feedback import feedback_row
+from agent_tracer.proxy import routes as routes_module
 from agent_tracer.proxy.auth import CREDENTIAL_HEADERS, KeyCheck
 from agent_tracer.proxy.config import DEFAULT_UPSTREAMS, ProxyConfig
 from agent_tracer.proxy.metrics import Metrics
 from agent_tracer.proxy.router import Router
-from agent_tracer.proxy import routes as routes_module
 from agent_tracer.proxy.routes import RoutesFile
 from agent_tracer.proxy.runs import Run, run_from_headers
 from agent_tracer.proxy.wire import NOT_FORWARDED, TRACE_ID_RESPONSE_HEADER, passed_back, reason_text, upstream_url
-from agent_tracer.records import FeedbackPayload
 from agent_tracer.recorder import CallRecorder
+from agent_tracer.records import FeedbackPayload
 from agent_tracer.run_ids import trace_id_for
 from integrations.anthropic_messages import AnthropicMessagesCodec
 
@@ -79,14 +79,18 @@ FEEDBACK_FIELDS = frozenset({"outcome", "rating", "comment", "label"})
 
 
 def api_for(path: str, codec: Codec | None) -> str:
-    """"anthropic" for the Messages API (and its sub-paths: count_tokens, batches), else "openai"."""
+    """ "anthropic" for the Messages API (and its sub-paths: count_tokens, batches), else "openai"."""
     if isinstance(codec, AnthropicMessagesCodec) or path == "/v1/messages" or path.startswith("/v1/messages/"):
         return "anthropic"
     return "openai"
 
 
-_ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 413: "request_too_large",
-                          504: "timeout_error"}
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    413: "request_too_large",
+    504: "timeout_error",
+}
 
 
 def error_body(api: str, status: int, message: str, code: str) -> dict[str, Any]:
@@ -152,8 +156,9 @@ class _Exchange:
 class Proxy:
     """The state behind one app: settings, the runtime that records, the shared upstream client."""
 
-    def __init__(self, config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None,
-                 routes: RoutesFile | None = None) -> None:
+    def __init__(
+        self, config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None, routes: RoutesFile | None = None
+    ) -> None:
         self.config = config
         self.upstreams = config.upstreams
         self.proxies = {api: env_proxy(url) for api, url in config.upstreams.items()}
@@ -210,16 +215,30 @@ class Proxy:
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            return error_response("openai", 400, "The body must be a JSON object such as "
-                                  '{"outcome": "success", "rating": 5}.', "invalid_json")
+            return error_response(
+                "openai",
+                400,
+                'The body must be a JSON object such as {"outcome": "success", "rating": 5}.',
+                "invalid_json",
+            )
         unknown = set(data) - FEEDBACK_FIELDS
         if unknown:
-            return error_response("openai", 400, f"Unknown field(s) {', '.join(sorted(unknown))}; expected "
-                                  f"{', '.join(sorted(FEEDBACK_FIELDS))}.", "invalid_feedback")
+            return error_response(
+                "openai",
+                400,
+                f"Unknown field(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(FEEDBACK_FIELDS))}.",
+                "invalid_feedback",
+            )
         try:
             trace_id = trace_id_for(request.path_params["trace_id"])
-            row = feedback_row(trace_id, data.get("outcome"), data.get("rating"), data.get("comment"),
-                               data.get("label"), source="proxy")
+            row = feedback_row(
+                trace_id,
+                data.get("outcome"),
+                data.get("rating"),
+                data.get("comment"),
+                data.get("label"),
+                source="proxy",
+            )
         except (ValueError, ConfigError) as exc:
             return error_response("openai", 400, str(exc), "invalid_feedback")
         self.runtime.submit(FeedbackPayload(row))
@@ -244,8 +263,13 @@ class Proxy:
     async def _forward(self, scope: Scope, receive: Receive, send: Send, codec: Codec | None, api: str) -> int:
         headers = _headers(scope)
         if self.keys is not None and not self.keys.allows(headers):
-            return await _send_error(send, api, 401, "A valid proxy key is required (Authorization: Bearer KEY "
-                                     "or x-api-key: KEY).", "invalid_api_key")
+            return await _send_error(
+                send,
+                api,
+                401,
+                "A valid proxy key is required (Authorization: Bearer KEY or x-api-key: KEY).",
+                "invalid_api_key",
+            )
         url = upstream_url(self.upstreams[api], scope["path"], scope["query_string"].decode("latin-1"))
         exchange = _Exchange(receive)
         recorder: CallRecorder | None = None
@@ -258,8 +282,14 @@ class Proxy:
                 return CLIENT_GONE
             except _TooLarge:
                 limit = f"{self.config.max_request_mb:g} MiB"
-                return await _send_error(send, api, 413, f"The request body is over the proxy's limit of {limit} "
-                                         "(agent-tracer proxy --max-request-mb).", "request_too_large", close=True)
+                return await _send_error(
+                    send,
+                    api,
+                    413,
+                    f"The request body is over the proxy's limit of {limit} (agent-tracer proxy --max-request-mb).",
+                    "request_too_large",
+                    close=True,
+                )
             try:
                 parsed = fastjson.loads(content)
             except ValueError:
@@ -271,8 +301,9 @@ class Proxy:
             route = self.router.route_for(scope["path"], parsed) if self.router is not None else None
             if route is not None:
                 return await self._routed(send, exchange, route, parsed, forwarded, run)
-            recorder = new_recorder(self.runtime, codec, url, content, source="proxy",
-                                    context=run.context, labels=run.labels)
+            recorder = new_recorder(
+                self.runtime, codec, url, content, source="proxy", context=run.context, labels=run.labels
+            )
         elif "content-length" in headers or "transfer-encoding" in headers:
             content = _stream_body(exchange)  # starts the watch once the body is through
             if "content-length" in headers:
@@ -295,8 +326,15 @@ class Proxy:
         finally:
             exchange.finish()
 
-    async def _routed(self, send: Send, exchange: _Exchange, route: routes_module.Route, body: dict[str, Any],
-                      headers: dict[str, str], run: Run) -> int:
+    async def _routed(
+        self,
+        send: Send,
+        exchange: _Exchange,
+        route: routes_module.Route,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        run: Run,
+    ) -> int:
         """A request for a routed model name, answered by the router (which records its calls)."""
         assert self.router is not None
         try:
@@ -308,15 +346,30 @@ class Proxy:
         finally:
             exchange.finish()
 
-    async def _exchange(self, send: Send, exchange: _Exchange, method: str, url: str, headers: dict[str, str],
-                        content: bytes | AsyncIterator[bytes] | None, recorder: CallRecorder | None,
-                        api: str, extra_headers: tuple[tuple[bytes, bytes], ...] = ()) -> int:
+    async def _exchange(
+        self,
+        send: Send,
+        exchange: _Exchange,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        content: bytes | AsyncIterator[bytes] | None,
+        recorder: CallRecorder | None,
+        api: str,
+        extra_headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> int:
         """Send upstream, pass the answer back (with `extra_headers` added); returns the status
         the client got."""
         assert self.session is not None, "the app's lifespan has not started"
         try:
-            upstream = await self.session.request(method, URL(url, encoded=True), headers=headers, data=content,
-                                                  allow_redirects=False, proxy=self.proxies[api])
+            upstream = await self.session.request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+                proxy=self.proxies[api],
+            )
         except (aiohttp.ClientError, TimeoutError) as exc:
             if exchange.client_gone:  # it left while its body was being streamed up
                 if recorder is not None:
@@ -324,12 +377,25 @@ class Proxy:
                 return CLIENT_GONE
             if isinstance(exc, TimeoutError):
                 self.metrics.upstream_error(api, "timeout")
-                return await self._fault(send, recorder, exc, api, 504,
-                                         f"The upstream API did not answer in time ({reason_text(exc)}).",
-                                         "upstream_timeout")
+                return await self._fault(
+                    send,
+                    recorder,
+                    exc,
+                    api,
+                    504,
+                    f"The upstream API did not answer in time ({reason_text(exc)}).",
+                    "upstream_timeout",
+                )
             self.metrics.upstream_error(api, "unreachable")
-            return await self._fault(send, recorder, exc, api, 502,
-                                     f"The upstream API is unreachable ({reason_text(exc)}).", "upstream_unreachable")
+            return await self._fault(
+                send,
+                recorder,
+                exc,
+                api,
+                502,
+                f"The upstream API is unreachable ({reason_text(exc)}).",
+                "upstream_unreachable",
+            )
         status = upstream.status
         if status == 429 or status >= 500:
             self.metrics.upstream_error(api, "http_429" if status == 429 else "http_5xx")
@@ -362,12 +428,21 @@ class Proxy:
             if recorder is not None:
                 recorder.finish_safely(ending, error)
 
-    async def _fault(self, send: Send, recorder: CallRecorder | None, exc: BaseException, api: str, status: int,
-                     message: str, code: str) -> int:
+    async def _fault(
+        self,
+        send: Send,
+        recorder: CallRecorder | None,
+        exc: BaseException,
+        api: str,
+        status: int,
+        message: str,
+        code: str,
+    ) -> int:
         if recorder is not None:
             recorder.finish_safely(FAILED, exc)
-        return await _send_error(send, api, status, message, code,
-                                 trace_id=recorder.trace_id if recorder is not None else None)
+        return await _send_error(
+            send, api, status, message, code, trace_id=recorder.trace_id if recorder is not None else None
+        )
 
 
 def new_session(timeout_s: float) -> aiohttp.ClientSession:
@@ -441,8 +516,9 @@ async def _stream_body(exchange: _Exchange) -> AsyncIterator[bytes]:
             return
 
 
-async def _send_error(send: Send, api: str, status: int, message: str, code: str, *,
-                      close: bool = False, trace_id: str | None = None) -> int:
+async def _send_error(
+    send: Send, api: str, status: int, message: str, code: str, *, close: bool = False, trace_id: str | None = None
+) -> int:
     body = fastjson.dumps(error_body(api, status, message, code)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:  # the client's unread body must not be taken for its next request
@@ -477,8 +553,9 @@ class ProxyApp:
             await self.own(scope, receive, send)
 
 
-def create_app(config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None,
-               routes: RoutesFile | None = None) -> ProxyApp:
+def create_app(
+    config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None, routes: RoutesFile | None = None
+) -> ProxyApp:
     """The proxy app for `config`, answering the model names in `routes` through the router.
     When `runtime` is the process's active one, the app's shutdown stops it (so everything
     recorded is written before the process ends)."""

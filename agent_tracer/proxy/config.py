@@ -27,8 +27,10 @@ class ProxyConfig(Documented):
     port: int = field(default=8787, metadata={"help": "Port to listen on."})
     upstreams: dict[str, str] = field(
         default_factory=dict,
-        metadata={"help": "Where an API's calls go, e.g. openai=http://127.0.0.1:8000 (repeatable) "
-                          "[defaults: openai=https://api.openai.com, anthropic=https://api.anthropic.com]"},
+        metadata={
+            "help": "Where an API's calls go, e.g. openai=http://127.0.0.1:8000 (repeatable) "
+            "[defaults: openai=https://api.openai.com, anthropic=https://api.anthropic.com]"
+        },
     )
     timeout_s: float = field(
         default=600.0,
@@ -40,14 +42,18 @@ class ProxyConfig(Documented):
     )
     require_key: bool = field(
         default=False,
-        metadata={"help": "Clients must present a proxy key (AGENT_TRACER_PROXY_KEYS or --key-file); the "
-                          "proxy sends its own OPENAI_API_KEY / ANTHROPIC_API_KEY upstream."},
+        metadata={
+            "help": "Clients must present a proxy key (AGENT_TRACER_PROXY_KEYS or --key-file); the "
+            "proxy sends its own OPENAI_API_KEY / ANTHROPIC_API_KEY upstream."
+        },
     )
     key_file: str | None = field(default=None, metadata={"help": "File of client keys, one a line (--require-key)."})
     routes_file: str | None = field(
         default=None,
-        metadata={"help": "A routes YAML file: model names answered by a tuned primary with a frontier fallback "
-                          "(see `agent-tracer routes --help`); edits apply without a restart."},
+        metadata={
+            "help": "A routes YAML file: model names answered by a tuned primary with a frontier fallback "
+            "(see `agent-tracer routes --help`); edits apply without a restart."
+        },
     )
     workers: int = field(default=1, metadata={"help": "Server processes sharing the port."})
     log_level: str = field(default="warning", metadata={"help": "uvicorn's log level."})

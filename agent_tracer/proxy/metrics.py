@@ -27,8 +27,9 @@ import bisect
 import json
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Upper bounds of the duration histogram, in seconds: model calls take milliseconds to minutes."""
@@ -134,11 +135,16 @@ class Metrics:
             in_flight += snapshot["in_flight"]
 
         out: list[str] = []
-        _family(out, "agent_tracer_proxy_requests_total", "counter",
-                "Requests the proxy answered, by API, whether the call was recorded, and HTTP status.")
+        _family(
+            out,
+            "agent_tracer_proxy_requests_total",
+            "counter",
+            "Requests the proxy answered, by API, whether the call was recorded, and HTTP status.",
+        )
         for (api, recorded, code), n in sorted(requests.items()):
-            out.append(f'agent_tracer_proxy_requests_total{{api="{api}",recorded="{str(recorded).lower()}",'
-                       f'code="{code}"}} {n}')
+            out.append(
+                f'agent_tracer_proxy_requests_total{{api="{api}",recorded="{str(recorded).lower()}",code="{code}"}} {n}'
+            )
         name = "agent_tracer_proxy_request_duration_seconds"
         _family(out, name, "histogram", "From a request's arrival to the end of its answer's body.")
         for api, counts in sorted(durations.items()):
@@ -148,20 +154,34 @@ class Metrics:
                 out.append(f'{name}_bucket{{api="{api}",le="{_le(bound)}"}} {cumulative:g}')
             out.append(f'{name}_sum{{api="{api}"}} {counts[-2]!r}')
             out.append(f'{name}_count{{api="{api}"}} {counts[-1]:g}')
-        _family(out, "agent_tracer_proxy_upstream_errors_total", "counter",
-                "Upstream failures: unreachable, timeout, broken_body, http_429, http_5xx.")
+        _family(
+            out,
+            "agent_tracer_proxy_upstream_errors_total",
+            "counter",
+            "Upstream failures: unreachable, timeout, broken_body, http_429, http_5xx.",
+        )
         for (api, reason), n in sorted(errors.items()):
             out.append(f'agent_tracer_proxy_upstream_errors_total{{api="{api}",reason="{reason}"}} {n}')
-        _family(out, "agent_tracer_proxy_routed_total", "counter",
-                "Routed calls by route, by who answered (primary, fallback; shadow calls made) and fallback reason.")
+        _family(
+            out,
+            "agent_tracer_proxy_routed_total",
+            "counter",
+            "Routed calls by route, by who answered (primary, fallback; shadow calls made) and fallback reason.",
+        )
         for (route, answered_by, reason), n in sorted(routed.items()):
-            out.append(f'agent_tracer_proxy_routed_total{{route="{_label(route)}",answered_by="{answered_by}",'
-                       f'reason="{reason}"}} {n}')
+            out.append(
+                f'agent_tracer_proxy_routed_total{{route="{_label(route)}",answered_by="{answered_by}",'
+                f'reason="{reason}"}} {n}'
+            )
         _family(out, "agent_tracer_proxy_requests_in_flight", "gauge", "Requests being answered now.")
         out.append(f"agent_tracer_proxy_requests_in_flight {in_flight}")
-        _family(out, "agent_tracer_spans_total", "counter",
-                "Recorded spans by stage of the store writer: captured, written, retried, spilled, "
-                "dropped, capture_errors.")
+        _family(
+            out,
+            "agent_tracer_spans_total",
+            "counter",
+            "Recorded spans by stage of the store writer: captured, written, retried, spilled, "
+            "dropped, capture_errors.",
+        )
         for stage, n in sorted(spans.items()):
             out.append(f'agent_tracer_spans_total{{stage="{stage}"}} {n}')
         return "\n".join(out) + "\n"

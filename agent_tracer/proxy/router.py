@@ -46,10 +46,11 @@ from integrations.openai_chat import OpenAIChatCodec
 from integrations.sse import SSEDecoder
 
 if TYPE_CHECKING:
+    from starlette.types import Send
+
     from agent_tracer.proxy.app import Proxy, _Exchange
     from agent_tracer.recorder import CallRecorder
     from agent_tracer.runtime import Runtime
-    from starlette.types import Send
 
 logger = logging.getLogger("agent_tracer.proxy")
 
@@ -101,8 +102,9 @@ class Router:
 
     # -- one request
 
-    async def answer(self, send: Send, exchange: _Exchange, route: Route, body: dict[str, Any],
-                     headers: dict[str, str], run: Run) -> int:
+    async def answer(
+        self, send: Send, exchange: _Exchange, route: Route, body: dict[str, Any], headers: dict[str, str], run: Run
+    ) -> int:
         """Answer one routed request; returns the status the client got."""
         call = _Call(self, route, body, headers, run)
         if route.mode == "shadow":
@@ -147,8 +149,12 @@ class _Call:
         self.context = run.context or new_run_context()
         """The primary's and the fallback's calls are siblings in one trace."""
 
-    def _request(self, endpoint: Endpoint, role: str, reason: str | None = None,
-                 ) -> tuple[str, dict[str, str], bytes, CallRecorder | None]:
+    def _request(
+        self,
+        endpoint: Endpoint,
+        role: str,
+        reason: str | None = None,
+    ) -> tuple[str, dict[str, str], bytes, CallRecorder | None]:
         url = _chat_url(endpoint)
         payload = fastjson.dumps({**self.body, "model": endpoint.model}).encode()
         headers = dict(self.headers)
@@ -162,8 +168,16 @@ class _Call:
                 headers.update(self.proxy.keys.upstream_credentials("openai"))  # type: ignore[union-attr]
         if role != "fallback":
             headers["accept-encoding"] = "identity"  # its answer is read here, to be judged
-        recorder = new_recorder(self.proxy.runtime, CODEC, url, payload, source="proxy", route=role,
-                                context=self.context, labels=self.labels)
+        recorder = new_recorder(
+            self.proxy.runtime,
+            CODEC,
+            url,
+            payload,
+            source="proxy",
+            route=role,
+            context=self.context,
+            labels=self.labels,
+        )
         if recorder is not None:
             recorder.fallback_reason = reason
         return url, headers, payload, recorder
@@ -174,8 +188,17 @@ class _Call:
             self.proxy.metrics.routed(self.route.name, "fallback", reason)
         url, headers, payload, recorder = self._request(self.route.fallback, "fallback", reason)
         try:
-            return await self.proxy._exchange(send, exchange, "POST", url, headers, payload, recorder, "openai",
-                                              extra_headers=((ROUTE_HEADER, b"fallback"),))
+            return await self.proxy._exchange(
+                send,
+                exchange,
+                "POST",
+                url,
+                headers,
+                payload,
+                recorder,
+                "openai",
+                extra_headers=((ROUTE_HEADER, b"fallback"),),
+            )
         except asyncio.CancelledError:
             exchange.cancelled(recorder)
             raise
@@ -229,8 +252,9 @@ class _Answer:
         loop = asyncio.get_running_loop()
         self.loop = loop
         self.deadline = loop.time() + route.timeout_s
-        self.first_token_deadline = (loop.time() + route.first_token_timeout_s
-                                     if route.first_token_timeout_s and streamed else None)
+        self.first_token_deadline = (
+            loop.time() + route.first_token_timeout_s if route.first_token_timeout_s and streamed else None
+        )
         """Only a stream shows its first token; a plain answer is whole when its headers come."""
         self.response: aiohttp.ClientResponse | None = None
         self.chunks: list[bytes] = []
@@ -247,16 +271,23 @@ class _Answer:
             return await asyncio.wait_for(awaitable, max(deadline - self.loop.time(), 0.0))
         except TimeoutError:
             if deadline != self.deadline:
-                raise _Refused("first_token_timeout",
-                               f"no first token within {self.route.first_token_timeout_s:g} s") from None
+                raise _Refused(
+                    "first_token_timeout", f"no first token within {self.route.first_token_timeout_s:g} s"
+                ) from None
             raise _Refused("timeout", f"no whole answer within {self.route.timeout_s:g} s") from None
 
     async def open(self, proxy: Proxy, url: str, headers: dict[str, str], payload: bytes) -> None:
         assert proxy.session is not None, "the app's lifespan has not started"
         try:
             self.response = await self._within(
-                proxy.session.request("POST", URL(url, encoded=True), headers=headers, data=payload,
-                                      allow_redirects=False, proxy=proxy.proxies["openai"]),
+                proxy.session.request(
+                    "POST",
+                    URL(url, encoded=True),
+                    headers=headers,
+                    data=payload,
+                    allow_redirects=False,
+                    proxy=proxy.proxies["openai"],
+                ),
                 first_token=True,
             )
         except (aiohttp.ClientError, OSError) as exc:
@@ -347,8 +378,9 @@ class _Answer:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except _Refused as refused:  # too late to fall back: end the answer cleanly
             ending, error = FAILED, f"{refused.reason}: {refused} (after the answer had begun)"
-            logger.warning("agent-tracer proxy: route %r primary broke after its answer began (%s)",
-                           self.route.name, error)
+            logger.warning(
+                "agent-tracer proxy: route %r primary broke after its answer began (%s)", self.route.name, error
+            )
         exchange.finished = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         self.finish(ending, error)

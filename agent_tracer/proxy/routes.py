@@ -1,6 +1,7 @@
 """The routes file: which model names the proxy answers from a tuned model, and what stands behind it.
 
-Its shape is `EXAMPLE` below (also printed by `agent-tracer routes --help`). Modes: `fallback` asks the primary first and the fallback when it fails or answers badly;
+Its shape is `EXAMPLE` below (also printed by `agent-tracer routes --help`). Modes: `fallback` asks
+the primary first and the fallback when it fails or answers badly;
 `shadow` answers from the fallback and sends the same request to the primary in the background,
 recording both; `canary` sends `canary_percent` of the calls down the fallback path's primary
 first, the rest straight to the fallback.
@@ -117,8 +118,9 @@ def parse_routes(data: Any, where: str = "routes", *, keys: bool = True) -> Rout
     extra = set(data) - {"routes"}
     if extra:
         raise ConfigError(f"{where}: unknown top-level key(s) {', '.join(sorted(map(str, extra)))}")
-    return {str(name): _route(f"{where}: route {name!r}", str(name), spec, keys)
-            for name, spec in data["routes"].items()}
+    return {
+        str(name): _route(f"{where}: route {name!r}", str(name), spec, keys) for name, spec in data["routes"].items()
+    }
 
 
 def _route(where: str, name: str, spec: Any, keys: bool) -> Route:
@@ -145,10 +147,12 @@ def _route(where: str, name: str, spec: Any, keys: bool) -> Route:
         raise ConfigError(f"{where}: breaker failures must be a whole number of at least 1, not {failures!r}")
     cooldown = _positive(where, "breaker cooldown_s", breaker.get("cooldown_s", Breaker.cooldown_s))
     return Route(
-        name=name, mode=mode,
+        name=name,
+        mode=mode,
         primary=_endpoint(f"{where} primary", spec["primary"], keys),
         fallback=_endpoint(f"{where} fallback", spec["fallback"], keys),
-        timeout_s=timeout_s, first_token_timeout_s=first_token,
+        timeout_s=timeout_s,
+        first_token_timeout_s=first_token,
         canary_percent=float(canary) if canary is not None else None,
         breaker=Breaker(failures, cooldown),
     )
@@ -206,8 +210,11 @@ async def unreachable(routes: Routes, timeout_s: float = CONNECT_CHECK_S) -> lis
         return None
 
     results = await asyncio.gather(*(connects(*address) for address in endpoints))
-    return [f"route {name!r} {role} {endpoint.url} is unreachable ({error})"
-            for (name, role, endpoint), error in zip(endpoints.values(), results) if error is not None]
+    return [
+        f"route {name!r} {role} {endpoint.url} is unreachable ({error})"
+        for (name, role, endpoint), error in zip(endpoints.values(), results)
+        if error is not None
+    ]
 
 
 async def checked_routes(path: str | Path) -> Routes:

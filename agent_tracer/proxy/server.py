@@ -50,8 +50,10 @@ def describe(config: ProxyConfig, db: str) -> str:
     else:
         keys = "clients' own API keys forwarded"
     workers = f", {config.workers} workers" if config.workers > 1 else ""
-    lines = [f"agent-tracer proxy on http://{config.host}:{config.port} → {upstreams}",
-             f"  recording into {redact(db)}; {keys}{workers}"]
+    lines = [
+        f"agent-tracer proxy on http://{config.host}:{config.port} → {upstreams}",
+        f"  recording into {redact(db)}; {keys}{workers}",
+    ]
     if config.routes_file:
         lines.append(f"  routes from {config.routes_file} (reloaded on change):")
         lines.extend(f"    {line}" for line in describe_routes(load_routes(config.routes_file)))
@@ -67,13 +69,19 @@ def serve(config: ProxyConfig, db: str) -> None:
         load_client_keys(config.key_file)  # fail here, once, rather than in every worker
     if config.routes_file:
         asyncio.run(checked_routes(config.routes_file))  # an unreachable endpoint is refused at start-up
-    options = dict(host=config.host, port=config.port, log_level=config.log_level, access_log=False,
-                   server_header=False, date_header=False, lifespan="on",
-                   timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    options = dict(
+        host=config.host,
+        port=config.port,
+        log_level=config.log_level,
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
     if config.workers == 1:
         uvicorn.run(build_app(config, db), **options)
         return
     with tempfile.TemporaryDirectory(prefix="agent-tracer-proxy-metrics-") as metrics_dir:
         export_settings(replace(config, metrics_dir=metrics_dir), db)
-        uvicorn.run("agent_tracer.proxy.server:app_from_environment", factory=True, workers=config.workers,
-                    **options)
+        uvicorn.run("agent_tracer.proxy.server:app_from_environment", factory=True, workers=config.workers, **options)

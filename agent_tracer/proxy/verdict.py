@@ -75,8 +75,11 @@ def _call_problem(call: dict[str, Any], tools: dict[str, dict[str, Any]]) -> str
     if not isinstance(arguments, dict):
         return "invalid_arguments"
     properties = tools[name].get("properties")
-    if (isinstance(properties, dict) and tools[name].get("additionalProperties") in (None, False)
-            and not set(arguments) <= set(properties)):
+    if (
+        isinstance(properties, dict)
+        and tools[name].get("additionalProperties") in (None, False)
+        and not set(arguments) <= set(properties)
+    ):
         return "unknown_argument"
     if tools[name] and not _valid(tools[name], arguments):
         return "schema_mismatch"

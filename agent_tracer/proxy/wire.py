@@ -12,10 +12,20 @@ from agent_tracer.proxy.runs import RUN_HEADERS
 
 TRACE_ID_RESPONSE_HEADER = b"x-agent-trace-id"
 
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"} | RUN_HEADERS
 """Request headers the proxy's client sets itself (host, content-length), per hop, or for the proxy."""
 NOT_PASSED_BACK = frozenset(h.encode() for h in HOP_BY_HOP | {"content-length"})

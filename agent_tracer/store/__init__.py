@@ -29,7 +29,16 @@ _EXPORTS = {
     "TraceStore": "agent_tracer.store.store",
     "default_url": "agent_tracer.store.engine",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AgentRun",
+    "Feedback",
+    "LLMCall",
+    "ToolExecution",
+    "Trace",
+    "TraceDetail",
+    "TraceStore",
+    "default_url",
+]
 
 
 def __getattr__(name: str) -> Any:

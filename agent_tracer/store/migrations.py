@@ -55,7 +55,8 @@ def m001_initial(conn: Connection) -> None:
         ]
 
     Table(
-        "traces", md,
+        "traces",
+        md,
         Column("id", String, primary_key=True),
         Column("name", String, index=True),
         Column("task", String),
@@ -70,9 +71,11 @@ def m001_initial(conn: Connection) -> None:
         Column("meta", JSON),
         Column("source", String),
         Column("updated_at", DateTime, nullable=False),
-    )  # fmt: skip
+    )
     Table(
-        "agent_runs", md, *span_columns(),
+        "agent_runs",
+        md,
+        *span_columns(),
         Column("name", String),
         Column("input", JSON),
         Column("output", JSON),
@@ -80,9 +83,11 @@ def m001_initial(conn: Connection) -> None:
         Column("started_at", DateTime),
         Column("ended_at", DateTime),
         Column("latency_ms", Float),
-    )  # fmt: skip
+    )
     Table(
-        "llm_calls", md, *span_columns(),
+        "llm_calls",
+        md,
+        *span_columns(),
         Column("provider", String),
         Column("api", String),
         Column("operation", String),
@@ -108,9 +113,11 @@ def m001_initial(conn: Connection) -> None:
         Column("endpoint", String),
         Column("started_at", DateTime, index=True),
         Column("ended_at", DateTime),
-    )  # fmt: skip
+    )
     Table(
-        "tool_executions", md, *span_columns(),
+        "tool_executions",
+        md,
+        *span_columns(),
         Column("name", String),
         Column("arguments", JSON),
         Column("result", JSON),
@@ -118,9 +125,10 @@ def m001_initial(conn: Connection) -> None:
         Column("latency_ms", Float),
         Column("started_at", DateTime),
         Column("ended_at", DateTime),
-    )  # fmt: skip
+    )
     Table(
-        "feedback", md,
+        "feedback",
+        md,
         Column("id", String, primary_key=True),
         Column("trace_id", String, nullable=False, index=True),
         Column("outcome", String),
@@ -129,7 +137,7 @@ def m001_initial(conn: Connection) -> None:
         Column("label", String),
         Column("source", String),
         Column("created_at", DateTime, nullable=False),
-    )  # fmt: skip
+    )
     md.create_all(conn, checkfirst=False)
 
 

@@ -229,8 +229,16 @@ class TraceStore:
         strings or relative ages ("2h", "7d"); `model`: any call of the trace asked for or was
         answered by it. `order`: "newest", "oldest", or "best" (rating high to low, unrated last,
         then newest)."""
-        query = trace_query(outcome=outcome, min_rating=min_rating, name=name, since=since, until=until,
-                            model=model, has_tool_calls=has_tool_calls, order=order)
+        query = trace_query(
+            outcome=outcome,
+            min_rating=min_rating,
+            name=name,
+            since=since,
+            until=until,
+            model=model,
+            has_tool_calls=has_tool_calls,
+            order=order,
+        )
         wanted = [tag for tag in tags or () if tag]
         with Session(self.engine) as session:
             if not wanted:
@@ -246,19 +254,32 @@ class TraceStore:
                         break
             return found
 
-    def iter_runs(self, *, tags: Sequence[str] | None = None, limit: int | None = None, chunk: int = 500,
-                  call_columns: Sequence[str] | None = None, **filters: Any) -> Iterator[RunRows]:
+    def iter_runs(
+        self,
+        *,
+        tags: Sequence[str] | None = None,
+        limit: int | None = None,
+        chunk: int = 500,
+        call_columns: Sequence[str] | None = None,
+        **filters: Any,
+    ) -> Iterator[RunRows]:
         """Traces matching the filters of `traces()`, in its order, each with its LLM calls
         (oldest first), read `chunk` traces at a time: memory stays flat however many match.
         Rows are plain dicts of the tables' columns (JSON columns decoded), not ORM objects;
         `call_columns` names the calls' columns to read (default all: raw bodies included)."""
-        for _, runs in self.iter_run_chunks(tags=tags, limit=limit, chunk=chunk, call_columns=call_columns,
-                                            **filters):
+        for _, runs in self.iter_run_chunks(tags=tags, limit=limit, chunk=chunk, call_columns=call_columns, **filters):
             yield from runs
 
-    def iter_run_chunks(self, *, tags: Sequence[str] | None = None, limit: int | None = None, chunk: int = 500,
-                        call_columns: Sequence[str] | None = None, shard: tuple[int, int] | None = None,
-                        **filters: Any) -> Iterator[tuple[int, list[RunRows]]]:
+    def iter_run_chunks(
+        self,
+        *,
+        tags: Sequence[str] | None = None,
+        limit: int | None = None,
+        chunk: int = 500,
+        call_columns: Sequence[str] | None = None,
+        shard: tuple[int, int] | None = None,
+        **filters: Any,
+    ) -> Iterator[tuple[int, list[RunRows]]]:
         """`iter_runs` a chunk at a time, numbered from 0. With `shard=(i, n)` only the chunks
         whose number is i modulo n have their calls read and are yielded, so that n processes can
         share the reading and a consumer can put the chunks back in order. A shard with a `limit`
@@ -301,11 +322,14 @@ class TraceStore:
         """How many traces match the filters of `traces()` (at most `limit`)."""
         query = trace_query(**filters)
         if [tag for tag in tags or () if tag]:
-            count = sum(len(runs) for _, runs in self.iter_run_chunks(tags=tags, limit=limit, call_columns=("id",),
-                                                                      **filters))
+            count = sum(
+                len(runs) for _, runs in self.iter_run_chunks(tags=tags, limit=limit, call_columns=("id",), **filters)
+            )
         else:
             with self.engine.connect() as conn:
-                count = conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+                count = conn.execute(
+                    sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+                ).scalar_one()
         return min(count, limit) if limit is not None else count
 
     def trace_summaries(self, trace_ids: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -327,9 +351,11 @@ class TraceStore:
             with self.engine.connect() as conn:
                 for trace_id, calls, tokens_in, tokens_out, errors in conn.execute(query):
                     summaries[trace_id] = {
-                        "calls": calls, "input_tokens": int(tokens_in),
-                        "output_tokens": int(tokens_out), "errors": errors,
-                    }  # fmt: skip
+                        "calls": calls,
+                        "input_tokens": int(tokens_in),
+                        "output_tokens": int(tokens_out),
+                        "errors": errors,
+                    }
         return summaries
 
     def get_trace(self, trace_id_or_prefix: str) -> TraceDetail:
@@ -440,16 +466,26 @@ class TraceStore:
                 )
             }
             by_model = [
-                {"model": name, "calls": calls, "input_tokens": int(tokens_in or 0),
-                 "output_tokens": int(tokens_out or 0), "errors": errors}
+                {
+                    "model": name,
+                    "calls": calls,
+                    "input_tokens": int(tokens_in or 0),
+                    "output_tokens": int(tokens_out or 0),
+                    "errors": errors,
+                }
                 for name, calls, tokens_in, tokens_out, errors in conn.execute(
                     where(
-                        sa.select(model, sa.func.count(), sa.func.sum(LLMCall.input_tokens),
-                                  sa.func.sum(LLMCall.output_tokens), failed),
+                        sa.select(
+                            model,
+                            sa.func.count(),
+                            sa.func.sum(LLMCall.input_tokens),
+                            sa.func.sum(LLMCall.output_tokens),
+                            failed,
+                        ),
                         LLMCall.started_at,
                     ).group_by(model)
                 )
-            ]  # fmt: skip
+            ]
             by_model.sort(key=lambda item: (-item["calls"], item["model"] or ""))
             return {
                 "since": start.isoformat() if start else None,
@@ -570,9 +606,7 @@ class _Spec:
         self.table: sa.Table = model.__table__
         self.columns = tuple(column.name for column in self.table.columns)
         self.defaults = defaults
-        self.datetimes = tuple(
-            column.name for column in self.table.columns if isinstance(column.type, sa.DateTime)
-        )
+        self.datetimes = tuple(column.name for column in self.table.columns if isinstance(column.type, sa.DateTime))
         self.required = required
 
     def normalize(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -610,8 +644,12 @@ class _CallSpec(_Spec):
                 out["tool_names"] = [(call.get("function") or {}).get("name") for call in tool_calls]
             if row.get("finish_reasons") is None:
                 out["finish_reasons"] = list(response.get("finish_reasons") or [])
-            for column, key in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
-                                ("response_model", "model"), ("response_id", "id")):  # fmt: skip
+            for column, key in (
+                ("input_tokens", "input_tokens"),
+                ("output_tokens", "output_tokens"),
+                ("response_model", "model"),
+                ("response_id", "id"),
+            ):
                 if out[column] is None:
                     out[column] = response.get(key)
         return out
@@ -638,8 +676,9 @@ def _empty_trace(trace_id: str, source: str | None, now: datetime) -> dict[str, 
     return row
 
 
-def _apply(targets: dict[str, dict[str, Any]], trace_rows: list[dict[str, Any]],
-           feedback_rows: list[dict[str, Any]]) -> None:
+def _apply(
+    targets: dict[str, dict[str, Any]], trace_rows: list[dict[str, Any]], feedback_rows: list[dict[str, Any]]
+) -> None:
     """Merge trace records and new feedback into the rows of `targets` that they name, in place."""
     for row in trace_rows:
         if row["id"] in targets:
@@ -727,9 +766,7 @@ def parse_time(value: datetime | str, *, now: datetime | None = None) -> datetim
     try:
         return to_utc(value)
     except StoreError:
-        raise ConfigError(
-            f"not a time: {value!r} (use an ISO date like 2024-05-01, or an age like 2h, 7d)"
-        ) from None
+        raise ConfigError(f"not a time: {value!r} (use an ISO date like 2024-05-01, or an age like 2h, 7d)") from None
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:

@@ -16,7 +16,6 @@ import httpx
 
 from agent_tracer.store import LLMCall, TraceStore
 
-
 _CLEARED_ENV = ("AGENT_TRACER_DB", "AGENT_TRACER_PROXY_KEYS", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 
 
@@ -39,9 +38,25 @@ class ProxyProcess:
         base = {k: v for k, v in os.environ.items() if k not in _CLEARED_ENV}
         env = {**base, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agent_tracer.cli", "proxy", "--port", str(self.port), "--db", self.db_url,
-             "--upstream", f"openai={upstream_url}", "--upstream", f"anthropic={upstream_url}", *extra],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "agent_tracer.cli",
+                "proxy",
+                "--port",
+                str(self.port),
+                "--db",
+                self.db_url,
+                "--upstream",
+                f"openai={upstream_url}",
+                "--upstream",
+                f"anthropic={upstream_url}",
+                *extra,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._wait_ready()
 

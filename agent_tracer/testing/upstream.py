@@ -44,20 +44,21 @@ import json
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from agent_tracer.testing.wire import (
     CUT_AFTER,
     MODELS,
-    ResponsesBuilder,
     SCENARIO_HEADER,
+    ResponsesBuilder,
     Scenario,
-    decide_answer,
     anthropic_message,
     anthropic_stream,
     chat_completion,
     chat_stream,
+    decide_answer,
     dumps,
     error_body,
     example_arguments,
@@ -160,8 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _request_id_header(self, api: str) -> tuple[str, str]:
         return ("request-id" if api == "anthropic" else "x-request-id", new_id("req_"))
 
-    def _send_json(self, api: str, status: int, obj: Any, scenario: Scenario | None = None,
-                   extra: tuple[tuple[str, str], ...] = ()) -> None:
+    def _send_json(
+        self, api: str, status: int, obj: Any, scenario: Scenario | None = None, extra: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         body = dumps(obj)
         cut = scenario is not None and scenario.cut
         headers = [
@@ -276,10 +278,10 @@ class _Server(ThreadingHTTPServer):
 class FakeUpstream:
     """Context manager; starts the server in a background thread on a free port.
 
-        with FakeUpstream() as upstream:
-            client = openai.OpenAI(base_url=upstream.openai_base_url, api_key="sk-test")
-            client.chat.completions.create(model="gpt-4o-mini", messages=[...])
-            assert upstream.requests[-1]["path"] == "/v1/chat/completions"
+    with FakeUpstream() as upstream:
+        client = openai.OpenAI(base_url=upstream.openai_base_url, api_key="sk-test")
+        client.chat.completions.create(model="gpt-4o-mini", messages=[...])
+        assert upstream.requests[-1]["path"] == "/v1/chat/completions"
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, scenario: str | None = None) -> None:
@@ -316,7 +318,9 @@ class FakeUpstream:
             server = _Server((self.host, self.port), self)
             self.port = server.server_address[1]
             self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-upstream-{self.port}",
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"fake-upstream-{self.port}",
                 daemon=True,
             )
             self._server = server

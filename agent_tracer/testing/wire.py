@@ -11,8 +11,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 SCENARIO_HEADER = "x-fake-scenario"
 """The request header that selects a scenario."""

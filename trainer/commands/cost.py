@@ -25,18 +25,37 @@ _PRICE = click.FloatRange(min=0)
 @click.option("--engineering-hours", type=_PRICE, help="Part of it: engineering hours (with --hourly-rate).")
 @click.option("--hourly-rate", type=_PRICE, help="USD per engineering hour.")
 @click.option("--daily-tokens", type=_PRICE, help="Tokens a day the model serves (or --from-store).")
-@click.option("--from-store", is_flag=True, help="Measure the daily tokens in the trace store: input + output "
-                                                  "tokens of the LLM calls per day.")
-@click.option("--since", type=TimeParam(), default="30d", show_default=True,
-              help="With --from-store: calls since (a date, or an age: 7d).")
+@click.option(
+    "--from-store",
+    is_flag=True,
+    help="Measure the daily tokens in the trace store: input + output tokens of the LLM calls per day.",
+)
+@click.option(
+    "--since",
+    type=TimeParam(),
+    default="30d",
+    show_default=True,
+    help="With --from-store: calls since (a date, or an age: 7d).",
+)
 @db_option
 @json_option
-def cost(frontier_price: float, tuned_price: float, fine_tune_cost: float | None, compute_cost: float | None,
-         engineering_hours: float | None, hourly_rate: float | None, daily_tokens: float | None, from_store: bool,
-         since: datetime, db: str | None, as_json: bool) -> None:
+def cost(
+    frontier_price: float,
+    tuned_price: float,
+    fine_tune_cost: float | None,
+    compute_cost: float | None,
+    engineering_hours: float | None,
+    hourly_rate: float | None,
+    daily_tokens: float | None,
+    from_store: bool,
+    since: datetime,
+    db: str | None,
+    as_json: bool,
+) -> None:
     """Savings per 1K tokens, break-even tokens and days, monthly savings, and the fine-tuning cost."""
     from agent_tracer.errors import AgentTracerError
-    from trainer.cost import cost_benefit, daily_volume, fine_tune_cost as total_cost
+    from trainer.cost import cost_benefit, daily_volume
+    from trainer.cost import fine_tune_cost as total_cost
 
     if from_store and daily_tokens is not None:
         raise click.ClickException("give --daily-tokens or --from-store, not both")
@@ -47,12 +66,17 @@ def cost(frontier_price: float, tuned_price: float, fine_tune_cost: float | None
         with open_store(db) as store:
             daily_tokens, days = daily_volume(store, since)
         if daily_tokens is None:
-            raise click.ClickException(f"no LLM calls in the trace store since {since:%Y-%m-%d %H:%M} "
-                                       "(widen --since, or give --daily-tokens)")
+            raise click.ClickException(
+                f"no LLM calls in the trace store since {since:%Y-%m-%d %H:%M} (widen --since, or give --daily-tokens)"
+            )
     try:
-        result = cost_benefit(frontier_price, tuned_price,
-                              total_cost(fine_tune_cost, compute_cost, engineering_hours, hourly_rate),
-                              daily_tokens, days)  # fmt: skip
+        result = cost_benefit(
+            frontier_price,
+            tuned_price,
+            total_cost(fine_tune_cost, compute_cost, engineering_hours, hourly_rate),
+            daily_tokens,
+            days,
+        )
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.render())

@@ -50,11 +50,17 @@ def _selection(filters: dict[str, Any]) -> Selection:
     """The selection options' values (taken out of `filters`) as a `Selection`."""
     outcome = filters.pop("outcome")
     return Selection(
-        outcome=None if outcome in (None, "any") else outcome, min_rating=filters.pop("min_rating"),
-        name=filters.pop("name"), tags=list(filters.pop("tags")), since=filters.pop("since"),
-        until=filters.pop("until"), model=filters.pop("model"), has_tool_calls=filters.pop("has_tool_calls"),
-        max_traces=filters.pop("limit"), order=filters.pop("order"),
-    )  # fmt: skip
+        outcome=None if outcome in (None, "any") else outcome,
+        min_rating=filters.pop("min_rating"),
+        name=filters.pop("name"),
+        tags=list(filters.pop("tags")),
+        since=filters.pop("since"),
+        until=filters.pop("until"),
+        model=filters.pop("model"),
+        has_tool_calls=filters.pop("has_tool_calls"),
+        max_traces=filters.pop("limit"),
+        order=filters.pop("order"),
+    )
 
 
 def _report(build: Callable[[Any], Any], db: str | None, as_json: bool) -> None:
@@ -66,23 +72,36 @@ def _report(build: Callable[[Any], Any], db: str | None, as_json: bool) -> None:
             result = build(store)
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps(result.summary.to_dict(), indent=2, ensure_ascii=False) if as_json
-               else result.summary.render())
+    click.echo(
+        json.dumps(result.summary.to_dict(), indent=2, ensure_ascii=False) if as_json else result.summary.render()
+    )
 
 
 def _common(command: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed([
-        click.option("--redact/--no-redact", default=True, show_default=True, help=_help(SFTConfig, "redact")),
-        click.option("--redact-rule", "redact_rules", multiple=True, metavar="NAME=REGEX",
-                     help=_help(SFTConfig, "redact_rules") + " Repeatable."),
-        click.option("--eval-ratio", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-                     help=_help(SFTConfig, "eval_ratio")),
-        click.option("--seed", type=int, default=0, show_default=True, help=_help(SFTConfig, "seed")),
-        click.option("--include-held-out", is_flag=True, help=_help(SFTConfig, "include_held_out")),
-        click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars."),
-        db_option,
-        json_option,
-    ]):  # fmt: skip
+    for option in reversed(
+        [
+            click.option("--redact/--no-redact", default=True, show_default=True, help=_help(SFTConfig, "redact")),
+            click.option(
+                "--redact-rule",
+                "redact_rules",
+                multiple=True,
+                metavar="NAME=REGEX",
+                help=_help(SFTConfig, "redact_rules") + " Repeatable.",
+            ),
+            click.option(
+                "--eval-ratio",
+                type=click.FloatRange(0, 1, max_open=True),
+                default=0.1,
+                show_default=True,
+                help=_help(SFTConfig, "eval_ratio"),
+            ),
+            click.option("--seed", type=int, default=0, show_default=True, help=_help(SFTConfig, "seed")),
+            click.option("--include-held-out", is_flag=True, help=_help(SFTConfig, "include_held_out")),
+            click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars."),
+            db_option,
+            json_option,
+        ]
+    ):
         command = option(command)
     return command
 
@@ -93,21 +112,32 @@ def dataset() -> None:
 
 
 @dataset.command("sft")
-@click.option("--out", default="sft.jsonl", show_default=True, type=click.Path(dir_okay=False),
-              help=_help(SFTConfig, "out"))
-@click.option("--per", type=click.Choice(["run", "call"]), default="run", show_default=True, help=_help(SFTConfig, "per"))
+@click.option(
+    "--out", default="sft.jsonl", show_default=True, type=click.Path(dir_okay=False), help=_help(SFTConfig, "out")
+)
+@click.option(
+    "--per", type=click.Choice(["run", "call"]), default="run", show_default=True, help=_help(SFTConfig, "per")
+)
 @click.option("--tokenizer", default="smollm2", show_default=True, help=_help(SFTConfig, "model"))
-@click.option("--max-length", type=click.IntRange(min=16), default=4096, show_default=True,
-              help=_help(SFTConfig, "max_length"))
+@click.option(
+    "--max-length", type=click.IntRange(min=16), default=4096, show_default=True, help=_help(SFTConfig, "max_length")
+)
 @click.option("--max-samples", type=click.IntRange(min=1), help=_help(SFTConfig, "max_samples"))
 @click.option("--dedup/--no-dedup", default=True, show_default=True, help=_help(SFTConfig, "dedup"))
-@click.option("--near-dup", type=click.FloatRange(0, 1), default=0.9, show_default=True,
-              help=_help(SFTConfig, "near_dup"))
+@click.option(
+    "--near-dup", type=click.FloatRange(0, 1), default=0.9, show_default=True, help=_help(SFTConfig, "near_dup")
+)
 @click.option("--mixin", type=click.Path(exists=True, dir_okay=False), help=_help(SFTConfig, "mixin"))
-@click.option("--mixin-share", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-              help=_help(SFTConfig, "mixin_share"))
-@click.option("--unused-params", type=click.IntRange(min=0), default=0, show_default=True,
-              help=_help(SFTConfig, "unused_params"))
+@click.option(
+    "--mixin-share",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help=_help(SFTConfig, "mixin_share"),
+)
+@click.option(
+    "--unused-params", type=click.IntRange(min=0), default=0, show_default=True, help=_help(SFTConfig, "unused_params")
+)
 @selection_options(order="best", outcome="success", limit_flag="--max-traces")
 @_common
 def sft(db: str | None, as_json: bool, progress: bool, tokenizer: str, **options: Any) -> None:
@@ -123,19 +153,41 @@ def sft(db: str | None, as_json: bool, progress: bool, tokenizer: str, **options
 
 
 @dataset.command("dpo")
-@click.option("--out", default="dpo.jsonl", show_default=True, type=click.Path(dir_okay=False),
-              help=_help(PreferenceConfig, "out"))
-@click.option("--negatives", "sources", type=ListParam(DPO_SOURCES), default="traces,synthetic", show_default=True,
-              help="traces: a failed run against a successful run of a similar task; synthetic: rule-made wrong "
-                   "tool calls; llm: wrong calls written by a model at --llm-url.")  # fmt: skip
-@click.option("--similarity", type=click.FloatRange(0, 1, min_open=True), default=0.7, show_default=True,
-              help=_help(PreferenceConfig, "similarity"))
+@click.option(
+    "--out",
+    default="dpo.jsonl",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help=_help(PreferenceConfig, "out"),
+)
+@click.option(
+    "--negatives",
+    "sources",
+    type=ListParam(DPO_SOURCES),
+    default="traces,synthetic",
+    show_default=True,
+    help="traces: a failed run against a successful run of a similar task; synthetic: rule-made wrong "
+    "tool calls; llm: wrong calls written by a model at --llm-url.",
+)
+@click.option(
+    "--similarity",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.7,
+    show_default=True,
+    help=_help(PreferenceConfig, "similarity"),
+)
 @click.option("--chosen-outcome", default="success", show_default=True, help=_help(PreferenceConfig, "chosen_outcome"))
-@click.option("--rejected-outcome", default="failure", show_default=True,
-              help=_help(PreferenceConfig, "rejected_outcome"))
+@click.option(
+    "--rejected-outcome", default="failure", show_default=True, help=_help(PreferenceConfig, "rejected_outcome")
+)
 @click.option("--kinds", type=ListParam(NEGATIVE_KINDS), help=_help(PreferenceConfig, "kinds"))
-@click.option("--per-example", type=click.IntRange(min=1), default=2, show_default=True,
-              help=_help(PreferenceConfig, "per_example"))
+@click.option(
+    "--per-example",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help=_help(PreferenceConfig, "per_example"),
+)
 @click.option("--llm-url", help=_help(PreferenceConfig, "llm_url"))
 @click.option("--llm-model", help=_help(PreferenceConfig, "llm_model"))
 @click.option("--llm-key-env", default="OPENAI_API_KEY", show_default=True, help=_help(PreferenceConfig, "llm_key_env"))
@@ -151,15 +203,31 @@ def dpo(db: str | None, as_json: bool, progress: bool, **options: Any) -> None:
 
 
 @dataset.command("reward")
-@click.option("--out", default="reward.jsonl", show_default=True, type=click.Path(dir_okay=False),
-              help=_help(PreferenceConfig, "out"))
-@click.option("--sources", type=ListParam(REWARD_SOURCES), default="ratings,feedback", show_default=True,
-              help="ratings: a lower rated run against a similar, better rated one; feedback: pairwise judgements "
-                   "(traces rate A --better-than B).")  # fmt: skip
-@click.option("--similarity", type=click.FloatRange(0, 1, min_open=True), default=0.7, show_default=True,
-              help=_help(PreferenceConfig, "similarity"))
-@click.option("--min-gap", type=click.FloatRange(0, 5), default=1.0, show_default=True,
-              help=_help(PreferenceConfig, "min_gap"))
+@click.option(
+    "--out",
+    default="reward.jsonl",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help=_help(PreferenceConfig, "out"),
+)
+@click.option(
+    "--sources",
+    type=ListParam(REWARD_SOURCES),
+    default="ratings,feedback",
+    show_default=True,
+    help="ratings: a lower rated run against a similar, better rated one; feedback: pairwise judgements "
+    "(traces rate A --better-than B).",
+)
+@click.option(
+    "--similarity",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.7,
+    show_default=True,
+    help=_help(PreferenceConfig, "similarity"),
+)
+@click.option(
+    "--min-gap", type=click.FloatRange(0, 5), default=1.0, show_default=True, help=_help(PreferenceConfig, "min_gap")
+)
 @selection_options(order="best", outcome="any", limit_flag="--max-traces")
 @_common
 def reward(db: str | None, as_json: bool, progress: bool, **options: Any) -> None:

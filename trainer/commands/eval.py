@@ -42,53 +42,117 @@ class _OrNone(click.ParamType):
             self.fail(f"{exc.message.rstrip('.')} (or none: the server's default)", param, ctx)
 
 
-_TYPES = {"concurrency": click.IntRange(min=1), "temperature": _OrNone(click.FloatRange(min=0)),
-          "max_tokens": click.IntRange(min=1), "timeout": click.FloatRange(min=0, min_open=True),
-          "retries": click.IntRange(min=0), "down_after": click.IntRange(min=1)}  # fmt: skip
+_TYPES = {
+    "concurrency": click.IntRange(min=1),
+    "temperature": _OrNone(click.FloatRange(min=0)),
+    "max_tokens": click.IntRange(min=1),
+    "timeout": click.FloatRange(min=0, min_open=True),
+    "retries": click.IntRange(min=0),
+    "down_after": click.IntRange(min=1),
+}
 
 
 def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """An option per `RunConfig` field, with its default and help."""
     for item in reversed(dataclasses.fields(RunConfig)):
         flag = "--" + item.name.replace("_", "-")
-        command = click.option(flag, item.name, type=_TYPES[item.name], default=item.default,
-                               show_default=item.default is not None, help=item.metadata["help"])(command)
+        command = click.option(
+            flag,
+            item.name,
+            type=_TYPES[item.name],
+            default=item.default,
+            show_default=item.default is not None,
+            help=item.metadata["help"],
+        )(command)
     return command
 
 
 @click.command("eval")
-@click.option("--cases", "specs", multiple=True, metavar="FILE",
-              help="Case file (JSONL), BFCL question file, or bfcl:CATEGORY (e.g. bfcl:simple_python, "
-                   "bfcl:live_multiple). Repeatable.")  # fmt: skip
+@click.option(
+    "--cases",
+    "specs",
+    multiple=True,
+    metavar="FILE",
+    help="Case file (JSONL), BFCL question file, or bfcl:CATEGORY (e.g. bfcl:simple_python, "
+    "bfcl:live_multiple). Repeatable.",
+)
 @click.option("--from-store", is_flag=True, help="Cases from the store's held-out traces (see --split).")
-@click.option("--split", type=click.Choice(["eval", "held-out"]), default="eval", show_default=True,
-              help="eval: the traces a dataset build held out (listed in --manifest); held-out: traces "
-                   "tagged held-out (imported BFCL live_* questions).")  # fmt: skip
-@click.option("--manifest", default="sft.manifest.json", show_default=True, type=click.Path(dir_okay=False),
-              help="The dataset manifest naming the eval traces (agent-tracer dataset sft writes it).")
-@click.option("--endpoint", "endpoints", multiple=True, required=True, metavar="NAME=URL[,OPTION=VALUE…]",
-              help="An OpenAI-compatible endpoint; options: model=M, key_env=ENV (the variable holding "
-                   "its API key), price_in=USD, price_out=USD (per 1K tokens), safe_names=true. Repeatable.")
+@click.option(
+    "--split",
+    type=click.Choice(["eval", "held-out"]),
+    default="eval",
+    show_default=True,
+    help="eval: the traces a dataset build held out (listed in --manifest); held-out: traces "
+    "tagged held-out (imported BFCL live_* questions).",
+)
+@click.option(
+    "--manifest",
+    default="sft.manifest.json",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The dataset manifest naming the eval traces (agent-tracer dataset sft writes it).",
+)
+@click.option(
+    "--endpoint",
+    "endpoints",
+    multiple=True,
+    required=True,
+    metavar="NAME=URL[,OPTION=VALUE…]",
+    help="An OpenAI-compatible endpoint; options: model=M, key_env=ENV (the variable holding "
+    "its API key), price_in=USD, price_out=USD (per 1K tokens), safe_names=true. Repeatable.",
+)
 @_run_options
-@click.option("--prices", type=click.Path(exists=True, dir_okay=False),
-              help="Price table, JSON or YAML: {model: {input: USD, output: USD}} per 1K tokens, over the defaults.")
+@click.option(
+    "--prices",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Price table, JSON or YAML: {model: {input: USD, output: USD}} per 1K tokens, over the defaults.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases.")
-@click.option("--capability", is_flag=False, flag_value="builtin", default=None, metavar="[lm-eval:TASK]",
-              help="Also ask every endpoint the 48 shipped multiple-choice questions (general knowledge, "
-                   "arithmetic, reading), to catch what narrow fine-tuning cost; reported as its own rate per "
-                   "endpoint with the paired test. Alone (no --cases) it is the whole evaluation. "
-                   "lm-eval:TASK names an lm-evaluation-harness task instead (needs pip install lm-eval).")
-@click.option("--report", default="eval-report", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for results.jsonl, report.md, index.html (one self-contained page with charts) "
-                   "and the charts as PNG (charts need matplotlib).")
-@click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Failures shown per endpoint in the report.")
+@click.option(
+    "--capability",
+    is_flag=False,
+    flag_value="builtin",
+    default=None,
+    metavar="[lm-eval:TASK]",
+    help="Also ask every endpoint the 48 shipped multiple-choice questions (general knowledge, "
+    "arithmetic, reading), to catch what narrow fine-tuning cost; reported as its own rate per "
+    "endpoint with the paired test. Alone (no --cases) it is the whole evaluation. "
+    "lm-eval:TASK names an lm-evaluation-harness task instead (needs pip install lm-eval).",
+)
+@click.option(
+    "--report",
+    default="eval-report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for results.jsonl, report.md, index.html (one self-contained page with charts) "
+    "and the charts as PNG (charts need matplotlib).",
+)
+@click.option(
+    "--worst",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Failures shown per endpoint in the report.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @db_option
 @json_option
-def eval_command(specs: tuple[str, ...], from_store: bool, split: str, manifest: str, endpoints: tuple[str, ...],
-                 prices: str | None, limit: int | None, capability: str | None, report: str, worst: int,
-                 progress: bool, db: str | None, as_json: bool, **run: Any) -> None:
+def eval_command(
+    specs: tuple[str, ...],
+    from_store: bool,
+    split: str,
+    manifest: str,
+    endpoints: tuple[str, ...],
+    prices: str | None,
+    limit: int | None,
+    capability: str | None,
+    report: str,
+    worst: int,
+    progress: bool,
+    db: str | None,
+    as_json: bool,
+    **run: Any,
+) -> None:
     """Send eval cases to each endpoint, grade the answers, report the metrics side by side.
 
     \b
@@ -136,9 +200,14 @@ def eval_command(specs: tuple[str, ...], from_store: bool, split: str, manifest:
             cases = load_cases(specs, limit=limit, warn=warn)
         bar = _bar(len(cases) * len(endpoint_list)) if progress else None
         try:
-            result = evaluate(cases, endpoint_list, RunConfig(**run), table,
-                              on_row=(lambda row: bar.update(1)) if bar is not None else None,
-                              capability=capability or False)
+            result = evaluate(
+                cases,
+                endpoint_list,
+                RunConfig(**run),
+                table,
+                on_row=(lambda row: bar.update(1)) if bar is not None else None,
+                capability=capability or False,
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -146,8 +215,9 @@ def eval_command(specs: tuple[str, ...], from_store: bool, split: str, manifest:
         raise click.ClickException(str(exc)) from None
     written = result.write(report, worst)
     if as_json:
-        click.echo(json.dumps({**result.to_dict(), "files": {k: str(v) for k, v in written.items()}}, indent=2,
-                              default=str))
+        click.echo(
+            json.dumps({**result.to_dict(), "files": {k: str(v) for k, v in written.items()}}, indent=2, default=str)
+        )
     else:
         click.echo(result.table())
         click.echo(f"\nwrote {', '.join(str(path) for path in written.values())}")

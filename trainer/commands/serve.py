@@ -20,20 +20,41 @@ help_for, default_for = ServeConfig.help, ServeConfig.default
 @click.command()
 @click.argument("model", default=default_for("model"))
 @click.option("--model-name", help=help_for("model_name"))
-@click.option("--engine", default=default_for("engine"), show_default=True, type=click.Choice(ENGINES),
-              help=help_for("engine"))
+@click.option(
+    "--engine", default=default_for("engine"), show_default=True, type=click.Choice(ENGINES), help=help_for("engine")
+)
 @click.option("--host", default=default_for("host"), show_default=True, help=help_for("host"))
-@click.option("--port", default=default_for("port"), show_default=True, type=click.IntRange(0, 65535),
-              help=help_for("port"))
-@click.option("--max-batch", default=default_for("max_batch"), show_default=True, type=click.IntRange(min=1),
-              help=help_for("max_batch"))
-@click.option("--max-queue", default=default_for("max_queue"), show_default=True, type=click.IntRange(min=0),
-              help=help_for("max_queue"))
-@click.option("--max-tokens", default=default_for("max_tokens"), show_default=True, type=click.IntRange(min=1),
-              help=help_for("max_tokens"))
+@click.option(
+    "--port", default=default_for("port"), show_default=True, type=click.IntRange(0, 65535), help=help_for("port")
+)
+@click.option(
+    "--max-batch",
+    default=default_for("max_batch"),
+    show_default=True,
+    type=click.IntRange(min=1),
+    help=help_for("max_batch"),
+)
+@click.option(
+    "--max-queue",
+    default=default_for("max_queue"),
+    show_default=True,
+    type=click.IntRange(min=0),
+    help=help_for("max_queue"),
+)
+@click.option(
+    "--max-tokens",
+    default=default_for("max_tokens"),
+    show_default=True,
+    type=click.IntRange(min=1),
+    help=help_for("max_tokens"),
+)
 @click.option("--device", default=default_for("device"), show_default=True, help=help_for("device"))
-@click.option("--guided-tool-calls/--no-guided-tool-calls", default=default_for("guided_tool_calls"), show_default=True,
-              help=help_for("guided_tool_calls"))
+@click.option(
+    "--guided-tool-calls/--no-guided-tool-calls",
+    default=default_for("guided_tool_calls"),
+    show_default=True,
+    help=help_for("guided_tool_calls"),
+)
 def serve(model: str, **settings: object) -> None:
     """Serve MODEL (default: smollm2) behind OpenAI's Chat Completions API.
 
@@ -53,9 +74,14 @@ def serve(model: str, **settings: object) -> None:
             return
         from trainer.serve import Engine
 
-        engine = Engine.load(config.model, device=config.device, max_batch=config.max_batch,
-                             max_queue=config.max_queue, default_max_tokens=config.max_tokens,
-                             guide_tool_calls=config.guided_tool_calls)
+        engine = Engine.load(
+            config.model,
+            device=config.device,
+            max_batch=config.max_batch,
+            max_queue=config.max_queue,
+            default_max_tokens=config.max_tokens,
+            guide_tool_calls=config.guided_tool_calls,
+        )
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(describe(config, engine), err=True)
@@ -70,7 +96,9 @@ def serve(model: str, **settings: object) -> None:
 
 def describe(config: ServeConfig, engine: object) -> str:
     """The start-up line: what is served, under which name, on what, where."""
-    return (f"agent-tracer serve: {config.model} as {config.served_name!r} on transformers "
-            f"({engine.device}, batches of up to {config.max_batch}, context {engine.context_length} tokens, "  # type: ignore[attr-defined]
-            f"tool calls {'guided' if engine.guidance is not None else 'unguided'}) "  # type: ignore[attr-defined]
-            f"at http://{config.host}:{config.port}/v1")
+    return (
+        f"agent-tracer serve: {config.model} as {config.served_name!r} on transformers "
+        f"({engine.device}, batches of up to {config.max_batch}, context {engine.context_length} tokens, "  # type: ignore[attr-defined]
+        f"tool calls {'guided' if engine.guidance is not None else 'unguided'}) "  # type: ignore[attr-defined]
+        f"at http://{config.host}:{config.port}/v1"
+    )

@@ -60,8 +60,9 @@ def _default_text(spec: dataclasses.Field[Any], layers: dict[str, dict[str, Any]
     own = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
     values = {name: text(values.get(spec.name, own)) for name, values in layers.items()}
     if len(set(values.values())) > 1:
-        return ", ".join(f"{value} ({'preset ' if not index else ''}{name})"
-                         for index, (name, value) in enumerate(values.items()))
+        return ", ".join(
+            f"{value} ({'preset ' if not index else ''}{name})" for index, (name, value) in enumerate(values.items())
+        )
     return next(iter(values.values()), text(own))
 
 
@@ -70,14 +71,19 @@ def _run_command(kind: str) -> click.Command:
 
     @click.command(kind, help=(config_class.__doc__ or "").strip() + "\n\nPresets: `agent-tracer train presets`.")
     @click.option("--preset", help=f"Start from this shipped preset (default: {kind} with a GPU, {kind}-cpu without).")
-    @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-                  help="YAML file of settings, over the preset; flags win over both.")
+    @click.option(
+        "--config",
+        "config_file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="YAML file of settings, over the preset; flags win over both.",
+    )
     @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
     @click.option("--overwrite", is_flag=True, help="Replace a finished or broken run in --out.")
     @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
     @_options(kind)
-    def command(preset: str | None, config_file: str | None, resume: bool, overwrite: bool, as_json: bool,
-                **flags: Any) -> None:
+    def command(
+        preset: str | None, config_file: str | None, resume: bool, overwrite: bool, as_json: bool, **flags: Any
+    ) -> None:
         from agent_tracer.errors import AgentTracerError
 
         try:
@@ -95,8 +101,11 @@ def _resolved(kind: str, preset: str | None, config_file: str | None, flags: dic
     from trainer.train.run import gpu_available
 
     name = preset or default_preset(kind, gpu_available())
-    layers = [preset_values(name) if name else {}, read_yaml(config_file) if config_file else {},
-              {key: value for key, value in flags.items() if value is not None}]  # fmt: skip
+    layers = [
+        preset_values(name) if name else {},
+        read_yaml(config_file) if config_file else {},
+        {key: value for key, value in flags.items() if value is not None},
+    ]
     if name and not preset:
         click.echo(f"preset: {name} (--preset to choose another)", err=True)
     return resolve(kind, *layers)
@@ -106,8 +115,12 @@ def _train(config: Any, **kwargs: Any) -> dict[str, Any]:
     """Run the training of `config.kind` (its module imported only now: torch comes with it)."""
     from trainer.train import grpo, preference, sft
 
-    function = {"sft": sft.train_sft, "dpo": preference.train_dpo, "reward": preference.train_reward,
-                "grpo": grpo.train_grpo}[config.kind]  # fmt: skip
+    function = {
+        "sft": sft.train_sft,
+        "dpo": preference.train_dpo,
+        "reward": preference.train_reward,
+        "grpo": grpo.train_grpo,
+    }[config.kind]
     return function(config, **kwargs)
 
 
@@ -115,13 +128,17 @@ def _render(kind: str, out: str, summary: dict[str, Any]) -> str:
     def number(value: Any, form: str) -> str:
         return "-" if value is None else format(value, form)
 
-    lines = [f"{kind} run in {out}: {summary['steps']} steps, {number(summary['epochs'], '.2f')} epochs, "
-             f"{summary['seconds']:.0f} s",
-             f"  train loss {number(summary['train_loss'], '.4f')}, eval loss {number(summary['eval_loss'], '.4f')}",
-             f"  {summary['tokens']:,} tokens, {number(summary['tokens_per_second'], ',.0f')} tokens/s"]
+    lines = [
+        f"{kind} run in {out}: {summary['steps']} steps, {number(summary['epochs'], '.2f')} epochs, "
+        f"{summary['seconds']:.0f} s",
+        f"  train loss {number(summary['train_loss'], '.4f')}, eval loss {number(summary['eval_loss'], '.4f')}",
+        f"  {summary['tokens']:,} tokens, {number(summary['tokens_per_second'], ',.0f')} tokens/s",
+    ]
     if summary.get("rows_cut"):
-        lines.append(f"  {summary['rows_cut']:,} rows were longer than --max-length and lost their ends: raise it, "
-                     "or build the data with `agent-tracer dataset sft --max-length`, which drops old turns instead")
+        lines.append(
+            f"  {summary['rows_cut']:,} rows were longer than --max-length and lost their ends: raise it, "
+            "or build the data with `agent-tracer dataset sft --max-length`, which drops old turns instead"
+        )
     if summary.get("peak_gpu_memory_gb") is not None:
         lines.append(f"  peak GPU memory {summary['peak_gpu_memory_gb']} GB")
     lines.append(f"  adapter, tokenizer, config.yaml, metrics.jsonl and run.json in {out}")
@@ -150,8 +167,10 @@ def merge(run: str, out: str, overwrite: bool) -> None:
         written = merge_run(run, out, overwrite=overwrite)
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"merged {written['run']} ({written['kind']}, base {written['base']}) into {written['out']}: "
-               f"{written['parameters']:,} parameters, {written['safetensors_mb']} MB of safetensors")
+    click.echo(
+        f"merged {written['run']} ({written['kind']}, base {written['base']}) into {written['out']}: "
+        f"{written['parameters']:,} parameters, {written['safetensors_mb']} MB of safetensors"
+    )
 
 
 @train.command("presets")
@@ -166,8 +185,9 @@ def list_presets(show: str | None) -> None:
         return
     for name in sorted(files):
         values = preset_values(name)
-        about = next((line[2:] for line in files[name].read_text(encoding="utf-8").splitlines()
-                      if line.startswith("# ")), "")  # fmt: skip
+        about = next(
+            (line[2:] for line in files[name].read_text(encoding="utf-8").splitlines() if line.startswith("# ")), ""
+        )
         keys = ("model", "lora_r", "learning_rate", "epochs", "max_steps", "batch_size", "grad_accum", "max_length")
         settings = ", ".join(f"{key} {values[key]}" for key in keys if key in values)
         click.echo(f"{name:<11} {values.get('kind', '?'):<6} {about}\n{'':18}{settings}")

@@ -14,8 +14,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"BuildResult": "sft", "EmptySelection": "select", "PreferenceConfig": "preferences", "SFTConfig": "sft",
-            "Selection": "select", "build_dpo": "preferences", "build_reward": "preferences", "build_sft": "sft"}
+_EXPORTS = {
+    "BuildResult": "sft",
+    "EmptySelection": "select",
+    "PreferenceConfig": "preferences",
+    "SFTConfig": "sft",
+    "Selection": "select",
+    "build_dpo": "preferences",
+    "build_reward": "preferences",
+    "build_sft": "sft",
+}
 """Name → the module it comes from, imported when the name is first asked for: every submodule
 import goes through this package, and the builds would cost each a half second (numpy, the
 negatives), a reader process started on its own included."""

@@ -51,7 +51,6 @@ without losing the near copies, whose other bands are specific to them.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import zlib
@@ -115,20 +114,26 @@ class ExactDedup:
 class NearDedupConfig:
     threshold: float = field(
         default=0.9,
-        metadata={"help": "Estimated Jaccard similarity of two prompts' word sets at or above which the later "
-                  "example is a near duplicate (0.9: the words they share are 90% of all their distinct words)."},
+        metadata={
+            "help": "Estimated Jaccard similarity of two prompts' word sets at or above which the later "
+            "example is a near duplicate (0.9: the words they share are 90% of all their distinct words)."
+        },
     )
     num_perm: int = field(default=256, metadata={"help": "MinHash permutations per prompt (8 bits of each kept)."})
     bands: int = field(
         default=0,
-        metadata={"help": "LSH bands; with rows, 0 derives both: the most rows (up to 8) and the fewest bands "
-                  "that make 99% of pairs at the threshold candidates."},
+        metadata={
+            "help": "LSH bands; with rows, 0 derives both: the most rows (up to 8) and the fewest bands "
+            "that make 99% of pairs at the threshold candidates."
+        },
     )
     rows: int = field(default=0, metadata={"help": "Signature values per LSH band (bands x rows <= num_perm)."})
     shingle_size: int = field(
         default=1,
-        metadata={"help": "Words per shingle: 1 compares word sets; 3 also compares word order but merges only "
-                  "prompts with about one word changed in 60 at a 0.9 threshold."},
+        metadata={
+            "help": "Words per shingle: 1 compares word sets; 3 also compares word order but merges only "
+            "prompts with about one word changed in 60 at a 0.9 threshold."
+        },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the permutations: same seed, same result."})
 
@@ -140,8 +145,9 @@ class NearDedupConfig:
         if self.bands == self.rows == 0:
             self.bands, self.rows = _banding(self.threshold, self.num_perm)
         if self.bands < 1 or self.rows < 1 or self.bands * self.rows > self.num_perm:
-            raise ConfigError(f"bands x rows must be at most num_perm ({self.num_perm}), "
-                              f"got {self.bands} x {self.rows}")
+            raise ConfigError(
+                f"bands x rows must be at most num_perm ({self.num_perm}), got {self.bands} x {self.rows}"
+            )
 
 
 def _banding(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -187,7 +193,7 @@ class NearDedup:
     def _shingle_hashes(self, prompt: str) -> list[int]:
         words = _WORD.findall(prompt.lower())
         n = min(self.config.shingle_size, len(words))
-        shingles = set(words) if n <= 1 else {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+        shingles = set(words) if n <= 1 else {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
         return [zlib.crc32(s.encode()) for s in shingles]
 
     def _filter(self, batch: list[tuple[Example, list[int]]]) -> Iterator[Example]:

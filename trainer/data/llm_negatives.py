@@ -35,7 +35,8 @@ class LLMConfig:
     base_url: str = field(metadata={"help": "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."})
     model: str = field(metadata={"help": "Model that writes the wrong tool calls."})
     api_key_env: str | None = field(
-        default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the API key; None for none."})
+        default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the API key; None for none."}
+    )
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the model."})
     max_tokens: int = field(default=1024, metadata={"help": "Most tokens the model may write per answer."})
     concurrency: int = field(default=4, metadata={"help": "Requests in flight at once."})
@@ -74,8 +75,12 @@ Answer with only a JSON object, no prose and no code fence:
 {"name": "<tool name>", "arguments": {<argument name>: <value>, ...}}"""
 
 
-def llm_negatives(examples: Iterable[Example], config: LLMConfig, stats: LLMStats | None = None,
-                  progress: Callable[[int], None] | None = None) -> Iterator[Preference]:
+def llm_negatives(
+    examples: Iterable[Example],
+    config: LLMConfig,
+    stats: LLMStats | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Preference]:
     """One preference per example whose wrong call the model wrote, in input order.
 
     Requests run `config.concurrency` at a time through the official `openai` SDK (its timeout and
@@ -86,8 +91,13 @@ def llm_negatives(examples: Iterable[Example], config: LLMConfig, stats: LLMStat
     return _ask_all(examples, config, api_key, stats if stats is not None else LLMStats(), progress)
 
 
-def _ask_all(examples: Iterable[Example], config: LLMConfig, api_key: str, stats: LLMStats,
-             progress: Callable[[int], None] | None) -> Iterator[Preference]:
+def _ask_all(
+    examples: Iterable[Example],
+    config: LLMConfig,
+    api_key: str,
+    stats: LLMStats,
+    progress: Callable[[int], None] | None,
+) -> Iterator[Preference]:
     from openai import OpenAI
 
     client = OpenAI(base_url=config.base_url, api_key=api_key, timeout=config.timeout, max_retries=config.max_retries)
@@ -118,8 +128,9 @@ def _api_key(config: LLMConfig) -> str:
     return key
 
 
-def _settle(future: Future[Preference], stats: LLMStats,
-            progress: Callable[[int], None] | None) -> Iterator[Preference]:
+def _settle(
+    future: Future[Preference], stats: LLMStats, progress: Callable[[int], None] | None
+) -> Iterator[Preference]:
     stats.examples += 1
     try:
         preference = future.result()
@@ -145,8 +156,11 @@ def _ask(client: OpenAI, example: Example, config: LLMConfig) -> Preference:
     index = random.Random(f"{config.seed}:{row_digest(example).hex()}").randrange(len(calls))
     try:
         completion = client.chat.completions.create(
-            model=config.model, messages=_instruction(example, index), temperature=config.temperature,
-            max_tokens=config.max_tokens)  # fmt: skip
+            model=config.model,
+            messages=_instruction(example, index),
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+        )
     except openai.APITimeoutError:
         raise _Failed("timeout") from None
     except openai.APIConnectionError:
@@ -160,19 +174,30 @@ def _ask(client: OpenAI, example: Example, config: LLMConfig) -> Preference:
     if _normalised(name, arguments) == _normalised(chosen["name"], chosen["arguments"]):
         raise _Failed("same as the chosen call")
     rejected = replaced(answer, index, name, arguments)
-    return Preference(example.messages[:-1], [answer], [rejected], example.tools, source="llm", kind="llm",
-                      trace_id=example.trace_id)  # fmt: skip
+    return Preference(
+        example.messages[:-1], [answer], [rejected], example.tools, source="llm", kind="llm", trace_id=example.trace_id
+    )
 
 
 def _instruction(example: Example, index: int) -> list[Message]:
     calls = [call["function"] for call in example.messages[-1]["tool_calls"]]
-    lines = ["Tools:", *(json.dumps(tool, ensure_ascii=False) for tool in example.tools), "",
-             "Conversation:", *(json.dumps(m, ensure_ascii=False) for m in example.messages[:-1]), ""]  # fmt: skip
+    lines = [
+        "Tools:",
+        *(json.dumps(tool, ensure_ascii=False) for tool in example.tools),
+        "",
+        "Conversation:",
+        *(json.dumps(m, ensure_ascii=False) for m in example.messages[:-1]),
+        "",
+    ]
     if len(calls) == 1:
         lines += ["Correct tool call:", _call_json(calls[0])]
     else:
-        lines += ["Correct tool calls, made together:", *(f"{i + 1}. {_call_json(c)}" for i, c in enumerate(calls)),
-                  "", f"Write a wrong call to take the place of call {index + 1} only."]  # fmt: skip
+        lines += [
+            "Correct tool calls, made together:",
+            *(f"{i + 1}. {_call_json(c)}" for i, c in enumerate(calls)),
+            "",
+            f"Write a wrong call to take the place of call {index + 1} only.",
+        ]
     return [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": "\n".join(lines)}]
 
 

@@ -49,15 +49,22 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent_tracer.errors import ConfigError
 from trainer.data.dedup import row_digest
 from trainer.data.rows import Example, Message, Preference
 from trainer.data.unused_params import user_words, words
 
-KINDS = ("wrong_tool", "wrong_argument", "missing_argument", "wrong_type", "malformed_json", "invented_tool",
-         "unasked_argument")
+KINDS = (
+    "wrong_tool",
+    "wrong_argument",
+    "missing_argument",
+    "wrong_type",
+    "malformed_json",
+    "invented_tool",
+    "unasked_argument",
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -90,8 +97,9 @@ class SyntheticStats:
     """Examples with no tool call to corrupt, by reason."""
 
 
-def synthetic_negatives(examples: Iterable[Example], config: SyntheticConfig | None = None,
-                        stats: SyntheticStats | None = None) -> Iterator[Preference]:
+def synthetic_negatives(
+    examples: Iterable[Example], config: SyntheticConfig | None = None, stats: SyntheticStats | None = None
+) -> Iterator[Preference]:
     """Up to `config.per_example` synthetic preferences per example, counted into `stats`."""
     config = config or SyntheticConfig()
     stats = stats if stats is not None else SyntheticStats()
@@ -120,8 +128,15 @@ def synthetic_negatives(examples: Iterable[Example], config: SyntheticConfig | N
                 raise AssertionError(f"{kind} left the answer unchanged: {answer!r}")
             stats.made[kind] += 1
             made += 1
-            yield Preference(example.messages[:-1], [answer], [rejected], example.tools, source="synthetic",
-                             kind=kind, trace_id=example.trace_id)  # fmt: skip
+            yield Preference(
+                example.messages[:-1],
+                [answer],
+                [rejected],
+                example.tools,
+                source="synthetic",
+                kind=kind,
+                trace_id=example.trace_id,
+            )
 
 
 class _CannotApply(Exception):
@@ -200,8 +215,11 @@ def _wrong_argument(answer: Message, context: _Context, rng: random.Random) -> M
     rng.shuffle(slots)
     for index, name in slots:
         function = calls[index]["function"]
-        siblings = [call["function"]["arguments"][name] for j, call in enumerate(calls)
-                    if j != index and name in call["function"]["arguments"]]  # fmt: skip
+        siblings = [
+            call["function"]["arguments"][name]
+            for j, call in enumerate(calls)
+            if j != index and name in call["function"]["arguments"]
+        ]
         schema = context.schema_of(function["name"], name) or {}
         value = _other_value(function["arguments"][name], schema, context.names, rng, siblings)
         if value is not None:
@@ -209,8 +227,9 @@ def _wrong_argument(answer: Message, context: _Context, rng: random.Random) -> M
     raise _CannotApply("no argument has another plausible value")
 
 
-def _other_value(value: Any, schema: dict[str, Any], names: list[str], rng: random.Random,
-                 siblings: Sequence[Any] = ()) -> Any:
+def _other_value(
+    value: Any, schema: dict[str, Any], names: list[str], rng: random.Random, siblings: Sequence[Any] = ()
+) -> Any:
     """Another plausible value of the same type, or None where there is none."""
     if schema.get("enum"):
         others = [v for v in schema["enum"] if _same_type(v, value) and canonical(v) != canonical(value)]
@@ -238,8 +257,9 @@ def _other_value(value: Any, schema: dict[str, Any], names: list[str], rng: rand
     return None
 
 
-def _change_one(slots: list[tuple[Any, Any, dict[str, Any]]], names: list[str],
-                rng: random.Random) -> tuple[Any, Any] | None:
+def _change_one(
+    slots: list[tuple[Any, Any, dict[str, Any]]], names: list[str], rng: random.Random
+) -> tuple[Any, Any] | None:
     """(key, new value) for one member of a list or object that has another value."""
     rng.shuffle(slots)
     for key, value, schema in slots:
@@ -273,9 +293,12 @@ def _other_string(value: str, names: list[str], rng: random.Random) -> str | Non
 
 def _missing_argument(answer: Message, context: _Context, rng: random.Random) -> Message:
     calls = answer["tool_calls"]
-    slots = [(i, name) for i, call in enumerate(calls)
-             for name in (context.schemas.get(call["function"]["name"]) or {}).get("required") or ()
-             if name in call["function"]["arguments"]]  # fmt: skip
+    slots = [
+        (i, name)
+        for i, call in enumerate(calls)
+        for name in (context.schemas.get(call["function"]["name"]) or {}).get("required") or ()
+        if name in call["function"]["arguments"]
+    ]
     if not slots:
         raise _CannotApply("no required argument is given")
     index, name = rng.choice(slots)
@@ -345,7 +368,11 @@ def _trailing_comma(text: str, rng: random.Random) -> str:
 
 
 _BREAKERS: tuple[Callable[[str, random.Random], str | None], ...] = (
-    _cut_short, _unquoted_key, _single_quotes, _trailing_comma)
+    _cut_short,
+    _unquoted_key,
+    _single_quotes,
+    _trailing_comma,
+)
 
 
 def _invented_tool(answer: Message, context: _Context, rng: random.Random) -> Message:
@@ -389,9 +416,14 @@ def _unasked_argument(answer: Message, context: _Context, rng: random.Random) ->
     for index, call in enumerate(calls):
         parameters = context.schemas.get(call["function"]["name"]) or {}
         required = set(parameters.get("required") or ())
-        slots += [(index, name, schema) for name, schema in (parameters.get("properties") or {}).items()
-                  if name not in call["function"]["arguments"] and name not in required and isinstance(schema, dict)
-                  and not words(name) & context.said]  # fmt: skip
+        slots += [
+            (index, name, schema)
+            for name, schema in (parameters.get("properties") or {}).items()
+            if name not in call["function"]["arguments"]
+            and name not in required
+            and isinstance(schema, dict)
+            and not words(name) & context.said
+        ]
     if not slots:
         raise _CannotApply("no optional parameter the user does not name is left out")
     rng.shuffle(slots)
@@ -472,8 +504,17 @@ def _parses(text: str) -> bool:
     return True
 
 
-_JSON_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "array": "array",
-               "object": "object", "float": "number", "tuple": "array", "dict": "object"}  # fmt: skip
+_JSON_TYPES = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "array": "array",
+    "object": "object",
+    "float": "number",
+    "tuple": "array",
+    "dict": "object",
+}
 """JSON schema's types, and the Python names some tool specs use instead (BFCL's among them)."""
 
 

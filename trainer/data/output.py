@@ -27,8 +27,11 @@ def output_paths(out: str | os.PathLike[str]) -> dict[str, Path]:
     if train.suffix != ".jsonl":
         train = train.with_name(train.name + ".jsonl")
     stem = train.name[: -len(".jsonl")]
-    return {"train": train, "eval": train.with_name(f"{stem}.eval.jsonl"),
-            "manifest": train.with_name(f"{stem}.manifest.json")}
+    return {
+        "train": train,
+        "eval": train.with_name(f"{stem}.eval.jsonl"),
+        "manifest": train.with_name(f"{stem}.manifest.json"),
+    }
 
 
 class RowWriter:
@@ -97,8 +100,9 @@ class SplitWriter:
             self.train.abort()
             self.eval.abort()
             if exc_type is None:
-                raise EmptyDataset(f"no {self.summary.kind} rows to write; what each step kept:\n"
-                                   + self.summary.render())
+                raise EmptyDataset(
+                    f"no {self.summary.kind} rows to write; what each step kept:\n" + self.summary.render()
+                )
             return
         self.train.commit()
         if self.eval.rows:
@@ -137,8 +141,11 @@ def load_dataset(path: Path, kind: str) -> Any:
     features = dataset_features(kind)
     stat = path.stat()  # part of the cache key: datasets reuses a cached build for equal arguments
     # Strings only: datasets takes a list in gen_kwargs for shards, one generator call per item.
-    return Dataset.from_generator(_columns, features=features, gen_kwargs={
-        "path": str(path), "columns": ",".join(features), "stamp": f"{stat.st_mtime_ns}:{stat.st_size}"})
+    return Dataset.from_generator(
+        _columns,
+        features=features,
+        gen_kwargs={"path": str(path), "columns": ",".join(features), "stamp": f"{stat.st_mtime_ns}:{stat.st_size}"},
+    )
 
 
 def _columns(path: str, columns: str, stamp: str) -> Iterator[dict[str, Any]]:

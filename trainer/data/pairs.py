@@ -79,8 +79,9 @@ class Candidate:
     """Higher is better: a rating, or 1 for a success and 0 for a failure."""
 
 
-def match_pairs(better: Iterable[Candidate], worse: Iterable[Candidate], *, threshold: float, source: str,
-                min_gap: float = 0.0) -> Iterator[tuple[Preference | None, str]]:
+def match_pairs(
+    better: Iterable[Candidate], worse: Iterable[Candidate], *, threshold: float, source: str, min_gap: float = 0.0
+) -> Iterator[tuple[Preference | None, str]]:
     """Each worse run paired with the most similar better run of another trace (task similarity
     at least `threshold`, score higher, and by at least `min_gap`): yields (pair, "paired"), or
     (None, why not)."""
@@ -89,10 +90,14 @@ def match_pairs(better: Iterable[Candidate], worse: Iterable[Candidate], *, thre
     for candidate in pool:
         index.add(candidate.prompt)
     for loser in worse:
-        found = [(similarity, key) for key, similarity in index.query(loser.prompt)
-                 if similarity >= threshold and pool[key].score > loser.score
-                 and pool[key].score - loser.score >= min_gap
-                 and pool[key].example.trace_id != loser.example.trace_id]  # fmt: skip
+        found = [
+            (similarity, key)
+            for key, similarity in index.query(loser.prompt)
+            if similarity >= threshold
+            and pool[key].score > loser.score
+            and pool[key].score - loser.score >= min_gap
+            and pool[key].example.trace_id != loser.example.trace_id
+        ]
         if not found:
             yield None, "no similar better run"
             continue

@@ -52,8 +52,14 @@ class RegexRule:
     keeps the matches it rejects; `hint(text)`, when given, is a cheap test that must be true
     for the pattern to match anywhere in the text (else the regex is not run)."""
 
-    def __init__(self, name: str, pattern: str | re.Pattern[str], placeholder: str,
-                 check: Callable[[str], bool] | None = None, hint: Callable[[str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        pattern: str | re.Pattern[str],
+        placeholder: str,
+        check: Callable[[str], bool] | None = None,
+        hint: Callable[[str], bool] | None = None,
+    ) -> None:
         self.name = name
         self.pattern = re.compile(pattern)
         self.placeholder = placeholder
@@ -152,8 +158,10 @@ def default_redactors(config: RedactionConfig | None = None) -> list[Redactor]:
         (config.emails, RegexRule("email", EMAIL, "[EMAIL]", hint=lambda text: "@" in text)),
         (config.cards, RegexRule("card", CARD, "[CARD]", check=_card_number, hint=_has_digit)),
         (config.phones, RegexRule("phone", PHONE, "[PHONE]", hint=lambda text: bool(_PHONE_SHAPED.search(text)))),
-        (config.ip_addresses, RegexRule("ip", IPV4, "[IP]", check=_public_address,
-                                        hint=lambda text: bool(_DOTTED_QUAD.search(text)))),
+        (
+            config.ip_addresses,
+            RegexRule("ip", IPV4, "[IP]", check=_public_address, hint=lambda text: bool(_DOTTED_QUAD.search(text))),
+        ),
     ]
     return [rule for enabled, rule in rules if enabled]
 

@@ -28,10 +28,10 @@ from agent_tracer.commands.traces import progress_bar
 from agent_tracer.errors import ConfigError, TraceNotFound
 from agent_tracer.feedback import BETTER_THAN
 from agent_tracer.store import TraceStore
+from trainer.data import pii
 from trainer.data.dedup import row_digest
 from trainer.data.output import SplitWriter, finish, output_paths
 from trainer.data.pairs import Candidate, match_pairs, preference, task_text
-from trainer.data import pii
 from trainer.data.pii import Redaction
 from trainer.data.rows import Example, Preference
 from trainer.data.select import Selection
@@ -45,26 +45,35 @@ REWARD_SOURCES = ("ratings", "feedback")
 
 @dataclass
 class PreferenceConfig:
-    out: str = field(default="dpo.jsonl", metadata={"help": "Train file; the eval split and the manifest go "
-                                                            "beside it."})
-    sources: list[str] = field(default_factory=lambda: ["traces", "synthetic"],
-                               metadata={"help": "Where pairs come from (see the command's help)."})
-    similarity: float = field(default=0.7, metadata={"help": "How alike two runs' tasks must be to be paired "
-                                                             "(Jaccard of the words the user wrote)."})
+    out: str = field(
+        default="dpo.jsonl", metadata={"help": "Train file; the eval split and the manifest go beside it."}
+    )
+    sources: list[str] = field(
+        default_factory=lambda: ["traces", "synthetic"],
+        metadata={"help": "Where pairs come from (see the command's help)."},
+    )
+    similarity: float = field(
+        default=0.7,
+        metadata={"help": "How alike two runs' tasks must be to be paired (Jaccard of the words the user wrote)."},
+    )
     chosen_outcome: str = field(default="success", metadata={"help": "Outcome of the runs that are chosen."})
     rejected_outcome: str = field(default="failure", metadata={"help": "Outcome of the runs that are rejected."})
-    min_gap: float = field(default=1.0, metadata={"help": "Reward rows from ratings: how much higher the chosen "
-                                                          "run must be rated."})
+    min_gap: float = field(
+        default=1.0, metadata={"help": "Reward rows from ratings: how much higher the chosen run must be rated."}
+    )
     kinds: list[str] | None = field(default=None, metadata={"help": "Synthetic mistakes to make (default all)."})
     per_example: int = field(default=2, metadata={"help": "Synthetic rejected answers per successful run."})
-    llm_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible endpoint that writes "
-                                                                "negatives (source llm)."})
+    llm_url: str | None = field(
+        default=None, metadata={"help": "OpenAI-compatible endpoint that writes negatives (source llm)."}
+    )
     llm_model: str | None = field(default=None, metadata={"help": "Its model."})
-    llm_key_env: str | None = field(default="OPENAI_API_KEY", metadata={"help": "Environment variable holding "
-                                                                                 "its API key."})
+    llm_key_env: str | None = field(
+        default="OPENAI_API_KEY", metadata={"help": "Environment variable holding its API key."}
+    )
     redact: bool = field(default=True, metadata={"help": "Replace emails, phone and card numbers, keys, IPs."})
-    redact_rules: list[str] = field(default_factory=list, metadata={"help": "More to replace: NAME=REGEX, each "
-                                                                            "match becoming [NAME]."})
+    redact_rules: list[str] = field(
+        default_factory=list, metadata={"help": "More to replace: NAME=REGEX, each match becoming [NAME]."}
+    )
     eval_ratio: float = field(default=0.1, metadata={"help": "Share of traces held out for evaluation."})
     seed: int = field(default=0, metadata={"help": "Seed of the synthetic negatives and the split."})
     include_held_out: bool = field(default=False, metadata={"help": "Also use traces tagged held-out."})
@@ -79,8 +88,9 @@ class PreferenceConfig:
             raise ConfigError(f"similarity must be in (0, 1], not {self.similarity}")
 
 
-def build_dpo(store: TraceStore, selection: Selection, config: PreferenceConfig, *,
-              progress: bool = False) -> BuildResult:
+def build_dpo(
+    store: TraceStore, selection: Selection, config: PreferenceConfig, *, progress: bool = False
+) -> BuildResult:
     """DPO pairs; raises `EmptySelection` or `ConfigError`."""
     config.check(DPO_SOURCES)
     summary = Summary("dpo")
@@ -92,15 +102,24 @@ def build_dpo(store: TraceStore, selection: Selection, config: PreferenceConfig,
         step = summary.step("pair runs")
         failed = [ex for ex in runs.examples if runs.outcome(ex) == config.rejected_outcome]
         step.rows_in = len(failed)
-        pairs += _matched(match_pairs(
-            [Candidate(ex, task_text(ex), 1.0) for ex in chosen], [Candidate(ex, task_text(ex), 0.0) for ex in failed],
-            threshold=config.similarity, source="traces"), step)  # fmt: skip
+        pairs += _matched(
+            match_pairs(
+                [Candidate(ex, task_text(ex), 1.0) for ex in chosen],
+                [Candidate(ex, task_text(ex), 0.0) for ex in failed],
+                threshold=config.similarity,
+                source="traces",
+            ),
+            step,
+        )
     if "synthetic" in config.sources:
         from trainer.data.negatives import KINDS, SyntheticConfig, SyntheticStats, synthetic_negatives
 
         stats = SyntheticStats()
-        made = list(synthetic_negatives(calls, SyntheticConfig(tuple(config.kinds or KINDS), config.per_example,
-                                                                config.seed), stats))  # fmt: skip
+        made = list(
+            synthetic_negatives(
+                calls, SyntheticConfig(tuple(config.kinds or KINDS), config.per_example, config.seed), stats
+            )
+        )
         step = summary.step("synthetic")
         step.rows_in, step.rows_out = stats.examples, len(made)
         step.reasons.update({f"{reason}": n for reason, n in stats.unusable.items()})
@@ -111,8 +130,9 @@ def build_dpo(store: TraceStore, selection: Selection, config: PreferenceConfig,
     return _write(pairs, "dpo", store, selection, config, summary, runs)
 
 
-def build_reward(store: TraceStore, selection: Selection, config: PreferenceConfig, *,
-                 progress: bool = False) -> BuildResult:
+def build_reward(
+    store: TraceStore, selection: Selection, config: PreferenceConfig, *, progress: bool = False
+) -> BuildResult:
     """Reward-model pairs; raises `EmptySelection` or `ConfigError`."""
     config.check(REWARD_SOURCES)
     summary = Summary("reward")
@@ -124,8 +144,9 @@ def build_reward(store: TraceStore, selection: Selection, config: PreferenceConf
         step.rows_in = len(rated)
         if len(rated) < len(runs.examples):
             step.reasons["runs not rated (left out)"] = len(runs.examples) - len(rated)
-        pairs += _matched(match_pairs(rated, rated, threshold=config.similarity, source="ratings",
-                                      min_gap=config.min_gap), step)
+        pairs += _matched(
+            match_pairs(rated, rated, threshold=config.similarity, source="ratings", min_gap=config.min_gap), step
+        )
     if "feedback" in config.sources:
         pairs += _judged(store, runs, summary.step("pairwise feedback"))
     return _write(pairs, "reward", store, selection, config, summary, runs)
@@ -134,9 +155,11 @@ def build_reward(store: TraceStore, selection: Selection, config: PreferenceConf
 def tool_call_points(example: Example) -> list[Example]:
     """The example cut at each assistant turn that calls tools: what the model was given, and the
     calls it made there (the correct answers that negatives contradict)."""
-    return [Example(example.messages[: i + 1], example.tools, example.trace_id)
-            for i, message in enumerate(example.messages)
-            if message["role"] == "assistant" and message.get("tool_calls")]
+    return [
+        Example(example.messages[: i + 1], example.tools, example.trace_id)
+        for i, message in enumerate(example.messages)
+        if message["role"] == "assistant" and message.get("tool_calls")
+    ]
 
 
 class _Runs:
@@ -152,8 +175,9 @@ class _Runs:
                 yield run
 
         runs = remember(selection.runs(store, include_held_out=config.include_held_out))
-        self.examples = list(run_examples(runs, "run", summary.step("select"), summary.step("convert"),
-                                          config.include_held_out))
+        self.examples = list(
+            run_examples(runs, "run", summary.step("select"), summary.step("convert"), config.include_held_out)
+        )
         self.by_trace: dict[str, Example] = {}
         for example in self.examples:  # a run with several threads: its last is its answer
             self.by_trace[example.trace_id or ""] = example
@@ -182,7 +206,7 @@ def _judged(store: TraceStore, runs: _Runs, step: Step) -> list[Preference]:
         step.rows_in += 1
         better = runs.by_trace.get(feedback.trace_id)
         try:
-            worse_id = store.get_trace(feedback.label[len(BETTER_THAN):]).trace.id
+            worse_id = store.get_trace(feedback.label[len(BETTER_THAN) :]).trace.id
         except TraceNotFound:
             worse_id = None
         worse = runs.by_trace.get(worse_id or "")
@@ -208,9 +232,16 @@ def _llm_pairs(calls: list[Example], config: PreferenceConfig, summary: Summary,
         bar = progress_bar("asking the LLM for negatives", " calls", len(calls))
         update = bar.update
     try:
-        made = list(llm_negatives(calls, LLMConfig(config.llm_url or "", config.llm_model or "",
-                                                    api_key_env=config.llm_key_env, seed=config.seed),
-                                  stats, progress=update))  # fmt: skip
+        made = list(
+            llm_negatives(
+                calls,
+                LLMConfig(
+                    config.llm_url or "", config.llm_model or "", api_key_env=config.llm_key_env, seed=config.seed
+                ),
+                stats,
+                progress=update,
+            )
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -220,8 +251,15 @@ def _llm_pairs(calls: list[Example], config: PreferenceConfig, summary: Summary,
     return made
 
 
-def _write(pairs: list[Preference], kind: str, store: TraceStore, selection: Selection, config: PreferenceConfig,
-           summary: Summary, runs: _Runs) -> BuildResult:
+def _write(
+    pairs: list[Preference],
+    kind: str,
+    store: TraceStore,
+    selection: Selection,
+    config: PreferenceConfig,
+    summary: Summary,
+    runs: _Runs,
+) -> BuildResult:
     curate = summary.step("curate")
     curate.rows_in = len(pairs)
     redaction = pii.redaction(config.redact_rules, Step("redact")) if config.redact else None
@@ -257,8 +295,9 @@ def _write(pairs: list[Preference], kind: str, store: TraceStore, selection: Sel
 
 
 def _redacted(pair: Preference, redaction: Redaction) -> Preference:
-    prompt, chosen, rejected = (redaction.example(Example(messages)).messages
-                                for messages in (pair.prompt, pair.chosen, pair.rejected))
+    prompt, chosen, rejected = (
+        redaction.example(Example(messages)).messages for messages in (pair.prompt, pair.chosen, pair.rejected)
+    )
     return Preference(prompt, chosen, rejected, pair.tools, pair.source, pair.kind, pair.trace_id)
 
 

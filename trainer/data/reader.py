@@ -107,8 +107,9 @@ def _fork(job: ReadJob) -> _Child:
 
 def _spawn(job: ReadJob) -> _Child:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    process = subprocess.Popen([sys.executable, "-m", "trainer.data.reader"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trainer.data.reader"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
     write_frame(process.stdin, job)
     process.stdin.close()
     return _Child(process, process.stdout)
@@ -156,8 +157,9 @@ class _Child:
                 if on_traces is not None:
                     on_traces(traces)
                 self.tools += fastjson.loads(new_tools)
-                examples += [Example(messages, self.tools[tools], trace_id)
-                             for messages, tools, trace_id in fastjson.loads(rows)]  # fmt: skip
+                examples += [
+                    Example(messages, self.tools[tools], trace_id) for messages, tools, trace_id in fastjson.loads(rows)
+                ]
             elif message[0] == "end":
                 if message[1] != number:
                     raise RuntimeError(f"a dataset reader sent chunk {message[1]} where {number} was due")
@@ -218,8 +220,9 @@ def _read(job: ReadJob, out: IO[bytes]) -> None:
     tool_numbers: dict[str, int] = {}
     selection = job.selection
     with TraceStore(job.store_url, create=False) as store:
-        chunks = store.iter_run_chunks(limit=selection.max_traces, call_columns=CALL_COLUMNS, shard=job.shard,
-                                       **selection.filters())  # fmt: skip
+        chunks = store.iter_run_chunks(
+            limit=selection.max_traces, call_columns=CALL_COLUMNS, shard=job.shard, **selection.filters()
+        )
         for number, runs in chunks:
             examples = run_examples(runs, job.per, steps["select"], steps["convert"], job.include_held_out)
             if redaction is not None:

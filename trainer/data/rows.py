@@ -48,8 +48,12 @@ class Example:
     @property
     def tool_names(self) -> list[str]:
         """The tools the assistant called, in order."""
-        return [call["function"]["name"] for m in self.messages if m["role"] == "assistant"
-                for call in m.get("tool_calls") or ()]  # fmt: skip
+        return [
+            call["function"]["name"]
+            for m in self.messages
+            if m["role"] == "assistant"
+            for call in m.get("tool_calls") or ()
+        ]
 
 
 @dataclass
@@ -67,8 +71,13 @@ class Preference:
     trace_id: str | None = None
 
     def row(self) -> dict[str, Any]:
-        row = {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected, "tools": self.tools,
-               "source": self.source}
+        row = {
+            "prompt": self.prompt,
+            "chosen": self.chosen,
+            "rejected": self.rejected,
+            "tools": self.tools,
+            "source": self.source,
+        }
         if self.kind is not None:
             row["kind"] = self.kind
         return row
@@ -122,8 +131,16 @@ def dataset_features(kind: str) -> Any:
 
     if kind == "sft":
         return Features({"messages": List(Json()), "tools": List(Json())})
-    return Features({"prompt": List(Json()), "chosen": List(Json()), "rejected": List(Json()),
-                     "tools": List(Json()), "source": Value("string"), "kind": Value("string")})  # fmt: skip
+    return Features(
+        {
+            "prompt": List(Json()),
+            "chosen": List(Json()),
+            "rejected": List(Json()),
+            "tools": List(Json()),
+            "source": Value("string"),
+            "kind": Value("string"),
+        }
+    )
 
 
 def _tool_call(call: Any, names: dict[str, str]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from agent_tracer.formats.export import runs_up_to
 from agent_tracer.store import TraceStore
 from agent_tracer.store.store import RunRows
 
-
 CALL_COLUMNS = ("id", "trace_id", "status", "request", "response")
 """What a dataset reads of each call: not the raw bodies, which are most of a row's bytes."""
 
@@ -35,22 +34,32 @@ class Selection:
     since: str | None = field(default=None, metadata={"help": "Started at or after: 2024-05-01, or an age: 7d."})
     until: str | None = field(default=None, metadata={"help": "Started before (same forms as since)."})
     model: str | None = field(default=None, metadata={"help": "Only traces with a call to this model."})
-    has_tool_calls: bool | None = field(default=None, metadata={"help": "Only traces whose model called tools "
-                                                                        "(True) / did not (False)."})
+    has_tool_calls: bool | None = field(
+        default=None, metadata={"help": "Only traces whose model called tools (True) / did not (False)."}
+    )
     max_traces: int | None = field(default=None, metadata={"help": "At most this many traces, best-rated first."})
     order: str = field(default="best", metadata={"help": "best (rating high to low), newest or oldest."})
 
     def filters(self) -> dict[str, Any]:
         """Keyword arguments for `TraceStore.iter_runs` / `count_traces` (without the limit)."""
-        return {"outcome": self.outcome, "min_rating": self.min_rating, "name": self.name, "tags": self.tags,
-                "since": self.since, "until": self.until, "model": self.model, "has_tool_calls": self.has_tool_calls,
-                "order": self.order}
+        return {
+            "outcome": self.outcome,
+            "min_rating": self.min_rating,
+            "name": self.name,
+            "tags": self.tags,
+            "since": self.since,
+            "until": self.until,
+            "model": self.model,
+            "has_tool_calls": self.has_tool_calls,
+            "order": self.order,
+        }
 
     def runs(self, store: TraceStore, *, include_held_out: bool = False) -> Iterator[RunRows]:
         """The selected traces with the columns of their calls that datasets are made from; unless
         `include_held_out`, `max_traces` counts only the traces not tagged held-out."""
-        return runs_up_to(store, self.max_traces, include_held_out=include_held_out, call_columns=CALL_COLUMNS,
-                          **self.filters())
+        return runs_up_to(
+            store, self.max_traces, include_held_out=include_held_out, call_columns=CALL_COLUMNS, **self.filters()
+        )
 
     def count(self, store: TraceStore) -> int:
         """How many traces the selection yields (the limit applied)."""

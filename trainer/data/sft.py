@@ -26,11 +26,10 @@ from agent_tracer.errors import ConfigError
 from agent_tracer.formats import HELD_OUT_TAG
 from agent_tracer.store import TraceStore
 from agent_tracer.store.store import RunRows
-from trainer.data import reader
+from trainer.data import pii, reader
 from trainer.data.dedup import ExactDedup, NearDedup, NearDedupConfig
 from trainer.data.mixin import MixinConfig, sample_mixin
 from trainer.data.output import SplitWriter, finish, load_dataset, output_paths
-from trainer.data import pii
 from trainer.data.rows import Example, NotTrainable, example_from
 from trainer.data.select import Selection
 from trainer.data.split import NO_TOOL, SplitConfig, plan_split
@@ -43,34 +42,56 @@ PER = ("run", "call")
 
 @dataclass
 class SFTConfig:
-    out: str = field(default="sft.jsonl", metadata={"help": "Train file; the eval split and the manifest go beside "
-                                                            "it (NAME.eval.jsonl, NAME.manifest.json)."})
-    per: str = field(default="run", metadata={"help": "run: one row per run (its final conversation); call: one "
-                                                      "row per model call."})
-    model: str | None = field(default="smollm2", metadata={"help": "Tokenizer and chat template that lengths are "
-                                                                   "measured and truncated with (smollm2, a folder, "
-                                                                   "a .gguf file, a hub id; none: no measuring)."})
-    max_length: int | None = field(default=4096, metadata={"help": "Tokens an example may have; longer ones lose "
-                                                                   "their oldest turns."})
-    max_samples: int | None = field(default=None, metadata={"help": "At most this many rows (train + eval), "
-                                                                    "best-rated traces first."})
+    out: str = field(
+        default="sft.jsonl",
+        metadata={
+            "help": "Train file; the eval split and the manifest go beside it (NAME.eval.jsonl, NAME.manifest.json)."
+        },
+    )
+    per: str = field(
+        default="run", metadata={"help": "run: one row per run (its final conversation); call: one row per model call."}
+    )
+    model: str | None = field(
+        default="smollm2",
+        metadata={
+            "help": "Tokenizer and chat template that lengths are "
+            "measured and truncated with (smollm2, a folder, "
+            "a .gguf file, a hub id; none: no measuring)."
+        },
+    )
+    max_length: int | None = field(
+        default=4096, metadata={"help": "Tokens an example may have; longer ones lose their oldest turns."}
+    )
+    max_samples: int | None = field(
+        default=None, metadata={"help": "At most this many rows (train + eval), best-rated traces first."}
+    )
     redact: bool = field(default=True, metadata={"help": "Replace emails, phone and card numbers, keys, IPs."})
-    redact_rules: list[str] = field(default_factory=list, metadata={"help": "More to replace: NAME=REGEX, each "
-                                                                            "match becoming [NAME]."})
+    redact_rules: list[str] = field(
+        default_factory=list, metadata={"help": "More to replace: NAME=REGEX, each match becoming [NAME]."}
+    )
     dedup: bool = field(default=True, metadata={"help": "Drop exact duplicates."})
-    near_dup: float | None = field(default=0.9, metadata={"help": "Drop rows whose prompt is this similar to an "
-                                                                  "earlier one (MinHash Jaccard; 0: keep them)."})
+    near_dup: float | None = field(
+        default=0.9,
+        metadata={"help": "Drop rows whose prompt is this similar to an earlier one (MinHash Jaccard; 0: keep them)."},
+    )
     eval_ratio: float = field(default=0.1, metadata={"help": "Share of traces held out for evaluation."})
     seed: int = field(default=0, metadata={"help": "Seed of the split and the mix-in sample."})
-    mixin: str | None = field(default=None, metadata={"help": "JSONL of general instruction rows to mix into "
-                                                              "train (against forgetting)."})
+    mixin: str | None = field(
+        default=None, metadata={"help": "JSONL of general instruction rows to mix into train (against forgetting)."}
+    )
     mixin_share: float = field(default=0.1, metadata={"help": "Share of the train rows the mix-in makes up."})
-    include_held_out: bool = field(default=False, metadata={"help": "Also use traces tagged held-out (evaluation "
-                                                                    "data)."})
-    unused_params: int = field(default=0, metadata={"help": "Optional parameters borrowed from other tools added to "
-                                                           "each tool a row offers, which its answer leaves out: "
-                                                           "teaches leaving out what the user did not ask for (0: "
-                                                           "none)."})
+    include_held_out: bool = field(
+        default=False, metadata={"help": "Also use traces tagged held-out (evaluation data)."}
+    )
+    unused_params: int = field(
+        default=0,
+        metadata={
+            "help": "Optional parameters borrowed from other tools added to "
+            "each tool a row offers, which its answer leaves out: "
+            "teaches leaving out what the user did not ask for (0: "
+            "none)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.per not in PER:
@@ -103,8 +124,9 @@ class BuildResult:
         return DatasetDict({name: load_dataset(path, self.kind) for name, path in splits.items()})
 
 
-def run_examples(runs: Iterable[RunRows], per: str, select: Step, convert: Step,
-                 include_held_out: bool = False) -> Iterator[Example]:
+def run_examples(
+    runs: Iterable[RunRows], per: str, select: Step, convert: Step, include_held_out: bool = False
+) -> Iterator[Example]:
     """The examples in the selected runs: each run's final conversations, or each call's, in TRL's
     form; counted into the select and convert steps."""
     for run in runs:
@@ -112,9 +134,15 @@ def run_examples(runs: Iterable[RunRows], per: str, select: Step, convert: Step,
         if not include_held_out and HELD_OUT_TAG in (run.trace.get("tags") or ()):
             select.reasons["held out for evaluation"] += 1
             continue
-        conversations = [conversation for conversation in (
-            call_conversation(call["id"], call["trace_id"], call["request"], call["response"])
-            for call in run.calls if call["status"] == "ok") if conversation is not None]  # fmt: skip
+        conversations = [
+            conversation
+            for conversation in (
+                call_conversation(call["id"], call["trace_id"], call["request"], call["response"])
+                for call in run.calls
+                if call["status"] == "ok"
+            )
+            if conversation is not None
+        ]
         if not conversations:
             select.reasons["no call with an answer"] += 1
             continue
@@ -132,8 +160,9 @@ def run_examples(runs: Iterable[RunRows], per: str, select: Step, convert: Step,
             yield example
 
 
-def build_sft(store: TraceStore, selection: Selection, config: SFTConfig, *, tokenizer: Any = None,
-              progress: bool = False) -> BuildResult:
+def build_sft(
+    store: TraceStore, selection: Selection, config: SFTConfig, *, tokenizer: Any = None, progress: bool = False
+) -> BuildResult:
     """Build the SFT dataset; raises `EmptySelection` (which filter left nothing) or `ConfigError`.
     `tokenizer` (an object) stands in for loading `config.model`."""
     total = selection.check(store)
@@ -148,8 +177,9 @@ def build_sft(store: TraceStore, selection: Selection, config: SFTConfig, *, tok
     # A limit that only some traces count towards (tags, held-out) depends on every chunk: read in one process.
     limited = selection.max_traces is not None and bool(selection.tags or not config.include_held_out)
     if total >= reader.PARALLEL_FROM and reader.readers() > 1 and not limited:
-        job = reader.ReadJob(store.url, selection, config.per, config.include_held_out,
-                             config.redact_rules if config.redact else None)
+        job = reader.ReadJob(
+            store.url, selection, config.per, config.include_held_out, config.redact_rules if config.redact else None
+        )
         stream = reader.read_in_processes(job, steps, bar.update if bar is not None else None)
     else:
         runs = selection.runs(store, include_held_out=config.include_held_out)
@@ -160,8 +190,9 @@ def build_sft(store: TraceStore, selection: Selection, config: SFTConfig, *, tok
     if config.dedup:
         stream = ExactDedup(summary.step("exact dedup"))(stream)
     if config.near_dup:
-        stream = NearDedup(NearDedupConfig(threshold=config.near_dup, seed=config.seed),
-                           summary.step("near dedup"))(stream)
+        stream = NearDedup(NearDedupConfig(threshold=config.near_dup, seed=config.seed), summary.step("near dedup"))(
+            stream
+        )
     if config.unused_params:
         stream = UnusedParams(config.unused_params, config.seed, summary.step("unused parameters"))(stream)
     if truncator is not None:
@@ -197,8 +228,12 @@ def build_sft(store: TraceStore, selection: Selection, config: SFTConfig, *, tok
             step.reasons[f"short of the {mixed.wanted:,} wanted"] += 1
     total_rows = written.train.rows + written.eval.rows
     summary.sources = +Counter({"traces": total_rows - len(mixed.examples), "mixin": len(mixed.examples)})
-    finish(summary, paths, written, {"selection": asdict(selection), "config": asdict(config),
-                                     "mixin_errors": mixed.errors})
+    finish(
+        summary,
+        paths,
+        written,
+        {"selection": asdict(selection), "config": asdict(config), "mixin_errors": mixed.errors},
+    )
     return BuildResult("sft", summary, paths)
 
 

@@ -40,9 +40,7 @@ TRAIN, EVAL = "train", "eval"
 
 @dataclass
 class SplitConfig:
-    eval_ratio: float = field(
-        default=0.1, metadata={"help": "Share of the traces held out for evaluation, in [0, 1)."}
-    )
+    eval_ratio: float = field(default=0.1, metadata={"help": "Share of the traces held out for evaluation, in [0, 1)."})
     seed: int = field(default=0, metadata={"help": "Seed of the split: same traces and seed, same split."})
 
     def __post_init__(self) -> None:

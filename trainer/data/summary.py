@@ -74,8 +74,11 @@ class Summary:
         if self.tools:
             shown = self.tools.most_common(8)
             more = len(self.tools) - len(shown)
-            lines.append("tools called: " + ", ".join(f"{name} {count:,}" for name, count in shown)
-                         + (f", … {more} more" if more > 0 else ""))
+            lines.append(
+                "tools called: "
+                + ", ".join(f"{name} {count:,}" for name, count in shown)
+                + (f", … {more} more" if more > 0 else "")
+            )
         if len(self.sources) > 1 or (self.sources and self.kind != "sft"):
             lines.append("sources: " + ", ".join(f"{name} {count:,}" for name, count in self.sources.most_common()))
         if self.splits:

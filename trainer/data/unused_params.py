@@ -80,7 +80,8 @@ class UnusedParams:
         self.counts.reasons["parameters added"] += len(chosen)
         tool = copy.deepcopy(tool)
         tool["function"]["parameters"]["properties"] = {
-            name: own[name] if name in own else copy.deepcopy(self._pool[name][0]) for name in names}
+            name: own[name] if name in own else copy.deepcopy(self._pool[name][0]) for name in names
+        }
         return tool
 
     def _learn(self, tools: list[dict[str, Any]]) -> None:

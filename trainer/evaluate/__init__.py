@@ -21,9 +21,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"AgentEvaluation": "agent", "AgentEvaluator": "agent",
-            "Case": "cases", "Endpoint": "endpoints", "Evaluation": "evaluation", "RunConfig": "runner",
-            "evaluate": "evaluation", "evaluate_async": "evaluation", "load_cases": "cases"}
+_EXPORTS = {
+    "AgentEvaluation": "agent",
+    "AgentEvaluator": "agent",
+    "Case": "cases",
+    "Endpoint": "endpoints",
+    "Evaluation": "evaluation",
+    "RunConfig": "runner",
+    "evaluate": "evaluation",
+    "evaluate_async": "evaluation",
+    "load_cases": "cases",
+}
 """Name → its module, imported when first asked for (the openai SDK only when evaluating)."""
 
 __all__ = sorted(_EXPORTS)

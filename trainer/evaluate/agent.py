@@ -104,10 +104,13 @@ class AgentEvaluation:
     comparisons: list[Comparison]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tasks": len(self.tasks),
-                "endpoints": [{**endpoint.to_dict(), **summary.to_dict()}
-                              for endpoint, summary in zip(self.endpoints, self.summaries)],
-                "comparisons": [comparison.to_dict() for comparison in self.comparisons]}  # fmt: skip
+        return {
+            "tasks": len(self.tasks),
+            "endpoints": [
+                {**endpoint.to_dict(), **summary.to_dict()} for endpoint, summary in zip(self.endpoints, self.summaries)
+            ],
+            "comparisons": [comparison.to_dict() for comparison in self.comparisons],
+        }
 
     def table(self) -> str:
         from trainer.evaluate.agent_report import agent_table
@@ -125,9 +128,16 @@ class AgentEvaluation:
 class AgentEvaluator:
     """`agent` run on every task against every endpoint (see the module docstring)."""
 
-    def __init__(self, agent: Agent, tasks: Sequence[Any], endpoints: Any, judge: Judge | None = None, *,
-                 config: RunConfig | None = None,
-                 prices: str | Path | dict[str, tuple[float, float]] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        agent: Agent,
+        tasks: Sequence[Any],
+        endpoints: Any,
+        judge: Judge | None = None,
+        *,
+        config: RunConfig | None = None,
+        prices: str | Path | dict[str, tuple[float, float]] | None = None,
+    ) -> None:
         """`endpoints`: {name: base URL}, `Endpoint`s or `NAME=URL,…` strings. `config`: its
         concurrency is tasks in flight per endpoint, its timeout and retries the client's."""
         self.agent, self.tasks, self.judge = agent, list(tasks), judge
@@ -147,12 +157,17 @@ class AgentEvaluator:
     async def run_async(self) -> AgentEvaluation:
         targets = [Target(endpoint, self.config, self.prices) for endpoint in self.endpoints]
         try:
-            rows = list(await asyncio.gather(*(self._one(index, target) for index in range(len(self.tasks))
-                                               for target in targets)))  # fmt: skip
+            rows = list(
+                await asyncio.gather(
+                    *(self._one(index, target) for index in range(len(self.tasks)) for target in targets)
+                )
+            )
         finally:
             for target in targets:
                 await target.client.close()
-        by_endpoint = {endpoint.name: [row for row in rows if row.endpoint == endpoint.name] for endpoint in self.endpoints}
+        by_endpoint = {
+            endpoint.name: [row for row in rows if row.endpoint == endpoint.name] for endpoint in self.endpoints
+        }
         summaries = [summarise_agent(name, endpoint_rows) for name, endpoint_rows in by_endpoint.items()]
         up = [summary.name for summary in summaries if summary.down is None]
         comparisons = [compare(a, b, by_endpoint[a], by_endpoint[b]) for a, b in combinations(up, 2)]
@@ -212,7 +227,7 @@ def summarise_agent(name: str, rows: list[AgentRow]) -> AgentSummary:
         input_tokens=mean([row.input_tokens for row in rows if row.input_tokens is not None]),
         output_tokens=mean([row.output_tokens for row in rows if row.output_tokens is not None]),
         cost_per_task=mean([row.cost for row in rows if row.cost is not None]),
-    )  # fmt: skip
+    )
 
 
 def _field(task: Any, name: str) -> Any:

@@ -29,16 +29,33 @@ def agent_html(evaluation: AgentEvaluation, worst: int) -> dict[str, str | bytes
     names = [summary.name for summary in evaluation.summaries if not summary.down]
     pngs: dict[str, bytes] = {}
     if not charts.missing() and names:
-        pngs["success.png"] = charts.rate_chart([("Task success", report.rated(evaluation.summaries, "success"))],
-                                                names, "Task success with 95% Wilson intervals")  # fmt: skip
+        pngs["success.png"] = charts.rate_chart(
+            [("Task success", report.rated(evaluation.summaries, "success"))],
+            names,
+            "Task success with 95% Wilson intervals",
+        )
         pngs["latency.png"] = charts.latency_chart(
-            {name: [row.latency_ms for row in evaluation.rows if row.endpoint == name and row.status == "ok"
-                    and row.latency_ms is not None] for name in names}, "Task latency (the whole agent run)")  # fmt: skip
-    body = [f"<h1>{html.escape(_title(evaluation))}</h1>", f"<p>{html.escape(_intro(evaluation))}</p>",
-            *(f'<p class="down"><b>{html.escape(name)} was down</b>: {html.escape(why)}</p>'
-              for name, why in report.down(evaluation.summaries)),
-            *html.missing_charts(), html.figure(pngs, "success.png", "Task success per endpoint"),
-            html.figure(pngs, "latency.png", "Task latency per endpoint")]  # fmt: skip
+            {
+                name: [
+                    row.latency_ms
+                    for row in evaluation.rows
+                    if row.endpoint == name and row.status == "ok" and row.latency_ms is not None
+                ]
+                for name in names
+            },
+            "Task latency (the whole agent run)",
+        )
+    body = [
+        f"<h1>{html.escape(_title(evaluation))}</h1>",
+        f"<p>{html.escape(_intro(evaluation))}</p>",
+        *(
+            f'<p class="down"><b>{html.escape(name)} was down</b>: {html.escape(why)}</p>'
+            for name, why in report.down(evaluation.summaries)
+        ),
+        *html.missing_charts(),
+        html.figure(pngs, "success.png", "Task success per endpoint"),
+        html.figure(pngs, "latency.png", "Task latency per endpoint"),
+    ]
     for heading, cells in _sections(evaluation):
         body += [f"<h2>{html.escape(heading)}</h2>", html.table(cells)]
     return {"index.html": html.page(_title(evaluation), body), **pngs}
@@ -62,9 +79,11 @@ def _title(evaluation: AgentEvaluation) -> str:
 
 
 def _intro(evaluation: AgentEvaluation) -> str:
-    return (f"Endpoints: {report.endpoint_list(evaluation.summaries)}. Success with 95% Wilson intervals; a task "
-            "whose agent raised is a failed task. A call is a request the agent sent (retries too), a turn a "
-            "call answered.")  # fmt: skip
+    return (
+        f"Endpoints: {report.endpoint_list(evaluation.summaries)}. Success with 95% Wilson intervals; a task "
+        "whose agent raised is a failed task. A call is a request the agent sent (retries too), a turn a "
+        "call answered."
+    )
 
 
 def _sections(evaluation: AgentEvaluation) -> list[tuple[str, report.Cells]]:
@@ -73,25 +92,64 @@ def _sections(evaluation: AgentEvaluation) -> list[tuple[str, report.Cells]]:
         sections.append(("Task success", report.rate_rows(report.rated(evaluation.summaries, "success"))))
     sections.append(("Turns, latency, tokens and cost", _figures(evaluation.summaries)))
     if evaluation.comparisons:
-        sections.append(("Endpoint against endpoint (task success, exact McNemar)",
-                         report.comparison_rows(evaluation.comparisons)))  # fmt: skip
+        sections.append(
+            ("Endpoint against endpoint (task success, exact McNemar)", report.comparison_rows(evaluation.comparisons))
+        )
     for summary in evaluation.summaries:
         failed = [row for row in evaluation.rows if row.endpoint == summary.name and not row.success]
         if failed and not summary.down:
-            sections.append((f"Failed tasks: {summary.name} ({len(failed)})", [
-                ["task", "turns", "calls", "why"],
-                *([row.case_id, str(row.turns), str(row.calls),
-                   report.clip(row.error or f"judged wrong: {row.result!r}", 200)]
-                  for row in failed[:FAILED_SHOWN])]))  # fmt: skip
+            sections.append(
+                (
+                    f"Failed tasks: {summary.name} ({len(failed)})",
+                    [
+                        ["task", "turns", "calls", "why"],
+                        *(
+                            [
+                                row.case_id,
+                                str(row.turns),
+                                str(row.calls),
+                                report.clip(row.error or f"judged wrong: {row.result!r}", 200),
+                            ]
+                            for row in failed[:FAILED_SHOWN]
+                        ),
+                    ],
+                )
+            )
     return sections
 
 
 def _figures(summaries: list[AgentSummary]) -> report.Cells:
-    return [["endpoint", "success", "turns to complete", "turns / task", "calls / task", "latency p50", "p95",
-             "tokens in", "tokens out", "$ / task", "errors"],
-            *([s.name, report.pct(s.success), _one(s.turns_to_complete), _one(s.turns), _one(s.calls),
-               report.ms(s.latency_ms["p50"]), report.ms(s.latency_ms["p95"]), report.num(s.input_tokens),
-               report.num(s.output_tokens), report.usd(s.cost_per_task), str(s.errors)] for s in summaries)]  # fmt: skip
+    return [
+        [
+            "endpoint",
+            "success",
+            "turns to complete",
+            "turns / task",
+            "calls / task",
+            "latency p50",
+            "p95",
+            "tokens in",
+            "tokens out",
+            "$ / task",
+            "errors",
+        ],
+        *(
+            [
+                s.name,
+                report.pct(s.success),
+                _one(s.turns_to_complete),
+                _one(s.turns),
+                _one(s.calls),
+                report.ms(s.latency_ms["p50"]),
+                report.ms(s.latency_ms["p95"]),
+                report.num(s.input_tokens),
+                report.num(s.output_tokens),
+                report.usd(s.cost_per_task),
+                str(s.errors),
+            ]
+            for s in summaries
+        ),
+    ]
 
 
 def _one(value: float | None) -> str:

@@ -38,8 +38,15 @@ from typing import Any
 ExpectedCall = dict[str, dict[str, list[Any]]]
 """`{"func_name": {"param": [acceptable values…]}}`: one call, BFCL's possible-answer form."""
 
-PYTHON_TYPES: dict[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool,
-                                 "array": list, "object": dict, "null": type(None)}  # fmt: skip
+PYTHON_TYPES: dict[str, type] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+    "null": type(None),
+}
 OPTIONAL = ""
 """An acceptable value that means "may be left out"."""
 
@@ -64,8 +71,9 @@ def call_names(expected: list[ExpectedCall]) -> list[str]:
     return [name for call in expected for name in call]
 
 
-def match_calls(calls: list[dict[str, Any]], expected: list[ExpectedCall],
-                functions: dict[str, dict[str, Any]]) -> Verdict:
+def match_calls(
+    calls: list[dict[str, Any]], expected: list[ExpectedCall], functions: dict[str, dict[str, Any]]
+) -> Verdict:
     """Do `calls` (`{"name", "arguments"}` each) make exactly the `expected` calls, in any order?
     `functions` maps a function name to its spec (`{"name", "parameters": JSON schema}`)."""
     if len(calls) != len(expected):
@@ -95,7 +103,7 @@ def match_calls(calls: list[dict[str, Any]], expected: list[ExpectedCall],
 
 def match_call(call: dict[str, Any], expected: ExpectedCall, functions: dict[str, dict[str, Any]]) -> Verdict:
     """One call against one expected call (the checks 1-6 of the module docstring)."""
-    (name, allowed), = expected.items()
+    ((name, allowed),) = expected.items()
     if call.get("name") != name:
         return Verdict(False, f"called {call.get('name')!r} instead of {name!r}", "wrong_name")
     spec = functions.get(name)
@@ -189,9 +197,12 @@ def _list_of_dicts_verdict(where: str, value: list[Any], allowed: list[Any]) -> 
         if len(option) != len(value):
             failure = Verdict(False, f"{where}: {len(value)} items where {len(option)} were expected", "value")
             continue
-        verdicts = [_dict_verdict(f"{where}[{i}]", item, [want]) if isinstance(item, dict)
-                    else Verdict(item == want, f"{where}[{i}]: {item!r} is not {want!r}", "value")
-                    for i, (item, want) in enumerate(zip(value, option))]  # fmt: skip
+        verdicts = [
+            _dict_verdict(f"{where}[{i}]", item, [want])
+            if isinstance(item, dict)
+            else Verdict(item == want, f"{where}[{i}]: {item!r} is not {want!r}", "value")
+            for i, (item, want) in enumerate(zip(value, option))
+        ]
         failure = next((verdict for verdict in verdicts if not verdict.valid), OK)
         if failure.valid:
             return OK

@@ -55,9 +55,14 @@ class Question:
 
     def case(self) -> Case:
         options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(_LETTERS, self.choices))
-        return Case(id=f"capability:{self.id}", source="capability", messages=[
-            {"role": "system", "content": INSTRUCTION},
-            {"role": "user", "content": f"{self.question}\n\n{options}\n\nAnswer with one letter."}])  # fmt: skip
+        return Case(
+            id=f"capability:{self.id}",
+            source="capability",
+            messages=[
+                {"role": "system", "content": INSTRUCTION},
+                {"role": "user", "content": f"{self.question}\n\n{options}\n\nAnswer with one letter."},
+            ],
+        )
 
 
 @dataclass
@@ -88,29 +93,37 @@ def letter_grade(question: Question, row: Row) -> Grade:
     """The answer right or not; an answer without a letter fails format compliance too."""
     letter = answer_letter(row.reply.content if row.reply else "", len(question.choices))
     if letter is None:
-        return Grade(answer=False, format=False, success=False, reason="no option letter in the answer",
-                     error_kind="no_letter")  # fmt: skip
+        return Grade(
+            answer=False, format=False, success=False, reason="no option letter in the answer", error_kind="no_letter"
+        )
     right = letter == question.answer
-    return Grade(answer=right, success=right, reason=None if right else f"answered {letter}, not {question.answer}",
-                 error_kind=None if right else "wrong_option")  # fmt: skip
+    return Grade(
+        answer=right,
+        success=right,
+        reason=None if right else f"answered {letter}, not {question.answer}",
+        error_kind=None if right else "wrong_option",
+    )
 
 
 def check_spec(spec: str) -> str:
     """The spec when it can be run here; a `ConfigError` of one line when it cannot."""
     if spec == SHIPPED:
         return spec
-    if spec.startswith(LM_EVAL) and spec[len(LM_EVAL):]:
+    if spec.startswith(LM_EVAL) and spec[len(LM_EVAL) :]:
         try:
             import lm_eval  # noqa: F401
         except ImportError:
             raise ConfigError(f"--capability {spec} needs the lm-evaluation-harness: pip install lm-eval") from None
-        raise ConfigError(f"--capability {spec}: lm-eval tasks are not wired in yet; run lm_eval against the "
-                          "endpoint directly, or use --capability for the shipped set")  # fmt: skip
+        raise ConfigError(
+            f"--capability {spec}: lm-eval tasks are not wired in yet; run lm_eval against the "
+            "endpoint directly, or use --capability for the shipped set"
+        )
     raise ConfigError(f"--capability {spec!r}: give nothing (the shipped set) or lm-eval:TASK")
 
 
-async def run_capability(spec: str, endpoints: Sequence[Endpoint], config: RunConfig,
-                         prices: dict[str, tuple[float, float]]) -> Capability:
+async def run_capability(
+    spec: str, endpoints: Sequence[Endpoint], config: RunConfig, prices: dict[str, tuple[float, float]]
+) -> Capability:
     """Every question to every endpoint, graded by its letter, summarised like the cases."""
     check_spec(spec)
     questions = shipped_questions()

@@ -122,10 +122,22 @@ def request_messages(messages: Any) -> list[dict[str, Any]]:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise CodecError("a message that is not an object with a role")
         if message.get("tool_calls"):
-            message = {**message, "tool_calls": [
-                {**call, "type": "function", "function": {**call["function"], "arguments": arguments_json(
-                    call["function"].get("arguments"), call["function"].get("name", "?"))}}
-                for call in _list(message["tool_calls"], "tool_calls")]}  # fmt: skip
+            message = {
+                **message,
+                "tool_calls": [
+                    {
+                        **call,
+                        "type": "function",
+                        "function": {
+                            **call["function"],
+                            "arguments": arguments_json(
+                                call["function"].get("arguments"), call["function"].get("name", "?")
+                            ),
+                        },
+                    }
+                    for call in _list(message["tool_calls"], "tool_calls")
+                ],
+            }
         out.append(message)
     return out
 
@@ -191,8 +203,13 @@ def _bfcl_cases(spec: str, warn: Warn) -> Iterator[Case]:
             warn(f"{reader.path}:{number}: {exc}")
             continue
         for example in parsed if isinstance(parsed, list) else [parsed]:  # a conversation: its turns
-            yield Case(id=example.meta["id"], messages=example.messages[:-1], tools=example.tools,
-                       expected_calls=_bfcl_truth(example.raw_response), source=f"bfcl:{reader.category}")
+            yield Case(
+                id=example.meta["id"],
+                messages=example.messages[:-1],
+                tools=example.tools,
+                expected_calls=_bfcl_truth(example.raw_response),
+                source=f"bfcl:{reader.category}",
+            )
 
 
 def _lines(path: Path, warn: Warn) -> Iterator[tuple[int, Any]]:
@@ -213,8 +230,9 @@ def _lines(path: Path, warn: Warn) -> Iterator[tuple[int, Any]]:
 def store_cases(store: Any, split: str, manifest: str | Path, warn: Warn) -> Iterator[Case]:
     """Cases from the held-out traces of `store` (`split`: "eval" or "held-out", see the docstring)."""
     if split == "held-out":
-        for run in store.iter_runs(tags=[HELD_OUT_TAG], call_columns=("id", "status", "request", "response",
-                                                                        "raw_response")):  # fmt: skip
+        for run in store.iter_runs(
+            tags=[HELD_OUT_TAG], call_columns=("id", "status", "request", "response", "raw_response")
+        ):
             yield from _run_cases(run.trace, run.calls, warn)
         return
     if split != "eval":
@@ -223,8 +241,10 @@ def store_cases(store: Any, split: str, manifest: str | Path, warn: Warn) -> Ite
     try:
         eval_traces = json.loads(path.read_text(encoding="utf-8"))["eval_traces"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise ConfigError(f"--split eval needs a dataset manifest with eval_traces: {path} is not one "
-                          "(agent-tracer dataset sft writes NAME.manifest.json; choose it with --manifest)") from None
+        raise ConfigError(
+            f"--split eval needs a dataset manifest with eval_traces: {path} is not one "
+            "(agent-tracer dataset sft writes NAME.manifest.json; choose it with --manifest)"
+        ) from None
     from agent_tracer.errors import TraceNotFound
 
     for trace_id in eval_traces:
@@ -250,10 +270,14 @@ def _run_cases(trace: dict[str, Any], calls: list[dict[str, Any]], warn: Warn) -
         where = f"store:{trace['id']}" + (f"#{number}" if len(calls) > 1 else "")
         try:
             expected = _bfcl_truth(call.get("raw_response")) if bfcl else _recorded_calls(answer, conversation.tools)
-            yield Case(id=trace["id"][:12] + (f"#{number}" if len(calls) > 1 else ""),
-                       messages=request_messages(conversation.messages[:-1]),
-                       tools=[function_tool(tool) for tool in conversation.tools], expected_calls=expected,
-                       source=where, reference=content_text(answer.get("content")) or None)  # fmt: skip
+            yield Case(
+                id=trace["id"][:12] + (f"#{number}" if len(calls) > 1 else ""),
+                messages=request_messages(conversation.messages[:-1]),
+                tools=[function_tool(tool) for tool in conversation.tools],
+                expected_calls=expected,
+                source=where,
+                reference=content_text(answer.get("content")) or None,
+            )
         except (CodecError, ValueError, TypeError, KeyError) as exc:
             warn(f"{where}: not a case ({exc})")
 
@@ -281,8 +305,15 @@ def _bfcl_truth(raw: str | None) -> list[ExpectedCall]:
 # -- all of them ----------------------------------------------------------------------------------
 
 
-def load_cases(specs: Any = (), *, store: Any = None, split: str = "eval", manifest: str | Path = "sft.manifest.json",
-               limit: int | None = None, warn: Warn | None = None) -> list[Case]:
+def load_cases(
+    specs: Any = (),
+    *,
+    store: Any = None,
+    split: str = "eval",
+    manifest: str | Path = "sft.manifest.json",
+    limit: int | None = None,
+    warn: Warn | None = None,
+) -> list[Case]:
     """Cases from `specs` (case files, BFCL files, `bfcl:<category>`; or `Case`s and case dicts)
     and, given a store, its held-out `split`. Ids are made unique; a bad line is warned about
     (FILE:LINE: why) and skipped; no case at all is a `ConfigError` saying where it looked."""

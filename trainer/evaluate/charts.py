@@ -45,8 +45,16 @@ def rate_chart(groups: Sequence[RateGroup], endpoints: Sequence[str], title: str
             values.append(rate.value)
             low.append(max(rate.value - bounds[0], 0.0))  # Wilson's bound may pass k/n by a rounding
             high.append(max(bounds[1] - rate.value, 0.0))
-        axes.bar(at, values, width * 0.92, yerr=[low, high], capsize=3, label=name, color=_colour(index),
-                 error_kw={"elinewidth": 1, "ecolor": "#333"})  # fmt: skip
+        axes.bar(
+            at,
+            values,
+            width * 0.92,
+            yerr=[low, high],
+            capsize=3,
+            label=name,
+            color=_colour(index),
+            error_kw={"elinewidth": 1, "ecolor": "#333"},
+        )
     axes.set_xticks(range(len(groups)), [textwrap.fill(label, 14) for label, _ in groups])
     axes.set_ylim(0, 1.05)
     axes.yaxis.set_major_formatter(_percent())

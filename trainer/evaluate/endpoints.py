@@ -32,14 +32,26 @@ from typing import Any
 from agent_tracer.errors import ConfigError
 
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-5": (0.00125, 0.01), "gpt-5-mini": (0.00025, 0.002), "gpt-5-nano": (0.00005, 0.0004),
-    "gpt-4.1": (0.002, 0.008), "gpt-4.1-mini": (0.0004, 0.0016), "gpt-4.1-nano": (0.0001, 0.0004),
-    "gpt-4o": (0.0025, 0.01), "gpt-4o-mini": (0.00015, 0.0006),
-    "o3": (0.002, 0.008), "o3-mini": (0.0011, 0.0044), "o4-mini": (0.0011, 0.0044),
-    "claude-opus-4": (0.015, 0.075), "claude-opus-4-5": (0.005, 0.025), "claude-sonnet-4": (0.003, 0.015), "claude-3-7-sonnet": (0.003, 0.015),
-    "claude-3-5-haiku": (0.0008, 0.004), "claude-haiku-4-5": (0.001, 0.005),
-    "gemini-2.5-pro": (0.00125, 0.01), "gemini-2.5-flash": (0.0003, 0.0025),
-}  # fmt: skip
+    "gpt-5": (0.00125, 0.01),
+    "gpt-5-mini": (0.00025, 0.002),
+    "gpt-5-nano": (0.00005, 0.0004),
+    "gpt-4.1": (0.002, 0.008),
+    "gpt-4.1-mini": (0.0004, 0.0016),
+    "gpt-4.1-nano": (0.0001, 0.0004),
+    "gpt-4o": (0.0025, 0.01),
+    "gpt-4o-mini": (0.00015, 0.0006),
+    "o3": (0.002, 0.008),
+    "o3-mini": (0.0011, 0.0044),
+    "o4-mini": (0.0011, 0.0044),
+    "claude-opus-4": (0.015, 0.075),
+    "claude-opus-4-5": (0.005, 0.025),
+    "claude-sonnet-4": (0.003, 0.015),
+    "claude-3-7-sonnet": (0.003, 0.015),
+    "claude-3-5-haiku": (0.0008, 0.004),
+    "claude-haiku-4-5": (0.001, 0.005),
+    "gemini-2.5-pro": (0.00125, 0.01),
+    "gemini-2.5-flash": (0.0003, 0.0025),
+}
 """Model → (input, output) US dollars per 1K tokens: list prices, mid-2025."""
 
 _OPTIONS = ("model", "key_env", "price_in", "price_out", "safe_names")
@@ -143,7 +155,9 @@ def load_prices(path: str | Path | None) -> dict[str, tuple[float, float]]:
     return prices
 
 
-def price_of(endpoint: Endpoint, model: str | None, prices: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
+def price_of(
+    endpoint: Endpoint, model: str | None, prices: dict[str, tuple[float, float]]
+) -> tuple[float, float] | None:
     """(input, output) USD per 1K tokens for this endpoint's model, or None when unknown."""
     known = None
     if model:

@@ -40,8 +40,9 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         """The summary with what was evaluated, JSON-ready (for `--json`)."""
         summary = self.summary.to_dict()
-        summary["endpoints"] = [{**endpoint.to_dict(), **figures}
-                                for endpoint, figures in zip(self.endpoints, summary["endpoints"])]
+        summary["endpoints"] = [
+            {**endpoint.to_dict(), **figures} for endpoint, figures in zip(self.endpoints, summary["endpoints"])
+        ]
         out = {"cases": len(self.cases), "config": asdict(self.config), **summary}
         if self.capability is not None:
             out["capability"] = {"source": self.capability.source, **self.capability.summary.to_dict()}
@@ -59,10 +60,14 @@ class Evaluation:
         return write_report(self, Path(directory), worst)
 
 
-async def evaluate_async(cases: Any, endpoints: Any, config: RunConfig | None = None,
-                         prices: str | Path | dict[str, tuple[float, float]] | None = None,
-                         on_row: Callable[[Row], None] | None = None,
-                         capability: bool | str = False) -> Evaluation:
+async def evaluate_async(
+    cases: Any,
+    endpoints: Any,
+    config: RunConfig | None = None,
+    prices: str | Path | dict[str, tuple[float, float]] | None = None,
+    on_row: Callable[[Row], None] | None = None,
+    capability: bool | str = False,
+) -> Evaluation:
     """`evaluate` inside a running event loop."""
     case_list = load_cases(cases) if cases or not capability else []  # the capability check alone
     endpoint_list = endpoints_from(endpoints)
@@ -75,9 +80,14 @@ async def evaluate_async(cases: Any, endpoints: Any, config: RunConfig | None = 
     return Evaluation(case_list, endpoint_list, rows, summary, config, check)
 
 
-def evaluate(cases: Any, endpoints: Any, config: RunConfig | None = None,
-             prices: str | Path | dict[str, tuple[float, float]] | None = None,
-             on_row: Callable[[Row], None] | None = None, capability: bool | str = False) -> Evaluation:
+def evaluate(
+    cases: Any,
+    endpoints: Any,
+    config: RunConfig | None = None,
+    prices: str | Path | dict[str, tuple[float, float]] | None = None,
+    on_row: Callable[[Row], None] | None = None,
+    capability: bool | str = False,
+) -> Evaluation:
     """Send every case to every endpoint and grade the answers.
 
     `cases`: `Case`s, case dicts, or case-file specs (a JSONL path, a BFCL file, `bfcl:<category>`;

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer.evaluate.ast_match import standardize, match_calls, same_tools
+from trainer.evaluate.ast_match import match_calls, same_tools, standardize
 from trainer.evaluate.cases import Case
 from trainer.tool_calls import parse_reply
 

@@ -44,40 +44,58 @@ def index_html(evaluation: Evaluation, worst: int) -> dict[str, str | bytes]:
     summary = evaluation.summary
     names = [e.name for e in summary.endpoints if not e.down]
     pngs = _charts(evaluation, names)
-    body = [f"<h1>{escape(report.title(evaluation))}</h1>",
-            f"<p>Endpoints: {escape(report.endpoint_list(summary.endpoints))}. Rates with 95% Wilson intervals "
-            "(the error bars); a failed request is a failed task.</p>",
-            *(f'<p class="down"><b>{escape(name)} was down</b>: {escape(why)}</p>' for name, why in
-              report.down(summary.endpoints)),
-            *missing_charts()]  # fmt: skip
+    body = [
+        f"<h1>{escape(report.title(evaluation))}</h1>",
+        f"<p>Endpoints: {escape(report.endpoint_list(summary.endpoints))}. Rates with 95% Wilson intervals "
+        "(the error bars); a failed request is a failed task.</p>",
+        *(
+            f'<p class="down"><b>{escape(name)} was down</b>: {escape(why)}</p>'
+            for name, why in report.down(summary.endpoints)
+        ),
+        *missing_charts(),
+    ]
     body += [figure(pngs, "rates.png", "Rates per endpoint with 95% intervals")]
     for key, heading in report.RATES:
         if report.rated(summary.endpoints, key):
             body += [f"<h2>{escape(heading)}</h2>", table(report.rate_rows(report.rated(summary.endpoints, key)))]
-    body += ["<h2>Latency, tokens and cost</h2>", table(report.cost_rows(summary.endpoints)),
-             figure(pngs, "latency.png", "Latency per endpoint")]  # fmt: skip
+    body += [
+        "<h2>Latency, tokens and cost</h2>",
+        table(report.cost_rows(summary.endpoints)),
+        figure(pngs, "latency.png", "Latency per endpoint"),
+    ]
     if summary.comparisons:
-        body += ["<h2>Endpoint against endpoint (task success, exact McNemar)</h2>",
-                 table(report.comparison_rows(summary.comparisons))]  # fmt: skip
+        body += [
+            "<h2>Endpoint against endpoint (task success, exact McNemar)</h2>",
+            table(report.comparison_rows(summary.comparisons)),
+        ]
     if summary.per_tool:
-        body += ["<h2>Per tool (task success; arguments)</h2>", table(report.tool_rows(summary)),
-                 figure(pngs, "tools.png", "Task success per tool")]  # fmt: skip
+        body += [
+            "<h2>Per tool (task success; arguments)</h2>",
+            table(report.tool_rows(summary)),
+            figure(pngs, "tools.png", "Task success per tool"),
+        ]
     if report.failure_kinds(summary.endpoints):
         body += ["<h2>Failure kinds</h2>", _list(report.failure_kinds(summary.endpoints))]
     if evaluation.capability is not None:
         capability = evaluation.capability.summary
-        body += [f"<h2>{report.CAPABILITY_TITLE} ({escape(evaluation.capability.source)})</h2>",
-                 table(report.rate_rows(report.rated(capability.endpoints, "success"))),
-                 *([table(report.comparison_rows(capability.comparisons))] if capability.comparisons else [])]
+        body += [
+            f"<h2>{report.CAPABILITY_TITLE} ({escape(evaluation.capability.source)})</h2>",
+            table(report.rate_rows(report.rated(capability.endpoints, "success"))),
+            *([table(report.comparison_rows(capability.comparisons))] if capability.comparisons else []),
+        ]
     for group in report.worst_failures(evaluation, worst):
-        body += [f"<h2>Worst failures: {escape(group.endpoint)} ({group.failed} failed)</h2>",
-                 *(_failure(failure) for failure in group.failures)]  # fmt: skip
+        body += [
+            f"<h2>Worst failures: {escape(group.endpoint)} ({group.failed} failed)</h2>",
+            *(_failure(failure) for failure in group.failures),
+        ]
     return {"index.html": page(report.title(evaluation), body), **pngs}
 
 
 def page(title: str, body: Iterable[str]) -> str:
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(part for part in body if part) + "\n</body></html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(part for part in body if part) + "\n</body></html>\n"
+    )
 
 
 def table(cells: report.Cells) -> str:
@@ -104,20 +122,27 @@ def _charts(evaluation: Evaluation, names: Sequence[str]) -> dict[str, bytes]:
     if charts.missing() or not names:
         return {}
     summary = evaluation.summary
-    groups: list[charts.RateGroup] = [(heading, report.rated(summary.endpoints, key)) for key, heading in report.RATES
-                                      if report.rated(summary.endpoints, key)]  # fmt: skip
+    groups: list[charts.RateGroup] = [
+        (heading, report.rated(summary.endpoints, key))
+        for key, heading in report.RATES
+        if report.rated(summary.endpoints, key)
+    ]
     if evaluation.capability is not None:
         groups.append((report.CAPABILITY_TITLE, report.rated(evaluation.capability.summary.endpoints, "success")))
     out = {}
     if groups:
         out["rates.png"] = charts.rate_chart(groups, names, "Rates with 95% Wilson intervals")
-    latencies = {name: [row.latency_ms for row in evaluation.rows if row.endpoint == name and row.latency_ms is not None]
-                 for name in names}  # fmt: skip
+    latencies = {
+        name: [row.latency_ms for row in evaluation.rows if row.endpoint == name and row.latency_ms is not None]
+        for name in names
+    }
     if any(latencies.values()):
         out["latency.png"] = charts.latency_chart(latencies)
     if summary.per_tool:
-        tools = [(tool, [(name, rates["success"]) for name, rates in by_endpoint.items()])
-                 for tool, by_endpoint in summary.per_tool.items()]  # fmt: skip
+        tools = [
+            (tool, [(name, rates["success"]) for name, rates in by_endpoint.items()])
+            for tool, by_endpoint in summary.per_tool.items()
+        ]
         out["tools.png"] = charts.rate_chart(tools, names, "Task success per tool")
     return out
 
@@ -128,15 +153,22 @@ def _charts(evaluation: Evaluation, names: Sequence[str]) -> dict[str, bytes]:
 def _failure(failure: report.Failure) -> str:
     case = failure.case
     others = f" ({failure.others_right} other endpoint(s) right)" if failure.others_right else ""
-    parts = [f'<section class="failure"><h3>{escape(case.id)}{others}</h3>',
-             f"<p><b>Why</b>: {escape(str(failure.why))}</p>", _tools(case.tools),
-             *(_message(message) for message in case.messages)]  # fmt: skip
+    parts = [
+        f'<section class="failure"><h3>{escape(case.id)}{others}</h3>',
+        f"<p><b>Why</b>: {escape(str(failure.why))}</p>",
+        _tools(case.tools),
+        *(_message(message) for message in case.messages),
+    ]
     if case.reference:
-        parts.append(f'<div class="msg assistant"><div class="role">recorded answer</div><pre>'
-                     f"{escape(case.reference)}</pre></div>")
+        parts.append(
+            f'<div class="msg assistant"><div class="role">recorded answer</div><pre>'
+            f"{escape(case.reference)}</pre></div>"
+        )
     expected = failure.expected if failure.expected is not None else "(calls not graded)"
-    parts.append(f'<div class="verdict"><div class="expected"><h4>expected</h4><pre>{escape(expected)}</pre></div>'
-                 f'<div class="got"><h4>got</h4><pre>{escape(failure.got or "(no answer)")}</pre></div></div>')
+    parts.append(
+        f'<div class="verdict"><div class="expected"><h4>expected</h4><pre>{escape(expected)}</pre></div>'
+        f'<div class="got"><h4>got</h4><pre>{escape(failure.got or "(no answer)")}</pre></div></div>'
+    )
     return "".join(parts) + "</section>"
 
 
@@ -147,8 +179,9 @@ def _tools(tools: list[dict[str, Any]]) -> str:
     for tool in tools:
         function = tool["function"]
         properties = (function.get("parameters") or {}).get("properties") or {}
-        params = ", ".join(f"{name}: {spec.get('type', '?') if isinstance(spec, dict) else '?'}"
-                           for name, spec in properties.items())  # fmt: skip
+        params = ", ".join(
+            f"{name}: {spec.get('type', '?') if isinstance(spec, dict) else '?'}" for name, spec in properties.items()
+        )
         description = f" — {report.clip(function['description'])}" if function.get("description") else ""
         items.append(f"<code>{escape(function['name'])}({escape(params)})</code>{escape(description)}")
     return f"<details><summary>Tools offered ({len(tools)})</summary>{_list(items, escaped=True)}</details>"
@@ -159,12 +192,16 @@ def _message(message: dict[str, Any]) -> str:
 
     role = str(message.get("role"))
     text = content_text(message.get("content"))
-    calls = [f"{call['function']['name']}({call['function'].get('arguments')})" for call in message.get("tool_calls") or ()]
+    calls = [
+        f"{call['function']['name']}({call['function'].get('arguments')})" for call in message.get("tool_calls") or ()
+    ]
     if role == "tool" and message.get("name"):
         role = f"tool {message['name']}"
     shown = "\n".join([text] * bool(text) + [f"→ {call}" for call in calls]) or json.dumps(message.get("content"))
-    return (f'<div class="msg {escape(role.split()[0])}"><div class="role">{escape(role)}</div>'
-            f"<pre>{escape(shown)}</pre></div>")
+    return (
+        f'<div class="msg {escape(role.split()[0])}"><div class="role">{escape(role)}</div>'
+        f"<pre>{escape(shown)}</pre></div>"
+    )
 
 
 def _list(items: Sequence[str], escaped: bool = False) -> str:

@@ -52,7 +52,7 @@ class Meter:
         usage = None
         for line in body.splitlines():
             if line.startswith(SSE_DATA):
-                usage = _usage(_json(line[len(SSE_DATA):])) or usage
+                usage = _usage(_json(line[len(SSE_DATA) :])) or usage
         self.add_usage(usage)
 
 
@@ -64,8 +64,9 @@ def metered_client(url: str, api_key: str, timeout: float, retries: int) -> tupl
     meter = Meter()
     transport = _transport_type(module)(module.AsyncHTTPTransport(), meter)
     http_client = openai.DefaultAsyncHttpxClient(transport=transport)
-    client = openai.AsyncOpenAI(base_url=url, api_key=api_key, timeout=timeout, max_retries=retries,
-                                http_client=http_client)  # fmt: skip
+    client = openai.AsyncOpenAI(
+        base_url=url, api_key=api_key, timeout=timeout, max_retries=retries, http_client=http_client
+    )
     return client, meter
 
 

@@ -89,10 +89,13 @@ class Summary:
         return {
             "endpoints": [summary.to_dict() for summary in self.endpoints],
             "comparisons": [comparison.to_dict() for comparison in self.comparisons],
-            "per_tool": {tool: {name: {key: rate.to_dict() for key, rate in rates.items()}
-                                for name, rates in by_endpoint.items()}
-                         for tool, by_endpoint in self.per_tool.items()},
-        }  # fmt: skip
+            "per_tool": {
+                tool: {
+                    name: {key: rate.to_dict() for key, rate in rates.items()} for name, rates in by_endpoint.items()
+                }
+                for tool, by_endpoint in self.per_tool.items()
+            },
+        }
 
 
 def summarise(cases: Sequence[Case], endpoints: Sequence[str], rows: Sequence[Row]) -> Summary:
@@ -113,8 +116,9 @@ def call_compliance(cases: Sequence[Case], rows: Sequence[Row], endpoint: str) -
     also counts a prose answer as well-formed."""
     expecting = {case.id for case in cases if case.expected_calls}
     mine = [row for row in rows if row.endpoint == endpoint and row.case_id in expecting]
-    good = sum(1 for row in mine if row.reply is not None and row.reply.calls and row.grade is not None
-               and row.grade.format)
+    good = sum(
+        1 for row in mine if row.reply is not None and row.reply.calls and row.grade is not None and row.grade.format
+    )
     return Rate(good, len(mine))
 
 
@@ -161,8 +165,9 @@ def compare(a: str, b: str, rows_a: Sequence[Any], rows_b: Sequence[Any]) -> Com
     return Comparison(a, b, pairs[True, True], a_only, b_only, pairs[False, False], mcnemar_exact(a_only, b_only))
 
 
-def _per_tool(endpoints: list[str], by_endpoint: dict[str, list[Row]],
-              by_case: dict[str, Case]) -> dict[str, dict[str, dict[str, Rate]]]:
+def _per_tool(
+    endpoints: list[str], by_endpoint: dict[str, list[Row]], by_case: dict[str, Case]
+) -> dict[str, dict[str, dict[str, Rate]]]:
     table: dict[str, dict[str, dict[str, Rate]]] = {}
     for name in endpoints:
         counts: dict[str, Counter[str]] = defaultdict(Counter)
@@ -174,8 +179,10 @@ def _per_tool(endpoints: list[str], by_endpoint: dict[str, list[Row]],
                     counts[tool]["answered"] += 1
                     counts[tool]["arguments"] += bool(row.grade.arguments)
         for tool, count in counts.items():
-            table.setdefault(tool, {})[name] = {"success": Rate(count["success"], count["cases"]),
-                                                "arguments": Rate(count["arguments"], count["answered"])}
+            table.setdefault(tool, {})[name] = {
+                "success": Rate(count["success"], count["cases"]),
+                "arguments": Rate(count["arguments"], count["answered"]),
+            }
     return dict(sorted(table.items()))
 
 

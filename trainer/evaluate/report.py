@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from trainer.evaluate.stats import Rate
 
@@ -26,13 +26,18 @@ if TYPE_CHECKING:
     from trainer.evaluate.metrics import Comparison, EndpointSummary, Summary
     from trainer.evaluate.runner import Row
 
-RATES = (("success", "Task success"), ("tool_selection", "Tool selection"), ("arguments", "Arguments (AST match)"),
-         ("answer", "Answer"), ("format", "Format compliance"))  # fmt: skip
+RATES = (
+    ("success", "Task success"),
+    ("tool_selection", "Tool selection"),
+    ("arguments", "Arguments (AST match)"),
+    ("answer", "Answer"),
+    ("format", "Format compliance"),
+)
 CAPABILITY_TITLE = "General capability"
 
 Cells = list[list[str]]
 """A table: its header row, then its rows, each cell already written out."""
-Output = Union[str, dict[str, Union[str, bytes]]]
+Output = str | dict[str, str | bytes]
 
 
 def results_jsonl(evaluation: Any, worst: int) -> str:
@@ -42,8 +47,13 @@ def results_jsonl(evaluation: Any, worst: int) -> str:
 
 def report_md(evaluation: Evaluation, worst: int) -> str:
     summary = evaluation.summary
-    out = [f"# {title(evaluation)}", "", f"Endpoints: {endpoint_list(summary.endpoints)}. Rates with 95% Wilson "
-           "intervals; a failed request is a failed task.", ""]  # fmt: skip
+    out = [
+        f"# {title(evaluation)}",
+        "",
+        f"Endpoints: {endpoint_list(summary.endpoints)}. Rates with 95% Wilson "
+        "intervals; a failed request is a failed task.",
+        "",
+    ]
     if down(summary.endpoints):
         out += [*(f"- **{name} was down**: {why}" for name, why in down(summary.endpoints)), ""]
     for key, heading in RATES:
@@ -51,8 +61,12 @@ def report_md(evaluation: Evaluation, worst: int) -> str:
             out += [f"## {heading}", "", *markdown_table(rate_rows(rated(summary.endpoints, key))), ""]
     out += ["## Latency, tokens and cost", "", *markdown_table(cost_rows(summary.endpoints)), ""]
     if summary.comparisons:
-        out += ["## Endpoint against endpoint (task success, exact McNemar)", "",
-                *markdown_table(comparison_rows(summary.comparisons)), ""]
+        out += [
+            "## Endpoint against endpoint (task success, exact McNemar)",
+            "",
+            *markdown_table(comparison_rows(summary.comparisons)),
+            "",
+        ]
     if summary.per_tool:
         out += ["## Per tool (task success; arguments)", "", *markdown_table(tool_rows(summary)), ""]
     if failure_kinds(summary.endpoints):
@@ -72,8 +86,12 @@ def capability_md(summary: Summary, source: str) -> list[str]:
     if rated(summary.endpoints, "success"):
         out += markdown_table(rate_rows(rated(summary.endpoints, "success"))) + [""]
     if summary.comparisons:
-        out += ["Endpoint against endpoint, exact McNemar:", "",
-                *markdown_table(comparison_rows(summary.comparisons)), ""]
+        out += [
+            "Endpoint against endpoint, exact McNemar:",
+            "",
+            *markdown_table(comparison_rows(summary.comparisons)),
+            "",
+        ]
     return out
 
 
@@ -83,13 +101,17 @@ def html_report(evaluation: Evaluation, worst: int) -> dict[str, str | bytes]:
     return index_html(evaluation, worst)
 
 
-WRITERS: dict[str, Callable[[Evaluation, int], Output]] = {"results.jsonl": results_jsonl, "report.md": report_md,
-                                                           "index.html": html_report}  # fmt: skip
+WRITERS: dict[str, Callable[[Evaluation, int], Output]] = {
+    "results.jsonl": results_jsonl,
+    "report.md": report_md,
+    "index.html": html_report,
+}
 """Report file name → what writes it."""
 
 
-def write_report(evaluation: Any, directory: Path, worst: int = 5,
-                 writers: dict[str, Callable[[Any, int], Output]] | None = None) -> dict[str, Path]:
+def write_report(
+    evaluation: Any, directory: Path, worst: int = 5, writers: dict[str, Callable[[Any, int], Output]] | None = None
+) -> dict[str, Path]:
     """Each writer's files in `directory`; file name → path written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -108,30 +130,59 @@ def write_report(evaluation: Any, directory: Path, worst: int = 5,
 def stdout_table(evaluation: Evaluation) -> str:
     from agent_tracer.commands.traces import text_table
 
-    headers = ["endpoint", "model", "success", "95% CI", "tools", "args", "format", "p50", "p95", "TTFT", "$/task",
-               "errors"]  # fmt: skip
+    headers = [
+        "endpoint",
+        "model",
+        "success",
+        "95% CI",
+        "tools",
+        "args",
+        "format",
+        "p50",
+        "p95",
+        "TTFT",
+        "$/task",
+        "errors",
+    ]
     rows = []
     for e in evaluation.summary.endpoints:
         if e.down:
             rows.append([e.name, e.model or "?", "down", "-", "-", "-", "-", "-", "-", "-", "-", str(e.errors)])
             continue
-        rows.append([e.name, e.model or "?", pct(e.success), interval(e.success), pct(e.tool_selection),
-                     pct(e.arguments), pct(e.format), ms(e.latency_ms["p50"]), ms(e.latency_ms["p95"]),
-                     ms(e.ttft_ms["p50"]), usd(e.cost_per_task), str(e.errors)])  # fmt: skip
+        rows.append(
+            [
+                e.name,
+                e.model or "?",
+                pct(e.success),
+                interval(e.success),
+                pct(e.tool_selection),
+                pct(e.arguments),
+                pct(e.format),
+                ms(e.latency_ms["p50"]),
+                ms(e.latency_ms["p95"]),
+                ms(e.ttft_ms["p50"]),
+                usd(e.cost_per_task),
+                str(e.errors),
+            ]
+        )
     lines = [text_table(headers, rows, right={2, 4, 5, 6, 7, 8, 9, 10, 11})]
     lines += comparison_lines(evaluation.summary.comparisons)
     if evaluation.capability is not None:
         capability = evaluation.capability.summary
-        lines.append(f"{CAPABILITY_TITLE.lower()} ({evaluation.capability.source}): " + ", ".join(
-            f"{name} {rate}" for name, rate in rated(capability.endpoints, "success")))  # fmt: skip
+        lines.append(
+            f"{CAPABILITY_TITLE.lower()} ({evaluation.capability.source}): "
+            + ", ".join(f"{name} {rate}" for name, rate in rated(capability.endpoints, "success"))
+        )
         lines += comparison_lines(capability.comparisons)
     lines += [f"{name} was down: {why}" for name, why in down(evaluation.summary.endpoints)]
     return "\n".join(lines)
 
 
 def comparison_lines(comparisons: Sequence[Comparison]) -> list[str]:
-    return [f"{c.a} vs {c.b}: only {c.a} right {c.a_only}, only {c.b} right {c.b_only}, p = {c.p_value:.3g} "
-            "(exact McNemar)" for c in comparisons]
+    return [
+        f"{c.a} vs {c.b}: only {c.a} right {c.a_only}, only {c.b} right {c.b_only}, p = {c.p_value:.3g} (exact McNemar)"
+        for c in comparisons
+    ]
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -155,34 +206,64 @@ def rated(endpoints: Sequence[Any], key: str) -> list[tuple[str, Rate]]:
 
 
 def rate_rows(rates: Sequence[tuple[str, Rate]]) -> Cells:
-    return [["endpoint", "rate", "95% interval", "k / n"],
-            *([name, f"{rate.value:.1%}", interval(rate), f"{rate.k} / {rate.n}"] for name, rate in rates)]
+    return [
+        ["endpoint", "rate", "95% interval", "k / n"],
+        *([name, f"{rate.value:.1%}", interval(rate), f"{rate.k} / {rate.n}"] for name, rate in rates),
+    ]
 
 
 def cost_rows(endpoints: Sequence[EndpointSummary]) -> Cells:
-    return [["endpoint", "latency p50", "p95", "TTFT p50", "p95", "tokens in", "tokens out", "$ / task", "errors"],
-            *([e.name, ms(e.latency_ms["p50"]), ms(e.latency_ms["p95"]), ms(e.ttft_ms["p50"]), ms(e.ttft_ms["p95"]),
-               num(e.input_tokens), num(e.output_tokens), usd(e.cost_per_task), str(e.errors)] for e in endpoints)]  # fmt: skip
+    return [
+        ["endpoint", "latency p50", "p95", "TTFT p50", "p95", "tokens in", "tokens out", "$ / task", "errors"],
+        *(
+            [
+                e.name,
+                ms(e.latency_ms["p50"]),
+                ms(e.latency_ms["p95"]),
+                ms(e.ttft_ms["p50"]),
+                ms(e.ttft_ms["p95"]),
+                num(e.input_tokens),
+                num(e.output_tokens),
+                usd(e.cost_per_task),
+                str(e.errors),
+            ]
+            for e in endpoints
+        ),
+    ]
 
 
 def comparison_rows(comparisons: Sequence[Comparison]) -> Cells:
-    return [["a", "b", "both right", "only a", "only b", "both wrong", "p"],
-            *([c.a, c.b, str(c.both), str(c.a_only), str(c.b_only), str(c.neither), f"{c.p_value:.3g}"]
-              for c in comparisons)]  # fmt: skip
+    return [
+        ["a", "b", "both right", "only a", "only b", "both wrong", "p"],
+        *(
+            [c.a, c.b, str(c.both), str(c.a_only), str(c.b_only), str(c.neither), f"{c.p_value:.3g}"]
+            for c in comparisons
+        ),
+    ]
 
 
 def tool_rows(summary: Summary) -> Cells:
     names = [e.name for e in summary.endpoints if e.down is None]
-    return [["tool", "cases", *names],
-            *([tool, str(next(iter(rates.values()))["success"].n),
-               *(short(rates[name]["success"]) + "; " + short(rates[name]["arguments"]) if name in rates else "-"
-                 for name in names)]
-              for tool, rates in summary.per_tool.items())]  # fmt: skip
+    return [
+        ["tool", "cases", *names],
+        *(
+            [
+                tool,
+                str(next(iter(rates.values()))["success"].n),
+                *(
+                    short(rates[name]["success"]) + "; " + short(rates[name]["arguments"]) if name in rates else "-"
+                    for name in names
+                ),
+            ]
+            for tool, rates in summary.per_tool.items()
+        ),
+    ]
 
 
 def failure_kinds(endpoints: Sequence[EndpointSummary]) -> list[str]:
-    return [f"{e.name}: " + ", ".join(f"{k} {n}" for k, n in e.failure_kinds.items())
-            for e in endpoints if e.failure_kinds]
+    return [
+        f"{e.name}: " + ", ".join(f"{k} {n}" for k, n in e.failure_kinds.items()) for e in endpoints if e.failure_kinds
+    ]
 
 
 # -- failures -------------------------------------------------------------------------------------
@@ -203,8 +284,14 @@ class Failure:
     def expected(self) -> str | None:
         if self.case.expected_calls is None:
             return None
-        return "; ".join(f"{name}({json.dumps(args, ensure_ascii=False)})" for call in self.case.expected_calls
-                         for name, args in call.items()) or "no call"  # fmt: skip
+        return (
+            "; ".join(
+                f"{name}({json.dumps(args, ensure_ascii=False)})"
+                for call in self.case.expected_calls
+                for name, args in call.items()
+            )
+            or "no call"
+        )
 
     @property
     def got(self) -> str | None:
@@ -238,14 +325,25 @@ def worst_failures(evaluation: Evaluation, count: int) -> list[FailureGroup]:
         failed = [row for row in evaluation.rows if row.endpoint == endpoint.name and not row.success]
         failed.sort(key=lambda row: -right[row.case_id])  # stable: case order within
         if failed:
-            groups.append(FailureGroup(endpoint.name, len(failed),
-                                       [Failure(cases[row.case_id], row, right[row.case_id]) for row in failed[:count]]))
+            groups.append(
+                FailureGroup(
+                    endpoint.name,
+                    len(failed),
+                    [Failure(cases[row.case_id], row, right[row.case_id]) for row in failed[:count]],
+                )
+            )
     return groups
 
 
 def _failure_md(failure: Failure) -> list[str]:
-    out = [f"### {failure.case.id}" + (f" ({failure.others_right} other endpoint(s) right)" if failure.others_right
-                                       else ""), "", f"**Why**: {failure.why}", "", "```"]  # fmt: skip
+    out = [
+        f"### {failure.case.id}"
+        + (f" ({failure.others_right} other endpoint(s) right)" if failure.others_right else ""),
+        "",
+        f"**Why**: {failure.why}",
+        "",
+        "```",
+    ]
     for message in failure.case.messages[-6:]:
         out.append(f"{message.get('role')}: {message_text(message)}")
     if failure.expected is not None:
@@ -261,7 +359,9 @@ def message_text(message: dict[str, Any]) -> str:
     from agent_tracer.conversations import content_text
 
     parts = [clip(content_text(message.get("content")))] if message.get("content") else []
-    parts += [f"{call['function']['name']}({call['function'].get('arguments')})" for call in message.get("tool_calls") or ()]
+    parts += [
+        f"{call['function']['name']}({call['function'].get('arguments')})" for call in message.get("tool_calls") or ()
+    ]
     return " ".join(parts)
 
 
@@ -270,8 +370,11 @@ def message_text(message: dict[str, Any]) -> str:
 
 def markdown_table(rows: Cells) -> list[str]:
     header, *body = rows
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body),
+    ]
 
 
 def pct(rate: Rate) -> str:

@@ -27,14 +27,17 @@ from trainer.evaluate.grade import Grade, Reply, grade
 @dataclass
 class RunConfig:
     concurrency: int = field(default=4, metadata={"help": "Requests in flight per endpoint."})
-    temperature: float | None = field(default=0.0, metadata={"help": "Sampling temperature sent with each "
-                                                                     "request (none: the server's default)."})
-    max_tokens: int | None = field(default=None, metadata={"help": "Most tokens an answer may have (default: "
-                                                                   "the server's)."})
+    temperature: float | None = field(
+        default=0.0, metadata={"help": "Sampling temperature sent with each request (none: the server's default)."}
+    )
+    max_tokens: int | None = field(
+        default=None, metadata={"help": "Most tokens an answer may have (default: the server's)."}
+    )
     timeout: float = field(default=120.0, metadata={"help": "Seconds a request may take."})
     retries: int = field(default=1, metadata={"help": "Retries of a request that failed to connect or got 429/5xx."})
-    down_after: int = field(default=3, metadata={"help": "Connection failures in a row after which an endpoint "
-                                                         "is taken as down."})
+    down_after: int = field(
+        default=3, metadata={"help": "Connection failures in a row after which an endpoint is taken as down."}
+    )
 
 
 @dataclass
@@ -75,8 +78,9 @@ class Target:
 
         self.endpoint = endpoint
         self.key = endpoint.api_key()
-        self.client = AsyncOpenAI(base_url=endpoint.url, api_key=self.key, timeout=config.timeout,
-                                  max_retries=config.retries)  # fmt: skip
+        self.client = AsyncOpenAI(
+            base_url=endpoint.url, api_key=self.key, timeout=config.timeout, max_retries=config.retries
+        )
         self.slots = asyncio.Semaphore(config.concurrency)
         self.prices = prices
         self.model = endpoint.model
@@ -110,11 +114,17 @@ class Target:
         return text.replace(self.key, "***") if self.key != PLACEHOLDER_KEY else text
 
 
-async def run_cases(cases: Sequence[Case], endpoints: Sequence[Endpoint], config: RunConfig,
-                    prices: dict[str, tuple[float, float]], on_row: Callable[[Row], None] | None = None) -> list[Row]:
+async def run_cases(
+    cases: Sequence[Case],
+    endpoints: Sequence[Endpoint],
+    config: RunConfig,
+    prices: dict[str, tuple[float, float]],
+    on_row: Callable[[Row], None] | None = None,
+) -> list[Row]:
     """Every case against every endpoint; the rows in case order, endpoints in the order given."""
     targets = [Target(endpoint, config, prices) for endpoint in endpoints]
     try:
+
         async def one(case: Case, target: Target) -> Row:
             row = await _ask(case, target, config)
             if on_row is not None:
@@ -158,8 +168,12 @@ async def _ask(case: Case, target: Target, config: RunConfig) -> Row:
 async def _stream(case: Case, target: Target, config: RunConfig, row: Row) -> Reply:
     """Send the case streamed; fill in the row's timings and tokens; the reply, names read back."""
     names = {safe_name(tool["function"]["name"]): tool["function"]["name"] for tool in case.tools}
-    request: dict[str, Any] = {"model": target.model, "messages": case.messages, "stream": True,
-                               "stream_options": {"include_usage": True}}  # fmt: skip
+    request: dict[str, Any] = {
+        "model": target.model,
+        "messages": case.messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     if case.tools:
         request["tools"] = case.tools
     if target.endpoint.safe_names:
@@ -187,21 +201,28 @@ async def _stream(case: Case, target: Target, config: RunConfig, row: Row) -> Re
                     slot[0] += call.function.name or ""
                     slot[1] += call.function.arguments or ""
     row.latency_ms = (time.perf_counter() - started) * 1000
-    made = [(names.get(name, name) if target.endpoint.safe_names else name, arguments)
-            for name, arguments in (calls[index] for index in sorted(calls))]  # fmt: skip
+    made = [
+        (names.get(name, name) if target.endpoint.safe_names else name, arguments)
+        for name, arguments in (calls[index] for index in sorted(calls))
+    ]
     return Reply.from_message("".join(content), made)
 
 
 def _safe_names(case: Case) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The case's messages and tools with tool names OpenAI accepts (see `Endpoint.safe_names`)."""
-    tools = [{**tool, "function": {**tool["function"], "name": safe_name(tool["function"]["name"])}}
-             for tool in case.tools]  # fmt: skip
+    tools = [
+        {**tool, "function": {**tool["function"], "name": safe_name(tool["function"]["name"])}} for tool in case.tools
+    ]
     messages = []
     for message in case.messages:
         if message.get("tool_calls"):
-            message = {**message, "tool_calls": [
-                {**call, "function": {**call["function"], "name": safe_name(call["function"]["name"])}}
-                for call in message["tool_calls"]]}  # fmt: skip
+            message = {
+                **message,
+                "tool_calls": [
+                    {**call, "function": {**call["function"], "name": safe_name(call["function"]["name"])}}
+                    for call in message["tool_calls"]
+                ],
+            }
         if message.get("role") == "tool" and message.get("name"):
             message = {**message, "name": safe_name(message["name"])}
         messages.append(message)

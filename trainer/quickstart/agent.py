@@ -50,18 +50,22 @@ def attempt_held_out(question: str, case: Case, client: openai.OpenAI, max_token
 
 def _run(case: Case, client: openai.OpenAI, max_tokens: int) -> Attempt:
     raw = client.chat.completions.with_raw_response.create(
-        model=AGENT_MODEL, messages=case.messages, tools=case.tools, temperature=0, max_tokens=max_tokens)
+        model=AGENT_MODEL, messages=case.messages, tools=case.tools, temperature=0, max_tokens=max_tokens
+    )
     message = raw.parse().choices[0].message
-    reply = Reply.from_message(message.content, [(call.function.name, call.function.arguments)
-                                                 for call in message.tool_calls or ()])  # fmt: skip
+    reply = Reply.from_message(
+        message.content, [(call.function.name, call.function.arguments) for call in message.tool_calls or ()]
+    )
     result = grade(case, reply)
-    agent_tracer.record_outcome(outcome="success" if result.success else "failure",
-                                rating=5 if result.success else 1, comment=result.reason)
+    agent_tracer.record_outcome(
+        outcome="success" if result.success else "failure", rating=5 if result.success else 1, comment=result.reason
+    )
     return Attempt(case.id, result, raw.headers.get("x-agent-route"))
 
 
-def attempt_all(agent: Callable[..., Attempt], cases: list[Case], client: openai.OpenAI,
-                budget: Budget) -> list[Attempt]:
+def attempt_all(
+    agent: Callable[..., Attempt], cases: list[Case], client: openai.OpenAI, budget: Budget
+) -> list[Attempt]:
     """Run `agent` on every case, `budget.max_batch` runs at a time (the served model batches
     them); Ctrl-C cancels the runs not started."""
     pool = ThreadPoolExecutor(max_workers=budget.max_batch, thread_name_prefix=AGENT_NAME)

@@ -11,12 +11,18 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Budget:
     model: str = field(default="smollm2", metadata={"help": "The base model; `tiny`: one made on the spot."})
-    categories: tuple[str, ...] = field(default=("simple_python", "multiple"), metadata={
-        "help": "BFCL non-live categories the tasks come from (train and held-out alike)."})
-    train_tasks: int = field(default=160, metadata={
-        "help": "Tasks whose ground truth is imported as the frontier's successful runs (SFT rows)."})
-    capture_tasks: int = field(default=16, metadata={
-        "help": "Of the train tasks, how many the base model attempts (its failures make DPO pairs)."})
+    categories: tuple[str, ...] = field(
+        default=("simple_python", "multiple"),
+        metadata={"help": "BFCL non-live categories the tasks come from (train and held-out alike)."},
+    )
+    train_tasks: int = field(
+        default=160,
+        metadata={"help": "Tasks whose ground truth is imported as the frontier's successful runs (SFT rows)."},
+    )
+    capture_tasks: int = field(
+        default=16,
+        metadata={"help": "Of the train tasks, how many the base model attempts (its failures make DPO pairs)."},
+    )
     eval_tasks: int = field(default=16, metadata={"help": "Held-out non-live tasks, never trained on."})
     live_tasks: int = field(default=4, metadata={"help": "live_simple tasks, evaluation only."})
     swap_tasks: int = field(default=6, metadata={"help": "Held-out tasks the agent runs through the proxy."})
@@ -29,6 +35,17 @@ class Budget:
 
 
 FULL = Budget()
-TINY = Budget(model="tiny", train_tasks=12, capture_tasks=4, eval_tasks=4, live_tasks=2, swap_tasks=2,
-              sft_steps=2, dpo_steps=1, max_length=4096, max_tokens=8, max_batch=4)
+TINY = Budget(
+    model="tiny",
+    train_tasks=12,
+    capture_tasks=4,
+    eval_tasks=4,
+    live_tasks=2,
+    swap_tasks=2,
+    sft_steps=2,
+    dpo_steps=1,
+    max_length=4096,
+    max_tokens=8,
+    max_batch=4,
+)
 """The tiny model's byte-level tokenizer makes a BFCL row about 1,500 tokens, hence the longer rows."""

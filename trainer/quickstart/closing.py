@@ -29,10 +29,13 @@ To do the same with your own agent and a real frontier API:
 
 def closing(ctx: Context, seconds: float) -> str:
     report = ctx.path("report")
-    lines = [f"\nquickstart finished in {duration(seconds)}; everything is in {ctx.folder}:",
-             f"  report    {report / 'index.html'} (and report.md, results.jsonl)",
-             f"  traces    {ctx.db}   (agent-tracer traces list --db {ctx.db})",
-             f"  data      {ctx.path('data')}   runs {ctx.path('runs')}   routes {ctx.path('routes.yaml')}", ""]
+    lines = [
+        f"\nquickstart finished in {duration(seconds)}; everything is in {ctx.folder}:",
+        f"  report    {report / 'index.html'} (and report.md, results.jsonl)",
+        f"  traces    {ctx.db}   (agent-tracer traces list --db {ctx.db})",
+        f"  data      {ctx.path('data')}   runs {ctx.path('runs')}   routes {ctx.path('routes.yaml')}",
+        "",
+    ]
     if ctx.evaluation is not None:
         lines += table(ctx.evaluation)
     lines += ["", REAL_FRONTIER.format(routes=ctx.path("routes.yaml"))]
@@ -47,13 +50,17 @@ def table(evaluation: Any) -> list[str]:
     from trainer.evaluate.metrics import call_compliance
 
     cases = len(evaluation.cases)
-    rows = [[summary.name, str(call_compliance(evaluation.cases, evaluation.rows, summary.name)), str(summary.success)]
-            for summary in evaluation.summary.endpoints]
+    rows = [
+        [summary.name, str(call_compliance(evaluation.cases, evaluation.rows, summary.name)), str(summary.success)]
+        for summary in evaluation.summary.endpoints
+    ]
     out = [f"base vs tuned on {cases} held-out tasks (95% Wilson intervals):"]
     out += ["  " + line for line in text_table(["endpoint", "format compliance", "AST accuracy"], rows).splitlines()]
     for comparison in evaluation.summary.comparisons:
-        out.append(f"  paired (exact McNemar) on success: {comparison.a} only {comparison.a_only}, {comparison.b} only "
-                   f"{comparison.b_only}, p = {comparison.p_value:.3g}")
+        out.append(
+            f"  paired (exact McNemar) on success: {comparison.a} only {comparison.a_only}, {comparison.b} only "
+            f"{comparison.b_only}, p = {comparison.p_value:.3g}"
+        )
     return out
 
 

@@ -24,6 +24,8 @@ routes:
 
 
 def write_routes(path: Path, tuned_url: str, fallback_url: str) -> Path:
-    path.write_text(TEMPLATE.format(name=AGENT_MODEL, tuned=tuned_url, fallback=fallback_url, standin=STANDIN_MODEL),
-                    encoding="utf-8")
+    path.write_text(
+        TEMPLATE.format(name=AGENT_MODEL, tuned=tuned_url, fallback=fallback_url, standin=STANDIN_MODEL),
+        encoding="utf-8",
+    )
     return path

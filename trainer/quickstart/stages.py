@@ -83,8 +83,9 @@ def recording(db: str) -> Iterator[None]:
 def agent_client(base_url: str, **headers: str) -> Any:
     import openai
 
-    return openai.OpenAI(base_url=base_url, api_key=PLACEHOLDER_KEY, max_retries=0, timeout=600,
-                         default_headers=headers or None)
+    return openai.OpenAI(
+        base_url=base_url, api_key=PLACEHOLDER_KEY, max_retries=0, timeout=600, default_headers=headers or None
+    )
 
 
 # -- 1. capture -----------------------------------------------------------------------------------
@@ -104,23 +105,31 @@ def capture(ctx: Context) -> None:
         from trainer.tiny import save_tiny_model
 
         ctx.model = save_tiny_model(ctx.path("tiny-model"))
-        ctx.say(f"  model: a 2-layer Llama made on the spot in {ctx.model} (--tiny): it writes nonsense, "
-                "but every stage runs on it for real")
+        ctx.say(
+            f"  model: a 2-layer Llama made on the spot in {ctx.model} (--tiny): it writes nonsense, "
+            "but every stage runs on it for real"
+        )
     else:
         ctx.model = budget.model
     with TraceStore(ctx.db) as store:
         imported_at = utcnow()
         store.write([record for task in plan.train for record in task.example.records(imported_at)])
-    ctx.say(f"  imported the ground truth of the {len(plan.train)} train tasks (BFCL {', '.join(budget.categories)}) "
-            "as successful runs: these stand in for the runs a frontier model would have made (offline, there "
-            "is no frontier model to ask)")
+    ctx.say(
+        f"  imported the ground truth of the {len(plan.train)} train tasks (BFCL {', '.join(budget.categories)}) "
+        "as successful runs: these stand in for the runs a frontier model would have made (offline, there "
+        "is no frontier model to ask)"
+    )
     with served(ctx.model, "base", budget) as url, recording(ctx.db):
-        ctx.say(f"  serving the base model ({budget.model}) at {url}; the agent (openai SDK, @trace_agent) "
-                f"attempts {len(plan.capture)} of the train tasks")
+        ctx.say(
+            f"  serving the base model ({budget.model}) at {url}; the agent (openai SDK, @trace_agent) "
+            f"attempts {len(plan.capture)} of the train tasks"
+        )
         attempts = attempt_all(attempt, [task.case for task in plan.capture], agent_client(url), budget)
     won = sum(run.grade.success for run in attempts)
-    ctx.say(f"  {AGENT_NAME}: {len(attempts)} runs recorded in {ctx.db}, {won} succeeded, {len(attempts) - won} "
-            "failed (each judged against BFCL's ground truth by its AST rules, and recorded with record_outcome)")
+    ctx.say(
+        f"  {AGENT_NAME}: {len(attempts)} runs recorded in {ctx.db}, {won} succeeded, {len(attempts) - won} "
+        "failed (each judged against BFCL's ground truth by its AST rules, and recorded with record_outcome)"
+    )
 
 
 # -- 2. curate ------------------------------------------------------------------------------------
@@ -134,20 +143,29 @@ def curate(ctx: Context) -> None:
 
     seed = ctx.budget.seed
     with TraceStore(ctx.db) as store:
-        sft = build_sft(store, Selection(outcome="success"),
-                        SFTConfig(out=str(ctx.path("data", "sft.jsonl")), model=ctx.model,
-                                  max_length=ctx.budget.max_length, seed=seed))  # fmt: skip
+        sft = build_sft(
+            store,
+            Selection(outcome="success"),
+            SFTConfig(
+                out=str(ctx.path("data", "sft.jsonl")), model=ctx.model, max_length=ctx.budget.max_length, seed=seed
+            ),
+        )
         ctx.sft_rows = sft.summary.splits["train"]
         ctx.say(f"  sft: {_rows(sft.summary)} from the successful runs → {sft.paths['train']}")
         try:
-            dpo = build_dpo(store, Selection(), PreferenceConfig(out=str(ctx.path("data", "dpo.jsonl")),
-                                                                 sources=["traces"], seed=seed))  # fmt: skip
+            dpo = build_dpo(
+                store,
+                Selection(),
+                PreferenceConfig(out=str(ctx.path("data", "dpo.jsonl")), sources=["traces"], seed=seed),
+            )
         except ConfigError as exc:  # the base model failed nothing: there is nothing to prefer against
             ctx.say(f"  dpo: no pairs ({exc}); DPO will be skipped")
             return
     ctx.dpo_rows = dpo.summary.splits["train"]
-    ctx.say(f"  dpo: {_rows(dpo.summary)}, each a failed attempt of the base model against the ground truth "
-            f"of the same question → {dpo.paths['train']}")
+    ctx.say(
+        f"  dpo: {_rows(dpo.summary)}, each a failed attempt of the base model against the ground truth "
+        f"of the same question → {dpo.paths['train']}"
+    )
 
 
 def _rows(summary: Any) -> str:
@@ -169,14 +187,25 @@ def train(ctx: Context) -> None:
         runs.append(("dpo", train_dpo, str(ctx.path("runs", "sft")), budget.dpo_steps, "dpo.jsonl"))
     for kind, function, model, steps, data in runs:
         out = ctx.path("runs", kind)
-        config = resolve(kind, preset_values(f"{kind}-cpu"), {
-            "model": model, "data": str(ctx.path("data", data)), "out": str(out), "max_steps": steps,
-            "max_length": budget.max_length, "seed": budget.seed})  # fmt: skip
+        config = resolve(
+            kind,
+            preset_values(f"{kind}-cpu"),
+            {
+                "model": model,
+                "data": str(ctx.path("data", data)),
+                "out": str(out),
+                "max_steps": steps,
+                "max_length": budget.max_length,
+                "seed": budget.seed,
+            },
+        )
         ctx.say(f"  {kind}: preset {kind}-cpu, {counted(steps, 'step')} from {_short(model, ctx.folder)} …")
         with contextlib.redirect_stdout(sys.stderr):  # the trainers' own logs
             summary = function(config, overwrite=True)
-        ctx.say(f"  {kind}: {counted(summary['steps'], 'step')} in {summary['seconds']:.0f} s, train loss "
-                f"{summary['train_loss']:.3f}; LoRA adapter in {out}")
+        ctx.say(
+            f"  {kind}: {counted(summary['steps'], 'step')} in {summary['seconds']:.0f} s, train loss "
+            f"{summary['train_loss']:.3f}; LoRA adapter in {out}"
+        )
         ctx.tuned = out
 
 
@@ -190,15 +219,21 @@ def _short(model: str, folder: Path) -> str:
 
 def evaluate(ctx: Context) -> None:
     """base and tuned served side by side, asked the held-out tasks, graded by BFCL's AST rules"""
-    from trainer.evaluate import RunConfig, evaluate as run_evaluation
+    from trainer.evaluate import RunConfig
+    from trainer.evaluate import evaluate as run_evaluation
 
     plan, budget = ctx.plan, ctx.budget
     assert plan is not None and ctx.tuned is not None
-    ctx.say(f"  {len(plan.held_out)} held-out BFCL {', '.join(budget.categories)} tasks (never trained on) and "
-            f"{len(plan.live)} live_simple ones (evaluation only)")
+    ctx.say(
+        f"  {len(plan.held_out)} held-out BFCL {', '.join(budget.categories)} tasks (never trained on) and "
+        f"{len(plan.live)} live_simple ones (evaluation only)"
+    )
     with served(ctx.model, "base", budget) as base, served(str(ctx.tuned), "tuned", budget) as tuned:
-        result = run_evaluation([task.case for task in plan.evaluated], {"base": base, "tuned": tuned},
-                                RunConfig(concurrency=budget.max_batch, max_tokens=budget.max_tokens, timeout=900))
+        result = run_evaluation(
+            [task.case for task in plan.evaluated],
+            {"base": base, "tuned": tuned},
+            RunConfig(concurrency=budget.max_batch, max_tokens=budget.max_tokens, timeout=900),
+        )
     written = result.write(ctx.path("report"))
     ctx.evaluation = result
     ctx.say(f"  report: {written.get('index.html', ctx.path('report'))}")
@@ -212,7 +247,7 @@ def swap(ctx: Context) -> None:
     from agent_tracer.formats import HELD_OUT_TAG
     from agent_tracer.store import TraceStore
     from agent_tracer.testing.proxy_process import ProxyProcess
-    from trainer.quickstart.agent import AGENT_NAME, AGENT_TAG, attempt_held_out, attempt_all
+    from trainer.quickstart.agent import AGENT_NAME, AGENT_TAG, attempt_all, attempt_held_out
     from trainer.quickstart.routes import write_routes
     from trainer.quickstart.standin import STANDIN_MODEL, create_standin
     from trainer.serve import running
@@ -224,14 +259,19 @@ def swap(ctx: Context) -> None:
         tuned = stack.enter_context(served(str(ctx.tuned), "tuned", budget))
         standin = stack.enter_context(running(create_standin(answers)))
         routes = write_routes(ctx.path("routes.yaml"), tuned, standin)
-        ctx.say(f"  routes: {routes} — model {AGENT_NAME} → tuned at {tuned} (primary), {STANDIN_MODEL} at "
-                f"{standin} (fallback: a loopback stand-in that answers BFCL questions with their ground truth)")
+        ctx.say(
+            f"  routes: {routes} — model {AGENT_NAME} → tuned at {tuned} (primary), {STANDIN_MODEL} at "
+            f"{standin} (fallback: a loopback stand-in that answers BFCL questions with their ground truth)"
+        )
         proxy = ProxyProcess(standin.removesuffix("/v1"), ctx.db, "--routes", str(routes))
         stack.callback(proxy.stop)
-        ctx.say(f"  agent-tracer proxy --routes {routes.name} at {proxy.openai_base_url}; the agent runs "
-                f"{len(plan.swap)} held-out tasks through it")
-        client = agent_client(proxy.openai_base_url, **{"X-Agent-Name": AGENT_NAME,
-                                                         "X-Agent-Tags": f"{AGENT_TAG},{HELD_OUT_TAG}"})
+        ctx.say(
+            f"  agent-tracer proxy --routes {routes.name} at {proxy.openai_base_url}; the agent runs "
+            f"{len(plan.swap)} held-out tasks through it"
+        )
+        client = agent_client(
+            proxy.openai_base_url, **{"X-Agent-Name": AGENT_NAME, "X-Agent-Tags": f"{AGENT_TAG},{HELD_OUT_TAG}"}
+        )
         with recording(ctx.db):
             ctx.swapped = attempt_all(attempt_held_out, [task.case for task in plan.swap], client, budget)
     for run in ctx.swapped:
@@ -242,11 +282,21 @@ def swap(ctx: Context) -> None:
         routed = [call for call in store.calls(limit=None) if call.route]
     refused = Counter(call.fallback_reason for call in routed if call.route == "primary" and call.fallback_reason)
     ctx.routed = Counter(call.route for call in routed if call.route == "fallback" or not call.fallback_reason)
-    ctx.say(f"  the proxy recorded {len(routed)} routed calls: {ctx.routed['primary']} answered by the primary "
-            f"(tuned), {ctx.routed['fallback']} by the fallback ({STANDIN_MODEL})"
-            + (f" after it refused the primary's answer ({', '.join(f'{why} {n}' for why, n in refused.items())})"
-               if refused else ""))
+    ctx.say(
+        f"  the proxy recorded {len(routed)} routed calls: {ctx.routed['primary']} answered by the primary "
+        f"(tuned), {ctx.routed['fallback']} by the fallback ({STANDIN_MODEL})"
+        + (
+            f" after it refused the primary's answer ({', '.join(f'{why} {n}' for why, n in refused.items())})"
+            if refused
+            else ""
+        )
+    )
 
 
 STAGES: list[tuple[str, Callable[[Context], None]]] = [
-    ("capture", capture), ("curate", curate), ("train", train), ("evaluate", evaluate), ("swap", swap)]
+    ("capture", capture),
+    ("curate", curate),
+    ("train", train),
+    ("evaluate", evaluate),
+    ("swap", swap),
+]

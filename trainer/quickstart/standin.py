@@ -41,7 +41,16 @@ def create_standin(answers: Iterable[tuple[str, dict[str, Any]]]) -> Starlette:
         answer = known.get(question) if isinstance(question, str) else None
         calls = (answer or {}).get("tool_calls") or []
         content = None if calls else (answer or {}).get("content") or UNKNOWN
-        return JSONResponse(protocol.completion(protocol.new_id(), protocol.now(), STANDIN_MODEL, content, calls,
-                                                "tool_calls" if calls else "stop", protocol.usage(0, 0)))
+        return JSONResponse(
+            protocol.completion(
+                protocol.new_id(),
+                protocol.now(),
+                STANDIN_MODEL,
+                content,
+                calls,
+                "tool_calls" if calls else "stop",
+                protocol.usage(0, 0),
+            )
+        )
 
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])

@@ -61,8 +61,10 @@ class TaskPlan:
         return self.held_out + self.live
 
     def describe(self) -> str:
-        return (f"{len(self.train)} train tasks ({len(self.capture)} attempted by the base model), "
-                f"{len(self.held_out)} held-out, {len(self.live)} {LIVE_CATEGORY} (evaluation only)")
+        return (
+            f"{len(self.train)} train tasks ({len(self.capture)} attempted by the base model), "
+            f"{len(self.held_out)} held-out, {len(self.live)} {LIVE_CATEGORY} (evaluation only)"
+        )
 
 
 def category_tasks(category: str) -> list[Task]:

@@ -57,23 +57,41 @@ class ChatApi:
         except RequestError as exc:
             return error_response(exc.message, 400, exc.param, exc.code)
         except QueueFull as exc:
-            return error_response(f"The server is busy ({exc}): retry shortly.", 503, code="queue_full",
-                                  headers={"Retry-After": str(RETRY_AFTER_S)})
+            return error_response(
+                f"The server is busy ({exc}): retry shortly.",
+                503,
+                code="queue_full",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         answer = _Answer(self.model_name, chat, generation)
         if chat.stream:
-            return StreamingResponse(answer.events(), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache"})
+            return StreamingResponse(
+                answer.events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            )
         return await answer.whole(request)
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [
-            {"id": self.model_name, "object": "model", "created": self.created, "owned_by": "agent-tracer"}]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"id": self.model_name, "object": "model", "created": self.created, "owned_by": "agent-tracer"}
+                ],
+            }
+        )
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "model": self.model_name, "waiting": self.engine.waiting,
-                             "running": self.engine.running, **asdict(self.engine.stats),
-                             "guided_tool_calls": self.engine.guidance is not None,
-                             "unguided": self.engine.guidance.unguided if self.engine.guidance else 0})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "model": self.model_name,
+                "waiting": self.engine.waiting,
+                "running": self.engine.running,
+                **asdict(self.engine.stats),
+                "guided_tool_calls": self.engine.guidance is not None,
+                "unguided": self.engine.guidance.unguided if self.engine.guidance else 0,
+            }
+        )
 
     def _prompt(self, chat: ChatRequest) -> list[int]:
         from jinja2 import TemplateError
@@ -81,24 +99,37 @@ class ChatApi:
         try:
             prompt = self.engine.render(chat.messages, chat.tools)
         except TemplateError as exc:
-            raise RequestError(f"The model's chat template cannot render these messages: {exc}.", "messages",
-                               "invalid_value") from None
+            raise RequestError(
+                f"The model's chat template cannot render these messages: {exc}.", "messages", "invalid_value"
+            ) from None
         context = self.engine.context_length
         if len(prompt) >= context:
-            raise RequestError(f"The messages take {len(prompt)} tokens, but this model's context is {context} "
-                               "tokens: shorten them.", "messages", "context_length_exceeded")
+            raise RequestError(
+                f"The messages take {len(prompt)} tokens, but this model's context is {context} tokens: shorten them.",
+                "messages",
+                "context_length_exceeded",
+            )
         return prompt
 
     def _sampling(self, chat: ChatRequest, prompt_tokens: int) -> Sampling:
         room = self.engine.context_length - prompt_tokens
         if chat.max_tokens is not None and chat.max_tokens > room:
-            raise RequestError(f"max_tokens is {chat.max_tokens}, but after the {prompt_tokens} tokens of the "
-                               f"messages this model's context of {self.engine.context_length} tokens has room for "
-                               f"{room}.", "max_tokens", "context_length_exceeded")
+            raise RequestError(
+                f"max_tokens is {chat.max_tokens}, but after the {prompt_tokens} tokens of the "
+                f"messages this model's context of {self.engine.context_length} tokens has room for "
+                f"{room}.",
+                "max_tokens",
+                "context_length_exceeded",
+            )
         callable_tools = [t for t in chat.tools if chat.named_tool in (None, t["function"].get("name"))]
-        return Sampling(max_tokens=chat.max_tokens or min(self.engine.default_max_tokens, room),
-                        temperature=chat.temperature, top_p=chat.top_p, stop=chat.stop, seed=chat.seed,
-                        tool_grammar=self.engine.tool_grammar(callable_tools, chat.call_required))
+        return Sampling(
+            max_tokens=chat.max_tokens or min(self.engine.default_max_tokens, room),
+            temperature=chat.temperature,
+            top_p=chat.top_p,
+            stop=chat.stop,
+            seed=chat.seed,
+            tool_grammar=self.engine.tool_grammar(callable_tools, chat.call_required),
+        )
 
 
 class _Answer:
@@ -123,8 +154,15 @@ class _Answer:
         parts = self.assembler.feed(text)
         rest = self.assembler.finish()
         content, calls = parts.text + rest.text, parts.calls + rest.calls
-        body = protocol.completion(self.id, self.created, self.model, content or (None if calls else ""), calls,
-                                   self._finish_reason(), self._usage())
+        body = protocol.completion(
+            self.id,
+            self.created,
+            self.model,
+            content or (None if calls else ""),
+            calls,
+            self._finish_reason(),
+            self._usage(),
+        )
         return JSONResponse(body)
 
     async def events(self) -> AsyncIterator[bytes]:
@@ -155,11 +193,12 @@ class _Answer:
             yield self._chunk({"tool_calls": parts.calls})
 
     def _chunk(self, delta: dict[str, Any]) -> bytes:
-        return protocol.sse(protocol.chunk(self.id, self.created, self.model, delta,
-                                           with_usage=self.chat.include_usage))
+        return protocol.sse(
+            protocol.chunk(self.id, self.created, self.model, delta, with_usage=self.chat.include_usage)
+        )
 
     def _finish_reason(self) -> str:
-        """"length" when the limit cut the answer, else "tool_calls" when it has calls, else "stop"."""
+        """ "length" when the limit cut the answer, else "tool_calls" when it has calls, else "stop"."""
         reason = self.generation.finish_reason or "stop"
         return "tool_calls" if self.assembler.calls and reason != "length" else reason
 
@@ -174,15 +213,19 @@ async def _cancel_on_disconnect(request: Request, generation: Generation) -> Non
     generation.cancel()
 
 
-def error_response(message: str, status: int, param: str | None = None, code: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    message: str, status: int, param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(protocol.error_body(message, status, param, code), status_code=status, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(f"{request.method} {request.url.path}: {exc.detail}.", exc.status_code,
-                          code="not_found" if exc.status_code == 404 else None)
+    return error_response(
+        f"{request.method} {request.url.path}: {exc.detail}.",
+        exc.status_code,
+        code="not_found" if exc.status_code == 404 else None,
+    )
 
 
 def create_app(engine: Engine, model_name: str) -> Starlette:
@@ -197,8 +240,11 @@ def create_app(engine: Engine, model_name: str) -> Starlette:
         finally:
             await asyncio.to_thread(engine.close)
 
-    routes = [Route("/v1/chat/completions", api.chat, methods=["POST"]), Route("/v1/models", api.models),
-              Route("/healthz", api.health)]
+    routes = [
+        Route("/v1/chat/completions", api.chat, methods=["POST"]),
+        Route("/v1/models", api.models),
+        Route("/healthz", api.health),
+    ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
 
 
@@ -206,8 +252,16 @@ def serve(app: Starlette, host: str, port: int) -> None:
     """Serve until SIGINT / SIGTERM."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
-                lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
 
 
 @contextlib.contextmanager

@@ -14,26 +14,49 @@ ENGINES = ("transformers", "vllm")
 
 @dataclass
 class ServeConfig(Documented):
-    model: str = field(default=DEFAULT_MODEL, metadata={
-        "help": "What to serve: a training run's folder (its LoRA adapter merged into its base), a merged "
-                "folder, any Hugging Face model folder, a .gguf file, a hub id, or smollm2 (embedded)."})
-    model_name: str | None = field(default=None, metadata={
-        "help": "The name clients ask for and answers carry in `model` [default: the folder's or file's name]."})
-    engine: str = field(default="transformers", metadata={
-        "help": "transformers: this process, on the CPU or one GPU, with batching; vllm: vLLM's own OpenAI "
-                "server (GPU; pip install vllm).", "choices": ENGINES})
+    model: str = field(
+        default=DEFAULT_MODEL,
+        metadata={
+            "help": "What to serve: a training run's folder (its LoRA adapter merged into its base), a merged "
+            "folder, any Hugging Face model folder, a .gguf file, a hub id, or smollm2 (embedded)."
+        },
+    )
+    model_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "The name clients ask for and answers carry in `model` [default: the folder's or file's name]."
+        },
+    )
+    engine: str = field(
+        default="transformers",
+        metadata={
+            "help": "transformers: this process, on the CPU or one GPU, with batching; vllm: vLLM's own OpenAI "
+            "server (GPU; pip install vllm).",
+            "choices": ENGINES,
+        },
+    )
     host: str = field(default="127.0.0.1", metadata={"help": "Address to bind; 0.0.0.0 exposes the server."})
     port: int = field(default=8001, metadata={"help": "Port to listen on."})
-    max_batch: int = field(default=8, metadata={
-        "help": "Most requests generated together in one batch (vLLM: --max-num-seqs)."})
-    max_queue: int = field(default=64, metadata={
-        "help": "Most requests waiting for a batch; beyond it clients get 503 with Retry-After."})
-    max_tokens: int = field(default=1024, metadata={
-        "help": "An answer's token limit when the request sets none (the context still caps it)."})
-    device: str = field(default="auto", metadata={"help": "Where the model runs: auto (a GPU if there is one), cpu, cuda, cuda:1."})
-    guided_tool_calls: bool = field(default=True, metadata={
-        "help": "Hold each tool call the model opens to the request's tool schemas, so it always parses "
-                "(llguidance; the text before a call stays free). vLLM guides only tool_choice required/named."})
+    max_batch: int = field(
+        default=8, metadata={"help": "Most requests generated together in one batch (vLLM: --max-num-seqs)."}
+    )
+    max_queue: int = field(
+        default=64, metadata={"help": "Most requests waiting for a batch; beyond it clients get 503 with Retry-After."}
+    )
+    max_tokens: int = field(
+        default=1024,
+        metadata={"help": "An answer's token limit when the request sets none (the context still caps it)."},
+    )
+    device: str = field(
+        default="auto", metadata={"help": "Where the model runs: auto (a GPU if there is one), cpu, cuda, cuda:1."}
+    )
+    guided_tool_calls: bool = field(
+        default=True,
+        metadata={
+            "help": "Hold each tool call the model opens to the request's tool schemas, so it always parses "
+            "(llguidance; the text before a call stays free). vLLM guides only tool_choice required/named."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

@@ -138,9 +138,18 @@ class Engine:
         llguidance, else the engine runs unguided and says so once).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 8, max_queue: int = 64,
-                 default_max_tokens: int = 1024, gather_s: float = 0.02,
-                 logits_processors: Sequence[Any] = (), guide_tool_calls: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_batch: int = 8,
+        max_queue: int = 64,
+        default_max_tokens: int = 1024,
+        gather_s: float = 0.02,
+        logits_processors: Sequence[Any] = (),
+        guide_tool_calls: bool = True,
+    ) -> None:
         if max_batch < 1 or max_queue < 0 or default_max_tokens < 1:
             raise ValueError("max_batch and default_max_tokens must be at least 1, max_queue at least 0")
         self.model = model
@@ -200,8 +209,9 @@ class Engine:
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[int]:
         """The prompt's token ids: the conversation through the chat template, with the tools, up
         to the assistant's turn. The template's own errors (jinja2's) reach the caller."""
-        text = self.tokenizer.apply_chat_template(messages, tools=tools or None, add_generation_prompt=True,
-                                                  tokenize=False)
+        text = self.tokenizer.apply_chat_template(
+            messages, tools=tools or None, add_generation_prompt=True, tokenize=False
+        )
         with self.tokenizer_lock:
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -295,13 +305,21 @@ class Engine:
         ids = [[self.pad_id] * (width - len(g.prompt_ids)) + g.prompt_ids for g in batch]
         mask = [[0] * (width - len(g.prompt_ids)) + [1] * len(g.prompt_ids) for g in batch]
         device = self.model.device
-        config = GenerationConfig(do_sample=False, max_new_tokens=max(g.sampling.max_tokens for g in batch),
-                                  pad_token_id=self.pad_id, eos_token_id=sorted(self.end_ids))
+        config = GenerationConfig(
+            do_sample=False,
+            max_new_tokens=max(g.sampling.max_tokens for g in batch),
+            pad_token_id=self.pad_id,
+            eos_token_id=sorted(self.end_ids),
+        )
         step = _Batch(rows)
         guided = [_Guided(rows)] if any(row.guide for row in rows) else []
-        self.model.generate(input_ids=torch.tensor(ids, device=device), attention_mask=torch.tensor(mask, device=device),
-                            generation_config=config, stopping_criteria=StoppingCriteriaList([step]),
-                            logits_processor=LogitsProcessorList([*self.logits_processors, *guided, _Sampler(rows)]))
+        self.model.generate(
+            input_ids=torch.tensor(ids, device=device),
+            attention_mask=torch.tensor(mask, device=device),
+            generation_config=config,
+            stopping_criteria=StoppingCriteriaList([step]),
+            logits_processor=LogitsProcessorList([*self.logits_processors, *guided, _Sampler(rows)]),
+        )
         for row in rows:
             row.finish("length")  # a safety net: each row ends itself, but generate also stops at its max_length
 
@@ -311,8 +329,9 @@ class Engine:
         from transformers import GenerationConfig
 
         old = self.model.generation_config
-        self.model.generation_config = GenerationConfig(bos_token_id=old.bos_token_id, pad_token_id=self.pad_id,
-                                                        eos_token_id=sorted(self.end_ids))
+        self.model.generation_config = GenerationConfig(
+            bos_token_id=old.bos_token_id, pad_token_id=self.pad_id, eos_token_id=sorted(self.end_ids)
+        )
 
 
 class _Row:
@@ -457,11 +476,11 @@ class _Detokenizer:
         return self._advance(final=True)
 
     def _advance(self, final: bool) -> str:
-        before = self._decode(self.ids[self.prefix:self.read])
-        after = self._decode(self.ids[self.prefix:])
+        before = self._decode(self.ids[self.prefix : self.read])
+        after = self._decode(self.ids[self.prefix :])
         if len(after) > len(before) and (final or not after.endswith("\ufffd")):
             self.prefix, self.read = self.read, len(self.ids)
-            return after[len(before):]
+            return after[len(before) :]
         return ""
 
     def _decode(self, ids: list[int]) -> str:
@@ -482,10 +501,10 @@ class _StopFilter:
         found = [buffer.find(stop) for stop in self.stops if stop in buffer]
         if found:
             self.held = ""
-            return buffer[:min(found)], True
+            return buffer[: min(found)], True
         keep = max((n for stop in self.stops for n in range(1, len(stop)) if buffer.endswith(stop[:n])), default=0)
-        self.held = buffer[len(buffer) - keep:] if keep else ""
-        return buffer[:len(buffer) - keep], False
+        self.held = buffer[len(buffer) - keep :] if keep else ""
+        return buffer[: len(buffer) - keep], False
 
     def flush(self) -> str:
         held, self.held = self.held, ""

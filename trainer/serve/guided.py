@@ -106,8 +106,10 @@ class Guidance:
         except ImportError:
             logger.warning("tool calls are not guided: llguidance is not installed (pip install llguidance)")
         except (ValueError, RuntimeError) as exc:
-            logger.warning("tool calls are not guided: llguidance cannot read this tokenizer (%s)",
-                           str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            logger.warning(
+                "tool calls are not guided: llguidance cannot read this tokenizer (%s)",
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            )
         return None
 
     def grammar(self, tools: list[dict[str, Any]], required: bool) -> ToolGrammar | None:
@@ -136,16 +138,19 @@ class Guidance:
     def _compile(self, tools: list[dict[str, Any]], required: bool) -> ToolGrammar | None:
         from llguidance import LLMatcher
 
-        grammars = [LLMatcher.grammar_from_lark(call_grammar(tools, opened=opened))
-                    for opened in ((True, False) if required else (True,))]
+        grammars = [
+            LLMatcher.grammar_from_lark(call_grammar(tools, opened=opened))
+            for opened in ((True, False) if required else (True,))
+        ]
         for grammar in grammars:
             error = LLMatcher.validate_grammar(grammar, self.tokenizer)
             if error and not error.startswith("WARNING"):
                 reason = error.strip().splitlines()[0][:200]
                 if reason not in self._reasons:
                     self._reasons.add(reason)
-                    logger.warning("tool calls for these tools are not guided: their schema does not compile (%s)",
-                                   reason)
+                    logger.warning(
+                        "tool calls for these tools are not guided: their schema does not compile (%s)", reason
+                    )
                 return None
         return ToolGrammar(*grammars)
 
@@ -167,8 +172,12 @@ def _call_schema(function: dict[str, Any]) -> dict[str, Any]:
     if arguments.get("type") == "object":
         arguments.setdefault("properties", {})
         arguments.setdefault("additionalProperties", False)
-    return {"type": "object", "properties": {"name": {"const": function.get("name", "")}, "arguments": arguments},
-            "required": ["name", "arguments"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {"name": {"const": function.get("name", "")}, "arguments": arguments},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
 
 
 class CallGuide:
@@ -216,11 +225,11 @@ class CallGuide:
                 self.tail = ""
                 self.written = []
             return
-        self.tail = (self.tail + text)[-(len(OPEN) + 8):]
+        self.tail = (self.tail + text)[-(len(OPEN) + 8) :]
         at = self.tail.find(OPEN)
         if at < 0:
             return
-        rest = self.tail[at + len(OPEN):]
+        rest = self.tail[at + len(OPEN) :]
         self.tail = ""
         if rest in ("", "\n"):  # else the model opened the call its own way: leave it be
             self.matcher = self.guidance.matcher(self.grammar.opened)
@@ -238,6 +247,6 @@ def looping(tokens: list[int]) -> int | None:
     that really is a long repetition (sixteen equal digits) is cut short; tool arguments seldom are."""
     for period in range(1, min(LOOP_PERIOD, len(tokens) // 3) + 1):
         times = max(3, -(-LOOP_SPAN // period))
-        if len(tokens) >= period * times and tokens[-period * times:] == tokens[-period:] * times:
+        if len(tokens) >= period * times and tokens[-period * times :] == tokens[-period:] * times:
             return tokens[-period]
     return None

@@ -87,8 +87,11 @@ def _messages(value: Any) -> list[dict[str, Any]]:
         if not isinstance(message, dict):
             raise RequestError("Each message must be a JSON object with a role.", "messages", "invalid_value")
         if message.get("role") not in ROLES:
-            raise RequestError(f"Unknown role {str(message.get('role'))[:40]!r}: a message's role is one of "
-                               f"{', '.join(ROLES)}.", "messages", "invalid_value")
+            raise RequestError(
+                f"Unknown role {str(message.get('role'))[:40]!r}: a message's role is one of {', '.join(ROLES)}.",
+                "messages",
+                "invalid_value",
+            )
     value = [{**m, "role": "system"} if m["role"] == "developer" else m for m in value]
     try:
         return trl_messages(value, answered=False)
@@ -114,13 +117,21 @@ def _named_tool(choice: Any, tools: list[dict[str, Any]]) -> str | None:
     against the tools offered; None for "auto", "required", "none" or no tool_choice."""
     if choice is None or choice in ("auto", "required", "none"):
         return None
-    name = choice.get("function", {}).get("name") if isinstance(choice, dict) and isinstance(choice.get("function"), dict) else None
+    name = (
+        choice.get("function", {}).get("name")
+        if isinstance(choice, dict) and isinstance(choice.get("function"), dict)
+        else None
+    )
     if not isinstance(name, str):
-        raise RequestError('tool_choice must be "none", "auto", "required" or {"type": "function", '
-                           '"function": {"name": …}}.', "tool_choice", "invalid_value")
+        raise RequestError(
+            'tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": …}}.',
+            "tool_choice",
+            "invalid_value",
+        )
     if name not in {tool["function"].get("name") for tool in tools}:
-        raise RequestError(f"tool_choice names {name[:60]!r}, which is not among the tools.", "tool_choice",
-                           "invalid_value")
+        raise RequestError(
+            f"tool_choice names {name[:60]!r}, which is not among the tools.", "tool_choice", "invalid_value"
+        )
     return name
 
 
@@ -176,28 +187,53 @@ def now() -> int:
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
-def completion(ident: str, created: int, model: str, content: str | None, calls: list[dict[str, Any]],
-               finish_reason: str, token_usage: dict[str, int]) -> dict[str, Any]:
+def completion(
+    ident: str,
+    created: int,
+    model: str,
+    content: str | None,
+    calls: list[dict[str, Any]],
+    finish_reason: str,
+    token_usage: dict[str, int],
+) -> dict[str, Any]:
     """A whole `chat.completion`."""
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if calls:
         message["tool_calls"] = [{key: value for key, value in call.items() if key != "index"} for call in calls]
-    return {"id": ident, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
-            "usage": token_usage}
+    return {
+        "id": ident,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": token_usage,
+    }
 
 
-def chunk(ident: str, created: int, model: str, delta: dict[str, Any], finish_reason: str | None = None,
-          with_usage: bool = False) -> dict[str, Any]:
+def chunk(
+    ident: str,
+    created: int,
+    model: str,
+    delta: dict[str, Any],
+    finish_reason: str | None = None,
+    with_usage: bool = False,
+) -> dict[str, Any]:
     """One `chat.completion.chunk` with one choice; `with_usage` (stream_options.include_usage)
     adds `"usage": null`, as OpenAI sends it on every chunk before the last."""
-    body: dict[str, Any] = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                            "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                         "finish_reason": finish_reason}]}
+    body: dict[str, Any] = {
+        "id": ident,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
     if with_usage:
         body["usage"] = None
     return body
@@ -205,8 +241,14 @@ def chunk(ident: str, created: int, model: str, delta: dict[str, Any], finish_re
 
 def usage_chunk(ident: str, created: int, model: str, token_usage: dict[str, int]) -> dict[str, Any]:
     """The last chunk of a stream with include_usage: no choices, the usage."""
-    return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],
-            "usage": token_usage}
+    return {
+        "id": ident,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": token_usage,
+    }
 
 
 def error_body(message: str, status: int, param: str | None = None, code: str | None = None) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class Assembler:
                 end = self.pending.find(CLOSE)
                 if end < 0:
                     return parts
-                block, self.pending = self.pending[:end + len(CLOSE)], self.pending[end + len(CLOSE):]
+                block, self.pending = self.pending[: end + len(CLOSE)], self.pending[end + len(CLOSE) :]
                 self.in_block = False
                 self._block(block, parts)
                 continue
@@ -65,8 +65,8 @@ class Assembler:
                 self.pending, self.in_block = self.pending[start:], True
                 continue
             keep = _partial_tag(self.pending)
-            self._text(self.pending[:len(self.pending) - keep], parts)
-            self.pending = self.pending[len(self.pending) - keep:]
+            self._text(self.pending[: len(self.pending) - keep], parts)
+            self.pending = self.pending[len(self.pending) - keep :]
             return parts
 
     def finish(self) -> Parts:
@@ -85,9 +85,14 @@ class Assembler:
         parsed = parse_reply(block)
         if parsed.well_formed and len(parsed.calls) == 1:
             call = parsed.calls[0]
-            parts.calls.append({"index": self.calls, "id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                                "function": {"name": call["name"],
-                                             "arguments": json.dumps(call["arguments"], ensure_ascii=False)}})
+            parts.calls.append(
+                {
+                    "index": self.calls,
+                    "id": f"call_{uuid.uuid4().hex[:24]}",
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": json.dumps(call["arguments"], ensure_ascii=False)},
+                }
+            )
             self.calls += 1
         else:
             self._text(block, parts)
@@ -104,7 +109,7 @@ class Assembler:
         if body:
             parts.text += self.space + body
             self.space = ""
-        self.space += text[len(body):]
+        self.space += text[len(body) :]
 
 
 def _partial_tag(text: str) -> int:

@@ -34,27 +34,57 @@ def command(config: ServeConfig) -> list[str]:
     from trainer.models import run_base
 
     name = config.served_name
-    line = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--host", config.host,
-            "--port", str(config.port), "--max-num-seqs", str(config.max_batch), "--chat-template",
-            template_file(config.model), "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+    line = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--host",
+        config.host,
+        "--port",
+        str(config.port),
+        "--max-num-seqs",
+        str(config.max_batch),
+        "--chat-template",
+        template_file(config.model),
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "hermes",
+    ]
     base = run_base(config.model)
     if base is None:
         return line + ["--model", _weights(config.model), "--served-model-name", name]
     if run_base(base) is not None:
-        raise ConfigError(f"{config.model} was trained on top of another run ({base}); vLLM takes one adapter on a "
-                          f"plain base: merge it first (agent-tracer train merge {config.model} --out FOLDER)")
-    return line + ["--model", _weights(base), "--served-model-name", f"{name}-base", "--enable-lora",
-                   "--lora-modules", f"{name}={config.model}", "--max-lora-rank", str(_lora_rank(config.model))]
+        raise ConfigError(
+            f"{config.model} was trained on top of another run ({base}); vLLM takes one adapter on a "
+            f"plain base: merge it first (agent-tracer train merge {config.model} --out FOLDER)"
+        )
+    return line + [
+        "--model",
+        _weights(base),
+        "--served-model-name",
+        f"{name}-base",
+        "--enable-lora",
+        "--lora-modules",
+        f"{name}={config.model}",
+        "--max-lora-rank",
+        str(_lora_rank(config.model)),
+    ]
 
 
 def run(config: ServeConfig) -> None:
     """Replace this process with vLLM's server; `ConfigError` when vLLM is not installed."""
     if not available():
-        raise ConfigError("--engine vllm needs vLLM, which is not installed here: pip install vllm (on a machine "
-                          "with a GPU), or serve with --engine transformers")
+        raise ConfigError(
+            "--engine vllm needs vLLM, which is not installed here: pip install vllm (on a machine "
+            "with a GPU), or serve with --engine transformers"
+        )
     line = command(config)
-    print(f"agent-tracer serve: {config.model} as {config.served_name!r} on vllm at "
-          f"http://{config.host}:{config.port}/v1 ({' '.join(line[1:4])} …)", file=sys.stderr, flush=True)
+    print(
+        f"agent-tracer serve: {config.model} as {config.served_name!r} on vllm at "
+        f"http://{config.host}:{config.port}/v1 ({' '.join(line[1:4])} …)",
+        file=sys.stderr,
+        flush=True,
+    )
     os.execv(line[0], line)
 
 
@@ -80,8 +110,9 @@ def _weights(model: str) -> str:
     if model in EMBEDDED:
         return cached_model(model)[0]
     if model.endswith(".gguf"):
-        raise ConfigError(f"{model}: serve a .gguf file with --engine transformers; vLLM here takes Hugging Face "
-                          "folders and hub ids")
+        raise ConfigError(
+            f"{model}: serve a .gguf file with --engine transformers; vLLM here takes Hugging Face folders and hub ids"
+        )
     return model
 
 

@@ -34,13 +34,17 @@ class TrainConfig:
     out: str = field(default="", metadata={"help": "Run folder: adapter, tokenizer, config, metrics, checkpoints."})
     model: str = field(
         default="smollm2",
-        metadata={"help": "Base model: `smollm2` (embedded), a hub id, a local folder, a .gguf file, or an "
-                  "earlier run folder (its adapter is merged in first)."},
+        metadata={
+            "help": "Base model: `smollm2` (embedded), a hub id, a local folder, a .gguf file, or an "
+            "earlier run folder (its adapter is merged in first)."
+        },
     )
     eval_data: str | None = field(
         default=None,
-        metadata={"help": "Evaluation rows; default: the dataset's `.eval.jsonl` beside --data when there is one, "
-                  "else an --eval-ratio share of --data."},
+        metadata={
+            "help": "Evaluation rows; default: the dataset's `.eval.jsonl` beside --data when there is one, "
+            "else an --eval-ratio share of --data."
+        },
     )
     eval_ratio: float = field(default=0.1, metadata={"help": "Share of --data held out when there is no eval file."})
     epochs: float = field(default=3.0, metadata={"help": "Passes over the training rows."})
@@ -60,14 +64,23 @@ class TrainConfig:
         metadata={"help": "Modules that get adapters (comma-separated): attention and MLP projections."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of initialisation, shuffling and the eval split."})
-    bf16: str = field(default="auto", metadata={"help": "bfloat16 compute: auto (on a GPU that has it, and on CPUs "
-                                                "with AVX512-BF16 or AMX), on, off.", "choices": SWITCH})
+    bf16: str = field(
+        default="auto",
+        metadata={
+            "help": "bfloat16 compute: auto (on a GPU that has it, and on CPUs with AVX512-BF16 or AMX), on, off.",
+            "choices": SWITCH,
+        },
+    )
     gradient_checkpointing: str = field(
         default="auto",
-        metadata={"help": "Recompute activations instead of keeping them: auto (on a GPU), on, off.", "choices": SWITCH},
+        metadata={
+            "help": "Recompute activations instead of keeping them: auto (on a GPU), on, off.",
+            "choices": SWITCH,
+        },
     )
-    liger: str = field(default="auto", metadata={"help": "Liger kernels: auto (on a GPU when installed), on, off.",
-                                                 "choices": SWITCH})
+    liger: str = field(
+        default="auto", metadata={"help": "Liger kernels: auto (on a GPU when installed), on, off.", "choices": SWITCH}
+    )
     group_by_length: bool = field(
         default=True,
         metadata={"help": "Batch rows of similar length together, so little of each batch is padding."},
@@ -100,11 +113,13 @@ class SFTRunConfig(TrainConfig):
     kind: typing.ClassVar[str] = "sft"
     packing: bool = field(
         default=False,
-        metadata={"help": "Pack several rows into each sequence (with FlashAttention only, so rows never see "
-                  "each other)."},
+        metadata={
+            "help": "Pack several rows into each sequence (with FlashAttention only, so rows never see each other)."
+        },
     )
-    padding_free: bool = field(default=False, metadata={"help": "Concatenate the batch without padding "
-                                                       "(with --packing; FlashAttention only)."})
+    padding_free: bool = field(
+        default=False, metadata={"help": "Concatenate the batch without padding (with --packing; FlashAttention only)."}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -136,8 +151,10 @@ class GRPORunConfig(TrainConfig):
     kind: typing.ClassVar[str] = "grpo"
     reward: str = field(
         default="tool-match",
-        metadata={"help": "`tool-match` (the tool name and arguments against the row's reference call) or the "
-                  "folder of a reward-model run."},
+        metadata={
+            "help": "`tool-match` (the tool name and arguments against the row's reference call) or the "
+            "folder of a reward-model run."
+        },
     )
     num_generations: int = field(default=4, metadata={"help": "Answers sampled per prompt (the group)."})
     max_completion_length: int = field(default=256, metadata={"help": "Tokens per sampled answer."})
@@ -149,12 +166,15 @@ class GRPORunConfig(TrainConfig):
         if self.num_generations < 2:
             raise ConfigError("num_generations must be at least 2: GRPO compares each answer with its group")
         if (self.batch_size * self.grad_accum) % self.num_generations:
-            raise ConfigError(f"batch_size x grad_accum ({self.batch_size} x {self.grad_accum}) must be a multiple "
-                              f"of num_generations ({self.num_generations}): each step takes whole groups")
+            raise ConfigError(
+                f"batch_size x grad_accum ({self.batch_size} x {self.grad_accum}) must be a multiple "
+                f"of num_generations ({self.num_generations}): each step takes whole groups"
+            )
 
 
-CONFIGS: dict[str, type[TrainConfig]] = {c.kind: c for c in (SFTRunConfig, DPORunConfig, RewardRunConfig,
-                                                             GRPORunConfig)}
+CONFIGS: dict[str, type[TrainConfig]] = {
+    c.kind: c for c in (SFTRunConfig, DPORunConfig, RewardRunConfig, GRPORunConfig)
+}
 
 
 def presets() -> dict[str, Path]:

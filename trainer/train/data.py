@@ -128,8 +128,9 @@ def _dataset(path: Path, kind: str) -> Any:
 
         features = Features({"prompt": List(Json()), "tools": List(Json()), "reference": List(Json())})
         stat = path.stat()
-        return Dataset.from_generator(_grpo_rows, features=features,
-                                      gen_kwargs={"path": str(path), "stamp": f"{stat.st_mtime_ns}:{stat.st_size}"})
+        return Dataset.from_generator(
+            _grpo_rows, features=features, gen_kwargs={"path": str(path), "stamp": f"{stat.st_mtime_ns}:{stat.st_size}"}
+        )
     dataset = load_dataset(path, "sft" if kind == "sft" else "dpo")  # reward rows have the DPO shape
     return dataset.remove_columns([c for c in ("source", "kind") if c in dataset.column_names])
 

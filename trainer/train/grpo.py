@@ -32,14 +32,24 @@ def train_grpo(config: GRPORunConfig, *, resume: bool = False, overwrite: bool =
         rewards = [load_model(config.reward, head="score", dtype=start.hardware.dtype)]
         reward_tokenizers = [load_tokenizer(config.reward)]
     groups = -(-config.batch_size // config.num_generations)  # evaluation, too, samples whole groups
-    args = GRPOConfig(**{**start.args(), "per_device_eval_batch_size": groups * config.num_generations},
-                      num_generations=config.num_generations, temperature=config.temperature,
-                      max_completion_length=config.max_completion_length, beta=config.beta)
-    trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args,
-                          train_dataset=rendered(start.train, start.tokenizer),
-                          eval_dataset=rendered(start.eval, start.tokenizer) if start.eval is not None else None,
-                          processing_class=start.tokenizer, reward_processing_classes=reward_tokenizers,
-                          peft_config=lora(config, "CAUSAL_LM"), callbacks=[metrics_callback(start.out)])  # fmt: skip
+    args = GRPOConfig(
+        **{**start.args(), "per_device_eval_batch_size": groups * config.num_generations},
+        num_generations=config.num_generations,
+        temperature=config.temperature,
+        max_completion_length=config.max_completion_length,
+        beta=config.beta,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=rewards,
+        args=args,
+        train_dataset=rendered(start.train, start.tokenizer),
+        eval_dataset=rendered(start.eval, start.tokenizer) if start.eval is not None else None,
+        processing_class=start.tokenizer,
+        reward_processing_classes=reward_tokenizers,
+        peft_config=lora(config, "CAUSAL_LM"),
+        callbacks=[metrics_callback(start.out)],
+    )
     return start.finish(trainer)
 
 
@@ -47,9 +57,11 @@ def rendered(dataset: Any, tokenizer: Any) -> Any:
     """Rows of `{"prompt": text ending in the assistant's header, "reference": JSON of the calls}`."""
 
     def render(row: dict[str, Any]) -> dict[str, Any]:
-        text = tokenizer.apply_chat_template(row["prompt"], tools=row["tools"] or None, tokenize=False,
-                                             add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            row["prompt"], tools=row["tools"] or None, tokenize=False, add_generation_prompt=True
+        )
         return {"text": text, "calls": json.dumps(row["reference"])}
 
-    return (dataset.map(render, remove_columns=dataset.column_names)
-            .rename_columns({"text": "prompt", "calls": "reference"}))
+    return dataset.map(render, remove_columns=dataset.column_names).rename_columns(
+        {"text": "prompt", "calls": "reference"}
+    )

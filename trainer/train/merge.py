@@ -32,5 +32,11 @@ def merge(run: str | Path, out: str | Path, *, overwrite: bool = False) -> dict[
         shutil.rmtree(out)
     os.replace(partial, out)
     size = sum(f.stat().st_size for f in out.glob("*.safetensors"))
-    return {"run": str(run), "out": str(out), "kind": kind, "base": base,
-            "parameters": sum(p.numel() for p in model.parameters()), "safetensors_mb": round(size / 2**20, 1)}
+    return {
+        "run": str(run),
+        "out": str(out),
+        "kind": kind,
+        "base": base,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "safetensors_mb": round(size / 2**20, 1),
+    }

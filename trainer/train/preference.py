@@ -23,9 +23,16 @@ def train_dpo(config: DPORunConfig, *, resume: bool = False, overwrite: bool = F
     model = load_model(config.model, dtype=start.hardware.dtype)
     reference = None if config.lora_r else load_model(config.model, dtype=start.hardware.dtype)
     args = DPOConfig(**start.args(), max_length=config.max_length, beta=config.beta, loss_type=[config.loss_type])
-    trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=start.train,
-                         eval_dataset=start.eval, processing_class=start.tokenizer,
-                         peft_config=lora(config, "CAUSAL_LM"), callbacks=[metrics_callback(start.out)])  # fmt: skip
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=reference,
+        args=args,
+        train_dataset=start.train,
+        eval_dataset=start.eval,
+        processing_class=start.tokenizer,
+        peft_config=lora(config, "CAUSAL_LM"),
+        callbacks=[metrics_callback(start.out)],
+    )
     return start.finish(trainer)
 
 
@@ -39,7 +46,13 @@ def train_reward(config: RewardRunConfig, *, resume: bool = False, overwrite: bo
     model = load_model(config.model, head="score", dtype=start.hardware.dtype)
     model.config.pad_token_id = start.tokenizer.pad_token_id  # the score is read at the last non-pad token
     args = RewardConfig(**start.args(), max_length=config.max_length)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=start.train, eval_dataset=start.eval,
-                            processing_class=start.tokenizer, peft_config=lora(config, "SEQ_CLS"),
-                            callbacks=[metrics_callback(start.out)])  # fmt: skip
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=start.train,
+        eval_dataset=start.eval,
+        processing_class=start.tokenizer,
+        peft_config=lora(config, "SEQ_CLS"),
+        callbacks=[metrics_callback(start.out)],
+    )
     return start.finish(trainer)

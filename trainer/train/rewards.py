@@ -41,8 +41,9 @@ def _call_score(call: dict[str, Any], want: dict[str, Any]) -> float:
     arguments = want["arguments"]
     if not arguments:
         return 1.0
-    equal = sum(1 for key, value in arguments.items() if key in call["arguments"]
-                and _same(call["arguments"][key], value))  # fmt: skip
+    equal = sum(
+        1 for key, value in arguments.items() if key in call["arguments"] and _same(call["arguments"][key], value)
+    )
     return 0.5 + 0.5 * equal / len(arguments)
 
 
@@ -71,6 +72,7 @@ def _calls(expected: Any) -> list[dict[str, Any]]:
     for call in expected or ():
         function = call.get("function", call)
         arguments = function.get("arguments") or {}
-        calls.append({"name": function["name"],
-                      "arguments": json.loads(arguments) if isinstance(arguments, str) else arguments})
+        calls.append(
+            {"name": function["name"], "arguments": json.loads(arguments) if isinstance(arguments, str) else arguments}
+        )
     return calls

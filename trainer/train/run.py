@@ -51,19 +51,28 @@ class Hardware:
         gpu = torch.cuda.is_available()
         # CPUs with AVX512-BF16 or AMX multiply in bfloat16 about twice as fast as in float32 (measured
         # by bench/train_throughput.py); elsewhere bf16 on a CPU is emulated, and slower.
-        bf16_ok = torch.cuda.is_bf16_supported() if gpu else any(
-            getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        bf16_ok = (
+            torch.cuda.is_bf16_supported()
+            if gpu
+            else any(
+                getattr(torch.cpu, probe, lambda: False)()
+                for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+            )
+        )
         liger_ok = gpu and importlib.util.find_spec("liger_kernel") is not None
         if config.bf16 == "on" and not bf16_ok:
-            raise ConfigError("bf16 is on, but this machine has neither a GPU with bfloat16 nor a CPU with "
-                              "AVX512-BF16 or AMX")
+            raise ConfigError(
+                "bf16 is on, but this machine has neither a GPU with bfloat16 nor a CPU with AVX512-BF16 or AMX"
+            )
         if config.liger == "on" and not liger_ok:
             raise ConfigError("liger is on, but Liger kernels need a GPU and `pip install liger-kernel`")
-        return cls(device=torch.cuda.get_device_name() if gpu else "cpu",
-                   bf16=config.bf16 == "on" or (config.bf16 == "auto" and bf16_ok),
-                   gradient_checkpointing=config.gradient_checkpointing == "on"
-                   or (config.gradient_checkpointing == "auto" and gpu),
-                   liger=config.liger == "on" or (config.liger == "auto" and liger_ok))  # fmt: skip
+        return cls(
+            device=torch.cuda.get_device_name() if gpu else "cpu",
+            bf16=config.bf16 == "on" or (config.bf16 == "auto" and bf16_ok),
+            gradient_checkpointing=config.gradient_checkpointing == "on"
+            or (config.gradient_checkpointing == "auto" and gpu),
+            liger=config.liger == "on" or (config.liger == "auto" and liger_ok),
+        )
 
     @property
     def dtype(self) -> Any:
@@ -122,8 +131,13 @@ def lora(config: TrainConfig, task_type: str) -> Any:
         return None
     from peft import LoraConfig
 
-    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(config.lora_targets), task_type=task_type)
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_targets),
+        task_type=task_type,
+    )
 
 
 def common_args(config: TrainConfig, hardware: Hardware, has_eval: bool) -> dict[str, Any]:
@@ -131,17 +145,34 @@ def common_args(config: TrainConfig, hardware: Hardware, has_eval: bool) -> dict
     checkpointing = _checkpointing_name()
     evaluate = "no" if not has_eval else ("steps" if config.eval_steps else "epoch")
     return dict(
-        output_dir=str(Path(config.out) / CHECKPOINTS), num_train_epochs=config.epochs, max_steps=config.max_steps,
-        learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay, per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
-        seed=config.seed, data_seed=config.seed, bf16=hardware.bf16, use_cpu=hardware.device == "cpu",
-        **{checkpointing: hardware.gradient_checkpointing}, use_liger_kernel=hardware.liger,
-        logging_steps=config.logging_steps, logging_first_step=True, eval_strategy=evaluate,
-        eval_steps=config.eval_steps or None, save_strategy="steps", save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit, report_to="none", include_num_input_tokens_seen="non_padding",
-        disable_tqdm=False, dataloader_num_workers=0,
-    )  # fmt: skip
+        output_dir=str(Path(config.out) / CHECKPOINTS),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=hardware.bf16,
+        use_cpu=hardware.device == "cpu",
+        **{checkpointing: hardware.gradient_checkpointing},
+        use_liger_kernel=hardware.liger,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        eval_strategy=evaluate,
+        eval_steps=config.eval_steps or None,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        report_to="none",
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+    )
 
 
 def _checkpointing_name() -> str:
@@ -198,8 +229,7 @@ def metrics_callback(out: Path) -> Any:
     class Metrics(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
             if logs and state.is_world_process_zero:
-                line = {"step": state.global_step, "epoch": state.epoch,
-                        "tokens": state.num_input_tokens_seen, **logs}  # fmt: skip
+                line = {"step": state.global_step, "epoch": state.epoch, "tokens": state.num_input_tokens_seen, **logs}
                 with open(out / "metrics.jsonl", "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(line, default=float) + "\n")
 
@@ -217,19 +247,27 @@ def execute(trainer: Any, out: Path, resume: bool, tokenizer: Any, notes: dict[s
     try:
         result = trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
     except torch.OutOfMemoryError:
-        raise TrainingError("out of GPU memory: lower --batch-size (raise --grad-accum to keep the effective "
-                            "batch), --max-length or --lora-r, or set --gradient-checkpointing on") from None
+        raise TrainingError(
+            "out of GPU memory: lower --batch-size (raise --grad-accum to keep the effective "
+            "batch), --max-length or --lora-r, or set --gradient-checkpointing on"
+        ) from None
     seconds = time.perf_counter() - started
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
     state = trainer.state
     evals = [log["eval_loss"] for log in state.log_history if "eval_loss" in log]
     summary = {
-        "steps": state.global_step, "epochs": state.epoch, "train_loss": result.training_loss,
-        "eval_loss": evals[-1] if evals else None, "tokens": state.num_input_tokens_seen, "seconds": round(seconds, 2),
+        "steps": state.global_step,
+        "epochs": state.epoch,
+        "train_loss": result.training_loss,
+        "eval_loss": evals[-1] if evals else None,
+        "tokens": state.num_input_tokens_seen,
+        "seconds": round(seconds, 2),
         "tokens_per_second": round(state.num_input_tokens_seen / seconds, 1) if seconds else None,
-        "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
+        "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        if torch.cuda.is_available()
+        else None,
         **notes,
-    }  # fmt: skip
+    }
     write_json(out / "run.json", summary)
     return summary

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from agent_tracer.errors import ConfigError
-
 from trainer.train.config import SFTRunConfig
 from trainer.train.run import Start, lora, metrics_callback
 
@@ -26,8 +25,9 @@ def rows_cut(rows: int, tokenized: Any, config: SFTRunConfig) -> int | None:
     if config.packing:
         return None
     if not len(tokenized):
-        raise ConfigError(f"no training row has an assistant turn within the first {config.max_length} tokens: "
-                          "raise --max-length")
+        raise ConfigError(
+            f"no training row has an assistant turn within the first {config.max_length} tokens: raise --max-length"
+        )
     import pyarrow.compute as pc
 
     full = 0  # counted on the Arrow lengths: `tokenized["input_ids"]` would make every token a Python int
@@ -44,9 +44,20 @@ def sft_trainer(start: Start) -> Any:
 
     config = start.config
     model = load_model(config.model, dtype=start.hardware.dtype)
-    args = SFTConfig(**start.args(), max_length=config.max_length, assistant_only_loss=True,
-                     packing=config.packing, padding_free=config.padding_free,
-                     train_sampling_strategy="group_by_length" if config.group_by_length else "random")  # fmt: skip
-    return SFTTrainer(model=model, args=args, train_dataset=start.train, eval_dataset=start.eval,
-                      processing_class=start.tokenizer, peft_config=lora(config, "CAUSAL_LM"),
-                      callbacks=[metrics_callback(start.out)])  # fmt: skip
+    args = SFTConfig(
+        **start.args(),
+        max_length=config.max_length,
+        assistant_only_loss=True,
+        packing=config.packing,
+        padding_free=config.padding_free,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+    )
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=start.train,
+        eval_dataset=start.eval,
+        processing_class=start.tokenizer,
+        peft_config=lora(config, "CAUSAL_LM"),
+        callbacks=[metrics_callback(start.out)],
+    )
