@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-Message = dict[str, Any]
-"""An OpenAI chat message: {"role", "content", optional "tool_calls", "tool_call_id", "name"}."""
+from agent_tracer.messages import Message
 
 
 @dataclass

@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_tracer import fastjson
-from agent_tracer.canonical import Message
+from agent_tracer.messages import Message, called_tools, message_key, message_text
 
 
 @dataclass
@@ -32,12 +31,7 @@ class Conversation:
     @property
     def tool_names(self) -> list[str]:
         """Names of the tools the assistant called, in order, repeats included."""
-        return [
-            (call.get("function") or {}).get("name") or "?"
-            for message in self.messages
-            if message.get("role") == "assistant"
-            for call in message.get("tool_calls") or ()
-        ]
+        return called_tools(self.messages)
 
 
 def call_conversation(
@@ -48,7 +42,7 @@ def call_conversation(
     if not request or not response:
         return None
     answer = response.get("message") or {}
-    if answer.get("role") != "assistant" or not (content_text(answer.get("content")) or answer.get("tool_calls")):
+    if answer.get("role") != "assistant" or not (message_text(answer) or answer.get("tool_calls")):
         return None
     messages = [*(request.get("messages") or []), answer]
     return Conversation(messages, list(request.get("tools") or []), trace_id, [call_id] if call_id else [])
@@ -58,7 +52,7 @@ def final_conversations(calls: list[Conversation]) -> list[Conversation]:
     """A run's call conversations (in call order) reduced to the ones no later call continues or
     retries (a later request that is this one again: its answer was replaced), each carrying the
     ids of the calls it contains."""
-    keys = [[_message_key(m) for m in conversation.messages] for conversation in calls]
+    keys = [[message_key(m) for m in conversation.messages] for conversation in calls]
     finals: list[Conversation] = []
     for i, conversation in enumerate(calls):
         own, request = keys[i], keys[i][:-1]
@@ -70,31 +64,3 @@ def final_conversations(calls: list[Conversation]) -> list[Conversation]:
         elif keys[later][: len(own)] == own:  # the later conversation contains this call's answer
             calls[later].call_ids = [*conversation.call_ids, *calls[later].call_ids]
     return finals
-
-
-def _message_key(message: Message) -> tuple[Any, ...]:
-    """What makes two messages the same turn, whatever the agent changed when it sent the answer
-    back: role, text (stripped; None and "" alike), tool calls by name and arguments (parsed, so
-    re-serialised JSON compares equal), and which call a tool result answers."""
-    calls = []
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
-        arguments = function.get("arguments")
-        if isinstance(arguments, str):
-            try:
-                arguments = fastjson.loads(arguments)
-            except ValueError:
-                pass
-        calls.append((function.get("name"), fastjson.dumps_sorted(arguments)))
-    return message.get("role"), content_text(message.get("content")).strip(), tuple(calls), message.get("tool_call_id")
-
-
-def content_text(content: Any) -> str:
-    """The text of a message's content: a string, or the text parts of a list."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
-    return str(content)

@@ -30,6 +30,7 @@ from agent_tracer.formats.export import (
 from agent_tracer.formats.openai_jsonl import open_openai_jsonl
 from agent_tracer.formats.reader import ImportOptions, Opener, counted, open_spill
 from agent_tracer.formats.sharegpt import open_sharegpt
+from agent_tracer.messages import message_key, message_text
 from agent_tracer.records import Record
 
 if TYPE_CHECKING:
@@ -235,7 +236,7 @@ def render_trace(detail: TraceDetail) -> list[str]:
     for siblings in children.values():
         siblings.sort(key=lambda item: (item[1].started_at is None, item[1].started_at or datetime.min, item[1].id))
 
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[tuple[Any, ...], int]] = set()
     numbers = {call.id: number for number, call in enumerate(detail.calls, start=1)}
 
     def walk(parent: str | None, depth: int) -> None:
@@ -278,7 +279,7 @@ def render_trace(detail: TraceDetail) -> list[str]:
     return lines
 
 
-def _render_call(call: LLMCall, number: int, pad: str, seen: set[tuple[str, int]]) -> list[str]:
+def _render_call(call: LLMCall, number: int, pad: str, seen: set[tuple[tuple[Any, ...], int]]) -> list[str]:
     model = call.request_model or call.response_model or "?"
     if call.response_model and call.request_model and call.response_model != call.request_model:
         model += f" -> {call.response_model}"
@@ -295,9 +296,9 @@ def _render_call(call: LLMCall, number: int, pad: str, seen: set[tuple[str, int]
     lines = [f"{pad}[llm #{number}] {model}" + _suffix(*facts)]
     inner = pad + "    "
     messages = (call.request or {}).get("messages") or []
-    occurrences: dict[str, int] = {}
+    occurrences: dict[tuple[Any, ...], int] = {}
     for message in messages:
-        key = _message_key(message)
+        key = message_key(message)
         occurrence = occurrences.get(key, 0)
         occurrences[key] = occurrence + 1
         if (key, occurrence) in seen:
@@ -306,7 +307,7 @@ def _render_call(call: LLMCall, number: int, pad: str, seen: set[tuple[str, int]
         lines.extend(_render_message(message, inner))
     answer = (call.response or {}).get("message")
     if answer:
-        seen.add((_message_key(answer), 0))
+        seen.add((message_key(answer), 0))
         lines.extend(_render_message(answer, inner))
     if call.error:
         lines.extend(_block(f"{inner}error: ", call.error))
@@ -329,7 +330,7 @@ def _render_message(message: dict[str, Any], pad: str) -> list[str]:
     if role == "tool" and message.get("tool_call_id"):
         role = f"tool [{message['tool_call_id']}]"
     lines: list[str] = []
-    text = _content_text(message.get("content"))
+    text = message_text(message, placeholders=True)
     if text:
         lines.extend(_block(f"{pad}{role}: ", text))
     for call in message.get("tool_calls") or []:
@@ -341,37 +342,6 @@ def _render_message(message: dict[str, Any], pad: str) -> list[str]:
     if not lines:
         lines.append(f"{pad}{role}: (empty)")
     return lines
-
-
-def _message_key(message: dict[str, Any]) -> str:
-    """What makes two messages the same one, whichever call's request or response holds it."""
-    calls = [
-        ((call.get("function") or {}).get("name"), (call.get("function") or {}).get("arguments"))
-        for call in message.get("tool_calls") or []
-    ]
-    return json.dumps(
-        [message.get("role"), _content_text(message.get("content")), calls, message.get("tool_call_id")],
-        ensure_ascii=False,
-        default=str,
-    )
-
-
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-            elif isinstance(part, dict):
-                parts.append(f"[{part.get('type') or 'part'}]")
-            else:
-                parts.append(str(part))
-        return "\n".join(parts)
-    return _json(content)
 
 
 # -- rate -----------------------------------------------------------------------------------------

@@ -20,18 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent_tracer.canonical import Message
-from agent_tracer.conversations import content_text
+from agent_tracer import messages as vocabulary
 from agent_tracer.errors import CodecError
+from agent_tracer.messages import ROLES, Message, message_text
 from agent_tracer.records import Record
 from agent_tracer.redact import scrub, scrub_text
 from agent_tracer.run_ids import trace_id_for
 
 HELD_OUT_TAG = "held-out"
 """Tag of traces kept for evaluation only: never train on them (BFCL's live_* categories)."""
-
-ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-"""Message roles an imported conversation may use (OpenAI chat format)."""
 
 
 @dataclass
@@ -77,7 +74,7 @@ class Example:
             "input_tokens": None,
             "output_tokens": None,
         }
-        task = next((content_text(m.get("content")) for m in messages if m["role"] == "user"), None)  # the run's task
+        task = next((message_text(m) for m in messages if m["role"] == "user"), None)  # the run's task
         trace = {
             "id": trace_id,
             "name": scrub_text(self.name) if self.name else None,
@@ -135,7 +132,7 @@ def check_conversation(messages: Any) -> list[Message]:
     for message in messages:
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             role = message.get("role") if isinstance(message, dict) else None
-            raise CodecError(f"a message with role {role!r} (expected one of {', '.join(sorted(ROLES))})")
+            raise CodecError(f"a message with role {role!r} (expected one of {', '.join(ROLES)})")
         if message.get("tool_calls"):
             if message["role"] != "assistant" or not isinstance(message["tool_calls"], list):
                 raise CodecError("tool calls outside an assistant message")
@@ -144,7 +141,7 @@ def check_conversation(messages: Any) -> list[Message]:
     answer = out[-1]
     if answer["role"] != "assistant":
         raise CodecError(f"the conversation ends with a {answer['role']} message, not the assistant's answer")
-    if not content_text(answer.get("content")).strip() and not answer.get("tool_calls"):
+    if not message_text(answer).strip() and not answer.get("tool_calls"):
         raise CodecError("the assistant's answer is empty")
     return out
 
@@ -162,24 +159,18 @@ def _canonical_call(call: Any) -> dict[str, Any]:
 
 
 def arguments_json(arguments: Any, name: str) -> str:
-    """Tool-call arguments as the JSON string the OpenAI API sends: a string is checked to be
-    JSON, anything else is serialised; none at all is "{}"."""
-    if arguments is None or arguments == "":
-        return "{}"
-    if isinstance(arguments, str):
-        try:
-            json.loads(arguments)
-        except ValueError:
-            raise CodecError(f"the arguments of tool call {name!r} are not JSON") from None
-        return arguments
-    return json.dumps(arguments, ensure_ascii=False)
+    """`messages.arguments_json`, with a `CodecError` naming the call when a string is not JSON."""
+    try:
+        return vocabulary.arguments_json(arguments)
+    except ValueError:
+        raise CodecError(f"the arguments of tool call {name!r} are not JSON") from None
 
 
 def tool_call(call_id: str, name: Any, arguments: Any) -> dict[str, Any]:
-    """A canonical tool call (for formats that spell calls their own way)."""
+    """A canonical tool call (for formats that spell calls their own way), checked."""
     if not isinstance(name, str) or not name:
         raise CodecError("a tool call without a name")
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments_json(arguments, name)}}
+    return vocabulary.tool_call(call_id, name, arguments_json(arguments, name))
 
 
 def function_tool(tool: Any) -> dict[str, Any]:

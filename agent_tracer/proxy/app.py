@@ -49,6 +49,7 @@ from agent_tracer.capture import new_recorder, start_response
 from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE
 from agent_tracer.errors import ConfigError
 from agent_tracer.feedback import feedback_row
+from agent_tracer.messages import error_body
 from agent_tracer.proxy import routes as routes_module
 from agent_tracer.proxy.auth import CREDENTIAL_HEADERS, KeyCheck
 from agent_tracer.proxy.config import DEFAULT_UPSTREAMS, ProxyConfig
@@ -83,22 +84,6 @@ def api_for(path: str, codec: Codec | None) -> str:
     if isinstance(codec, AnthropicMessagesCodec) or path == "/v1/messages" or path.startswith("/v1/messages/"):
         return "anthropic"
     return "openai"
-
-
-_ANTHROPIC_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    413: "request_too_large",
-    504: "timeout_error",
-}
-
-
-def error_body(api: str, status: int, message: str, code: str) -> dict[str, Any]:
-    """An error the proxy itself answers, in the shape of `api`'s own errors."""
-    if api == "anthropic":
-        return {"type": "error", "error": {"type": _ANTHROPIC_ERROR_TYPES.get(status, "api_error"), "message": message}}
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
 def error_response(api: str, status: int, message: str, code: str) -> JSONResponse:

@@ -48,6 +48,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from agent_tracer.messages import error_body
 from agent_tracer.testing.wire import (
     CUT_AFTER,
     MODELS,
@@ -60,7 +61,6 @@ from agent_tracer.testing.wire import (
     chat_stream,
     decide_answer,
     dumps,
-    error_body,
     example_arguments,
     new_id,
     view_chat,

@@ -551,32 +551,3 @@ def anthropic_stream(answer: _Answer) -> list[bytes]:
     emit("message_delta", delta=delta, usage={"output_tokens": answer.output_tokens})
     emit("message_stop")
     return events
-
-
-# ------------------------------------------------------------------------------------------------
-# Error bodies
-
-_OPENAI_ERRORS = {
-    400: ("invalid_request_error", None),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", "unsupported_country_region_territory"),
-    404: ("invalid_request_error", "unknown_url"),
-    429: ("requests", "rate_limit_exceeded"),
-}
-_ANTHROPIC_ERRORS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    529: "overloaded_error",
-}
-
-
-def error_body(api: str, status: int, message: str) -> dict[str, Any]:
-    if api == "anthropic":
-        kind = _ANTHROPIC_ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
-        return {"type": "error", "error": {"type": kind, "message": message}}
-    kind, code = _OPENAI_ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}

@@ -17,7 +17,7 @@ from typing import Any
 
 from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError
-from trainer.data.rows import dataset_features
+from trainer.data.rows import MESSAGE_COLUMNS, dataset_features, template_roles
 from trainer.data.summary import Summary
 
 
@@ -149,7 +149,8 @@ def load_dataset(path: Path, kind: str) -> Any:
 
 
 def _columns(path: str, columns: str, stamp: str) -> Iterator[dict[str, Any]]:
-    """Each row with exactly the dataset's columns (a pair without a `kind` gets None)."""
+    """Each row with exactly the dataset's columns (a pair without a `kind` gets None), roles as
+    chat templates know them (a `developer` message from another tool's file as `system`)."""
     names = columns.split(",")
     for row in read_rows(Path(path)):
-        yield {name: row.get(name) for name in names}
+        yield {name: template_roles(row.get(name)) if name in MESSAGE_COLUMNS else row.get(name) for name in names}

@@ -124,6 +124,7 @@ def build_dpo(
         step.rows_in, step.rows_out = stats.examples, len(made)
         step.reasons.update({f"{reason}": n for reason, n in stats.unusable.items()})
         step.reasons.update({f"made {kind}": n for kind, n in stats.made.items()})
+        step.reasons.update({f"no {kind}: {why}": n for (kind, why), n in stats.skipped.items()})
         pairs += made
     if "llm" in config.sources:
         pairs += _llm_pairs(calls, config, summary, progress)

@@ -6,7 +6,9 @@
 
 Messages are OpenAI chat messages as TRL's chat templates want them: `content` always a string,
 tool-call `arguments` a dict (the store keeps the JSON string the API sent), tool results with the
-`name` of the tool they answer. Tools are JSON-schema function specs.
+`name` of the tool they answer, `developer` messages as `system` (the templates know no other).
+Tools are JSON-schema function specs. What the conversion changes or leaves out on the way (a
+refusal kept as the answer's text, a message's `name`) is counted, never silent.
 
 As a `datasets.Dataset`, each message and tool is a `Json` value: Arrow would otherwise merge the
 keys of every row's tool arguments and schemas into one struct and put nulls into each row's
@@ -17,12 +19,12 @@ then renders into the training text.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent_tracer.conversations import Conversation
-
-Message = dict[str, Any]
+from agent_tracer.messages import ROLES, TEMPLATE_ROLES, Message, NotText, called_tools, strict_text, template_role
 
 
 class NotTrainable(ValueError):
@@ -48,12 +50,7 @@ class Example:
     @property
     def tool_names(self) -> list[str]:
         """The tools the assistant called, in order."""
-        return [
-            call["function"]["name"]
-            for m in self.messages
-            if m["role"] == "assistant"
-            for call in m.get("tool_calls") or ()
-        ]
+        return called_tools(self.messages)
 
 
 @dataclass
@@ -83,24 +80,40 @@ class Preference:
         return row
 
 
-def example_from(conversation: Conversation) -> Example:
-    """A stored conversation as an SFT example; `NotTrainable` says why it cannot be one."""
-    return Example(trl_messages(conversation.messages), trl_tools(conversation.tools), conversation.trace_id)
+def example_from(conversation: Conversation, notes: Counter[str] | None = None) -> Example:
+    """A stored conversation as an SFT example; `NotTrainable` says why it cannot be one. What
+    the conversion changed is counted into `notes` (see `trl_messages`)."""
+    return Example(
+        trl_messages(conversation.messages, notes=notes), trl_tools(conversation.tools), conversation.trace_id
+    )
 
 
-def trl_messages(messages: list[Message], *, answered: bool = True) -> list[Message]:
-    """Canonical messages in TRL's form. Raises `NotTrainable` for content that is not text
-    (images, audio), tool arguments that are not a JSON object, or (`answered`, a training row)
-    a conversation whose last message is not the assistant's; a prompt to serve is not answered yet."""
+def trl_messages(messages: list[Message], *, answered: bool = True, notes: Counter[str] | None = None) -> list[Message]:
+    """Canonical messages in TRL's form. Raises `NotTrainable` for a role that is not a chat role,
+    content that is not text (images, audio), tool arguments that are not a JSON object, or
+    (`answered`, a training row) a conversation whose last message is not the assistant's; a prompt
+    to serve is not answered yet. Each kind of change made to a conversation is counted once into
+    `notes`: developer messages read as system, refusals kept as text, message names left out."""
     if not messages or (answered and messages[-1].get("role") != "assistant"):
         raise NotTrainable("does not end with an assistant message")
     names: dict[str, str] = {}
+    changes: set[str] = set()
     out: list[Message] = []
     for message in messages:
         role = message.get("role")
-        if role not in ("system", "user", "assistant", "tool"):
+        if role not in ROLES:
             raise NotTrainable(f"has a message with role {role!r}")
-        converted: Message = {"role": role, "content": _text(message.get("content"))}
+        if template_role(role) != role:
+            changes.add(f"{role} messages read as {template_role(role)}")
+        try:
+            text = strict_text(message.get("content"))
+        except NotText as exc:
+            raise NotTrainable(str(exc)) from None
+        refusal = message.get("refusal")
+        if not text and isinstance(refusal, str) and refusal:
+            text = refusal
+            changes.add("refusals kept as the answer's text")
+        converted: Message = {"role": template_role(role), "content": text}
         if role == "assistant" and message.get("tool_calls"):
             if not isinstance(message["tool_calls"], list):
                 raise NotTrainable("has tool_calls that are not a list")
@@ -111,8 +124,23 @@ def trl_messages(messages: list[Message], *, answered: bool = True) -> list[Mess
             name = message.get("name") or names.get(call_id or "")
             if name:
                 converted["name"] = name
+        if role != "tool" and message.get("name"):
+            changes.add("message names left out (chat templates have no place for them)")
         out.append(converted)
+    if notes is not None:
+        notes.update(changes)
     return out
+
+
+def template_roles(messages: Any) -> Any:
+    """Rows read from a file (perhaps another tool's) with each role as chat templates know it:
+    `developer` as `system`; anything that is not a list of messages is returned as it is."""
+    if not isinstance(messages, list):
+        return messages
+    return [
+        {**m, "role": template_role(m["role"])} if isinstance(m, dict) and m.get("role") in TEMPLATE_ROLES else m
+        for m in messages
+    ]
 
 
 def trl_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -123,6 +151,10 @@ def trl_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise NotTrainable(f"offers a tool that is not a function ({tool.get('type')!r})")
         out.append({"type": "function", "function": tool["function"]})
     return out
+
+
+MESSAGE_COLUMNS = frozenset({"messages", "prompt", "chosen", "rejected"})
+"""The row columns that hold lists of messages."""
 
 
 def dataset_features(kind: str) -> Any:
@@ -163,19 +195,3 @@ def _tool_call(call: Any, names: dict[str, str]) -> dict[str, Any]:
         converted["id"] = call["id"]
         names[call["id"]] = name
     return converted
-
-
-def _text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") not in ("text", "input_text", "output_text"):
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise NotTrainable(f"has {kind} content, not only text")
-            texts.append(part.get("text") or "")
-        return "".join(texts)
-    raise NotTrainable(f"has content of type {type(content).__name__}")

@@ -152,7 +152,7 @@ def run_examples(
         for conversation in conversations:
             convert.rows_in += 1
             try:
-                example = example_from(conversation)
+                example = example_from(conversation, convert.reasons)
             except NotTrainable as why:
                 convert.reasons[str(why)] += 1
                 continue

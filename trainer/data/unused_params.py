@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from agent_tracer.conversations import content_text
+from agent_tracer.messages import content_text
 from trainer.data.rows import Example
 from trainer.data.summary import Step
 

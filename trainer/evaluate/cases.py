@@ -42,6 +42,7 @@ from typing import Any
 
 from agent_tracer.errors import CodecError, ConfigError
 from agent_tracer.formats.examples import HELD_OUT_TAG, arguments_json, function_tool
+from agent_tracer.messages import ROLES
 from trainer.evaluate.ast_match import ExpectedCall
 
 Warn = Callable[[str], None]
@@ -119,8 +120,9 @@ def request_messages(messages: Any) -> list[dict[str, Any]]:
         raise CodecError("no messages")
     out = []
     for message in messages:
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise CodecError("a message that is not an object with a role")
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            role = message.get("role") if isinstance(message, dict) else None
+            raise CodecError(f"a message with role {role!r} (expected one of {', '.join(ROLES)})")
         if message.get("tool_calls"):
             message = {
                 **message,
@@ -257,7 +259,8 @@ def store_cases(store: Any, split: str, manifest: str | Path, warn: Warn) -> Ite
 
 
 def _run_cases(trace: dict[str, Any], calls: list[dict[str, Any]], warn: Warn) -> Iterator[Case]:
-    from agent_tracer.conversations import call_conversation, content_text
+    from agent_tracer.conversations import call_conversation
+    from agent_tracer.messages import message_text
 
     bfcl = (trace.get("meta") or {}).get("format") == "bfcl"
     for number, call in enumerate(calls):
@@ -276,7 +279,7 @@ def _run_cases(trace: dict[str, Any], calls: list[dict[str, Any]], warn: Warn) -
                 tools=[function_tool(tool) for tool in conversation.tools],
                 expected_calls=expected,
                 source=where,
-                reference=content_text(answer.get("content")) or None,
+                reference=message_text(answer) or None,
             )
         except (CodecError, ValueError, TypeError, KeyError) as exc:
             warn(f"{where}: not a case ({exc})")

@@ -188,10 +188,10 @@ def _tools(tools: list[dict[str, Any]]) -> str:
 
 
 def _message(message: dict[str, Any]) -> str:
-    from agent_tracer.conversations import content_text
+    from agent_tracer.messages import message_text
 
     role = str(message.get("role"))
-    text = content_text(message.get("content"))
+    text = message_text(message)
     calls = [
         f"{call['function']['name']}({call['function'].get('arguments')})" for call in message.get("tool_calls") or ()
     ]

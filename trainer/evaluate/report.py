@@ -345,7 +345,7 @@ def _failure_md(failure: Failure) -> list[str]:
         "```",
     ]
     for message in failure.case.messages[-6:]:
-        out.append(f"{message.get('role')}: {message_text(message)}")
+        out.append(f"{message.get('role')}: {message_line(message)}")
     if failure.expected is not None:
         out.append("expected: " + failure.expected)
     if failure.case.reference:
@@ -355,10 +355,12 @@ def _failure_md(failure: Failure) -> list[str]:
     return [*out, "```", ""]
 
 
-def message_text(message: dict[str, Any]) -> str:
-    from agent_tracer.conversations import content_text
+def message_line(message: dict[str, Any]) -> str:
+    """A message on one line: its text, clipped, then its tool calls."""
+    from agent_tracer.messages import message_text
 
-    parts = [clip(content_text(message.get("content")))] if message.get("content") else []
+    text = message_text(message)
+    parts = [clip(text)] if text else []
     parts += [
         f"{call['function']['name']}({call['function'].get('arguments')})" for call in message.get("tool_calls") or ()
     ]

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from agent_tracer.messages import error_body
 from trainer.serve import protocol
 from trainer.serve.engine import Engine, Generation, GenerationFailed, QueueFull, Sampling
 from trainer.serve.protocol import ChatRequest, RequestError
@@ -177,7 +178,7 @@ class _Answer:
             for event in self._deltas(self.assembler.finish()):
                 yield event
         except GenerationFailed as exc:
-            yield protocol.sse(protocol.error_body(str(exc), 500, code="generation_failed"))
+            yield protocol.sse(error_body("openai", 500, str(exc), "generation_failed"))
             return
         finally:
             self.generation.cancel()  # a no-op for a generation that has ended
@@ -216,7 +217,7 @@ async def _cancel_on_disconnect(request: Request, generation: Generation) -> Non
 def error_response(
     message: str, status: int, param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(protocol.error_body(message, status, param, code), status_code=status, headers=headers)
+    return JSONResponse(error_body("openai", status, message, code, param), status_code=status, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

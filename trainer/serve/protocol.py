@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("system", "developer", "user", "assistant", "tool")
+from agent_tracer.messages import ROLES
 
 
 class RequestError(Exception):
@@ -78,7 +78,7 @@ def parse_request(body: bytes) -> ChatRequest:
 
 def _messages(value: Any) -> list[dict[str, Any]]:
     """The messages in the chat template's form (`trainer.data.rows.trl_messages`, as training
-    had them: text content, tool-call arguments as objects); "developer" is the system's new name."""
+    had them: text content, tool-call arguments as objects, "developer" as "system")."""
     from trainer.data.rows import NotTrainable, trl_messages
 
     if not isinstance(value, list) or not value:
@@ -92,7 +92,6 @@ def _messages(value: Any) -> list[dict[str, Any]]:
                 "messages",
                 "invalid_value",
             )
-    value = [{**m, "role": "system"} if m["role"] == "developer" else m for m in value]
     try:
         return trl_messages(value, answered=False)
     except NotTrainable as exc:
@@ -249,11 +248,6 @@ def usage_chunk(ident: str, created: int, model: str, token_usage: dict[str, int
         "choices": [],
         "usage": token_usage,
     }
-
-
-def error_body(message: str, status: int, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 def sse(data: dict[str, Any]) -> bytes:

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from agent_tracer.errors import ConfigError
+from agent_tracer.messages import ROLES
 from trainer.data.output import load_dataset, output_paths, read_rows
+from trainer.data.rows import template_roles
 
-ROLES = ("system", "user", "assistant", "tool")
 SHOWN = 5
 """Problems quoted in the error; the rest are counted."""
 
@@ -139,9 +140,13 @@ def _grpo_rows(path: str, stamp: str) -> Iterator[dict[str, Any]]:
     """GRPO prompts with their reference calls; an SFT row gives the turns before its last answer."""
     for row in read_rows(Path(path)):
         if "prompt" in row:
-            yield {"prompt": row["prompt"], "tools": row.get("tools") or [], "reference": row.get("reference") or []}
+            yield {
+                "prompt": template_roles(row["prompt"]),
+                "tools": row.get("tools") or [],
+                "reference": row.get("reference") or [],
+            }
         else:
-            yield from _call_points(row["messages"], row.get("tools") or [])
+            yield from _call_points(template_roles(row["messages"]), row.get("tools") or [])
 
 
 def _call_points(messages: list[dict[str, Any]], tools: list[Any]) -> Iterator[dict[str, Any]]:
