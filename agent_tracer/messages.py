@@ -89,6 +89,12 @@ def message_text(message: Message, *, placeholders: bool = False) -> str:
     return text if text or not isinstance(refusal, str) else refusal
 
 
+def user_text(messages: list[Message]) -> str:
+    """What the user said in a conversation: the text of its user messages, one per line (empty
+    ones left out). Not the system prompt, not tool results: what a task is compared on."""
+    return "\n".join(text for m in messages if m.get("role") == "user" and (text := message_text(m)))
+
+
 def _part_text(part: dict[str, Any]) -> str | None:
     kind = part.get("type", "text")
     if kind in TEXT_PARTS:

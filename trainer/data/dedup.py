@@ -61,6 +61,7 @@ import numpy as np
 
 from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError
+from agent_tracer.messages import user_text
 from trainer.data.rows import Example
 from trainer.data.summary import Step
 
@@ -83,7 +84,8 @@ def row_digest(example: Example) -> bytes:
 def prompt_text(example: Example) -> str:
     """What near-duplicate detection compares: the offered tools' names and the user turns."""
     names = " ".join(tool["function"]["name"] for tool in example.tools)
-    return "\n".join([names, *(m["content"] for m in example.messages if m["role"] == "user" and m["content"])])
+    said = user_text(example.messages)
+    return f"{names}\n{said}" if said else names
 
 
 def depth(example: Example) -> int:

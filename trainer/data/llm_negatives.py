@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent_tracer.errors import ConfigError
+from agent_tracer.messages import Message
 from trainer.data.dedup import row_digest
 from trainer.data.negatives import canonical, replaced, unusable
-from trainer.data.rows import Example, Message, Preference
+from trainer.data.rows import Example, Preference
 
 if TYPE_CHECKING:
     from openai import OpenAI

@@ -52,8 +52,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_tracer.errors import ConfigError
+from agent_tracer.messages import Message
 from trainer.data.dedup import row_digest
-from trainer.data.rows import Example, Message, Preference
+from trainer.data.rows import Example, Preference
 from trainer.data.unused_params import user_words, words
 
 KINDS = (

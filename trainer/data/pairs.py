@@ -14,8 +14,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from agent_tracer.messages import Message, user_text
 from trainer.data.negatives import canonical
-from trainer.data.rows import Example, Message, Preference
+from trainer.data.rows import Example, Preference
 
 
 def diverge(better: Example, worse: Example) -> tuple[list[Message], Message, Message] | None:
@@ -112,7 +113,7 @@ _WORD = re.compile(r"\w+")
 def task_text(example: Example) -> str:
     """The text two runs are compared on: what the user asked (not the shared system prompt, not
     the tool results, which differ between a run that went right and one that went wrong)."""
-    return "\n".join(m["content"] for m in example.messages if m["role"] == "user")
+    return user_text(example.messages)
 
 
 def _turn_key(message: Message) -> str:

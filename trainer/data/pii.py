@@ -34,8 +34,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from agent_tracer.errors import ConfigError
+from agent_tracer.messages import Message
 from agent_tracer.redact import KEY_PATTERN, has_secret
-from trainer.data.rows import Example, Message
+from trainer.data.rows import Example
 from trainer.data.summary import Step
 
 

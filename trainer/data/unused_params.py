@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from agent_tracer.messages import content_text
+from agent_tracer.messages import user_text
 from trainer.data.rows import Example
 from trainer.data.summary import Step
 
@@ -98,7 +98,7 @@ class UnusedParams:
 def user_words(messages: Iterable[dict[str, Any]]) -> set[str]:
     """The words of the user's messages (`words`), their content parts read as text: a parameter
     whose name's words are among them is one the user talked about."""
-    return words(" ".join(content_text(m.get("content")) for m in messages if m["role"] == "user"))
+    return words(user_text(list(messages)))
 
 
 def words(text: str) -> set[str]:
