@@ -1,4 +1,4 @@
-"""JSON for the writer's hot path: orjson (2-5x faster) with the standard library as fallback.
+"""JSON for the writer's hot path: orjson (much faster) with the standard library as fallback.
 
 Every stored call is parsed (request, response, each stream event) and serialised (four JSON
 columns) on the writer thread, in the agent's process; this is most of that thread's time.

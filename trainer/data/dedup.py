@@ -17,35 +17,31 @@ one run, which share the user's request, never collapse into the first when each
 Similarity is the Jaccard index of the prompts' word sets, estimated with MinHash and found with
 LSH banding:
 
-- Shingles are lower-cased word n-grams, single words by default. One word changed in a prompt
-  of 40 distinct words changes 1 of 40 unigrams (Jaccard 39/41 = 0.95) but 3 of 38 trigrams
-  (35/41 = 0.85): with trigrams a threshold of 0.9 only merges prompts that differ by about one
-  word in 60. Unigrams ignore word order ("convert USD to EUR" and "convert EUR to USD" are one
-  prompt to them); `shingle_size=3` restores it at that cost. A prompt shorter than the n-gram
-  size is one shingle of all its words; a prompt without words is passed on unchecked.
-- The threshold, 0.9 by default, merges prompts whose shared words are 90% of all the distinct
-  words of both: a template's repeats with one slot of a long request changed, copies differing
-  in punctuation, case or spacing. Short prompts stay apart on one changed word ("weather in
-  Paris" vs "weather in Rome" is 0.5). Lower thresholds start to merge distinct requests built
-  from one template.
+- Shingles are lower-cased word n-grams, single words by default: with longer n-grams one changed
+  word moves the index much further, so a threshold of 0.9 would merge only very long prompts.
+  Unigrams ignore word order ("convert USD to EUR" and "convert EUR to USD" are one prompt to
+  them); `shingle_size=3` restores it at that cost. A prompt shorter than the n-gram size is one
+  shingle of all its words; a prompt without words is passed on unchecked.
+- The threshold, 0.9 by default, merges a template's repeats with one slot of a long request
+  changed, and copies differing in punctuation, case or spacing; short prompts stay apart on one
+  changed word ("weather in Paris" vs "weather in Rome" is 0.5). Lower thresholds start to merge
+  distinct requests built from one template.
 - Each shingle is hashed once (CRC-32, spread over 64 bits by SplitMix64's finaliser); the
   permutations are `a*x + b` modulo 2**64 with random odd `a`, ordered by the high bits
   (multiply-add-shift, a 2-universal family), all of them at once in numpy, from a fixed seed: the
   same examples give the same result every run.
-- Signatures have 256 values, of which 8 bits each are kept (256 bytes an example, as much as 64
-  32-bit values) to verify candidates: the estimate's standard deviation is then 0.014 at
-  Jaccard 0.95, so one word changed in 40 is found 99.8% of the time (64 full values: 95%).
-  Two different minimums agree in 8 bits once in 256, which raises an estimate by (1 - J) / 256.
+- Signatures have 256 values, of which 8 bits each are kept to verify candidates: as many bytes
+  as 64 32-bit values, with a tighter estimate. Two different minimums agree in 8 bits once in
+  256, which raises an estimate by (1 - J) / 256.
 - LSH: the first `bands` x `rows` values are cut into bands; prompts that agree on a whole band
-  are candidates, then verified. Eight values a band make unrelated prompts rare candidates
-  (at Jaccard 0.5 a band agrees once in 256); the default number of bands is the fewest that
-  makes a pair at the threshold a candidate 99% of the time: 9 bands at 0.9.
+  are candidates, then verified. The default number of bands is the fewest that makes a pair at
+  the threshold a candidate 99% of the time (`_banding`).
 
-State per kept example: its 256-byte signature and a 4-byte key and 4-byte id per band in sorted
-numpy runs, about 330 bytes (not a dict entry per band, ~100 bytes each). Examples go through
-in batches of a few hundred, so numpy does the arithmetic; a band key shared by many prompts (a
-template's common words) holds at most `_BUCKET_CAP` of them, which bounds every lookup
-without losing the near copies, whose other bands are specific to them.
+State per kept example is its signature and a key and id per band in sorted numpy runs, not a
+dict entry per band (the arithmetic behind these choices: BENCHMARKS.md, "Near dedup's parameters").
+Examples go through in batches of a few hundred, so numpy does the arithmetic; a band key shared
+by many prompts (a template's common words) holds at most `_BUCKET_CAP` of them, which bounds
+every lookup without losing the near copies, whose other bands are specific to them.
 """
 
 from __future__ import annotations

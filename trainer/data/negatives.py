@@ -27,13 +27,9 @@ The synthetic kinds:
     unasked_argument  an optional parameter the call leaves out and the user's words do not name
                       ("using the Darwin model" names `model`), filled in with a value other than
                       its default: an enum's member, a boolean set, a number, or a string copied
-                      from another argument or the request. A small tuned model does this more
-                      than anything else but get values wrong: SmolLM2-135M tuned on BFCL's
-                      non-live rows wrote `"unit": "seconds"` into 16 of live_simple's command
-                      calls and a genre into `cast`, and 19 of its failed answers would have been
-                      right without such a parameter. One epoch of DPO on these pairs alone took
-                      it from 31.8% to 33.7% AST accuracy on live_simple; two epochs overshot
-                      (parameters that were due left out; BENCHMARKS.md)
+                      from another argument or the request: after wrong values, a small tuned
+                      model's commonest mistake (BENCHMARKS.md, "DPO against optional parameters
+                      nobody asked for")
 
 With parallel calls one call is corrupted and the others kept. Each example tries its kinds in a
 seeded order until `per_example` of them applied; a kind that cannot apply (one tool offered,

@@ -1,24 +1,23 @@
 """Reading, converting and redacting traces in processes of their own, while this one curates.
 
-Building an SFT dataset is Python work from end to end: parsing stored calls, regex scans for
-personal data, hashing for deduplication; one process does about 4,000 examples a second here.
-With more cores, reader processes share the store's chunks of traces (reader i takes every
-chunk whose number is i modulo the readers: `TraceStore.iter_run_chunks(shard=…)`), turn runs into
-examples and redact them, and this process takes the chunks back in their order, deduplicates,
-measures and writes. The order is the selection's, so "best-rated first" and "keep the first
-duplicate" mean what they mean in one process, and the output is the same byte for byte.
+Building an SFT dataset is Python work from end to end (parsing stored calls, regex scans for
+personal data, hashing for deduplication), so one process is bound by one core. With more cores,
+reader processes share the store's chunks of traces (reader i takes every chunk whose number is i
+modulo the readers: `TraceStore.iter_run_chunks(shard=…)`), turn runs into examples and redact
+them, and this process takes the chunks back in their order, deduplicates, measures and writes.
+The order is the selection's, so "best-rated first" and "keep the first duplicate" mean what they
+mean in one process, and the output is the same byte for byte.
 
 On Linux a reader is a fork of this process, which has everything imported already: it starts in
 milliseconds, opens the store anew and leaves with `os._exit`, so it never closes a connection of
 this process's. Elsewhere (fork is unsafe on macOS) a reader is `python -m trainer.data.reader`, as
 the capture writer is, since multiprocessing's spawn would import the caller's main script again;
-it takes about half a second of imports. Either way frames go on a pipe, and `build_sft` uses
-readers only for selections of `PARALLEL_FROM` traces or more, and only where there is more than
-one core.
+it pays for its imports. Either way frames go on a pipe, and `build_sft` uses readers only for
+selections of `PARALLEL_FROM` traces or more, and only where there is more than one core.
 
-Each batch goes as JSON text (orjson: several times faster than pickling nested dicts), and each
-distinct tool list goes once, examples referring to it by number: an agent's examples all carry
-the same schemas, often the largest part of a row.
+Each batch goes as JSON text (orjson: faster than pickling nested dicts), and each distinct tool
+list goes once, examples referring to it by number: an agent's examples all carry the same
+schemas, often the largest part of a row.
 """
 
 from __future__ import annotations
@@ -38,9 +37,8 @@ from trainer.data.summary import Step
 
 FORK = sys.platform == "linux"
 PARALLEL_FROM = 1_000 if FORK else 10_000
-"""Selections at least this large are read by reader processes. Measured here, on two cores:
-forked readers break even at about 800 traces and make 2,000 a sixth faster; started ones cost
-more than they save below about 8,000."""
+"""Selections at least this large are read by reader processes: below it they cost more than
+they save, started ones much more than forked (BENCHMARKS.md, "Dataset build")."""
 MAX_READERS = 4
 BATCH = 256
 STEPS = ("select", "convert", "redact")

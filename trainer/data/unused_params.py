@@ -1,15 +1,11 @@
 """Unused parameters: each tool an SFT example offers gets a few optional parameters borrowed from
 the dataset's other tools, and the example's answer, unchanged, leaves them out.
 
-Why: a small tuned model fills in optional parameters nobody asked for. SmolLM2-135M, tuned on
-BFCL's non-live rows (where answers leave out two in three of the optional parameters offered),
-filled 232 of the 304 optional parameters live_simple offered it, where 125 were due; left out,
-the wrongly filled ones would have turned 33 of its 179 failed answers right. The rows teach it
-*that* parameters may be left out, but mostly on tools whose optional parameters the question
-plainly mentions or plainly does not; a borrowed parameter is one the question never gives a
-value for, on a tool where the answer must still be written, so leaving out what the user did not
-say is what the loss rewards. With two a tool, the same recipe filled 141 of 306 and its AST
-accuracy went from 30.6% to 31.8% (BENCHMARKS.md, "Tools padded with parameters nobody asks for").
+Why: a small tuned model fills in optional parameters nobody asked for (BENCHMARKS.md, "Tools
+padded with parameters nobody asks for"). The rows teach it *that* parameters may be left out, but
+mostly on tools whose optional parameters the question plainly mentions or plainly does not; a
+borrowed parameter is one the question never gives a value for, on a tool where the answer must
+still be written, so leaving out what the user did not say is what the loss rewards.
 
 The pool is the optional parameters of the tools of earlier examples, each name once, its schema
 as that tool wrote it (description, type, enum, default). A tool is given `count` of them:
@@ -18,8 +14,7 @@ contain, so a borrowed `unit` never lands on a question that says which unit. Th
 places among the tool's own, so their position does not give them away. The choice is seeded by
 the example's trace, the same every build. The first examples, while the pool is still empty,
 pass unchanged. An example the borrowed parameters take over the token limit is kept without them
-(the truncation step falls back to `Example.plain`): with two a tool, 32 of 818 BFCL rows would
-otherwise have been dropped.
+(the truncation step falls back to `Example.plain`) rather than dropped.
 """
 
 from __future__ import annotations

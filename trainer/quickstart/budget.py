@@ -1,7 +1,6 @@
 """How much the quickstart does: tasks per stage, training steps, answer lengths. Two budgets: the
-full run on the embedded SmolLM2 fits 15 minutes on a 2-core CPU (a LoRA step of batch 4 there
-takes 9-12 s and a DPO step about 40 s, so the step counts decide; measured there: capture 1 min,
-SFT 20 steps 4-5 min, DPO 3 steps 2-3 min, evaluation 2 min); `--tiny` passes every stage in seconds."""
+full run on the embedded SmolLM2 fits 15 minutes on a 2-core CPU, where the training step counts
+decide the time (BENCHMARKS.md, "The quickstart's budget"); `--tiny` passes every stage in seconds."""
 
 from __future__ import annotations
 

@@ -242,9 +242,10 @@ def looping(tokens: list[int]) -> int | None:
     A small model that starts repeating inside a value ("1234567890" again and again, the same
     list item, a nested copy of the arguments) seldom stops before the token limit, and the call
     never closes. The guide takes that token away (when the grammar allows another), as the DRY
-    sampler does, and the model goes on with its next choice, which may close the value (it did for
-    4 of 10 such answers on live_simple; loops whose text varies as it repeats go on). A value
-    that really is a long repetition (sixteen equal digits) is cut short; tool arguments seldom are."""
+    sampler does, and the model goes on with its next choice, which may close the value (loops whose
+    text varies as it repeats go on; BENCHMARKS.md, "Single-call categories only, and the loop
+    guard"). A value that really is a long repetition (sixteen equal digits) is cut short; tool
+    arguments seldom are."""
     for period in range(1, min(LOOP_PERIOD, len(tokens) // 3) + 1):
         times = max(3, -(-LOOP_SPAN // period))
         if len(tokens) >= period * times and tokens[-period * times :] == tokens[-period:] * times:

@@ -1,6 +1,7 @@
 """Training on TRL + PEFT: SFT, DPO, a reward model and GRPO, each a LoRA adapter in a run folder.
 
-    from trainer.train import SFTRunConfig, train_sft
+    from trainer.train.config import SFTRunConfig
+    from trainer.train.sft import train_sft
 
     summary = train_sft(SFTRunConfig(data="sft.jsonl", out="runs/sft", model="smollm2"))
 
