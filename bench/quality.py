@@ -25,12 +25,12 @@ questions it never trained on?
    `--unguided` serves the run a third time without the guide, to tell training's share of the
    gain from the guide's. `--validate` first asks the tuned model the non-live rows the dataset
    build held out of training: a recipe is chosen on those, never on live_simple.
-4. The table: format compliance (answers holding a well-formed tool call, of the questions whose
+4. The table: tool-call format (answers holding tool calls, all well-formed, of the questions whose
    answer is a call; a failed request counts against it) and AST accuracy (the call matches BFCL's
    possible answers: the task succeeded), each with its 95% Wilson interval,
    base vs tuned, and the exact McNemar test on AST accuracy.
 
-Goal: format compliance at least 95% and AST accuracy at least 40% on the whole category. Every
+Goal: tool-call format at least 95% and AST accuracy at least 40% on the whole category. Every
 figure comes from this run; the budget (steps, cases, time) is printed with it.
 """
 
@@ -51,7 +51,6 @@ from serve import machine, table  # noqa: E402  (bench/serve.py)
 
 from agent_tracer.errors import ConfigError  # noqa: E402
 from trainer.evaluate import Evaluation  # noqa: E402
-from trainer.evaluate.metrics import call_compliance  # noqa: E402
 from trainer.evaluate.stats import Rate  # noqa: E402
 
 TRAIN_ON = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
@@ -59,7 +58,7 @@ EXTRA = ("exec_simple", "exec_multiple", "exec_parallel", "exec_parallel_multipl
 """Non-live categories --train-on may add: the exec ones BFCL no longer scores (bfcl_eval keeps them
 unused), and the single-call turns of the multi-turn conversations."""
 EVALUATE_ON = "live_simple"
-GOALS = {"format": 0.95, "success": 0.40}
+GOALS = {"tool_call_format": 0.95, "success": 0.40}
 
 
 def categories(text: str) -> tuple[str, ...]:
@@ -78,8 +77,8 @@ def validated(result: Evaluation) -> str:
     tuned = next(summary for summary in result.summary.endpoints if summary.name == "tuned")
     calling = {case.id for case in result.cases if case.expected_calls}
     right = [row.success for row in result.rows if row.endpoint == "tuned" and row.case_id in calling]
-    return (f"{tuned.cases} non-live questions held out of training: format compliance "
-            f"{call_compliance(result.cases, result.rows, 'tuned')}, AST accuracy {tuned.success}; "
+    return (f"{tuned.cases} non-live questions held out of training: tool-call format "
+            f"{tuned.tool_call_format}, AST accuracy {tuned.success}; "
             f"on the {len(right)} that need a call {Rate(sum(right), len(right))}")
 
 
@@ -130,20 +129,20 @@ def main(argv: list[str] | None = None) -> None:
     done = time.perf_counter()
 
     figures = {summary.name: summary for summary in result.summary.endpoints}
-    compliance = {name: call_compliance(result.cases, result.rows, name) for name in figures}
-    rows = [[name, str(compliance[name]), str(figures[name].success), str(figures[name].errors)] for name in figures]
+    rows = [[name, str(figures[name].tool_call_format), str(figures[name].success), str(figures[name].errors)]
+            for name in figures]
     comparison = next((c for c in result.summary.comparisons if {c.a, c.b} == {"base", "tuned"}), None)
     tuned = figures["tuned"]
     print(f"\n## {EVALUATE_ON}: {tuned.cases} held-out questions, base {args.model} vs tuned "
           f"({run}; training {trained - started:,.0f} s, evaluation {done - trained:,.0f} s)")
-    print(table(["model", "format compliance", "AST accuracy", "errors"], rows))
+    print(table(["model", "tool-call format", "AST accuracy", "errors"], rows))
     if comparison is not None:
         print(f"AST accuracy, {comparison.a} vs {comparison.b}: exact McNemar p = {comparison.p_value:.3g} "
               f"(right only for {comparison.a}: {comparison.a_only}, only for {comparison.b}: {comparison.b_only})")
     for name in figures:
         kinds = ", ".join(f"{kind} {count}" for kind, count in figures[name].failure_kinds.items())
         print(f"why {name}'s answers failed (the AST checker's kinds): {kinds or 'none failed'}")
-    for label, rate, goal in (("format compliance", compliance["tuned"], GOALS["format"]),
+    for label, rate, goal in (("tool-call format", tuned.tool_call_format, GOALS["tool_call_format"]),
                               ("AST accuracy", tuned.success, GOALS["success"])):
         value = rate.value or 0.0
         print(f"goal: tuned {label} at least {goal:.0%}: {'met' if value >= goal else 'NOT met'} "

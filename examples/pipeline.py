@@ -16,7 +16,8 @@
 
 Everything goes into --dir (default ./pipeline): traces.db, sft*.jsonl, runs/sft and report/. You
 will see each stage's summary, then a table with a row for `base` and one for `tuned`: success
-rate with its 95% interval, tool selection, arguments, format, latency; and the paired test.
+rate with its 95% interval, tool-call format, tool selection, arguments, well-formed answers,
+latency; and the paired test.
 """
 
 from __future__ import annotations

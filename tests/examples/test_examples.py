@@ -148,7 +148,7 @@ def test_quality_bench_validates_on_non_live_rows_then_asks_live_simple(tiny_mod
     assert "imported 199 BFCL multi_turn_base turns" in output  # the turns that are one call they spell out
     assert re.search(r"unused parameters +(\d+) +\1 +parameters added \d", output)
     validation = json.loads((tmp_path / "sft.manifest.json").read_text())["eval_traces"]
-    assert f"validation: {len(validation)} non-live questions held out of training: format compliance" in output
+    assert f"validation: {len(validation)} non-live questions held out of training: tool-call format" in output
     asked = {json.loads(line)["case_id"] for line in (tmp_path / "report-validation" / "results.jsonl").open()}
     assert asked == {trace[:12] for trace in validation}
     assert "## live_simple: 4 held-out questions" in output

@@ -90,11 +90,15 @@ def answer_letter(text: str, options: int = 4) -> str | None:
 
 
 def letter_grade(question: Question, row: Row) -> Grade:
-    """The answer right or not; an answer without a letter fails format compliance too."""
+    """The answer right or not; an answer without a letter is not well-formed either."""
     letter = answer_letter(row.reply.content if row.reply else "", len(question.choices))
     if letter is None:
         return Grade(
-            answer=False, format=False, success=False, reason="no option letter in the answer", error_kind="no_letter"
+            answer=False,
+            well_formed=False,
+            success=False,
+            reason="no option letter in the answer",
+            error_kind="no_letter",
         )
     right = letter == question.answer
     return Grade(

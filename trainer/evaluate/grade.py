@@ -1,10 +1,11 @@
-"""One reply against its case: tool selection, arguments, answer, format, and whether the task
-succeeded (every check that applies passed).
+"""One reply against its case: tool selection, arguments, answer, tool-call format, well-formed,
+and whether the task succeeded (every check that applies passed). What each check means to a
+reader of the report is said once, in `trainer.evaluate.metrics.RATES`.
 
 A reply's calls are its `tool_calls`; a reply without any whose text holds `<tool_call>` blocks
 (a base model served without a tool parser) has those parsed with `trainer.tool_calls.parse_reply`,
 the parser serving and training use. Arguments that are not a JSON object, or a block that is not
-a call, make the reply malformed: it fails format compliance, and the broken call counts as made
+a call, make the reply malformed: it is not well-formed, and the broken call counts as made
 (under the name it gave, or "?") so that selection and arguments fail too.
 """
 
@@ -61,7 +62,11 @@ class Grade:
     tool_selection: bool | None = None
     arguments: bool | None = None
     answer: bool | None = None
-    format: bool = True
+    tool_call_format: bool | None = None
+    """At least one tool call, every one well-formed; None where no call is due."""
+    well_formed: bool = True
+    """No malformed tool call, and the text in the case's format (JSON, schema, length): a prose
+    answer is well-formed where a call was due all the same."""
     success: bool = False
     reason: str | None = None
     """Why it failed: the first failed check's explanation."""
@@ -92,7 +97,9 @@ def grade(case: Case, reply: Reply) -> Grade:
         if why:
             reasons.append(why)
     why = _format_problem(case, reply)
-    result.format = why is None
+    result.well_formed = why is None
+    if case.expected_calls:
+        result.tool_call_format = bool(reply.calls) and not reply.malformed
     if why:
         reasons.append(why)
     result.success = not reasons

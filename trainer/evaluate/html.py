@@ -55,9 +55,13 @@ def index_html(evaluation: Evaluation, worst: int) -> dict[str, str | bytes]:
         *missing_charts(),
     ]
     body += [figure(pngs, "rates.png", "Rates per endpoint with 95% intervals")]
-    for key, heading in report.RATES:
-        if report.rated(summary.endpoints, key):
-            body += [f"<h2>{escape(heading)}</h2>", table(report.rate_rows(report.rated(summary.endpoints, key)))]
+    for metric in report.RATES:
+        if report.rated(summary.endpoints, metric.key):
+            body += [
+                f"<h2>{escape(metric.name)}</h2>",
+                f'<p class="note">{escape(report.defined(metric))}</p>',
+                table(report.rate_rows(report.rated(summary.endpoints, metric.key))),
+            ]
     body += [
         "<h2>Latency, tokens and cost</h2>",
         table(report.cost_rows(summary.endpoints)),
@@ -123,9 +127,9 @@ def _charts(evaluation: Evaluation, names: Sequence[str]) -> dict[str, bytes]:
         return {}
     summary = evaluation.summary
     groups: list[charts.RateGroup] = [
-        (heading, report.rated(summary.endpoints, key))
-        for key, heading in report.RATES
-        if report.rated(summary.endpoints, key)
+        (metric.name, report.rated(summary.endpoints, metric.key))
+        for metric in report.RATES
+        if report.rated(summary.endpoints, metric.key)
     ]
     if evaluation.capability is not None:
         groups.append((report.CAPABILITY_TITLE, report.rated(evaluation.capability.summary.endpoints, "success")))

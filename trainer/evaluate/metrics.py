@@ -1,19 +1,13 @@
 """From rows to figures: per endpoint, per tool, and between endpoints.
 
-What each rate counts (k of n, with a 95% Wilson interval):
-- **success**: cases whose every check passed, of all cases. A request that failed is a failed
-  task (the agent would have failed too), so errors count against it.
-- **tool selection**: answers that called exactly the expected functions (as a multiset; none
-  where none is right), of the answered cases with expected calls.
-- **arguments**: answers whose calls match the expected ones by BFCL's AST rules, of the answered
-  cases that expect at least one call.
-- **answer**: answers with the expected text and fields, of the answered cases that ask for them.
-- **format**: answers with well-formed calls and the required text format, of all answered cases.
-
-The component rates are over answered cases, so they describe the answers an endpoint gave;
-`errors` says how many it did not give. An endpoint that answered nothing is `down` and has no
-figures. Two endpoints are compared on success, case by case: the exact McNemar test on the cases
-where one succeeded and the other failed.
+Each rate is k of n with a 95% Wilson interval; `RATES` names and defines each one, once, for
+every place that shows it (report.md, index.html and its chart, the tables printed, the JSON
+summary; results.jsonl's grades use the same keys). Task success and tool-call format count a
+failed request against the endpoint (a failed request is a failed task); the other rates are over
+the answered cases, so they describe the answers an endpoint gave, and `errors` says how many it
+did not give. An endpoint that answered nothing is `down` and has no figures. Two endpoints are
+compared on success, case by case: the exact McNemar test on the cases where one succeeded and
+the other failed.
 """
 
 from __future__ import annotations
@@ -29,6 +23,52 @@ from trainer.evaluate.cases import Case
 from trainer.evaluate.runner import Row
 from trainer.evaluate.stats import Rate, mcnemar_exact, percentile
 
+
+@dataclass(frozen=True)
+class Metric:
+    """A rate as users see it: its key (in `EndpointSummary`, the JSON summary and results.jsonl's
+    grades), its name, the console's column header, and what it counts, in one line."""
+
+    key: str
+    name: str
+    column: str
+    definition: str
+
+
+RATES = (
+    Metric("success", "Task success", "success", "cases whose every check passed, of all cases."),
+    Metric(
+        "tool_call_format",
+        "Tool-call format",
+        "tool-call format",
+        "answers holding tool calls, all well-formed, of the cases that want a call; a prose answer or a failed "
+        "request fails it.",
+    ),
+    Metric(
+        "tool_selection",
+        "Tool selection",
+        "tools",
+        "answers calling exactly the expected functions (none where none is right), of those graded on it.",
+    ),
+    Metric(
+        "arguments",
+        "Arguments (AST match)",
+        "args",
+        "answers whose calls match the expected ones by BFCL's AST rules, of those that want a call.",
+    ),
+    Metric("answer", "Answer", "answer", "answers with the expected text and fields, of those that ask for them."),
+    Metric(
+        "well_formed",
+        "Well-formed answers",
+        "well-formed",
+        "answers of any kind that parse (tool calls; JSON, schema, length where asked), of all answers; a prose "
+        "answer passes.",
+    ),
+)
+"""Every rate of an endpoint, in the order shown: tool-call format, what fine-tuning for tool use
+moves first, leads the two format rates."""
+METRICS = {metric.key: metric for metric in RATES}
+
 NO_CALL = "(no call)"
 """The per-tool group of cases where calling nothing is right."""
 
@@ -42,10 +82,11 @@ class EndpointSummary:
     down: str | None
     """Why every request failed (the first row's error), when none was answered."""
     success: Rate
+    tool_call_format: Rate
     tool_selection: Rate
     arguments: Rate
     answer: Rate
-    format: Rate
+    well_formed: Rate
     latency_ms: dict[str, float | None]
     ttft_ms: dict[str, float | None]
     input_tokens: float | None
@@ -57,8 +98,8 @@ class EndpointSummary:
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(vars(self))
-        for name in ("success", "tool_selection", "arguments", "answer", "format"):
-            out[name] = getattr(self, name).to_dict()
+        for metric in RATES:
+            out[metric.key] = getattr(self, metric.key).to_dict()
         return out
 
 
@@ -109,19 +150,6 @@ def summarise(cases: Sequence[Case], endpoints: Sequence[str], rows: Sequence[Ro
     return Summary(summaries, comparisons, _per_tool(up, by_endpoint, by_case))
 
 
-def call_compliance(cases: Sequence[Case], rows: Sequence[Row], endpoint: str) -> Rate:
-    """Answers holding a well-formed tool call (at least one, and no `<tool_call>` block that does
-    not parse), of the cases whose right answer is a call; a failed request counts against it.
-    This is BFCL's format check, and what fine-tuning for tool use moves first: `format` alone
-    also counts a prose answer as well-formed."""
-    expecting = {case.id for case in cases if case.expected_calls}
-    mine = [row for row in rows if row.endpoint == endpoint and row.case_id in expecting]
-    good = sum(
-        1 for row in mine if row.reply is not None and row.reply.calls and row.grade is not None and row.grade.format
-    )
-    return Rate(good, len(mine))
-
-
 def tool_groups(case: Case) -> list[str]:
     """The per-tool groups a case counts in: each function it expects, or `NO_CALL`."""
     if case.expected_calls is None:
@@ -131,6 +159,7 @@ def tool_groups(case: Case) -> list[str]:
 
 def _endpoint(name: str, rows: list[Row], by_case: dict[str, Case]) -> EndpointSummary:
     answered = [(row, row.grade, by_case[row.case_id]) for row in rows if row.grade is not None]
+    due = [row for row in rows if by_case[row.case_id].expected_calls]
     calls = [grade for _, grade, case in answered if case.expected_calls is not None]
     with_arguments = [grade for _, grade, case in answered if case.expected_calls]
     asked = [grade for _, grade, case in answered if case.graded_answer]
@@ -143,10 +172,11 @@ def _endpoint(name: str, rows: list[Row], by_case: dict[str, Case]) -> EndpointS
         errors=len(rows) - len(answered),
         down=rows[0].error if rows and not answered else None,
         success=Rate(sum(row.success for row in rows), len(rows)),
+        tool_call_format=Rate(sum(bool(row.grade and row.grade.tool_call_format) for row in due), len(due)),
         tool_selection=Rate(sum(bool(grade.tool_selection) for grade in calls), len(calls)),
         arguments=Rate(sum(bool(grade.arguments) for grade in with_arguments), len(with_arguments)),
         answer=Rate(sum(bool(grade.answer) for grade in asked), len(asked)),
-        format=Rate(sum(grade.format for _, grade, _ in answered), len(answered)),
+        well_formed=Rate(sum(grade.well_formed for _, grade, _ in answered), len(answered)),
         latency_ms={"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
         ttft_ms={"p50": percentile(ttfts, 50), "p95": percentile(ttfts, 95)},
         input_tokens=mean([row.input_tokens for row, _, _ in answered if row.input_tokens is not None]),

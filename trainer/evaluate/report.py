@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainer.evaluate.metrics import METRICS, RATES, Metric
 from trainer.evaluate.stats import Rate
 
 if TYPE_CHECKING:
@@ -26,13 +27,6 @@ if TYPE_CHECKING:
     from trainer.evaluate.metrics import Comparison, EndpointSummary, Summary
     from trainer.evaluate.runner import Row
 
-RATES = (
-    ("success", "Task success"),
-    ("tool_selection", "Tool selection"),
-    ("arguments", "Arguments (AST match)"),
-    ("answer", "Answer"),
-    ("format", "Format compliance"),
-)
 CAPABILITY_TITLE = "General capability"
 
 Cells = list[list[str]]
@@ -56,9 +50,16 @@ def report_md(evaluation: Evaluation, worst: int) -> str:
     ]
     if down(summary.endpoints):
         out += [*(f"- **{name} was down**: {why}" for name, why in down(summary.endpoints)), ""]
-    for key, heading in RATES:
-        if rated(summary.endpoints, key):
-            out += [f"## {heading}", "", *markdown_table(rate_rows(rated(summary.endpoints, key))), ""]
+    for metric in RATES:
+        if rated(summary.endpoints, metric.key):
+            out += [
+                f"## {metric.name}",
+                "",
+                defined(metric),
+                "",
+                *markdown_table(rate_rows(rated(summary.endpoints, metric.key))),
+                "",
+            ]
     out += ["## Latency, tokens and cost", "", *markdown_table(cost_rows(summary.endpoints)), ""]
     if summary.comparisons:
         out += [
@@ -130,14 +131,13 @@ def write_report(
 def stdout_table(evaluation: Evaluation) -> str:
     from agent_tracer.commands.traces import text_table
 
+    shown = [METRICS[key] for key in ("tool_call_format", "tool_selection", "arguments", "well_formed")]
     headers = [
         "endpoint",
         "model",
-        "success",
+        METRICS["success"].column,
         "95% CI",
-        "tools",
-        "args",
-        "format",
+        *(metric.column for metric in shown),
         "p50",
         "p95",
         "TTFT",
@@ -147,7 +147,7 @@ def stdout_table(evaluation: Evaluation) -> str:
     rows = []
     for e in evaluation.summary.endpoints:
         if e.down:
-            rows.append([e.name, e.model or "?", "down", "-", "-", "-", "-", "-", "-", "-", "-", str(e.errors)])
+            rows.append([e.name, e.model or "?", "down", *["-"] * (len(headers) - 4), str(e.errors)])
             continue
         rows.append(
             [
@@ -155,9 +155,7 @@ def stdout_table(evaluation: Evaluation) -> str:
                 e.model or "?",
                 pct(e.success),
                 interval(e.success),
-                pct(e.tool_selection),
-                pct(e.arguments),
-                pct(e.format),
+                *(pct(getattr(e, metric.key)) for metric in shown),
                 ms(e.latency_ms["p50"]),
                 ms(e.latency_ms["p95"]),
                 ms(e.ttft_ms["p50"]),
@@ -165,7 +163,7 @@ def stdout_table(evaluation: Evaluation) -> str:
                 str(e.errors),
             ]
         )
-    lines = [text_table(headers, rows, right={2, 4, 5, 6, 7, 8, 9, 10, 11})]
+    lines = [text_table(headers, rows, right=set(range(2, len(headers))) - {3})]
     lines += comparison_lines(evaluation.summary.comparisons)
     if evaluation.capability is not None:
         capability = evaluation.capability.summary
@@ -203,6 +201,11 @@ def down(endpoints: Sequence[Any]) -> list[tuple[str, str]]:
 def rated(endpoints: Sequence[Any], key: str) -> list[tuple[str, Rate]]:
     """(endpoint, rate) for the endpoints that were up and have this rate."""
     return [(e.name, getattr(e, key)) for e in endpoints if getattr(e, key).n and not e.down]
+
+
+def defined(metric: Metric) -> str:
+    """The metric's one-line definition, as report.md and index.html print it under its heading."""
+    return metric.definition[0].upper() + metric.definition[1:]
 
 
 def rate_rows(rates: Sequence[tuple[str, Rate]]) -> Cells:

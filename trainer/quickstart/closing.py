@@ -43,19 +43,24 @@ def closing(ctx: Context, seconds: float) -> str:
 
 
 def table(evaluation: Any) -> list[str]:
-    """Base against tuned: tool-call format compliance (`call_compliance`) and AST accuracy
-    (BFCL's: the task succeeded, its calls matching the ground truth), each k/n with its 95%
-    interval, and the paired test on task success."""
+    """Base against tuned: tool-call format and AST accuracy (BFCL's: the task succeeded, its calls
+    matching the ground truth), each k/n with its 95% interval, what tool-call format counts, and
+    the paired test on task success. Well-formed answers, which a prose answer passes, are named
+    here and figured in the report: every task here wants a call, so tool-call format is the one
+    that says whether the model makes them."""
     from agent_tracer.commands.traces import text_table
-    from trainer.evaluate.metrics import call_compliance
+    from trainer.evaluate.metrics import METRICS
 
-    cases = len(evaluation.cases)
+    tool_calls, well_formed = METRICS["tool_call_format"], METRICS["well_formed"]
     rows = [
-        [summary.name, str(call_compliance(evaluation.cases, evaluation.rows, summary.name)), str(summary.success)]
-        for summary in evaluation.summary.endpoints
+        [summary.name, str(summary.tool_call_format), str(summary.success)] for summary in evaluation.summary.endpoints
     ]
-    out = [f"base vs tuned on {cases} held-out tasks (95% Wilson intervals):"]
-    out += ["  " + line for line in text_table(["endpoint", "format compliance", "AST accuracy"], rows).splitlines()]
+    out = [f"base vs tuned on {len(evaluation.cases)} held-out tasks (95% Wilson intervals):"]
+    out += ["  " + line for line in text_table(["endpoint", tool_calls.column, "AST accuracy"], rows).splitlines()]
+    out += [
+        f"  {tool_calls.column}: {tool_calls.definition}",
+        f"  {well_formed.name.lower()}, in the report: {well_formed.definition}",
+    ]
     for comparison in evaluation.summary.comparisons:
         out.append(
             f"  paired (exact McNemar) on success: {comparison.a} only {comparison.a_only}, {comparison.b} only "

@@ -60,7 +60,8 @@ def test_metrics_by_hand(servers):
 
     assert (tuned.success.k, tuned.success.n) == (7, 10)
     assert tuned.success.value == 0.7 and tuned.success.interval == pytest.approx(wilson(7, 10))
-    assert (tuned.tool_selection.k, tuned.arguments.k, tuned.format.k) == (9, 7, 10)
+    assert (tuned.tool_selection.k, tuned.arguments.k, tuned.well_formed.k) == (9, 7, 10)
+    assert (tuned.tool_call_format.k, tuned.tool_call_format.n) == (9, 10)  # q9 answers in text
     assert tuned.input_tokens == 100 and tuned.output_tokens == 20
     assert tuned.cost_per_task == pytest.approx(100 / 1000 * 0.001 + 20 / 1000 * 0.002)
     assert tuned.failure_kinds == {"value": 2, "wrong_count": 1}
@@ -68,7 +69,8 @@ def test_metrics_by_hand(servers):
     assert first.ttft_ms >= 50 and first.latency_ms >= first.ttft_ms and tuned.ttft_ms["p95"] >= 50
 
     assert base.model == "gpt-4o-mini-2024-07-18"
-    assert (base.success.k, base.tool_selection.k, base.arguments.k, base.format.k) == (4, 5, 4, 9)
+    assert (base.success.k, base.tool_selection.k, base.arguments.k, base.well_formed.k) == (4, 5, 4, 9)
+    assert (base.tool_call_format.k, base.tool_call_format.n) == (9, 10)  # q9's arguments do not parse
     assert base.cost_per_task == pytest.approx(200 / 1000 * 0.00015 + 10 / 1000 * 0.0006)  # gpt-4o-mini's list price
 
     assert down.down and down.errors == 10 and down.success.k == 0 and "endpoint down" in result.rows[-1].error
@@ -135,11 +137,11 @@ def test_answer_format_and_text_tool_calls(scripted):
     result = evaluate(cases, {"only": server.url})
     grades = {row.case_id: row.grade for row in result.rows}
     assert grades["json"].success and grades["json"].answer
-    assert not grades["bad json"].format and grades["bad json"].reason == "the answer is not valid JSON"
+    assert not grades["bad json"].well_formed and grades["bad json"].reason == "the answer is not valid JSON"
     assert not grades["long"].success and "over the 40 allowed" in grades["long"].reason
     assert grades["contains"].success and grades["text call"].success
     (summary,) = result.summary.endpoints
-    assert (summary.format.k, summary.format.n, summary.answer.k, summary.answer.n) == (3, 5, 2, 2)
+    assert (summary.well_formed.k, summary.well_formed.n, summary.answer.k, summary.answer.n) == (3, 5, 2, 2)
     assert summary.cost_per_task is None  # a model the price table does not know
 
 

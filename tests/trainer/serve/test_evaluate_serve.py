@@ -25,7 +25,8 @@ def test_served_answers_are_graded_call_by_call(base_url):
     assert (figures.errors, figures.success.k, figures.success.n) == (0, 1, 4)
     assert (figures.tool_selection.k, figures.tool_selection.n) == (2, 4)  # [call] twice
     assert (figures.arguments.k, figures.arguments.n) == (1, 4)
-    assert (figures.format.k, figures.format.n) == (3, 4)  # only the broken block fails the format
+    assert (figures.well_formed.k, figures.well_formed.n) == (3, 4)  # only the broken block is not well-formed
+    assert (figures.tool_call_format.k, figures.tool_call_format.n) == (2, 4)  # [text] makes no call, [broken] a bad one
     by_case = {row.case_id: row for row in result.rows}
     assert by_case["[call]"].success and not by_case["[broken]"].success
     assert figures.input_tokens > 0 and figures.output_tokens > 0
