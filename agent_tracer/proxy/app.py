@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -98,7 +98,7 @@ class _TooLarge(Exception):
     """The request body is over the limit."""
 
 
-class _Exchange:
+class Exchange:
     """One forwarded request: watches for the client leaving until the answer is finished, and
     then cancels the task forwarding it."""
 
@@ -139,24 +139,23 @@ class _Exchange:
 
 
 class Proxy:
-    """The state behind one app: settings, the runtime that records, the shared upstream client."""
+    """The state behind one app: settings, the runtime that records, the upstream client."""
 
     def __init__(
         self, config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None, routes: RoutesFile | None = None
     ) -> None:
         self.config = config
         self.upstreams = config.upstreams
-        self.proxies = {api: env_proxy(url) for api, url in config.upstreams.items()}
         self.runtime = runtime
         self.keys = keys
         self.max_body = config.max_request_bytes
         self.metrics = Metrics(runtime.stats.snapshot, config.metrics_dir)
-        self.session: aiohttp.ClientSession | None = None
-        self.router = Router(self, routes) if routes is not None else None
+        self.upstream = Upstream(config, runtime, self.metrics)
+        self.router = Router(routes, self.upstream, runtime, self.metrics, keys) if routes is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self.session = new_session(self.config.timeout_s)
+        self.upstream.start()
         loop = asyncio.get_running_loop()
         saver = loop.create_task(self._save_metrics()) if self.config.metrics_dir else None
         watcher = loop.create_task(self.router.routes.watch()) if self.router is not None else None
@@ -168,8 +167,7 @@ class Proxy:
                     task.cancel()
             if self.router is not None:
                 await self.router.stop()
-            await self.session.close()
-            self.session = None
+            await self.upstream.close()
             if runtime_module.current() is self.runtime:  # write what is queued before the process ends
                 await anyio.to_thread.run_sync(runtime_module.stop)
             self.metrics.save()
@@ -256,7 +254,7 @@ class Proxy:
                 "invalid_api_key",
             )
         url = upstream_url(self.upstreams[api], scope["path"], scope["query_string"].decode("latin-1"))
-        exchange = _Exchange(receive)
+        exchange = Exchange(receive)
         recorder: CallRecorder | None = None
         content: bytes | AsyncIterator[bytes] | None
         forwarded = {name: value for name, value in headers.items() if name not in NOT_FORWARDED}
@@ -302,7 +300,7 @@ class Proxy:
             forwarded.update(self.keys.upstream_credentials(api))
 
         try:
-            return await self._exchange(send, exchange, scope["method"], url, forwarded, content, recorder, api)
+            return await self.upstream.relay(send, exchange, scope["method"], url, forwarded, content, recorder, api)
         except asyncio.CancelledError:
             exchange.cancelled(recorder)
             if not exchange.client_gone:  # the server is stopping
@@ -314,7 +312,7 @@ class Proxy:
     async def _routed(
         self,
         send: Send,
-        exchange: _Exchange,
+        exchange: Exchange,
         route: routes_module.Route,
         body: dict[str, Any],
         headers: dict[str, str],
@@ -331,10 +329,52 @@ class Proxy:
         finally:
             exchange.finish()
 
-    async def _exchange(
+
+class Upstream:
+    """The proxy's client to the model APIs, owned by `Proxy` and handed to its router: one pooled
+    aiohttp session (open from the app's start to its stop), the environment's HTTP proxy per API,
+    and the upstream faults counted in the metrics.
+
+    `request` sends one request and gives back the answer with its body still to read; `relay`
+    also passes that answer to the client as it comes, or the API's own error when there is none.
+    """
+
+    def __init__(self, config: ProxyConfig, runtime: Runtime, metrics: Metrics) -> None:
+        self.timeout_s = config.timeout_s
+        self.proxies = {api: env_proxy(url) for api, url in config.upstreams.items()}
+        self.runtime = runtime
+        self.metrics = metrics
+        self.session: aiohttp.ClientSession | None = None
+
+    def start(self) -> None:
+        self.session = new_session(self.timeout_s)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | AsyncIterator[bytes] | None, api: str
+    ) -> Awaitable[aiohttp.ClientResponse]:
+        """Send one request to `url` (already encoded), through `api`'s HTTP proxy if any, with no
+        redirects followed. Awaited: the answer's status and headers, its body left to read from
+        `.content`; `release()` it once read to the end, else `close()` it. Raises
+        `aiohttp.ClientError` or `OSError` when no answer comes, `TimeoutError` past the time-outs."""
+        assert self.session is not None, "the app's lifespan has not started"
+        return self.session.request(
+            method,
+            URL(url, encoded=True),
+            headers=headers,
+            data=content,
+            allow_redirects=False,
+            proxy=self.proxies[api],
+        )
+
+    async def relay(
         self,
         send: Send,
-        exchange: _Exchange,
+        exchange: Exchange,
         method: str,
         url: str,
         headers: dict[str, str],
@@ -343,18 +383,11 @@ class Proxy:
         api: str,
         extra_headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> int:
-        """Send upstream, pass the answer back (with `extra_headers` added); returns the status
-        the client got."""
-        assert self.session is not None, "the app's lifespan has not started"
+        """Send upstream, pass the answer back to the client chunk by chunk (with `extra_headers`
+        added; `recorder`, if any, sees every chunk and the ending); returns the status the client
+        got. No answer: a 502 or 504 in `api`'s error shape, or `CLIENT_GONE` when the client left."""
         try:
-            upstream = await self.session.request(
-                method,
-                URL(url, encoded=True),
-                headers=headers,
-                data=content,
-                allow_redirects=False,
-                proxy=self.proxies[api],
-            )
+            upstream = await self.request(method, url, headers, content, api)
         except (aiohttp.ClientError, TimeoutError) as exc:
             if exchange.client_gone:  # it left while its body was being streamed up
                 if recorder is not None:
@@ -485,7 +518,7 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
         chunks.append(chunk)
 
 
-async def _stream_body(exchange: _Exchange) -> AsyncIterator[bytes]:
+async def _stream_body(exchange: Exchange) -> AsyncIterator[bytes]:
     """A pass-through request body, streamed up as it arrives; the watch for the client leaving
     starts once it is all through."""
     while True:
@@ -550,4 +583,4 @@ def create_app(
     return app
 
 
-__all__ = ["DEFAULT_UPSTREAMS", "Proxy", "ProxyApp", "create_app", "error_response"]
+__all__ = ["DEFAULT_UPSTREAMS", "Exchange", "Proxy", "ProxyApp", "Upstream", "create_app", "error_response"]

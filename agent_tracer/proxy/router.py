@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx
-from yarl import URL
 
 from agent_tracer import fastjson
 from agent_tracer.capture import new_recorder, start_response
@@ -48,7 +47,9 @@ from integrations.sse import SSEDecoder
 if TYPE_CHECKING:
     from starlette.types import Send
 
-    from agent_tracer.proxy.app import Proxy, _Exchange
+    from agent_tracer.proxy.app import Exchange, Upstream
+    from agent_tracer.proxy.auth import KeyCheck
+    from agent_tracer.proxy.metrics import Metrics
     from agent_tracer.recorder import CallRecorder
     from agent_tracer.runtime import Runtime
 
@@ -70,11 +71,24 @@ class _Refused(Exception):
 
 
 class Router:
-    """Routes for one proxy app: the routes file in force, a breaker per primary, shadow tasks."""
+    """Routes for one proxy app: the routes file in force, a breaker per primary, shadow tasks.
+    Its calls go through the proxy's `upstream`, are recorded by `runtime` and counted in `metrics`;
+    with `keys`, the proxy's upstream key replaces the client's (unless an endpoint names its own)."""
 
-    def __init__(self, proxy: Proxy, routes: RoutesFile, draw: Callable[[], float] = random.random) -> None:
-        self.proxy = proxy
+    def __init__(
+        self,
+        routes: RoutesFile,
+        upstream: Upstream,
+        runtime: Runtime,
+        metrics: Metrics,
+        keys: KeyCheck | None = None,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
         self.routes = routes
+        self.upstream = upstream
+        self.runtime = runtime
+        self.metrics = metrics
+        self.keys = keys
         self.draw = draw
         """A number in [0, 1) per canary call; the share below canary_percent goes to the primary."""
         self.breakers: dict[tuple[str, str], CircuitBreaker] = {}
@@ -103,7 +117,7 @@ class Router:
     # -- one request
 
     async def answer(
-        self, send: Send, exchange: _Exchange, route: Route, body: dict[str, Any], headers: dict[str, str], run: Run
+        self, send: Send, exchange: Exchange, route: Route, body: dict[str, Any], headers: dict[str, str], run: Run
     ) -> int:
         """Answer one routed request; returns the status the client got."""
         call = _Call(self, route, body, headers, run)
@@ -122,13 +136,13 @@ class Router:
                 breaker.failed()
             else:
                 breaker.released()
-            self.proxy.metrics.routed(route.name, "fallback", refused.reason)
+            self.metrics.routed(route.name, "fallback", refused.reason)
             return await call.fallback(send, exchange, refused.reason, counted=True)
         except BaseException:
             breaker.released()
             raise
         breaker.succeeded()
-        self.proxy.metrics.routed(route.name, "primary", "")
+        self.metrics.routed(route.name, "primary", "")
         return status
 
     def _shadow(self, call: _Call) -> None:
@@ -141,7 +155,7 @@ class _Call:
     """One routed request: the client's body and headers, and the trace its calls share."""
 
     def __init__(self, router: Router, route: Route, body: dict[str, Any], headers: dict[str, str], run: Run) -> None:
-        self.proxy = router.proxy
+        self.router = router
         self.route = route
         self.body = body
         self.headers = headers
@@ -159,17 +173,18 @@ class _Call:
         payload = fastjson.dumps({**self.body, "model": endpoint.model}).encode()
         headers = dict(self.headers)
         headers["content-type"] = "application/json"
-        if endpoint.api_key or self.proxy.keys is not None:
+        keys = self.router.keys
+        if endpoint.api_key or keys is not None:
             for name in CREDENTIAL_HEADERS:
                 headers.pop(name, None)
             if endpoint.api_key:
                 headers["authorization"] = f"Bearer {endpoint.api_key}"
             else:
-                headers.update(self.proxy.keys.upstream_credentials("openai"))  # type: ignore[union-attr]
+                headers.update(keys.upstream_credentials("openai"))  # type: ignore[union-attr]
         if role != "fallback":
             headers["accept-encoding"] = "identity"  # its answer is read here, to be judged
         recorder = new_recorder(
-            self.proxy.runtime,
+            self.router.runtime,
             CODEC,
             url,
             payload,
@@ -182,13 +197,13 @@ class _Call:
             recorder.fallback_reason = reason
         return url, headers, payload, recorder
 
-    async def fallback(self, send: Send, exchange: _Exchange, reason: str, *, counted: bool = False) -> int:
+    async def fallback(self, send: Send, exchange: Exchange, reason: str, *, counted: bool = False) -> int:
         """The fallback's answer, passed through as it comes (its failures too: it is the last resort)."""
         if not counted:
-            self.proxy.metrics.routed(self.route.name, "fallback", reason)
+            self.router.metrics.routed(self.route.name, "fallback", reason)
         url, headers, payload, recorder = self._request(self.route.fallback, "fallback", reason)
         try:
-            return await self.proxy._exchange(
+            return await self.router.upstream.relay(
                 send,
                 exchange,
                 "POST",
@@ -203,13 +218,13 @@ class _Call:
             exchange.cancelled(recorder)
             raise
 
-    async def primary(self, send: Send, exchange: _Exchange) -> int:
+    async def primary(self, send: Send, exchange: Exchange) -> int:
         """Ask the primary; send its answer to the client once judged good (returns the status),
         else raise `_Refused` having sent nothing."""
         url, headers, payload, recorder = self._request(self.route.primary, "primary")
-        answer = _Answer(self.proxy.runtime, self.route, recorder, streamed=bool(self.body.get("stream")))
+        answer = _Answer(self.router.runtime, self.route, recorder, streamed=bool(self.body.get("stream")))
         try:
-            await answer.open(self.proxy, url, headers, payload)
+            await answer.open(self.router.upstream, url, headers, payload)
             await answer.read(until_first_token=not _holds_to_end(self.body))
             return await answer.commit(send, exchange, self.body)
         except _Refused as refused:
@@ -224,10 +239,10 @@ class _Call:
     async def shadow(self) -> None:
         """The primary's answer to the same request, recorded (route "shadow") and dropped."""
         url, headers, payload, recorder = self._request(self.route.primary, "shadow")
-        answer = _Answer(self.proxy.runtime, self.route, recorder, streamed=bool(self.body.get("stream")))
+        answer = _Answer(self.router.runtime, self.route, recorder, streamed=bool(self.body.get("stream")))
         reason = ""
         try:
-            await answer.open(self.proxy, url, headers, payload)
+            await answer.open(self.router.upstream, url, headers, payload)
             await answer.read(until_first_token=False)
             answer.judge(self.body)
             answer.finish(COMPLETE, None)
@@ -239,7 +254,7 @@ class _Call:
             raise
         finally:
             answer.close()
-        self.proxy.metrics.routed(self.route.name, "shadow", reason)
+        self.router.metrics.routed(self.route.name, "shadow", reason)
 
 
 class _Answer:
@@ -276,19 +291,10 @@ class _Answer:
                 ) from None
             raise _Refused("timeout", f"no whole answer within {self.route.timeout_s:g} s") from None
 
-    async def open(self, proxy: Proxy, url: str, headers: dict[str, str], payload: bytes) -> None:
-        assert proxy.session is not None, "the app's lifespan has not started"
+    async def open(self, upstream: Upstream, url: str, headers: dict[str, str], payload: bytes) -> None:
         try:
             self.response = await self._within(
-                proxy.session.request(
-                    "POST",
-                    URL(url, encoded=True),
-                    headers=headers,
-                    data=payload,
-                    allow_redirects=False,
-                    proxy=proxy.proxies["openai"],
-                ),
-                first_token=True,
+                upstream.request("POST", url, headers, payload, "openai"), first_token=True
             )
         except (aiohttp.ClientError, OSError) as exc:
             raise _Refused("connect_error", reason_text(exc)) from None
@@ -357,7 +363,7 @@ class _Answer:
         if reason is not None:
             raise _Refused(reason)
 
-    async def commit(self, send: Send, exchange: _Exchange, request: dict[str, Any]) -> int:
+    async def commit(self, send: Send, exchange: Exchange, request: dict[str, Any]) -> int:
         """Judge what is held; if good, send it to the client and pass the rest of a stream
         through as it comes. Returns the client's status."""
         self.judge(request)
