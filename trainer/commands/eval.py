@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from agent_tracer.commands.traces import db_option, json_option
+from agent_tracer.console import db_option, json_option, open_store, progress_bar
 from trainer.evaluate.runner import RunConfig
 
 
@@ -192,8 +192,6 @@ def eval_command(
         if capability is not None and not specs and not from_store:
             cases = []
         elif from_store:
-            from agent_tracer.commands.traces import open_store
-
             with open_store(db) as store:
                 cases = load_cases(specs, store=store, split=split, manifest=manifest, limit=limit, warn=warn)
         else:
@@ -224,6 +222,4 @@ def eval_command(
 
 
 def _bar(total: int) -> Any:
-    from agent_tracer.commands.traces import progress_bar
-
     return progress_bar("evaluating", " requests", total)

@@ -128,7 +128,7 @@ def write_report(
 
 
 def stdout_table(evaluation: Evaluation) -> str:
-    from agent_tracer.commands.traces import text_table
+    from agent_tracer.console import text_table
 
     headers = [
         "endpoint",

@@ -46,7 +46,7 @@ def table(evaluation: Any) -> list[str]:
     """Base against tuned: tool-call format compliance (`call_compliance`) and AST accuracy
     (BFCL's: the task succeeded, its calls matching the ground truth), each k/n with its 95%
     interval, and the paired test on task success."""
-    from agent_tracer.commands.traces import text_table
+    from agent_tracer.console import text_table
     from trainer.evaluate.metrics import call_compliance
 
     cases = len(evaluation.cases)
