@@ -1,15 +1,19 @@
 """What the commands share with the library for talking to a person at a terminal.
 
 The options every command spells the same way (`--db`, `--json`, the trace selection, times),
-the store opened for a command (its errors as one-line `click.ClickException`s), text tables and
-progress bars. The commands (`agent_tracer/commands/`, `trainer/commands/`) and library code that
-prints (dataset builds, reports, the quickstart) import them from here, so the library never
-imports a command. Light on purpose: click and the standard library at import time, the store and
-tqdm inside the functions that need them.
+the options made from a settings dataclass (`config_options`), the store opened for a command
+(its errors as one-line `click.ClickException`s), text tables and progress bars. The commands
+(`agent_tracer/commands/`, `trainer/commands/`) and library code that prints (dataset builds,
+reports, the quickstart) import them from here, so the library never imports a command. Light on
+purpose: click and the standard library at import time, the store and tqdm inside the functions
+that need them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -97,6 +101,91 @@ def selection_options(
         return command
 
     return decorate
+
+
+# -- options from a settings dataclass ------------------------------------------------------------
+
+
+def config_options(
+    config: type, *names: str, layered: Callable[[dataclasses.Field[Any]], str] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A click option for each named field of the dataclass `config` (all fields when none are
+    named), in that order, so that no setting is described twice. Each field's metadata says:
+
+    - `help`: the option's help (required);
+    - `flag`: its name when not `--field-name`; a bool field is `--x/--no-x` unless `flag` names
+      one switch (`--require-key`), which turns the setting on;
+    - `type` (a click type, such as `click.IntRange(min=1)` or `OrNone(...)`) or `choices`; else
+      the annotation's int or float, or text;
+    - `multiple`: the option may be repeated (its value is a tuple).
+
+    The option's default is the field's, shown in the help. With `layered` (settings that a preset
+    and a config file also give), every option defaults to None, so an absent flag leaves those
+    layers be, and the help ends with `[default: …]` saying what `layered(field)` says a run gets.
+    """
+    hints = typing.get_type_hints(config)
+    specs = {spec.name: spec for spec in dataclasses.fields(config)}
+    chosen = [specs[name] for name in names] if names else list(specs.values())
+    options = [_config_option(spec, hints[spec.name], layered) for spec in chosen]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _config_option(
+    spec: dataclasses.Field[Any], hint: Any, layered: Callable[[dataclasses.Field[Any]], str] | None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    meta = spec.metadata
+    flag = meta.get("flag") or "--" + spec.name.replace("_", "-")
+    settings: dict[str, Any] = {"help": meta["help"]}
+    if layered is not None:
+        shown = layered(spec)
+        settings.update(default=None, help=settings["help"] + (f"  [default: {shown}]" if shown else ""))
+    else:
+        default = None if spec.default is dataclasses.MISSING else spec.default
+        settings.update(default=default, show_default=default is not None)
+    if meta.get("multiple"):
+        settings["multiple"] = True
+    base = _base_type(hint)
+    if base is bool:
+        if "flag" in meta:
+            return click.option(flag, spec.name, is_flag=True, **settings)
+        return click.option(f"{flag}/--no-{flag[2:]}", spec.name, **settings)
+    if "type" in meta:
+        kind = meta["type"]
+    elif meta.get("choices"):
+        kind = click.Choice(meta["choices"])
+    else:
+        kind = base if base in (int, float) else str
+    return click.option(flag, spec.name, type=kind, **settings)
+
+
+def _base_type(hint: Any) -> Any:
+    """The annotation without `| None`, and without its parameters (`list[str]` → list)."""
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return typing.get_origin(hint) or hint
+
+
+class OrNone(click.ParamType):
+    """A value of `inner`, or `none` for None: a setting left to the server (reasoning models
+    refuse a temperature, so an evaluation of one must be able to send none)."""
+
+    def __init__(self, inner: click.ParamType) -> None:
+        self.inner = inner
+        self.name = f"{inner.name}|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+            return None
+        try:
+            return self.inner.convert(value, param, ctx)
+        except click.BadParameter as exc:
+            self.fail(f"{exc.message.rstrip('.')} (or none: the server's default)", param, ctx)
 
 
 # -- the store ------------------------------------------------------------------------------------
