@@ -13,18 +13,16 @@ The public API is this module's `__all__`; everything else may change between re
 
 from __future__ import annotations
 
-from typing import Any
+import atexit
+import sys
+from typing import TYPE_CHECKING, Any
 
-from agent_tracer import runtime as _runtime
-from agent_tracer.config import TracerConfig
-from agent_tracer.decorators import trace_agent, trace_tool
 from agent_tracer.errors import AgentTracerError, ConfigError, StoreError, TraceNotFound
-from agent_tracer.exporter import CaptureStats
-from agent_tracer.feedback import feedback_row
-from agent_tracer.recorder import current_span_ids
-from agent_tracer.records import FeedbackPayload
 
-__version__ = _runtime.VERSION
+if TYPE_CHECKING:
+    from agent_tracer.config import TracerConfig
+    from agent_tracer.decorators import trace_agent, trace_tool
+
 __all__ = [
     "AgentTracerError",
     "ConfigError",
@@ -41,6 +39,36 @@ __all__ = [
 ]
 
 
+def _stop_at_exit() -> None:
+    """Write what is queued when the process exits: registered when the package is imported (the
+    runtime itself loads only with `init()`), so it runs after the exit handlers registered later."""
+    runtime = sys.modules.get("agent_tracer.runtime")
+    if runtime is not None:
+        runtime.stop()
+
+
+atexit.register(_stop_at_exit)
+
+
+def __getattr__(name: str) -> Any:
+    """The decorators and `__version__`, imported on first use: importing the package (as the CLI
+    does) loads no OpenTelemetry SDK and no codec until capturing is asked for."""
+    if name in ("trace_agent", "trace_tool"):
+        from agent_tracer import decorators
+
+        value = getattr(decorators, name)
+    elif name == "__version__":
+        from agent_tracer.runtime import VERSION as value
+    else:
+        raise AttributeError(f"module 'agent_tracer' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "trace_agent", "trace_tool", "__version__"})
+
+
 def init(db: str | None = None, **settings: Any) -> TracerConfig:
     """Start capturing: wrap the httpx transports, start the writer. Idempotent.
 
@@ -48,6 +76,9 @@ def init(db: str | None = None, **settings: Any) -> TracerConfig:
     settings are the fields of `TracerConfig` (spill_path, otlp_endpoint, capture_content, …).
     The database is not touched here: if it is down, calls are still captured, retried and spilled.
     """
+    from agent_tracer import runtime as _runtime
+    from agent_tracer.config import TracerConfig
+
     unknown = set(settings) - TracerConfig.field_names()
     if unknown:
         raise ConfigError(f"unknown init() settings: {', '.join(sorted(unknown))}")
@@ -56,11 +87,15 @@ def init(db: str | None = None, **settings: Any) -> TracerConfig:
 
 def uninstrument(timeout: float | None = None) -> None:
     """Stop capturing: restore the transports, write what is queued (spill the rest), close the store."""
+    from agent_tracer import runtime as _runtime
+
     _runtime.stop(timeout)
 
 
 def current_trace_id() -> str | None:
     """The id of the trace being recorded in this context (32 hex characters), or None."""
+    from agent_tracer.recorder import current_span_ids
+
     ids = current_span_ids()
     return ids[0] if ids else None
 
@@ -80,6 +115,11 @@ def record_outcome(
     blocks, never fails the agent). Elsewhere (a review tool, a batch job) it writes to the store
     at `db` / AGENT_TRACER_DB directly. `trace_id` defaults to the current trace.
     """
+    from agent_tracer import runtime as _runtime
+    from agent_tracer.config import TracerConfig
+    from agent_tracer.feedback import feedback_row
+    from agent_tracer.records import FeedbackPayload
+
     trace_id = trace_id or current_trace_id()
     rt = _runtime.current()
     row = feedback_row(trace_id or "", outcome, rating, comment, label, source="api")
@@ -97,11 +137,16 @@ def record_outcome(
 
 def flush(timeout: float | None = 10.0) -> bool:
     """Wait until everything captured so far is in the store (or spilled); False on time-out."""
+    from agent_tracer import runtime as _runtime
+
     rt = _runtime.current()
     return rt.exporter.flush(timeout) if rt is not None else True
 
 
 def stats() -> dict[str, int]:
     """Counts of spans: captured, written, retried, spilled, dropped, and capture_errors."""
+    from agent_tracer import runtime as _runtime
+    from agent_tracer.exporter import CaptureStats
+
     rt = _runtime.current()
     return rt.stats.snapshot() if rt is not None else dict.fromkeys(CaptureStats.FIELDS, 0)

@@ -9,24 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from agent_tracer.errors import ConfigError
 from agent_tracer.semconv import CAPTURE_CONTENT_ENV
 from agent_tracer.store.engine import DEFAULT_URL, default_url, parse_url
-
-
-class Documented:
-    """For settings dataclasses whose fields carry their `help` in metadata: the CLI builds each
-    option from its field's help and default, so no setting is described twice."""
-
-    @classmethod
-    def help(cls, name: str) -> str:
-        return next(f.metadata["help"] for f in fields(cls) if f.name == name)  # type: ignore[arg-type]
-
-    @classmethod
-    def default(cls, name: str) -> Any:
-        return next(f.default for f in fields(cls) if f.name == name)  # type: ignore[arg-type]
 
 
 def _env_flag(name: str) -> bool:

@@ -8,7 +8,6 @@ private provider is used and the global one is left alone.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 
@@ -129,6 +128,3 @@ def stop(timeout: float | None = None) -> None:
         runtime, _active = _active, None
     if runtime is not None:
         runtime.shutdown(timeout)
-
-
-atexit.register(stop)

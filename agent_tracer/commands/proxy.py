@@ -12,72 +12,17 @@ the app's shutdown writes what is queued to the store.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import click
 
-from agent_tracer.proxy.config import DEFAULT_UPSTREAMS, ProxyConfig
-
-help_for, default_for = ProxyConfig.help, ProxyConfig.default
-
-
-class UpstreamParam(click.ParamType):
-    """NAME=URL, NAME one of openai, anthropic; URL http(s)://host[:port][/path]."""
-
-    name = "NAME=URL"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        if isinstance(value, tuple):
-            return value
-        name, sep, url = str(value).partition("=")
-        name, url = name.strip().lower(), url.strip()
-        if not sep or name not in DEFAULT_UPSTREAMS:
-            self.fail(f"{value!r} is not NAME=URL with NAME one of {', '.join(DEFAULT_UPSTREAMS)}", param, ctx)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.fail(f"{url!r} is not an http:// or https:// URL", param, ctx)
-        return name, url.rstrip("/")
+from agent_tracer.console import config_options, db_option
+from agent_tracer.proxy.config import ProxyConfig
 
 
 @click.command()
-@click.option("--host", default=default_for("host"), show_default=True, help=help_for("host"))
-@click.option(
-    "--port", default=default_for("port"), show_default=True, type=click.IntRange(0, 65535), help=help_for("port")
-)
-@click.option("--upstream", "upstreams", multiple=True, type=UpstreamParam(), help=help_for("upstreams"))
-@click.option(
-    "--db",
-    metavar="URL",
-    envvar="AGENT_TRACER_DB",
-    help="Trace store: sqlite:///path.db or postgresql://… [env AGENT_TRACER_DB; default sqlite:///agent_tracer.db]",
-)
-@click.option(
-    "--timeout",
-    "timeout_s",
-    default=default_for("timeout_s"),
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help=help_for("timeout_s"),
-)
-@click.option(
-    "--max-request-mb",
-    default=default_for("max_request_mb"),
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help=help_for("max_request_mb"),
-)
-@click.option("--require-key", is_flag=True, help=help_for("require_key"))
-@click.option("--key-file", type=click.Path(dir_okay=False), help=help_for("key_file"))
-@click.option("--routes", "routes_file", type=click.Path(dir_okay=False), help=help_for("routes_file"))
-@click.option(
-    "--workers", default=default_for("workers"), show_default=True, type=click.IntRange(min=1), help=help_for("workers")
-)
-@click.option(
-    "--log-level",
-    default=default_for("log_level"),
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-    help=help_for("log_level"),
+@config_options(ProxyConfig, "host", "port", "upstreams")
+@db_option
+@config_options(
+    ProxyConfig, "timeout_s", "max_request_mb", "require_key", "key_file", "routes_file", "workers", "log_level"
 )
 def proxy(
     upstreams: tuple[tuple[str, str], ...], db: str | None, key_file: str | None, require_key: bool, **settings: object

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from agent_tracer.console import (
+    TimeParam,
+    bar_over,
+    db_option,
+    json_option,
+    open_store,
+    progress_bar,
+    selection_options,
+    text_table,
+)
 from agent_tracer.errors import AgentTracerError
 from agent_tracer.feedback import BETTER_THAN
 from agent_tracer.formats.bfcl import open_bfcl
@@ -34,115 +43,12 @@ from agent_tracer.messages import message_key, message_text
 from agent_tracer.records import Record
 
 if TYPE_CHECKING:
-    from agent_tracer.store import LLMCall, TraceDetail, TraceStore
-
-
-# -- shared options -------------------------------------------------------------------------------
-
-db_option = click.option(
-    "--db",
-    metavar="URL",
-    envvar="AGENT_TRACER_DB",
-    help="Trace store: sqlite:///path.db or postgresql://… [env AGENT_TRACER_DB; default sqlite:///agent_tracer.db]",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
-
-
-class TimeParam(click.ParamType):
-    """An ISO-8601 date or datetime (UTC unless it says otherwise), or an age: 30m, 2h, 7d, 1w."""
-
-    name = "TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        from agent_tracer.store.store import parse_time
-
-        try:
-            return parse_time(value)
-        except AgentTracerError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-@contextmanager
-def open_store(db: str | None, *, create: bool = False) -> Iterator[TraceStore]:
-    """The store for a command; its errors (and the database's) become one-line CLI errors."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from agent_tracer.store import TraceStore
-    from agent_tracer.store.engine import parse_url, sqlite_path
-
-    try:
-        path = sqlite_path(parse_url(db))
-        if not create and path is not None and not path.exists():
-            raise click.ClickException(f"no trace store at {path} (choose one with --db URL or AGENT_TRACER_DB)")
-        store = TraceStore(db, create=create)
-    except AgentTracerError as exc:
-        raise click.ClickException(str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise click.ClickException(f"cannot open the trace store: {_first_line(exc)}") from None
-    try:
-        yield store
-    except AgentTracerError as exc:
-        raise click.ClickException(str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise click.ClickException(f"database error: {_first_line(exc)}") from None
-    finally:
-        store.close()
+    from agent_tracer.store import LLMCall, TraceDetail
 
 
 @click.group()
 def traces() -> None:
     """Recorded agent runs and their LLM calls."""
-
-
-def selection_options(
-    *, limit: int | None = None, order: str = "newest", outcome: str | None = None, limit_flag: str = "--limit"
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The options that choose traces, for `traces list`, `traces export` and the dataset commands
-    (their keywords are `TraceStore.traces()`'s; the limit arrives as `limit`)."""
-    outcome_help = "Only traces with this outcome (success, failure, …)"
-    options = [
-        click.option(
-            "--outcome",
-            default=outcome,
-            show_default=outcome is not None,
-            help=outcome_help + ("; any: all traces." if outcome else "."),
-        ),
-        click.option("--min-rating", type=float, help="Only traces rated at least this."),
-        click.option("--name", help="Agent name; * matches anything."),
-        click.option("--tag", "tags", multiple=True, help="Only traces with this tag (repeat: all of them)."),
-        click.option(
-            "--since", type=TimeParam(), help="Started at or after: 2024-05-01, 2024-05-01T10:00, or an age: 2h, 7d."
-        ),
-        click.option("--until", type=TimeParam(), help="Started before (same forms as --since)."),
-        click.option("--model", help="Only traces with a call to (or answered by) this model."),
-        click.option(
-            "--has-tool-calls/--no-tool-calls", default=None, help="Only traces whose model called tools / did not."
-        ),
-        click.option(
-            limit_flag,
-            "limit",
-            type=click.IntRange(min=1),
-            default=limit,
-            show_default=limit is not None,
-            help="At most this many traces.",
-        ),
-        click.option(
-            "--order",
-            type=click.Choice(["newest", "oldest", "best"]),
-            default=order,
-            show_default=True,
-            help="best: highest rating first, unrated last.",
-        ),
-    ]
-
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
 
 
 # -- list -----------------------------------------------------------------------------------------
@@ -520,20 +426,6 @@ def import_traces(
     click.echo(message)
 
 
-def progress_bar(description: str, unit: str, total: int | None = None) -> Any:
-    """A progress bar on stderr, shown only when stderr is a terminal (not in logs or pipes)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit=unit, disable=None, dynamic_ncols=True, leave=False)
-
-
-def bar_over(items: Iterable[Any], bar: Any) -> Iterator[Any]:
-    """The items, counting each on the bar as it is taken."""
-    for item in items:
-        bar.update(1)
-        yield item
-
-
 def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
     """The records in lists of `size`. When reading stops with an error (a bad line under --strict,
     a damaged spill file), the records read before it come first, to be written before it is raised."""
@@ -629,16 +521,6 @@ def export_traces(
 # -- formatting -----------------------------------------------------------------------------------
 
 
-def text_table(headers: list[str], rows: list[list[str]], *, right: frozenset[int] | set[int] = frozenset()) -> str:
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-
-    def line(cells: list[str]) -> str:
-        out = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(cells)]
-        return "  ".join(out).rstrip()
-
-    return "\n".join([line(headers), *(line(row) for row in rows)])
-
-
 def _time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
@@ -686,9 +568,3 @@ def _block(prefix: str, text: str) -> list[str]:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _first_line(exc: BaseException) -> str:
-    original = getattr(exc, "orig", None) or exc
-    text = str(original).strip()
-    return text.splitlines()[0] if text else type(original).__name__

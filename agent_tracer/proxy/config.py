@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-from agent_tracer.config import Documented
+import click
+
 from agent_tracer.errors import ConfigError
 
 DEFAULT_UPSTREAMS: dict[str, str] = {
@@ -20,43 +22,83 @@ DEFAULT_UPSTREAMS: dict[str, str] = {
 SETTINGS_ENV = "AGENT_TRACER_PROXY_SETTINGS"
 """Where the CLI leaves the settings for `--workers` processes (JSON of `ProxyConfig` + db)."""
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+class UpstreamParam(click.ParamType):
+    """NAME=URL, NAME one of openai, anthropic; URL http(s)://host[:port][/path]."""
+
+    name = "NAME=URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        name, sep, url = str(value).partition("=")
+        name, url = name.strip().lower(), url.strip()
+        if not sep or name not in DEFAULT_UPSTREAMS:
+            self.fail(f"{value!r} is not NAME=URL with NAME one of {', '.join(DEFAULT_UPSTREAMS)}", param, ctx)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.fail(f"{url!r} is not an http:// or https:// URL", param, ctx)
+        return name, url.rstrip("/")
+
 
 @dataclass
-class ProxyConfig(Documented):
+class ProxyConfig:
+    """The proxy's settings; `agent-tracer proxy` makes an option of each (`console.config_options`)."""
+
     host: str = field(default="127.0.0.1", metadata={"help": "Address to bind; 0.0.0.0 exposes the proxy."})
-    port: int = field(default=8787, metadata={"help": "Port to listen on."})
+    port: int = field(default=8787, metadata={"help": "Port to listen on.", "type": click.IntRange(0, 65535)})
     upstreams: dict[str, str] = field(
         default_factory=dict,
         metadata={
             "help": "Where an API's calls go, e.g. openai=http://127.0.0.1:8000 (repeatable) "
-            "[defaults: openai=https://api.openai.com, anthropic=https://api.anthropic.com]"
+            "[defaults: openai=https://api.openai.com, anthropic=https://api.anthropic.com]",
+            "flag": "--upstream",
+            "type": UpstreamParam(),
+            "multiple": True,
         },
     )
     timeout_s: float = field(
         default=600.0,
-        metadata={"help": "Seconds the upstream may take to answer, and between two chunks of a body (→ 504)."},
+        metadata={
+            "help": "Seconds the upstream may take to answer, and between two chunks of a body (→ 504).",
+            "flag": "--timeout",
+            "type": click.FloatRange(min=0, min_open=True),
+        },
     )
     max_request_mb: float = field(
         default=32.0,
-        metadata={"help": "Largest model-call request body in MiB (→ 413); other paths stream through unlimited."},
+        metadata={
+            "help": "Largest model-call request body in MiB (→ 413); other paths stream through unlimited.",
+            "type": click.FloatRange(min=0, min_open=True),
+        },
     )
     require_key: bool = field(
         default=False,
         metadata={
             "help": "Clients must present a proxy key (AGENT_TRACER_PROXY_KEYS or --key-file); the "
-            "proxy sends its own OPENAI_API_KEY / ANTHROPIC_API_KEY upstream."
+            "proxy sends its own OPENAI_API_KEY / ANTHROPIC_API_KEY upstream.",
+            "flag": "--require-key",
         },
     )
-    key_file: str | None = field(default=None, metadata={"help": "File of client keys, one a line (--require-key)."})
+    key_file: str | None = field(
+        default=None,
+        metadata={"help": "File of client keys, one a line (--require-key).", "type": click.Path(dir_okay=False)},
+    )
     routes_file: str | None = field(
         default=None,
         metadata={
             "help": "A routes YAML file: model names answered by a tuned primary with a frontier fallback "
-            "(see `agent-tracer routes --help`); edits apply without a restart."
+            "(see `agent-tracer routes --help`); edits apply without a restart.",
+            "flag": "--routes",
+            "type": click.Path(dir_okay=False),
         },
     )
-    workers: int = field(default=1, metadata={"help": "Server processes sharing the port."})
-    log_level: str = field(default="warning", metadata={"help": "uvicorn's log level."})
+    workers: int = field(
+        default=1, metadata={"help": "Server processes sharing the port.", "type": click.IntRange(min=1)}
+    )
+    log_level: str = field(default="warning", metadata={"help": "uvicorn's log level.", "choices": LOG_LEVELS})
     metrics_dir: str | None = field(
         default=None, metadata={"help": "Folder where workers share their counts for /metrics (set by the CLI)."}
     )

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import click
 
-from agent_tracer.commands.traces import TimeParam, db_option, json_option
+from agent_tracer.console import TimeParam, db_option, json_option, open_store
 
 _PRICE = click.FloatRange(min=0)
 
@@ -61,8 +61,6 @@ def cost(
         raise click.ClickException("give --daily-tokens or --from-store, not both")
     days: list[dict[str, object]] = []
     if from_store:
-        from agent_tracer.commands.traces import open_store
-
         with open_store(db) as store:
             daily_tokens, days = daily_volume(store, since)
         if daily_tokens is None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from agent_tracer.commands.traces import db_option, json_option, open_store, selection_options
+from agent_tracer.console import db_option, json_option, open_store, selection_options
 from trainer.data.negatives import KINDS as NEGATIVE_KINDS
 from trainer.data.preferences import DPO_SOURCES, REWARD_SOURCES, PreferenceConfig
 from trainer.data.select import Selection

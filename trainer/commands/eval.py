@@ -14,57 +14,13 @@ general-capability check (`trainer.evaluate.capability`) as its own metric.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-from agent_tracer.commands.traces import db_option, json_option
+from agent_tracer.console import config_options, db_option, json_option, open_store, progress_bar
 from trainer.evaluate.runner import RunConfig
-
-
-class _OrNone(click.ParamType):
-    """A value of `inner`, or `none` for None: a setting left to the server (reasoning models
-    refuse a temperature, so an evaluation of one must be able to send none)."""
-
-    def __init__(self, inner: click.ParamType) -> None:
-        self.inner = inner
-        self.name = f"{inner.name}|none"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
-            return None
-        try:
-            return self.inner.convert(value, param, ctx)
-        except click.BadParameter as exc:
-            self.fail(f"{exc.message.rstrip('.')} (or none: the server's default)", param, ctx)
-
-
-_TYPES = {
-    "concurrency": click.IntRange(min=1),
-    "temperature": _OrNone(click.FloatRange(min=0)),
-    "max_tokens": click.IntRange(min=1),
-    "timeout": click.FloatRange(min=0, min_open=True),
-    "retries": click.IntRange(min=0),
-    "down_after": click.IntRange(min=1),
-}
-
-
-def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """An option per `RunConfig` field, with its default and help."""
-    for item in reversed(dataclasses.fields(RunConfig)):
-        flag = "--" + item.name.replace("_", "-")
-        command = click.option(
-            flag,
-            item.name,
-            type=_TYPES[item.name],
-            default=item.default,
-            show_default=item.default is not None,
-            help=item.metadata["help"],
-        )(command)
-    return command
 
 
 @click.command("eval")
@@ -101,7 +57,7 @@ def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="An OpenAI-compatible endpoint; options: model=M, key_env=ENV (the variable holding "
     "its API key), price_in=USD, price_out=USD (per 1K tokens), safe_names=true. Repeatable.",
 )
-@_run_options
+@config_options(RunConfig)
 @click.option(
     "--prices",
     type=click.Path(exists=True, dir_okay=False),
@@ -192,8 +148,6 @@ def eval_command(
         if capability is not None and not specs and not from_store:
             cases = []
         elif from_store:
-            from agent_tracer.commands.traces import open_store
-
             with open_store(db) as store:
                 cases = load_cases(specs, store=store, split=split, manifest=manifest, limit=limit, warn=warn)
         else:
@@ -224,6 +178,4 @@ def eval_command(
 
 
 def _bar(total: int) -> Any:
-    from agent_tracer.commands.traces import progress_bar
-
     return progress_bar("evaluating", " requests", total)

@@ -12,48 +12,23 @@ from __future__ import annotations
 
 import click
 
-from trainer.serve.config import ENGINES, ServeConfig
-
-help_for, default_for = ServeConfig.help, ServeConfig.default
+from agent_tracer.console import config_options
+from trainer.serve.config import ServeConfig
 
 
 @click.command()
-@click.argument("model", default=default_for("model"))
-@click.option("--model-name", help=help_for("model_name"))
-@click.option(
-    "--engine", default=default_for("engine"), show_default=True, type=click.Choice(ENGINES), help=help_for("engine")
-)
-@click.option("--host", default=default_for("host"), show_default=True, help=help_for("host"))
-@click.option(
-    "--port", default=default_for("port"), show_default=True, type=click.IntRange(0, 65535), help=help_for("port")
-)
-@click.option(
-    "--max-batch",
-    default=default_for("max_batch"),
-    show_default=True,
-    type=click.IntRange(min=1),
-    help=help_for("max_batch"),
-)
-@click.option(
-    "--max-queue",
-    default=default_for("max_queue"),
-    show_default=True,
-    type=click.IntRange(min=0),
-    help=help_for("max_queue"),
-)
-@click.option(
-    "--max-tokens",
-    default=default_for("max_tokens"),
-    show_default=True,
-    type=click.IntRange(min=1),
-    help=help_for("max_tokens"),
-)
-@click.option("--device", default=default_for("device"), show_default=True, help=help_for("device"))
-@click.option(
-    "--guided-tool-calls/--no-guided-tool-calls",
-    default=default_for("guided_tool_calls"),
-    show_default=True,
-    help=help_for("guided_tool_calls"),
+@click.argument("model", default=ServeConfig.model)
+@config_options(
+    ServeConfig,
+    "model_name",
+    "engine",
+    "host",
+    "port",
+    "max_batch",
+    "max_queue",
+    "max_tokens",
+    "device",
+    "guided_tool_calls",
 )
 def serve(model: str, **settings: object) -> None:
     """Serve MODEL (default: smollm2) behind OpenAI's Chat Completions API.

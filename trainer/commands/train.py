@@ -23,31 +23,16 @@ from typing import Any
 
 import click
 
-from trainer.train.config import CONFIGS, default_preset, field_type, preset_values, presets, read_yaml, resolve
+from agent_tracer.console import config_options
+from trainer.train.config import CONFIGS, default_preset, preset_values, presets, read_yaml, resolve
 
 
-def _options(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A click option for every field of the kind's config, defaulting to None: a flag given on the
-    command line wins over the config file and the preset, an absent one leaves them be."""
+def _preset_defaults(kind: str) -> Callable[[dataclasses.Field[Any]], str]:
+    """What the help says a run gets without a flag: every flag defaults to None, so that one given
+    on the command line wins over the config file and the preset, and an absent one leaves them be."""
     shipped = presets()
     layers = {name: preset_values(name) for name in (kind, f"{kind}-cpu") if name in shipped}
-
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        for spec in reversed(dataclasses.fields(CONFIGS[kind])):
-            flag = "--" + spec.name.replace("_", "-")
-            base = field_type(spec)
-            shown = _default_text(spec, layers)
-            help_text = spec.metadata.get("help", "") + (f"  [default: {shown}]" if shown else "")
-            if base is bool:
-                option = click.option(f"{flag}/--no-{flag[2:]}", spec.name, default=None, help=help_text)
-            elif spec.metadata.get("choices"):
-                option = click.option(flag, spec.name, type=click.Choice(spec.metadata["choices"]), help=help_text)
-            else:
-                option = click.option(flag, spec.name, type=base if base in (int, float) else str, help=help_text)
-            command = option(command)
-        return command
-
-    return decorate
+    return lambda spec: _default_text(spec, layers)
 
 
 def _default_text(spec: dataclasses.Field[Any], layers: dict[str, dict[str, Any]]) -> str:
@@ -80,7 +65,7 @@ def _run_command(kind: str) -> click.Command:
     @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
     @click.option("--overwrite", is_flag=True, help="Replace a finished or broken run in --out.")
     @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-    @_options(kind)
+    @config_options(config_class, layered=_preset_defaults(kind))
     def command(
         preset: str | None, config_file: str | None, resume: bool, overwrite: bool, as_json: bool, **flags: Any
     ) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agent_tracer.commands.traces import progress_bar
+from agent_tracer.console import progress_bar
 from agent_tracer.errors import ConfigError, TraceNotFound
 from agent_tracer.feedback import BETTER_THAN
 from agent_tracer.store import TraceStore

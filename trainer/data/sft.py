@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_tracer import fastjson
-from agent_tracer.commands.traces import bar_over, progress_bar
+from agent_tracer.console import bar_over, progress_bar
 from agent_tracer.conversations import call_conversation, final_conversations
 from agent_tracer.errors import ConfigError
 from agent_tracer.formats import HELD_OUT_TAG

@@ -65,7 +65,7 @@ AGENT_WRITERS = {"results.jsonl": report.results_jsonl, "report.md": agent_repor
 
 
 def agent_table(evaluation: AgentEvaluation) -> str:
-    from agent_tracer.commands.traces import text_table
+    from agent_tracer.console import text_table
 
     header, *rows = _figures(evaluation.summaries)
     lines = [text_table(header, rows, right=set(range(1, len(header))))]

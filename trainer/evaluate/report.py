@@ -129,7 +129,7 @@ def write_report(
 
 
 def stdout_table(evaluation: Evaluation) -> str:
-    from agent_tracer.commands.traces import text_table
+    from agent_tracer.console import text_table
 
     shown = [METRICS[key] for key in ("tool_call_format", "tool_selection", "arguments", "well_formed")]
     headers = [

@@ -19,6 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import click
+
+from agent_tracer.console import OrNone
 from trainer.evaluate.cases import Case
 from trainer.evaluate.endpoints import PLACEHOLDER_KEY, Endpoint, price_of, safe_name
 from trainer.evaluate.grade import Grade, Reply, grade
@@ -26,17 +29,39 @@ from trainer.evaluate.grade import Grade, Reply, grade
 
 @dataclass
 class RunConfig:
-    concurrency: int = field(default=4, metadata={"help": "Requests in flight per endpoint."})
+    """How an evaluation sends its requests; `agent-tracer eval` makes an option of each field."""
+
+    concurrency: int = field(
+        default=4, metadata={"help": "Requests in flight per endpoint.", "type": click.IntRange(min=1)}
+    )
     temperature: float | None = field(
-        default=0.0, metadata={"help": "Sampling temperature sent with each request (none: the server's default)."}
+        default=0.0,
+        metadata={
+            "help": "Sampling temperature sent with each request (none: the server's default).",
+            "type": OrNone(click.FloatRange(min=0)),
+        },
     )
     max_tokens: int | None = field(
-        default=None, metadata={"help": "Most tokens an answer may have (default: the server's)."}
+        default=None,
+        metadata={"help": "Most tokens an answer may have (default: the server's).", "type": click.IntRange(min=1)},
     )
-    timeout: float = field(default=120.0, metadata={"help": "Seconds a request may take."})
-    retries: int = field(default=1, metadata={"help": "Retries of a request that failed to connect or got 429/5xx."})
+    timeout: float = field(
+        default=120.0,
+        metadata={"help": "Seconds a request may take.", "type": click.FloatRange(min=0, min_open=True)},
+    )
+    retries: int = field(
+        default=1,
+        metadata={
+            "help": "Retries of a request that failed to connect or got 429/5xx.",
+            "type": click.IntRange(min=0),
+        },
+    )
     down_after: int = field(
-        default=3, metadata={"help": "Connection failures in a row after which an endpoint is taken as down."}
+        default=3,
+        metadata={
+            "help": "Connection failures in a row after which an endpoint is taken as down.",
+            "type": click.IntRange(min=1),
+        },
     )
 
 

@@ -48,7 +48,7 @@ def table(evaluation: Any) -> list[str]:
     the paired test on task success. Well-formed answers, which a prose answer passes, are named
     here and figured in the report: every task here wants a call, so tool-call format is the one
     that says whether the model makes them."""
-    from agent_tracer.commands.traces import text_table
+    from agent_tracer.console import text_table
     from trainer.evaluate.metrics import METRICS
 
     tool_calls, well_formed = METRICS["tool_call_format"], METRICS["well_formed"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent_tracer.config import Documented
+import click
+
 from agent_tracer.errors import ConfigError
 from trainer.models import DEFAULT_MODEL
 
@@ -13,7 +14,9 @@ ENGINES = ("transformers", "vllm")
 
 
 @dataclass
-class ServeConfig(Documented):
+class ServeConfig:
+    """The server's settings; `agent-tracer serve` makes an option of each but `model`, its argument."""
+
     model: str = field(
         default=DEFAULT_MODEL,
         metadata={
@@ -36,16 +39,27 @@ class ServeConfig(Documented):
         },
     )
     host: str = field(default="127.0.0.1", metadata={"help": "Address to bind; 0.0.0.0 exposes the server."})
-    port: int = field(default=8001, metadata={"help": "Port to listen on."})
+    port: int = field(default=8001, metadata={"help": "Port to listen on.", "type": click.IntRange(0, 65535)})
     max_batch: int = field(
-        default=8, metadata={"help": "Most requests generated together in one batch (vLLM: --max-num-seqs)."}
+        default=8,
+        metadata={
+            "help": "Most requests generated together in one batch (vLLM: --max-num-seqs).",
+            "type": click.IntRange(min=1),
+        },
     )
     max_queue: int = field(
-        default=64, metadata={"help": "Most requests waiting for a batch; beyond it clients get 503 with Retry-After."}
+        default=64,
+        metadata={
+            "help": "Most requests waiting for a batch; beyond it clients get 503 with Retry-After.",
+            "type": click.IntRange(min=0),
+        },
     )
     max_tokens: int = field(
         default=1024,
-        metadata={"help": "An answer's token limit when the request sets none (the context still caps it)."},
+        metadata={
+            "help": "An answer's token limit when the request sets none (the context still caps it).",
+            "type": click.IntRange(min=1),
+        },
     )
     device: str = field(
         default="auto", metadata={"help": "Where the model runs: auto (a GPU if there is one), cpu, cuda, cuda:1."}

@@ -1,0 +1,57 @@
+"""`agent-tracer --help` lists the commands from `SUBCOMMANDS` alone: every command with its own
+summary, and no command module (nor what one pulls in) imported to do it."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+
+import click
+from click.testing import CliRunner
+
+from agent_tracer.cli import SUBCOMMANDS, main
+
+HEAVY = ("sqlalchemy", "sqlmodel", "torch", "transformers", "opentelemetry", "aiohttp", "numpy", "httpx")
+
+
+def test_the_listing_shows_every_command_with_its_summary():
+    listing = CliRunner().invoke(main, ["--help"], terminal_width=200).output
+    commands = listing.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in commands if line.strip()] == sorted(SUBCOMMANDS)
+    for name, (_, summary) in SUBCOMMANDS.items():
+        assert any(line.split(None, 1) == [name, summary] for line in commands), name
+
+
+def test_each_summary_is_the_first_line_of_its_commands_docstring():
+    group = click.Group(name="fresh", commands={})  # the commands themselves, imported here on purpose
+    for name, (target, summary) in SUBCOMMANDS.items():
+        module, attribute = target.split(":")
+        command = getattr(__import__(module, fromlist=[attribute]), attribute)
+        assert isinstance(command, click.Command)
+        assert inspect.cleandoc(command.help or "").splitlines()[0] == summary, name
+        group.add_command(command, name)
+    from_table = CliRunner().invoke(main, ["--help"], terminal_width=100).output.split("Commands:")[1]
+    from_commands = CliRunner().invoke(group, ["--help"], terminal_width=100).output.split("Commands:")[1]
+    assert from_table == from_commands
+
+
+def test_the_listing_imports_no_command_and_no_heavy_library():
+    code = (
+        "import json, sys\n"
+        "from agent_tracer.cli import main\n"
+        "main(['--help'], standalone_mode=False)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    ours = [name for name in loaded if name.split(".")[0] in ("agent_tracer", "trainer", "integrations")]
+    assert sorted(ours) == ["agent_tracer", "agent_tracer.cli", "agent_tracer.errors"]
+    assert not [name for name in loaded if name.split(".")[0] in HEAVY]
+
+
+def test_a_subcommands_help_still_loads_its_command():
+    result = CliRunner().invoke(main, ["traces", "--help"])
+    assert result.exit_code == 0 and "Recorded agent runs and their LLM calls." in result.output
+    assert "list" in result.output and "export" in result.output
