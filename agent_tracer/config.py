@@ -12,7 +12,7 @@ from pathlib import Path
 
 from agent_tracer.errors import ConfigError
 from agent_tracer.semconv import CAPTURE_CONTENT_ENV
-from agent_tracer.store.engine import DEFAULT_URL, default_url, parse_url
+from agent_tracer.store.database import DEFAULT_URL, default_url, parse_url
 
 
 def _env_flag(name: str) -> bool:

@@ -197,7 +197,7 @@ def open_store(db: str | None, *, create: bool = False) -> Iterator[TraceStore]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from agent_tracer.store import TraceStore
-    from agent_tracer.store.engine import parse_url, sqlite_path
+    from agent_tracer.store.database import parse_url, sqlite_path
 
     try:
         path = sqlite_path(parse_url(db))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from agent_tracer.errors import StoreError
-from agent_tracer.store.engine import dumps_json
+from agent_tracer.store.database import dumps_json
 
 try:
     import fcntl

@@ -102,7 +102,7 @@ def bfcl_rows(count: int, seed: int = 0) -> list[dict[str, Any]]:
     """`count` SFT rows from the non-live BFCL categories, an equal seeded share of each, made by
     the project's BFCL importer; tool-call arguments as dicts, as the dataset command writes them."""
     from agent_tracer.formats.bfcl import open_bfcl
-    from agent_tracer.formats.reader import ImportOptions
+    from agent_tracer.formats.imports import ImportOptions
 
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from agent_tracer.errors import AgentTracerError
 from agent_tracer.formats.bfcl import open_bfcl
 from agent_tracer.formats.bfcl_turns import TurnReader
-from agent_tracer.formats.reader import ImportOptions
+from agent_tracer.formats.imports import ImportOptions
 from agent_tracer.store import TraceStore
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ def pg_admin() -> Iterator[Any]:
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"PostgreSQL cases need {PG_ENV} (a server where the role may CREATE DATABASE)")
-    from agent_tracer.store.engine import create_engine
+    from agent_tracer.store.database import create_engine
 
     engine = create_engine(base).execution_options(isolation_level="AUTOCOMMIT")
     yield engine

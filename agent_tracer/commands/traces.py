@@ -36,8 +36,8 @@ from agent_tracer.formats.export import (
     write_openai_jsonl,
     write_parquet,
 )
+from agent_tracer.formats.imports import ImportOptions, Opener, counted, open_spill
 from agent_tracer.formats.openai_jsonl import open_openai_jsonl
-from agent_tracer.formats.reader import ImportOptions, Opener, counted, open_spill
 from agent_tracer.formats.sharegpt import open_sharegpt
 from agent_tracer.messages import message_key, message_text
 from agent_tracer.records import Record

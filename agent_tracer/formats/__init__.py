@@ -1,6 +1,6 @@
 """Other tools' files in and out of the trace store: `agent-tracer traces import` and `export`.
 
-    reader.py        the `Reader` an import format gives; JSON-lines examples, bad lines skipped
+    imports.py       the `Reader` an import format gives; JSON-lines examples, bad lines skipped
     examples.py      one imported conversation → the trace, call and feedback records of a run
     openai_jsonl.py  OpenAI fine-tuning JSONL (also what `export --format openai-jsonl` writes)
     sharegpt.py      ShareGPT and its LLaMA-Factory variants (function_call / observation turns)

@@ -50,7 +50,7 @@ from typing import Any
 
 from agent_tracer.errors import CodecError, ConfigError
 from agent_tracer.formats.examples import HELD_OUT_TAG, Example, function_tool, tool_call
-from agent_tracer.formats.reader import ExampleReader, ImportOptions, existing_file
+from agent_tracer.formats.imports import ExampleReader, ImportOptions, existing_file
 
 FORMAT = "bfcl"
 SHORTHAND = "bfcl:"

@@ -35,7 +35,7 @@ from typing import Any
 from agent_tracer.errors import CodecError, ConfigError
 from agent_tracer.formats.bfcl import FORMAT, bfcl_tool, python_call
 from agent_tracer.formats.examples import Example, tool_call
-from agent_tracer.formats.reader import ExampleReader, ImportOptions
+from agent_tracer.formats.imports import ExampleReader, ImportOptions
 
 FUNCTION_DOCS = {
     "GorillaFileSystem": "gorilla_file_system.json",

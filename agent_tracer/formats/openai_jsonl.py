@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent_tracer.formats.examples import Example, content_key
-from agent_tracer.formats.reader import ExampleReader, ImportOptions, example_object, existing_file
+from agent_tracer.formats.imports import ExampleReader, ImportOptions, example_object, existing_file
 from integrations.openai_chat import OpenAIChatCodec
 
 FORMAT = "openai-jsonl"

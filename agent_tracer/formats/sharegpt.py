@@ -19,7 +19,7 @@ from typing import Any
 
 from agent_tracer.errors import CodecError
 from agent_tracer.formats.examples import Example, content_key, tool_call
-from agent_tracer.formats.reader import ExampleReader, ImportOptions, example_object, existing_file
+from agent_tracer.formats.imports import ExampleReader, ImportOptions, example_object, existing_file
 from agent_tracer.messages import Message
 
 FORMAT = "sharegpt"

@@ -19,7 +19,7 @@ from agent_tracer.proxy.app import ProxyApp, create_app
 from agent_tracer.proxy.auth import KeyCheck, load_client_keys, load_upstream_keys
 from agent_tracer.proxy.config import ProxyConfig, export_settings, settings_from_environment
 from agent_tracer.proxy.routes import RoutesFile, checked_routes, describe_routes, load_routes
-from agent_tracer.store.engine import redact
+from agent_tracer.store.database import redact
 
 logger = logging.getLogger("agent_tracer.proxy")
 

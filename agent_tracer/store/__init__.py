@@ -6,7 +6,7 @@
     store.traces(outcome="success", min_rating=4, since="7d")
 
 The names below are imported on first use, so that importing `agent_tracer` (or only
-`agent_tracer.store.engine`) does not pay for SQLModel and SQLAlchemy.
+`agent_tracer.store.database`) does not pay for SQLModel and SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent_tracer.store.engine import default_url
+    from agent_tracer.store.database import default_url
     from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace
     from agent_tracer.store.store import TraceDetail, TraceStore
 
@@ -27,7 +27,7 @@ _EXPORTS = {
     "Trace": "agent_tracer.store.models",
     "TraceDetail": "agent_tracer.store.store",
     "TraceStore": "agent_tracer.store.store",
-    "default_url": "agent_tracer.store.engine",
+    "default_url": "agent_tracer.store.database",
 }
 __all__ = [
     "AgentRun",

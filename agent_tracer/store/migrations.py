@@ -21,7 +21,7 @@ from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, MetaData
 from sqlalchemy.engine import Connection, Engine
 
 from agent_tracer.errors import SchemaError
-from agent_tracer.store.engine import redact, writer
+from agent_tracer.store.database import redact, writer
 from agent_tracer.store.models import utcnow
 
 MIGRATIONS_TABLE = "agent_tracer_migrations"

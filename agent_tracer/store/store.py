@@ -26,7 +26,7 @@ from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError, StoreError, TraceNotFound
 from agent_tracer.feedback import feedback_row
 from agent_tracer.run_ids import trace_id_for
-from agent_tracer.store.engine import create_engine, parse_url, redact, sqlite_path, writer
+from agent_tracer.store.database import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
 

@@ -26,7 +26,7 @@ from agent_tracer.errors import ConfigError
 from agent_tracer.formats import HELD_OUT_TAG
 from agent_tracer.store import TraceStore
 from agent_tracer.store.store import RunRows
-from trainer.data import pii, reader
+from trainer.data import parallel, pii
 from trainer.data.dedup import ExactDedup, NearDedup, NearDedupConfig
 from trainer.data.mixin import MixinConfig, sample_mixin
 from trainer.data.output import SplitWriter, finish, load_dataset, output_paths
@@ -176,11 +176,11 @@ def build_sft(
     stream: Iterable[Example]
     # A limit that only some traces count towards (tags, held-out) depends on every chunk: read in one process.
     limited = selection.max_traces is not None and bool(selection.tags or not config.include_held_out)
-    if total >= reader.PARALLEL_FROM and reader.readers() > 1 and not limited:
-        job = reader.ReadJob(
+    if total >= parallel.PARALLEL_FROM and parallel.readers() > 1 and not limited:
+        job = parallel.ReadJob(
             store.url, selection, config.per, config.include_held_out, config.redact_rules if config.redact else None
         )
-        stream = reader.read_in_processes(job, steps, bar.update if bar is not None else None)
+        stream = parallel.read_in_processes(job, steps, bar.update if bar is not None else None)
     else:
         runs = selection.runs(store, include_held_out=config.include_held_out)
         runs = runs if bar is None else bar_over(runs, bar)

@@ -192,7 +192,7 @@ def file_cases(spec: str, warn: Warn) -> Iterator[Case]:
 
 def _bfcl_cases(spec: str, warn: Warn) -> Iterator[Case]:
     from agent_tracer.formats.bfcl import open_bfcl
-    from agent_tracer.formats.reader import ImportOptions
+    from agent_tracer.formats.imports import ImportOptions
 
     try:
         reader = open_bfcl(spec, ImportOptions(warn=warn))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_tracer.formats.reader import counted
+from agent_tracer.formats.imports import counted
 from trainer.quickstart.budget import Budget
 from trainer.quickstart.tasks import TaskPlan
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent_tracer.formats.bfcl import open_bfcl
 from agent_tracer.formats.examples import Example
-from agent_tracer.formats.reader import ImportOptions
+from agent_tracer.formats.imports import ImportOptions
 from trainer.evaluate.cases import Case, load_cases
 from trainer.quickstart.agent import question_of
 from trainer.quickstart.budget import Budget

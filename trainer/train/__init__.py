@@ -6,6 +6,6 @@
     summary = train_sft(SFTRunConfig(data="sft.jsonl", out="runs/sft", model="smollm2"))
 
 `config.py` holds the settings and presets, `run.py` the run folder and what every kind shares,
-`data.py` the row checks; `sft.py`, `preference.py` (DPO, reward) and `grpo.py` one kind each;
+`inputs.py` the row checks; `sft.py`, `preference.py` (DPO, reward) and `grpo.py` one kind each;
 `merge.py` folds an adapter into full weights.
 """

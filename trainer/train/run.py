@@ -100,10 +100,10 @@ class Start:
         """Check the settings and every row, then load the tokenizer; the model is the caller's."""
         from trainer.chat_template import use_training_template
         from trainer.models import load_tokenizer
-        from trainer.train import data
+        from trainer.train import inputs
 
         hardware = Hardware.detect(config)
-        train, evaluation, record = data.load(config, config.kind)
+        train, evaluation, record = inputs.load(config, config.kind)
         tokenizer = load_tokenizer(config.model)
         template = use_training_template(tokenizer)
         out = prepare_folder(config, resume, overwrite)

@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 
 from agent_tracer.errors import ConfigError, SchemaError, StoreError
 from agent_tracer.store import TraceStore
-from agent_tracer.store.engine import create_engine, parse_url, sqlite_path, writer
+from agent_tracer.store.database import create_engine, parse_url, sqlite_path, writer
 from agent_tracer.store.migrations import (MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION, _migrations_table,
                                            applied_migrations, migrate)
 from agent_tracer.store.models import TABLE_MODELS, utcnow
@@ -94,7 +94,7 @@ def test_a_database_with_foreign_tables_is_refused(store_url):
 
 _MIGRATE_AT = """
 import sys, time
-from agent_tracer.store.engine import create_engine
+from agent_tracer.store.database import create_engine
 from agent_tracer.store.migrations import migrate
 engine = create_engine(sys.argv[1])
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))

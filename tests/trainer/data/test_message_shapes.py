@@ -20,7 +20,7 @@ from agent_tracer.store import TraceStore
 from agent_tracer.testing import FakeUpstream
 from trainer.data.rows import NotTrainable, example_from, trl_messages
 from trainer.evaluate.cases import request_messages
-from trainer.train.data import row_problem
+from trainer.train.inputs import row_problem
 
 LOOKUP = {
     "type": "function",

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from agent_tracer.cli import main
 from agent_tracer.formats.bfcl import open_bfcl
-from agent_tracer.formats.reader import ImportOptions
+from agent_tracer.formats.imports import ImportOptions
 from agent_tracer.store import TraceStore
 from trainer.data.rows import Example
 from trainer.data.select import Selection

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from agent_tracer.formats.bfcl import open_bfcl
 from agent_tracer.formats.examples import Example
-from agent_tracer.formats.reader import ImportOptions
+from agent_tracer.formats.imports import ImportOptions
 from agent_tracer.store import TraceStore
 from trainer.evaluate.cases import load_cases
 from trainer.evaluate.grade import Reply, grade

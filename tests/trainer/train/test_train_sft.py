@@ -10,7 +10,7 @@ import pytest
 
 from agent_tracer.errors import ConfigError
 from trainer.train.config import resolve
-from trainer.train.data import DataError
+from trainer.train.inputs import DataError
 from trainer.train.run import Start
 from trainer.train.sft import sft_trainer, train_sft
 

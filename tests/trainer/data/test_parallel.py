@@ -8,7 +8,7 @@ import pytest
 
 from agent_tracer.errors import StoreError
 from agent_tracer.store import TraceStore
-from trainer.data import reader
+from trainer.data import parallel
 from trainer.data.select import Selection
 from trainer.data.sft import SFTConfig, build_sft
 from trainer.data.summary import Step
@@ -33,26 +33,26 @@ def fill(store: TraceStore, runs: int) -> None:
 
 @pytest.fixture(params=["fork", "spawn"])
 def start(request, monkeypatch):
-    """Readers forked (Linux) or started as `python -m trainer.data.reader` (everywhere else)."""
-    monkeypatch.setattr(reader, "FORK", request.param == "fork")
+    """Readers forked (Linux) or started as `python -m trainer.data.parallel` (everywhere else)."""
+    monkeypatch.setattr(parallel, "FORK", request.param == "fork")
 
 
 def test_readers_make_the_same_dataset_as_one_process(tmp_path, monkeypatch, start):
     with TraceStore(f"sqlite:///{tmp_path / 't.db'}") as store:
         fill(store, 1300)  # three chunks of 500: the readers take turns
         serial = build_sft(store, Selection(outcome="success"), SFTConfig(out=str(tmp_path / "serial.jsonl"), model=None))
-        monkeypatch.setattr(reader, "PARALLEL_FROM", 1)
-        monkeypatch.setattr(reader, "readers", lambda: 2)
-        parallel = build_sft(store, Selection(outcome="success"),
-                             SFTConfig(out=str(tmp_path / "parallel.jsonl"), model=None))
+        monkeypatch.setattr(parallel, "PARALLEL_FROM", 1)
+        monkeypatch.setattr(parallel, "readers", lambda: 2)
+        shared = build_sft(store, Selection(outcome="success"),
+                           SFTConfig(out=str(tmp_path / "parallel.jsonl"), model=None))
     for name in ("train", "eval"):
-        assert serial.paths[name].read_bytes() == parallel.paths[name].read_bytes()
-    assert [s.to_dict() for s in serial.summary.steps] == [s.to_dict() for s in parallel.summary.steps]
+        assert serial.paths[name].read_bytes() == shared.paths[name].read_bytes()
+    assert [s.to_dict() for s in serial.summary.steps] == [s.to_dict() for s in shared.summary.steps]
     assert serial.summary.steps[2].reasons["phone"] == 1300  # redacted in the readers, counted here
-    assert "+1 415" not in parallel.paths["train"].read_text()
+    assert "+1 415" not in shared.paths["train"].read_text()
 
 
 def test_a_reader_error_is_raised_here(tmp_path, start):
-    job = reader.ReadJob(f"sqlite:///{tmp_path / 'missing.db'}", Selection(), "run", False, [])
+    job = parallel.ReadJob(f"sqlite:///{tmp_path / 'missing.db'}", Selection(), "run", False, [])
     with pytest.raises(StoreError, match="no trace store at"):
-        list(reader.read_in_processes(job, {name: Step(name) for name in reader.STEPS}))
+        list(parallel.read_in_processes(job, {name: Step(name) for name in parallel.STEPS}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from trainer.train.config import resolve
-from trainer.train.data import load
+from trainer.train.inputs import load
 
 
 def test_the_datasets_own_eval_file_is_used(sft_file, tmp_path):

@@ -10,7 +10,7 @@ mean in one process, and the output is the same byte for byte.
 
 On Linux a reader is a fork of this process, which has everything imported already: it starts in
 milliseconds, opens the store anew and leaves with `os._exit`, so it never closes a connection of
-this process's. Elsewhere (fork is unsafe on macOS) a reader is `python -m trainer.data.reader`, as
+this process's. Elsewhere (fork is unsafe on macOS) a reader is `python -m trainer.data.parallel`, as
 the capture writer is, since multiprocessing's spawn would import the caller's main script again;
 it pays for its imports. Either way frames go on a pipe, and `build_sft` uses readers only for
 selections of `PARALLEL_FROM` traces or more, and only where there is more than one core.
@@ -106,7 +106,7 @@ def _fork(job: ReadJob) -> _Child:
 def _spawn(job: ReadJob) -> _Child:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "trainer.data.reader"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        [sys.executable, "-m", "trainer.data.parallel"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
     )
     write_frame(process.stdin, job)
     process.stdin.close()
