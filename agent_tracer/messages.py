@@ -30,6 +30,11 @@ TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 REFUSAL_PART = "refusal"
 """A content part (or message field) holding a model's refusal, as text under `refusal`."""
 
+REASONING_PARTS = frozenset({"thinking", "redacted_thinking", "reasoning"})
+"""Content parts holding a model's reasoning rather than its answer (Anthropic's thinking blocks,
+reasoning items). The codecs leave them out of the canonical call at capture (the raw bodies keep
+them); a conversation from elsewhere that has them is trained without them, counted."""
+
 
 class NotText(ValueError):
     """Content that is not only text (an image, audio, a file): `kind` names the first such part."""
@@ -93,6 +98,14 @@ def user_text(messages: list[Message]) -> str:
     """What the user said in a conversation: the text of its user messages, one per line (empty
     ones left out). Not the system prompt, not tool results: what a task is compared on."""
     return "\n".join(text for m in messages if m.get("role") == "user" and (text := message_text(m)))
+
+
+def without_reasoning(content: Any) -> tuple[Any, bool]:
+    """The content without its reasoning parts, and whether it had any."""
+    if not isinstance(content, list):
+        return content, False
+    kept = [part for part in content if not (isinstance(part, dict) and part.get("type") in REASONING_PARTS)]
+    return kept, len(kept) < len(content)
 
 
 def _part_text(part: dict[str, Any]) -> str | None:

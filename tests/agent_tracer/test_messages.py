@@ -40,8 +40,9 @@ def test_a_message_sent_back_reformatted_is_the_same_turn():
         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 2, "b": 1}'}}],
     }
     assert message_key(sent) == message_key(back)
-    assert message_key({"role": "user", "content": "hi "}) == message_key({"role": "user", "content": [
-        {"type": "text", "text": "hi"}]})  # fmt: skip
+    assert message_key({"role": "user", "content": "hi "}) == message_key(
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+    )
     assert message_key({"role": "user", "content": "hi"}) != message_key({"role": "system", "content": "hi"})
 
 

@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_tracer.conversations import Conversation
-from agent_tracer.messages import ROLES, TEMPLATE_ROLES, Message, NotText, called_tools, strict_text, template_role
+from agent_tracer.messages import (
+    ROLES,
+    TEMPLATE_ROLES,
+    Message,
+    NotText,
+    called_tools,
+    strict_text,
+    template_role,
+    without_reasoning,
+)
 
 
 class NotTrainable(ValueError):
@@ -93,7 +102,8 @@ def trl_messages(messages: list[Message], *, answered: bool = True, notes: Count
     content that is not text (images, audio), tool arguments that are not a JSON object, or
     (`answered`, a training row) a conversation whose last message is not the assistant's; a prompt
     to serve is not answered yet. Each kind of change made to a conversation is counted once into
-    `notes`: developer messages read as system, refusals kept as text, message names left out."""
+    `notes`: developer messages read as system, refusals kept as text, reasoning parts and message
+    names left out."""
     if not messages or (answered and messages[-1].get("role") != "assistant"):
         raise NotTrainable("does not end with an assistant message")
     names: dict[str, str] = {}
@@ -105,8 +115,11 @@ def trl_messages(messages: list[Message], *, answered: bool = True, notes: Count
             raise NotTrainable(f"has a message with role {role!r}")
         if template_role(role) != role:
             changes.add(f"{role} messages read as {template_role(role)}")
+        content, reasoned = without_reasoning(message.get("content"))
+        if reasoned:
+            changes.add("reasoning parts left out (thinking is not trained on)")
         try:
-            text = strict_text(message.get("content"))
+            text = strict_text(content)
         except NotText as exc:
             raise NotTrainable(str(exc)) from None
         refusal = message.get("refusal")

@@ -59,7 +59,9 @@ def only_trace(url: str) -> str:
 
 
 def build(kind: str, url: str, out, *extra: str) -> tuple[list[dict], dict]:
-    result = cli("dataset", kind, "--db", url, "--out", str(out), "--no-progress", "--eval-ratio", "0", "--json", *extra)
+    result = cli(
+        "dataset", kind, "--db", url, "--out", str(out), "--no-progress", "--eval-ratio", "0", "--json", *extra
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     return rows, json.loads(result.output)
@@ -111,8 +113,11 @@ def test_content_parts_and_names_are_used_and_counted(record, tmp_path):
             model="gpt-test",
             messages=[
                 {"role": "system", "content": [{"type": "text", "text": "Be brief."}], "name": "ops"},
-                {"role": "user", "content": [{"type": "text", "text": "Hello "}, {"type": "text", "text": "there"}],
-                 "name": "jane"},
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "Hello "}, {"type": "text", "text": "there"}],
+                    "name": "jane",
+                },
             ],
         )
         agent_tracer.record_outcome(outcome="success")
@@ -120,7 +125,10 @@ def test_content_parts_and_names_are_used_and_counted(record, tmp_path):
     agent(openai.OpenAI(base_url=upstream.openai_base_url, api_key="sk-test", max_retries=0))
     assert agent_tracer.flush()
     [row], summary = build("sft", url, tmp_path / "sft.jsonl", "--tokenizer", "none")
-    assert row["messages"][:2] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
+    assert row["messages"][:2] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello there"},
+    ]
     assert reasons(summary, "convert") == {"message names left out (chat templates have no place for them)": 1}
 
 
@@ -131,17 +139,23 @@ def test_an_image_is_a_counted_reason_and_a_one_line_error_not_an_empty_file(rec
     def agent(client: openai.OpenAI) -> None:
         client.chat.completions.create(
             model="gpt-test",
-            messages=[{"role": "user", "content": [
-                {"type": "text", "text": "What is this?"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-            ]}],
-        )  # fmt: skip
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is this?"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                    ],
+                }
+            ],
+        )
         agent_tracer.record_outcome(outcome="success")
 
     agent(openai.OpenAI(base_url=upstream.openai_base_url, api_key="sk-test", max_retries=0))
     assert agent_tracer.flush()
-    result = cli("dataset", "sft", "--db", url, "--out", str(tmp_path / "sft.jsonl"), "--no-progress",
-                 "--tokenizer", "none")  # fmt: skip
+    result = cli(
+        "dataset", "sft", "--db", url, "--out", str(tmp_path / "sft.jsonl"), "--no-progress", "--tokenizer", "none"
+    )
     assert result.exit_code == 1
     assert "has image_url content, not only text 1" in result.output
     assert not (tmp_path / "sft.jsonl").exists()
@@ -158,13 +172,16 @@ def test_anthropic_thinking_blocks_are_left_out_and_the_conversation_kept(record
             system="Think, then answer.",
             messages=[
                 {"role": "user", "content": "What is 2+2?"},
-                {"role": "assistant", "content": [
-                    {"type": "thinking", "thinking": "Two and two make four.", "signature": "sig"},
-                    {"type": "text", "text": "4"},
-                ]},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "Two and two make four.", "signature": "sig"},
+                        {"type": "text", "text": "4"},
+                    ],
+                },
                 {"role": "user", "content": "And 3+3?"},
             ],
-        )  # fmt: skip
+        )
         agent_tracer.record_outcome(outcome="success")
 
     agent(anthropic.Anthropic(base_url=upstream.anthropic_base_url, api_key="sk-ant-test", max_retries=0))
@@ -213,9 +230,28 @@ def test_a_refusal_is_the_answers_text_and_counted():
     example = example_from(conversation, notes)
     assert example.messages[-1] == {"role": "assistant", "content": "I can't help with that."}
     assert notes == {"refusals kept as the answer's text": 1}
-    parts = [{"role": "user", "content": "x"},
-             {"role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]}]  # fmt: skip
+    parts = [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]},
+    ]
     assert trl_messages(parts)[-1]["content"] == "No."
+
+
+def test_reasoning_parts_from_another_tools_conversation_are_left_out_and_counted():
+    notes: Counter[str] = Counter()
+    messages = [
+        {"role": "user", "content": "2+2?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "Two and two.", "signature": "s"},
+                {"type": "redacted_thinking", "data": "x"},
+                {"type": "text", "text": "4"},
+            ],
+        },
+    ]
+    assert trl_messages(messages, notes=notes)[-1] == {"role": "assistant", "content": "4"}
+    assert notes == {"reasoning parts left out (thinking is not trained on)": 1}
 
 
 def test_unknown_roles_are_named_everywhere():
@@ -229,8 +265,13 @@ def test_unknown_roles_are_named_everywhere():
 def test_train_rows_with_developer_messages_are_accepted_and_trained_as_system(tmp_path):
     from trainer.data.output import load_dataset
 
-    row = {"messages": [{"role": "developer", "content": "Be terse."}, {"role": "user", "content": "hi"},
-                        {"role": "assistant", "content": "Hi."}]}  # fmt: skip
+    row = {
+        "messages": [
+            {"role": "developer", "content": "Be terse."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hi."},
+        ]
+    }
     assert row_problem(row, "sft") is None
     assert row_problem({"messages": [{"role": "robot", "content": "x"}]}, "sft").startswith("messages[0] has role")
     path = tmp_path / "sft.jsonl"
