@@ -1,5 +1,6 @@
-"""The seams DESIGN.md draws, checked on the source: library code never imports a CLI module, and
-production code never imports `agent_tracer.testing`. Read by AST, so nothing is imported."""
+"""The seams DESIGN.md and ARCHITECTURE.md draw, checked on the source: library code never imports a
+CLI module, production code never imports `agent_tracer.testing`, and the capture side never
+imports the training stack. Read by AST, so nothing is imported."""
 
 from __future__ import annotations
 
@@ -74,5 +75,23 @@ def test_production_code_never_imports_testing():
         if not within(name, ("agent_tracer.testing",))
         for target in sorted(imported(name, path))
         if within(target, ("agent_tracer.testing",)) and not within(target, (KNOWN_TESTING_IMPORTS.get(name, "-"),))
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "trainer")
+"""What the capture side never imports: the training stack, and the trainer package that imports it."""
+
+
+def test_the_capture_side_never_imports_the_training_stack():
+    """Capture, store, proxy, formats and codecs install and start without the `train` extra. The
+    commands may reach the trainer (the quickstart runs it), only from inside a function."""
+    wrong = [
+        f"{name} imports {target}"
+        for name, path in modules().items()
+        if within(name, ("agent_tracer", "integrations"))
+        and not within(name, ("agent_tracer.commands", "agent_tracer.testing"))
+        for target in sorted(imported(name, path))
+        if within(target, HEAVY)
     ]
     assert not wrong, "\n".join(wrong)
