@@ -245,8 +245,8 @@ def evaluate(ctx: Context) -> None:
 def swap(ctx: Context) -> None:
     """agent-tracer proxy --routes: the agent's model name → tuned, a stand-in frontier as fallback"""
     from agent_tracer.formats import HELD_OUT_TAG
+    from agent_tracer.proxy.process import ProxyProcess
     from agent_tracer.store import TraceStore
-    from agent_tracer.testing.proxy_process import ProxyProcess
     from trainer.quickstart.agent import AGENT_NAME, AGENT_TAG, attempt_all, attempt_held_out
     from trainer.quickstart.routes import write_routes
     from trainer.quickstart.standin import STANDIN_MODEL, create_standin
