@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from integrations import openai_chat, sse
+
 SCENARIO_HEADER = "x-fake-scenario"
 """The request header that selects a scenario."""
 
@@ -297,23 +299,17 @@ def _interleaved_arguments(calls: list[_Call]) -> Iterator[tuple[int, str]]:
                 yield index, call_pieces[round_]
 
 
-def _sse_data(obj: Any) -> bytes:
-    return b"data: " + dumps(obj) + b"\n\n"
-
-
-def _sse_event(name: str, obj: Any) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
-
-
 # ------------------------------------------------------------------------------------------------
 # OpenAI Chat Completions
 
 
+_OPENAI_FIELDS = {"service_tier": "default", "system_fingerprint": "fp_fake"}
+"""Top-level fields the API adds to every answer and chunk."""
+
+
 def _chat_usage(answer: _Answer) -> dict[str, Any]:
     return {
-        "prompt_tokens": answer.input_tokens,
-        "completion_tokens": answer.output_tokens,
-        "total_tokens": answer.input_tokens + answer.output_tokens,
+        **openai_chat.usage(answer.input_tokens, answer.output_tokens),
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": 0,
@@ -324,48 +320,37 @@ def _chat_usage(answer: _Answer) -> dict[str, Any]:
     }
 
 
+def _chat_calls(answer: _Answer) -> list[dict[str, Any]]:
+    return [
+        {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in answer.calls
+    ]
+
+
 def chat_completion(answer: _Answer) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
-    if answer.calls:
-        message["tool_calls"] = [
-            {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in answer.calls
-        ]
-    return {
-        "id": new_id("chatcmpl-"),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": answer.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": "tool_calls" if answer.calls else "stop",
-            }
-        ],
-        "usage": _chat_usage(answer),
-        "service_tier": "default",
-        "system_fingerprint": "fp_fake",
-    }
+    finish_reason = "tool_calls" if answer.calls else "stop"
+    body = openai_chat.completion(
+        new_id("chatcmpl-"),
+        int(time.time()),
+        answer.model,
+        answer.text,
+        _chat_calls(answer),
+        finish_reason,
+        _chat_usage(answer),
+        **_OPENAI_FIELDS,
+    )
+    body["choices"][0]["message"]["annotations"] = []
+    return body
 
 
 def chat_stream(answer: _Answer, body: dict[str, Any]) -> list[bytes]:
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    head = {
-        "id": new_id("chatcmpl-"),
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": answer.model,
-        "service_tier": "default",
-        "system_fingerprint": "fp_fake",
-    }
-    if include_usage:
-        head["usage"] = None
+    ident, created = new_id("chatcmpl-"), int(time.time())
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return _sse_data({**head, "choices": [choice]})
+        return sse.encode(
+            openai_chat.chunk(ident, created, answer.model, delta, finish_reason, include_usage, **_OPENAI_FIELDS)
+        )
 
     events = [chunk({"role": "assistant", "content": "" if answer.text is not None else None, "refusal": None})]
     events += [chunk({"content": piece}) for piece in _text_pieces(answer.text or "") if answer.text]
@@ -377,8 +362,9 @@ def chat_stream(answer: _Answer, body: dict[str, Any]) -> list[bytes]:
         events.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
     events.append(chunk({}, "tool_calls" if answer.calls else "stop"))
     if include_usage:
-        events.append(_sse_data({**head, "choices": [], "usage": _chat_usage(answer)}))
-    events.append(b"data: [DONE]\n\n")
+        usage = openai_chat.usage_chunk(ident, created, answer.model, _chat_usage(answer), **_OPENAI_FIELDS)
+        events.append(sse.encode(usage))
+    events.append(openai_chat.STREAM_END)
     return events
 
 
@@ -462,7 +448,7 @@ class ResponsesBuilder:
         events: list[bytes] = []
 
         def emit(name: str, /, **payload: Any) -> None:
-            events.append(_sse_event(name, {"type": name, "sequence_number": len(events), **payload}))
+            events.append(sse.encode({"type": name, "sequence_number": len(events), **payload}, name))
 
         emit("response.created", response=self.response("in_progress"))
         emit("response.in_progress", response=self.response("in_progress"))
@@ -525,7 +511,7 @@ def anthropic_stream(answer: _Answer) -> list[bytes]:
     events: list[bytes] = []
 
     def emit(name: str, /, **payload: Any) -> None:
-        events.append(_sse_event(name, {"type": name, **payload}))
+        events.append(sse.encode({"type": name, **payload}, name))
 
     emit("message_start", message=anthropic_message(answer, new_id("msg_"), done=False))
     index = 0

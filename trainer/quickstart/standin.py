@@ -10,6 +10,7 @@ perfect answers for a real model's.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from trainer.serve import protocol
+from integrations import openai_chat
 from trainer.serve.app import error_response
 
 STANDIN_MODEL = "frontier-stand-in"
@@ -42,14 +43,14 @@ def create_standin(answers: Iterable[tuple[str, dict[str, Any]]]) -> Starlette:
         calls = (answer or {}).get("tool_calls") or []
         content = None if calls else (answer or {}).get("content") or UNKNOWN
         return JSONResponse(
-            protocol.completion(
-                protocol.new_id(),
-                protocol.now(),
+            openai_chat.completion(
+                openai_chat.completion_id(),
+                int(time.time()),
                 STANDIN_MODEL,
                 content,
                 calls,
                 "tool_calls" if calls else "stop",
-                protocol.usage(0, 0),
+                openai_chat.usage(0, 0),
             )
         )
 
