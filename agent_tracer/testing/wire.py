@@ -32,10 +32,6 @@ CUT_AFTER = 3
 _JSON_SEPARATORS = (",", ":")
 
 
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=_JSON_SEPARATORS, ensure_ascii=False).encode()
-
-
 def new_id(prefix: str, nbytes: int = 12) -> str:
     return prefix + os.urandom(nbytes).hex()
 
@@ -242,34 +238,66 @@ def _count_words(texts: list[str]) -> int:
     return sum(len(text.split()) for text in texts)
 
 
-def decide_answer(view: _View, body: dict[str, Any], scenario: Scenario, call_prefix: str) -> _Answer:
+@dataclass
+class Reply:
+    """A scripted answer: what a `FakeUpstream(reply=…)` hook returns for a request, in place of
+    the answer its scenario would give."""
+
+    content: str | None = None
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    """(name, arguments): a dict, or the text sent as it is (malformed JSON, say)."""
+    prompt_tokens: int | None = None
+    """None: counted as for a scenario (words of the messages); so is `completion_tokens`."""
+    completion_tokens: int | None = None
+    model: str | None = None
+    """The model the answer names; None: the request's."""
+    delay: float = 0.0
+    """Seconds to wait before answering."""
+    status: int = 200
+    """Another status answers with the API's error body, saying `error`."""
+    error: str = "scripted failure"
+    body: bytes | None = None
+    """Sent as it is, with `status` and `content_type`, instead of an answer (a gateway's HTML page, say)."""
+    content_type: str = "application/json"
+
+
+def decide_answer(
+    view: _View, body: dict[str, Any], scenario: Scenario, call_prefix: str, reply: Reply | None = None
+) -> _Answer:
     after_tools = view.tool_results is not None
     echo = f"Echo: {' '.join(view.tool_results or []) if after_tools else view.last_user_text}"
     tools = view.tools
-    if scenario.mode == "parallel_tools" and tools:
-        picked = [tools[0], tools[1] if len(tools) > 1 else tools[0]]
-        text: str | None = echo
+    named: list[tuple[str, Any]]
+    if reply is not None:
+        named, text = reply.calls, reply.content
+    elif scenario.mode == "parallel_tools" and tools:
+        named = [(name, example_arguments(schema)) for name, schema in (tools[0], tools[1 if len(tools) > 1 else 0])]
+        text = echo
     elif (scenario.mode == "auto" or scenario.bad_tool) and tools and not after_tools:
-        picked, text = [tools[0]], None
+        named, text = [(tools[0][0], example_arguments(tools[0][1]))], None
     else:
-        picked, text = [], {"empty": "", "tool_text": '<tool_call>{"name": "unfinished'}.get(scenario.mode, echo)
+        named, text = [], {"empty": "", "tool_text": '<tool_call>{"name": "unfinished'}.get(scenario.mode, echo)
     calls = [
         _Call(
             name=name,
-            arguments=json.dumps(example_arguments(schema), separators=_JSON_SEPARATORS),
+            arguments=arguments if isinstance(arguments, str) else json.dumps(arguments, separators=_JSON_SEPARATORS),
             call_id=new_id(call_prefix),
             item_id=new_id("fc_"),
         )
-        for name, schema in picked
+        for name, arguments in named
     ]
     if calls and scenario.bad_tool:
         calls[0] = _bad_call(calls[0], scenario.bad_tool)
+    input_tokens = _count_words(view.texts)
     output_tokens = (len(text.split()) if text else 0) + sum(len(c.arguments) // 4 + 1 for c in calls)
+    if reply is not None:
+        input_tokens = input_tokens if reply.prompt_tokens is None else reply.prompt_tokens
+        output_tokens = output_tokens if reply.completion_tokens is None else reply.completion_tokens
     return _Answer(
-        model=str(body.get("model") or "fake-model"),
+        model=(reply and reply.model) or str(body.get("model") or "fake-model"),
         text=text,
         calls=calls,
-        input_tokens=_count_words(view.texts),
+        input_tokens=input_tokens,
         output_tokens=output_tokens,
     )
 
