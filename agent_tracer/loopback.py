@@ -21,9 +21,16 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["LoopbackHandler", "LoopbackServer", "json_bytes"]
+__all__ = ["LoopbackHandler", "LoopbackServer", "free_port", "json_bytes"]
 
 _S = TypeVar("_S", bound="LoopbackServer")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (free when asked; bind it soon)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def json_bytes(obj: Any) -> bytes:

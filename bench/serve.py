@@ -158,7 +158,7 @@ def overhead(args: argparse.Namespace) -> list[str]:
 def serve_throughput(args: argparse.Namespace) -> list[str]:
     import openai
 
-    from agent_tracer.proxy.process import free_port
+    from agent_tracer.loopback import free_port
 
     port = free_port()
     started = time.perf_counter()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ProxyProcess", "free_port"]
+from agent_tracer.loopback import free_port
+
+__all__ = ["ProxyProcess"]
 
 _CLEARED_ENV = ("AGENT_TRACER_DB", "AGENT_TRACER_PROXY_KEYS", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 """Not inherited by the child: its store and keys are the ones given, never the caller's."""
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (free when asked; bind it soon)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ProxyProcess:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_tracer.proxy.process import ProxyProcess, free_port
+from agent_tracer.loopback import free_port
+from agent_tracer.proxy.process import ProxyProcess
 from agent_tracer.store import TraceStore
 from agent_tracer.testing import FakeUpstream
 

@@ -10,7 +10,8 @@ import httpx
 import openai
 import pytest
 
-from agent_tracer.proxy.process import ProxyProcess, free_port
+from agent_tracer.loopback import free_port
+from agent_tracer.proxy.process import ProxyProcess
 from agent_tracer.testing.proxy_process import marked, wait_for_call
 
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from agent_tracer.canonical import CanonicalResponse
 from agent_tracer.cli import main
 from agent_tracer.errors import ConfigError
+from agent_tracer.loopback import free_port
 from agent_tracer.proxy.breaker import CircuitBreaker
-from agent_tracer.proxy.process import free_port
 from agent_tracer.proxy.routes import Breaker, load_routes, parse_routes
 from agent_tracer.proxy.verdict import judge
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agent_tracer.errors import ConfigError
-from agent_tracer.proxy.process import free_port
+from agent_tracer.loopback import free_port
 from agent_tracer.testing import FakeUpstream, Reply
 from trainer.data.llm_negatives import INSTRUCTION, LLMConfig, LLMStats, llm_negatives
 from trainer.data.negatives import KINDS, SyntheticConfig, SyntheticStats, synthetic_negatives

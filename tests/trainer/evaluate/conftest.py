@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent_tracer.proxy.process import free_port
+from agent_tracer.loopback import free_port
 from agent_tracer.testing import FakeUpstream, Reply
 
 UNKNOWN = "I do not know."
