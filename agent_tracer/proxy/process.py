@@ -63,7 +63,7 @@ class ProxyProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the proxy exited early:\n{self.process.stdout.read().decode()}")
+                raise RuntimeError(f"the proxy exited early:\n{self._printed()}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=0.5).json() == {"status": "ok"}:
                     return
@@ -91,6 +91,10 @@ class ProxyProcess:
                 self.process.kill()
                 self.process.wait()
         self.signal = sig
+        return self._printed()
+
+    def _printed(self) -> str:
+        assert self.process.stdout is not None  # stdout=PIPE
         return self.process.stdout.read().decode(errors="replace")
 
     @property
