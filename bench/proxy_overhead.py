@@ -362,7 +362,7 @@ class Target:
 
 class AgentTracerTarget(Target):
     def __init__(self, upstream: Upstream, tmp: Path, args: argparse.Namespace) -> None:
-        from agent_tracer.testing.proxy_process import ProxyProcess
+        from agent_tracer.proxy.process import ProxyProcess
 
         self.db = tmp / "proxy.db"
         self.proxy = ProxyProcess(upstream.url, self.db, "--workers", str(args.workers))
@@ -402,7 +402,7 @@ general_settings: {{disable_spend_logs: true, disable_error_logs: true, backgrou
 
 class LiteLLMTarget(Target):
     def __init__(self, upstream: Upstream, tmp: Path, args: argparse.Namespace) -> None:
-        from agent_tracer.testing.proxy_process import free_port
+        from agent_tracer.loopback import free_port
 
         self.port, config, log = free_port(), tmp / "litellm.yaml", tmp / "litellm.log"
         config.write_text(litellm_config(upstream.url + "/v1"))

@@ -107,7 +107,7 @@ def good(response: Any, tool_call: bool) -> bool:
 
 
 def overhead(args: argparse.Namespace) -> list[str]:
-    from agent_tracer.testing.proxy_process import ProxyProcess
+    from agent_tracer.proxy.process import ProxyProcess
 
     upstream = Upstream()
     with tempfile.TemporaryDirectory(prefix="agent-tracer-bench-serve-") as tmp:
@@ -158,7 +158,7 @@ def overhead(args: argparse.Namespace) -> list[str]:
 def serve_throughput(args: argparse.Namespace) -> list[str]:
     import openai
 
-    from agent_tracer.testing.proxy_process import free_port
+    from agent_tracer.loopback import free_port
 
     port = free_port()
     started = time.perf_counter()

@@ -11,17 +11,30 @@ strings or part lists, tools keep their shape. What changes:
 A stream is rebuilt from `chat.completion.chunk` events: content pieces, tool calls assembled per
 `index` (id and name in the first delta of an index, arguments in pieces, several indexes
 interleaved), refusal, finish reasons, and the usage of the final chunk.
+
+The other way round, `completion`, `chunk` and `usage_chunk` write answers as the API does, for
+every server that speaks it (`trainer.serve`, the quickstart's stand-in, the test fake upstream).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from agent_tracer import fastjson
 from agent_tracer.canonical import CanonicalRequest, CanonicalResponse, Message
 from agent_tracer.errors import CodecError
 
-__all__ = ["OpenAIChatCodec", "ChatStreamAccumulator"]
+__all__ = [
+    "STREAM_END",
+    "ChatStreamAccumulator",
+    "OpenAIChatCodec",
+    "chunk",
+    "completion",
+    "completion_id",
+    "usage",
+    "usage_chunk",
+]
 
 PARAMS = (
     "temperature",
@@ -281,3 +294,85 @@ def _error_text(error: Any) -> str:
     if isinstance(error, dict) and error.get("message"):
         return str(error["message"])
     return str(error)
+
+
+# ------------------------------------------------------------------------------------------------
+# Answers, as the API writes them (the official SDK parses them)
+
+STREAM_END = b"data: [DONE]\n\n"
+"""The event that ends a stream, after the last chunk."""
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def completion(
+    ident: str,
+    created: int,
+    model: str,
+    content: str | None,
+    calls: list[dict[str, Any]],
+    finish_reason: str,
+    token_usage: dict[str, Any],
+    **fields: Any,
+) -> dict[str, Any]:
+    """A whole `chat.completion` (`fields`: more top-level fields). `calls` are tool calls as a
+    message holds them; a stream delta's `index` is dropped."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if calls:
+        message["tool_calls"] = [{key: value for key, value in call.items() if key != "index"} for call in calls]
+    return {
+        "id": ident,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": token_usage,
+        **fields,
+    }
+
+
+def chunk(
+    ident: str,
+    created: int,
+    model: str,
+    delta: dict[str, Any],
+    finish_reason: str | None = None,
+    with_usage: bool = False,
+    **fields: Any,
+) -> dict[str, Any]:
+    """One `chat.completion.chunk` with one choice; `with_usage` (stream_options.include_usage)
+    adds `"usage": null`, as OpenAI sends it on every chunk before the last."""
+    body: dict[str, Any] = {
+        "id": ident,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        **fields,
+    }
+    if with_usage:
+        body["usage"] = None
+    return body
+
+
+def usage_chunk(ident: str, created: int, model: str, token_usage: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """The last chunk of a stream with include_usage: no choices, the usage."""
+    return {
+        "id": ident,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": token_usage,
+        **fields,
+    }

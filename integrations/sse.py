@@ -8,11 +8,16 @@ with `:` are comments, `id:` and `retry:` are ignored, an event without data is 
 
 The work is done with bytes methods (`replace`, `split`, `partition`) on whole chunks, never a
 Python loop per byte: a chunk without an event boundary costs two substring searches.
+
+`encode` writes one event, for the servers that stream (`trainer.serve`, the test fake upstream).
 """
 
 from __future__ import annotations
 
-__all__ = ["SSEDecoder", "Event"]
+import json
+from typing import Any
+
+__all__ = ["SSEDecoder", "Event", "encode"]
 
 Event = tuple[str | None, str]
 """One event: its `event:` name (None when absent) and its data."""
@@ -116,3 +121,9 @@ def _parse(block: bytes) -> Event | None:
     if not data:
         return None
     return event, b"\n".join(data).decode("utf-8", "replace")
+
+
+def encode(data: Any, event: str | None = None) -> bytes:
+    """One event carrying `data` as compact JSON, named `event` when given."""
+    line = b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    return b"event: " + event.encode() + b"\n" + line if event else line

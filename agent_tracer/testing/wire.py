@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from integrations import openai_chat, sse
+
 SCENARIO_HEADER = "x-fake-scenario"
 """The request header that selects a scenario."""
 
@@ -28,10 +30,6 @@ CUT_AFTER = 3
 """Stream events sent before the `cut` scenario drops the connection."""
 
 _JSON_SEPARATORS = (",", ":")
-
-
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=_JSON_SEPARATORS, ensure_ascii=False).encode()
 
 
 def new_id(prefix: str, nbytes: int = 12) -> str:
@@ -240,34 +238,66 @@ def _count_words(texts: list[str]) -> int:
     return sum(len(text.split()) for text in texts)
 
 
-def decide_answer(view: _View, body: dict[str, Any], scenario: Scenario, call_prefix: str) -> _Answer:
+@dataclass
+class Reply:
+    """A scripted answer: what a `FakeUpstream(reply=…)` hook returns for a request, in place of
+    the answer its scenario would give."""
+
+    content: str | None = None
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    """(name, arguments): a dict, or the text sent as it is (malformed JSON, say)."""
+    prompt_tokens: int | None = None
+    """None: counted as for a scenario (words of the messages); so is `completion_tokens`."""
+    completion_tokens: int | None = None
+    model: str | None = None
+    """The model the answer names; None: the request's."""
+    delay: float = 0.0
+    """Seconds to wait before answering."""
+    status: int = 200
+    """Another status answers with the API's error body, saying `error`."""
+    error: str = "scripted failure"
+    body: bytes | None = None
+    """Sent as it is, with `status` and `content_type`, instead of an answer (a gateway's HTML page, say)."""
+    content_type: str = "application/json"
+
+
+def decide_answer(
+    view: _View, body: dict[str, Any], scenario: Scenario, call_prefix: str, reply: Reply | None = None
+) -> _Answer:
     after_tools = view.tool_results is not None
     echo = f"Echo: {' '.join(view.tool_results or []) if after_tools else view.last_user_text}"
     tools = view.tools
-    if scenario.mode == "parallel_tools" and tools:
-        picked = [tools[0], tools[1] if len(tools) > 1 else tools[0]]
-        text: str | None = echo
+    named: list[tuple[str, Any]]
+    if reply is not None:
+        named, text = reply.calls, reply.content
+    elif scenario.mode == "parallel_tools" and tools:
+        named = [(name, example_arguments(schema)) for name, schema in (tools[0], tools[1 if len(tools) > 1 else 0])]
+        text = echo
     elif (scenario.mode == "auto" or scenario.bad_tool) and tools and not after_tools:
-        picked, text = [tools[0]], None
+        named, text = [(tools[0][0], example_arguments(tools[0][1]))], None
     else:
-        picked, text = [], {"empty": "", "tool_text": '<tool_call>{"name": "unfinished'}.get(scenario.mode, echo)
+        named, text = [], {"empty": "", "tool_text": '<tool_call>{"name": "unfinished'}.get(scenario.mode, echo)
     calls = [
         _Call(
             name=name,
-            arguments=json.dumps(example_arguments(schema), separators=_JSON_SEPARATORS),
+            arguments=arguments if isinstance(arguments, str) else json.dumps(arguments, separators=_JSON_SEPARATORS),
             call_id=new_id(call_prefix),
             item_id=new_id("fc_"),
         )
-        for name, schema in picked
+        for name, arguments in named
     ]
     if calls and scenario.bad_tool:
         calls[0] = _bad_call(calls[0], scenario.bad_tool)
+    input_tokens = _count_words(view.texts)
     output_tokens = (len(text.split()) if text else 0) + sum(len(c.arguments) // 4 + 1 for c in calls)
+    if reply is not None:
+        input_tokens = input_tokens if reply.prompt_tokens is None else reply.prompt_tokens
+        output_tokens = output_tokens if reply.completion_tokens is None else reply.completion_tokens
     return _Answer(
-        model=str(body.get("model") or "fake-model"),
+        model=(reply and reply.model) or str(body.get("model") or "fake-model"),
         text=text,
         calls=calls,
-        input_tokens=_count_words(view.texts),
+        input_tokens=input_tokens,
         output_tokens=output_tokens,
     )
 
@@ -297,23 +327,17 @@ def _interleaved_arguments(calls: list[_Call]) -> Iterator[tuple[int, str]]:
                 yield index, call_pieces[round_]
 
 
-def _sse_data(obj: Any) -> bytes:
-    return b"data: " + dumps(obj) + b"\n\n"
-
-
-def _sse_event(name: str, obj: Any) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
-
-
 # ------------------------------------------------------------------------------------------------
 # OpenAI Chat Completions
 
 
+_OPENAI_FIELDS = {"service_tier": "default", "system_fingerprint": "fp_fake"}
+"""Top-level fields the API adds to every answer and chunk."""
+
+
 def _chat_usage(answer: _Answer) -> dict[str, Any]:
     return {
-        "prompt_tokens": answer.input_tokens,
-        "completion_tokens": answer.output_tokens,
-        "total_tokens": answer.input_tokens + answer.output_tokens,
+        **openai_chat.usage(answer.input_tokens, answer.output_tokens),
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": 0,
@@ -324,48 +348,37 @@ def _chat_usage(answer: _Answer) -> dict[str, Any]:
     }
 
 
+def _chat_calls(answer: _Answer) -> list[dict[str, Any]]:
+    return [
+        {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in answer.calls
+    ]
+
+
 def chat_completion(answer: _Answer) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
-    if answer.calls:
-        message["tool_calls"] = [
-            {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in answer.calls
-        ]
-    return {
-        "id": new_id("chatcmpl-"),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": answer.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": "tool_calls" if answer.calls else "stop",
-            }
-        ],
-        "usage": _chat_usage(answer),
-        "service_tier": "default",
-        "system_fingerprint": "fp_fake",
-    }
+    finish_reason = "tool_calls" if answer.calls else "stop"
+    body = openai_chat.completion(
+        new_id("chatcmpl-"),
+        int(time.time()),
+        answer.model,
+        answer.text,
+        _chat_calls(answer),
+        finish_reason,
+        _chat_usage(answer),
+        **_OPENAI_FIELDS,
+    )
+    body["choices"][0]["message"]["annotations"] = []
+    return body
 
 
 def chat_stream(answer: _Answer, body: dict[str, Any]) -> list[bytes]:
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    head = {
-        "id": new_id("chatcmpl-"),
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": answer.model,
-        "service_tier": "default",
-        "system_fingerprint": "fp_fake",
-    }
-    if include_usage:
-        head["usage"] = None
+    ident, created = new_id("chatcmpl-"), int(time.time())
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return _sse_data({**head, "choices": [choice]})
+        return sse.encode(
+            openai_chat.chunk(ident, created, answer.model, delta, finish_reason, include_usage, **_OPENAI_FIELDS)
+        )
 
     events = [chunk({"role": "assistant", "content": "" if answer.text is not None else None, "refusal": None})]
     events += [chunk({"content": piece}) for piece in _text_pieces(answer.text or "") if answer.text]
@@ -377,8 +390,9 @@ def chat_stream(answer: _Answer, body: dict[str, Any]) -> list[bytes]:
         events.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
     events.append(chunk({}, "tool_calls" if answer.calls else "stop"))
     if include_usage:
-        events.append(_sse_data({**head, "choices": [], "usage": _chat_usage(answer)}))
-    events.append(b"data: [DONE]\n\n")
+        usage = openai_chat.usage_chunk(ident, created, answer.model, _chat_usage(answer), **_OPENAI_FIELDS)
+        events.append(sse.encode(usage))
+    events.append(openai_chat.STREAM_END)
     return events
 
 
@@ -462,7 +476,7 @@ class ResponsesBuilder:
         events: list[bytes] = []
 
         def emit(name: str, /, **payload: Any) -> None:
-            events.append(_sse_event(name, {"type": name, "sequence_number": len(events), **payload}))
+            events.append(sse.encode({"type": name, "sequence_number": len(events), **payload}, name))
 
         emit("response.created", response=self.response("in_progress"))
         emit("response.in_progress", response=self.response("in_progress"))
@@ -525,7 +539,7 @@ def anthropic_stream(answer: _Answer) -> list[bytes]:
     events: list[bytes] = []
 
     def emit(name: str, /, **payload: Any) -> None:
-        events.append(_sse_event(name, {"type": name, **payload}))
+        events.append(sse.encode({"type": name, **payload}, name))
 
     emit("message_start", message=anthropic_message(answer, new_id("msg_"), done=False))
     index = 0

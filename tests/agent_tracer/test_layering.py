@@ -11,11 +11,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("agent_tracer", "trainer", "integrations")
 CLI_MODULES = ("agent_tracer.cli", "agent_tracer.commands", "trainer.commands")
 
-KNOWN_TESTING_IMPORTS = {
-    # removed when quickstart stops importing testing
-    "trainer.quickstart.stages": "agent_tracer.testing.proxy_process",
-}
-"""Importing module → the one testing module it may still import."""
 
 
 def modules() -> dict[str, Path]:
@@ -74,7 +69,7 @@ def test_production_code_never_imports_testing():
         for name, path in modules().items()
         if not within(name, ("agent_tracer.testing",))
         for target in sorted(imported(name, path))
-        if within(target, ("agent_tracer.testing",)) and not within(target, (KNOWN_TESTING_IMPORTS.get(name, "-"),))
+        if within(target, ("agent_tracer.testing",))
     ]
     assert not wrong, "\n".join(wrong)
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from agent_tracer.loopback import free_port
+from agent_tracer.proxy.process import ProxyProcess
 from agent_tracer.store import TraceStore
 from agent_tracer.testing import FakeUpstream
-from agent_tracer.testing.proxy_process import ProxyProcess, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ORDERS = {"A-17", "B-42", "C-99"}

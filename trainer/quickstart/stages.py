@@ -245,19 +245,18 @@ def evaluate(ctx: Context) -> None:
 def swap(ctx: Context) -> None:
     """agent-tracer proxy --routes: the agent's model name → tuned, a stand-in frontier as fallback"""
     from agent_tracer.formats import HELD_OUT_TAG
+    from agent_tracer.proxy.process import ProxyProcess
     from agent_tracer.store import TraceStore
-    from agent_tracer.testing.proxy_process import ProxyProcess
     from trainer.quickstart.agent import AGENT_NAME, AGENT_TAG, attempt_all, attempt_held_out
     from trainer.quickstart.routes import write_routes
-    from trainer.quickstart.standin import STANDIN_MODEL, create_standin
-    from trainer.serve import running
+    from trainer.quickstart.standin import STANDIN_MODEL, StandinFrontier
 
     plan, budget = ctx.plan, ctx.budget
     assert plan is not None and ctx.tuned is not None
     answers = [(task.question, task.answer) for task in plan.train + plan.evaluated]
     with contextlib.ExitStack() as stack:
         tuned = stack.enter_context(served(str(ctx.tuned), "tuned", budget))
-        standin = stack.enter_context(running(create_standin(answers)))
+        standin = stack.enter_context(StandinFrontier(answers)).openai_base_url
         routes = write_routes(ctx.path("routes.yaml"), tuned, standin)
         ctx.say(
             f"  routes: {routes} — model {AGENT_NAME} → tuned at {tuned} (primary), {STANDIN_MODEL} at "

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agent_tracer.messages import error_body
+from integrations import openai_chat, sse
 from trainer.serve import protocol
 from trainer.serve.engine import Engine, Generation, GenerationFailed, QueueFull, Sampling
 from trainer.serve.protocol import ChatRequest, RequestError
@@ -140,8 +141,8 @@ class _Answer:
         self.model = model_name
         self.chat = chat
         self.generation = generation
-        self.id = protocol.new_id()
-        self.created = protocol.now()
+        self.id = openai_chat.completion_id()
+        self.created = int(time.time())
         self.assembler = Assembler(parse_tools=bool(chat.tools))
 
     async def whole(self, request: Request) -> Response:
@@ -155,7 +156,7 @@ class _Answer:
         parts = self.assembler.feed(text)
         rest = self.assembler.finish()
         content, calls = parts.text + rest.text, parts.calls + rest.calls
-        body = protocol.completion(
+        body = openai_chat.completion(
             self.id,
             self.created,
             self.model,
@@ -178,14 +179,14 @@ class _Answer:
             for event in self._deltas(self.assembler.finish()):
                 yield event
         except GenerationFailed as exc:
-            yield protocol.sse(error_body("openai", 500, str(exc), "generation_failed"))
+            yield sse.encode(error_body("openai", 500, str(exc), "generation_failed"))
             return
         finally:
             self.generation.cancel()  # a no-op for a generation that has ended
-        yield protocol.sse(protocol.chunk(self.id, self.created, self.model, {}, self._finish_reason(), with_usage))
+        yield sse.encode(openai_chat.chunk(self.id, self.created, self.model, {}, self._finish_reason(), with_usage))
         if with_usage:
-            yield protocol.sse(protocol.usage_chunk(self.id, self.created, self.model, self._usage()))
-        yield protocol.DONE
+            yield sse.encode(openai_chat.usage_chunk(self.id, self.created, self.model, self._usage()))
+        yield openai_chat.STREAM_END
 
     def _deltas(self, parts: Parts) -> Iterator[bytes]:
         if parts.text:
@@ -194,8 +195,8 @@ class _Answer:
             yield self._chunk({"tool_calls": parts.calls})
 
     def _chunk(self, delta: dict[str, Any]) -> bytes:
-        return protocol.sse(
-            protocol.chunk(self.id, self.created, self.model, delta, with_usage=self.chat.include_usage)
+        return sse.encode(
+            openai_chat.chunk(self.id, self.created, self.model, delta, with_usage=self.chat.include_usage)
         )
 
     def _finish_reason(self) -> str:
@@ -204,7 +205,7 @@ class _Answer:
         return "tool_calls" if self.assembler.calls and reason != "length" else reason
 
     def _usage(self) -> dict[str, int]:
-        return protocol.usage(len(self.generation.prompt_ids), self.generation.completion_tokens)
+        return openai_chat.usage(len(self.generation.prompt_ids), self.generation.completion_tokens)
 
 
 async def _cancel_on_disconnect(request: Request, generation: Generation) -> None:

@@ -1,5 +1,5 @@
-"""The Chat Completions wire format: a request body checked and read, and the shapes of answers,
-stream chunks and errors exactly as OpenAI's API writes them (the official SDK parses them).
+"""The Chat Completions wire format as the server reads it: a request body checked and read, and
+the error shape (answers and stream chunks are written by `integrations.openai_chat`).
 
 `tool_choice` is honoured: "none" offers no tools, "required" or a named function makes the answer
 open with a call (to that function), held to the tools' schemas (`trainer.serve.guided`). Fields the
@@ -12,8 +12,6 @@ one model is served, and answers carry its served name.
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,86 +170,3 @@ def _number(data: dict[str, Any], name: str, default: float, low: float, high: f
         bound = f"above {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
         raise RequestError(f"{name} must be a number {bound}.", name, "invalid_value")
     return float(value)
-
-
-# Answers
-
-
-def new_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
-
-
-def now() -> int:
-    return int(time.time())
-
-
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
-def completion(
-    ident: str,
-    created: int,
-    model: str,
-    content: str | None,
-    calls: list[dict[str, Any]],
-    finish_reason: str,
-    token_usage: dict[str, int],
-) -> dict[str, Any]:
-    """A whole `chat.completion`."""
-    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
-    if calls:
-        message["tool_calls"] = [{key: value for key, value in call.items() if key != "index"} for call in calls]
-    return {
-        "id": ident,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
-        "usage": token_usage,
-    }
-
-
-def chunk(
-    ident: str,
-    created: int,
-    model: str,
-    delta: dict[str, Any],
-    finish_reason: str | None = None,
-    with_usage: bool = False,
-) -> dict[str, Any]:
-    """One `chat.completion.chunk` with one choice; `with_usage` (stream_options.include_usage)
-    adds `"usage": null`, as OpenAI sends it on every chunk before the last."""
-    body: dict[str, Any] = {
-        "id": ident,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-    }
-    if with_usage:
-        body["usage"] = None
-    return body
-
-
-def usage_chunk(ident: str, created: int, model: str, token_usage: dict[str, int]) -> dict[str, Any]:
-    """The last chunk of a stream with include_usage: no choices, the usage."""
-    return {
-        "id": ident,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [],
-        "usage": token_usage,
-    }
-
-
-def sse(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
-
-
-DONE = b"data: [DONE]\n\n"

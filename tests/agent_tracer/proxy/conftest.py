@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from agent_tracer.proxy.process import ProxyProcess
 from agent_tracer.store import TraceStore
-from agent_tracer.testing.proxy_process import ProxyProcess
 
 
 @pytest.fixture(scope="module")

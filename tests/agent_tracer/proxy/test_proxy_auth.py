@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from agent_tracer.cli import main
 from agent_tracer.errors import ConfigError
 from agent_tracer.proxy.auth import KeyCheck, load_client_keys
-from agent_tracer.testing.proxy_process import ProxyProcess
+from agent_tracer.proxy.process import ProxyProcess
 
 CLIENT_KEY = "at-client-key-5f1d2c9a8b7e6d4c"
 OTHER_CLIENT_KEY = "at-client-key-0a1b2c3d4e5f6a7b"

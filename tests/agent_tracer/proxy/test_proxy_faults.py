@@ -10,12 +10,9 @@ import httpx
 import openai
 import pytest
 
-from agent_tracer.testing.proxy_process import (
-    ProxyProcess,
-    free_port,
-    marked,
-    wait_for_call,
-)
+from agent_tracer.loopback import free_port
+from agent_tracer.proxy.process import ProxyProcess
+from agent_tracer.testing.proxy_process import marked, wait_for_call
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import uuid
 
 import openai
 
+from agent_tracer.proxy.process import ProxyProcess
 from agent_tracer.store import TraceStore
-from agent_tracer.testing.proxy_process import ProxyProcess
 
 CLIENTS = 100
 

@@ -9,8 +9,9 @@ import httpx
 import openai
 import pytest
 
+from agent_tracer.loopback import free_port
 from agent_tracer.proxy.metrics import BUCKETS, Metrics
-from agent_tracer.testing.proxy_process import ProxyProcess, free_port
+from agent_tracer.proxy.process import ProxyProcess
 
 
 def test_requests_errors_latency_and_spans_are_counted(upstream, tmp_path, scrape):

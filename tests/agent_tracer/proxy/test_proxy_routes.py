@@ -13,8 +13,9 @@ import httpx
 import openai
 import pytest
 
+from agent_tracer.proxy.process import ProxyProcess
 from agent_tracer.store import TraceStore
-from agent_tracer.testing.proxy_process import ProxyProcess, marked
+from agent_tracer.testing.proxy_process import marked
 from agent_tracer.testing.upstream import FakeUpstream
 
 TOOLS = [{"type": "function", "function": {

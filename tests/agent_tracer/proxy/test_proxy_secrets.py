@@ -8,8 +8,8 @@ import anthropic
 import httpx
 import openai
 
+from agent_tracer.proxy.process import ProxyProcess
 from agent_tracer.store import TraceStore
-from agent_tracer.testing.proxy_process import ProxyProcess
 
 OPENAI_KEY = "sk-proxy-secret-0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-proxy-secret-fedcba9876543210"

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from agent_tracer.canonical import CanonicalResponse
 from agent_tracer.cli import main
 from agent_tracer.errors import ConfigError
+from agent_tracer.loopback import free_port
 from agent_tracer.proxy.breaker import CircuitBreaker
 from agent_tracer.proxy.routes import Breaker, load_routes, parse_routes
 from agent_tracer.proxy.verdict import judge
-from agent_tracer.testing.proxy_process import free_port
 
 GOOD = {"primary": {"url": "http://127.0.0.1:8001/v1", "model": "tuned"},
         "fallback": {"url": "https://api.openai.com/v1", "model": "gpt-4o"}}

@@ -1,24 +1,22 @@
 """Rejected answers for DPO: synthetic corruptions on BFCL and hand-written examples, and wrong calls
-written by a scripted OpenAI-compatible server on loopback, through the real `openai` SDK."""
+written by the fake upstream on loopback, scripted per request, through the real `openai` SDK."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent_tracer.errors import ConfigError
+from agent_tracer.loopback import free_port
+from agent_tracer.testing import FakeUpstream, Reply
 from trainer.data.llm_negatives import INSTRUCTION, LLMConfig, LLMStats, llm_negatives
 from trainer.data.negatives import KINDS, SyntheticConfig, SyntheticStats, synthetic_negatives
 from trainer.data.rows import Example, Preference
@@ -375,79 +373,33 @@ def test_rows_do_not_depend_on_hash_randomisation() -> None:
 # Negatives written by an LLM
 
 
-def _completion(text: str) -> dict[str, Any]:
-    return {"id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": "wrong-writer",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}  # fmt: skip
-
-
 WRONG = {"name": "get_weather", "arguments": {"city": "Lyon", "unit": "celsius"}}
-SCRIPT: dict[str, tuple[int, str, Any]] = {
-    "good": (200, "application/json", _completion(json.dumps(WRONG))),
-    "fenced": (200, "application/json", _completion(
+SCRIPT: dict[str, Reply] = {
+    "good": Reply(json.dumps(WRONG)),
+    "fenced": Reply(
         'Here is a subtle mistake:\n```json\n'
         '{"name": "get_time", "arguments": {"city": "Paris", "timezone": "UTC"}}\n```\n'
-        "It asks for the time, not the weather.")),
-    "string_arguments": (200, "application/json", _completion(
-        json.dumps({"name": "get_weather", "arguments": json.dumps({"city": "Paris", "unit": "fahrenheit"})}))),
-    "garbage": (200, "application/json", _completion("I'm sorry, I cannot help with making mistakes.")),
-    "same": (200, "application/json", _completion('{"arguments": {"unit": "celsius", "city": "Paris", "days": null},'
-                                                  ' "name": "get_weather"}')),
-    "error": (500, "application/json", {"error": {"message": "boom", "type": "server_error", "code": None}}),
-    "html": (200, "text/html", "<html><body>502 Bad Gateway</body></html>"),
-    "slow": (200, "application/json", _completion(json.dumps(WRONG))),
+        "It asks for the time, not the weather."),
+    "string_arguments": Reply(
+        json.dumps({"name": "get_weather", "arguments": json.dumps({"city": "Paris", "unit": "fahrenheit"})})),
+    "garbage": Reply("I'm sorry, I cannot help with making mistakes."),
+    "same": Reply('{"arguments": {"unit": "celsius", "city": "Paris", "days": null}, "name": "get_weather"}'),
+    "error": Reply(status=500, error="boom"),
+    "html": Reply(body=b"<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
+    "slow": Reply(json.dumps(WRONG), delay=0.8),
 }  # fmt: skip
 
 
-class ScriptedServer(ThreadingHTTPServer):
-    """Answers chat completions with `SCRIPT[case]`, the case named in the request as "[case=…]"."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ScriptedHandler)
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _ScriptedHandler(BaseHTTPRequestHandler):
-    server: ScriptedServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Quiet."""
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        case = re.search(r"\[case=(\w+)\]", body["messages"][-1]["content"]).group(1)
-        with self.server.lock:
-            self.server.requests.append((case, body))
-        if case == "slow":
-            time.sleep(0.8)
-        status, content_type, answer = SCRIPT[case]
-        data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            return  # the "slow" case: the client timed out and hung up
+def _case(body: dict[str, Any]) -> str:
+    """The case a request names in its last message as "[case=…]"."""
+    return re.search(r"\[case=(\w+)\]", body["messages"][-1]["content"]).group(1)
 
 
 @pytest.fixture
 def server() -> Any:
-    server = ScriptedServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    """Answers chat completions with `SCRIPT[case]`."""
+    with FakeUpstream(reply=lambda body: SCRIPT[_case(body)]) as server:
+        yield server
 
 
 def case_example(case: str) -> Example:
@@ -456,11 +408,11 @@ def case_example(case: str) -> Example:
                    [WEATHER, TIME], trace_id=case)  # fmt: skip
 
 
-def test_llm_answers_become_preferences_or_counted_failures(server: ScriptedServer,
+def test_llm_answers_become_preferences_or_counted_failures(server: FakeUpstream,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WRONG_WRITER_KEY", "sk-test")
     cases = ["good", "fenced", "garbage", "same", "error", "string_arguments", "html", "slow"]
-    config = LLMConfig(base_url=server.base_url, model="wrong-writer", api_key_env="WRONG_WRITER_KEY",
+    config = LLMConfig(base_url=server.openai_base_url, model="wrong-writer", api_key_env="WRONG_WRITER_KEY",
                        temperature=0.3, concurrency=3, timeout=0.5, max_retries=1)  # fmt: skip
     stats = LLMStats()
     done = []
@@ -484,9 +436,9 @@ def test_llm_answers_become_preferences_or_counted_failures(server: ScriptedServ
     assert stats.examples == len(cases) and stats.made == 3 and sum(done) == len(cases)
     assert stats.failed == {"not JSON": 1, "same as the chosen call": 1, "HTTP 500": 1, "not a chat completion": 1,
                             "timeout": 1}  # fmt: skip
-    asked = Counter(case for case, _ in server.requests)
+    asked = Counter(_case(request["json"]) for request in server.requests)
     assert asked["error"] == asked["slow"] == 2  # the SDK retried once
-    _, body = next(request for request in server.requests if request[0] == "good")
+    body = next(request["json"] for request in server.requests if _case(request["json"]) == "good")
     assert body["model"] == "wrong-writer" and body["temperature"] == 0.3
     assert body["messages"][0] == {"role": "system", "content": INSTRUCTION}
     assert json.dumps(WEATHER) in body["messages"][1]["content"]
@@ -494,14 +446,14 @@ def test_llm_answers_become_preferences_or_counted_failures(server: ScriptedServ
     assert correct in body["messages"][1]["content"]
 
 
-def test_llm_replaces_the_one_parallel_call_it_names(server: ScriptedServer) -> None:
+def test_llm_replaces_the_one_parallel_call_it_names(server: FakeUpstream) -> None:
     example = weather_example("Weather in Paris and London for 3 days? [case=good]")
-    config = LLMConfig(base_url=server.base_url, model="m", api_key_env=None, max_retries=0)
+    config = LLMConfig(base_url=server.openai_base_url, model="m", api_key_env=None, max_retries=0)
     seen = set()
     for seed in range(8):
         config.seed = seed
         (preference,) = llm_negatives([example], config)
-        (_, body), = server.requests[-1:]
+        body = server.requests[-1]["json"]
         named = int(re.search(r"take the place of call (\d+) only", body["messages"][1]["content"]).group(1)) - 1
         chosen, rejected = preference.chosen[0]["tool_calls"], preference.rejected[0]["tool_calls"]
         assert [i for i in range(2) if chosen[i] != rejected[i]] == [named]
@@ -511,9 +463,7 @@ def test_llm_replaces_the_one_parallel_call_it_names(server: ScriptedServer) -> 
 
 
 def test_an_endpoint_that_is_down_does_not_stop_the_run() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     config = LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key_env=None, max_retries=0,
                        concurrency=2)  # fmt: skip
     stats = LLMStats()

@@ -61,7 +61,7 @@ BAD = {"Weather in Paris?": dict(calls=[("get_weather", {"city": "Paris"})], pro
 @pytest.fixture
 def evaluation(scripted, tmp_path):
     good, bad = scripted(GOOD, model="good-model"), scripted(BAD, model="bad-model")
-    evaluator = AgentEvaluator(tool_loop, TASKS, [f"good={good.url},price_in=0.001,price_out=0.002", f"bad={bad.url}"],
+    evaluator = AgentEvaluator(tool_loop, TASKS, [f"good={good.openai_base_url},price_in=0.001,price_out=0.002", f"bad={bad.openai_base_url}"],
                                judge=finds_the_temperature, config=RunConfig(retries=1))  # fmt: skip
     return evaluator.run(), good, bad
 
@@ -121,7 +121,7 @@ async def test_streamed_agent_without_a_judge(scripted):
         return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
 
     tasks = [{"q": "Capital of France?", "expected": "Paris"}, {"q": "Capital of Peru?", "expected": "Lima"}]
-    result = await AgentEvaluator(streamed, tasks, {"only": server.url}).run_async()
+    result = await AgentEvaluator(streamed, tasks, {"only": server.openai_base_url}).run_async()
     first, second = result.rows
     assert (first.case_id, first.success, first.turns, first.input_tokens, first.output_tokens) == ("task-1", True, 1, 12, 3)
     assert (second.success, second.result) == (False, "I do not know.")

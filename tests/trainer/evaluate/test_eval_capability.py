@@ -37,8 +37,8 @@ def test_cli_capability_alone(scripted, tmp_path):
     wrong = {q.id: "ABCD"[("ABCD".index(q.answer) + 1) % 4] for q in questions[:6]}
     tuned = scripted({text: dict(content=wrong.get(q.id, q.answer)) for text, q in asked.items()})
     report = tmp_path / "report"
-    result = CliRunner().invoke(main, ["eval", "--capability", "--endpoint", f"tuned={tuned.url}", "--endpoint",
-                                       f"base={base.url}", "--report", str(report), "--no-progress"])  # fmt: skip
+    result = CliRunner().invoke(main, ["eval", "--capability", "--endpoint", f"tuned={tuned.openai_base_url}", "--endpoint",
+                                       f"base={base.openai_base_url}", "--report", str(report), "--no-progress"])  # fmt: skip
     assert result.exit_code == 0, result.output
     n = len(questions)
     tuned_rate, p = f"{(n - 6) / n:.1%}", f"{mcnemar_exact(0, 6):.3g}"

@@ -28,7 +28,7 @@ def result(scripted):
     tuned = scripted({f"order {i}": dict(calls=[("lookup_order", {"id": f"A{i}"})], delay=0.01 * i) for i in range(5)}
                      | {"order 5": dict(content=SCRIPT)})  # fmt: skip
     base = scripted({f"order {i}": dict(calls=[("lookup_order", {"id": f"A{i}"})]) for i in range(2)})
-    return evaluate([case(i) for i in range(6)], {"tuned": tuned.url, "base": base.url})
+    return evaluate([case(i) for i in range(6)], {"tuned": tuned.openai_base_url, "base": base.openai_base_url})
 
 
 def test_page_and_charts(result, tmp_path):

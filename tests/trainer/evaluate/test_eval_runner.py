@@ -46,8 +46,8 @@ def servers(scripted, dead_url, monkeypatch):
     tuned = scripted(TUNED, model="tuned-model")
     base = scripted(BASE, model="gpt-4o-mini-2024-07-18")
     return tuned, base, [
-        Endpoint.parse(f"tuned={tuned.url},key_env=EVAL_TEST_KEY,price_in=0.001,price_out=0.002"),
-        Endpoint.parse(f"base={base.url}"),  # the model is the one the server lists; its price the table's
+        Endpoint.parse(f"tuned={tuned.openai_base_url},key_env=EVAL_TEST_KEY,price_in=0.001,price_out=0.002"),
+        Endpoint.parse(f"base={base.openai_base_url}"),  # the model is the one the server lists; its price the table's
         Endpoint.parse(f"down={dead_url},model=x"),
     ]
 
@@ -134,7 +134,7 @@ def test_answer_format_and_text_tool_calls(scripted):
         {"id": "text call", "messages": [{"role": "user", "content": "text call"}], "tools": [WEATHER],
          "expected": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}},
     ]  # fmt: skip
-    result = evaluate(cases, {"only": server.url})
+    result = evaluate(cases, {"only": server.openai_base_url})
     grades = {row.case_id: row.grade for row in result.rows}
     assert grades["json"].success and grades["json"].answer
     assert not grades["bad json"].well_formed and grades["bad json"].reason == "the answer is not valid JSON"
@@ -159,6 +159,6 @@ def test_safe_names_for_bfcl_dotted_tools(scripted):
             "tools": [{"type": "function", "function": {"name": "math.factorial", "parameters": {
                 "type": "object", "properties": {"number": {"type": "integer"}}, "required": ["number"]}}}],
             "expected": {"tool_calls": [{"name": "math.factorial", "arguments": {"number": 5}}]}}  # fmt: skip
-    result = evaluate([case], [f"openai={server.url},safe_names=true"])
+    result = evaluate([case], [f"openai={server.openai_base_url},safe_names=true"])
     assert result.rows[0].success and result.rows[0].reply.calls[0]["name"] == "math.factorial"
     assert server.requests[-1]["json"]["tools"][0]["function"]["name"] == "math_factorial"

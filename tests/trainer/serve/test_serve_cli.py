@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from agent_tracer.cli import main
+from agent_tracer.loopback import free_port
 from trainer.chat_template import TOOL_CALLING_TEMPLATE
 from trainer.serve import vllm
 from trainer.serve.config import ServeConfig
@@ -42,12 +42,6 @@ def run_folder(tiny_model_dir, tmp_path_factory):
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
     (folder / "config.yaml").write_text(yaml.safe_dump({"kind": "sft", "model": tiny_model_dir, "lora_r": 8}))
     return str(folder)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_a_run_folder_served_by_the_command(run_folder, tmp_path):

@@ -9,8 +9,9 @@ import uuid
 import openai
 import pytest
 
+from agent_tracer.proxy.process import ProxyProcess
 from agent_tracer.store import TraceStore
-from agent_tracer.testing.proxy_process import ProxyProcess, marked, wait_for_call
+from agent_tracer.testing.proxy_process import marked, wait_for_call
 from agent_tracer.testing.upstream import FakeUpstream
 
 LOOKUP = {"type": "function", "function": {
