@@ -10,6 +10,7 @@ an empty dataset). Every such rule lives here and is imported everywhere. Pure: 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from agent_tracer import fastjson
@@ -53,37 +54,42 @@ def content_text(content: Any, *, placeholders: bool = False) -> str:
     """The text of a message's content, for reading and search: a string, or the text of its text
     and refusal parts; other parts (images, audio) are skipped, or shown as `[image_url]` with
     `placeholders` (for a person reading the conversation)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            text = _part_text(part) if isinstance(part, dict) else None
-            if text is None and placeholders:
-                text = f"[{part.get('type') or 'part'}]" if isinstance(part, dict) else str(part)
-            texts.append(text or "")
-        return "".join(texts)
+    if content is None or isinstance(content, str) or isinstance(content, list):
+        return _text(content, _placeholder if placeholders else _skipped)
     return str(content)
 
 
 def strict_text(content: Any) -> str:
     """The text of a content that must be text only (a training row, a prompt to serve): `NotText`
     for any part that is not text or a refusal, or for content of another type."""
+    if content is None or isinstance(content, str) or isinstance(content, list):
+        return _text(content, _refused)
+    raise NotText(f"{type(content).__name__}-typed")
+
+
+def _text(content: str | list[Any] | None, other: Callable[[Any], str]) -> str:
+    """The text of a content: `other` says what a part that is not text stands for."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            text = _part_text(part) if isinstance(part, dict) else None
-            if text is None:
-                raise NotText(str(part.get("type")) if isinstance(part, dict) else type(part).__name__)
-            texts.append(text)
-        return "".join(texts)
-    raise NotText(f"{type(content).__name__}-typed")
+    texts = []
+    for part in content:
+        text = _part_text(part) if isinstance(part, dict) else None
+        texts.append(other(part) if text is None else text)
+    return "".join(texts)
+
+
+def _skipped(part: Any) -> str:
+    return ""
+
+
+def _placeholder(part: Any) -> str:
+    return f"[{part.get('type') or 'part'}]" if isinstance(part, dict) else str(part)
+
+
+def _refused(part: Any) -> str:
+    raise NotText(str(part.get("type")) if isinstance(part, dict) else type(part).__name__)
 
 
 def message_text(message: Message, *, placeholders: bool = False) -> str:
