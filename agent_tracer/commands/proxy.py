@@ -12,6 +12,7 @@ the app's shutdown writes what is queued to the store.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -26,7 +27,7 @@ class UpstreamParam(click.ParamType):
 
     name = "NAME=URL"
 
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, tuple):
             return value
         name, sep, url = str(value).partition("=")

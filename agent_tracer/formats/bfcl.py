@@ -264,7 +264,7 @@ def _item_enum(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def ground_truth_message(truth: Any, functions: list[Any] = ()) -> dict[str, Any]:
+def ground_truth_message(truth: Any, functions: Collection[Any] = ()) -> dict[str, Any]:
     """The assistant message that makes the ground-truth calls, each with its chosen arguments
     (`functions`, the docs offered, say which parameters each requires)."""
     if not isinstance(truth, list) or not truth:

@@ -58,13 +58,15 @@ class ProxyProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        assert self.process.stdout is not None  # a pipe
+        self._output = self.process.stdout
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the proxy exited early:\n{self.process.stdout.read().decode()}")
+                raise RuntimeError(f"the proxy exited early:\n{self._output.read().decode()}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=0.5).json() == {"status": "ok"}:
                     return
@@ -92,7 +94,7 @@ class ProxyProcess:
                 self.process.kill()
                 self.process.wait()
         self.signal = sig
-        return self.process.stdout.read().decode(errors="replace")
+        return self._output.read().decode(errors="replace")
 
     @property
     def stopped_cleanly(self) -> bool:
