@@ -15,6 +15,7 @@ recorder sees them on the way through. The span ends exactly once: when the body
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 from collections.abc import Callable, Iterator
@@ -104,12 +105,12 @@ class TransportPatch:
             self._patch(
                 module.HTTPTransport,
                 "handle_request",
-                lambda original, module=module, stream=sync_stream: self._wrap_sync(original, module, stream),
+                functools.partial(self._wrap_sync, module=module, stream_type=sync_stream),
             )
             self._patch(
                 module.AsyncHTTPTransport,
                 "handle_async_request",
-                lambda original, module=module, stream=async_stream: self._wrap_async(original, module, stream),
+                functools.partial(self._wrap_async, module=module, stream_type=async_stream),
             )
 
     def remove(self) -> None:
@@ -149,7 +150,7 @@ class TransportPatch:
             self._attach(recorder, response, module, stream_type)
             return response
 
-        handle_request.__wrapped__ = original
+        handle_request.__wrapped__ = original  # type: ignore[attr-defined]  # as functools.wraps sets it
         return handle_request
 
     def _wrap_async(self, original: Callable[..., Any], module: ModuleType, stream_type: type):
@@ -162,7 +163,7 @@ class TransportPatch:
             self._attach(recorder, response, module, stream_type)
             return response
 
-        handle_async_request.__wrapped__ = original
+        handle_async_request.__wrapped__ = original  # type: ignore[attr-defined]  # as functools.wraps sets it
         return handle_async_request
 
 
@@ -199,7 +200,7 @@ def _stream_types(module: ModuleType) -> tuple[type, type]:
     if module.__name__ in _STREAM_TYPES:
         return _STREAM_TYPES[module.__name__]
 
-    class RecordingStream(module.SyncByteStream):
+    class RecordingStream(module.SyncByteStream):  # type: ignore[name-defined]  # this httpx module's base
         def __init__(self, inner: Any, recorder: CallRecorder) -> None:
             self._inner = inner
             self._recorder = recorder
@@ -219,7 +220,7 @@ def _stream_types(module: ModuleType) -> tuple[type, type]:
         def __del__(self) -> None:
             self._recorder.finish_safely(INCOMPLETE, "abandoned unread")
 
-    class AsyncRecordingStream(module.AsyncByteStream):
+    class AsyncRecordingStream(module.AsyncByteStream):  # type: ignore[name-defined]  # this httpx module's base
         def __init__(self, inner: Any, recorder: CallRecorder) -> None:
             self._inner = inner
             self._recorder = recorder

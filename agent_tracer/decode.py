@@ -66,6 +66,7 @@ def decode_call(
         except ValueError as exc:  # not the JSON we expected: the raw body is kept, the call marked
             body_error = f"undecodable response: {exc}"
 
+    message: str | None
     if http_status is not None and http_status >= 400:
         status, message = "error", body_error or f"HTTP {http_status}"
     elif ending == FAILED or body_error:

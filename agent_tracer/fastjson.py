@@ -15,7 +15,7 @@ from typing import Any
 try:
     import orjson
 except ImportError:  # the standard library does the same, slower
-    orjson = None
+    orjson = None  # type: ignore[assignment]  # checked below
 
 
 def _default(value: Any) -> Any:

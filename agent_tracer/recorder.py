@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agent_tracer import semconv
-from agent_tracer.canonical import CanonicalRequest, Codec
+from agent_tracer.canonical import CanonicalRequest, Codec, StreamAccumulator
 from agent_tracer.decode import DecodedCall, decode_call, decode_request
 from agent_tracer.records import LLMCallPayload, RunLabels, SpanIds
 from agent_tracer.redact import safe_endpoint, scrub_text
@@ -90,7 +90,7 @@ class CallRecorder:
         self.http_status: int | None = None
         self._decoder: Decoder | None = None
         self._sse: SSEDecoder | None = None
-        self._acc = None
+        self._acc: StreamAccumulator | None = None
         self._streamed = False
         self._chunks: list[bytes] = []
         self._first: float | None = None
@@ -98,14 +98,14 @@ class CallRecorder:
         self._started_ns = time.time_ns()
         self._t0 = time.perf_counter()
         self.request: CanonicalRequest | None = None
-        self.span = None
+        self.span: Span | None = None
         if runtime.spans_wanted:
             self.request = decode_request(codec, body)
             self.span = runtime.tracer.start_span(
                 f"{codec.operation} {self.request.model}" if self.request.model else codec.operation,
                 context=context,
                 kind=SpanKind.CLIENT,
-                attributes=self._request_attributes(),
+                attributes=self._request_attributes(self.request),
             )
             ctx = self.span.get_span_context()
             parent = getattr(self.span, "parent", None)
@@ -144,7 +144,7 @@ class CallRecorder:
             if self._decoder is not None:
                 chunk = self._decoder(chunk)
             self._chunks.append(chunk)
-            if self._sse is not None:
+            if self._sse is not None and self._acc is not None:
                 for event, data in self._sse.feed(chunk):
                     if self._acc.add(event, data):
                         self._first = time.perf_counter()
@@ -199,13 +199,12 @@ class CallRecorder:
                 error=error_text,
                 request=self.request,
             )
-            self._end_span(payload.decoded, error)
+            self._end_span(self.span, payload.decoded, error)
         self._runtime.submit(payload)
 
     # -- span attributes
 
-    def _request_attributes(self) -> dict[str, Any]:
-        request = self.request
+    def _request_attributes(self, request: CanonicalRequest) -> dict[str, Any]:
         attrs: dict[str, Any] = {
             semconv.GEN_AI_OPERATION_NAME: self.codec.operation,
             semconv.GEN_AI_PROVIDER_NAME: self.codec.provider,
@@ -238,8 +237,8 @@ class CallRecorder:
                 attrs[semconv.GEN_AI_TOOL_DEFINITIONS] = _dumps(request.tools)
         return attrs
 
-    def _end_span(self, decoded: DecodedCall, error: BaseException | str | None) -> None:
-        span, response, status = self.span, decoded.response, decoded.status
+    def _end_span(self, span: Span, decoded: DecodedCall, error: BaseException | str | None) -> None:
+        response, status = decoded.response, decoded.status
         if self.http_status is not None:
             span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, self.http_status)
         span.set_attribute(semconv.AGENT_TRACER_CALL_STATUS, status)

@@ -74,7 +74,9 @@ class ProcessExporter(StoreExporter):
             env=env,
             start_new_session=True,
         )
-        write_frame(self._child.stdin, dataclasses.asdict(config))
+        assert self._child.stdin is not None and self._child.stdout is not None  # both are pipes
+        self._stdin, self._stdout = self._child.stdin, self._child.stdout
+        write_frame(self._stdin, dataclasses.asdict(config))
         super().__init__(config, stats, open_store)
         self._reader = threading.Thread(target=self._read_acks, name="agent-tracer-acks", daemon=True)
         self._reader.start()
@@ -99,8 +101,8 @@ class ProcessExporter(StoreExporter):
                     self._seq += 1
                     self._unacked[self._seq] = batch
                 try:
-                    self._child.stdin.write(frame)
-                    self._child.stdin.flush()
+                    self._stdin.write(frame)
+                    self._stdin.flush()
                     return
                 except (OSError, ValueError) as exc:
                     self._child_gone(f"{type(exc).__name__}: {exc}")
@@ -111,7 +113,7 @@ class ProcessExporter(StoreExporter):
     def _read_acks(self) -> None:
         while True:
             try:
-                message = read_frame(self._child.stdout)
+                message = read_frame(self._stdout)
             except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
                 message = None
                 logger.debug("agent-tracer: reading the writer process: %s", exc)
@@ -157,8 +159,8 @@ class ProcessExporter(StoreExporter):
 
     def _close(self, timeout: float) -> None:
         try:
-            write_frame(self._child.stdin, ("close",))
-            self._child.stdin.close()
+            write_frame(self._stdin, ("close",))
+            self._stdin.close()
         except (OSError, ValueError):
             pass  # the child is gone already; the reader has taken over its batches
         try:
@@ -186,7 +188,9 @@ def main() -> None:
     os.dup2(2, 1)
     frames_in = sys.stdin.buffer
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    config = TracerConfig(**read_frame(frames_in))
+    settings = read_frame(frames_in)
+    assert settings is not None, "the parent sends its settings first"
+    config = TracerConfig(**settings)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def receive() -> None:

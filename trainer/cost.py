@@ -176,15 +176,16 @@ def daily_volume(store: Any, since: Any = None) -> tuple[float | None, list[dict
     """The store's mean tokens per day (input + output of every LLM call started since `since`)
     over the days from its first to its last day with calls, and the per-day counts."""
     import sqlalchemy as sa
+    from sqlmodel import col
 
     from agent_tracer.store.models import LLMCall
     from agent_tracer.store.store import parse_time
 
     day = sa.func.date(LLMCall.started_at)
     tokens = sa.func.coalesce(LLMCall.input_tokens, 0) + sa.func.coalesce(LLMCall.output_tokens, 0)
-    answered_by_tuned = sa.case((LLMCall.route == "primary", tokens), else_=0)
+    answered_by_tuned = sa.case((col(LLMCall.route) == "primary", tokens), else_=0)
     route = sa.func.coalesce(LLMCall.route, "")  # NULL (not routed) must not make the filter NULL
-    extra = sa.or_(route == "shadow", sa.and_(route == "primary", LLMCall.fallback_reason.is_not(None)))
+    extra = sa.or_(route == "shadow", sa.and_(route == "primary", col(LLMCall.fallback_reason).is_not(None)))
     query = (
         sa.select(
             day,
@@ -192,14 +193,14 @@ def daily_volume(store: Any, since: Any = None) -> tuple[float | None, list[dict
             sa.func.coalesce(sa.func.sum(LLMCall.output_tokens), 0),
             sa.func.sum(answered_by_tuned),
         )
-        .where(LLMCall.started_at.is_not(None), sa.not_(extra))
+        .where(col(LLMCall.started_at).is_not(None), sa.not_(extra))
         .group_by(day)
         .order_by(day)
     )
     if since is not None:
-        query = query.where(LLMCall.started_at >= parse_time(since))
+        query = query.where(col(LLMCall.started_at) >= parse_time(since))
     with store.engine.connect() as conn:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "day": str(value),
                 "input_tokens": int(tokens_in),

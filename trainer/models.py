@@ -110,7 +110,7 @@ def cached_model(name: str) -> tuple[str, None]:
             ) from None
         # The weights are dequantised on loading, but the model still calls itself GGUF-quantised,
         # which transformers refuses to save: it is a plain float32 model by now.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # torch types Module attributes as tensors or modules
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(partial)

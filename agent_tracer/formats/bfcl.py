@@ -46,11 +46,14 @@ import json
 import re
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_tracer.errors import CodecError, ConfigError
 from agent_tracer.formats.examples import HELD_OUT_TAG, Example, function_tool, tool_call
 from agent_tracer.formats.imports import ExampleReader, ImportOptions, existing_file
+
+if TYPE_CHECKING:
+    from agent_tracer.formats.bfcl_turns import TurnReader
 
 FORMAT = "bfcl"
 SHORTHAND = "bfcl:"
@@ -96,7 +99,7 @@ TYPES = {
 _FILE_NAME = re.compile(r"^BFCL_v(?P<version>\d+)_(?P<category>.+)\.json$")
 
 
-def open_bfcl(file: str, options: ImportOptions) -> ExampleReader:
+def open_bfcl(file: str, options: ImportOptions) -> BFCLReader | TurnReader:
     """A reader of a BFCL question file (or `bfcl:<category>`) and its ground truth."""
     path = question_file(file)
     match = _FILE_NAME.match(path.name)
@@ -264,7 +267,7 @@ def _item_enum(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def ground_truth_message(truth: Any, functions: list[Any] = ()) -> dict[str, Any]:
+def ground_truth_message(truth: Any, functions: Collection[Any] = ()) -> dict[str, Any]:
     """The assistant message that makes the ground-truth calls, each with its chosen arguments
     (`functions`, the docs offered, say which parameters each requires)."""
     if not isinstance(truth, list) or not truth:

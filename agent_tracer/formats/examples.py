@@ -149,7 +149,7 @@ def check_conversation(messages: Any) -> list[Message]:
 def _canonical_call(call: Any) -> dict[str, Any]:
     function = call.get("function") if isinstance(call, dict) else None
     name = function.get("name") if isinstance(function, dict) else None
-    if not isinstance(name, str) or not name:
+    if not isinstance(function, dict) or not isinstance(name, str) or not name:
         raise CodecError("a tool call without a name")
     return {
         **call,

@@ -59,7 +59,7 @@ def open_sharegpt(file: str, options: ImportOptions) -> ExampleReader:
 
 def sharegpt_messages(body: dict[str, Any]) -> list[Message]:
     """The conversation of a ShareGPT example in chat format; `CodecError` when it has none."""
-    turns = [_turn(turn) for turn in body.get("conversations") or body.get("messages")]
+    turns = [_turn(turn) for turn in body.get("conversations") or body.get("messages") or ()]
     messages: list[Message] = []
     system = body.get("system")
     if isinstance(system, str) and system.strip() and turns[0][0] != "system":

@@ -106,7 +106,9 @@ class Exchange:
 
     def __init__(self, receive: Receive) -> None:
         self.receive = receive
-        self.task = asyncio.current_task()
+        task = asyncio.current_task()
+        assert task is not None  # made inside the task that serves the request
+        self.task = task
         self.watcher: asyncio.Task[None] | None = None
         self.client_gone = False
         self.finished = False
@@ -417,6 +419,7 @@ class Upstream:
         status = upstream.status
         if status == 429 or status >= 500:
             self.metrics.upstream_error(api, "http_429" if status == 429 else "http_5xx")
+        error: BaseException | str | None
         ending, error = INCOMPLETE, "the client disconnected"
         try:
             response_headers = passed_back(upstream.raw_headers)
@@ -481,7 +484,7 @@ def env_proxy(url: str) -> str | None:
     the SDKs would use; read once at start-up (aiohttp's `trust_env` reads it on every request)."""
     proxies = urllib.request.getproxies_environment()
     parts = urlsplit(url)
-    if urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+    if urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):  # type: ignore[attr-defined]  # not in typeshed
         return None
     return proxies.get(parts.scheme) or proxies.get("all")
 

@@ -11,6 +11,7 @@ says something about one request, not about whether the primary is up.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from agent_tracer.proxy.routes import Breaker
 
@@ -18,7 +19,7 @@ from agent_tracer.proxy.routes import Breaker
 class CircuitBreaker:
     __slots__ = ("settings", "failures", "open_until", "trial", "clock")
 
-    def __init__(self, settings: Breaker, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings: Breaker, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.failures = 0
         self.open_until: float | None = None

@@ -41,7 +41,7 @@ from agent_tracer.proxy.routes import Endpoint, Route, RoutesFile
 from agent_tracer.proxy.runs import Run, new_run_context
 from agent_tracer.proxy.verdict import judge, wants_json
 from agent_tracer.proxy.wire import TRACE_ID_RESPONSE_HEADER, passed_back, reason_text, upstream_url
-from integrations.openai_chat import OpenAIChatCodec
+from integrations.openai_chat import ChatStreamAccumulator, OpenAIChatCodec
 from integrations.sse import SSEDecoder
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ class _Answer:
         self.response: aiohttp.ClientResponse | None = None
         self.chunks: list[bytes] = []
         self.sse: SSEDecoder | None = None
-        self.accumulator = None
+        self.accumulator: ChatStreamAccumulator | None = None
         self.first_token = False
         self.ended = False
 
@@ -309,7 +309,7 @@ class _Answer:
 
     async def read(self, *, until_first_token: bool) -> None:
         """Read (and hold) the answer to its end, or a stream only to its first token."""
-        if self.sse is None:
+        if self.sse is None or self.accumulator is None:
             await self._read_rest()
             return
         while not self.ended:
@@ -348,7 +348,7 @@ class _Answer:
     def judge(self, request: dict[str, Any]) -> None:
         """Raise `_Refused` for an answer that must not reach the agent (a whole one, or a stream
         that ended); a stream still open was good at its first token."""
-        if self.sse is None:
+        if self.sse is None or self.accumulator is None:
             try:
                 response = CODEC.decode_response(fastjson.loads(b"".join(self.chunks)))
             except ValueError as exc:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import tempfile
 from dataclasses import replace
+from typing import Any
 
 from agent_tracer import runtime
 from agent_tracer.config import TracerConfig
@@ -23,7 +24,7 @@ from agent_tracer.store.database import redact
 
 logger = logging.getLogger("agent_tracer.proxy")
 
-GRACEFUL_SHUTDOWN_S = 20.0
+GRACEFUL_SHUTDOWN_S = 20
 """How long a stop waits for answers in flight before cutting them (recorded as failed); the
 store is written after that, within the tracer's own shutdown time-out."""
 
@@ -69,7 +70,7 @@ def serve(config: ProxyConfig, db: str) -> None:
         load_client_keys(config.key_file)  # fail here, once, rather than in every worker
     if config.routes_file:
         asyncio.run(checked_routes(config.routes_file))  # an unreachable endpoint is refused at start-up
-    options = dict(
+    options: dict[str, Any] = dict(
         host=config.host,
         port=config.port,
         log_level=config.log_level,

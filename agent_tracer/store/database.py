@@ -67,7 +67,7 @@ def redact(url: URL | str) -> str:
         try:
             url = make_url(url)
         except ArgumentError:
-            return url
+            return str(url)
     return url.render_as_string(hide_password=True)
 
 
@@ -118,7 +118,7 @@ def writer(engine: Engine) -> Engine:
 def _busy_timeout_ms(url: URL) -> int:
     """5 s, or the URL's own `?timeout=SECONDS` (pysqlite's parameter) when it gives one."""
     value = url.query.get("timeout")  # already checked by pysqlite's dialect when the engine was made
-    return BUSY_TIMEOUT_MS if value is None else max(int(float(value) * 1000), 0)
+    return BUSY_TIMEOUT_MS if not isinstance(value, str) else max(int(float(value) * 1000), 0)
 
 
 def _configure_sqlite(engine: Engine, *, in_memory: bool, busy_timeout_ms: int) -> None:

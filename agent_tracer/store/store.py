@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError, StoreError, TraceNotFound
@@ -132,7 +132,7 @@ class TraceStore:
                     written += self._insert(conn, kind, batches[kind])
             new_feedback: list[dict[str, Any]] = []
             if batches["feedback"]:
-                stmt = self._insert_ignore["feedback"].returning(Feedback.__table__.c.id)
+                stmt = self._insert_ignore["feedback"].returning(Feedback.__table__.c.id)  # type: ignore[attr-defined]  # SQLModel types omit __table__
                 inserted = set(conn.execute(stmt, batches["feedback"]).scalars())
                 for row in batches["feedback"]:
                     if row["id"] in inserted:  # the first of duplicates within the batch
@@ -153,7 +153,7 @@ class TraceStore:
     def _merge_traces(
         self, conn: Connection, trace_rows: list[dict[str, Any]], feedback_rows: list[dict[str, Any]]
     ) -> int:
-        table = Trace.__table__
+        table = Trace.__table__  # type: ignore[attr-defined]  # SQLModel types omit __table__
         now = utcnow()
         from_traces = {row["id"] for row in trace_rows}
         only_feedback = {row["trace_id"] for row in feedback_rows} - from_traces
@@ -312,9 +312,9 @@ class TraceStore:
     def feedback(self, *, label_prefix: str | None = None) -> list[Feedback]:
         """Feedback rows, oldest first; `label_prefix` keeps those whose label starts with it
         (pairwise judgements are labelled "better_than:<trace id>")."""
-        query = sa.select(Feedback).order_by(Feedback.created_at, Feedback.id)
+        query = sa.select(Feedback).order_by(col(Feedback.created_at), Feedback.id)
         if label_prefix is not None:
-            query = query.where(Feedback.label.startswith(label_prefix, autoescape=True))
+            query = query.where(col(Feedback.label).startswith(label_prefix, autoescape=True))
         with Session(self.engine) as session:
             return list(session.scalars(query))
 
@@ -339,21 +339,21 @@ class TraceStore:
         for chunk in _chunks(sorted(set(trace_ids))):
             query = (
                 sa.select(
-                    LLMCall.trace_id,
+                    col(LLMCall.trace_id),
                     sa.func.count(),
                     sa.func.coalesce(sa.func.sum(LLMCall.input_tokens), 0),
                     sa.func.coalesce(sa.func.sum(LLMCall.output_tokens), 0),
-                    sa.func.count().filter(LLMCall.status != "ok"),
+                    sa.func.count().filter(col(LLMCall.status) != "ok"),
                 )
-                .where(LLMCall.trace_id.in_(chunk))
+                .where(col(LLMCall.trace_id).in_(chunk))
                 .group_by(LLMCall.trace_id)
             )
             with self.engine.connect() as conn:
                 for trace_id, calls, tokens_in, tokens_out, errors in conn.execute(query):
                     summaries[trace_id] = {
                         "calls": calls,
-                        "input_tokens": int(tokens_in),
-                        "output_tokens": int(tokens_out),
+                        "input_tokens": int(tokens_in or 0),
+                        "output_tokens": int(tokens_out or 0),
                         "errors": errors,
                     }
         return summaries
@@ -370,7 +370,7 @@ class TraceStore:
             if trace is None:
                 matches: list[Trace] = []
                 for candidate in dict.fromkeys((ref, ref.lower())):
-                    prefix = Trace.id.startswith(candidate, autoescape=True)
+                    prefix = col(Trace.id).startswith(candidate, autoescape=True)
                     matches = list(session.scalars(sa.select(Trace).where(prefix).order_by(Trace.id).limit(4)))
                     if matches:
                         break
@@ -418,21 +418,21 @@ class TraceStore:
             raise ConfigError(f"order must be 'oldest' or 'newest', not {order!r}")
         query = sa.select(LLMCall)
         if trace_id is not None:
-            query = query.where(LLMCall.trace_id == trace_id)
+            query = query.where(col(LLMCall.trace_id) == trace_id)
         if model is not None:
-            query = query.where(sa.or_(LLMCall.request_model == model, LLMCall.response_model == model))
+            query = query.where(sa.or_(col(LLMCall.request_model) == model, col(LLMCall.response_model) == model))
         if since is not None:
-            query = query.where(LLMCall.started_at >= parse_time(since))
+            query = query.where(col(LLMCall.started_at) >= parse_time(since))
         if until is not None:
-            query = query.where(LLMCall.started_at < parse_time(until))
+            query = query.where(col(LLMCall.started_at) < parse_time(until))
         if has_tool_calls is not None:
-            query = query.where(LLMCall.has_tool_calls == has_tool_calls)
+            query = query.where(col(LLMCall.has_tool_calls) == has_tool_calls)
         if status is not None:
-            query = query.where(LLMCall.status == status)
+            query = query.where(col(LLMCall.status) == status)
         if order == "oldest":
-            query = query.order_by(LLMCall.started_at.asc().nulls_last(), LLMCall.id)
+            query = query.order_by(col(LLMCall.started_at).asc().nulls_last(), LLMCall.id)
         else:
-            query = query.order_by(LLMCall.started_at.desc().nulls_last(), LLMCall.id.desc())
+            query = query.order_by(col(LLMCall.started_at).desc().nulls_last(), col(LLMCall.id).desc())
         if limit is not None:
             query = query.limit(limit)
         with Session(self.engine) as session:
@@ -453,7 +453,7 @@ class TraceStore:
             return query if start is None else query.where(column >= start)
 
         model = sa.func.coalesce(LLMCall.request_model, LLMCall.response_model)
-        failed = sa.func.count().filter(LLMCall.status != "ok")
+        failed = sa.func.count().filter(col(LLMCall.status) != "ok")
         with self.engine.connect() as conn:
 
             def scalar(query: Any) -> Any:
@@ -462,7 +462,7 @@ class TraceStore:
             by_outcome = {
                 outcome if outcome is not None else "none": count
                 for outcome, count in conn.execute(
-                    where(sa.select(Trace.outcome, sa.func.count()), Trace.started_at).group_by(Trace.outcome)
+                    where(sa.select(col(Trace.outcome), sa.func.count()), Trace.started_at).group_by(Trace.outcome)
                 )
             }
             by_model = [
@@ -499,11 +499,11 @@ class TraceStore:
                 "by_model": by_model,
                 "errors": sum(item["errors"] for item in by_model),
                 "trace_errors": scalar(
-                    where(sa.select(sa.func.count()).where(Trace.status == "error"), Trace.started_at)
+                    where(sa.select(sa.func.count()).where(col(Trace.status) == "error"), Trace.started_at)
                 ),
                 "tool_errors": scalar(
                     where(
-                        sa.select(sa.func.count()).where(ToolExecution.error.is_not(None)),
+                        sa.select(sa.func.count()).where(col(ToolExecution.error).is_not(None)),
                         ToolExecution.started_at,
                     )
                 ),
@@ -532,7 +532,7 @@ def _read_calls(conn: Connection, trace_ids: list[str], names: Sequence[str] | N
     """The calls of these traces (oldest first within each), as dicts of the named columns (all by
     default). JSON columns are read as text and parsed here: SQLAlchemy's processing of each value
     costs more than the parsing itself, which matters when a dataset reads every call there is."""
-    table = LLMCall.__table__
+    table = LLMCall.__table__  # type: ignore[attr-defined]  # SQLModel types omit __table__
     columns = [table.c[name] for name in dict.fromkeys(["trace_id", *(names or table.c.keys())])]
     json_columns = [i for i, column in enumerate(columns) if isinstance(column.type, sa.JSON)]
     query = (
@@ -565,35 +565,35 @@ def trace_query(
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     query = sa.select(Trace)
     if outcome is not None:
-        query = query.where(Trace.outcome == outcome)
+        query = query.where(col(Trace.outcome) == outcome)
     if min_rating is not None:
-        query = query.where(Trace.rating >= min_rating)
+        query = query.where(col(Trace.rating) >= min_rating)
     if name is not None:
         if "*" in name:
             pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
-            query = query.where(Trace.name.like(pattern, escape="\\"))
+            query = query.where(col(Trace.name).like(pattern, escape="\\"))
         else:
-            query = query.where(Trace.name == name)
+            query = query.where(col(Trace.name) == name)
     if since is not None:
-        query = query.where(Trace.started_at >= parse_time(since))
+        query = query.where(col(Trace.started_at) >= parse_time(since))
     if until is not None:
-        query = query.where(Trace.started_at < parse_time(until))
+        query = query.where(col(Trace.started_at) < parse_time(until))
     if model is not None:
         query = query.where(
             sa.exists().where(
-                LLMCall.trace_id == Trace.id,
-                sa.or_(LLMCall.request_model == model, LLMCall.response_model == model),
+                col(LLMCall.trace_id) == Trace.id,
+                sa.or_(col(LLMCall.request_model) == model, col(LLMCall.response_model) == model),
             )
         )
     if has_tool_calls is not None:
-        with_tools = sa.exists().where(LLMCall.trace_id == Trace.id, LLMCall.has_tool_calls == sa.true())
+        with_tools = sa.exists().where(col(LLMCall.trace_id) == Trace.id, col(LLMCall.has_tool_calls) == sa.true())
         query = query.where(with_tools if has_tool_calls else ~with_tools)
-    newest = (Trace.started_at.desc().nulls_last(), Trace.id.desc())
+    newest = (col(Trace.started_at).desc().nulls_last(), col(Trace.id).desc())
     if order == "newest":
         return query.order_by(*newest)
     if order == "oldest":
-        return query.order_by(Trace.started_at.asc().nulls_last(), Trace.id.asc())
-    return query.order_by(Trace.rating.desc().nulls_last(), *newest)
+        return query.order_by(col(Trace.started_at).asc().nulls_last(), col(Trace.id).asc())
+    return query.order_by(col(Trace.rating).desc().nulls_last(), *newest)
 
 
 # -- record normalisation -------------------------------------------------------------------------
@@ -611,7 +611,7 @@ class _Spec:
 
     def normalize(self, row: dict[str, Any]) -> dict[str, Any]:
         get = row.get
-        out = {column: get(column) for column in self.columns}
+        out: dict[str, Any] = {column: get(column) for column in self.columns}
         for column, default in self.defaults.items():
             if out[column] is None:
                 out[column] = default() if callable(default) else default
@@ -671,7 +671,7 @@ _MERGED_SCALARS = ("name", "task", "status", "error", "source")
 
 
 def _empty_trace(trace_id: str, source: str | None, now: datetime) -> dict[str, Any]:
-    row = {column.name: None for column in Trace.__table__.columns}
+    row: dict[str, Any] = {column.name: None for column in Trace.__table__.columns}  # type: ignore[attr-defined]  # SQLModel types omit __table__
     row.update(id=trace_id, tags=[], meta={}, source=source, updated_at=now)
     return row
 
@@ -724,7 +724,7 @@ def _percentile(conn: Connection, column: Any, pct: float, since: datetime | Non
     """Nearest-rank percentile, computed by the database (no rows fetched)."""
     base = sa.select(column).where(column.is_not(None))
     if since is not None:
-        base = base.where(LLMCall.started_at >= since)
+        base = base.where(col(LLMCall.started_at) >= since)
     count = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()
     if not count:
         return None

@@ -42,7 +42,7 @@ def _default_text(spec: dataclasses.Field[Any], layers: dict[str, dict[str, Any]
     def text(value: Any) -> str:
         return ",".join(value) if isinstance(value, list) else "" if value is None else str(value)
 
-    own = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+    own = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
     values = {name: text(values.get(spec.name, own)) for name, values in layers.items()}
     if len(set(values.values())) > 1:
         return ", ".join(
@@ -100,13 +100,13 @@ def _train(config: Any, **kwargs: Any) -> dict[str, Any]:
     """Run the training of `config.kind` (its module imported only now: torch comes with it)."""
     from trainer.train import grpo, preference, sft
 
-    function = {
+    functions: dict[str, Callable[..., dict[str, Any]]] = {
         "sft": sft.train_sft,
         "dpo": preference.train_dpo,
         "reward": preference.train_reward,
         "grpo": grpo.train_grpo,
-    }[config.kind]
-    return function(config, **kwargs)
+    }
+    return functions[config.kind](config, **kwargs)
 
 
 def _render(kind: str, out: str, summary: dict[str, Any]) -> str:

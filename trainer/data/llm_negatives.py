@@ -158,7 +158,7 @@ def _ask(client: OpenAI, example: Example, config: LLMConfig) -> Preference:
     try:
         completion = client.chat.completions.create(
             model=config.model,
-            messages=_instruction(example, index),
+            messages=_instruction(example, index),  # type: ignore[arg-type]  # chat-format dicts, not the SDK's TypedDicts
             temperature=config.temperature,
             max_tokens=config.max_tokens,
         )

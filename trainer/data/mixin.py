@@ -71,7 +71,7 @@ def sample_mixin(config: MixinConfig, train_examples: int) -> MixinResult:
     """Read `config.path` once and sample the rows that make `config.share` of the train set."""
     wanted = mixin_count(config.share, train_examples) if config.path else 0
     result = MixinResult([], wanted)
-    if not wanted:
+    if not wanted or not config.path:
         return result
     rng = random.Random(config.seed)
     sample: list[tuple[int, Example]] = []

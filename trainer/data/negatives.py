@@ -244,7 +244,7 @@ def _other_value(
     if isinstance(value, str):
         return _other_string(value, names, rng)
     if isinstance(value, list):
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        items = schema["items"] if isinstance(schema.get("items"), dict) else {}
         changed = _change_one([(i, item, items) for i, item in enumerate(value)], names, rng)
         return None if changed is None else [changed[1] if i == changed[0] else v for i, v in enumerate(value)]
     if isinstance(value, dict):
@@ -396,9 +396,9 @@ def _name_variants(name: str) -> list[str]:
         bases.append(re.sub(r"(?<=[a-z])([A-Z])", r"_\1", base).lower())
     first = re.match(r"[A-Za-z][a-z]*", base)
     if first and first.group().lower() in _VERBS:
-        rest = base[first.end() :]
+        tail = base[first.end() :]
         cased = str.capitalize if first.group()[0].isupper() else str.lower
-        bases += [cased(verb) + rest for verb in _VERBS if verb != first.group().lower()]
+        bases += [cased(verb) + tail for verb in _VERBS if verb != first.group().lower()]
     else:
         bases.append(("get_" + base) if "_" in base or base.islower() else "get" + base[:1].upper() + base[1:])
     names = [namespace + dot + b for b in bases]

@@ -108,6 +108,7 @@ def _spawn(job: ReadJob) -> _Child:
     process = subprocess.Popen(
         [sys.executable, "-m", "trainer.data.parallel"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
     )
+    assert process.stdin is not None and process.stdout is not None  # both are pipes
     write_frame(process.stdin, job)
     process.stdin.close()
     return _Child(process, process.stdout)
@@ -195,7 +196,9 @@ def main() -> None:
     batches and an end marker, then its counts."""
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    _serve(read_frame(sys.stdin.buffer), frames_out)
+    job = read_frame(sys.stdin.buffer)
+    assert job is not None, "the parent sends the job first"
+    _serve(job, frames_out)
 
 
 def _serve(job: ReadJob, out: IO[bytes]) -> None:

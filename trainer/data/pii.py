@@ -70,13 +70,14 @@ class RegexRule:
     def __call__(self, text: str) -> tuple[str, int]:
         if self.hint is not None and not self.hint(text):
             return text, 0
-        if self.check is None:
+        check = self.check
+        if check is None:
             return self.pattern.subn(lambda _: self.placeholder, text)
         replaced = 0
 
         def replace(match: re.Match[str]) -> str:
             nonlocal replaced
-            if not self.check(match.group()):
+            if not check(match.group()):
                 return match.group()
             replaced += 1
             return self.placeholder

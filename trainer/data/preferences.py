@@ -141,7 +141,9 @@ def build_reward(
     pairs: list[Preference] = []
     if "ratings" in config.sources:
         step = summary.step("pair ratings")
-        rated = [Candidate(ex, task_text(ex), runs.rating(ex)) for ex in runs.examples if runs.rating(ex) is not None]
+        rated = [
+            Candidate(ex, task_text(ex), rating) for ex in runs.examples if (rating := runs.rating(ex)) is not None
+        ]
         step.rows_in = len(rated)
         if len(rated) < len(runs.examples):
             step.reasons["runs not rated (left out)"] = len(runs.examples) - len(rated)
@@ -206,6 +208,7 @@ def _judged(store: TraceStore, runs: _Runs, step: Step) -> list[Preference]:
     for feedback in store.feedback(label_prefix=BETTER_THAN):
         step.rows_in += 1
         better = runs.by_trace.get(feedback.trace_id)
+        assert feedback.label is not None  # chosen by its prefix
         try:
             worse_id = store.get_trace(feedback.label[len(BETTER_THAN) :]).trace.id
         except TraceNotFound:
@@ -278,7 +281,7 @@ def _write(
     if redaction is not None:
         curate.reasons.update({f"redacted {name}": n for name, n in redaction.counts.reasons.items()})
     curate.rows_out = len(kept)
-    strata = {}
+    strata: dict[str, str] = {}
     for pair in kept:
         if pair.trace_id is not None:
             strata.setdefault(pair.trace_id, (_first_tool(pair) or "none"))

@@ -243,7 +243,7 @@ def _truncator(config: SFTConfig, summary: Summary, tokenizer: Any) -> Truncator
     from trainer.chat_template import use_tool_template
     from trainer.models import load_tokenizer
 
-    if tokenizer is None:
+    if tokenizer is None and config.model is not None:
         tokenizer = load_tokenizer(config.model)
     name = config.model or type(tokenizer).__name__
     summary.tokenizer = f"{name}, {use_tool_template(tokenizer)} chat template"

@@ -5,6 +5,7 @@ the HTML, with `report`'s cells and `html`'s page, so the two show the same figu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from trainer.evaluate import charts, html, report
@@ -61,7 +62,11 @@ def agent_html(evaluation: AgentEvaluation, worst: int) -> dict[str, str | bytes
     return {"index.html": html.page(_title(evaluation), body), **pngs}
 
 
-AGENT_WRITERS = {"results.jsonl": report.results_jsonl, "report.md": agent_report_md, "index.html": agent_html}
+AGENT_WRITERS: dict[str, Callable[[AgentEvaluation, int], report.Output]] = {
+    "results.jsonl": report.results_jsonl,
+    "report.md": agent_report_md,
+    "index.html": agent_html,
+}
 
 
 def agent_table(evaluation: AgentEvaluation) -> str:

@@ -38,7 +38,7 @@ def rate_chart(groups: Sequence[RateGroup], endpoints: Sequence[str], title: str
         at, values, low, high = [], [], [], []
         for position, (_, rates) in enumerate(groups):
             rate = dict(rates).get(name)
-            if rate is None or not rate.n:
+            if rate is None or rate.value is None:  # no rate without n
                 continue
             bounds = rate.interval or (0.0, 0.0)
             at.append(position - 0.4 + width * (index + 0.5))

@@ -171,4 +171,5 @@ def price_of(
     price_out = endpoint.price_out if endpoint.price_out is not None else default_out
     if price_in is None or price_out is None:  # one given, the other unknown: the same for both
         price_in = price_out = price_in if price_in is not None else price_out
+    assert price_in is not None and price_out is not None  # one was given, or both known
     return price_in, price_out

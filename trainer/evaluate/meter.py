@@ -78,7 +78,7 @@ def _http_module(client_class: type) -> ModuleType:
 
 @functools.cache
 def _transport_type(module: ModuleType) -> type:
-    class MeteredTransport(module.AsyncBaseTransport):  # type: ignore[name-defined,misc]
+    class MeteredTransport(module.AsyncBaseTransport):  # type: ignore[name-defined]  # this httpx module's base
         def __init__(self, inner: Any, meter: Meter) -> None:
             self.inner, self.meter = inner, meter
 
@@ -99,13 +99,14 @@ def _transport_type(module: ModuleType) -> type:
 
 @functools.cache
 def _body_reader(module: ModuleType) -> type:
-    class BodyReader(module.AsyncByteStream):  # type: ignore[name-defined,misc]
+    class BodyReader(module.AsyncByteStream):  # type: ignore[name-defined]  # this httpx module's base
         """The answer's bytes passed on unchanged, kept, and read for usage when it ends."""
 
         def __init__(self, inner: Any, meter: Meter, headers: Any) -> None:
             from agent_tracer.capture import content_decoder
 
-            self.inner, self.meter, self.chunks = inner, meter, []
+            self.inner, self.meter = inner, meter
+            self.chunks: list[bytes] | None = []
             self.content_type = headers.get("content-type", "")
             try:
                 self.decode = content_decoder(module, headers.get("content-encoding", ""))

@@ -50,11 +50,16 @@ def attempt_held_out(question: str, case: Case, client: openai.OpenAI, max_token
 
 def _run(case: Case, client: openai.OpenAI, max_tokens: int) -> Attempt:
     raw = client.chat.completions.with_raw_response.create(
-        model=AGENT_MODEL, messages=case.messages, tools=case.tools, temperature=0, max_tokens=max_tokens
+        model=AGENT_MODEL,
+        messages=case.messages,  # type: ignore[arg-type]  # chat-format dicts, not the SDK's TypedDicts
+        tools=case.tools,  # type: ignore[arg-type]  # the same
+        temperature=0,
+        max_tokens=max_tokens,
     )
     message = raw.parse().choices[0].message
     reply = Reply.from_message(
-        message.content, [(call.function.name, call.function.arguments) for call in message.tool_calls or ()]
+        message.content,
+        [(call.function.name, call.function.arguments) for call in message.tool_calls or () if call.type == "function"],
     )
     result = grade(case, reply)
     agent_tracer.record_outcome(

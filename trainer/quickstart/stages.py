@@ -182,7 +182,9 @@ def train(ctx: Context) -> None:
     from trainer.train.sft import train_sft
 
     budget = ctx.budget
-    runs = [("sft", train_sft, ctx.model, budget.sft_steps, "sft.jsonl")]
+    runs: list[tuple[str, Callable[..., dict[str, Any]], str, int, str]] = [
+        ("sft", train_sft, ctx.model, budget.sft_steps, "sft.jsonl")
+    ]
     if ctx.dpo_rows:
         runs.append(("dpo", train_dpo, str(ctx.path("runs", "sft")), budget.dpo_steps, "dpo.jsonl"))
     for kind, function, model, steps, data in runs:
@@ -280,7 +282,7 @@ def swap(ctx: Context) -> None:
     with TraceStore(ctx.db) as store:
         routed = [call for call in store.calls(limit=None) if call.route]
     refused = Counter(call.fallback_reason for call in routed if call.route == "primary" and call.fallback_reason)
-    ctx.routed = Counter(call.route for call in routed if call.route == "fallback" or not call.fallback_reason)
+    ctx.routed = Counter(call.route or "" for call in routed if call.route == "fallback" or not call.fallback_reason)
     ctx.say(
         f"  the proxy recorded {len(routed)} routed calls: {ctx.routed['primary']} answered by the primary "
         f"(tuned), {ctx.routed['fallback']} by the fallback ({STANDIN_MODEL})"

@@ -75,6 +75,7 @@ def category_tasks(category: str) -> list[Task]:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 example = reader.parse(json.loads(line), number, line)
+                assert not isinstance(example, list)  # one question a line outside multi-turn categories
                 examples[example.meta["id"]] = example
     return [Task(case, examples[case.id]) for case in load_cases(f"bfcl:{category}")]
 

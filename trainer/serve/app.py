@@ -39,7 +39,7 @@ from trainer.serve.protocol import ChatRequest, RequestError
 from trainer.serve.reply import Assembler, Parts
 
 RETRY_AFTER_S = 1
-GRACEFUL_SHUTDOWN_S = 10.0
+GRACEFUL_SHUTDOWN_S = 10
 """How long a stop waits for answers in flight before cutting them (their generation is cancelled)."""
 
 

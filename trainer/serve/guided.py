@@ -205,6 +205,7 @@ class CallGuide:
         compiles a kernel with torch.compile on import)."""
         import numpy as np
 
+        assert self.matcher is not None  # callers ask only while `active`
         bits = np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8)
         allowed = np.unpackbits(bits, bitorder="little")[: self.guidance.vocab_size]
         again = looping(self.written)

@@ -43,6 +43,7 @@ def sft_trainer(start: Start) -> Any:
     from trainer.models import load_model
 
     config = start.config
+    assert isinstance(config, SFTRunConfig)  # Start.begin was given train_sft's config
     model = load_model(config.model, dtype=start.hardware.dtype)
     args = SFTConfig(
         **start.args(),
