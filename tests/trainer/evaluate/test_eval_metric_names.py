@@ -30,7 +30,7 @@ def case(i: int) -> dict:
 def endpoints(scripted):
     tuned = scripted({f"order {i}": dict(calls=[("lookup_order", {"id": f"A{i}"})]) for i in range(N)})
     base = scripted({f"order {i}": dict(content=f"Order A{i} is on its way.") for i in range(N)})  # prose, no call
-    return {"tuned": tuned.url, "base": base.url}
+    return {"tuned": tuned.openai_base_url, "base": base.openai_base_url}
 
 
 def column(table: str, header: str, row: str) -> str:
