@@ -67,8 +67,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a file from a checkout: import the checkout's agent_tracer
@@ -85,7 +86,6 @@ RESULT_PREFIX = "RESULT "
 
 from agent_call import call_once  # noqa: E402 (beside this script)
 from capture_write import run_write_worker  # noqa: E402
-
 
 # ------------------------------------------------------------------------------------------------
 # Worker: one mode in this process
@@ -306,8 +306,11 @@ class UpstreamProcess:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent_tracer.testing.upstream", "--port", "0"],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True, env=_child_env(),
-        )  # fmt: skip
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_child_env(),
+        )
         first = self.proc.stdout.readline().strip()
         if not first.startswith("http://"):
             self.close()
@@ -394,13 +397,13 @@ def machine_line() -> str:
     cpu = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():  # Linux: the model name the kernel reports
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")]  # fmt: skip
+        models = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         cpu = models[0] if models else cpu
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = ", ".join(
-        f"{name} {_version(name)}"
-        for name in ("openai", "httpx2", "opentelemetry-sdk", OPENLLMETRY, "SQLAlchemy")
+        f"{name} {_version(name)}" for name in ("openai", "httpx2", "opentelemetry-sdk", OPENLLMETRY, "SQLAlchemy")
     )
     return (
         f"{cpu}, {cores} cores; Python {platform.python_version()} ({platform.system()}); "
@@ -439,8 +442,20 @@ def summarize_latency(runs: dict[str, list[dict[str, Any]]], calls: int, why_not
         if plain is not None and mode != "plain":
             s["added"] = {stat: s[stat] - plain[stat] for stat in ("p50", "p99", "mean")}
     at, olm = summary.get("agent-tracer", {}), summary.get("openllmetry", {})
-    header = ["mode", "calls", "p50 µs", "p99 µs", "mean µs", "added p50 µs", "added % of p50",
-              "ratio p50", "added p99 µs", "added mean µs", "ratio mean", "p50 of each run µs"]  # fmt: skip
+    header = [
+        "mode",
+        "calls",
+        "p50 µs",
+        "p99 µs",
+        "mean µs",
+        "added p50 µs",
+        "added % of p50",
+        "ratio p50",
+        "added p99 µs",
+        "added mean µs",
+        "ratio mean",
+        "p50 of each run µs",
+    ]
     rows = []
     for mode in ALL_MODES:
         if mode not in summary:
@@ -453,8 +468,14 @@ def summarize_latency(runs: dict[str, list[dict[str, Any]]], calls: int, why_not
         if added is None:
             row += ["-"] * 6
         else:
-            row += [f"{added['p50']:+.0f}", f"{100 * added['p50'] / plain['p50']:+.1f}%", _ratio(mode, "p50", at, olm),
-                    f"{added['p99']:+.0f}", f"{added['mean']:+.0f}", _ratio(mode, "mean", at, olm)]  # fmt: skip
+            row += [
+                f"{added['p50']:+.0f}",
+                f"{100 * added['p50'] / plain['p50']:+.1f}%",
+                _ratio(mode, "p50", at, olm),
+                f"{added['p99']:+.0f}",
+                f"{added['mean']:+.0f}",
+                _ratio(mode, "mean", at, olm),
+            ]
         rows.append(row + [" ".join(f"{v:.0f}" for v in s["per_run"]["p50"])])
     return _table(header, rows), summary
 
@@ -490,8 +511,10 @@ def _breakdown_lines(result: dict[str, Any]) -> list[str]:
     if "error" in result:
         return [f"breakdown: n/a ({result['error']})"]
     ordered = sorted(result["latencies_ns"])
-    lines = [f"agent-tracer's capture functions inside the loop, median µs per call (one more run, "
-             f"call p50 {percentile(ordered, 50):.0f} µs with the timers on; inclusive times):"]  # fmt: skip
+    lines = [
+        f"agent-tracer's capture functions inside the loop, median µs per call (one more run, "
+        f"call p50 {percentile(ordered, 50):.0f} µs with the timers on; inclusive times):"
+    ]
     width = max(len(label) for label in result["breakdown"])
     lines += [f"  {label:<{width}}  {us:7.1f}" for label, us in result["breakdown"].items()]
     return lines
@@ -513,19 +536,24 @@ def report(
     if at:
         flush = statistics.median(r["flush_ms"] for r in at["runs"])
         last = at["runs"][-1]
-        out.append(f"agent-tracer: flush after the loop {flush:.1f} ms (median of runs); last run: stats() "
-                   f"{last['stats']}, llm_calls rows {last['llm_calls_rows']}")  # fmt: skip
+        out.append(
+            f"agent-tracer: flush after the loop {flush:.1f} ms (median of runs); last run: stats() "
+            f"{last['stats']}, llm_calls rows {last['llm_calls_rows']}"
+        )
     if olm:
         last = olm["runs"][-1]
-        out.append(f"openllmetry {last['version']}: spans exported (and discarded) in the last run: "
-                   f"{last['spans_exported']}")  # fmt: skip
+        out.append(
+            f"openllmetry {last['version']}: spans exported (and discarded) in the last run: {last['spans_exported']}"
+        )
     for mode in ALL_MODES:
         if mode in summary:
             runs = summary[mode]["runs"]
             counts = [statistics.median(r["gc"]["counts"][g] for r in runs) for g in range(3)]
             ms = statistics.median(sum(r["gc"]["ms"]) for r in runs)
-            out.append(f"gc during the loop, {mode}: {counts[0]:.0f} / {counts[1]:.0f} / {counts[2]:.0f} collections "
-                       f"of generation 0 / 1 / 2, {ms:.1f} ms in all (median of runs)")  # fmt: skip
+            out.append(
+                f"gc during the loop, {mode}: {counts[0]:.0f} / {counts[1]:.0f} / {counts[2]:.0f} collections "
+                f"of generation 0 / 1 / 2, {ms:.1f} ms in all (median of runs)"
+            )
     if breakdown is not None:
         out += ["", *_breakdown_lines(breakdown)]
     calls_per_s = None
@@ -560,8 +588,11 @@ def run_latency(modes: list[str], args: argparse.Namespace) -> dict[str, list[di
             result = _run_child(["--worker", mode, *worker_args], args.server)
             runs[mode].append(result)
             status = result.get("error") or f"p50 {percentile(sorted(result['latencies_ns']), 50):.0f} µs"
-            print(f"  run {rep + 1}/{args.repeats} {mode:<24} {time.perf_counter() - t0:5.1f} s  {status}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"  run {rep + 1}/{args.repeats} {mode:<24} {time.perf_counter() - t0:5.1f} s  {status}",
+                file=sys.stderr,
+                flush=True,
+            )
     return runs
 
 
@@ -573,16 +604,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=100, help="untimed calls before timing (default 100)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, in rotation (default 3)")
     parser.add_argument("--stream", action="store_true", help="streamed calls: time until the stream is consumed")
-    parser.add_argument("--modes", default=",".join(MODES),
-                        help=f"comma-separated, from {','.join(ALL_MODES)} (default: {','.join(MODES)})")  # fmt: skip
-    parser.add_argument("--server", choices=("subprocess", "inprocess"), default="subprocess",
-                        help="where the fake upstream runs (default: its own process per run)")  # fmt: skip
-    parser.add_argument("--write-calls", type=int, default=20_000,
-                        help="LLM calls stored in the write-throughput test; 0 skips it (default 20000)")  # fmt: skip
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated, from {','.join(ALL_MODES)} (default: {','.join(MODES)})",
+    )
+    parser.add_argument(
+        "--server",
+        choices=("subprocess", "inprocess"),
+        default="subprocess",
+        help="where the fake upstream runs (default: its own process per run)",
+    )
+    parser.add_argument(
+        "--write-calls",
+        type=int,
+        default=20_000,
+        help="LLM calls stored in the write-throughput test; 0 skips it (default 20000)",
+    )
     parser.add_argument("--no-install", action="store_true", help=f"do not pip install {OPENLLMETRY} when missing")
     parser.add_argument("--json", metavar="PATH", help="also write the figures (per run too) to this JSON file")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="one more agent-tracer run timing its capture functions inside the loop")  # fmt: skip
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="one more agent-tracer run timing its capture functions inside the loop",
+    )
     parser.add_argument("--worker", choices=(*ALL_MODES, "write"), help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     return parser
@@ -614,8 +659,11 @@ def main(argv: list[str] | None = None) -> None:
             modes.remove("openllmetry")
     started = dt.datetime.now(dt.timezone.utc)
     kind = "streamed" if args.stream else "plain"
-    print(f"capture overhead: {args.calls} {kind} calls per run (+{args.warmup} warm-up), "
-          f"{args.repeats} runs per mode in rotation, upstream {args.server}", file=sys.stderr)  # fmt: skip
+    print(
+        f"capture overhead: {args.calls} {kind} calls per run (+{args.warmup} warm-up), "
+        f"{args.repeats} runs per mode in rotation, upstream {args.server}",
+        file=sys.stderr,
+    )
     table, summary = summarize_latency(run_latency(modes, args), args.calls, why_not)
     breakdown = None
     if args.breakdown:

@@ -11,10 +11,12 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent_call import CALL_KWARGS, MESSAGES
+
 
 def _captured_payloads(base_url: str, tmp: Path) -> list[Any]:
     """Real payloads: a few calls of each shape through the SDK with agent-tracer on, taken on their
@@ -54,14 +56,19 @@ def _replicas(payloads: list[Any], n: int) -> list[Any]:
 
 def _records_breakdown(payloads: list[Any]) -> dict[str, float]:
     """Mean µs per call of the parts of `LLMCallPayload.records()` that cost the most."""
-    from agent_tracer.redact import has_secret
-
     from agent_tracer.decode import decode_call
+    from agent_tracer.redact import has_secret
 
     parts: dict[str, Callable[[Any], Any]] = {
         "decode_call (request + response)": lambda p: decode_call(
-            p.codec, p.raw_request, p.raw_response, sse=p.streamed, ending=p.ending,
-            http_status=p.http_status, error=p.error),
+            p.codec,
+            p.raw_request,
+            p.raw_response,
+            sse=p.streamed,
+            ending=p.ending,
+            http_status=p.http_status,
+            error=p.error,
+        ),
         "records() in all": lambda p: p.records(),
         "has_secret(raw request)": lambda p: has_secret(p.raw_request.decode("utf-8", "replace")),
         "has_secret(raw response)": lambda p: has_secret(p.raw_response.decode("utf-8", "replace")),

@@ -91,9 +91,11 @@ WARMUP_LOAD_S = 2.0
 
 def request_bytes(port: int, body: dict[str, Any]) -> bytes:
     data = json.dumps(body, separators=(",", ":")).encode()
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer sk-bench-not-a-real-key\r\nx-fake-scenario: text\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer sk-bench-not-a-real-key\r\nx-fake-scenario: text\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
     return head.encode() + data
 
 
@@ -174,8 +176,9 @@ def answer_text(response: Response) -> str | None:
     try:
         if not response.sse:
             return json.loads(response.body)["choices"][0]["message"]["content"]
-        data = [line.strip()[5:].strip() for line in bytes(response.body).splitlines()
-                if line.strip().startswith(b"data:")]  # fmt: skip
+        data = [
+            line.strip()[5:].strip() for line in bytes(response.body).splitlines() if line.strip().startswith(b"data:")
+        ]
         return "".join(map(_delta_text, data)) if data and data[-1] == b"[DONE]" else None
     except (ValueError, KeyError, IndexError, TypeError):
         return None
@@ -259,8 +262,20 @@ def load_wrk(port: int, seconds: float, args: argparse.Namespace, marker: str, t
     body, script = tmp / "body.json", tmp / "post.lua"
     body.write_bytes(json.dumps(BODY, separators=(",", ":")).encode())
     script.write_text(WRK_LUA.format(body=body, marker=marker))
-    cmd = ["wrk", "-t", str(args.wrk_threads), "-c", str(args.connections), "-d", f"{seconds:g}s", "--timeout",
-           "30s", "-s", str(script), f"http://127.0.0.1:{port}/v1/chat/completions"]  # fmt: skip
+    cmd = [
+        "wrk",
+        "-t",
+        str(args.wrk_threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{seconds:g}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     for line in proc.stdout.splitlines():
         if line.startswith("WRK "):
@@ -324,8 +339,12 @@ def serve_upstream() -> None:
 
 class Upstream:
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-upstream"],
-                                     cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve-upstream"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http://"):
             self.stop()
@@ -406,8 +425,17 @@ class LiteLLMTarget(Target):
 
         self.port, config, log = free_port(), tmp / "litellm.yaml", tmp / "litellm.log"
         config.write_text(litellm_config(upstream.url + "/v1"))
-        command = [args.litellm_bin, "--config", str(config), "--host", "127.0.0.1", "--port", str(self.port),
-                   "--num_workers", str(args.workers)]  # fmt: skip
+        command = [
+            args.litellm_bin,
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--num_workers",
+            str(args.workers),
+        ]
         env = {**{k: v for k, v in os.environ.items() if k not in LITELLM_UNSET}, **LITELLM_ENV}
         with log.open("wb") as out:
             self.proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
@@ -453,10 +481,12 @@ def ensure_litellm(args: argparse.Namespace) -> str | None:
 def versions(python: str, dists: tuple[str, ...]) -> str:
     """Versions of `dists` in an interpreter (LiteLLM's is another one), and the event loop and HTTP
     parser its uvicorn picks: uvloop and httptools when importable there."""
-    code = ("import importlib.metadata as m, importlib.util as u, sys\n"
-            "def v(d):\n try: return d + ' ' + m.version(d)\n except Exception: return d + ' missing'\n"
-            "print(', '.join(map(v, sys.argv[1:])) + '; uvicorn with ' + ('uvloop' if u.find_spec('uvloop') "
-            "else 'asyncio') + ' and ' + ('httptools' if u.find_spec('httptools') else 'h11'))")  # fmt: skip
+    code = (
+        "import importlib.metadata as m, importlib.util as u, sys\n"
+        "def v(d):\n try: return d + ' ' + m.version(d)\n except Exception: return d + ' missing'\n"
+        "print(', '.join(map(v, sys.argv[1:])) + '; uvicorn with ' + ('uvloop' if u.find_spec('uvloop') "
+        "else 'asyncio') + ' and ' + ('httptools' if u.find_spec('httptools') else 'h11'))"
+    )
     proc = subprocess.run([python, "-c", code, *dists], capture_output=True, text=True)
     return proc.stdout.strip() or f"unknown ({proc.stderr.strip()[-200:]})"
 
@@ -464,6 +494,7 @@ def versions(python: str, dists: tuple[str, ...]) -> str:
 def checkout() -> str:
     """The commit of the agent-tracer code measured, and whether it had local changes: the proxy
     process imports the working tree, so an edit made during a run shows here."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
@@ -483,9 +514,10 @@ def run_target(name: str, args: argparse.Namespace, expected: str, marker: str) 
         tmp, upstream, target = Path(tmp_name), Upstream(), None
         try:
             target = cls(upstream, tmp, args)
-            result: dict[str, Any] = {"plain": sequential(target.port, False, args.calls, args.warmup, expected),
-                                      "stream": sequential(target.port, True, args.stream_calls, args.warmup,
-                                                           expected)}  # fmt: skip
+            result: dict[str, Any] = {
+                "plain": sequential(target.port, False, args.calls, args.warmup, expected),
+                "stream": sequential(target.port, True, args.stream_calls, args.warmup, expected),
+            }
             if args.wrk:
                 load = lambda s: load_wrk(target.port, s, args, marker, tmp)  # noqa: E731
             else:
@@ -538,8 +570,11 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
         good = [r for r in results if "error" not in r]
         per_round: dict[str, list[float]] = {}
         for r in good:
-            for label, values in (("plain", r["plain"]["ns"]), ("ttft", r["stream"]["first_ns"]),
-                                  ("end", r["stream"]["ns"])):  # fmt: skip
+            for label, values in (
+                ("plain", r["plain"]["ns"]),
+                ("ttft", r["stream"]["first_ns"]),
+                ("end", r["stream"]["ns"]),
+            ):
                 values = sorted(values)
                 per_round.setdefault(f"{label} p50", []).append(percentile(values, 50))
                 per_round.setdefault(f"{label} p99", []).append(percentile(values, 99))
@@ -571,7 +606,8 @@ def tables(summary: dict[str, dict[str, Any]], args: argparse.Namespace) -> list
     def cells(n: str, keys: tuple[str, ...], added: tuple[str, ...]) -> list[str]:
         s = summary[n]
         return [f"{s[k]:,.0f}" for k in keys] + [
-            f"{s[k] - direct[k]:+,.0f}" if direct and n != "direct" else "-" for k in added]
+            f"{s[k] - direct[k]:+,.0f}" if direct and n != "direct" else "-" for k in added
+        ]
 
     def failed(n: str, *phases: str) -> str:
         return str(sum(r[p]["bad"] + r[p].get("socket_errors", 0) for r in summary[n]["runs"] for p in phases))
@@ -580,27 +616,87 @@ def tables(summary: dict[str, dict[str, Any]], args: argparse.Namespace) -> list
         return " ".join(f"{v:,.0f}" for v in summary[n]["per_round"][key])
 
     runs = {n: len(summary[n]["runs"]) for n in names}
-    plain = [[n, f"{args.calls}×{runs[n]}", *cells(n, ("plain p50", "plain p99", "plain mean"),
-              ("plain p50", "plain p99", "plain mean")), failed(n, "plain"), each(n, "plain p50")] for n in names]
-    stream = [[n, f"{args.stream_calls}×{runs[n]}", *cells(n, ("ttft p50", "ttft p99", "end p50", "end p99"),
-               ("ttft p50", "end p50")), failed(n, "stream")] for n in names]  # fmt: skip
-    load = [[n, f"{args.duration:g} s×{runs[n]}", *cells(n, ("rps",), ()),
-             f"{summary[n]['rps'] / direct['rps']:.2f}" if direct else "-",
-             *cells(n, ("load p50", "load p99", "cpu"), ()), failed(n, "load", "load_warmup"), each(n, "rps")]
-            for n in names]  # fmt: skip
+    plain = [
+        [
+            n,
+            f"{args.calls}×{runs[n]}",
+            *cells(n, ("plain p50", "plain p99", "plain mean"), ("plain p50", "plain p99", "plain mean")),
+            failed(n, "plain"),
+            each(n, "plain p50"),
+        ]
+        for n in names
+    ]
+    stream = [
+        [
+            n,
+            f"{args.stream_calls}×{runs[n]}",
+            *cells(n, ("ttft p50", "ttft p99", "end p50", "end p99"), ("ttft p50", "end p50")),
+            failed(n, "stream"),
+        ]
+        for n in names
+    ]
+    load = [
+        [
+            n,
+            f"{args.duration:g} s×{runs[n]}",
+            *cells(n, ("rps",), ()),
+            f"{summary[n]['rps'] / direct['rps']:.2f}" if direct else "-",
+            *cells(n, ("load p50", "load p99", "cpu"), ()),
+            failed(n, "load", "load_warmup"),
+            each(n, "rps"),
+        ]
+        for n in names
+    ]
     return [
         "Non-streamed calls, one after another on a kept-alive connection (µs):",
-        _table(["target", "calls", "p50", "p99", "mean", "added p50", "added p99", "added mean", "failed",
-                "p50 of each round"], plain),  # fmt: skip
+        _table(
+            [
+                "target",
+                "calls",
+                "p50",
+                "p99",
+                "mean",
+                "added p50",
+                "added p99",
+                "added mean",
+                "failed",
+                "p50 of each round",
+            ],
+            plain,
+        ),
         "",
         "Streamed calls (µs): time to first token (ttft: first SSE event with content) and to the stream's end:",
-        _table(["target", "calls", "ttft p50", "ttft p99", "end p50", "end p99", "added ttft p50", "added end p50",
-                "failed"], stream),  # fmt: skip
+        _table(
+            [
+                "target",
+                "calls",
+                "ttft p50",
+                "ttft p99",
+                "end p50",
+                "end p99",
+                "added ttft p50",
+                "added end p50",
+                "failed",
+            ],
+            stream,
+        ),
         "",
         f"Throughput at {args.connections} connections, non-streamed ({args.load_name}): checked 200s per second; "
         "latency under load (µs); CPU µs per request of the target's processes (for direct: the upstream's):",
-        _table(["target", "duration", "requests/s", "of direct", "p50", "p99", "CPU µs/req", "failed",
-                "requests/s of each round"], load),  # fmt: skip
+        _table(
+            [
+                "target",
+                "duration",
+                "requests/s",
+                "of direct",
+                "p50",
+                "p99",
+                "CPU µs/req",
+                "failed",
+                "requests/s of each round",
+            ],
+            load,
+        ),
     ]
 
 
@@ -616,9 +712,11 @@ def record_lines(runs: list[dict[str, Any]]) -> tuple[list[str], bool | None]:
         good = ok >= got_200 and total >= r["upstream_received"]
         all_good = good if all_good is None else all_good and good
         others = ", ".join(f"{s} {c:,}" for s, c in rows.items() if s != "ok") or "none"
-        lines.append(f"  round {i}: clients got {got_200:,} checked 200s, the upstream received "
-                     f"{r['upstream_received']:,}; llm_calls rows {total:,} (ok {ok:,}; others: {others}): "
-                     f"{'every call recorded' if good else 'CALLS MISSING'}")  # fmt: skip
+        lines.append(
+            f"  round {i}: clients got {got_200:,} checked 200s, the upstream received "
+            f"{r['upstream_received']:,}; llm_calls rows {total:,} (ok {ok:,}; others: {others}): "
+            f"{'every call recorded' if good else 'CALLS MISSING'}"
+        )
     return lines, all_good
 
 
@@ -627,18 +725,24 @@ def goal_lines(summary: dict[str, dict[str, Any]], why_not: dict[str, str], reco
     out = []
     if at and direct:
         added = {k: at[k] - direct[k] for k in ("plain p50", "ttft p50")}
-        out.append(f"  at most 1 ms added at p50: {'met' if added['plain p50'] <= 1000 else 'NOT met'} "
-                   f"({added['plain p50']:+,.0f} µs; first token of a stream {added['ttft p50']:+,.0f} µs)")
+        out.append(
+            f"  at most 1 ms added at p50: {'met' if added['plain p50'] <= 1000 else 'NOT met'} "
+            f"({added['plain p50']:+,.0f} µs; first token of a stream {added['ttft p50']:+,.0f} µs)"
+        )
         if lt:
             lt_added = {k: lt[k] - direct[k] for k in added}
             ratios = [f"{added[k] / lt_added[k]:.2f}" if lt_added[k] > 0 else "n/a" for k in added]
-            out.append(f"  added p50, agent-tracer / LiteLLM: {ratios[0]} ({added['plain p50']:+,.0f} vs "
-                       f"{lt_added['plain p50']:+,.0f} µs); first token: {ratios[1]} ({added['ttft p50']:+,.0f} "
-                       f"vs {lt_added['ttft p50']:+,.0f} µs)")  # fmt: skip
+            out.append(
+                f"  added p50, agent-tracer / LiteLLM: {ratios[0]} ({added['plain p50']:+,.0f} vs "
+                f"{lt_added['plain p50']:+,.0f} µs); first token: {ratios[1]} ({added['ttft p50']:+,.0f} "
+                f"vs {lt_added['ttft p50']:+,.0f} µs)"
+            )
     if at and lt:
         ratio = at["rps"] / lt["rps"]
-        out.append(f"  at least 2× LiteLLM's requests/s: {'met' if ratio >= 2 else 'NOT met'} "
-                   f"({ratio:.2f}×: {at['rps']:,.0f} vs {lt['rps']:,.0f}/s)")
+        out.append(
+            f"  at least 2× LiteLLM's requests/s: {'met' if ratio >= 2 else 'NOT met'} "
+            f"({ratio:.2f}×: {at['rps']:,.0f} vs {lt['rps']:,.0f}/s)"
+        )
     elif at:
         out.append(f"  at least 2× LiteLLM's requests/s: not measured ({why_not.get('litellm', 'not run')})")
     if recorded is not None:
@@ -646,11 +750,21 @@ def goal_lines(summary: dict[str, dict[str, Any]], why_not: dict[str, str], reco
     return out
 
 
-def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace, why_not: dict[str, str],
-           started: dt.datetime, command: str, code: str) -> str:
+def report(
+    runs: dict[str, list[dict[str, Any]]],
+    args: argparse.Namespace,
+    why_not: dict[str, str],
+    started: dt.datetime,
+    command: str,
+    code: str,
+) -> str:
     summary = summarize(runs)
-    out = ["", f"Proxy overhead: {args.repeats} round(s), targets in rotation, fresh upstream and target "
-               f"processes each time; figures are medians of the rounds", ""]  # fmt: skip
+    out = [
+        "",
+        f"Proxy overhead: {args.repeats} round(s), targets in rotation, fresh upstream and target "
+        f"processes each time; figures are medians of the rounds",
+        "",
+    ]
     out += tables(summary, args) if summary else ["no target completed a round"]
     out.append("")
     for name, results in runs.items():
@@ -660,19 +774,33 @@ def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace, why_
     if lines:
         out += ["agent-tracer's records (counted after a graceful stop):", *lines]
     out += ["", "goals:", *goal_lines(summary, why_not, recorded), ""]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
     now = checkout()
-    out += [f"machine: {cpu or 'unknown CPU'}, {os.cpu_count()} cores, load average "
-            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; {platform.system()}, "
-            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
-            f"agent-tracer's proxy: commit {code if code == now else f'{code} at the start, {now} at the end'}; "
-            f"{versions(sys.executable, ('uvicorn', 'starlette', 'aiohttp', 'httpx'))}"]
+    out += [
+        f"machine: {cpu or 'unknown CPU'}, {os.cpu_count()} cores, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; {platform.system()}, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
+        f"agent-tracer's proxy: commit {code if code == now else f'{code} at the start, {now} at the end'}; "
+        f"{versions(sys.executable, ('uvicorn', 'starlette', 'aiohttp', 'httpx'))}",
+    ]
     if "litellm" in runs:
         python = str(Path(args.litellm_bin).with_name("python"))
-        out += [f"LiteLLM's proxy: {versions(python, ('litellm', 'uvicorn', 'fastapi', 'aiohttp', 'httpx'))}",
-                f"LiteLLM started as: {' '.join(f'{k}={v}' for k, v in LITELLM_ENV.items())} {args.litellm_bin} "
-                f"--config <tmp>/litellm.yaml --host 127.0.0.1 --port <free> --num_workers {args.workers}"]
+        out += [
+            f"LiteLLM's proxy: {versions(python, ('litellm', 'uvicorn', 'fastapi', 'aiohttp', 'httpx'))}",
+            f"LiteLLM started as: {' '.join(f'{k}={v}' for k, v in LITELLM_ENV.items())} {args.litellm_bin} "
+            f"--config <tmp>/litellm.yaml --host 127.0.0.1 --port <free> --num_workers {args.workers}",
+        ]
     out += [f"load generator: {args.load_name}", f"date: {started:%Y-%m-%d %H:%M} UTC", f"command: {command}"]
     if args.json:
         figures = {n: {k: v for k, v in s.items() if k != "runs"} for n, s in summary.items()}
@@ -681,8 +809,10 @@ def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace, why_
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Latency and throughput added by agent-tracer's proxy, against the "
-                                            "upstream directly and LiteLLM's proxy, and whether it records every call.")
+    p = argparse.ArgumentParser(
+        description="Latency and throughput added by agent-tracer's proxy, against the "
+        "upstream directly and LiteLLM's proxy, and whether it records every call."
+    )
     p.add_argument("--calls", type=int, default=1500, help="timed non-streamed calls per round (default 1500)")
     p.add_argument("--stream-calls", type=int, default=500, help="timed streamed calls per round (default 500)")
     p.add_argument("--warmup", type=int, default=100, help="untimed calls before each of those (default 100)")
@@ -690,10 +820,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", type=int, default=64, help="concurrent connections of the load (default 64)")
     p.add_argument("--repeats", type=int, default=3, help="rounds, the targets in rotation (default 3)")
     p.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated, from {','.join(TARGETS)}")
-    p.add_argument("--workers", type=int, default=1,
-                   help="server processes per proxy: agent-tracer's --workers, LiteLLM's --num_workers (default 1)")
-    p.add_argument("--litellm-bin", metavar="PATH",
-                   help=f"the `litellm` executable (default {LITELLM_VENV}/bin/litellm, created when missing)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes per proxy: agent-tracer's --workers, LiteLLM's --num_workers (default 1)",
+    )
+    p.add_argument(
+        "--litellm-bin",
+        metavar="PATH",
+        help=f"the `litellm` executable (default {LITELLM_VENV}/bin/litellm, created when missing)",
+    )
     p.add_argument("--no-install", action="store_true", help="do not create LiteLLM's venv when it is missing")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk's threads (default 1: one C thread is plenty)")
     p.add_argument("--python-load", action="store_true", help="the asyncio load generator even when wrk is there")
@@ -730,11 +867,16 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             r = run_target(name, args, expected, marker)
             runs[name].append(r)
-            status = r.get("error") or (f"p50 {percentile(sorted(r['plain']['ns']), 50):,.0f} µs, first token p50 "
-                                        f"{percentile(sorted(r['stream']['first_ns']), 50):,.0f} µs, "
-                                        f"{r['load']['ok'] / r['load']['duration_s']:,.0f} requests/s")  # fmt: skip
-            print(f"  round {rnd + 1}/{args.repeats} {name:<13} {time.perf_counter() - t0:5.1f} s  {status}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            status = r.get("error") or (
+                f"p50 {percentile(sorted(r['plain']['ns']), 50):,.0f} µs, first token p50 "
+                f"{percentile(sorted(r['stream']['first_ns']), 50):,.0f} µs, "
+                f"{r['load']['ok'] / r['load']['duration_s']:,.0f} requests/s"
+            )
+            print(
+                f"  round {rnd + 1}/{args.repeats} {name:<13} {time.perf_counter() - t0:5.1f} s  {status}",
+                file=sys.stderr,
+                flush=True,
+            )
     command = " ".join(["python bench/proxy_overhead.py", *(sys.argv[1:] if argv is None else argv)])
     print(report(runs, args, why_not, started, command, code))
 

@@ -67,8 +67,9 @@ def categories(text: str) -> tuple[str, ...]:
     chosen = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in chosen if name not in TRAIN_ON + EXTRA]
     if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"not a category to train on: {', '.join(unknown) or text!r} "
-                                         f"(choose from {', '.join(TRAIN_ON + EXTRA)})")
+        raise argparse.ArgumentTypeError(
+            f"not a category to train on: {', '.join(unknown) or text!r} (choose from {', '.join(TRAIN_ON + EXTRA)})"
+        )
     return chosen
 
 
@@ -77,34 +78,60 @@ def validated(result: Evaluation) -> str:
     tuned = next(summary for summary in result.summary.endpoints if summary.name == "tuned")
     calling = {case.id for case in result.cases if case.expected_calls}
     right = [row.success for row in result.rows if row.endpoint == "tuned" and row.case_id in calling]
-    return (f"{tuned.cases} non-live questions held out of training: tool-call format "
-            f"{tuned.tool_call_format}, AST accuracy {tuned.success}; "
-            f"on the {len(right)} that need a call {Rate(sum(right), len(right))}")
+    return (
+        f"{tuned.cases} non-live questions held out of training: tool-call format "
+        f"{tuned.tool_call_format}, AST accuracy {tuned.success}; "
+        f"on the {len(right)} that need a call {Rate(sum(right), len(right))}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="smollm2", help="The base model (default: the embedded SmolLM2).")
-    parser.add_argument("--dir", type=Path, default=Path("quality-run"), help="Where the store, data, run and report go.")
+    parser.add_argument(
+        "--dir", type=Path, default=Path("quality-run"), help="Where the store, data, run and report go."
+    )
     parser.add_argument("--max-steps", type=int, help="Training steps (default: the preset's).")
     parser.add_argument("--traces", type=int, help="Train on at most this many questions (default: all non-live).")
     parser.add_argument("--cases", type=int, help="Held-out questions asked (default: all of live_simple).")
     parser.add_argument("--max-tokens", type=int, default=256, help="Longest answer asked of each model.")
-    parser.add_argument("--unguided", action="store_true",
-                        help="Also evaluate the tuned model with unguided tool calls (a third endpoint).")
-    parser.add_argument("--validate", action="store_true",
-                        help="Also ask the tuned model the non-live rows held out of training (no live_* "
-                             "question), to choose a recipe on.")
+    parser.add_argument(
+        "--unguided",
+        action="store_true",
+        help="Also evaluate the tuned model with unguided tool calls (a third endpoint).",
+    )
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="Also ask the tuned model the non-live rows held out of training (no live_* "
+        "question), to choose a recipe on.",
+    )
     parser.add_argument("--preset", help="The training preset (default: sft on a GPU, sft-cpu without one).")
-    parser.add_argument("--train-on", type=categories, default=TRAIN_ON, metavar="CATEGORY,…",
-                        help=f"The non-live BFCL categories trained on (default: {','.join(TRAIN_ON)}; "
-                             f"also: {','.join(EXTRA)}).")
-    parser.add_argument("--unused-params", type=int, default=0, metavar="N",
-                        help="Optional parameters borrowed from other tools added to each tool a training row "
-                             "offers, left out by its answer (default: 0, none).")
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                        help="A training setting over the preset (repeatable), e.g. lora_r=32.")
+    parser.add_argument(
+        "--train-on",
+        type=categories,
+        default=TRAIN_ON,
+        metavar="CATEGORY,…",
+        help=f"The non-live BFCL categories trained on (default: {','.join(TRAIN_ON)}; also: {','.join(EXTRA)}).",
+    )
+    parser.add_argument(
+        "--unused-params",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Optional parameters borrowed from other tools added to each tool a training row "
+        "offers, left out by its answer (default: 0, none).",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A training setting over the preset (repeatable), e.g. lora_r=32.",
+    )
     args = parser.parse_args(argv)
 
     from agent_tracer.store import TraceStore
@@ -115,8 +142,15 @@ def main(argv: list[str] | None = None) -> None:
     with TraceStore(f"sqlite:///{args.dir.resolve() / 'traces.db'}") as store:
         for category in args.train_on:
             import_bfcl(store, category)
-        run = train(store, args.dir, args, tags=("bfcl",), settings=dict(s.split("=", 1) for s in args.settings),
-                    preset=args.preset, unused_params=args.unused_params)
+        run = train(
+            store,
+            args.dir,
+            args,
+            tags=("bfcl",),
+            settings=dict(s.split("=", 1) for s in args.settings),
+            preset=args.preset,
+            unused_params=args.unused_params,
+        )
         trained = time.perf_counter()
         if args.validate:
             try:
@@ -129,24 +163,34 @@ def main(argv: list[str] | None = None) -> None:
     done = time.perf_counter()
 
     figures = {summary.name: summary for summary in result.summary.endpoints}
-    rows = [[name, str(figures[name].tool_call_format), str(figures[name].success), str(figures[name].errors)]
-            for name in figures]
+    rows = [
+        [name, str(figures[name].tool_call_format), str(figures[name].success), str(figures[name].errors)]
+        for name in figures
+    ]
     comparison = next((c for c in result.summary.comparisons if {c.a, c.b} == {"base", "tuned"}), None)
     tuned = figures["tuned"]
-    print(f"\n## {EVALUATE_ON}: {tuned.cases} held-out questions, base {args.model} vs tuned "
-          f"({run}; training {trained - started:,.0f} s, evaluation {done - trained:,.0f} s)")
+    print(
+        f"\n## {EVALUATE_ON}: {tuned.cases} held-out questions, base {args.model} vs tuned "
+        f"({run}; training {trained - started:,.0f} s, evaluation {done - trained:,.0f} s)"
+    )
     print(table(["model", "tool-call format", "AST accuracy", "errors"], rows))
     if comparison is not None:
-        print(f"AST accuracy, {comparison.a} vs {comparison.b}: exact McNemar p = {comparison.p_value:.3g} "
-              f"(right only for {comparison.a}: {comparison.a_only}, only for {comparison.b}: {comparison.b_only})")
+        print(
+            f"AST accuracy, {comparison.a} vs {comparison.b}: exact McNemar p = {comparison.p_value:.3g} "
+            f"(right only for {comparison.a}: {comparison.a_only}, only for {comparison.b}: {comparison.b_only})"
+        )
     for name in figures:
         kinds = ", ".join(f"{kind} {count}" for kind, count in figures[name].failure_kinds.items())
         print(f"why {name}'s answers failed (the AST checker's kinds): {kinds or 'none failed'}")
-    for label, rate, goal in (("tool-call format", tuned.tool_call_format, GOALS["tool_call_format"]),
-                              ("AST accuracy", tuned.success, GOALS["success"])):
+    for label, rate, goal in (
+        ("tool-call format", tuned.tool_call_format, GOALS["tool_call_format"]),
+        ("AST accuracy", tuned.success, GOALS["success"]),
+    ):
         value = rate.value or 0.0
-        print(f"goal: tuned {label} at least {goal:.0%}: {'met' if value >= goal else 'NOT met'} "
-              f"({value:.2%}: {rate.k} of {rate.n})")  # 245/258 is 94.96%, shown as 95.0% above
+        print(
+            f"goal: tuned {label} at least {goal:.0%}: {'met' if value >= goal else 'NOT met'} "
+            f"({value:.2%}: {rate.k} of {rate.n})"
+        )  # 245/258 is 94.96%, shown as 95.0% above
     print(f"\nreport: {args.dir / 'report' / 'index.html'}")
 
 

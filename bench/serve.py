@@ -46,18 +46,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy_overhead import Connection, Upstream, answer_text, percentile, serve_upstream  # noqa: E402
 
 TOOLS = [
-    {"type": "function", "function": {
-        "name": "get_weather", "description": "Current weather for a city.",
-        "parameters": {"type": "object", "properties": {
-            "city": {"type": "string", "description": "City name"},
-            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            "days": {"type": "integer", "minimum": 1, "maximum": 14}},
-            "required": ["city", "unit"]}}},
-    {"type": "function", "function": {
-        "name": "search_flights", "description": "Flights between two airports.",
-        "parameters": {"type": "object", "properties": {
-            "origin": {"type": "string"}, "destination": {"type": "string"}, "date": {"type": "string"}},
-            "required": ["origin", "destination"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather for a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string", "description": "City name"},
+                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                    "days": {"type": "integer", "minimum": 1, "maximum": 14},
+                },
+                "required": ["city", "unit"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "search_flights",
+            "description": "Flights between two airports.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "origin": {"type": "string"},
+                    "destination": {"type": "string"},
+                    "date": {"type": "string"},
+                },
+                "required": ["origin", "destination"],
+            },
+        },
+    },
 ]
 MESSAGES = [
     {"role": "system", "content": "You are a travel assistant. Use the tools when they help."},
@@ -72,15 +92,24 @@ OVERHEAD_REQUESTS = {
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
     return f"{platform.node()}: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    lines = [" | ".join(str(c).ljust(w) for c, w in zip(header, widths)),
-             "-|-".join("-" * w for w in widths)]
+    lines = [" | ".join(str(c).ljust(w) for c, w in zip(header, widths)), "-|-".join("-" * w for w in widths)]
     lines += [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
     return "\n".join(lines)
 
@@ -91,9 +120,11 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def raw_request(port: int, body: dict[str, Any], scenario: str) -> bytes:
     data = json.dumps(body, separators=(",", ":")).encode()
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer sk-bench-not-a-real-key\r\nx-fake-scenario: {scenario}\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer sk-bench-not-a-real-key\r\nx-fake-scenario: {scenario}\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
     return head.encode() + data
 
 
@@ -112,9 +143,11 @@ def overhead(args: argparse.Namespace) -> list[str]:
     upstream = Upstream()
     with tempfile.TemporaryDirectory(prefix="agent-tracer-bench-serve-") as tmp:
         routes = Path(tmp) / "routes.yaml"
-        routes.write_text("routes:\n  routed:\n    mode: fallback\n"
-                          f"    primary: {{url: '{upstream.url}/v1', model: tuned}}\n"
-                          f"    fallback: {{url: '{upstream.url}/v1', model: frontier}}\n")
+        routes.write_text(
+            "routes:\n  routed:\n    mode: fallback\n"
+            f"    primary: {{url: '{upstream.url}/v1', model: tuned}}\n"
+            f"    fallback: {{url: '{upstream.url}/v1', model: frontier}}\n"
+        )
         proxy = ProxyProcess(upstream.url, Path(tmp) / "traces.db", "--routes", str(routes))
         try:
             times: dict[tuple[str, str], list[int]] = {}
@@ -140,8 +173,15 @@ def overhead(args: argparse.Namespace) -> list[str]:
     for name in OVERHEAD_REQUESTS:
         plain, routed = sorted(times[(name, "gpt-test")]), sorted(times[(name, "routed")])
         p50_plain, p50_routed = percentile(plain, 50), percentile(routed, 50)  # µs
-        rows.append([name, f"{p50_plain:,.0f}", f"{p50_routed:,.0f}", f"{p50_routed - p50_plain:+,.0f}",
-                     f"{percentile(routed, 99) - percentile(plain, 99):+,.0f}"])
+        rows.append(
+            [
+                name,
+                f"{p50_plain:,.0f}",
+                f"{p50_routed:,.0f}",
+                f"{p50_routed - p50_plain:+,.0f}",
+                f"{percentile(routed, 99) - percentile(plain, 99):+,.0f}",
+            ]
+        )
     worst = max(float(row[3].replace(",", "")) for row in rows)
     return [
         f"## Fallback decision overhead ({args.rounds} rounds x {args.calls} calls per name per request; "
@@ -165,30 +205,43 @@ def serve_throughput(args: argparse.Namespace) -> list[str]:
     server = ServeProcess(args.model, port, args.max_batch)
     load_s = time.perf_counter() - started
     client_base = f"http://127.0.0.1:{port}/v1"
-    prompts = [f"Write a long story about a {thing} who learns to sail. Story number {i}."
-               for i, thing in enumerate(["cat", "robot", "baker", "child", "dragon", "sailor", "teacher", "fox"] * 8)]
+    prompts = [
+        f"Write a long story about a {thing} who learns to sail. Story number {i}."
+        for i, thing in enumerate(["cat", "robot", "baker", "child", "dragon", "sailor", "teacher", "fox"] * 8)
+    ]
     rows = []
     try:
         client = openai.OpenAI(base_url=client_base, api_key="unused", max_retries=0, timeout=600)
-        client.chat.completions.create(model=server.name, messages=[{"role": "user", "content": "Hi"}],
-                                       max_tokens=4)  # warm-up
+        client.chat.completions.create(
+            model=server.name, messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+        )  # warm-up
         for concurrency in (1, 8):
             results = run_requests(client, server.name, prompts[: args.requests], concurrency, args.max_tokens)
             wall = results["wall_s"]
             latencies = sorted(r["latency_s"] for r in results["runs"])
             ttfts = sorted(r["ttft_s"] for r in results["runs"])
             tokens = sum(r["tokens"] for r in results["runs"])
-            rows.append([str(concurrency), str(len(latencies)), f"{tokens:,}", f"{tokens / wall:.1f}",
-                         f"{statistics.median(latencies):.2f}", f"{latencies[int(0.95 * (len(latencies) - 1))]:.2f}",
-                         f"{statistics.median(ttfts):.2f}"])
+            rows.append(
+                [
+                    str(concurrency),
+                    str(len(latencies)),
+                    f"{tokens:,}",
+                    f"{tokens / wall:.1f}",
+                    f"{statistics.median(latencies):.2f}",
+                    f"{latencies[int(0.95 * (len(latencies) - 1))]:.2f}",
+                    f"{statistics.median(ttfts):.2f}",
+                ]
+            )
     finally:
         server.stop()
     ratio = float(rows[1][3]) / float(rows[0][3])
     return [
         f"## agent-tracer serve {args.model} (transformers, CPU; loaded in {load_s:.0f} s; max_tokens "
         f"{args.max_tokens}, greedy, streamed; --max-batch {args.max_batch})",
-        table(["concurrency", "requests", "output tokens", "tokens/s", "latency p50 s", "latency p95 s",
-               "TTFT p50 s"], rows),
+        table(
+            ["concurrency", "requests", "output tokens", "tokens/s", "latency p50 s", "latency p95 s", "TTFT p50 s"],
+            rows,
+        ),
         f"concurrency 8 / concurrency 1: {ratio:.2f}x the output tokens/s",
     ]
 
@@ -198,8 +251,13 @@ def run_requests(client: Any, model: str, prompts: list[str], concurrency: int, 
         t0 = time.perf_counter()
         first, tokens = None, 0
         stream = client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0,
-            stream=True, stream_options={"include_usage": True})
+            model=model,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=max_tokens,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         for chunk in stream:
             if first is None and chunk.choices and chunk.choices[0].delta.content:
                 first = time.perf_counter() - t0
@@ -224,9 +282,24 @@ class ServeProcess:
 
         self.name = "bench-model"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent_tracer.cli", "serve", model, "--port", str(port), "--model-name", self.name,
-             "--max-batch", str(max_batch)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "agent_tracer.cli",
+                "serve",
+                model,
+                "--port",
+                str(port),
+                "--model-name",
+                self.name,
+                "--max-batch",
+                str(max_batch),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -248,8 +321,9 @@ class ServeProcess:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["serve", "overhead"], help="Run one part.")
     parser.add_argument("--model", default="smollm2", help="What serve loads (default: the embedded SmolLM2).")
     parser.add_argument("--requests", type=int, default=16, help="Requests per concurrency level.")

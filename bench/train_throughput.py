@@ -89,9 +89,19 @@ SIDES = ("agent-tracer", "plain-trl")
 GOAL_SPEEDUP = 1.5
 MATMUL_N = 8192
 
-LLAMA_1B = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-                num_key_value_heads=8, head_dim=64, max_position_embeddings=131072, rms_norm_eps=1e-5,
-                rope_theta=500000.0, tie_word_embeddings=True, hidden_act="silu")  # fmt: skip
+LLAMA_1B = dict(
+    hidden_size=2048,
+    intermediate_size=8192,
+    num_hidden_layers=16,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=64,
+    max_position_embeddings=131072,
+    rms_norm_eps=1e-5,
+    rope_theta=500000.0,
+    tie_word_embeddings=True,
+    hidden_act="silu",
+)
 """Llama-3.2-1B's shape (its vocabulary aside: the rows are tokenised with SmolLM2's tokenizer)."""
 
 
@@ -121,9 +131,13 @@ def bfcl_rows(count: int, seed: int = 0) -> list[dict[str, Any]]:
 def _dict_arguments(message: dict[str, Any]) -> dict[str, Any]:
     if not message.get("tool_calls"):
         return {k: v for k, v in message.items() if k != "tool_calls"}
-    calls = [{"type": "function", "function": {"name": c["function"]["name"],
-                                               "arguments": json.loads(c["function"]["arguments"] or "{}")}}
-             for c in message["tool_calls"]]  # fmt: skip
+    calls = [
+        {
+            "type": "function",
+            "function": {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"] or "{}")},
+        }
+        for c in message["tool_calls"]
+    ]
     return {**message, "content": message.get("content") or "", "tool_calls": calls}
 
 
@@ -143,8 +157,9 @@ def warm_up(model_config: str, tmp: Path) -> str:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = load_tokenizer("smollm2")
-    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, **LLAMA_1B)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **LLAMA_1B
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).to(torch.bfloat16)
     folder = tmp / "llama-1b-random"
@@ -199,19 +214,29 @@ def _ours(data: str, out: str, options: dict[str, Any], cuda: bool) -> dict[str,
     from trainer.train.sft import train_sft
 
     preset = default_preset("sft", gpu=cuda)
-    overrides: dict[str, Any] = {"data": data, "out": out, "model": options["model"], "max_steps": options["steps"],
-                                 "eval_ratio": 0}  # fmt: skip
+    overrides: dict[str, Any] = {
+        "data": data,
+        "out": out,
+        "model": options["model"],
+        "max_steps": options["steps"],
+        "eval_ratio": 0,
+    }
     if options["batch_size"]:
         overrides["batch_size"] = options["batch_size"]
     config = resolve("sft", preset_values(preset), overrides, options["set"])
     hardware = Hardware.detect(config)  # what train_sft makes of the "auto" settings
     summary = train_sft(config, overwrite=True)  # resets the GPU's peak counter just before train()
-    return {"steps": summary["steps"], "tokens": summary["tokens"], "seconds": summary["seconds"],
-            "batch": config.batch_size * config.grad_accum, "params": _params(out, options),
-            "setup": f"preset {preset}{''.join(f', {k}={v} (--set)' for k, v in options['set'].items())}: LoRA "
-                     f"r={config.lora_r} dropout {config.lora_dropout}, batch {config.batch_size}x{config.grad_accum}, "
-                     f"max_length {config.max_length}, group_by_length {config.group_by_length}, "
-                     f"gradient_checkpointing {hardware.gradient_checkpointing}, bf16 {hardware.bf16}"}  # fmt: skip
+    return {
+        "steps": summary["steps"],
+        "tokens": summary["tokens"],
+        "seconds": summary["seconds"],
+        "batch": config.batch_size * config.grad_accum,
+        "params": _params(out, options),
+        "setup": f"preset {preset}{''.join(f', {k}={v} (--set)' for k, v in options['set'].items())}: LoRA "
+        f"r={config.lora_r} dropout {config.lora_dropout}, batch {config.batch_size}x{config.grad_accum}, "
+        f"max_length {config.max_length}, group_by_length {config.group_by_length}, "
+        f"gradient_checkpointing {hardware.gradient_checkpointing}, bf16 {hardware.bf16}",
+    }
 
 
 def _plain(data: str, out: str, options: dict[str, Any], cuda: bool) -> dict[str, Any]:
@@ -228,21 +253,31 @@ def _plain(data: str, out: str, options: dict[str, Any], cuda: bool) -> dict[str
     extra: dict[str, Any] = {} if cuda else {"use_cpu": True}
     if options["batch_size"]:
         extra["per_device_train_batch_size"] = options["batch_size"]
-    args = SFTConfig(output_dir=out, max_steps=options["steps"], report_to="none",
-                     include_num_input_tokens_seen="non_padding", **extra)  # fmt: skip
-    trainer = SFTTrainer(model=model, args=args, train_dataset=load_dataset(Path(data), "sft"),
-                         processing_class=tokenizer)  # fmt: skip
+    args = SFTConfig(
+        output_dir=out,
+        max_steps=options["steps"],
+        report_to="none",
+        include_num_input_tokens_seen="non_padding",
+        **extra,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=load_dataset(Path(data), "sft"), processing_class=tokenizer
+    )
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
-    return {"steps": trainer.state.global_step, "tokens": trainer.state.num_input_tokens_seen, "seconds": seconds,
-            "batch": args.per_device_train_batch_size * args.gradient_accumulation_steps,
-            "params": sum(p.numel() for p in model.parameters()),
-            "setup": f"TRL defaults: full fine-tuning, batch {args.per_device_train_batch_size}x"
-                     f"{args.gradient_accumulation_steps}, max_length {args.max_length}, gradient_checkpointing "
-                     f"{args.gradient_checkpointing}, bf16 {args.bf16}"}  # fmt: skip
+    return {
+        "steps": trainer.state.global_step,
+        "tokens": trainer.state.num_input_tokens_seen,
+        "seconds": seconds,
+        "batch": args.per_device_train_batch_size * args.gradient_accumulation_steps,
+        "params": sum(p.numel() for p in model.parameters()),
+        "setup": f"TRL defaults: full fine-tuning, batch {args.per_device_train_batch_size}x"
+        f"{args.gradient_accumulation_steps}, max_length {args.max_length}, gradient_checkpointing "
+        f"{args.gradient_checkpointing}, bf16 {args.bf16}",
+    }
 
 
 def _params(out: str, options: dict[str, Any]) -> int:
@@ -267,8 +302,11 @@ def run_side(side: str, data: Path, out: Path, options: dict[str, Any]) -> dict[
     if proc.returncode:
         raise SystemExit(f"the {side} run failed:\n{proc.stderr[-4000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"{side}: {result['steps']} steps, {result['tokens']:,} tokens in {result['seconds']:.1f} s "
-          f"(child process {time.perf_counter() - started:.0f} s)", file=sys.stderr)  # fmt: skip
+    print(
+        f"{side}: {result['steps']} steps, {result['tokens']:,} tokens in {result['seconds']:.1f} s "
+        f"(child process {time.perf_counter() - started:.0f} s)",
+        file=sys.stderr,
+    )
     return result
 
 
@@ -276,16 +314,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8, help="optimiser steps each side trains")
     parser.add_argument("--rows", type=int, default=96, help="BFCL rows in the dataset (non-live categories)")
-    parser.add_argument("--batch-size", type=int, default=0,
-                        help="per-device batch of BOTH sides (0: each side's own default)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting of the agent-tracer side over its preset (e.g. lora_dropout=0), to see "
-                             "what a change to the defaults would do; repeatable; the report names each")
+    parser.add_argument(
+        "--batch-size", type=int, default=0, help="per-device batch of BOTH sides (0: each side's own default)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the agent-tracer side over its preset (e.g. lora_dropout=0), to see "
+        "what a change to the defaults would do; repeatable; the report names each",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="runs of each side, in rotation (median reported)")
     parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated: agent-tracer, plain-trl")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--model-config", choices=("smollm2", "1b"), default="smollm2",
-                        help="smollm2 (the embedded model) or 1b (a random Llama-3.2-1B-shaped model; GPU)")
+    parser.add_argument(
+        "--model-config",
+        choices=("smollm2", "1b"),
+        default="smollm2",
+        help="smollm2 (the embedded model) or 1b (a random Llama-3.2-1B-shaped model; GPU)",
+    )
     parser.add_argument("--child", nargs=4, metavar=("SIDE", "DATA", "OUT", "OPTIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -313,8 +361,13 @@ def main() -> None:
         data = tmp / "sft.jsonl"
         rows = bfcl_rows(args.rows)
         data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-        options = {"steps": args.steps, "batch_size": args.batch_size, "device": args.device, "model": model,
-                   "set": settings}
+        options = {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "device": args.device,
+            "model": model,
+            "set": settings,
+        }
         runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
         for repeat in range(args.repeats):
             for side in sides:
@@ -331,35 +384,49 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
-def report(results: dict[str, dict[str, Any]], rows: list[dict[str, Any]], args: argparse.Namespace,
-           peak: float | None) -> str:  # fmt: skip
+def report(
+    results: dict[str, dict[str, Any]], rows: list[dict[str, Any]], args: argparse.Namespace, peak: float | None
+) -> str:
     cuda = args.device == "cuda"
     header = ["side", "steps", "rows/step", "tokens", "seconds", "tokens/s", "peak RSS MB"]
     header += ["peak GPU MB", "MFU"] if cuda else []
     table = []
     for side, r in results.items():
         speed = r["tokens"] / r["seconds"]
-        line = [side, str(r["steps"]), str(r["batch"]), f"{r['tokens']:,}", f"{r['seconds']:.1f}", f"{speed:,.0f}",
-                f"{r['peak_rss_mb']:,.0f}"]  # fmt: skip
+        line = [
+            side,
+            str(r["steps"]),
+            str(r["batch"]),
+            f"{r['tokens']:,}",
+            f"{r['seconds']:.1f}",
+            f"{speed:,.0f}",
+            f"{r['peak_rss_mb']:,.0f}",
+        ]
         if cuda:
             line += [f"{r['peak_gpu_mb']:,.0f}", f"{6 * r['params'] * speed / peak:.1%}" if peak else "-"]
         table.append(line)
     widths = [max(len(h), *(len(line[i]) for line in table)) for i, h in enumerate(header)]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths)))
-             for line in [header, *table]]  # fmt: skip
+    lines = [
+        "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+        for line in [header, *table]
+    ]
     lines += [""] + [f"{side}: {r['setup']}" for side, r in results.items()]
     if args.repeats > 1:
-        lines += [f"{side} tokens/s of each run: {', '.join(f'{s:,.0f}' for s in r['runs'])}"
-                  for side, r in results.items()]  # fmt: skip
+        lines += [
+            f"{side} tokens/s of each run: {', '.join(f'{s:,.0f}' for s in r['runs'])}" for side, r in results.items()
+        ]
     if {"agent-tracer", "plain-trl"} <= results.keys():
         ours, plain = results["agent-tracer"], results["plain-trl"]
         ratio = (ours["tokens"] / ours["seconds"]) / (plain["tokens"] / plain["seconds"])
         memory = "peak_gpu_mb" if cuda else "peak_rss_mb"
         memory_ratio = ours[memory] / plain[memory]
         met = ratio >= GOAL_SPEEDUP and memory_ratio <= 1.0
-        lines += ["", f"ratio agent-tracer / plain TRL: {ratio:.2f}x tokens/s, {memory_ratio:.2f}x peak "
-                  f"{'GPU memory' if cuda else 'RSS'}",
-                  f"goal (>= {GOAL_SPEEDUP}x tokens/s at <= memory): {'met' if met else 'NOT met'}"]  # fmt: skip
+        lines += [
+            "",
+            f"ratio agent-tracer / plain TRL: {ratio:.2f}x tokens/s, {memory_ratio:.2f}x peak "
+            f"{'GPU memory' if cuda else 'RSS'}",
+            f"goal (>= {GOAL_SPEEDUP}x tokens/s at <= memory): {'met' if met else 'NOT met'}",
+        ]
     import torch
     import transformers
     import trl
@@ -367,12 +434,15 @@ def report(results: dict[str, dict[str, Any]], rows: list[dict[str, Any]], args:
     machine = f"{os.cpu_count()} cores, {platform.system()}"
     if cuda:
         machine += f", {torch.cuda.get_device_name()} (bf16 matmul {peak / 1e12:,.0f} TFLOP/s measured)"
-    lines += ["", f"data: {len(rows)} BFCL rows ({', '.join(CATEGORIES)}); model: {args.model_config}; "
-              f"batch: {'both ' + str(args.batch_size) if args.batch_size else 'each side its own default'}",
-              f"machine: {machine}, Python {platform.python_version()}, torch {torch.__version__}, transformers "
-              f"{transformers.__version__}, TRL {trl.__version__}; torch threads {torch.get_num_threads()}; "
-              f"date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-              f"command: python bench/train_throughput.py {' '.join(sys.argv[1:])}".rstrip()]  # fmt: skip
+    lines += [
+        "",
+        f"data: {len(rows)} BFCL rows ({', '.join(CATEGORIES)}); model: {args.model_config}; "
+        f"batch: {'both ' + str(args.batch_size) if args.batch_size else 'each side its own default'}",
+        f"machine: {machine}, Python {platform.python_version()}, torch {torch.__version__}, transformers "
+        f"{transformers.__version__}, TRL {trl.__version__}; torch threads {torch.get_num_threads()}; "
+        f"date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"command: python bench/train_throughput.py {' '.join(sys.argv[1:])}".rstrip(),
+    ]
     return "\n".join(lines)
 
 

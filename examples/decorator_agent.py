@@ -57,8 +57,10 @@ def run(client: openai.OpenAI, model: str, question: str, expected: str) -> str:
 
 def answer_question(client: openai.OpenAI, model: str, question: str, max_turns: int = 4) -> str:
     """The tool loop: ask, run the tools the model calls, send the results back, until it answers."""
-    messages = [{"role": "system", "content": "You answer questions about orders."},
-                {"role": "user", "content": question}]
+    messages = [
+        {"role": "system", "content": "You answer questions about orders."},
+        {"role": "user", "content": question},
+    ]
     for _ in range(max_turns):
         reply = client.chat.completions.create(model=model, messages=messages, tools=TOOLS).choices[0].message
         if not reply.tool_calls:
@@ -74,8 +76,11 @@ def answer_question(client: openai.OpenAI, model: str, question: str, max_turns:
 def main(argv: list[str] | None = None) -> dict[str, str]:
     """Run the agent once per order; returns order id → answer."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-url", default=os.environ.get("OPENAI_BASE_URL", "local"),
-                        help="an OpenAI-compatible API, or `local`: a stand-in (default: $OPENAI_BASE_URL, else local)")
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("OPENAI_BASE_URL", "local"),
+        help="an OpenAI-compatible API, or `local`: a stand-in (default: $OPENAI_BASE_URL, else local)",
+    )
     parser.add_argument("--model", default="gpt-4o-mini")
     parser.add_argument("--db", help="trace store URL (default: AGENT_TRACER_DB or ./agent_tracer.db)")
     args = parser.parse_args(argv)

@@ -54,8 +54,15 @@ def import_bfcl(store: TraceStore, category: str) -> None:
     print(f"imported {reader.examples} BFCL {category} {what}{held_out}{skipped}")
 
 
-def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple[str, ...] = (TRAIN_ON,),
-          settings: dict[str, str] | None = None, preset: str | None = None, unused_params: int = 0) -> Path:
+def train(
+    store: TraceStore,
+    folder: Path,
+    args: argparse.Namespace,
+    tags: tuple[str, ...] = (TRAIN_ON,),
+    settings: dict[str, str] | None = None,
+    preset: str | None = None,
+    unused_params: int = 0,
+) -> Path:
     """Build the dataset from the successful traces with all of `tags` and fine-tune on it, with
     `settings` over `preset` (default: this machine's SFT preset); returns the run folder.
     `unused_params`: borrowed optional parameters added to each tool offered (`SFTConfig`)."""
@@ -73,20 +80,32 @@ def train(store: TraceStore, folder: Path, args: argparse.Namespace, tags: tuple
     print(f"training: preset {preset}" + "".join(f", {key}={value}" for key, value in (settings or {}).items()))
 
     # The dataset is measured with the model's own tokenizer, to the length the run trains on.
-    dataset = build_sft(store, Selection(outcome="success", tags=list(tags), max_traces=args.traces),
-                        SFTConfig(out=config.data, model=args.model, max_length=config.max_length,
-                                  unused_params=unused_params))
+    dataset = build_sft(
+        store,
+        Selection(outcome="success", tags=list(tags), max_traces=args.traces),
+        SFTConfig(out=config.data, model=args.model, max_length=config.max_length, unused_params=unused_params),
+    )
     print(dataset.summary.render())
 
     summary = train_sft(config, overwrite=True)
     held_out = f", eval loss {summary['eval_loss']:.4f}" if summary.get("eval_loss") is not None else ""
-    print(f"\ntrained {run}: {summary['steps']} steps, train loss {summary['train_loss']:.4f}{held_out}, "
-          f"{summary['seconds']:.0f} s")
+    print(
+        f"\ntrained {run}: {summary['steps']} steps, train loss {summary['train_loss']:.4f}{held_out}, "
+        f"{summary['seconds']:.0f} s"
+    )
     return run
 
 
-def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespace, unguided: bool = False,
-            split: str = "held-out", base: bool = True, report: str = "report") -> Evaluation:
+def compare(
+    store: TraceStore,
+    tuned: Path,
+    folder: Path,
+    args: argparse.Namespace,
+    unguided: bool = False,
+    split: str = "held-out",
+    base: bool = True,
+    report: str = "report",
+) -> Evaluation:
     """Serve the base model and the tuned run on loopback (tool calls guided, as `agent-tracer
     serve` does by default) and ask both the held-out questions; `unguided`: the tuned run a third
     time, as "tuned-unguided", to show what training did without the guide. `split` "eval": the
@@ -104,9 +123,12 @@ def compare(store: TraceStore, tuned: Path, folder: Path, args: argparse.Namespa
     # model's failure.
     batch = 32 if gpu_available() else 8
     with contextlib.ExitStack() as servers:
-        endpoints = {name: servers.enter_context(running(create_app(
-                         Engine.load(model, guide_tool_calls=guided, max_batch=batch), name)))
-                     for name, model, guided in served}
+        endpoints = {
+            name: servers.enter_context(
+                running(create_app(Engine.load(model, guide_tool_calls=guided, max_batch=batch), name))
+            )
+            for name, model, guided in served
+        }
         result = evaluate(cases, endpoints, RunConfig(max_tokens=args.max_tokens, concurrency=batch, timeout=900))
     result.write(folder / report)
     return result

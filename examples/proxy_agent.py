@@ -25,7 +25,6 @@ import uuid
 
 import httpx
 import openai
-
 from decorator_agent import ORDERS, answer_question
 
 

@@ -25,6 +25,8 @@ def upstream():
 
 
 PG_ENV = "AGENT_TRACER_TEST_PG_URL"
+
+
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[Any]:
     """An autocommit engine on the test server (for CREATE / DROP DATABASE), or a skip."""

@@ -37,32 +37,106 @@ def weather_trace(trace_id: str = TRACE) -> list[tuple[str, dict[str, Any]]]:
     answer = {"role": "assistant", "content": "It is sunny in Paris (21C)."}
     root, sub = "a000000000000001", "a000000000000002"
     return [
-        ("trace", {"id": trace_id, "name": "weather-agent", "task": "Weather in Paris?", "started_at": at(0),
-                   "ended_at": at(5), "status": "ok", "source": "decorator", "tags": ["demo"], "authoritative": True}),
-        ("agent_run", {"id": root, "trace_id": trace_id, "name": "weather-agent", "input": {"q": "Weather in Paris?"},
-                       "output": "It is sunny in Paris (21C).", "started_at": at(0), "latency_ms": 5000.0}),
-        ("llm_call", {"id": "c000000000000001", "trace_id": trace_id, "parent_span_id": root,
-                      "request_model": "gpt-4o-mini", "response_model": "gpt-4o-mini-2024-07-18", "route": "primary",
-                      "request": {"model": "gpt-4o-mini", "messages": [system, user]},
-                      "response": {"message": asks, "finish_reasons": ["tool_calls"]},
-                      "input_tokens": 50, "output_tokens": 10, "latency_ms": 800.0, "started_at": at(0.1)}),
-        ("tool_execution", {"id": "t000000000000001", "trace_id": trace_id, "parent_span_id": root,
-                            "name": "get_weather", "arguments": {"city": "Paris"}, "result": "sunny, 21C",
-                            "latency_ms": 12.0, "started_at": at(1)}),
-        ("llm_call", {"id": "c000000000000002", "trace_id": trace_id, "parent_span_id": root,
-                      "request_model": "gpt-4o-mini", "request": {"model": "gpt-4o-mini",
-                                                                  "messages": [system, user, asks, result]},
-                      "response": {"message": answer, "finish_reasons": ["stop"]}, "input_tokens": 80,
-                      "output_tokens": 12, "latency_ms": 600.0, "ttft_ms": 150.0, "streamed": True,
-                      "started_at": at(2)}),
-        ("agent_run", {"id": sub, "trace_id": trace_id, "parent_span_id": root, "name": "summarizer",
-                       "started_at": at(3), "latency_ms": 1000.0}),
-        ("llm_call", {"id": "c000000000000003", "trace_id": trace_id, "parent_span_id": sub,
-                      "request_model": "claude-3-5-haiku",
-                      "request": {"messages": [{"role": "user", "content": [{"type": "text", "text": "Summarise"}]}]},
-                      "status": "error", "http_status": 529, "error": "overloaded", "latency_ms": 90.0,
-                      "started_at": at(3.1)}),
-    ]  # fmt: skip
+        (
+            "trace",
+            {
+                "id": trace_id,
+                "name": "weather-agent",
+                "task": "Weather in Paris?",
+                "started_at": at(0),
+                "ended_at": at(5),
+                "status": "ok",
+                "source": "decorator",
+                "tags": ["demo"],
+                "authoritative": True,
+            },
+        ),
+        (
+            "agent_run",
+            {
+                "id": root,
+                "trace_id": trace_id,
+                "name": "weather-agent",
+                "input": {"q": "Weather in Paris?"},
+                "output": "It is sunny in Paris (21C).",
+                "started_at": at(0),
+                "latency_ms": 5000.0,
+            },
+        ),
+        (
+            "llm_call",
+            {
+                "id": "c000000000000001",
+                "trace_id": trace_id,
+                "parent_span_id": root,
+                "request_model": "gpt-4o-mini",
+                "response_model": "gpt-4o-mini-2024-07-18",
+                "route": "primary",
+                "request": {"model": "gpt-4o-mini", "messages": [system, user]},
+                "response": {"message": asks, "finish_reasons": ["tool_calls"]},
+                "input_tokens": 50,
+                "output_tokens": 10,
+                "latency_ms": 800.0,
+                "started_at": at(0.1),
+            },
+        ),
+        (
+            "tool_execution",
+            {
+                "id": "t000000000000001",
+                "trace_id": trace_id,
+                "parent_span_id": root,
+                "name": "get_weather",
+                "arguments": {"city": "Paris"},
+                "result": "sunny, 21C",
+                "latency_ms": 12.0,
+                "started_at": at(1),
+            },
+        ),
+        (
+            "llm_call",
+            {
+                "id": "c000000000000002",
+                "trace_id": trace_id,
+                "parent_span_id": root,
+                "request_model": "gpt-4o-mini",
+                "request": {"model": "gpt-4o-mini", "messages": [system, user, asks, result]},
+                "response": {"message": answer, "finish_reasons": ["stop"]},
+                "input_tokens": 80,
+                "output_tokens": 12,
+                "latency_ms": 600.0,
+                "ttft_ms": 150.0,
+                "streamed": True,
+                "started_at": at(2),
+            },
+        ),
+        (
+            "agent_run",
+            {
+                "id": sub,
+                "trace_id": trace_id,
+                "parent_span_id": root,
+                "name": "summarizer",
+                "started_at": at(3),
+                "latency_ms": 1000.0,
+            },
+        ),
+        (
+            "llm_call",
+            {
+                "id": "c000000000000003",
+                "trace_id": trace_id,
+                "parent_span_id": sub,
+                "request_model": "claude-3-5-haiku",
+                "request": {"messages": [{"role": "user", "content": [{"type": "text", "text": "Summarise"}]}]},
+                "status": "error",
+                "http_status": 529,
+                "error": "overloaded",
+                "latency_ms": 90.0,
+                "started_at": at(3.1),
+            },
+        ),
+    ]
 
 
 @pytest.fixture
@@ -70,9 +144,22 @@ def db(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'traces.db'}"
     with TraceStore(url) as store:
         store.write(weather_trace())
-        store.write([("trace", {"id": OTHER, "name": "other-agent", "started_at": at(3600), "status": "error"}),
-                     ("llm_call", {"id": "c0000000000000ff", "trace_id": OTHER, "request_model": "gpt-4o",
-                                   "input_tokens": 5, "output_tokens": 1, "latency_ms": 50.0})])  # fmt: skip
+        store.write(
+            [
+                ("trace", {"id": OTHER, "name": "other-agent", "started_at": at(3600), "status": "error"}),
+                (
+                    "llm_call",
+                    {
+                        "id": "c0000000000000ff",
+                        "trace_id": OTHER,
+                        "request_model": "gpt-4o",
+                        "input_tokens": 5,
+                        "output_tokens": 1,
+                        "latency_ms": 50.0,
+                    },
+                ),
+            ]
+        )
         store.record_feedback(TRACE, outcome="success", rating=5, comment="good")
     return url
 
@@ -141,8 +228,13 @@ def test_show_prints_the_conversation(db):
     assert result.exit_code == 0, result.output
     out = result.output
     assert out.startswith(f"Trace {TRACE}\n")
-    for text in ("agent:    weather-agent", "task:     Weather in Paris?", "outcome:  success", "rating:   5",
-                 "tags:     demo"):  # fmt: skip
+    for text in (
+        "agent:    weather-agent",
+        "task:     Weather in Paris?",
+        "outcome:  success",
+        "rating:   5",
+        "tags:     demo",
+    ):
         assert text in out
     assert out.count(SYSTEM) == 1  # the first call shows its whole request, later calls only what is new
     assert out.count("user: Weather in Paris?") == 1
@@ -211,8 +303,13 @@ def test_stats(db):
     assert "success" in out and "gpt-4o-mini" in out and "claude-3-5-haiku" in out
     stats = json.loads(run("traces", "stats", "--db", db, "--json").output)
     assert stats["by_outcome"] == {"success": 1, "none": 1}
-    assert stats["by_model"][0] == {"model": "gpt-4o-mini", "calls": 2, "input_tokens": 130, "output_tokens": 22,
-                                    "errors": 0}  # fmt: skip
+    assert stats["by_model"][0] == {
+        "model": "gpt-4o-mini",
+        "calls": 2,
+        "input_tokens": 130,
+        "output_tokens": 22,
+        "errors": 0,
+    }
     later = json.loads(run("traces", "stats", "--db", db, "--json", "--since", "2024-05-01T10:30").output)
     assert (later["traces"], later["since"]) == (1, "2024-05-01T10:30:00")
 
@@ -261,7 +358,11 @@ def test_real_subprocess(db, tmp_path):
     done = subprocess.run([*command, "traces", "list", "--db", db], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert TRACE[:12] in done.stdout and "weather-agent" in done.stdout
-    missing = subprocess.run([*command, "traces", "list", "--db", f"sqlite:///{tmp_path / 'none.db'}"],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    missing = subprocess.run(
+        [*command, "traces", "list", "--db", f"sqlite:///{tmp_path / 'none.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert missing.returncode == 1 and missing.stderr.startswith("Error: no trace store at")
     assert len(missing.stderr.strip().splitlines()) == 1

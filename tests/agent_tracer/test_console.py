@@ -48,8 +48,23 @@ def test_defaults_types_and_flags_come_from_the_fields():
         "temperature": 0.0,
         "timeout_s": None,
     }
-    given = run(cmd, "--port", "9", "--no-guided", "--strict", "--level", "debug", "--timeout", "2.5",
-                "--temperature", "none", "--tags", "a", "--tags", "b")  # fmt: skip
+    given = run(
+        cmd,
+        "--port",
+        "9",
+        "--no-guided",
+        "--strict",
+        "--level",
+        "debug",
+        "--timeout",
+        "2.5",
+        "--temperature",
+        "none",
+        "--tags",
+        "a",
+        "--tags",
+        "b",
+    )
     assert given == {
         "guided": False,
         "level": "debug",

@@ -12,7 +12,6 @@ PACKAGES = ("agent_tracer", "trainer", "integrations")
 CLI_MODULES = ("agent_tracer.cli", "agent_tracer.commands", "trainer.commands")
 
 
-
 def modules() -> dict[str, Path]:
     """Dotted name → file, for every module of the three packages."""
     found = {}

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +20,14 @@ CLEARED = ("AGENT_TRACER_DB", "OPENAI_BASE_URL", "OPENAI_API_KEY")
 
 def quickstart(*args: str, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:
     base = {key: value for key, value in os.environ.items() if key not in CLEARED}
-    return subprocess.Popen([sys.executable, "-m", "agent_tracer.cli", "quickstart", *args],
-                            env={**base, "PYTHONUNBUFFERED": "1", **(env or {})}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent_tracer.cli", "quickstart", *args],
+        env={**base, "PYTHONUNBUFFERED": "1", **(env or {})},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +101,9 @@ def test_the_proxy_routed_the_agents_calls_and_says_who_answered(tiny):
     assert len(answered) == 2 and {call.route for call in routed} <= {"primary", "fallback"}
     said = [line for line in out.splitlines() if line.startswith("    ") and "answered by the" in line]
     assert "the proxy recorded 2 routed calls" in out
-    assert len(said) == 2 and all(("primary (tuned)" in line) or ("fallback (frontier-stand-in)" in line)
-                                  for line in said)
+    assert len(said) == 2 and all(
+        ("primary (tuned)" in line) or ("fallback (frontier-stand-in)" in line) for line in said
+    )
 
 
 def test_a_folder_with_other_things_in_it_is_refused(tmp_path):

@@ -68,8 +68,14 @@ def test_decorator_agent_records_runs_tools_and_outcomes(tmp_path):
 
 def test_decorator_agent_takes_its_api_from_openai_base_url(upstream, tmp_path):
     before = len(upstream.requests)
-    run_example("decorator_agent.py", "--db", f"sqlite:///{tmp_path / 'example.db'}", "--model", "gpt-test",
-                env={"OPENAI_BASE_URL": upstream.openai_base_url})
+    run_example(
+        "decorator_agent.py",
+        "--db",
+        f"sqlite:///{tmp_path / 'example.db'}",
+        "--model",
+        "gpt-test",
+        env={"OPENAI_BASE_URL": upstream.openai_base_url},
+    )
     sent = upstream.requests[before:]
     assert len(sent) == 6 and {request["json"]["model"] for request in sent} == {"gpt-test"}
 
@@ -90,8 +96,9 @@ def test_proxy_agent_groups_each_run_and_sends_its_outcome(proxy):
 
 def test_proxy_agent_without_a_proxy_says_so_in_one_line():
     url = f"http://127.0.0.1:{free_port()}"
-    result = subprocess.run([sys.executable, str(EXAMPLES / "proxy_agent.py"), "--proxy", url],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "proxy_agent.py"), "--proxy", url], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert result.stderr == f"error: no agent-tracer proxy at {url}: start one with `agent-tracer proxy`\n"
 
@@ -110,27 +117,51 @@ def test_routes_file_checks_against_servers_on_its_endpoints(upstream, tmp_path)
     """The shipped file, its two URLs pointed at loopback servers: it loads and both answer."""
     text = (EXAMPLES / "routes.yaml").read_text()
     with FakeUpstream() as frontier:
-        for shipped, local in (("http://127.0.0.1:8001/v1", upstream.openai_base_url),
-                               ("https://api.openai.com/v1", frontier.openai_base_url)):
+        for shipped, local in (
+            ("http://127.0.0.1:8001/v1", upstream.openai_base_url),
+            ("https://api.openai.com/v1", frontier.openai_base_url),
+        ):
             assert shipped in text
             text = text.replace(shipped, local)
         routes = tmp_path / "routes.yaml"
         routes.write_text(text)
-        checked = run_example(sys.executable, "-m", "agent_tracer.cli", "routes", "check", str(routes),
-                              env={"OPENAI_API_KEY": "sk-test"})
+        checked = run_example(
+            sys.executable, "-m", "agent_tracer.cli", "routes", "check", str(routes), env={"OPENAI_API_KEY": "sk-test"}
+        )
     assert checked.strip() == "ok: 1 route(s), 2 endpoint(s) reachable"
-    shown = run_example(sys.executable, "-m", "agent_tracer.cli", "routes", "show", str(EXAMPLES / "routes.yaml"),
-                        env={"OPENAI_API_KEY": "sk-test"})
+    shown = run_example(
+        sys.executable,
+        "-m",
+        "agent_tracer.cli",
+        "routes",
+        "show",
+        str(EXAMPLES / "routes.yaml"),
+        env={"OPENAI_API_KEY": "sk-test"},
+    )
     assert shown.startswith("support-agent: fallback; primary tuned at http://127.0.0.1:8001/v1")
 
 
 def test_pipeline_runs_from_traces_to_a_table_of_base_and_tuned(tiny_model_dir, tmp_path):
-    output = run_example("pipeline.py", "--model", tiny_model_dir, "--dir", str(tmp_path), "--traces", "20",
-                         "--cases", "4", "--max-steps", "2", "--max-tokens", "16", timeout=120)
+    output = run_example(
+        "pipeline.py",
+        "--model",
+        tiny_model_dir,
+        "--dir",
+        str(tmp_path),
+        "--traces",
+        "20",
+        "--cases",
+        "4",
+        "--max-steps",
+        "2",
+        "--max-tokens",
+        "16",
+        timeout=120,
+    )
     assert "imported 400 BFCL simple_python questions" in output
     assert "imported 258 BFCL live_simple questions (tagged held-out" in output
     assert "trained" in output and (tmp_path / "runs" / "sft" / "adapter_model.safetensors").exists()
-    table = output[output.index("endpoint  model"):].splitlines()
+    table = output[output.index("endpoint  model") :].splitlines()
     assert [row.split()[0] for row in table[1:3]] == ["base", "tuned"]
     assert (tmp_path / "report" / "report.md").exists()
     with TraceStore(f"sqlite:///{tmp_path / 'traces.db'}") as store:
@@ -141,9 +172,28 @@ def test_pipeline_runs_from_traces_to_a_table_of_base_and_tuned(tiny_model_dir, 
 
 def test_quality_bench_validates_on_non_live_rows_then_asks_live_simple(tiny_model_dir, tmp_path):
     bench = EXAMPLES.parent / "bench" / "quality.py"
-    output = run_example(sys.executable, str(bench), "--model", tiny_model_dir, "--dir", str(tmp_path),
-                         "--train-on", "multi_turn_base,simple_python,irrelevance,exec_multiple", "--traces", "60", "--validate",
-                         "--unused-params", "1", "--cases", "4", "--max-steps", "2", "--max-tokens", "16", timeout=180)
+    output = run_example(
+        sys.executable,
+        str(bench),
+        "--model",
+        tiny_model_dir,
+        "--dir",
+        str(tmp_path),
+        "--train-on",
+        "multi_turn_base,simple_python,irrelevance,exec_multiple",
+        "--traces",
+        "60",
+        "--validate",
+        "--unused-params",
+        "1",
+        "--cases",
+        "4",
+        "--max-steps",
+        "2",
+        "--max-tokens",
+        "16",
+        timeout=180,
+    )
     assert "imported 400 BFCL simple_python questions" in output and "parallel questions" not in output
     assert "imported 49 BFCL exec_multiple questions, 1 skipped" in output  # its ground truth computes p=1/6
     assert "imported 199 BFCL multi_turn_base turns" in output  # the turns that are one call they spell out
@@ -153,19 +203,31 @@ def test_quality_bench_validates_on_non_live_rows_then_asks_live_simple(tiny_mod
     asked = {json.loads(line)["case_id"] for line in (tmp_path / "report-validation" / "results.jsonl").open()}
     assert asked == {trace[:12] for trace in validation}
     assert "## live_simple: 4 held-out questions" in output
-    refused = subprocess.run([sys.executable, str(bench), "--train-on", "simple_python,live_simple"],
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, str(bench), "--train-on", "simple_python,live_simple"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 2 and "not a category to train on: 'live_simple'" in refused.stderr
 
 
 def test_cli_help_is_fast_and_imports_no_torch():
-    code = "import sys, agent_tracer.cli; agent_tracer.cli.main(['--help'], standalone_mode=False); " \
-           "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = (
+        "import sys, agent_tracer.cli; agent_tracer.cli.main(['--help'], standalone_mode=False); "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
 def test_every_public_module_imports_first_in_a_fresh_process():
     """No import cycle bites a user who imports a codec or the store before agent_tracer itself."""
-    for module in ("integrations", "integrations.openai_chat", "integrations.anthropic_messages",
-                   "agent_tracer.store", "agent_tracer.testing.upstream", "agent_tracer.cli"):
+    for module in (
+        "integrations",
+        "integrations.openai_chat",
+        "integrations.anthropic_messages",
+        "agent_tracer.store",
+        "agent_tracer.testing.upstream",
+        "agent_tracer.cli",
+    ):
         subprocess.run([sys.executable, "-c", f"import {module}"], check=True, capture_output=True)

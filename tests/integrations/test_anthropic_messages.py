@@ -344,7 +344,9 @@ def test_request_images_keep_a_parts_list() -> None:
 
 def test_request_text_blocks_are_joined() -> None:
     body = sdk_request_body(
-        messages=[{"role": "user", "content": [{"type": "text", "text": "First."}, {"type": "text", "text": "Second."}]}]
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "First."}, {"type": "text", "text": "Second."}]}
+        ]
     )
     assert CODEC.decode_request(body).messages == [{"role": "user", "content": "First.\n\nSecond."}]
 
@@ -378,7 +380,10 @@ def test_request_documents_and_system_role_messages() -> None:
         {
             "role": "user",
             "content": [
-                {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "report.pdf"}}
+                {
+                    "type": "file",
+                    "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "report.pdf"},
+                }
             ],
         },
     ]
@@ -604,7 +609,9 @@ def test_stream_tool_call_without_input_pieces_gets_empty_object() -> None:
 
 def test_stream_error_event_keeps_partial_response() -> None:
     events = text_then_two_tools()[:9]  # message_start … the text block's deltas
-    events.append(("error", json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})))
+    events.append(
+        ("error", json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))
+    )
     accumulator, carried = feed(events)
 
     assert carried[-1] is False

@@ -4,19 +4,25 @@ from trainer.tool_calls import parse_reply
 
 
 def test_calls_and_text_are_split():
-    reply = parse_reply('Let me look.\n<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": "A-17"}}\n'
-                        '</tool_call>\n<tool_call>\n{"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"}'
-                        '\n</tool_call>')  # fmt: skip
+    reply = parse_reply(
+        'Let me look.\n<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": "A-17"}}\n'
+        '</tool_call>\n<tool_call>\n{"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"}'
+        "\n</tool_call>"
+    )
     assert reply.content == "Let me look."
-    assert reply.calls == [{"name": "lookup_order", "arguments": {"order_id": "A-17"}},
-                           {"name": "get_weather", "arguments": {"city": "Paris"}}]  # fmt: skip
+    assert reply.calls == [
+        {"name": "lookup_order", "arguments": {"order_id": "A-17"}},
+        {"name": "get_weather", "arguments": {"city": "Paris"}},
+    ]
     assert reply.well_formed
 
 
 def test_malformed_and_cut_calls_are_kept_as_malformed():
-    reply = parse_reply('<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": </tool_call>'
-                        '<tool_call>{"arguments": {}}</tool_call><tool_call>\n{"name": "f", "arguments": [1]}'
-                        '</tool_call><tool_call>\n{"name": "cut", "argu')  # fmt: skip
+    reply = parse_reply(
+        '<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": </tool_call>'
+        '<tool_call>{"arguments": {}}</tool_call><tool_call>\n{"name": "f", "arguments": [1]}'
+        '</tool_call><tool_call>\n{"name": "cut", "argu'
+    )
     assert reply.calls == [] and len(reply.malformed) == 4 and not reply.well_formed
 
 

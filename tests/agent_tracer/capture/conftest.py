@@ -21,4 +21,3 @@ def traced(db_url, tmp_path):
     yield store
     agent_tracer.uninstrument()
     store.close()
-

@@ -29,16 +29,18 @@ def test_tool_loop_with_messages_create(traced, upstream):
     @agent_tracer.trace_agent(name="weather-agent")
     def run(question: str):
         messages = [{"role": "user", "content": question}]
-        first = c.messages.create(model="claude-test", max_tokens=100, system="You help.", messages=messages,
-                                  tools=[WEATHER])
+        first = c.messages.create(
+            model="claude-test", max_tokens=100, system="You help.", messages=messages, tools=[WEATHER]
+        )
         use = next(block for block in first.content if block.type == "tool_use")
         result = get_weather(**use.input)
         messages += [
             {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": result}]},
         ]
-        second = c.messages.create(model="claude-test", max_tokens=100, messages=messages,
-                                   extra_headers={"x-fake-scenario": "text"})
+        second = c.messages.create(
+            model="claude-test", max_tokens=100, messages=messages, extra_headers={"x-fake-scenario": "text"}
+        )
         return second.content[0].text, use.id, agent_tracer.current_trace_id()
 
     answer, tool_use_id, trace_id = run("weather?")
@@ -46,8 +48,10 @@ def test_tool_loop_with_messages_create(traced, upstream):
     detail = traced.get_trace(trace_id)
     first, second = detail.calls
     assert first.api == "anthropic.messages" and first.provider == "anthropic"
-    assert first.request["messages"] == [{"role": "system", "content": "You help."},
-                                         {"role": "user", "content": "weather?"}]
+    assert first.request["messages"] == [
+        {"role": "system", "content": "You help."},
+        {"role": "user", "content": "weather?"},
+    ]
     assert first.request["tools"][0]["function"]["name"] == "get_weather"
     (call,) = first.response["message"]["tool_calls"]
     assert call["id"] == tool_use_id and json.loads(call["function"]["arguments"]) == {"city": "x"}
@@ -61,7 +65,9 @@ def test_tool_loop_with_messages_create(traced, upstream):
 
 def test_messages_stream_sync(traced, upstream):
     with client(upstream).messages.stream(
-        model="claude-test", max_tokens=100, messages=[{"role": "user", "content": "stream me please"}],
+        model="claude-test",
+        max_tokens=100,
+        messages=[{"role": "user", "content": "stream me please"}],
     ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
@@ -75,11 +81,16 @@ def test_messages_stream_sync(traced, upstream):
 
 async def test_messages_async_create_and_stream_with_tools(traced, upstream):
     c = anthropic.AsyncAnthropic(base_url=upstream.anthropic_base_url, api_key="sk-ant-test", max_retries=0)
-    plain = await c.messages.create(model="claude-test", max_tokens=50,
-                                    messages=[{"role": "user", "content": "hi"}], tools=[WEATHER])
-    async with c.messages.stream(model="claude-test", max_tokens=50, tools=[WEATHER],
-                                 messages=[{"role": "user", "content": "hi"}],
-                                 extra_headers={"x-fake-scenario": "parallel_tools"}) as stream:
+    plain = await c.messages.create(
+        model="claude-test", max_tokens=50, messages=[{"role": "user", "content": "hi"}], tools=[WEATHER]
+    )
+    async with c.messages.stream(
+        model="claude-test",
+        max_tokens=50,
+        tools=[WEATHER],
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"x-fake-scenario": "parallel_tools"},
+    ) as stream:
         final = await stream.get_final_message()
     assert agent_tracer.flush()
     calls = sorted(traced.calls(), key=lambda call: call.started_at)

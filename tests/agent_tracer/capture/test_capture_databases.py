@@ -12,11 +12,13 @@ from agent_tracer.store import TraceStore
 def test_agent_run_is_stored_in_each_database(upstream, store_url, tmp_path):
     agent_tracer.init(db=store_url, spill_path=str(tmp_path / "spill.jsonl"), flush_interval_s=0.02)
     try:
+
         @agent_tracer.trace_agent(name="db-agent", tags=["db"])
         def run(question):
             oc = openai.OpenAI(base_url=upstream.openai_base_url, api_key="sk-test", max_retries=0)
-            for _ in oc.chat.completions.create(model="gpt-db", stream=True,
-                                                messages=[{"role": "user", "content": question}]):
+            for _ in oc.chat.completions.create(
+                model="gpt-db", stream=True, messages=[{"role": "user", "content": question}]
+            ):
                 pass
             ac = anthropic.Anthropic(base_url=upstream.anthropic_base_url, api_key="sk-ant-test", max_retries=0)
             ac.messages.create(model="claude-db", max_tokens=20, messages=[{"role": "user", "content": question}])

@@ -139,7 +139,11 @@ async def test_async_chat_plain_and_streamed(traced, upstream):
     first, second = detail.calls
     assert first.response["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
     assert json.loads(first.response["message"]["tool_calls"][0]["function"]["arguments"]) == {"city": "x"}
-    assert second.request["messages"][-1] == {"role": "tool", "tool_call_id": first.response["message"]["tool_calls"][0]["id"], "content": "sunny"}
+    assert second.request["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": first.response["message"]["tool_calls"][0]["id"],
+        "content": "sunny",
+    }
     assert second.response["message"]["content"] == text != ""
 
 
@@ -197,12 +201,14 @@ def test_other_http_traffic_passes_untouched_and_unrecorded(traced, upstream):
     assert agent_tracer.stats()["captured"] == 0
 
 
-@pytest.mark.parametrize("code, error", [(429, openai.RateLimitError), (500, openai.InternalServerError),
-                                         (400, openai.BadRequestError)])
+@pytest.mark.parametrize(
+    "code, error", [(429, openai.RateLimitError), (500, openai.InternalServerError), (400, openai.BadRequestError)]
+)
 def test_upstream_errors_raise_as_without_tracing_and_are_recorded(traced, upstream, code, error):
     with pytest.raises(error) as raised:
         client(upstream).chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "x"}],
+            model="m",
+            messages=[{"role": "user", "content": "x"}],
             extra_headers={"x-fake-scenario": f"error:{code}"},
         )
     assert raised.value.status_code == code
@@ -226,7 +232,9 @@ def test_timeout_raises_the_sdk_timeout_and_is_recorded(traced, upstream):
 def test_broken_stream_raises_in_the_agent_and_is_recorded_as_broken(traced, upstream):
     with pytest.raises(openai.APIError):
         for _ in client(upstream).chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "one two three four five"}], stream=True,
+            model="m",
+            messages=[{"role": "user", "content": "one two three four five"}],
+            stream=True,
             extra_headers={"x-fake-scenario": "cut"},
         ):
             pass

@@ -54,8 +54,9 @@ def test_read_only_database_spills_and_the_call_is_unchanged(upstream, tmp_path)
     path = tmp_path / "ro.db"
     TraceStore(f"sqlite:///{path}").close()  # an existing, migrated store
     spill = tmp_path / "spill.jsonl"
-    agent_tracer.init(db=f"sqlite:///file:{path}?mode=ro&uri=true", spill_path=str(spill),
-                      retry_backoff_s=0.01, flush_interval_s=0.02)
+    agent_tracer.init(
+        db=f"sqlite:///file:{path}?mode=ro&uri=true", spill_path=str(spill), retry_backoff_s=0.01, flush_interval_s=0.02
+    )
     try:
         assert ask(upstream, "read only").choices[0].message.content == "Echo: read only"
         assert agent_tracer.flush()
@@ -99,8 +100,9 @@ def test_database_locked_mid_run_loses_nothing(upstream, tmp_path):
 
 
 def test_full_queue_drops_and_counts_instead_of_blocking(upstream, tmp_path):
-    agent_tracer.init(db=f"sqlite:///{tmp_path}/q.db", spill_path=str(tmp_path / "s.jsonl"), queue_size=1,
-                      flush_interval_s=5)
+    agent_tracer.init(
+        db=f"sqlite:///{tmp_path}/q.db", spill_path=str(tmp_path / "s.jsonl"), queue_size=1, flush_interval_s=5
+    )
     try:
         for i in range(4):
             ask(upstream, f"q{i}")
@@ -117,8 +119,9 @@ def tiny_disk(tmp_path):
 
     mountpoint = tmp_path / "tiny"
     mountpoint.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mountpoint)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mountpoint)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
     yield mountpoint
@@ -127,8 +130,13 @@ def tiny_disk(tmp_path):
 
 def test_full_disk_spills_and_loses_nothing(upstream, tmp_path, tiny_disk):
     spill = tmp_path / "spill.jsonl"
-    agent_tracer.init(db=f"sqlite:///{tiny_disk}/full.db", spill_path=str(spill), retry_backoff_s=0.01,
-                      flush_interval_s=0.02, batch_size=8)
+    agent_tracer.init(
+        db=f"sqlite:///{tiny_disk}/full.db",
+        spill_path=str(spill),
+        retry_backoff_s=0.01,
+        flush_interval_s=0.02,
+        batch_size=8,
+    )
     padding = "lorem ipsum " * 2000  # ~24 KB a request: the disk is full after a few dozen calls
     try:
         answers = [ask(upstream, f"q{i} {padding}").choices[0].message.content[:7] for i in range(60)]

@@ -30,6 +30,7 @@ def test_spans_reach_an_otlp_collector(upstream, tmp_path):
     endpoint = f"http://127.0.0.1:{server.server_port}/v1/traces"
     agent_tracer.init(db=f"sqlite:///{tmp_path}/t.db", spill_path=str(tmp_path / "s.jsonl"), otlp_endpoint=endpoint)
     try:
+
         @agent_tracer.trace_agent(name="otlp-agent")
         def run():
             c = openai.OpenAI(base_url=upstream.openai_base_url, api_key="sk-test", max_retries=0)

@@ -19,17 +19,20 @@ def test_keys_are_nowhere_in_the_database_files_or_logs(upstream, tmp_path, capl
     db = tmp_path / "secrets.db"
     agent_tracer.init(db=f"sqlite:///{db}", spill_path=str(tmp_path / "spill.jsonl"))
     try:
-        oc = openai.OpenAI(base_url=upstream.openai_base_url, api_key=OPENAI_KEY, max_retries=0,
-                           default_query={"api-key": OPENAI_KEY})
+        oc = openai.OpenAI(
+            base_url=upstream.openai_base_url, api_key=OPENAI_KEY, max_retries=0, default_query={"api-key": OPENAI_KEY}
+        )
         oc.chat.completions.create(model="m", messages=[{"role": "user", "content": f"my key is {PASTED_KEY}"}])
-        for chunk in oc.chat.completions.create(model="m", stream=True,
-                                                messages=[{"role": "user", "content": PASTED_KEY}]):
+        for _chunk in oc.chat.completions.create(
+            model="m", stream=True, messages=[{"role": "user", "content": PASTED_KEY}]
+        ):
             pass
         ac = anthropic.Anthropic(base_url=upstream.anthropic_base_url, api_key=ANTHROPIC_KEY, max_retries=0)
         ac.messages.create(model="c", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
         try:
-            oc.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}],
-                                       extra_headers={"x-fake-scenario": "error:401"})
+            oc.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "x"}], extra_headers={"x-fake-scenario": "error:401"}
+            )
         except openai.AuthenticationError:
             pass
         assert agent_tracer.flush()

@@ -53,7 +53,9 @@ def test_simple_python(cli, db, open_store):
     assert json.loads(arguments) == {"base": 10, "height": 5}
     parameters = call.request["tools"][0]["function"]["parameters"]
     assert parameters["type"] == "object" and parameters["properties"]["base"] == {
-        "type": "integer", "description": "The base of the triangle."}  # fmt: skip
+        "type": "integer",
+        "description": "The base of the triangle.",
+    }
     assert call.request["messages"] == questions[0]["question"][0]
     assert (call.has_tool_calls, call.tool_names) == (True, ["calculate_triangle_area"])
     assert detail.feedback[0].outcome == "success"
@@ -138,9 +140,11 @@ def test_answers_given_or_missing(cli, db, tmp_path, one_line_error, open_store)
     path = copy_questions(tmp_path / "q", "multiple", [])
     moved = tmp_path / "truth.json"
     shutil.move(path.parent / "possible_answer" / path.name, moved)
-    one_line_error(cli("traces", "import", path, "--format", "bfcl", "--db", db),
-                   f"no ground truth for BFCL multiple: {path.parent / 'possible_answer' / path.name} does not exist "
-                   "(give --answers PATH)")  # fmt: skip
+    one_line_error(
+        cli("traces", "import", path, "--format", "bfcl", "--db", db),
+        f"no ground truth for BFCL multiple: {path.parent / 'possible_answer' / path.name} does not exist "
+        "(give --answers PATH)",
+    )
     result = imported(cli, db, path, "--answers", moved)
     assert "(5 examples)" in result.output
     assert open_store().get_trace("bfcl:multiple_0").calls[0].has_tool_calls
@@ -162,15 +166,22 @@ def test_multi_turn_conversations_give_their_single_call_turns(cli, db, open_sto
 
     detail = store.get_trace("bfcl:multi_turn_base_42_turn_1")  # the conversation's second turn, alone
     turn = lines("multi_turn_base")[42]["question"][1]
-    assert detail.trace.task == turn[0]["content"] == (
-        "Inside 'Notes2023.txt', I shall jot down some pivotal reminders: "
-        "'Study diligently, practice programming, master algorithms.'")
+    assert (
+        detail.trace.task
+        == turn[0]["content"]
+        == (
+            "Inside 'Notes2023.txt', I shall jot down some pivotal reminders: "
+            "'Study diligently, practice programming, master algorithms.'"
+        )
+    )
     (call,) = detail.calls
     assert call.request["messages"] == turn
     (answer,) = call.response["message"]["tool_calls"]
     assert answer["function"]["name"] == "echo"
     assert json.loads(answer["function"]["arguments"]) == {
-        "content": "Study diligently, practice programming, master algorithms.", "file_name": "Notes2023.txt"}
+        "content": "Study diligently, practice programming, master algorithms.",
+        "file_name": "Notes2023.txt",
+    }
 
     for call in store.calls():  # every value is in the turn's words; the called tool among a few offered
         (made,) = call.response["message"]["tool_calls"]
@@ -188,32 +199,60 @@ def test_which_turns_of_a_conversation_are_taken(cli, db, tmp_path, open_store):
     (folder / "possible_answer").mkdir(parents=True)
     (folder / "multi_turn_func_doc").mkdir()
     shutil.copy(DATA / "multi_turn_func_doc" / "gorilla_file_system.json", folder / "multi_turn_func_doc")
-    asked = ["Go into 'docs'.", "Make a folder called Drafts and go into it.", "Sort my notes, the file is 'notes.txt'.",
-             "Open the file we found.", "List everything, hidden files too.", "Now sort 'b.txt' for me."]
-    conversation = {"id": "multi_turn_miss_func_0", "involved_classes": ["GorillaFileSystem"],
-                    "excluded_function": ["cp"], "missed_function": {"5": ["sort"]},
-                    "question": [[{"role": "user", "content": text}] for text in asked]}
-    truth = [["cd(folder='docs')"],                                # taken
-             ["mkdir(dir_name='Drafts')", "cd(folder='Drafts')"],  # two calls
-             ["sort('notes.txt')"],                                # a positional argument
-             ["cat(file_name='found.txt')"],                       # a value the turn does not say
-             ["ls(a=True)"],                                       # taken: a flag is a reading of the request
-             ["sort(file_name='b.txt')"]]                          # taken: sort is offered again from turn 5
+    asked = [
+        "Go into 'docs'.",
+        "Make a folder called Drafts and go into it.",
+        "Sort my notes, the file is 'notes.txt'.",
+        "Open the file we found.",
+        "List everything, hidden files too.",
+        "Now sort 'b.txt' for me.",
+    ]
+    conversation = {
+        "id": "multi_turn_miss_func_0",
+        "involved_classes": ["GorillaFileSystem"],
+        "excluded_function": ["cp"],
+        "missed_function": {"5": ["sort"]},
+        "question": [[{"role": "user", "content": text}] for text in asked],
+    }
+    truth = [
+        ["cd(folder='docs')"],  # taken
+        ["mkdir(dir_name='Drafts')", "cd(folder='Drafts')"],  # two calls
+        ["sort('notes.txt')"],  # a positional argument
+        ["cat(file_name='found.txt')"],  # a value the turn does not say
+        ["ls(a=True)"],  # taken: a flag is a reading of the request
+        ["sort(file_name='b.txt')"],
+    ]  # taken: sort is offered again from turn 5
     path = folder / "BFCL_v4_multi_turn_miss_func.json"
-    path.write_text(json.dumps(conversation) + "\n" + json.dumps({"id": "multi_turn_miss_func_1", "question": []}) + "\n")
-    (folder / "possible_answer" / path.name).write_text(json.dumps({"id": conversation["id"], "ground_truth": truth}) + "\n")
+    path.write_text(
+        json.dumps(conversation) + "\n" + json.dumps({"id": "multi_turn_miss_func_1", "question": []}) + "\n"
+    )
+    (folder / "possible_answer" / path.name).write_text(
+        json.dumps({"id": conversation["id"], "ground_truth": truth}) + "\n"
+    )
 
     result = cli("traces", "import", path, "--format", "bfcl", "--db", db)
     assert result.exit_code == 0, result.output
     assert "(3 examples; skipped 1 bad line; skipped 3 turns that are not one call their words give)" in result.output
-    assert result.stderr.strip() == f"Warning: {path}:2: no ground truth for 'multi_turn_miss_func_1' in the answer file"
+    assert (
+        result.stderr.strip() == f"Warning: {path}:2: no ground truth for 'multi_turn_miss_func_1' in the answer file"
+    )
     store = open_store()
-    taken = {store.get_trace(call.trace_id).trace.meta["turn"]: call.response["message"]["tool_calls"][0]["function"]
-             for call in store.calls()}  # fmt: skip
+    taken = {
+        store.get_trace(call.trace_id).trace.meta["turn"]: call.response["message"]["tool_calls"][0]["function"]
+        for call in store.calls()
+    }
     assert {turn: (made["name"], json.loads(made["arguments"])) for turn, made in taken.items()} == {
-        0: ("cd", {"folder": "docs"}), 4: ("ls", {"a": True}), 5: ("sort", {"file_name": "b.txt"})}
-    offered = {turn: [tool["function"]["name"] for tool in store.get_trace(f"bfcl:multi_turn_miss_func_0_turn_{turn}")
-                      .calls[0].request["tools"]] for turn in taken}  # fmt: skip
+        0: ("cd", {"folder": "docs"}),
+        4: ("ls", {"a": True}),
+        5: ("sort", {"file_name": "b.txt"}),
+    }
+    offered = {
+        turn: [
+            tool["function"]["name"]
+            for tool in store.get_trace(f"bfcl:multi_turn_miss_func_0_turn_{turn}").calls[0].request["tools"]
+        ]
+        for turn in taken
+    }
     assert not any("cp" in names for names in offered.values())  # excluded from the whole conversation
     assert "sort" not in offered[0] + offered[4] and "sort" in offered[5]
 
@@ -223,13 +262,24 @@ def test_broken_function_docs_are_a_one_line_error(cli, db, tmp_path, one_line_e
     (folder / "possible_answer").mkdir(parents=True)
     (folder / "multi_turn_func_doc").mkdir()
     path = folder / "BFCL_v4_multi_turn_base.json"
-    path.write_text(json.dumps({"id": "multi_turn_base_0", "involved_classes": ["GorillaFileSystem"],
-                                "question": [[{"role": "user", "content": "Go into 'docs'."}]]}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "id": "multi_turn_base_0",
+                "involved_classes": ["GorillaFileSystem"],
+                "question": [[{"role": "user", "content": "Go into 'docs'."}]],
+            }
+        )
+        + "\n"
+    )
     (folder / "possible_answer" / path.name).write_text(
-        json.dumps({"id": "multi_turn_base_0", "ground_truth": [["cd(folder='docs')"]]}) + "\n")
+        json.dumps({"id": "multi_turn_base_0", "ground_truth": [["cd(folder='docs')"]]}) + "\n"
+    )
     docs = folder / "multi_turn_func_doc" / "gorilla_file_system.json"
-    for broken, why in ((json.dumps({"description": "Change directory."}), "a function doc without a name"),
-                        ("{oops", "not JSON lines (Expecting property name")):
+    for broken, why in (
+        (json.dumps({"description": "Change directory."}), "a function doc without a name"),
+        ("{oops", "not JSON lines (Expecting property name"),
+    ):
         docs.write_text(broken + "\n")
         one_line_error(cli("traces", "import", path, "--format", "bfcl", "--db", db), f"{docs}: {why}")
 
@@ -246,42 +296,57 @@ def test_exec_categories_give_their_answers_as_python_calls(cli, db, open_store)
     result = cli("traces", "import", "bfcl:exec_multiple", "--format", "bfcl", "--db", db)
     assert result.exit_code == 0, result.output
     assert "(49 examples; skipped 1 bad line)" in result.stdout
-    assert result.stderr.strip().endswith("BFCL_v4_exec_multiple.json:1: a ground-truth call that is not "
-                                          "name(arg=literal, …): 'calc_binomial_probability(n=20, k=5, p=1/6)' "
-                                          "(p is computed)")  # fmt: skip
+    assert result.stderr.strip().endswith(
+        "BFCL_v4_exec_multiple.json:1: a ground-truth call that is not "
+        "name(arg=literal, …): 'calc_binomial_probability(n=20, k=5, p=1/6)' "
+        "(p is computed)"
+    )
     imported(cli, db, "bfcl:exec_parallel_multiple")
     store = open_store()
     assert store.count_traces(tags=["exec_parallel_multiple"]) == 38  # 40, less 500*500 and a positional argument
     calls = store.get_trace("bfcl:exec_parallel_multiple_1").calls[0].response["message"]["tool_calls"]
     assert [(call["function"]["name"], json.loads(call["function"]["arguments"])) for call in calls] == [
         ("calculate_cosine_similarity", {"vectorA": [1, 2, 3], "vectorB": [4, 5, 6]}),
-        ("get_stock_price_by_stock_name", {"stock_name": "AAPL"})]  # fmt: skip
+        ("get_stock_price_by_stock_name", {"stock_name": "AAPL"}),
+    ]
     assert expected_calls(["f(x=-1.5, names=['a'], opts={'k': None})", {"g": {"y": [1, ""]}}]) == [
-        {"f": {"x": [-1.5], "names": [["a"]], "opts": [{"k": None}]}}, {"g": {"y": [1, ""]}}]  # fmt: skip
+        {"f": {"x": [-1.5], "names": [["a"]], "opts": [{"k": None}]}},
+        {"g": {"y": [1, ""]}},
+    ]
     for bad in ("f(1)", "f(**kw)", "f(x=y)", "f(x={[1]: 2})", "x + 1", "f(x="):
         with pytest.raises(CodecError, match="not name\\(arg=literal"):
             expected_calls([bad])
 
 
 def test_bfcl_types_become_json_schema():
-    schema = {"type": "dict", "properties": {
-        "point": {"type": "tuple", "items": {"type": "float"}},
-        "rows": {"type": "array",
-                 "items": {"type": "dict", "properties": {"x": {"type": "any"}, "y": {"type": "long"}}}},
-        "meta": {"type": "HashMap", "additionalProperties": {"type": "Boolean"}, "default": {"type": "dict"}},
-        "value": {"type": "any", "description": "anything"},
-        # live_simple_71's metrics: "a list of these", written as the array's enum
-        "metrics": {"type": "array", "items": {"type": "string"}, "enum": ["trust", "buzz"]},
-        "pairs": {"type": "array", "enum": [[1, 2], [3, 4]]},  # an enum of arrays: as it is
-    }, "required": ["point"]}  # fmt: skip
-    assert json_schema(schema) == {"type": "object", "properties": {
-        "point": {"type": "array", "items": {"type": "number"}},
-        "rows": {"type": "array", "items": {"type": "object", "properties": {"x": {}, "y": {"type": "integer"}}}},
-        "meta": {"type": "object", "additionalProperties": {"type": "boolean"}, "default": {"type": "dict"}},
-        "value": {"description": "anything"},
-        "metrics": {"type": "array", "items": {"type": "string", "enum": ["trust", "buzz"]}},
-        "pairs": {"type": "array", "enum": [[1, 2], [3, 4]]},
-    }, "required": ["point"]}  # fmt: skip
+    schema = {
+        "type": "dict",
+        "properties": {
+            "point": {"type": "tuple", "items": {"type": "float"}},
+            "rows": {
+                "type": "array",
+                "items": {"type": "dict", "properties": {"x": {"type": "any"}, "y": {"type": "long"}}},
+            },
+            "meta": {"type": "HashMap", "additionalProperties": {"type": "Boolean"}, "default": {"type": "dict"}},
+            "value": {"type": "any", "description": "anything"},
+            # live_simple_71's metrics: "a list of these", written as the array's enum
+            "metrics": {"type": "array", "items": {"type": "string"}, "enum": ["trust", "buzz"]},
+            "pairs": {"type": "array", "enum": [[1, 2], [3, 4]]},  # an enum of arrays: as it is
+        },
+        "required": ["point"],
+    }
+    assert json_schema(schema) == {
+        "type": "object",
+        "properties": {
+            "point": {"type": "array", "items": {"type": "number"}},
+            "rows": {"type": "array", "items": {"type": "object", "properties": {"x": {}, "y": {"type": "integer"}}}},
+            "meta": {"type": "object", "additionalProperties": {"type": "boolean"}, "default": {"type": "dict"}},
+            "value": {"description": "anything"},
+            "metrics": {"type": "array", "items": {"type": "string", "enum": ["trust", "buzz"]}},
+            "pairs": {"type": "array", "enum": [[1, 2], [3, 4]]},
+        },
+        "required": ["point"],
+    }
 
 
 def test_the_chosen_answer():
@@ -296,8 +361,11 @@ def test_the_chosen_answer():
         "flag": [False],  # a falsy value is still a value
     }
     assert chosen_arguments(params) == {
-        "city": "Paris", "prefs": {"size": "large"}, "rows": [{"field": "age"}, {"field": "job"}], "pair": [3, 5],
+        "city": "Paris",
+        "prefs": {"size": "large"},
+        "rows": [{"field": "age"}, {"field": "job"}],
+        "pair": [3, 5],
         "flag": False,
-    }  # fmt: skip
+    }
     # a parameter the function requires keeps its value even where BFCL's answer allows ""
     assert chosen_arguments({"speed": [0.0, ""], "unit": ["", "m/s"]}, required=["speed"]) == {"speed": 0.0}

@@ -15,8 +15,11 @@ T0 = datetime(2024, 5, 1, 10, 0, 0)
 RUN, OTHER, HELD = f"{1:032x}", f"{2:032x}", f"{3:032x}"
 SYSTEM = {"role": "system", "content": "You are a weather agent."}
 USER = {"role": "user", "content": "Weather in Paris?"}
-WEATHER_CALL = {"id": "call_1", "type": "function",
-                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+WEATHER_CALL = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+}
 ASKS = {"role": "assistant", "content": None, "tool_calls": [WEATHER_CALL]}
 RESULT = {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21C"}
 ANSWER = {"role": "assistant", "content": "It is sunny in Paris (21C)."}
@@ -25,9 +28,15 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": 
 
 
 def call(n: int, trace: str, messages: list, answer: dict | None, *, model: str = "gpt-4o-mini", **fields) -> tuple:
-    row = {"id": f"c{n:015x}", "trace_id": trace, "request_model": model, "started_at": T0 + timedelta(seconds=n),
-           "request": {"model": model, "messages": messages, "tools": TOOLS, "params": {}, "stream": False},
-           "response": {"message": answer} if answer else None, **fields}  # fmt: skip
+    row = {
+        "id": f"c{n:015x}",
+        "trace_id": trace,
+        "request_model": model,
+        "started_at": T0 + timedelta(seconds=n),
+        "request": {"model": model, "messages": messages, "tools": TOOLS, "params": {}, "stream": False},
+        "response": {"message": answer} if answer else None,
+        **fields,
+    }
     return "llm_call", row
 
 
@@ -36,16 +45,18 @@ def runs(db: str) -> str:
     """A weather run (a tool call, its result, the answer; then a failed call), a plain chat, and a
     held-out run; the weather run rated a success."""
     with TraceStore(db) as store:
-        store.write([
-            ("trace", {"id": RUN, "name": "weather-agent", "started_at": T0, "tags": ["demo"]}),
-            call(1, RUN, [SYSTEM, USER], ASKS),
-            call(2, RUN, [SYSTEM, USER, ASKS, RESULT], ANSWER),
-            call(3, RUN, [USER], None, status="error", error="overloaded"),
-            ("trace", {"id": OTHER, "name": "chat", "started_at": T0 + timedelta(hours=1)}),
-            call(4, OTHER, [HI], {"role": "assistant", "content": "Hello!"}, model="gpt-4o"),
-            ("trace", {"id": HELD, "name": "bfcl:live_simple", "started_at": T0, "tags": ["bfcl", "held-out"]}),
-            call(5, HELD, [USER], ANSWER),
-        ])  # fmt: skip
+        store.write(
+            [
+                ("trace", {"id": RUN, "name": "weather-agent", "started_at": T0, "tags": ["demo"]}),
+                call(1, RUN, [SYSTEM, USER], ASKS),
+                call(2, RUN, [SYSTEM, USER, ASKS, RESULT], ANSWER),
+                call(3, RUN, [USER], None, status="error", error="overloaded"),
+                ("trace", {"id": OTHER, "name": "chat", "started_at": T0 + timedelta(hours=1)}),
+                call(4, OTHER, [HI], {"role": "assistant", "content": "Hello!"}, model="gpt-4o"),
+                ("trace", {"id": HELD, "name": "bfcl:live_simple", "started_at": T0, "tags": ["bfcl", "held-out"]}),
+                call(5, HELD, [USER], ANSWER),
+            ]
+        )
         store.record_feedback(RUN, outcome="success", rating=5)
     return db
 
@@ -71,12 +82,19 @@ def test_final_conversations(cli, runs, tmp_path):
 def test_per_call_filters_and_held_out(cli, runs, tmp_path):
     out = tmp_path / "calls.jsonl"
     result = cli("traces", "export", "--out", out, "--per-call", "--outcome", "success", "--db", runs, "--json")
-    assert json.loads(result.stdout) == {"file": str(out), "format": "openai-jsonl", "rows": 2, "traces": 1,
-                                         "held_out_left_out": 0}  # fmt: skip
+    assert json.loads(result.stdout) == {
+        "file": str(out),
+        "format": "openai-jsonl",
+        "rows": 2,
+        "traces": 1,
+        "held_out_left_out": 0,
+    }
     assert [row["messages"] for row in read_jsonl(out)] == [[SYSTEM, USER, ASKS], [SYSTEM, USER, ASKS, RESULT, ANSWER]]
 
-    assert "Wrote 1 conversation from 1 trace" in cli("traces", "export", "--out", out, "--model", "gpt-4o",
-                                                         "--db", runs).output  # fmt: skip
+    assert (
+        "Wrote 1 conversation from 1 trace"
+        in cli("traces", "export", "--out", out, "--model", "gpt-4o", "--db", runs).output
+    )
     assert read_jsonl(out)[0]["messages"][0] == HI
     result = cli("traces", "export", "--out", out, "--tag", "bfcl", "--include-held-out", "--db", runs)
     assert result.output.strip() == f"Wrote 1 conversation from 1 trace to {out}"
@@ -112,8 +130,10 @@ def test_parquet(cli, runs, tmp_path, monkeypatch):
 def test_parquet_without_pyarrow(cli, runs, tmp_path, monkeypatch, one_line_error):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
     out = tmp_path / "train.parquet"
-    one_line_error(cli("traces", "export", "--format", "parquet", "--out", out, "--db", runs),
-                   "--format parquet needs pyarrow: pip install pyarrow")  # fmt: skip
+    one_line_error(
+        cli("traces", "export", "--format", "parquet", "--out", out, "--db", runs),
+        "--format parquet needs pyarrow: pip install pyarrow",
+    )
     assert not out.exists()
 
 

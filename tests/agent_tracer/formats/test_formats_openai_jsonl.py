@@ -12,23 +12,37 @@ SYSTEM = {"role": "system", "content": "You are a weather agent."}
 USER = {"role": "user", "content": "Weather in Paris?"}
 CALL = {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
 PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}}
-TOOLS = [{"type": "function",
-          "function": {"name": "get_weather", "description": "Current weather.", "parameters": PARAMETERS}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {"name": "get_weather", "description": "Current weather.", "parameters": PARAMETERS},
+    }
+]
 TOOL_RUN = {
-    "messages": [SYSTEM, USER, {"role": "assistant", "content": None, "tool_calls": [CALL]},
-                 {"role": "tool", "tool_call_id": "call_a", "content": "sunny, 21C"},
-                 {"role": "assistant", "content": "Sunny, 21C."}],
+    "messages": [
+        SYSTEM,
+        USER,
+        {"role": "assistant", "content": None, "tool_calls": [CALL]},
+        {"role": "tool", "tool_call_id": "call_a", "content": "sunny, 21C"},
+        {"role": "assistant", "content": "Sunny, 21C."},
+    ],
     "tools": TOOLS,
     "parallel_tool_calls": False,
-}  # fmt: skip
+}
 CHAT = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
 LEGACY = {
-    "messages": [USER, {"role": "assistant", "function_call": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
-                 {"role": "function", "name": "get_weather", "content": "sunny"},
-                 {"role": "assistant", "content": None,
-                  "function_call": {"name": "get_weather", "arguments": '{"city": "Lyon"}'}}],
+    "messages": [
+        USER,
+        {"role": "assistant", "function_call": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+        {"role": "function", "name": "get_weather", "content": "sunny"},
+        {
+            "role": "assistant",
+            "content": None,
+            "function_call": {"name": "get_weather", "arguments": '{"city": "Lyon"}'},
+        },
+    ],
     "functions": [TOOLS[0]["function"]],
-}  # fmt: skip
+}
 
 
 def the_trace(open_store, example):
@@ -65,8 +79,14 @@ def test_importing_again_adds_nothing(cli, db, jsonl, open_store):
     path = jsonl("weather.jsonl", [TOOL_RUN, CHAT])
     assert cli("traces", "import", path, "--format", "openai-jsonl", "--db", db).exit_code == 0
     again = cli("traces", "import", path, "--format", "openai-jsonl", "--db", db, "--json", "--batch-size", "2")
-    assert json.loads(again.stdout) == {"file": str(path), "format": "openai-jsonl", "records": 6, "written": 0,
-                                        "examples": 2, "skipped": 0}  # fmt: skip
+    assert json.loads(again.stdout) == {
+        "file": str(path),
+        "format": "openai-jsonl",
+        "records": 6,
+        "written": 0,
+        "examples": 2,
+        "skipped": 0,
+    }
     # the same example, spaced and ordered differently, in another file: the same trace
     respaced = jsonl("other.jsonl", [json.dumps(dict(reversed(list(TOOL_RUN.items()))), separators=(" , ", " : "))])
     assert "0 rows new or changed" in cli("traces", "import", respaced, "--format", "openai-jsonl", "--db", db).output
@@ -88,15 +108,31 @@ BAD = [
     ('["a", "list"]', "not a JSON object but list"),
     ({"prompt": "hi"}, "no 'messages' list"),
     ({"messages": [{"role": "user", "content": "hi"}]}, "ends with a user message, not the assistant's answer"),
-    ({"messages": [USER, {"role": "assistant", "content": None,
-                          "tool_calls": [{"id": "x", "function": {"arguments": "{}"}}]}]},
-     "a tool call without a name"),
-    ({"messages": [USER, {"role": "assistant", "content": None,
-                          "tool_calls": [{"id": "x", "function": {"name": "f", "arguments": "{oops"}}]}]},
-     "the arguments of tool call 'f' are not JSON"),
+    (
+        {
+            "messages": [
+                USER,
+                {"role": "assistant", "content": None, "tool_calls": [{"id": "x", "function": {"arguments": "{}"}}]},
+            ]
+        },
+        "a tool call without a name",
+    ),
+    (
+        {
+            "messages": [
+                USER,
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "x", "function": {"name": "f", "arguments": "{oops"}}],
+                },
+            ]
+        },
+        "the arguments of tool call 'f' are not JSON",
+    ),
     ({"messages": [USER, {"role": "assistant", "content": ""}]}, "the assistant's answer is empty"),
     ({"messages": [{"role": "robot", "content": "beep"}, {"role": "assistant", "content": "ok"}]}, "role 'robot'"),
-]  # fmt: skip
+]
 
 
 def test_bad_lines_are_named_and_skipped(cli, db, jsonl, open_store):
@@ -123,12 +159,18 @@ def test_strict_stops_at_the_first_bad_line(cli, db, jsonl, one_line_error, open
 
 def test_file_and_option_errors(cli, db, tmp_path, one_line_error):
     missing = tmp_path / "nope.jsonl"
-    one_line_error(cli("traces", "import", missing, "--format", "openai-jsonl", "--db", db),
-                   f"{missing} does not exist", exit_code=2)  # fmt: skip
+    one_line_error(
+        cli("traces", "import", missing, "--format", "openai-jsonl", "--db", db),
+        f"{missing} does not exist",
+        exit_code=2,
+    )
     one_line_error(cli("traces", "import", tmp_path, "--format", "sharegpt", "--db", db), "is a directory", exit_code=2)
     result = cli("traces", "import", missing, "--format", "openai-jsonl", "--answers", missing, "--db", db)
     assert result.exit_code == 2 and "does not exist" in result.output
     answers = tmp_path / "answers.json"
     answers.write_text("{}\n")
-    one_line_error(cli("traces", "import", missing, "--format", "openai-jsonl", "--answers", answers, "--db", db),
-                   "--answers goes with --format bfcl", exit_code=2)  # fmt: skip
+    one_line_error(
+        cli("traces", "import", missing, "--format", "openai-jsonl", "--answers", answers, "--db", db),
+        "--answers goes with --format bfcl",
+        exit_code=2,
+    )

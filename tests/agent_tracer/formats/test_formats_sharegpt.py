@@ -8,28 +8,41 @@ import json
 from agent_tracer.formats.examples import content_key
 from agent_tracer.run_ids import trace_id_for
 
-WEATHER_SPEC = {"name": "get_weather", "description": "Current weather.",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
+WEATHER_SPEC = {
+    "name": "get_weather",
+    "description": "Current weather.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 LLAMA_FACTORY = {
     "id": "ex-7",
     "system": "You are a weather agent.",
     "tools": json.dumps([WEATHER_SPEC]),
     "conversations": [
         {"from": "human", "value": "Weather in Paris and Lyon?"},
-        {"from": "function_call", "value": json.dumps([{"name": "get_weather", "arguments": {"city": "Paris"}},
-                                                       {"name": "get_weather", "arguments": {"city": "Lyon"}}])},
+        {
+            "from": "function_call",
+            "value": json.dumps(
+                [
+                    {"name": "get_weather", "arguments": {"city": "Paris"}},
+                    {"name": "get_weather", "arguments": {"city": "Lyon"}},
+                ]
+            ),
+        },
         {"from": "observation", "value": "sunny"},
         {"from": "observation", "value": "rain"},
         {"from": "human", "value": "And Nice?"},
         {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": '{"city": "Nice"}'})},
     ],
-}  # fmt: skip
+}
 ROLE_CONTENT = {
-    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                 {"role": "assistant", "content": "Hello!"}],
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+    ],
     "system": "ignored: the turns start with their own system prompt",
     "tools": [{"type": "function", "function": WEATHER_SPEC}],
-}  # fmt: skip
+}
 PLAIN = {"conversations": [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}]}
 
 
@@ -49,8 +62,10 @@ def test_sharegpt_variants(cli, db, jsonl, open_store):
         {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
         {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Lyon"}'}},
     ]
-    assert messages[3:5] == [{"role": "tool", "tool_call_id": "call_0", "content": "sunny"},
-                             {"role": "tool", "tool_call_id": "call_1", "content": "rain"}]  # fmt: skip
+    assert messages[3:5] == [
+        {"role": "tool", "tool_call_id": "call_0", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "call_1", "content": "rain"},
+    ]
     assert call.response["message"]["tool_calls"] == [
         {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Nice"}'}}
     ]
@@ -69,20 +84,46 @@ def test_lines_that_are_not_conversations(cli, db, jsonl):
     bad = [
         ({"conversations": []}, "no 'conversations' or 'messages' list"),
         ({"conversations": [{"from": "alien", "value": "hi"}]}, "a turn from 'alien'"),
-        ({"conversations": [{"from": "human", "value": "hi"}, {"from": "observation", "value": "x"},
-                            {"from": "gpt", "value": "ok"}]}, "an observation that answers no function call"),
-        ({"conversations": [{"from": "human", "value": "hi"}, {"from": "function_call", "value": "f(Paris)"}]},
-         "a function_call turn whose value is not JSON"),
-        ({"conversations": [{"from": "human", "value": "hi"}, {"from": "function_call", "value": '{"arguments": {}}'}]},
-         "a tool call without a name"),
-        ({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}], "tools": "[{"},
-         "tools is not JSON"),
-        ({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}], "tools": '[{"x": 1}]'},
-         "a tool without a name"),
+        (
+            {
+                "conversations": [
+                    {"from": "human", "value": "hi"},
+                    {"from": "observation", "value": "x"},
+                    {"from": "gpt", "value": "ok"},
+                ]
+            },
+            "an observation that answers no function call",
+        ),
+        (
+            {"conversations": [{"from": "human", "value": "hi"}, {"from": "function_call", "value": "f(Paris)"}]},
+            "a function_call turn whose value is not JSON",
+        ),
+        (
+            {
+                "conversations": [
+                    {"from": "human", "value": "hi"},
+                    {"from": "function_call", "value": '{"arguments": {}}'},
+                ]
+            },
+            "a tool call without a name",
+        ),
+        (
+            {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}], "tools": "[{"},
+            "tools is not JSON",
+        ),
+        (
+            {
+                "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}],
+                "tools": '[{"x": 1}]',
+            },
+            "a tool without a name",
+        ),
         ({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": 4}]}, "value is int, not text"),
-        ({"conversations": [{"from": "gpt", "value": "ok"}, {"from": "human", "value": "hi"}]},
-         "ends with a user message"),
-    ]  # fmt: skip
+        (
+            {"conversations": [{"from": "gpt", "value": "ok"}, {"from": "human", "value": "hi"}]},
+            "ends with a user message",
+        ),
+    ]
     path = jsonl("bad.jsonl", [line for line, _ in bad] + [PLAIN])
     result = cli("traces", "import", path, "--format", "sharegpt", "--db", db)
     assert result.exit_code == 0, result.output

@@ -26,9 +26,18 @@ def locked_proxy(upstream, tmp_path_factory):
     folder = tmp_path_factory.mktemp("locked")
     key_file = folder / "keys.txt"
     key_file.write_text(f"# team keys\n{OTHER_CLIENT_KEY}\n")
-    process = ProxyProcess(upstream.url, folder / "traces.db", "--require-key", "--key-file", str(key_file),
-                           env={"AGENT_TRACER_PROXY_KEYS": CLIENT_KEY, "OPENAI_API_KEY": UPSTREAM_OPENAI,
-                                "ANTHROPIC_API_KEY": UPSTREAM_ANTHROPIC})
+    process = ProxyProcess(
+        upstream.url,
+        folder / "traces.db",
+        "--require-key",
+        "--key-file",
+        str(key_file),
+        env={
+            "AGENT_TRACER_PROXY_KEYS": CLIENT_KEY,
+            "OPENAI_API_KEY": UPSTREAM_OPENAI,
+            "ANTHROPIC_API_KEY": UPSTREAM_ANTHROPIC,
+        },
+    )
     process.folder = folder
     yield process
     process.stop(signal.SIGTERM)
@@ -37,12 +46,16 @@ def locked_proxy(upstream, tmp_path_factory):
 def test_wrong_or_missing_key_is_401_and_nothing_goes_upstream(locked_proxy, upstream):
     sent = len(upstream.requests)
     with pytest.raises(openai.AuthenticationError) as caught:
-        openai.OpenAI(base_url=locked_proxy.openai_base_url, api_key="sk-not-a-proxy-key", max_retries=0,
-                      ).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+        openai.OpenAI(
+            base_url=locked_proxy.openai_base_url,
+            api_key="sk-not-a-proxy-key",
+            max_retries=0,
+        ).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["code"] == "invalid_api_key"
     with pytest.raises(anthropic.AuthenticationError) as caught:
         anthropic.Anthropic(base_url=locked_proxy.url, api_key="nope", max_retries=0).messages.create(
-            model="claude-test", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+            model="claude-test", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
     assert caught.value.body["error"]["type"] == "authentication_error"
     assert httpx.get(locked_proxy.openai_base_url + "/models").status_code == 401  # pass-through paths too
     assert httpx.post(locked_proxy.url + "/agent-tracer/v1/traces/r/feedback", json={"rating": 1}).status_code == 401
@@ -52,21 +65,28 @@ def test_wrong_or_missing_key_is_401_and_nothing_goes_upstream(locked_proxy, ups
 
 def test_client_keys_are_swapped_for_the_upstream_keys(locked_proxy, upstream):
     openai.OpenAI(base_url=locked_proxy.openai_base_url, api_key=CLIENT_KEY, max_retries=0).chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+    )
     headers = upstream.requests[-1]["headers"]
     assert headers["authorization"] == f"Bearer {UPSTREAM_OPENAI}" and "x-api-key" not in headers
 
     # a key from the key file, sent the Anthropic way
-    response = httpx.post(locked_proxy.url + "/v1/messages", headers={"x-api-key": OTHER_CLIENT_KEY},
-                          json={"model": "claude-test", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})
+    response = httpx.post(
+        locked_proxy.url + "/v1/messages",
+        headers={"x-api-key": OTHER_CLIENT_KEY},
+        json={"model": "claude-test", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+    )
     assert response.status_code == 200
     headers = upstream.requests[-1]["headers"]
     assert headers["x-api-key"] == UPSTREAM_ANTHROPIC and "authorization" not in headers
 
     models = openai.OpenAI(base_url=locked_proxy.openai_base_url, api_key=CLIENT_KEY, max_retries=0).models.list()
     assert models.data and upstream.requests[-1]["headers"]["authorization"] == f"Bearer {UPSTREAM_OPENAI}"
-    feedback = httpx.post(locked_proxy.url + "/agent-tracer/v1/traces/r/feedback", json={"rating": 1},
-                          headers={"authorization": f"Bearer {CLIENT_KEY}"})
+    feedback = httpx.post(
+        locked_proxy.url + "/agent-tracer/v1/traces/r/feedback",
+        json={"rating": 1},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    )
     assert feedback.status_code == 202
 
 

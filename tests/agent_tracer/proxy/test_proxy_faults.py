@@ -22,8 +22,11 @@ from agent_tracer.testing.proxy_process import marked, wait_for_call
 def test_invalid_json_is_400_in_the_api_shape_and_not_sent_upstream(proxy, upstream, path, shape):
     sent = len(upstream.requests)
     for body in (b'{"model": "gpt-test", "messages": [', b"[1, 2]"):
-        response = httpx.post(proxy.url + path, content=body,
-                              headers={"content-type": "application/json", "authorization": "Bearer sk-test"})
+        response = httpx.post(
+            proxy.url + path,
+            content=body,
+            headers={"content-type": "application/json", "authorization": "Bearer sk-test"},
+        )
         assert response.status_code == 400
         error = response.json()
         if shape == "openai":
@@ -42,8 +45,11 @@ def test_upstream_error_passes_back_unchanged(proxy, proxy_store, upstream):
     for base_url in (proxy.openai_base_url, upstream.openai_base_url):
         client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
         with pytest.raises(openai.RateLimitError) as caught:
-            client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": marker}],
-                                           extra_headers={"x-fake-scenario": "error:429"})
+            client.chat.completions.create(
+                model="gpt-test",
+                messages=[{"role": "user", "content": marker}],
+                extra_headers={"x-fake-scenario": "error:429"},
+            )
         errors.append(caught.value)
     via_proxy, direct = errors
     assert via_proxy.status_code == direct.status_code == 429
@@ -58,8 +64,12 @@ def test_upstream_time_out_is_504(proxy, proxy_store):
     marker = uuid.uuid4().hex
     client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-ant-test", max_retries=0)
     with pytest.raises(anthropic.APIStatusError) as caught:
-        client.messages.create(model="claude-test", max_tokens=10, messages=[{"role": "user", "content": marker}],
-                               extra_headers={"x-fake-scenario": "stall:1.5"})
+        client.messages.create(
+            model="claude-test",
+            max_tokens=10,
+            messages=[{"role": "user", "content": marker}],
+            extra_headers={"x-fake-scenario": "stall:1.5"},
+        )
     assert caught.value.status_code == 504
     assert caught.value.body["type"] == "error" and caught.value.body["error"]["type"] == "timeout_error"
     assert "in time" in caught.value.body["error"]["message"]
@@ -71,8 +81,10 @@ def test_client_disconnect_cancels_upstream_and_records_incomplete(proxy, proxy_
     marker = uuid.uuid4().hex
     client = openai.OpenAI(base_url=proxy.openai_base_url, api_key="sk-test", max_retries=0)
     stream = client.chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": f"one two three four five six {marker}"}],
-        stream=True, extra_headers={"x-fake-scenario": "slow_stream:0.2"},
+        model="gpt-test",
+        messages=[{"role": "user", "content": f"one two three four five six {marker}"}],
+        stream=True,
+        extra_headers={"x-fake-scenario": "slow_stream:0.2"},
     )
     next(iter(stream))
     stream.close()
@@ -83,9 +95,12 @@ def test_client_disconnect_cancels_upstream_and_records_incomplete(proxy, proxy_
 def test_client_gone_before_the_answer_cancels_upstream_and_records_incomplete(proxy, proxy_store):
     marker = uuid.uuid4().hex
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(proxy.openai_base_url + "/chat/completions", timeout=0.3,
-                   json={"model": "gpt-test", "messages": [{"role": "user", "content": marker}]},
-                   headers={"x-fake-scenario": "stall:1.5"})
+        httpx.post(
+            proxy.openai_base_url + "/chat/completions",
+            timeout=0.3,
+            json={"model": "gpt-test", "messages": [{"role": "user", "content": marker}]},
+            headers={"x-fake-scenario": "stall:1.5"},
+        )
     call = wait_for_call(proxy_store, marked(marker), timeout=3)  # not the 504 of the proxy's 1 s time-out
     assert call.status == "incomplete" and call.http_status is None
 
@@ -106,14 +121,18 @@ def test_upstream_down_is_502_and_shutdown_flushes(tmp_path):
     closed = f"http://127.0.0.1:{free_port()}"
     process = ProxyProcess(closed, tmp_path / "traces.db")
     try:
-        response = httpx.post(process.openai_base_url + "/chat/completions",
-                              json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})
+        response = httpx.post(
+            process.openai_base_url + "/chat/completions",
+            json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert response.status_code == 502
         error = response.json()["error"]
         assert error["type"] == "server_error" and error["code"] == "upstream_unreachable"
         assert "unreachable" in error["message"] and "\n" not in error["message"]
-        response = httpx.post(process.url + "/v1/messages", json={"model": "claude-test", "max_tokens": 5,
-                                                                  "messages": [{"role": "user", "content": "hi"}]})
+        response = httpx.post(
+            process.url + "/v1/messages",
+            json={"model": "claude-test", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert response.status_code == 502 and response.json()["error"]["type"] == "api_error"
         assert httpx.get(process.openai_base_url + "/models").status_code == 502
     finally:
@@ -128,7 +147,8 @@ def test_body_over_the_limit_is_413_and_not_sent_upstream(upstream, tmp_path):
         big = "x" * 12_000
         with pytest.raises(openai.APIStatusError) as caught:
             openai.OpenAI(base_url=process.openai_base_url, api_key="sk-test", max_retries=0).chat.completions.create(
-                model="gpt-test", messages=[{"role": "user", "content": big}])
+                model="gpt-test", messages=[{"role": "user", "content": big}]
+            )
         assert caught.value.status_code == 413
         assert caught.value.body["code"] == "request_too_large" and "0.01 MiB" in caught.value.body["message"]
 
@@ -138,8 +158,9 @@ def test_body_over_the_limit_is_413_and_not_sent_upstream(upstream, tmp_path):
                 yield b"y" * 1000
             yield b'"}]}'
 
-        response = httpx.post(process.url + "/v1/messages", content=chunks(),
-                              headers={"content-type": "application/json"})
+        response = httpx.post(
+            process.url + "/v1/messages", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert response.status_code == 413 and response.json()["error"]["type"] == "request_too_large"
         assert len(upstream.requests) == sent
 
@@ -149,8 +170,10 @@ def test_body_over_the_limit_is_413_and_not_sent_upstream(upstream, tmp_path):
         assert response.status_code == 404  # the fake has no embeddings: its own answer, passed back
         assert upstream.requests[-1]["json"] == payload
         # and a small model call still goes through
-        ok = httpx.post(process.openai_base_url + "/chat/completions",
-                        json={"model": "gpt-test", "messages": [{"role": "user", "content": "small"}]})
+        ok = httpx.post(
+            process.openai_base_url + "/chat/completions",
+            json={"model": "gpt-test", "messages": [{"role": "user", "content": "small"}]},
+        )
         assert ok.status_code == 200
     finally:
         process.stop()
@@ -166,8 +189,9 @@ def test_a_dead_database_never_fails_a_request_and_every_call_is_spilled(upstrea
         for marker in markers:
             answer = client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": marker}])
             assert answer.choices[0].message.content == f"Echo: {marker}"
-        with client.chat.completions.create(model="gpt-test", stream=True,
-                                            messages=[{"role": "user", "content": "streamed"}]) as stream:
+        with client.chat.completions.create(
+            model="gpt-test", stream=True, messages=[{"role": "user", "content": "streamed"}]
+        ) as stream:
             assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     finally:
         output = process.stop(signal.SIGTERM)

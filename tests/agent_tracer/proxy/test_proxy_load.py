@@ -17,7 +17,9 @@ CLIENTS = 100
 
 async def _stream_one(client: openai.AsyncOpenAI, marker: str) -> str:
     stream = await client.chat.completions.create(
-        model="gpt-test", stream=True, messages=[{"role": "user", "content": f"tell {marker} back slowly"}],
+        model="gpt-test",
+        stream=True,
+        messages=[{"role": "user", "content": f"tell {marker} back slowly"}],
         extra_headers={"x-fake-scenario": "text,slow_stream:0.02"},
     )
     return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
@@ -62,8 +64,9 @@ def test_workers_share_the_port_record_every_call_and_add_up_their_metrics(upstr
         time.sleep(1.5)  # each worker shares its counts once a second
         for _ in range(6):  # whichever worker answers the scrape reports both workers' totals
             samples = scrape(process.url)
-            assert samples("agent_tracer_proxy_requests_total", api="openai", recorded="true",
-                           code="200") == len(markers)
+            assert samples("agent_tracer_proxy_requests_total", api="openai", recorded="true", code="200") == len(
+                markers
+            )
     finally:
         output = process.stop(signal.SIGTERM)
     assert process.process.returncode in (0, -signal.SIGTERM), output

@@ -21,11 +21,17 @@ def test_requests_errors_latency_and_spans_are_counted(upstream, tmp_path, scrap
         for _ in range(3):
             client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
         with pytest.raises(openai.RateLimitError):
-            client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}],
-                                           extra_headers={"x-fake-scenario": "error:429"})
+            client.chat.completions.create(
+                model="gpt-test",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-fake-scenario": "error:429"},
+            )
         with pytest.raises(openai.InternalServerError):
-            client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}],
-                                           extra_headers={"x-fake-scenario": "error:503"})
+            client.chat.completions.create(
+                model="gpt-test",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-fake-scenario": "error:503"},
+            )
         client.models.list()
         httpx.post(process.url + "/v1/messages", content=b"{oops", headers={"content-type": "application/json"})
 
@@ -50,8 +56,10 @@ def test_requests_errors_latency_and_spans_are_counted(upstream, tmp_path, scrap
 def test_upstream_unreachable_is_counted(tmp_path, scrape):
     process = ProxyProcess(f"http://127.0.0.1:{free_port()}", tmp_path / "traces.db")
     try:
-        httpx.post(process.openai_base_url + "/chat/completions",
-                   json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        httpx.post(
+            process.openai_base_url + "/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        )
         samples = scrape(process.url)
         assert samples("agent_tracer_proxy_upstream_errors_total", api="openai", reason="unreachable") == 1
         assert samples("agent_tracer_proxy_requests_total", api="openai", recorded="true", code="502") == 1

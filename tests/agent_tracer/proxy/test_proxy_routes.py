@@ -18,25 +18,36 @@ from agent_tracer.store import TraceStore
 from agent_tracer.testing.proxy_process import marked
 from agent_tracer.testing.upstream import FakeUpstream
 
-TOOLS = [{"type": "function", "function": {
-    "name": "get_weather", "description": "Weather in a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
 
 
 def routes_yaml(primary: FakeUpstream, fallback: FakeUpstream, *, primary_model: str = "tuned") -> str:
     def endpoints(model: str) -> str:
-        return (f'    primary: {{url: "{primary.openai_base_url}", model: {model}}}\n'
-                f'    fallback: {{url: "{fallback.openai_base_url}", model: frontier, api_key_env: FRONTIER_KEY}}\n')
+        return (
+            f'    primary: {{url: "{primary.openai_base_url}", model: {model}}}\n'
+            f'    fallback: {{url: "{fallback.openai_base_url}", model: frontier, api_key_env: FRONTIER_KEY}}\n'
+        )
 
     return (
         "routes:\n"
-        "  support-agent:\n    mode: fallback\n" + endpoints(primary_model)
+        "  support-agent:\n    mode: fallback\n"
+        + endpoints(primary_model)
         + "    timeout_s: 1.5\n    first_token_timeout_s: 0.5\n"
         "    breaker: {failures: 1000}\n"  # the fault tests fail it many times in a row
         "  flaky-agent:\n" + endpoints("tuned") + "    breaker: {failures: 2, cooldown_s: 2}\n"
-        "  shadow-agent:\n    mode: shadow\n" + endpoints("tuned")
-        + "  canary-agent:\n    mode: canary\n    canary_percent: 30\n" + endpoints("tuned")
+        "  shadow-agent:\n    mode: shadow\n"
+        + endpoints("tuned")
+        + "  canary-agent:\n    mode: canary\n    canary_percent: 30\n"
+        + endpoints("tuned")
     )
 
 
@@ -61,8 +72,13 @@ def routes_file(tmp_path_factory, primary, fallback) -> Path:
 
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory, routes_file, fallback):
-    process = ProxyProcess(fallback.url, tmp_path_factory.mktemp("routed") / "traces.db",
-                           "--routes", str(routes_file), env={"FRONTIER_KEY": "sk-frontier-held-by-proxy"})
+    process = ProxyProcess(
+        fallback.url,
+        tmp_path_factory.mktemp("routed") / "traces.db",
+        "--routes",
+        str(routes_file),
+        env={"FRONTIER_KEY": "sk-frontier-held-by-proxy"},
+    )
     yield process
     output = process.stop()
     assert process.stopped_cleanly, output
@@ -148,8 +164,9 @@ FAULTS = [
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 @pytest.mark.parametrize(("scenario", "reason"), FAULTS, ids=[r for _, r in FAULTS])
-def test_each_fault_gives_the_fallbacks_answer_and_a_recorded_reason(routed, store, primary, fallback,
-                                                                      scenario, reason, stream):
+def test_each_fault_gives_the_fallbacks_answer_and_a_recorded_reason(
+    routed, store, primary, fallback, scenario, reason, stream
+):
     if stream and scenario == "stall:3":
         scenario, reason = "stall:1", "first_token_timeout"
     # A stream that may carry a tool call is held to its end, so a cut one can still fall back.
@@ -170,8 +187,9 @@ def test_each_fault_gives_the_fallbacks_answer_and_a_recorded_reason(routed, sto
     assert "sk-frontier-held-by-proxy" not in (calls["fallback"].raw_request or "")
 
 
-def test_a_text_stream_is_passed_on_from_its_first_token_and_a_later_break_is_not_spliced(routed, store, primary,
-                                                                                         fallback):
+def test_a_text_stream_is_passed_on_from_its_first_token_and_a_later_break_is_not_spliced(
+    routed, store, primary, fallback
+):
     """Without tools the primary's stream goes to the client from its first token; when it breaks
     after that, the client's stream ends there (recorded), with no fallback text added."""
     primary.scenario = "cut,slow_stream:0.05"
@@ -206,7 +224,9 @@ def test_the_breaker_skips_a_failing_primary_then_tries_it_again(routed, store, 
         assert ask(routed, markers[-1], model="flaky-agent")[1] == "fallback"
         reached.append(len(primary.requests) - before)
     assert reached == [1, 1, 0, 0]  # two failures open it: the next calls skip the primary
-    reasons = [calls_for(store, marker, 2 if n else 1)["fallback"].fallback_reason for marker, n in zip(markers, reached)]
+    reasons = [
+        calls_for(store, marker, 2 if n else 1)["fallback"].fallback_reason for marker, n in zip(markers, reached)
+    ]
     assert reasons == ["http_503", "http_503", "circuit_open", "circuit_open"]
     primary.scenario = None
     time.sleep(2.1)  # the cool-down: the next call is the trial
@@ -247,13 +267,16 @@ def test_routed_calls_are_counted_in_the_metrics(routed, scrape, primary):
     primary.scenario = "empty"
     ask(routed, uuid.uuid4().hex)
     samples = scrape(routed.url)
-    assert samples("agent_tracer_proxy_routed_total", route="support-agent", answered_by="fallback",
-                   reason="empty_answer") >= 1
+    assert (
+        samples("agent_tracer_proxy_routed_total", route="support-agent", answered_by="fallback", reason="empty_answer")
+        >= 1
+    )
     assert samples("agent_tracer_proxy_routed_total", route="support-agent", answered_by="primary", reason="") >= 1
 
 
 def test_an_edit_applies_while_requests_run_and_a_bad_edit_keeps_the_last_good_routes(
-        routed, routes_file, primary, fallback):
+    routed, routes_file, primary, fallback
+):
     primary.scenario = "stall:0.8"
     slow: dict[str, object] = {}
     thread = threading.Thread(target=lambda: slow.update(result=ask(routed, "slow " + uuid.uuid4().hex)))
@@ -290,6 +313,8 @@ def test_keys_named_by_api_key_env_stay_out_of_the_store_and_the_log(routed, sto
     marker = uuid.uuid4().hex
     ask(routed, marker)
     calls = calls_for(store, marker, 2)
-    stored = " ".join(str(getattr(c, name)) for c in calls.values() for name in ("raw_request", "raw_response", "request"))
+    stored = " ".join(
+        str(getattr(c, name)) for c in calls.values() for name in ("raw_request", "raw_response", "request")
+    )
     assert "sk-frontier-held-by-proxy" not in stored and "sk-client-key" not in stored
     assert httpx.get(routed.url + "/healthz").status_code == 200

@@ -49,8 +49,9 @@ def test_trace_id_for_keeps_trace_ids_and_hashes_other_run_ids():
 
 
 def test_run_headers():
-    run = run_from_headers({"x-agent-trace-id": "run-42", "x-agent-name": " support-agent ",
-                            "x-agent-tags": "prod, eu,,prod , beta"})
+    run = run_from_headers(
+        {"x-agent-trace-id": "run-42", "x-agent-name": " support-agent ", "x-agent-tags": "prod, eu,,prod , beta"}
+    )
     assert run.trace_id == trace_id_for("run-42")
     assert run.labels.name == "support-agent"
     assert run.labels.tags == ["prod", "eu", "beta"]
@@ -60,18 +61,22 @@ def test_run_headers():
     run = run_from_headers({"traceparent": f"00-{trace_hex}-{span_hex}-01"})
     assert run.trace_id == trace_hex and run.labels is None
     # the explicit header wins over traceparent
-    assert run_from_headers({"traceparent": f"00-{trace_hex}-{span_hex}-01",
-                             "x-agent-trace-id": "r1"}).trace_id == trace_id_for("r1")
+    assert run_from_headers(
+        {"traceparent": f"00-{trace_hex}-{span_hex}-01", "x-agent-trace-id": "r1"}
+    ).trace_id == trace_id_for("r1")
 
 
-@pytest.mark.parametrize("value", [
-    "00-" + "0" * 32 + "-" + "1" * 16 + "-01",      # all-zero trace id
-    "00-" + "a" * 32 + "-" + "0" * 16 + "-01",      # all-zero parent id
-    "ff-" + "a" * 32 + "-" + "1" * 16 + "-01",      # forbidden version
-    "00-" + "a" * 32 + "-" + "1" * 16 + "-01-x",    # version 00 has exactly four fields
-    "00-" + "a" * 31 + "-" + "1" * 16 + "-01",
-    "garbage",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "00-" + "0" * 32 + "-" + "1" * 16 + "-01",  # all-zero trace id
+        "00-" + "a" * 32 + "-" + "0" * 16 + "-01",  # all-zero parent id
+        "ff-" + "a" * 32 + "-" + "1" * 16 + "-01",  # forbidden version
+        "00-" + "a" * 32 + "-" + "1" * 16 + "-01-x",  # version 00 has exactly four fields
+        "00-" + "a" * 31 + "-" + "1" * 16 + "-01",
+        "garbage",
+    ],
+)
 def test_a_bad_traceparent_is_ignored(value):
     run = run_from_headers({"traceparent": value})
     assert run.context is None and run.trace_id is None
@@ -83,11 +88,14 @@ def test_a_bad_traceparent_is_ignored(value):
 def test_calls_with_a_run_id_are_one_named_tagged_trace(proxy, proxy_store, upstream):
     run_id = f"run-{uuid.uuid4().hex[:8]}"
     client = openai.OpenAI(
-        base_url=proxy.openai_base_url, api_key="sk-test", max_retries=0,
+        base_url=proxy.openai_base_url,
+        api_key="sk-test",
+        max_retries=0,
         default_headers={"X-Agent-Trace-Id": run_id, "X-Agent-Name": "billing-agent", "X-Agent-Tags": "prod,eu"},
     )
     first = client.chat.completions.with_raw_response.create(
-        model="gpt-test", messages=[{"role": "user", "content": f"step one {run_id}"}])
+        model="gpt-test", messages=[{"role": "user", "content": f"step one {run_id}"}]
+    )
     assert "x-agent-" not in " ".join(upstream.requests[-1]["headers"])  # the run headers stay with the proxy
     client.responses.create(model="gpt-test", input=f"step two {run_id}")
 
@@ -121,9 +129,11 @@ def test_traceparent_from_an_opentelemetry_client_joins_its_trace(proxy, proxy_s
     with tracer.start_as_current_span("agent step") as span:
         carrier: dict[str, str] = {}
         TraceContextTextMapPropagator().inject(carrier)
-        response = httpx.post(proxy.url + "/v1/messages", headers={"x-api-key": "sk-ant-test", **carrier},
-                              json={"model": "claude-test", "max_tokens": 20,
-                                    "messages": [{"role": "user", "content": marker}]})
+        response = httpx.post(
+            proxy.url + "/v1/messages",
+            headers={"x-api-key": "sk-ant-test", **carrier},
+            json={"model": "claude-test", "max_tokens": 20, "messages": [{"role": "user", "content": marker}]},
+        )
     assert response.status_code == 200
     ctx = span.get_span_context()
     assert response.headers["x-agent-trace-id"] == f"{ctx.trace_id:032x}"
@@ -135,12 +145,15 @@ def test_traceparent_from_an_opentelemetry_client_joins_its_trace(proxy, proxy_s
 
 def test_feedback_endpoint_sets_the_outcome_of_a_run(proxy, proxy_store):
     run_id = f"ticket-{uuid.uuid4().hex[:8]}"
-    client = openai.OpenAI(base_url=proxy.openai_base_url, api_key="sk-test", max_retries=0,
-                           default_headers={"X-Agent-Trace-Id": run_id})
+    client = openai.OpenAI(
+        base_url=proxy.openai_base_url, api_key="sk-test", max_retries=0, default_headers={"X-Agent-Trace-Id": run_id}
+    )
     client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": run_id}])
 
-    response = httpx.post(f"{proxy.url}/agent-tracer/v1/traces/{run_id}/feedback",
-                          json={"outcome": "success", "rating": 4.5, "comment": "solved on first try"})
+    response = httpx.post(
+        f"{proxy.url}/agent-tracer/v1/traces/{run_id}/feedback",
+        json={"outcome": "success", "rating": 4.5, "comment": "solved on first try"},
+    )
     assert response.status_code == 202
     body = response.json()
     assert body["trace_id"] == trace_id_for(run_id) and body["status"] == "accepted" and body["id"]
@@ -150,16 +163,20 @@ def test_feedback_endpoint_sets_the_outcome_of_a_run(proxy, proxy_store):
     assert [f.source for f in detail.feedback] == ["proxy"]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (b"not json", "JSON object"),
-    (b'{"rating": 9}', "rating"),
-    (b'{"score": 5}', "Unknown field(s) score"),
-    (b"{}", "at least one of"),
-    (b'{"outcome": "success", "comment": 5}', "comment"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "JSON object"),
+        (b'{"rating": 9}', "rating"),
+        (b'{"score": 5}', "Unknown field(s) score"),
+        (b"{}", "at least one of"),
+        (b'{"outcome": "success", "comment": 5}', "comment"),
+    ],
+)
 def test_bad_feedback_is_400_with_the_reason(proxy, body, message):
-    response = httpx.post(f"{proxy.url}/agent-tracer/v1/traces/run-1/feedback", content=body,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{proxy.url}/agent-tracer/v1/traces/run-1/feedback", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert message in response.json()["error"]["message"]
 
@@ -170,9 +187,12 @@ def test_traces_show_and_rate_take_the_agents_own_run_id(proxy, proxy_store):
     from agent_tracer.cli import main
 
     run_id = f"order {uuid.uuid4().hex[:6]}"
-    openai.OpenAI(base_url=proxy.openai_base_url, api_key="sk-test", max_retries=0,
-                  default_headers={"X-Agent-Trace-Id": run_id, "X-Agent-Name": "orders"}).chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": run_id}])
+    openai.OpenAI(
+        base_url=proxy.openai_base_url,
+        api_key="sk-test",
+        max_retries=0,
+        default_headers={"X-Agent-Trace-Id": run_id, "X-Agent-Name": "orders"},
+    ).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": run_id}])
     wait_for_trace(proxy_store, trace_id_for(run_id), lambda d: d.calls)
     shown = CliRunner().invoke(main, ["traces", "show", run_id, "--db", proxy.db_url])
     assert shown.exit_code == 0, shown.output

@@ -41,8 +41,10 @@ def test_chat_completion_plain_with_tools(proxy, proxy_store, upstream):
 
     def ask(base_url):
         return openai_client(base_url).chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": f"weather {marker}"}],
-            tools=[WEATHER, TIME], extra_headers=PARALLEL,
+            model="gpt-test",
+            messages=[{"role": "user", "content": f"weather {marker}"}],
+            tools=[WEATHER, TIME],
+            extra_headers=PARALLEL,
         )
 
     via_proxy, direct = ask(proxy.openai_base_url), ask(upstream.openai_base_url)
@@ -73,10 +75,16 @@ def test_chat_stream_with_parallel_tool_calls(proxy, proxy_store, upstream):
     marker = uuid.uuid4().hex
 
     def ask(base_url):
-        return _collect_chat_stream(openai_client(base_url).chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": f"weather and time {marker}"}],
-            tools=[WEATHER, TIME], stream=True, stream_options={"include_usage": True}, extra_headers=PARALLEL,
-        ))
+        return _collect_chat_stream(
+            openai_client(base_url).chat.completions.create(
+                model="gpt-test",
+                messages=[{"role": "user", "content": f"weather and time {marker}"}],
+                tools=[WEATHER, TIME],
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers=PARALLEL,
+            )
+        )
 
     via_proxy, direct = ask(proxy.openai_base_url), ask(upstream.openai_base_url)
     assert via_proxy == direct
@@ -98,7 +106,9 @@ def test_anthropic_messages_stream(proxy, proxy_store, upstream):
 
     def ask(base_url):
         with anthropic_client(base_url).messages.stream(
-            model="claude-test", max_tokens=100, tools=[tool],
+            model="claude-test",
+            max_tokens=100,
+            tools=[tool],
             messages=[{"role": "user", "content": f"weather {marker}"}],
         ) as stream:
             return stream.get_final_message()
@@ -144,8 +154,11 @@ def test_models_list_passes_through_unrecorded(proxy, proxy_store, upstream):
 def strip_ids(value: Any) -> Any:
     """A response without the values the fake makes up per answer (ids, timestamps)."""
     if isinstance(value, dict):
-        return {k: strip_ids(v) for k, v in value.items()
-                if k not in {"id", "created", "created_at", "call_id", "completed_at"}}
+        return {
+            k: strip_ids(v)
+            for k, v in value.items()
+            if k not in {"id", "created", "created_at", "call_id", "completed_at"}
+        }
     if isinstance(value, list):
         return [strip_ids(v) for v in value]
     return value

@@ -19,14 +19,19 @@ def test_keys_forwarded_never_stored_and_sigterm_flushes(upstream, tmp_path):
     process = ProxyProcess(upstream.url, tmp_path / "traces.db")
     try:
         openai.OpenAI(base_url=process.openai_base_url, api_key=OPENAI_KEY, max_retries=0).chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "key check"}])
+            model="gpt-test", messages=[{"role": "user", "content": "key check"}]
+        )
         assert upstream.requests[-1]["headers"]["authorization"] == f"Bearer {OPENAI_KEY}"
         anthropic.Anthropic(base_url=process.url, api_key=ANTHROPIC_KEY, max_retries=0).messages.create(
-            model="claude-test", max_tokens=10, messages=[{"role": "user", "content": "key check"}])
+            model="claude-test", max_tokens=10, messages=[{"role": "user", "content": "key check"}]
+        )
         headers = upstream.requests[-1]["headers"]  # this SDK sends the key as a bearer token
         assert ANTHROPIC_KEY in (headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer "))
-        httpx.post(process.url + "/v1/messages", headers={"x-api-key": ANTHROPIC_KEY, "anthropic-version": "2023-06-01"},
-                   json={"model": "claude-test", "max_tokens": 5, "messages": [{"role": "user", "content": "raw"}]})
+        httpx.post(
+            process.url + "/v1/messages",
+            headers={"x-api-key": ANTHROPIC_KEY, "anthropic-version": "2023-06-01"},
+            json={"model": "claude-test", "max_tokens": 5, "messages": [{"role": "user", "content": "raw"}]},
+        )
         assert upstream.requests[-1]["headers"]["x-api-key"] == ANTHROPIC_KEY
     finally:
         output = process.stop(signal.SIGTERM)  # right away: the shutdown must write both calls
@@ -47,7 +52,8 @@ def test_ctrl_c_to_the_process_group_stops_cleanly_and_writes_everything(upstrea
     process = ProxyProcess(upstream.url, tmp_path / "traces.db")
     try:
         openai.OpenAI(base_url=process.openai_base_url, api_key="sk-test", max_retries=0).chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "ctrl-c"}])
+            model="gpt-test", messages=[{"role": "user", "content": "ctrl-c"}]
+        )
     finally:
         output = process.stop(signal.SIGINT, group=True)
     assert process.process.returncode == 0, output

@@ -39,16 +39,26 @@ def test_runtime_without_instrument_leaves_the_transports_alone(tmp_path):
     rt = runtime.start(TracerConfig(db=f"sqlite:///{tmp_path / 't.db'}", writer="thread"), instrument=False)
     try:
         assert runtime.current() is rt and not rt.patch.installed
-        assert (httpx.AsyncHTTPTransport.handle_async_request,
-                httpx2.AsyncHTTPTransport.handle_async_request) == originals
+        assert (
+            httpx.AsyncHTTPTransport.handle_async_request,
+            httpx2.AsyncHTTPTransport.handle_async_request,
+        ) == originals
     finally:
         runtime.stop()
     assert runtime.current() is None
 
 
 def test_env_proxy_follows_the_environment_like_the_sdks(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
-                 "no_proxy"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert env_proxy("https://api.openai.com") is None
     monkeypatch.setenv("HTTPS_PROXY", "http://corp-proxy:3128")

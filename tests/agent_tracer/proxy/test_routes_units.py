@@ -15,29 +15,36 @@ from agent_tracer.proxy.breaker import CircuitBreaker
 from agent_tracer.proxy.routes import Breaker, load_routes, parse_routes
 from agent_tracer.proxy.verdict import judge
 
-GOOD = {"primary": {"url": "http://127.0.0.1:8001/v1", "model": "tuned"},
-        "fallback": {"url": "https://api.openai.com/v1", "model": "gpt-4o"}}
+GOOD = {
+    "primary": {"url": "http://127.0.0.1:8001/v1", "model": "tuned"},
+    "fallback": {"url": "https://api.openai.com/v1", "model": "gpt-4o"},
+}
 
 
 def routes_with(**changes):
     return {"routes": {"agent": {**GOOD, **changes}}}
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (routes_with(mode="sometimes"), "route 'agent': unknown mode 'sometimes' (one of fallback, shadow, canary)"),
-    ({"routes": {"agent": {"primary": GOOD["primary"]}}}, "route 'agent': no fallback endpoint"),
-    (routes_with(primary={"url": "127.0.0.1:8001", "model": "t"}), "primary: url '127.0.0.1:8001' is not an http"),
-    (routes_with(primary={"url": "http://h/v1"}), "primary: model must be"),
-    (routes_with(timeout=5), "unknown key(s) timeout"),
-    (routes_with(timeout_s=0), "timeout_s must be a positive number"),
-    (routes_with(mode="canary"), "mode canary needs canary_percent"),
-    (routes_with(mode="canary", canary_percent=120), "canary_percent must be a number from 0 to 100"),
-    (routes_with(breaker={"failures": 0}), "breaker failures must be a whole number"),
-    (routes_with(fallback={**GOOD["fallback"], "api_key_env": "AGENT_TRACER_TEST_UNSET_KEY"}),
-     "AGENT_TRACER_TEST_UNSET_KEY (api_key_env) is not set"),
-    ({"routes": {}}, "expected a top-level `routes:` mapping"),
-    ({"route": {}}, "expected a top-level `routes:` mapping"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (routes_with(mode="sometimes"), "route 'agent': unknown mode 'sometimes' (one of fallback, shadow, canary)"),
+        ({"routes": {"agent": {"primary": GOOD["primary"]}}}, "route 'agent': no fallback endpoint"),
+        (routes_with(primary={"url": "127.0.0.1:8001", "model": "t"}), "primary: url '127.0.0.1:8001' is not an http"),
+        (routes_with(primary={"url": "http://h/v1"}), "primary: model must be"),
+        (routes_with(timeout=5), "unknown key(s) timeout"),
+        (routes_with(timeout_s=0), "timeout_s must be a positive number"),
+        (routes_with(mode="canary"), "mode canary needs canary_percent"),
+        (routes_with(mode="canary", canary_percent=120), "canary_percent must be a number from 0 to 100"),
+        (routes_with(breaker={"failures": 0}), "breaker failures must be a whole number"),
+        (
+            routes_with(fallback={**GOOD["fallback"], "api_key_env": "AGENT_TRACER_TEST_UNSET_KEY"}),
+            "AGENT_TRACER_TEST_UNSET_KEY (api_key_env) is not set",
+        ),
+        ({"routes": {}}, "expected a top-level `routes:` mapping"),
+        ({"route": {}}, "expected a top-level `routes:` mapping"),
+    ],
+)
 def test_a_bad_routes_file_is_one_line_naming_what_is_wrong(data, message):
     with pytest.raises(ConfigError) as caught:
         parse_routes(data, "routes.yaml")
@@ -48,10 +55,17 @@ def test_a_bad_routes_file_is_one_line_naming_what_is_wrong(data, message):
 def test_a_good_file_loads_with_its_defaults_and_keys_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FRONTIER_KEY", "sk-frontier")
     path = tmp_path / "routes.yaml"
-    path.write_text("routes:\n  agent:\n    primary: {url: 'http://127.0.0.1:8001/v1/', model: tuned}\n"
-                    "    fallback: {url: 'https://api.openai.com/v1', model: gpt-4o, api_key_env: FRONTIER_KEY}\n")
+    path.write_text(
+        "routes:\n  agent:\n    primary: {url: 'http://127.0.0.1:8001/v1/', model: tuned}\n"
+        "    fallback: {url: 'https://api.openai.com/v1', model: gpt-4o, api_key_env: FRONTIER_KEY}\n"
+    )
     route = load_routes(path)["agent"]
-    assert (route.mode, route.timeout_s, route.first_token_timeout_s, route.breaker) == ("fallback", 30.0, None, Breaker())
+    assert (route.mode, route.timeout_s, route.first_token_timeout_s, route.breaker) == (
+        "fallback",
+        30.0,
+        None,
+        Breaker(),
+    )
     assert route.primary.url == "http://127.0.0.1:8001/v1" and route.fallback.api_key == "sk-frontier"
     assert "sk-frontier" not in repr(route)
 
@@ -68,8 +82,10 @@ def test_a_file_that_is_not_yaml_names_its_line(tmp_path):
 def test_routes_check_connects_to_every_endpoint(tmp_path):
     dead = free_port()
     path = tmp_path / "routes.yaml"
-    path.write_text(f"routes:\n  agent:\n    primary: {{url: 'http://127.0.0.1:{dead}/v1', model: tuned}}\n"
-                    f"    fallback: {{url: 'http://127.0.0.1:{dead}/v1', model: big}}\n")
+    path.write_text(
+        f"routes:\n  agent:\n    primary: {{url: 'http://127.0.0.1:{dead}/v1', model: tuned}}\n"
+        f"    fallback: {{url: 'http://127.0.0.1:{dead}/v1', model: big}}\n"
+    )
     result = CliRunner().invoke(main, ["routes", "check", str(path)])
     assert result.exit_code == 1
     assert f"route 'agent' primary http://127.0.0.1:{dead}/v1 is unreachable" in result.output
@@ -78,9 +94,11 @@ def test_routes_check_connects_to_every_endpoint(tmp_path):
 def test_routes_check_and_show_on_a_good_file(tmp_path, upstream, monkeypatch):
     monkeypatch.setenv("FRONTIER_KEY", "sk-frontier")
     path = tmp_path / "routes.yaml"
-    path.write_text(f"routes:\n  agent:\n    mode: canary\n    canary_percent: 5\n"
-                    f"    primary: {{url: '{upstream.openai_base_url}', model: tuned}}\n"
-                    f"    fallback: {{url: '{upstream.openai_base_url}', model: big, api_key_env: FRONTIER_KEY}}\n")
+    path.write_text(
+        f"routes:\n  agent:\n    mode: canary\n    canary_percent: 5\n"
+        f"    primary: {{url: '{upstream.openai_base_url}', model: tuned}}\n"
+        f"    fallback: {{url: '{upstream.openai_base_url}', model: big, api_key_env: FRONTIER_KEY}}\n"
+    )
     runner = CliRunner()
     result = runner.invoke(main, ["routes", "check", str(path)])
     assert result.exit_code == 0 and "ok: 1 route(s), 1 endpoint(s) reachable" in result.output
@@ -99,38 +117,78 @@ def test_routes_check_and_show_on_a_good_file(tmp_path, upstream, monkeypatch):
 def _answer(content=None, calls=()):
     message = {"role": "assistant", "content": content}
     if calls:
-        message["tool_calls"] = [{"id": f"c{i}", "type": "function", "function": {"name": n, "arguments": a}}
-                                 for i, (n, a) in enumerate(calls)]
+        message["tool_calls"] = [
+            {"id": f"c{i}", "type": "function", "function": {"name": n, "arguments": a}}
+            for i, (n, a) in enumerate(calls)
+        ]
     return CanonicalResponse(message=message)
 
 
-WEATHER = {"type": "function", "function": {"name": "weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},
-    "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},
+            "required": ["city"],
+        },
+    },
+}
 
 
-@pytest.mark.parametrize(("request_body", "answer", "reason"), [
-    ({}, _answer("Hello"), None),
-    ({}, _answer("  \n"), "empty_answer"),
-    ({}, _answer(None), "empty_answer"),
-    ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo", "days": 2}')]), None),
-    ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo"}'), ("forecast", "{}")]), "unknown_tool"),
-    ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo",')]), "invalid_arguments"),
-    ({"tools": [WEATHER]}, _answer(calls=[("weather", '["Oslo"]')]), "invalid_arguments"),
-    ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo", "days": 0}')]), "schema_mismatch"),
-    ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo", "required": ["city"]}')]), "unknown_argument"),
-    ({"tools": [{"type": "function", "function": {"name": "weather", "parameters": {
-        **WEATHER["function"]["parameters"], "additionalProperties": True}}}]},
-     _answer(calls=[("weather", '{"city": "Oslo", "units": "metric"}')]), None),
-    ({"tools": [WEATHER]}, _answer('<tool_call>{"name": "weather"'), "malformed_tool_call"),
-    ({"tools": [WEATHER], "tool_choice": "required"}, _answer("It is sunny."), "missing_tool_call"),
-    ({"tools": [WEATHER], "tool_choice": "auto"}, _answer("It is sunny."), None),
-    ({"response_format": {"type": "json_object"}}, _answer("not json"), "invalid_json"),
-    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
-        "type": "object", "required": ["a"]}}}}, _answer('{"b": 1}'), "schema_mismatch"),
-    ({"tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "nonsense"}}}]},
-     _answer(calls=[("weather", "{}")]), None),  # a broken schema is the agent's, not the primary's fault
-])
+@pytest.mark.parametrize(
+    ("request_body", "answer", "reason"),
+    [
+        ({}, _answer("Hello"), None),
+        ({}, _answer("  \n"), "empty_answer"),
+        ({}, _answer(None), "empty_answer"),
+        ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo", "days": 2}')]), None),
+        ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo"}'), ("forecast", "{}")]), "unknown_tool"),
+        ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo",')]), "invalid_arguments"),
+        ({"tools": [WEATHER]}, _answer(calls=[("weather", '["Oslo"]')]), "invalid_arguments"),
+        ({"tools": [WEATHER]}, _answer(calls=[("weather", '{"city": "Oslo", "days": 0}')]), "schema_mismatch"),
+        (
+            {"tools": [WEATHER]},
+            _answer(calls=[("weather", '{"city": "Oslo", "required": ["city"]}')]),
+            "unknown_argument",
+        ),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "weather",
+                            "parameters": {**WEATHER["function"]["parameters"], "additionalProperties": True},
+                        },
+                    }
+                ]
+            },
+            _answer(calls=[("weather", '{"city": "Oslo", "units": "metric"}')]),
+            None,
+        ),
+        ({"tools": [WEATHER]}, _answer('<tool_call>{"name": "weather"'), "malformed_tool_call"),
+        ({"tools": [WEATHER], "tool_choice": "required"}, _answer("It is sunny."), "missing_tool_call"),
+        ({"tools": [WEATHER], "tool_choice": "auto"}, _answer("It is sunny."), None),
+        ({"response_format": {"type": "json_object"}}, _answer("not json"), "invalid_json"),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"type": "object", "required": ["a"]}},
+                }
+            },
+            _answer('{"b": 1}'),
+            "schema_mismatch",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "nonsense"}}}]},
+            _answer(calls=[("weather", "{}")]),
+            None,
+        ),  # a broken schema is the agent's, not the primary's fault
+    ],
+)
 def test_the_answer_checks(request_body, answer, reason):
     assert judge(request_body, answer) == reason
 

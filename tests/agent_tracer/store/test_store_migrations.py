@@ -15,10 +15,15 @@ from sqlmodel import SQLModel
 from agent_tracer.errors import ConfigError, SchemaError, StoreError
 from agent_tracer.store import TraceStore
 from agent_tracer.store.database import create_engine, parse_url, sqlite_path, writer
-from agent_tracer.store.migrations import (MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION, _migrations_table,
-                                           applied_migrations, migrate)
+from agent_tracer.store.migrations import (
+    MIGRATIONS,
+    MIGRATIONS_TABLE,
+    SCHEMA_VERSION,
+    _migrations_table,
+    applied_migrations,
+    migrate,
+)
 from agent_tracer.store.models import TABLE_MODELS, utcnow
-
 
 ALL = ["m001_initial", "m002_fallback_reason"]
 
@@ -47,8 +52,11 @@ def test_a_store_of_the_first_schema_is_upgraded_and_keeps_its_rows(tmp_path):
         _migrations_table.create(conn)
         MIGRATIONS[0].apply(conn)
         conn.execute(_migrations_table.insert().values(name="m001_initial", applied_at=utcnow()))
-        conn.execute(sa.text("INSERT INTO llm_calls (id, trace_id, streamed, status, has_tool_calls) "
-                             "VALUES ('c1', 't1', 0, 'ok', 0)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO llm_calls (id, trace_id, streamed, status, has_tool_calls) VALUES ('c1', 't1', 0, 'ok', 0)"
+            )
+        )
     assert migrate(engine) == ["m002_fallback_reason"]
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT id, fallback_reason FROM llm_calls")).all() == [("c1", None)]
@@ -105,8 +113,12 @@ print(",".join(migrate(engine)) or "-")
 def test_processes_migrating_at_once(store_url):
     start_at = time.time() + 2.0  # every process imports first, then all migrate at the same moment
     processes = [
-        subprocess.Popen([sys.executable, "-c", _MIGRATE_AT, store_url, str(start_at)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", _MIGRATE_AT, store_url, str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     results = [process.communicate(timeout=60) for process in processes]
@@ -193,7 +205,9 @@ def test_urls_are_normalised(url, driver):
     assert parse_url(url).drivername == driver
 
 
-@pytest.mark.parametrize("url", ["not a url", "mysql://user@host/db", "http://example.com", "postgresql+nodriver://h/db"])
+@pytest.mark.parametrize(
+    "url", ["not a url", "mysql://user@host/db", "http://example.com", "postgresql+nodriver://h/db"]
+)
 def test_bad_urls_are_one_line_config_errors(url):
     with pytest.raises(ConfigError) as info:
         create_engine(url)

@@ -23,13 +23,22 @@ def filled(store, rec):
         rec.trace(2, name="planner", tags=["prod"], start=1 * hour, status="error", error="boom"),
         rec.call(21, rec.trace_id(2), model="gpt-4o-mini", start=1 * hour, status="error", latency_ms=900.0),
         rec.trace(3, name="researcher", tags=["eu"], start=2 * hour),
-        rec.call(31, rec.trace_id(3), model="claude-3-5-sonnet", tool_calls=True, start=2 * hour,
-                 ttft_ms=80.0, streamed=True),  # fmt: skip
+        rec.call(
+            31, rec.trace_id(3), model="claude-3-5-sonnet", tool_calls=True, start=2 * hour, ttft_ms=80.0, streamed=True
+        ),
         rec.trace(4, name="researcher-v2", tags=[], start=3 * hour),
         rec.trace(5, name="writer", start=4 * hour),
         rec.call(51, rec.trace_id(5), model="gpt-4o-mini", start=4 * hour, response_model="ft:gpt-4o-mini:acme"),
-        ("tool_execution", {"id": rec.span_id(91), "trace_id": rec.trace_id(1), "name": "search",
-                            "started_at": rec.at(2), "error": "timeout"}),  # fmt: skip
+        (
+            "tool_execution",
+            {
+                "id": rec.span_id(91),
+                "trace_id": rec.trace_id(1),
+                "name": "search",
+                "started_at": rec.at(2),
+                "error": "timeout",
+            },
+        ),
     ]
     store.write(records)
     store.record_feedback(rec.trace_id(1), outcome="success", rating=5)
@@ -75,11 +84,13 @@ def test_traces_filters(filled, rec):
 
 def test_traces_relative_times(store, rec):
     now = utcnow()
-    store.write([
-        ("trace", {"id": rec.trace_id(1), "started_at": now - timedelta(minutes=30)}),
-        ("trace", {"id": rec.trace_id(2), "started_at": now - timedelta(hours=5)}),
-        ("trace", {"id": rec.trace_id(3), "started_at": now - timedelta(days=10)}),
-    ])  # fmt: skip
+    store.write(
+        [
+            ("trace", {"id": rec.trace_id(1), "started_at": now - timedelta(minutes=30)}),
+            ("trace", {"id": rec.trace_id(2), "started_at": now - timedelta(hours=5)}),
+            ("trace", {"id": rec.trace_id(3), "started_at": now - timedelta(days=10)}),
+        ]
+    )
     assert ids(store.traces(since="2h")) == [1]
     assert ids(store.traces(since="7d")) == [1, 2]
     assert ids(store.traces(until="1h", since="1w")) == [2]
@@ -136,8 +147,7 @@ def test_stats(filled, rec):
     stats = filled.stats()
     assert (stats["traces"], stats["llm_calls"], stats["tool_executions"], stats["feedback"]) == (5, 5, 1, 3)
     assert stats["by_outcome"] == {"success": 2, "none": 2, "failure": 1}
-    assert stats["by_model"][0] == {"model": "gpt-4o", "calls": 2, "input_tokens": 20, "output_tokens": 10,
-                                    "errors": 0}  # fmt: skip
+    assert stats["by_model"][0] == {"model": "gpt-4o", "calls": 2, "input_tokens": 20, "output_tokens": 10, "errors": 0}
     mini = next(item for item in stats["by_model"] if item["model"] == "gpt-4o-mini")
     assert (mini["calls"], mini["errors"]) == (2, 1)
     assert (stats["errors"], stats["trace_errors"], stats["tool_errors"]) == (1, 1, 1)

@@ -22,8 +22,10 @@ def test_round_trip_with_datetimes_as_iso_strings(tmp_path):
     assert append_spill(path, []) == 0
     lines = path.read_text("utf-8").splitlines()
     assert len(lines) == 2  # one record a line, newlines inside strings escaped
-    assert json.loads(lines[0]) == {"kind": "trace", "row": {"id": "a" * 32, "started_at": "2024-05-01T10:00:00.123456",
-                                                            "tags": ["x"]}}  # fmt: skip
+    assert json.loads(lines[0]) == {
+        "kind": "trace",
+        "row": {"id": "a" * 32, "started_at": "2024-05-01T10:00:00.123456", "tags": ["x"]},
+    }
     reader = read_spill(path)
     back = list(reader)
     assert back[0] == ("trace", {"id": "a" * 32, "started_at": "2024-05-01T10:00:00.123456", "tags": ["x"]})
@@ -96,8 +98,12 @@ def test_append_failure_is_an_oserror(tmp_path):
 def test_a_spill_file_loads_into_the_store_once(store, rec, tmp_path):
     path = tmp_path / "spill.jsonl"
     tid = rec.trace_id(1)
-    records = [rec.trace(1, authoritative=True), rec.call(1, tid), rec.call(2, tid, tool_calls=True),
-               ("feedback", {"id": "f" * 32, "trace_id": tid, "rating": 4.0, "created_at": rec.at(9)})]  # fmt: skip
+    records = [
+        rec.trace(1, authoritative=True),
+        rec.call(1, tid),
+        rec.call(2, tid, tool_calls=True),
+        ("feedback", {"id": "f" * 32, "trace_id": tid, "rating": 4.0, "created_at": rec.at(9)}),
+    ]
     append_spill(path, records)
     assert store.write(read_spill(path)) == 4
     assert store.write(read_spill(path)) == 0  # a second import adds nothing

@@ -21,18 +21,43 @@ def test_write_inserts_every_kind_and_rewriting_is_idempotent(store, rec):
     tid = rec.trace_id(1)
     records = [
         rec.trace(1, authoritative=True, tags=["a"]),
-        ("agent_run", {"id": rec.span_id(100), "trace_id": tid, "name": "agent", "input": {"q": 1},
-                       "output": "done", "started_at": rec.at(0), "latency_ms": 1000.0}),
+        (
+            "agent_run",
+            {
+                "id": rec.span_id(100),
+                "trace_id": tid,
+                "name": "agent",
+                "input": {"q": 1},
+                "output": "done",
+                "started_at": rec.at(0),
+                "latency_ms": 1000.0,
+            },
+        ),
         rec.call(1, tid, parent_span_id=rec.span_id(100)),
         rec.call(2, tid, tool_calls=True, start=1),
-        ("tool_execution", {"id": rec.span_id(200), "trace_id": tid, "name": "get_weather",
-                            "arguments": {"city": "Paris"}, "result": {"sky": "sunny"}, "latency_ms": 3.5}),
+        (
+            "tool_execution",
+            {
+                "id": rec.span_id(200),
+                "trace_id": tid,
+                "name": "get_weather",
+                "arguments": {"city": "Paris"},
+                "result": {"sky": "sunny"},
+                "latency_ms": 3.5,
+            },
+        ),
         ("feedback", {"id": "f" * 32, "trace_id": tid, "outcome": "success", "rating": 4}),
-    ]  # fmt: skip
+    ]
     assert store.write(records) == 6
     assert store.write(records) == 0
     assert store.write(records + [rec.call(1, tid)]) == 0  # a duplicate within the batch, too
-    for table, expected in [("traces", 1), ("agent_runs", 1), ("llm_calls", 2), ("tool_executions", 1), ("feedback", 1)]:
+    for table, expected in [
+        ("traces", 1),
+        ("agent_runs", 1),
+        ("llm_calls", 2),
+        ("tool_executions", 1),
+        ("feedback", 1),
+    ]:
         assert count(store, table) == expected
 
     detail = store.get_trace(tid)
@@ -60,17 +85,20 @@ def test_write_derives_call_columns_from_the_response_when_missing(store, rec):
 
 def test_datetimes_as_iso_strings_and_aware_values_are_stored_as_naive_utc(store, rec):
     tid = rec.trace_id(1)
-    store.write([
-        ("trace", {"id": tid, "started_at": "2024-05-01T12:00:00+02:00", "ended_at": "2024-05-01T10:00:05Z"}),
-        rec.call(1, tid, started_at=datetime(2024, 5, 1, 10, 0, 1, tzinfo=timezone.utc)),
-        rec.call(2, tid, started_at="2024-05-01T10:00:02.250000"),
-    ])  # fmt: skip
+    store.write(
+        [
+            ("trace", {"id": tid, "started_at": "2024-05-01T12:00:00+02:00", "ended_at": "2024-05-01T10:00:05Z"}),
+            rec.call(1, tid, started_at=datetime(2024, 5, 1, 10, 0, 1, tzinfo=timezone.utc)),
+            rec.call(2, tid, started_at="2024-05-01T10:00:02.250000"),
+        ]
+    )
     detail = store.get_trace(tid)
     assert detail.trace.started_at == datetime(2024, 5, 1, 10, 0, 0)
     assert detail.trace.ended_at == datetime(2024, 5, 1, 10, 0, 5)
     assert [call.started_at for call in detail.calls] == [
-        datetime(2024, 5, 1, 10, 0, 1), datetime(2024, 5, 1, 10, 0, 2, 250000)
-    ]  # fmt: skip
+        datetime(2024, 5, 1, 10, 0, 1),
+        datetime(2024, 5, 1, 10, 0, 2, 250000),
+    ]
     assert detail.trace.started_at.tzinfo is None and detail.trace.updated_at.tzinfo is None
 
 
@@ -100,20 +128,71 @@ def test_a_database_failure_inside_the_transaction_writes_nothing(store, rec):
 def test_trace_rows_merge_by_id(store, rec):
     tid = rec.trace_id(7)
     # A child span's view first: fills what is empty.
-    store.write([("trace", {"id": tid, "name": "guess", "started_at": rec.at(5), "ended_at": rec.at(6),
-                            "source": "call", "tags": ["x"], "meta": {"a": 1, "b": 1}})])  # fmt: skip
+    store.write(
+        [
+            (
+                "trace",
+                {
+                    "id": tid,
+                    "name": "guess",
+                    "started_at": rec.at(5),
+                    "ended_at": rec.at(6),
+                    "source": "call",
+                    "tags": ["x"],
+                    "meta": {"a": 1, "b": 1},
+                },
+            )
+        ]
+    )
     # The root agent span: authoritative, overwrites with its non-null values.
-    store.write([("trace", {"id": tid, "name": "planner", "task": "plan a trip", "status": "error",
-                            "error": "boom", "started_at": rec.at(2), "ended_at": rec.at(4), "source": "decorator",
-                            "tags": ["y", "x"], "meta": {"b": 2}, "authoritative": True})])  # fmt: skip
+    store.write(
+        [
+            (
+                "trace",
+                {
+                    "id": tid,
+                    "name": "planner",
+                    "task": "plan a trip",
+                    "status": "error",
+                    "error": "boom",
+                    "started_at": rec.at(2),
+                    "ended_at": rec.at(4),
+                    "source": "decorator",
+                    "tags": ["y", "x"],
+                    "meta": {"b": 2},
+                    "authoritative": True,
+                },
+            )
+        ]
+    )
     # Another non-authoritative row: fills nothing that is set, but widens the time span.
-    store.write([("trace", {"id": tid, "name": "late", "status": "ok", "task": None, "started_at": rec.at(3),
-                            "ended_at": rec.at(9), "meta": {"b": 3, "c": 3}, "outcome": "success",
-                            "rating": 5, "comment": "ignored"})])  # fmt: skip
+    store.write(
+        [
+            (
+                "trace",
+                {
+                    "id": tid,
+                    "name": "late",
+                    "status": "ok",
+                    "task": None,
+                    "started_at": rec.at(3),
+                    "ended_at": rec.at(9),
+                    "meta": {"b": 3, "c": 3},
+                    "outcome": "success",
+                    "rating": 5,
+                    "comment": "ignored",
+                },
+            )
+        ]
+    )
     trace = store.get_trace(tid).trace
     assert (trace.name, trace.task, trace.status, trace.error, trace.source) == (
-        "planner", "plan a trip", "error", "boom", "decorator"
-    )  # fmt: skip
+        "planner",
+        "plan a trip",
+        "error",
+        "boom",
+        "decorator",
+    )
     assert (trace.started_at, trace.ended_at) == (rec.at(2), rec.at(9))
     assert trace.tags == ["x", "y"]
     assert trace.meta == {"a": 1, "b": 2, "c": 3}
@@ -122,11 +201,16 @@ def test_trace_rows_merge_by_id(store, rec):
 
 def test_several_rows_of_one_trace_in_one_batch_merge_in_order(store, rec):
     tid = rec.trace_id(3)
-    written = store.write([
-        ("trace", {"id": tid, "name": "child-view", "started_at": rec.at(1)}),
-        ("trace", {"id": tid, "name": "root", "started_at": rec.at(0), "ended_at": rec.at(8), "authoritative": True}),
-        ("trace", {"id": tid, "name": "other", "task": "t"}),
-    ])  # fmt: skip
+    written = store.write(
+        [
+            ("trace", {"id": tid, "name": "child-view", "started_at": rec.at(1)}),
+            (
+                "trace",
+                {"id": tid, "name": "root", "started_at": rec.at(0), "ended_at": rec.at(8), "authoritative": True},
+            ),
+            ("trace", {"id": tid, "name": "other", "task": "t"}),
+        ]
+    )
     assert written == 1
     trace = store.get_trace(tid).trace
     assert (trace.name, trace.task, trace.started_at, trace.ended_at) == ("root", "t", rec.at(0), rec.at(8))
@@ -138,8 +222,13 @@ def test_feedback_before_the_trace_exists(store, rec):
     feedback = store.record_feedback(tid, outcome="failure", rating=1, comment="wrong city", label="bad")
     assert isinstance(feedback, Feedback) and len(feedback.id) == 32 and feedback.source == "api"
     stub = store.get_trace(tid).trace
-    assert (stub.source, stub.outcome, stub.rating, stub.comment, stub.name) == ("feedback", "failure", 1.0,
-                                                                                 "wrong city", None)  # fmt: skip
+    assert (stub.source, stub.outcome, stub.rating, stub.comment, stub.name) == (
+        "feedback",
+        "failure",
+        1.0,
+        "wrong city",
+        None,
+    )
     store.write([rec.trace(5, name="agent", authoritative=False)])  # the trace arrives later
     trace = store.get_trace(tid).trace
     assert (trace.name, trace.source, trace.outcome, trace.rating) == ("agent", "decorator", "failure", 1.0)
@@ -191,15 +280,17 @@ def test_five_thousand_calls_in_batches(store, rec):
     for n in range(5000):
         if n % 50 == 0:
             records.append(rec.trace(n // 50, start=n))
-        records.append(rec.call(n, rec.trace_id(n // 50), tool_calls=n % 3 == 0, start=n,
-                                raw_request="x" * 1500))  # fmt: skip
+        records.append(rec.call(n, rec.trace_id(n // 50), tool_calls=n % 3 == 0, start=n, raw_request="x" * 1500))
     written = sum(store.write(records[i : i + 500]) for i in range(0, len(records), 500))
     assert written == 5100
     assert count(store, "llm_calls") == 5000 and count(store, "traces") == 100
     assert len(store.calls(has_tool_calls=True)) == 1667
     assert store.trace_summaries([rec.trace_id(0)])[rec.trace_id(0)] == {
-        "calls": 50, "input_tokens": 500, "output_tokens": 250, "errors": 0
-    }  # fmt: skip
+        "calls": 50,
+        "input_tokens": 500,
+        "output_tokens": 250,
+        "errors": 0,
+    }
     assert sum(store.write(records[i : i + 1000]) for i in range(0, len(records), 1000)) == 0
 
 
@@ -270,7 +361,11 @@ def test_llm_call_model_defaults(store, rec):
     (call,) = store.calls()
     assert isinstance(call, LLMCall)
     assert (call.status, call.streamed, call.has_tool_calls, call.finish_reasons, call.tool_names) == (
-        "ok", False, False, [], []
-    )  # fmt: skip
+        "ok",
+        False,
+        False,
+        [],
+        [],
+    )
     assert call.started_at is None and call.request is None
     assert store.calls(since=datetime(2000, 1, 1) + timedelta(days=1)) == []

@@ -170,9 +170,7 @@ def test_auto_answers_text_after_tool_results(oai: openai.OpenAI, claude: anthro
 
 
 def test_chat_text_scenario_ignores_tools(oai: openai.OpenAI) -> None:
-    completion = oai.chat.completions.create(
-        model="m", messages=USER, tools=CHAT_TOOLS, extra_headers=scenario("text")
-    )
+    completion = oai.chat.completions.create(model="m", messages=USER, tools=CHAT_TOOLS, extra_headers=scenario("text"))
     assert completion.choices[0].message.tool_calls is None
     assert completion.choices[0].finish_reason == "stop"
 

@@ -10,16 +10,26 @@ from agent_tracer.errors import ConfigError
 from trainer.data.dedup import ExactDedup, NearDedup, NearDedupConfig
 from trainer.data.rows import Example
 
-SYSTEM = ("You are the support agent of an online shop. Use the tools to look up orders, track parcels "
-          "and issue refunds. Be brief and polite, never promise a delivery date the carrier has not given.")
-REQUEST = ("Hello, I ordered green hiking boots last Tuesday and paid for express shipping, but the tracking "
-           "page still says label created. Could you please check where my parcel is now, whether it left your "
-           "warehouse, and when it should arrive?")
+SYSTEM = (
+    "You are the support agent of an online shop. Use the tools to look up orders, track parcels "
+    "and issue refunds. Be brief and polite, never promise a delivery date the carrier has not given."
+)
+REQUEST = (
+    "Hello, I ordered green hiking boots last Tuesday and paid for express shipping, but the tracking "
+    "page still says label created. Could you please check where my parcel is now, whether it left your "
+    "warehouse, and when it should arrive?"
+)
 
 
 def example(user: str, answer: str = "Let me check that for you.", system: str = SYSTEM) -> Example:
-    return Example([{"role": "system", "content": system}, {"role": "user", "content": user},
-                    {"role": "assistant", "content": answer}], trace_id="t")  # fmt: skip
+    return Example(
+        [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": answer},
+        ],
+        trace_id="t",
+    )
 
 
 def near(examples: list[Example], **config) -> tuple[list[Example], NearDedup]:
@@ -49,7 +59,7 @@ def test_request_with_one_word_changed_out_of_forty_is_a_near_duplicate():
     words = REQUEST.split()
     assert len(words) == 40
     for position, replacement in [(0, "Hi,"), (5, "brown"), (23, "find"), (39, "come?")]:
-        changed = " ".join(words[:position] + [replacement] + words[position + 1:])
+        changed = " ".join(words[:position] + [replacement] + words[position + 1 :])
         out, step = near([example(REQUEST), example(changed, answer="A different answer.")], threshold=0.9)
         assert len(out) == 1 and out[0].messages[1]["content"] == REQUEST, position
         assert step.counts.reasons == {"near duplicate": 1}
@@ -73,8 +83,16 @@ def test_short_requests_that_differ_in_their_subject_are_kept():
 
 
 def test_a_group_of_twenty_near_copies_collapses_to_its_first():
-    swaps = [("ordered", "bought"), ("green", "olive"), ("Tuesday", "Monday"), ("check", "find"),
-             ("arrive", "get"), ("Could", "Can"), ("parcel", "package"), ("still", "now")]  # fmt: skip
+    swaps = [
+        ("ordered", "bought"),
+        ("green", "olive"),
+        ("Tuesday", "Monday"),
+        ("check", "find"),
+        ("arrive", "get"),
+        ("Could", "Can"),
+        ("parcel", "package"),
+        ("still", "now"),
+    ]
     copies = [REQUEST]
     for i in range(19):
         text = REQUEST if i % 3 else REQUEST.upper()

@@ -33,8 +33,14 @@ def write_file(path: Path, valid: int) -> Path:
         12: json.dumps({"messages": [{"role": "robot", "content": "beep"}, {"role": "assistant", "content": "ok"}]}),
         15: json.dumps({"messages": [{"role": "user", "content": "a question and no answer"}]}),
         18: json.dumps({"prompt": 17, "completion": "seventeen"}),
-        21: json.dumps({"messages": [{"role": "user", "content": "q"},
-                                     {"role": "assistant", "content": "", "tool_calls": ["call it"]}]}),  # fmt: skip
+        21: json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "", "tool_calls": ["call it"]},
+                ]
+            }
+        ),
     }
     lines, row = [], 0
     while row < valid or len(lines) < max(bad):
@@ -47,8 +53,16 @@ def write_file(path: Path, valid: int) -> Path:
             if row % 2:
                 lines.append(json.dumps({"prompt": f"question {row}", "completion": f"answer {row}"}))
             else:
-                lines.append(json.dumps({"messages": [{"role": "user", "content": f"question {row}"},
-                                                      {"role": "assistant", "content": f"answer {row}"}]}))  # fmt: skip
+                lines.append(
+                    json.dumps(
+                        {
+                            "messages": [
+                                {"role": "user", "content": f"question {row}"},
+                                {"role": "assistant", "content": f"answer {row}"},
+                            ]
+                        }
+                    )
+                )
             row += 1
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -85,8 +99,11 @@ def test_the_sample_is_deterministic_in_file_order_and_uniform(tmp_path):
     assert first == questions(sample_mixin(config, train_examples=10))
     assert first == sorted(first, key=lambda q: int(q.split()[1]))  # file order
     assert first != questions(sample_mixin(MixinConfig(str(path), share=0.5, seed=4), train_examples=10))
-    picked = Counter(q for seed in range(300) for q in questions(sample_mixin(
-        MixinConfig(str(path), share=0.5, seed=seed), train_examples=10)))  # fmt: skip
+    picked = Counter(
+        q
+        for seed in range(300)
+        for q in questions(sample_mixin(MixinConfig(str(path), share=0.5, seed=seed), train_examples=10))
+    )
     assert len(picked) == 50 and min(picked.values()) > 30 and max(picked.values()) < 95  # ~60 each
 
 
@@ -103,13 +120,17 @@ def test_bad_lines_are_named_with_file_and_line_counted_and_skipped(tmp_path):
 def test_tools_and_conversational_prompt_completion_are_accepted():
     tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
     call = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}}
-    line = json.dumps({
-        "prompt": [{"role": "user", "content": "find x"}],
-        "completion": [{"role": "assistant", "content": None, "tool_calls": [call]},
-                       {"role": "tool", "tool_call_id": "c1", "content": "found"},
-                       {"role": "assistant", "content": "x is here"}],
-        "tools": [tool],
-    })  # fmt: skip
+    line = json.dumps(
+        {
+            "prompt": [{"role": "user", "content": "find x"}],
+            "completion": [
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "found"},
+                {"role": "assistant", "content": "x is here"},
+            ],
+            "tools": [tool],
+        }
+    )
     example = parse_line(line)
     assert example.tools == [tool]
     assert example.messages[1]["tool_calls"][0]["function"]["arguments"] == {"q": "x"}

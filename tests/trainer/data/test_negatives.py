@@ -34,23 +34,32 @@ def _tool(name: str, properties: dict[str, Any], required: list[str]) -> dict[st
 
 
 def _answer(*calls: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    tool_calls = [{"type": "function", "id": f"call_{i}", "function": {"name": name, "arguments": arguments}}
-                  for i, (name, arguments) in enumerate(calls)]  # fmt: skip
+    tool_calls = [
+        {"type": "function", "id": f"call_{i}", "function": {"name": name, "arguments": arguments}}
+        for i, (name, arguments) in enumerate(calls)
+    ]
     return {"role": "assistant", "content": "", "tool_calls": tool_calls}
 
 
 UNIT = {"type": "string", "enum": ["celsius", "fahrenheit"]}
-WEATHER = _tool("get_weather", {"city": {"type": "string"}, "unit": UNIT, "days": {"type": "integer"},
-                                "hourly": {"type": "boolean"}}, ["city"])  # fmt: skip
+WEATHER = _tool(
+    "get_weather",
+    {"city": {"type": "string"}, "unit": UNIT, "days": {"type": "integer"}, "hourly": {"type": "boolean"}},
+    ["city"],
+)
 TIME = _tool("get_time", {"city": {"type": "string"}, "timezone": {"type": "string"}}, ["city", "timezone"])
 PING = _tool("ping", {}, [])
 
 
 def weather_example(question: str = "What's the weather in Paris and London for the next 3 days?") -> Example:
-    answer = _answer(("get_weather", {"city": "Paris", "unit": "celsius", "days": 3, "hourly": False}),
-                     ("get_weather", {"city": "London", "unit": "celsius", "days": 3}))  # fmt: skip
-    return Example([{"role": "system", "content": "You are a weather bot."}, {"role": "user", "content": question},
-                    answer], [WEATHER, TIME])  # fmt: skip
+    answer = _answer(
+        ("get_weather", {"city": "Paris", "unit": "celsius", "days": 3, "hourly": False}),
+        ("get_weather", {"city": "London", "unit": "celsius", "days": 3}),
+    )
+    return Example(
+        [{"role": "system", "content": "You are a weather bot."}, {"role": "user", "content": question}, answer],
+        [WEATHER, TIME],
+    )
 
 
 def _bfcl_dir() -> Path:
@@ -82,8 +91,11 @@ def bfcl_examples(name: str) -> list[Example]:
     answers = {row["id"]: row["ground_truth"] for row in map(json.loads, truths)}
     examples = []
     for question in questions:
-        calls = [(tool, {k: _first_acceptable(v) for k, v in arguments.items() if any(x != "" for x in v)})
-                 for call in answers[question["id"]] for tool, arguments in call.items()]  # fmt: skip
+        calls = [
+            (tool, {k: _first_acceptable(v) for k, v in arguments.items() if any(x != "" for x in v)})
+            for call in answers[question["id"]]
+            for tool, arguments in call.items()
+        ]
         tools = [{"type": "function", "function": _objects(function)} for function in question["function"]]
         examples.append(Example([*question["question"][0], _answer(*calls)], tools, trace_id=question["id"]))
     return examples
@@ -98,13 +110,22 @@ def bfcl() -> list[Example]:
 # What each kind makes
 
 
-_TYPES = {"string": str, "integer": int, "number": (int, float), "float": (int, float), "boolean": bool,
-          "array": (list, tuple), "tuple": (list, tuple), "object": dict}  # fmt: skip
+_TYPES = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "float": (int, float),
+    "boolean": bool,
+    "array": (list, tuple),
+    "tuple": (list, tuple),
+    "object": dict,
+}
 
 
 def _json_type(value: Any) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}.get(
-        type(value), "null")
+        type(value), "null"
+    )
 
 
 def _fits(value: Any, schema: dict[str, Any]) -> bool:
@@ -236,49 +257,72 @@ def test_wrong_argument_values_are_plausible() -> None:
 
 
 def test_unasked_arguments_are_filled_with_anything_but_their_default() -> None:
-    flight = _tool("book_flight", {
-        "origin": {"type": "string"}, "cabin": {"type": "string", "enum": ["economy", "business"], "default": "economy"},
-        "bags": {"type": "integer", "default": 1}, "refundable": {"type": "boolean", "default": False},
-        "note": {"type": "string"}, "stops": {"type": "array", "items": {"type": "string"}}}, ["origin"])
+    flight = _tool(
+        "book_flight",
+        {
+            "origin": {"type": "string"},
+            "cabin": {"type": "string", "enum": ["economy", "business"], "default": "economy"},
+            "bags": {"type": "integer", "default": 1},
+            "refundable": {"type": "boolean", "default": False},
+            "note": {"type": "string"},
+            "stops": {"type": "array", "items": {"type": "string"}},
+        },
+        ["origin"],
+    )
     question = {"role": "user", "content": "Book me a flight from London to Paris."}
     example = Example([question, _answer(("book_flight", {"origin": "London"}))], [flight])
     seen: dict[str, set[str]] = {}
     for seed in range(40):
         (preference,) = synthetic_negatives([example], SyntheticConfig(kinds=("unasked_argument",), seed=seed))
         check_preference(example, preference)
-        ((key, value),) = [(k, v) for k, v in preference.rejected[0]["tool_calls"][0]["function"]["arguments"].items()
-                           if k != "origin"]
+        ((key, value),) = [
+            (k, v) for k, v in preference.rejected[0]["tool_calls"][0]["function"]["arguments"].items() if k != "origin"
+        ]
         seen.setdefault(key, set()).add(json.dumps(value))
     assert seen["cabin"] == {'"business"'} and seen["refundable"] == {"true"}
     assert seen["bags"] <= {"2", "10"} and seen["note"] <= {'"London"', '"Paris"'}
     assert "stops" not in seen  # no telling what a list would hold
     # A parameter the question names was asked about, even where the answer leaves it out.
-    named = Example([{"role": "user", "content": "Book me a flight from London, any cabin, no note."},
-                     _answer(("book_flight", {"origin": "London", "stops": []}))], [flight])
-    assert {next(iter(set(p.rejected[0]["tool_calls"][0]["function"]["arguments"]) - {"origin", "stops"}))
-            for seed in range(20)
-            for p in synthetic_negatives([named], SyntheticConfig(kinds=("unasked_argument",), seed=seed))
-            } == {"bags", "refundable"}  # fmt: skip
-    asked = Example([question, _answer(("book_flight", {"origin": "London", "stops": []}))],
-                    [_tool("book_flight", {"origin": {"type": "string"}, "stops": {"type": "array"}}, ["origin"])])
+    named = Example(
+        [
+            {"role": "user", "content": "Book me a flight from London, any cabin, no note."},
+            _answer(("book_flight", {"origin": "London", "stops": []})),
+        ],
+        [flight],
+    )
+    assert {
+        next(iter(set(p.rejected[0]["tool_calls"][0]["function"]["arguments"]) - {"origin", "stops"}))
+        for seed in range(20)
+        for p in synthetic_negatives([named], SyntheticConfig(kinds=("unasked_argument",), seed=seed))
+    } == {"bags", "refundable"}
+    asked = Example(
+        [question, _answer(("book_flight", {"origin": "London", "stops": []}))],
+        [_tool("book_flight", {"origin": {"type": "string"}, "stops": {"type": "array"}}, ["origin"])],
+    )
     stats = SyntheticStats()
     assert list(synthetic_negatives([asked], SyntheticConfig(kinds=("unasked_argument",)), stats)) == []
     assert stats.skipped == {("unasked_argument", "no optional parameter the user does not name is left out"): 1}
 
 
 def test_names_are_mixed_up_and_lone_words_left_alone() -> None:
-    flight = _tool("book_flight", {"origin": {"type": "string"}, "destination": {"type": "string"},
-                                   "cabin": {"type": "string"}}, ["origin", "destination"])  # fmt: skip
+    flight = _tool(
+        "book_flight",
+        {"origin": {"type": "string"}, "destination": {"type": "string"}, "cabin": {"type": "string"}},
+        ["origin", "destination"],
+    )
     question = {"role": "user", "content": "Book me a flight from London to Paris, economy please."}
-    example = Example([question, _answer(("book_flight", {"origin": "London", "destination": "Paris",
-                                                          "cabin": "economy"}))], [flight])  # fmt: skip
+    example = Example(
+        [question, _answer(("book_flight", {"origin": "London", "destination": "Paris", "cabin": "economy"}))], [flight]
+    )
     changed = set()
     for seed in range(20):
         (preference,) = synthetic_negatives([example], SyntheticConfig(kinds=("wrong_argument",), seed=seed))
         arguments = preference.rejected[0]["tool_calls"][0]["function"]["arguments"]
         changed.add(json.dumps(arguments, sort_keys=True))
-    assert changed == {json.dumps({"cabin": "economy", "destination": "Paris", "origin": "Paris"}, sort_keys=True),
-                       json.dumps({"cabin": "economy", "destination": "London", "origin": "London"}, sort_keys=True)}
+    assert changed == {
+        json.dumps({"cabin": "economy", "destination": "Paris", "origin": "Paris"}, sort_keys=True),
+        json.dumps({"cabin": "economy", "destination": "London", "origin": "London"}, sort_keys=True),
+    }
     lone = Example([question, _answer(("book_flight", {"cabin": "economy"}))], [flight])
     stats = SyntheticStats()
     assert list(synthetic_negatives([lone], SyntheticConfig(kinds=("wrong_argument",)), stats)) == []
@@ -312,8 +356,18 @@ def test_a_skipped_kind_gives_way_to_the_next() -> None:
 
 def test_invented_names_never_collide() -> None:
     # Every variant the name would give but one is an offered tool.
-    taken = ["fetch_weather", "find_weather", "search_weather", "lookup_weather", "retrieve_weather",
-             "calculate_weather", "compute_weather", "create_weather", "list_weather", "getWeather"]  # fmt: skip
+    taken = [
+        "fetch_weather",
+        "find_weather",
+        "search_weather",
+        "lookup_weather",
+        "retrieve_weather",
+        "calculate_weather",
+        "compute_weather",
+        "create_weather",
+        "list_weather",
+        "getWeather",
+    ]
     tools = [WEATHER, *(_tool(name, {}, []) for name in taken)]
     example = Example([{"role": "user", "content": "Weather?"}, _answer(("get_weather", {"city": "Paris"}))], tools)
     names = set()
@@ -364,8 +418,17 @@ for p in synthetic_negatives(examples, SyntheticConfig(seed=3, per_example=3)):
 
 def test_rows_do_not_depend_on_hash_randomisation() -> None:
     script = _SCRIPT.format(tests=str(Path(__file__).parent))
-    outputs = [subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")]  # fmt: skip
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    ]
     assert outputs[0] == outputs[1] and outputs[0].count("\n") == 41 * 3
 
 
@@ -377,17 +440,19 @@ WRONG = {"name": "get_weather", "arguments": {"city": "Lyon", "unit": "celsius"}
 SCRIPT: dict[str, Reply] = {
     "good": Reply(json.dumps(WRONG)),
     "fenced": Reply(
-        'Here is a subtle mistake:\n```json\n'
+        "Here is a subtle mistake:\n```json\n"
         '{"name": "get_time", "arguments": {"city": "Paris", "timezone": "UTC"}}\n```\n'
-        "It asks for the time, not the weather."),
+        "It asks for the time, not the weather."
+    ),
     "string_arguments": Reply(
-        json.dumps({"name": "get_weather", "arguments": json.dumps({"city": "Paris", "unit": "fahrenheit"})})),
+        json.dumps({"name": "get_weather", "arguments": json.dumps({"city": "Paris", "unit": "fahrenheit"})})
+    ),
     "garbage": Reply("I'm sorry, I cannot help with making mistakes."),
     "same": Reply('{"arguments": {"unit": "celsius", "city": "Paris", "days": null}, "name": "get_weather"}'),
     "error": Reply(status=500, error="boom"),
     "html": Reply(body=b"<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
     "slow": Reply(json.dumps(WRONG), delay=0.8),
-}  # fmt: skip
+}
 
 
 def _case(body: dict[str, Any]) -> str:
@@ -404,16 +469,27 @@ def server() -> Any:
 
 def case_example(case: str) -> Example:
     answer = _answer(("get_weather", {"city": "Paris", "unit": "celsius"}))
-    return Example([{"role": "user", "content": f"Weather in Paris, in celsius? [case={case}]"}, answer],
-                   [WEATHER, TIME], trace_id=case)  # fmt: skip
+    return Example(
+        [{"role": "user", "content": f"Weather in Paris, in celsius? [case={case}]"}, answer],
+        [WEATHER, TIME],
+        trace_id=case,
+    )
 
 
-def test_llm_answers_become_preferences_or_counted_failures(server: FakeUpstream,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_llm_answers_become_preferences_or_counted_failures(
+    server: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WRONG_WRITER_KEY", "sk-test")
     cases = ["good", "fenced", "garbage", "same", "error", "string_arguments", "html", "slow"]
-    config = LLMConfig(base_url=server.openai_base_url, model="wrong-writer", api_key_env="WRONG_WRITER_KEY",
-                       temperature=0.3, concurrency=3, timeout=0.5, max_retries=1)  # fmt: skip
+    config = LLMConfig(
+        base_url=server.openai_base_url,
+        model="wrong-writer",
+        api_key_env="WRONG_WRITER_KEY",
+        temperature=0.3,
+        concurrency=3,
+        timeout=0.5,
+        max_retries=1,
+    )
     stats = LLMStats()
     done = []
     examples = [case_example(case) for case in cases]
@@ -429,13 +505,22 @@ def test_llm_answers_become_preferences_or_counted_failures(server: FakeUpstream
         assert preference.rejected[0]["tool_calls"][0]["id"] == "call_0"
     assert by_case["good"].rejected[0]["tool_calls"][0]["function"] == WRONG
     assert by_case["fenced"].rejected[0]["tool_calls"][0]["function"] == {
-        "name": "get_time", "arguments": {"city": "Paris", "timezone": "UTC"}}
+        "name": "get_time",
+        "arguments": {"city": "Paris", "timezone": "UTC"},
+    }
     assert by_case["string_arguments"].rejected[0]["tool_calls"][0]["function"]["arguments"] == {
-        "city": "Paris", "unit": "fahrenheit"}
+        "city": "Paris",
+        "unit": "fahrenheit",
+    }
 
     assert stats.examples == len(cases) and stats.made == 3 and sum(done) == len(cases)
-    assert stats.failed == {"not JSON": 1, "same as the chosen call": 1, "HTTP 500": 1, "not a chat completion": 1,
-                            "timeout": 1}  # fmt: skip
+    assert stats.failed == {
+        "not JSON": 1,
+        "same as the chosen call": 1,
+        "HTTP 500": 1,
+        "not a chat completion": 1,
+        "timeout": 1,
+    }
     asked = Counter(_case(request["json"]) for request in server.requests)
     assert asked["error"] == asked["slow"] == 2  # the SDK retried once
     body = next(request["json"] for request in server.requests if _case(request["json"]) == "good")
@@ -464,8 +549,9 @@ def test_llm_replaces_the_one_parallel_call_it_names(server: FakeUpstream) -> No
 
 def test_an_endpoint_that_is_down_does_not_stop_the_run() -> None:
     port = free_port()  # nothing listens there
-    config = LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key_env=None, max_retries=0,
-                       concurrency=2)  # fmt: skip
+    config = LLMConfig(
+        base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key_env=None, max_retries=0, concurrency=2
+    )
     stats = LLMStats()
     text = Example([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}])
     examples = [case_example("good") for _ in range(5)] + [text]

@@ -20,16 +20,30 @@ def test_email_addresses_are_replaced(email):
     assert redact(f"Write to {email}, thanks.") == "Write to [EMAIL], thanks."
 
 
-@pytest.mark.parametrize("phone", [
-    "+44 20 7946 0958", "+33 1 23 45 67 89", "+49 30 901820", "+81-3-1234-5678", "+1 (415) 555-0132",
-    "+14155550132", "(415) 555-0132", "415-555-0132", "415.555.0132", "415 555 0132", "1-800-555-0199",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+44 20 7946 0958",
+        "+33 1 23 45 67 89",
+        "+49 30 901820",
+        "+81-3-1234-5678",
+        "+1 (415) 555-0132",
+        "+14155550132",
+        "(415) 555-0132",
+        "415-555-0132",
+        "415.555.0132",
+        "415 555 0132",
+        "1-800-555-0199",
+    ],
+)
 def test_phone_numbers_are_replaced(phone):
     assert redact(f"Call me on {phone} after six.") == "Call me on [PHONE] after six."
 
 
-@pytest.mark.parametrize("card", ["4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111",
-                                  "5555 5555 5555 4444", "3782 822463 10005"])  # fmt: skip
+@pytest.mark.parametrize(
+    "card",
+    ["4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111", "5555 5555 5555 4444", "3782 822463 10005"],
+)
 def test_luhn_valid_card_numbers_are_replaced(card):
     assert redact(f"My card is {card}.") == "My card is [CARD]."
 
@@ -40,8 +54,15 @@ def test_digit_runs_that_are_not_card_numbers_are_kept(number):
     assert redact(f"Reference {number}.") == f"Reference {number}."
 
 
-@pytest.mark.parametrize("key", ["sk-proj-abcdefghijklmnopqrstuvwx", "sk-abcdefghijklmnopqrstuvwx0123",
-                                 "AKIAABCDEFGHIJKLMNOP", "Bearer abcdefghijklmnopqrstuvwxyz"])  # fmt: skip
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk-proj-abcdefghijklmnopqrstuvwx",
+        "sk-abcdefghijklmnopqrstuvwx0123",
+        "AKIAABCDEFGHIJKLMNOP",
+        "Bearer abcdefghijklmnopqrstuvwxyz",
+    ],
+)
 def test_keys_are_replaced(key):
     assert redact(f"use {key} for the API") == "use [SECRET] for the API"
 
@@ -51,15 +72,18 @@ def test_public_ip_addresses_are_replaced_private_ones_kept():
     assert redact(text) == "resolver [IP], gateway 192.168.1.20, local 127.0.0.1, vpn 10.0.0.7"
 
 
-@pytest.mark.parametrize("text", [
-    "In 2024 we sold 1,299 units at $1,299.99 (up 12.5% on 2023).",
-    "Order 123456789 shipped; tracking 1Z999AA10123456784; invoice INV-2024-00017.",
-    "Unix time 1700000000, ticket 4155550132, version 3.11.7, build 1.2.3.4.5, port 8080.",
-    "Meet on 2024-06-01 at 14:30, room 555-0132, flight LH 2024, zip 94103.",
-    "The answer is 42; pi is 3.14159265358979; a UUID 123e4567-e89b-12d3-a456-426614174000.",
-    "Use the @property decorator; npm install @scope/pkg@1.2.3; a+b=c; x-y-z.",
-    "ghost writer ask-me sk-short hf_x AKIA1234",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "In 2024 we sold 1,299 units at $1,299.99 (up 12.5% on 2023).",
+        "Order 123456789 shipped; tracking 1Z999AA10123456784; invoice INV-2024-00017.",
+        "Unix time 1700000000, ticket 4155550132, version 3.11.7, build 1.2.3.4.5, port 8080.",
+        "Meet on 2024-06-01 at 14:30, room 555-0132, flight LH 2024, zip 94103.",
+        "The answer is 42; pi is 3.14159265358979; a UUID 123e4567-e89b-12d3-a456-426614174000.",
+        "Use the @property decorator; npm install @scope/pkg@1.2.3; a+b=c; x-y-z.",
+        "ghost writer ask-me sk-short hf_x AKIA1234",
+    ],
+)
 def test_ordinary_text_and_numbers_are_untouched(text):
     redaction = Redaction()
     assert redaction.text(text) == text
@@ -67,16 +91,22 @@ def test_ordinary_text_and_numbers_are_untouched(text):
 
 
 def test_every_string_a_model_sees_is_redacted_and_counted():
-    arguments = {"to": "jane.doe@example.com", "cc": ["bob@example.org", 3], "meta": {"phone": "+44 20 7946 0958",
-                 "count": 2, "note": None}}  # fmt: skip
+    arguments = {
+        "to": "jane.doe@example.com",
+        "cc": ["bob@example.org", 3],
+        "meta": {"phone": "+44 20 7946 0958", "count": 2, "note": None},
+    }
     call = {"type": "function", "id": "c1", "function": {"name": "send_email", "arguments": arguments}}
-    example = Example([
-        {"role": "system", "content": "Support agent. Escalations: boss@example.com"},
-        {"role": "user", "content": "Email jane.doe@example.com my card 4111 1111 1111 1111 please"},
-        {"role": "assistant", "content": "", "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "c1", "name": "send_email", "content": '{"sent_from": "93.184.216.34"}'},
-        {"role": "assistant", "content": "Sent. Your key sk-abcdefghijklmnopqrstuvwx0 is exposed, rotate it."},
-    ], trace_id="t1")  # fmt: skip
+    example = Example(
+        [
+            {"role": "system", "content": "Support agent. Escalations: boss@example.com"},
+            {"role": "user", "content": "Email jane.doe@example.com my card 4111 1111 1111 1111 please"},
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "name": "send_email", "content": '{"sent_from": "93.184.216.34"}'},
+            {"role": "assistant", "content": "Sent. Your key sk-abcdefghijklmnopqrstuvwx0 is exposed, rotate it."},
+        ],
+        trace_id="t1",
+    )
     plain = Example([{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "4"}])
     redaction = Redaction()
     out = list(redaction([example, plain]))

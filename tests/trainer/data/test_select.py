@@ -20,6 +20,8 @@ def test_selection_filters_and_orders_best_first(captured_store):
 def test_an_empty_selection_names_the_filter_that_emptied_it(captured_store):
     with pytest.raises(EmptySelection) as caught:
         Selection(outcome="success", min_rating=4.5, name="orders-agent", model="gpt-nope").check(captured_store)
-    assert str(caught.value) == ("no trace matches the selection: 8 traces in the store; 6 with outcome 'success'; "
-                                 "3 of those rated at least 4.5; 2 of those named 'orders-agent'; "
-                                 "0 of those calling model 'gpt-nope'")
+    assert str(caught.value) == (
+        "no trace matches the selection: 8 traces in the store; 6 with outcome 'success'; "
+        "3 of those rated at least 4.5; 2 of those named 'orders-agent'; "
+        "0 of those calling model 'gpt-nope'"
+    )

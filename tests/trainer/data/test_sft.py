@@ -77,7 +77,7 @@ def test_the_split_holds_out_whole_traces_and_the_manifest_names_them(captured_s
         task = captured_store.get_trace(trace_id).trace.task
         if len(questions[task]) > 1 or "@" in task:  # asked twice, or redacted in the rows
             continue
-        asked = lambda row: any(m["role"] == "user" and m["content"] == task for m in row["messages"])  # noqa: E731
+        asked = lambda row, task=task: any(m["role"] == "user" and m["content"] == task for m in row["messages"])  # noqa: E731
         assert sum(map(asked, eval_rows)) == 2 and not any(map(asked, train_rows))  # both calls, none in train
     assert manifest["selection"]["outcome"] == "success" and manifest["config"]["eval_ratio"] == 0.4
 
@@ -94,8 +94,12 @@ def test_held_out_traces_are_never_trained_on(captured_store, tmp_path, tiny_tok
         # a limit counts the traces a dataset can use: the held-out one (not last in this order) takes no place
         usable = step(result, "select").rows_out
         order = "newest" if captured_store.traces(outcome="success", order="oldest")[-1].id == trace.id else "oldest"
-        limited = build(captured_store, tmp_path / "limited", tiny_tokenizer,
-                        Selection(outcome="success", max_traces=usable, order=order))
+        limited = build(
+            captured_store,
+            tmp_path / "limited",
+            tiny_tokenizer,
+            Selection(outcome="success", max_traces=usable, order=order),
+        )
         assert step(limited, "select").rows_out == usable
     finally:
         with captured_store.engine.begin() as conn:
@@ -112,8 +116,12 @@ def test_long_examples_are_truncated_or_dropped(captured_store, tmp_path, tiny_t
 
 def test_mixin_rows_make_their_share_of_train_and_are_redacted(captured_store, tmp_path, tiny_tokenizer):
     general = tmp_path / "general.jsonl"
-    general.write_text("".join(json.dumps({"prompt": f"Say hi to bob{i}@mail.example.org", "completion": "Hi!"}) + "\n"
-                               for i in range(20)) + "not json\n")
+    general.write_text(
+        "".join(
+            json.dumps({"prompt": f"Say hi to bob{i}@mail.example.org", "completion": "Hi!"}) + "\n" for i in range(20)
+        )
+        + "not json\n"
+    )
     result = build(captured_store, tmp_path, tiny_tokenizer, mixin=str(general), mixin_share=0.5)
     train = rows(result.paths["train"])
     mixed = [row for row in train if row["messages"][0]["content"].startswith("Say hi")]
@@ -149,8 +157,9 @@ def test_rows_render_through_real_chat_templates_with_tools(captured_store, tmp_
     qwen = make_tokenizer((Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text())
     for row in train:
         calls = [c for m in row["messages"] for c in m.get("tool_calls") or ()]
-        out = tiny_tokenizer.apply_chat_template(row["messages"], tools=row["tools"], tokenize=True, return_dict=True,
-                                                 return_assistant_tokens_mask=True)
+        out = tiny_tokenizer.apply_chat_template(
+            row["messages"], tools=row["tools"], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
         trained = tiny_tokenizer.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m])
         assert trained.endswith(row["messages"][-1]["content"] + "<|im_end|>")
         text = qwen.apply_chat_template(row["messages"], tools=row["tools"], tokenize=False)

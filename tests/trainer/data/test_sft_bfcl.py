@@ -24,8 +24,9 @@ def test_bfcl_questions_become_rows_that_smollm2_is_trained_on(tmp_path):
         imported = CliRunner().invoke(main, ["traces", "import", f"bfcl:{category}", "--format", "bfcl", "--db", db])
         assert imported.exit_code == 0, imported.output
     out = tmp_path / "sft.jsonl"
-    built = CliRunner().invoke(main, ["dataset", "sft", "--db", db, "--out", str(out), "--no-progress", "--json",
-                                      "--max-length", "1024"])
+    built = CliRunner().invoke(
+        main, ["dataset", "sft", "--db", db, "--out", str(out), "--no-progress", "--json", "--max-length", "1024"]
+    )
     assert built.exit_code == 0, built.output
     summary = json.loads(built.output)
     assert summary["steps"][0]["reasons"] == {"held out for evaluation": 258}  # live_simple never trained on
@@ -37,11 +38,21 @@ def test_bfcl_questions_become_rows_that_smollm2_is_trained_on(tmp_path):
     tokenizer = load_tokenizer("smollm2")
     assert use_tool_template(tokenizer) == BUILT_IN  # SmolLM2's own template ignores tools
     parallel = next(row for row in rows if len(row["messages"][-1].get("tool_calls") or ()) == 2)
-    out = tokenizer.apply_chat_template(parallel["messages"], tools=parallel["tools"], tokenize=True,
-                                        return_dict=True, return_assistant_tokens_mask=True)
+    out = tokenizer.apply_chat_template(
+        parallel["messages"],
+        tools=parallel["tools"],
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
+    )
     trained = tokenizer.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m])
     calls = parallel["messages"][-1]["tool_calls"]
-    assert trained == "\n".join(
-        '<tool_call>\n{"name": "%s", "arguments": %s}\n</tool_call>' % (c["function"]["name"],
-                                                                       json.dumps(c["function"]["arguments"]))
-        for c in calls) + "<|im_end|>"
+    assert (
+        trained
+        == "\n".join(
+            '<tool_call>\n{"name": "%s", "arguments": %s}\n</tool_call>'
+            % (c["function"]["name"], json.dumps(c["function"]["arguments"]))
+            for c in calls
+        )
+        + "<|im_end|>"
+    )

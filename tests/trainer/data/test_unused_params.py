@@ -20,26 +20,54 @@ from trainer.data.unused_params import UnusedParams, words
 
 def tool(name: str, required: dict, optional: dict | None = None) -> dict:
     properties = {**required, **(optional or {})}
-    return {"type": "function", "function": {"name": name, "description": f"{name}.", "parameters": {
-        "type": "object", "properties": properties, "required": list(required)}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"{name}.",
+            "parameters": {"type": "object", "properties": properties, "required": list(required)},
+        },
+    }
 
 
 def row(question: str, tools: list[dict], call: dict | None, trace: str) -> Example:
-    answer = ({"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": call}]}
-              if call else {"role": "assistant", "content": "No tool fits."})
+    answer = (
+        {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": call}]}
+        if call
+        else {"role": "assistant", "content": "No tool fits."}
+    )
     return Example([{"role": "user", "content": question}, answer], tools, trace_id=trace)
 
 
 STRING = {"type": "string", "description": "A text."}
-WEATHER = tool("get_weather", {"city": STRING}, {"unit": {"type": "string", "enum": ["c", "f"], "default": "c"},
-                                                 "include_forecast": {"type": "boolean", "default": False}})
-PLAY = tool("play_song", {"query": STRING}, {"deviceId": {"type": "string", "description": "Where to play."},
-                                             "volume": {"type": "integer", "default": 50}})
+WEATHER = tool(
+    "get_weather",
+    {"city": STRING},
+    {
+        "unit": {"type": "string", "enum": ["c", "f"], "default": "c"},
+        "include_forecast": {"type": "boolean", "default": False},
+    },
+)
+PLAY = tool(
+    "play_song",
+    {"query": STRING},
+    {"deviceId": {"type": "string", "description": "Where to play."}, "volume": {"type": "integer", "default": 50}},
+)
 
 
 def test_words_split_snake_kebab_and_camel_case():
     assert words("include_forecast deviceId HTTPServer max-results v2") == {
-        "include", "forecast", "device", "id", "http", "server", "max", "results", "v", "2"}
+        "include",
+        "forecast",
+        "device",
+        "id",
+        "http",
+        "server",
+        "max",
+        "results",
+        "v",
+        "2",
+    }
 
 
 def test_tools_get_others_optional_parameters_the_answer_leaves_out():
@@ -62,16 +90,24 @@ def test_tools_get_others_optional_parameters_the_answer_leaves_out():
 
 def test_a_parameter_the_question_names_is_not_borrowed_nor_a_required_one():
     weather = row("Weather in Paris?", [WEATHER], {"name": "get_weather", "arguments": {"city": "Paris"}}, "a")
-    asks_unit = row("Play Roar, and what unit is the volume in?", [PLAY],
-                    {"name": "play_song", "arguments": {"query": "Roar"}}, "b")
+    asks_unit = row(
+        "Play Roar, and what unit is the volume in?", [PLAY], {"name": "play_song", "arguments": {"query": "Roar"}}, "b"
+    )
     _, out = UnusedParams(5)([weather, asks_unit])
     properties = out.tools[0]["function"]["parameters"]["properties"]
     assert set(properties) == {"query", "deviceId", "volume", "include_forecast"}  # not unit, never city
 
 
 def test_the_same_rows_get_the_same_parameters_and_the_seed_changes_them():
-    rows = [row(f"Question {n}", [tool(f"f{n}", {"x": STRING}, {f"option_{n}_{k}": STRING for k in range(3)})],
-                {"name": f"f{n}", "arguments": {"x": "1"}}, f"t{n}") for n in range(20)]
+    rows = [
+        row(
+            f"Question {n}",
+            [tool(f"f{n}", {"x": STRING}, {f"option_{n}_{k}": STRING for k in range(3)})],
+            {"name": f"f{n}", "arguments": {"x": "1"}},
+            f"t{n}",
+        )
+        for n in range(20)
+    ]
 
     def built(seed: int) -> list[list[str]]:
         return [list(r.tools[0]["function"]["parameters"]["properties"]) for r in UnusedParams(2, seed)(rows)]
@@ -88,8 +124,23 @@ def test_dataset_sft_unused_params_on_bfcl_rows(tmp_path):
     with TraceStore(db) as store:
         store.write(list(open_bfcl("bfcl:simple_python", ImportOptions())))
     out = tmp_path / "sft.jsonl"
-    built = CliRunner().invoke(main, ["dataset", "sft", "--db", db, "--out", str(out), "--no-progress", "--json",
-                                      "--tokenizer", "none", "--unused-params", "1"])
+    built = CliRunner().invoke(
+        main,
+        [
+            "dataset",
+            "sft",
+            "--db",
+            db,
+            "--out",
+            str(out),
+            "--no-progress",
+            "--json",
+            "--tokenizer",
+            "none",
+            "--unused-params",
+            "1",
+        ],
+    )
     assert built.exit_code == 0, built.output
     step = next(s for s in json.loads(built.output)["steps"] if s["step"] == "unused parameters")
     assert step["in"] == step["out"] > 300
@@ -117,8 +168,12 @@ def test_a_row_the_borrowed_parameters_take_over_the_limit_is_kept_without_them(
 
         def build(name: str, **config) -> tuple[dict, list[dict]]:
             out = tmp_path / f"{name}.jsonl"
-            result = build_sft(store, Selection(outcome="success"),
-                               SFTConfig(out=str(out), eval_ratio=0.0, near_dup=0.0, **config), tokenizer=tiny_tokenizer)
+            result = build_sft(
+                store,
+                Selection(outcome="success"),
+                SFTConfig(out=str(out), eval_ratio=0.0, near_dup=0.0, **config),
+                tokenizer=tiny_tokenizer,
+            )
             steps = {step.name: step for step in result.summary.steps}
             return steps, [json.loads(line) for line in out.read_text().splitlines()]
 

@@ -12,12 +12,19 @@ import pytest
 from trainer.evaluate import AgentEvaluator, RunConfig
 from trainer.evaluate.stats import mcnemar_exact, wilson
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 TEMPERATURES = {"Paris": 21, "Oslo": 4, "Rome": 18}
 MAX_TURNS = 4
-TASKS = [{"id": city.lower(), "question": f"Weather in {city}?", "expected": str(temp)}
-         for city, temp in TEMPERATURES.items()]  # fmt: skip
+TASKS = [
+    {"id": city.lower(), "question": f"Weather in {city}?", "expected": str(temp)}
+    for city, temp in TEMPERATURES.items()
+]
 
 
 def weather(city: str) -> str:
@@ -45,24 +52,36 @@ def finds_the_temperature(task: dict, answer: str | None) -> bool:
 
 
 # good: calls the tool, then answers from its result: 2 turns, 100+150 tokens in, 20+10 out.
-GOOD = {f"Weather in {city}?": dict(calls=[("get_weather", {"city": city})], prompt_tokens=100, completion_tokens=20)
-        for city in TEMPERATURES}  # fmt: skip
-GOOD |= {f"tool:{weather(city)}": dict(content=f"It is {temp} °C in {city}.", prompt_tokens=150, completion_tokens=10)
-         for city, temp in TEMPERATURES.items()}  # fmt: skip
+GOOD = {
+    f"Weather in {city}?": dict(calls=[("get_weather", {"city": city})], prompt_tokens=100, completion_tokens=20)
+    for city in TEMPERATURES
+}
+GOOD |= {
+    f"tool:{weather(city)}": dict(content=f"It is {temp} °C in {city}.", prompt_tokens=150, completion_tokens=10)
+    for city, temp in TEMPERATURES.items()
+}
 # bad: Paris loops on the tool until the agent gives up (4 turns); Oslo answers without looking
 # (1 turn, judged wrong); Rome fails with a 500, retried once (2 calls, 0 turns, the agent raises).
-BAD = {"Weather in Paris?": dict(calls=[("get_weather", {"city": "Paris"})], prompt_tokens=200, completion_tokens=5),
-       f"tool:{weather('Paris')}": dict(calls=[("get_weather", {"city": "Paris"})], prompt_tokens=200,
-                                        completion_tokens=5),
-       "Weather in Oslo?": dict(content="It is sunny in Oslo.", prompt_tokens=200, completion_tokens=5),
-       "Weather in Rome?": dict(status=500)}  # fmt: skip
+BAD = {
+    "Weather in Paris?": dict(calls=[("get_weather", {"city": "Paris"})], prompt_tokens=200, completion_tokens=5),
+    f"tool:{weather('Paris')}": dict(
+        calls=[("get_weather", {"city": "Paris"})], prompt_tokens=200, completion_tokens=5
+    ),
+    "Weather in Oslo?": dict(content="It is sunny in Oslo.", prompt_tokens=200, completion_tokens=5),
+    "Weather in Rome?": dict(status=500),
+}
 
 
 @pytest.fixture
 def evaluation(scripted, tmp_path):
     good, bad = scripted(GOOD, model="good-model"), scripted(BAD, model="bad-model")
-    evaluator = AgentEvaluator(tool_loop, TASKS, [f"good={good.openai_base_url},price_in=0.001,price_out=0.002", f"bad={bad.openai_base_url}"],
-                               judge=finds_the_temperature, config=RunConfig(retries=1))  # fmt: skip
+    evaluator = AgentEvaluator(
+        tool_loop,
+        TASKS,
+        [f"good={good.openai_base_url},price_in=0.001,price_out=0.002", f"bad={bad.openai_base_url}"],
+        judge=finds_the_temperature,
+        config=RunConfig(retries=1),
+    )
     return evaluator.run(), good, bad
 
 
@@ -76,7 +95,12 @@ def test_success_turns_calls_and_tokens_by_hand(evaluation):
     assert good.latency_ms["p50"] is not None and good.latency_ms["p95"] >= good.latency_ms["p50"]
 
     rows = {row.case_id: row for row in result.rows if row.endpoint == "bad"}
-    assert (rows["paris"].turns, rows["paris"].calls, rows["paris"].result, rows["paris"].success) == (4, 4, None, False)
+    assert (rows["paris"].turns, rows["paris"].calls, rows["paris"].result, rows["paris"].success) == (
+        4,
+        4,
+        None,
+        False,
+    )
     assert (rows["oslo"].turns, rows["oslo"].calls, rows["oslo"].result) == (1, 1, "It is sunny in Oslo.")
     assert (rows["rome"].turns, rows["rome"].calls, rows["rome"].status) == (0, 2, "error")
     assert rows["rome"].error.startswith("InternalServerError:") and "scripted failure" in rows["rome"].error
@@ -116,13 +140,23 @@ async def test_streamed_agent_without_a_judge(scripted):
     server = scripted({"Capital of France?": dict(content="Paris", prompt_tokens=12, completion_tokens=3)})
 
     async def streamed(task: dict, client: openai.AsyncOpenAI) -> str:
-        stream = await client.chat.completions.create(model="any", messages=[{"role": "user", "content": task["q"]}],
-                                                      stream=True, stream_options={"include_usage": True})  # fmt: skip
+        stream = await client.chat.completions.create(
+            model="any",
+            messages=[{"role": "user", "content": task["q"]}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
 
     tasks = [{"q": "Capital of France?", "expected": "Paris"}, {"q": "Capital of Peru?", "expected": "Lima"}]
     result = await AgentEvaluator(streamed, tasks, {"only": server.openai_base_url}).run_async()
     first, second = result.rows
-    assert (first.case_id, first.success, first.turns, first.input_tokens, first.output_tokens) == ("task-1", True, 1, 12, 3)
+    assert (first.case_id, first.success, first.turns, first.input_tokens, first.output_tokens) == (
+        "task-1",
+        True,
+        1,
+        12,
+        3,
+    )
     assert (second.success, second.result) == (False, "I do not know.")
     assert result.summaries[0].success.k == 1 and server.requests[-1]["json"]["model"] == "any"

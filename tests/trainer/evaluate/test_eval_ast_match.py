@@ -84,11 +84,22 @@ def test_irrelevance_expects_no_call():
 
 
 FUNCTIONS = {
-    "area": {"name": "area", "parameters": {"type": "object", "properties": {
-        "width": {"type": "number"}, "count": {"type": "integer"}, "unit": {"type": "string"},
-        "tags": {"type": "array", "items": {"type": "string"}}, "flag": {"type": "boolean"},
-        "options": {"type": "object"}}, "required": ["width"]}},
-}  # fmt: skip
+    "area": {
+        "name": "area",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "width": {"type": "number"},
+                "count": {"type": "integer"},
+                "unit": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "flag": {"type": "boolean"},
+                "options": {"type": "object"},
+            },
+            "required": ["width"],
+        },
+    },
+}
 
 
 def check(arguments: dict, allowed: dict, name: str = "area") -> bool:

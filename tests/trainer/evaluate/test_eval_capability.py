@@ -22,9 +22,22 @@ def test_the_shipped_set():
     assert max(counts.values()) - min(counts.values()) <= 1  # one letter always answered scores 25%
 
 
-@pytest.mark.parametrize(("text", "letter"), [
-    ("B", "B"), (" (c) ", "C"), ("D.", "D"), ("A. Au", "A"), ("The answer is B.", "B"), ("answer: d", "D"),
-    ("Option C", "C"), ("He disliked it", None), ("E", None), ("", None), ("I am not sure.", None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        ("B", "B"),
+        (" (c) ", "C"),
+        ("D.", "D"),
+        ("A. Au", "A"),
+        ("The answer is B.", "B"),
+        ("answer: d", "D"),
+        ("Option C", "C"),
+        ("He disliked it", None),
+        ("E", None),
+        ("", None),
+        ("I am not sure.", None),
+    ],
+)
 def test_answer_letter(text, letter):
     assert answer_letter(text) == letter
 
@@ -37,8 +50,20 @@ def test_cli_capability_alone(scripted, tmp_path):
     wrong = {q.id: "ABCD"[("ABCD".index(q.answer) + 1) % 4] for q in questions[:6]}
     tuned = scripted({text: dict(content=wrong.get(q.id, q.answer)) for text, q in asked.items()})
     report = tmp_path / "report"
-    result = CliRunner().invoke(main, ["eval", "--capability", "--endpoint", f"tuned={tuned.openai_base_url}", "--endpoint",
-                                       f"base={base.openai_base_url}", "--report", str(report), "--no-progress"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--capability",
+            "--endpoint",
+            f"tuned={tuned.openai_base_url}",
+            "--endpoint",
+            f"base={base.openai_base_url}",
+            "--report",
+            str(report),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     n = len(questions)
     tuned_rate, p = f"{(n - 6) / n:.1%}", f"{mcnemar_exact(0, 6):.3g}"
@@ -53,8 +78,19 @@ def test_cli_capability_alone(scripted, tmp_path):
 
 
 def test_lm_eval_needs_the_harness(tmp_path):
-    result = CliRunner().invoke(main, ["eval", "--capability", "lm-eval:hellaswag", "--endpoint",
-                                       "a=http://127.0.0.1:9/v1", "--report", str(tmp_path)])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--capability",
+            "lm-eval:hellaswag",
+            "--endpoint",
+            "a=http://127.0.0.1:9/v1",
+            "--report",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        "Error: --capability lm-eval:hellaswag needs the lm-evaluation-harness: pip install lm-eval"]
+        "Error: --capability lm-eval:hellaswag needs the lm-evaluation-harness: pip install lm-eval"
+    ]

@@ -13,8 +13,13 @@ from agent_tracer.store import TraceStore
 from trainer.evaluate.cases import load_cases
 from trainer.evaluate.grade import Reply, grade
 
-TOOL = {"type": "function", "function": {"name": "lookup_order", "parameters": {
-    "type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}}}  # fmt: skip
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+    },
+}
 NOW = datetime(2025, 3, 1)
 
 
@@ -23,8 +28,20 @@ def example(key: str, answer: dict) -> Example:
 
 
 def test_eval_split_from_the_manifest(tmp_path):
-    called = example("A-17", {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "lookup_order", "arguments": '{"order_id": "A-17"}'}}]})
+    called = example(
+        "A-17",
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "lookup_order", "arguments": '{"order_id": "A-17"}'},
+                }
+            ],
+        },
+    )
     answered = example("B-42", {"role": "assistant", "content": "I cannot look that up."})
     trained = example("C-1", {"role": "assistant", "content": "no"})
     warnings: list[str] = []
@@ -56,8 +73,18 @@ def test_held_out_bfcl_keeps_every_acceptable_value(tmp_path):
 def test_malformed_lines_are_named_and_skipped(tmp_path):
     path = tmp_path / "cases.jsonl"
     good = {"messages": [{"role": "user", "content": "hi"}], "expected": {"tool_calls": []}}
-    path.write_text("\n".join([json.dumps(good), "[1, 2]", json.dumps({**good, "expected": {"tool_calls": [{}]}}),
-                               "", json.dumps({**good, "id": "same"}), json.dumps({**good, "id": "same"})]))
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps(good),
+                "[1, 2]",
+                json.dumps({**good, "expected": {"tool_calls": [{}]}}),
+                "",
+                json.dumps({**good, "id": "same"}),
+                json.dumps({**good, "id": "same"}),
+            ]
+        )
+    )
     warnings: list[str] = []
     cases = load_cases(str(path), warn=warnings.append)
     assert [case.id for case in cases] == ["cases.jsonl:1", "same", "same~2"]
@@ -74,10 +101,13 @@ def test_exec_answers_written_as_python_are_graded_as_possible_answers(tmp_path)
         cases = load_cases(store=store, split="eval", manifest=manifest)
     assert cases[1].expected_calls == [
         {"calculate_cosine_similarity": {"vectorA": [[1, 2, 3]], "vectorB": [[4, 5, 6]]}},
-        {"get_stock_price_by_stock_name": {"stock_name": ["AAPL"]}}]  # fmt: skip
+        {"get_stock_price_by_stock_name": {"stock_name": ["AAPL"]}},
+    ]
     assert cases[1].expected_calls == load_cases("bfcl:exec_parallel_multiple")[1].expected_calls
-    right = [("get_stock_price_by_stock_name", '{"stock_name": "aapl"}'),
-             ("calculate_cosine_similarity", '{"vectorA": [1, 2, 3], "vectorB": [4, 5, 6]}')]
+    right = [
+        ("get_stock_price_by_stock_name", '{"stock_name": "aapl"}'),
+        ("calculate_cosine_similarity", '{"vectorA": [1, 2, 3], "vectorB": [4, 5, 6]}'),
+    ]
     assert grade(cases[1], Reply.from_message(None, right)).success
     assert not grade(cases[1], Reply.from_message(None, right[:1])).success
 
@@ -87,8 +117,14 @@ def test_multi_turn_turns_are_cases_from_the_file_and_from_the_store(tmp_path):
     assert len(from_file) == 199  # each turn that is one call its words give
     case = from_file["multi_turn_base_42_turn_1"]
     assert case.messages[-1]["content"].startswith("Inside 'Notes2023.txt', I shall jot down")
-    assert case.expected_calls == [{"echo": {"content": ["Study diligently, practice programming, master algorithms."],
-                                             "file_name": ["Notes2023.txt"]}}]  # fmt: skip
+    assert case.expected_calls == [
+        {
+            "echo": {
+                "content": ["Study diligently, practice programming, master algorithms."],
+                "file_name": ["Notes2023.txt"],
+            }
+        }
+    ]
 
     with TraceStore(f"sqlite:///{tmp_path / 'traces.db'}") as store:
         store.write(list(open_bfcl("bfcl:multi_turn_base", ImportOptions())))
@@ -98,7 +134,15 @@ def test_multi_turn_turns_are_cases_from_the_file_and_from_the_store(tmp_path):
         held = load_cases(store=store, split="eval", manifest=manifest, warn=warnings.append)
     assert warnings == [] and len(held) == 199
     assert sorted(str(c.expected_calls) for c in held) == sorted(str(c.expected_calls) for c in from_file.values())
-    right = [("echo", json.dumps({"file_name": "Notes2023.txt",
-                                  "content": "Study diligently, practice programming, master algorithms."}))]
+    right = [
+        (
+            "echo",
+            json.dumps(
+                {"file_name": "Notes2023.txt", "content": "Study diligently, practice programming, master algorithms."}
+            ),
+        )
+    ]
     assert grade(case, Reply.from_message(None, right)).success
-    assert not grade(case, Reply.from_message(None, [("echo", '{"file_name": "Notes2023.txt", "content": "Study"}')])).success
+    assert not grade(
+        case, Reply.from_message(None, [("echo", '{"file_name": "Notes2023.txt", "content": "Study"}')])
+    ).success

@@ -12,21 +12,32 @@ import pytest
 from trainer.evaluate import evaluate
 
 PNG = b"\x89PNG\r\n\x1a\n"
-TOOL = {"type": "function", "function": {"name": "lookup_order", "description": "Find an order <by id>",
-                                         "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "description": "Find an order <by id>",
+        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+    },
+}
 SCRIPT = "<script>alert('owned')</script>"
 
 
 def case(i: int) -> dict:
-    return {"id": f"o{i}", "messages": [{"role": "system", "content": "You look up <orders>."},
-                                        {"role": "user", "content": f"order {i}"}],
-            "tools": [TOOL], "expected": {"tool_calls": [{"name": "lookup_order", "arguments": {"id": f"A{i}"}}]}}
+    return {
+        "id": f"o{i}",
+        "messages": [{"role": "system", "content": "You look up <orders>."}, {"role": "user", "content": f"order {i}"}],
+        "tools": [TOOL],
+        "expected": {"tool_calls": [{"name": "lookup_order", "arguments": {"id": f"A{i}"}}]},
+    }
 
 
 @pytest.fixture
 def result(scripted):
-    tuned = scripted({f"order {i}": dict(calls=[("lookup_order", {"id": f"A{i}"})], delay=0.01 * i) for i in range(5)}
-                     | {"order 5": dict(content=SCRIPT)})  # fmt: skip
+    tuned = scripted(
+        {f"order {i}": dict(calls=[("lookup_order", {"id": f"A{i}"})], delay=0.01 * i) for i in range(5)}
+        | {"order 5": dict(content=SCRIPT)}
+    )
     base = scripted({f"order {i}": dict(calls=[("lookup_order", {"id": f"A{i}"})]) for i in range(2)})
     return evaluate([case(i) for i in range(6)], {"tuned": tuned.openai_base_url, "base": base.openai_base_url})
 

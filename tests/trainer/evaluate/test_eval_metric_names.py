@@ -16,14 +16,23 @@ from trainer.evaluate import charts, evaluate
 from trainer.evaluate.stats import Rate
 from trainer.quickstart.closing import table as closing_table
 
-TOOL = {"type": "function", "function": {"name": "lookup_order", "parameters": {
-    "type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}}  # fmt: skip
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+    },
+}
 N = 4
 
 
 def case(i: int) -> dict:
-    return {"id": f"o{i}", "messages": [{"role": "user", "content": f"order {i}"}], "tools": [TOOL],
-            "expected": {"tool_calls": [{"name": "lookup_order", "arguments": {"id": f"A{i}"}}]}}  # fmt: skip
+    return {
+        "id": f"o{i}",
+        "messages": [{"role": "user", "content": f"order {i}"}],
+        "tools": [TOOL],
+        "expected": {"tool_calls": [{"name": "lookup_order", "arguments": {"id": f"A{i}"}}]},
+    }
 
 
 @pytest.fixture
@@ -59,7 +68,9 @@ def test_prose_where_a_call_was_due_reads_the_same_everywhere(endpoints, tmp_pat
     # the console: each figure under its own column
     assert column(result.stdout, "tool-call format", "base") == "0.0%"
     assert column(result.stdout, "well-formed", "base") == "100.0%"
-    assert column(result.stdout, "tool-call format", "tuned") == column(result.stdout, "well-formed", "tuned") == "100.0%"
+    assert (
+        column(result.stdout, "tool-call format", "tuned") == column(result.stdout, "well-formed", "tuned") == "100.0%"
+    )
 
     # results.jsonl: each row's grade under the same two keys, adding up to the same figures
     rows = [json.loads(line) for line in (report / "results.jsonl").read_text().splitlines()]

@@ -11,32 +11,57 @@ from agent_tracer.cli import main
 from trainer.evaluate import Endpoint, RunConfig, evaluate
 from trainer.evaluate.stats import mcnemar_exact, wilson
 
-
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string"}}, "required": ["city"]}}}
-TIME = {"type": "function", "function": {"name": "get_time", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 SECRET = "sk-test-secret-4242"
 
 
 def weather_case(i: int) -> dict:
-    return {"id": f"w{i}", "messages": [{"role": "user", "content": f"q{i}"}], "tools": [WEATHER, TIME],
-            "expected": {"tool_calls": [{"name": "get_weather", "arguments": {"city": f"City{i}"},
-                                         "allowed": {"unit": ["celsius", ""]}}]}}  # fmt: skip
+    return {
+        "id": f"w{i}",
+        "messages": [{"role": "user", "content": f"q{i}"}],
+        "tools": [WEATHER, TIME],
+        "expected": {
+            "tool_calls": [
+                {"name": "get_weather", "arguments": {"city": f"City{i}"}, "allowed": {"unit": ["celsius", ""]}}
+            ]
+        },
+    }
 
 
-def right(i: int, **kw) -> Answer:
+def right(i: int, **kw) -> dict:
     return dict(calls=[("get_weather", {"city": f"city {i}"})], **kw)  # standardised: "city 3" == "City3"
 
 
 # tuned: right on 0-6; 7 and 8 the right tool with a wrong city; 9 answers in text.
 TUNED = {f"q{i}": right(i, delay=0.05 if i == 0 else 0.0) for i in range(7)}
-TUNED |= {"q7": dict(calls=[("get_weather", {"city": "Oslo"})]), "q8": dict(calls=[("get_weather", {"city": "Rome"})]),
-          "q9": dict(content="It is sunny.")}  # fmt: skip
+TUNED |= {
+    "q7": dict(calls=[("get_weather", {"city": "Oslo"})]),
+    "q8": dict(calls=[("get_weather", {"city": "Rome"})]),
+    "q9": dict(content="It is sunny."),
+}
 # base: right on 0, 1, 2, 7; the wrong tool on 3-6 and 8; malformed arguments on 9.
 BASE = {f"q{i}": right(i, prompt_tokens=200, completion_tokens=10) for i in (0, 1, 2, 7)}
-BASE |= {f"q{i}": dict(calls=[("get_time", {"city": f"City{i}"})], prompt_tokens=200, completion_tokens=10)
-         for i in (3, 4, 5, 6, 8)}
+BASE |= {
+    f"q{i}": dict(calls=[("get_time", {"city": f"City{i}"})], prompt_tokens=200, completion_tokens=10)
+    for i in (3, 4, 5, 6, 8)
+}
 BASE["q9"] = dict(calls=[("get_weather", '{"city": ')], prompt_tokens=200, completion_tokens=10)
 
 
@@ -45,11 +70,17 @@ def servers(scripted, dead_url, monkeypatch):
     monkeypatch.setenv("EVAL_TEST_KEY", SECRET)
     tuned = scripted(TUNED, model="tuned-model")
     base = scripted(BASE, model="gpt-4o-mini-2024-07-18")
-    return tuned, base, [
-        Endpoint.parse(f"tuned={tuned.openai_base_url},key_env=EVAL_TEST_KEY,price_in=0.001,price_out=0.002"),
-        Endpoint.parse(f"base={base.openai_base_url}"),  # the model is the one the server lists; its price the table's
-        Endpoint.parse(f"down={dead_url},model=x"),
-    ]
+    return (
+        tuned,
+        base,
+        [
+            Endpoint.parse(f"tuned={tuned.openai_base_url},key_env=EVAL_TEST_KEY,price_in=0.001,price_out=0.002"),
+            Endpoint.parse(
+                f"base={base.openai_base_url}"
+            ),  # the model is the one the server lists; its price the table's
+            Endpoint.parse(f"down={dead_url},model=x"),
+        ],
+    )
 
 
 def test_metrics_by_hand(servers):
@@ -94,8 +125,9 @@ def test_cli_report_files(servers, tmp_path):
     specs = [f"--endpoint={e.name}={e.url}" + (f",model={e.model}" if e.model else "") for e in endpoints]
     specs[0] += ",key_env=EVAL_TEST_KEY,price_in=0.001,price_out=0.002"
     report = tmp_path / "report"
-    result = CliRunner().invoke(main, ["eval", "--cases", str(cases), *specs, "--retries", "0", "--report",
-                                       str(report), "--no-progress"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["eval", "--cases", str(cases), *specs, "--retries", "0", "--report", str(report), "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     assert f"{cases}:4: not JSON" in result.stderr and f"{cases}:5: no messages" in result.stderr
     assert "70.0%" in result.stdout and "down" in result.stdout and "p = 0.375" in result.stdout
@@ -107,8 +139,23 @@ def test_cli_report_files(servers, tmp_path):
     for text in (result.output, markdown, (report / "results.jsonl").read_text()):
         assert SECRET not in text
 
-    as_json = CliRunner().invoke(main, ["eval", "--cases", str(cases), *specs[:1], "--report", str(report), "--json",
-                                        "--no-progress", "--limit", "2", "--temperature", "none"])  # fmt: skip
+    as_json = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--cases",
+            str(cases),
+            *specs[:1],
+            "--report",
+            str(report),
+            "--json",
+            "--no-progress",
+            "--limit",
+            "2",
+            "--temperature",
+            "none",
+        ],
+    )
     assert "temperature" not in servers[0].requests[-1]["json"]  # left to the server (reasoning models want none)
     summary = json.loads(as_json.stdout)
     assert summary["cases"] == 2 and summary["endpoints"][0]["name"] == "tuned"
@@ -116,24 +163,37 @@ def test_cli_report_files(servers, tmp_path):
 
 
 def test_answer_format_and_text_tool_calls(scripted):
-    server = scripted({
-        "json": dict(content='{"temp_c": 21, "city": "Paris"}'),
-        "bad json": dict(content="21 degrees"),
-        "long": dict(content="x" * 50),
-        "contains": dict(content="In PARIS it is 21."),
-        "text call": dict(content='<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'),
-    })
+    server = scripted(
+        {
+            "json": dict(content='{"temp_c": 21, "city": "Paris"}'),
+            "bad json": dict(content="21 degrees"),
+            "long": dict(content="x" * 50),
+            "contains": dict(content="In PARIS it is 21."),
+            "text call": dict(content='<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'),
+        }
+    )
     schema = {"type": "object", "properties": {"temp_c": {"type": "number"}}, "required": ["temp_c"]}
     cases = [
-        {"id": "json", "messages": [{"role": "user", "content": "json"}], "format": {"json": True, "schema": schema},
-         "expected": {"answer": {"fields": {"temp_c": [21, 21.0], "city": ["paris"]}}}},
+        {
+            "id": "json",
+            "messages": [{"role": "user", "content": "json"}],
+            "format": {"json": True, "schema": schema},
+            "expected": {"answer": {"fields": {"temp_c": [21, 21.0], "city": ["paris"]}}},
+        },
         {"id": "bad json", "messages": [{"role": "user", "content": "bad json"}], "format": {"json": True}},
         {"id": "long", "messages": [{"role": "user", "content": "long"}], "format": {"max_length": 40}},
-        {"id": "contains", "messages": [{"role": "user", "content": "contains"}],
-         "expected": {"answer": {"contains": ["paris", "21"]}}},
-        {"id": "text call", "messages": [{"role": "user", "content": "text call"}], "tools": [WEATHER],
-         "expected": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}},
-    ]  # fmt: skip
+        {
+            "id": "contains",
+            "messages": [{"role": "user", "content": "contains"}],
+            "expected": {"answer": {"contains": ["paris", "21"]}},
+        },
+        {
+            "id": "text call",
+            "messages": [{"role": "user", "content": "text call"}],
+            "tools": [WEATHER],
+            "expected": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+        },
+    ]
     result = evaluate(cases, {"only": server.openai_base_url})
     grades = {row.case_id: row.grade for row in result.rows}
     assert grades["json"].success and grades["json"].answer
@@ -155,10 +215,23 @@ def test_no_cases_says_where_it_looked(tmp_path, scripted):
 
 def test_safe_names_for_bfcl_dotted_tools(scripted):
     server = scripted({"5!": dict(calls=[("math_factorial", {"number": 5})])})
-    case = {"messages": [{"role": "user", "content": "5!"}],
-            "tools": [{"type": "function", "function": {"name": "math.factorial", "parameters": {
-                "type": "object", "properties": {"number": {"type": "integer"}}, "required": ["number"]}}}],
-            "expected": {"tool_calls": [{"name": "math.factorial", "arguments": {"number": 5}}]}}  # fmt: skip
+    case = {
+        "messages": [{"role": "user", "content": "5!"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "math.factorial",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"number": {"type": "integer"}},
+                        "required": ["number"],
+                    },
+                },
+            }
+        ],
+        "expected": {"tool_calls": [{"name": "math.factorial", "arguments": {"number": 5}}]},
+    }
     result = evaluate([case], [f"openai={server.openai_base_url},safe_names=true"])
     assert result.rows[0].success and result.rows[0].reply.calls[0]["name"] == "math.factorial"
     assert server.requests[-1]["json"]["tools"][0]["function"]["name"] == "math_factorial"

@@ -16,7 +16,7 @@ ANSWERS = {
     "[text]": "Order A-17 has shipped.",
     "[call]": '<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": "A-17"}}\n</tool_call>',
     "[two-calls]": 'Let me check.\n<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": "B-42"}}\n'
-                   '</tool_call>\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
+    '</tool_call>\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
     "[broken]": '<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": }\n</tool_call>',
 }
 """A marker in the conversation → the answer the model is made to write."""
@@ -31,8 +31,10 @@ class ForceAnswers:
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
         self.header = tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
-        self.answers = {marker: tokenizer.encode(text, add_special_tokens=False) + [tokenizer.eos_token_id]
-                        for marker, text in ANSWERS.items()}  # fmt: skip
+        self.answers = {
+            marker: tokenizer.encode(text, add_special_tokens=False) + [tokenizer.eos_token_id]
+            for marker, text in ANSWERS.items()
+        }
 
     def __call__(self, input_ids, scores):
         for index, row in enumerate(input_ids.tolist()):
@@ -51,7 +53,7 @@ class ForceAnswers:
 
     def _answer_start(self, row: list[int]) -> int:
         width = len(self.header)
-        return max(i + width for i in range(len(row) - width + 1) if row[i:i + width] == self.header)
+        return max(i + width for i in range(len(row) - width + 1) if row[i : i + width] == self.header)
 
 
 class Gate:
@@ -76,8 +78,14 @@ def engine(tiny_model_dir):
     unguided, since a guided engine would never let the broken call through (test_serve_guided.py)."""
     from trainer.models import load_tokenizer
 
-    return Engine.load(tiny_model_dir, device="cpu", max_batch=8, default_max_tokens=256,
-                       logits_processors=[ForceAnswers(load_tokenizer(tiny_model_dir))], guide_tool_calls=False)
+    return Engine.load(
+        tiny_model_dir,
+        device="cpu",
+        max_batch=8,
+        default_max_tokens=256,
+        logits_processors=[ForceAnswers(load_tokenizer(tiny_model_dir))],
+        guide_tool_calls=False,
+    )
 
 
 @pytest.fixture(scope="session")

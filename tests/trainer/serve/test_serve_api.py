@@ -12,14 +12,23 @@ import httpx
 import openai
 import pytest
 
-TOOLS = [{"type": "function", "function": {"name": name, "parameters": {
-    "type": "object", "properties": {field: {"type": "string"}}, "required": [field]}}}
-    for name, field in (("lookup_order", "order_id"), ("get_weather", "city"))]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": name,
+            "parameters": {"type": "object", "properties": {field: {"type": "string"}}, "required": [field]},
+        },
+    }
+    for name, field in (("lookup_order", "order_id"), ("get_weather", "city"))
+]
 
 
 def ask(marker: str, question: str = "What is the status of order A-17?") -> list[dict]:
-    return [{"role": "system", "content": "You answer questions about orders."},
-            {"role": "user", "content": f"{question} {marker}".strip()}]
+    return [
+        {"role": "system", "content": "You answer questions about orders."},
+        {"role": "user", "content": f"{question} {marker}".strip()},
+    ]
 
 
 def prompt_tokens(engine, messages, tools=None) -> int:
@@ -136,15 +145,18 @@ def test_models_and_healthz(client, base_url):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"not json", "The request body must be a JSON object."),
-    (b'{"model": "tiny"}', "messages must be a non-empty list of messages."),
-    (b'{"messages": [{"role": "robot", "content": "hi"}]}', "Unknown role 'robot'"),
-    (b'{"messages": [{"role": "user", "content": "hi"}], "n": 2}', "n must be 1"),
-    (b'{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}', "has image_url content"),
-    (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 3}', "temperature must be a number"),
-    (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}', "max_tokens is 5000"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"not json", "The request body must be a JSON object."),
+        (b'{"model": "tiny"}', "messages must be a non-empty list of messages."),
+        (b'{"messages": [{"role": "robot", "content": "hi"}]}', "Unknown role 'robot'"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "n": 2}', "n must be 1"),
+        (b'{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}', "has image_url content"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 3}', "temperature must be a number"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}', "max_tokens is 5000"),
+    ],
+)
 def test_bad_requests_get_400_in_openais_error_shape(base_url, body, message):
     response = httpx.post(f"{base_url}/chat/completions", content=body, headers={"content-type": "application/json"})
     error = response.json()["error"]
@@ -168,8 +180,9 @@ def test_a_full_queue_answers_503_with_retry_after(gated):
     replies = []
 
     def ask_in_a_thread() -> threading.Thread:
-        thread = threading.Thread(target=lambda: replies.append(client.chat.completions.create(
-            model="tiny", messages=ask(""), max_tokens=2)))
+        thread = threading.Thread(
+            target=lambda: replies.append(client.chat.completions.create(model="tiny", messages=ask(""), max_tokens=2))
+        )
         thread.start()
         return thread
 
@@ -189,8 +202,13 @@ def test_a_full_queue_answers_503_with_retry_after(gated):
 
 def test_a_client_that_hangs_up_stops_its_generation(base_url, engine):
     before = engine.stats.cancelled
-    request = {"model": "tiny", "messages": ask("", "Tell me everything."), "temperature": 0, "max_tokens": 3000,
-               "stream": True}
+    request = {
+        "model": "tiny",
+        "messages": ask("", "Tell me everything."),
+        "temperature": 0,
+        "max_tokens": 3000,
+        "stream": True,
+    }
     with httpx.stream("POST", f"{base_url}/chat/completions", json=request) as response:
         next(response.iter_lines())  # the first event: generating
     with pytest.raises(httpx.ReadTimeout):  # a plain answer whose client gives up waiting

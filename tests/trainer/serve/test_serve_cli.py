@@ -47,9 +47,13 @@ def run_folder(tiny_model_dir, tmp_path_factory):
 def test_a_run_folder_served_by_the_command(run_folder, tmp_path):
     port = free_port()
     log = (tmp_path / "stderr.txt").open("w+")
-    process = subprocess.Popen([sys.executable, "-m", "agent_tracer.cli", "serve", run_folder, "--port", str(port),
-                                "--max-batch", "4"], cwd=ROOT, stderr=log, stdout=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent_tracer.cli", "serve", run_folder, "--port", str(port), "--max-batch", "4"],
+        cwd=ROOT,
+        stderr=log,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -64,8 +68,9 @@ def test_a_run_folder_served_by_the_command(run_folder, tmp_path):
         assert f"{run_folder} as 'sft' on transformers (cpu, batches of up to 4" in started, started
         assert f"at {base}/v1" in started
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-none", max_retries=0)
-        reply = client.chat.completions.create(model="sft", messages=[{"role": "user", "content": "Is D-1 late?"}],
-                                               max_tokens=5, temperature=0)
+        reply = client.chat.completions.create(
+            model="sft", messages=[{"role": "user", "content": "Is D-1 late?"}], max_tokens=5, temperature=0
+        )
         assert reply.model == "sft" and reply.usage.completion_tokens == 5
     finally:
         process.send_signal(signal.SIGINT)
@@ -86,14 +91,23 @@ def test_the_vllm_command_line_for_a_merged_folder_and_a_run(tiny_model_dir, run
     monkeypatch.setenv("AGENT_TRACER_CACHE", str(tmp_path))
     merged = vllm.command(ServeConfig(model=tiny_model_dir, model_name="tuned", port=9000, max_batch=16))
     assert merged[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
-    assert _flags(merged) >= {("--model", tiny_model_dir), ("--served-model-name", "tuned"), ("--port", "9000"),
-                              ("--max-num-seqs", "16"), ("--tool-call-parser", "hermes")}
+    assert _flags(merged) >= {
+        ("--model", tiny_model_dir),
+        ("--served-model-name", "tuned"),
+        ("--port", "9000"),
+        ("--max-num-seqs", "16"),
+        ("--tool-call-parser", "hermes"),
+    }
     assert "--enable-auto-tool-choice" in merged and "--enable-lora" not in merged
     template = Path(merged[merged.index("--chat-template") + 1])
     assert template.read_text() == TOOL_CALLING_TEMPLATE  # the template the tiny model was made with
     run = vllm.command(ServeConfig(model=run_folder))
-    assert _flags(run) >= {("--model", tiny_model_dir), ("--lora-modules", f"sft={run_folder}"),
-                           ("--max-lora-rank", "8"), ("--served-model-name", "sft-base")}
+    assert _flags(run) >= {
+        ("--model", tiny_model_dir),
+        ("--lora-modules", f"sft={run_folder}"),
+        ("--max-lora-rank", "8"),
+        ("--served-model-name", "sft-base"),
+    }
     assert "--enable-lora" in run
 
 

@@ -16,21 +16,55 @@ from trainer.serve import Engine, create_app, running
 from trainer.serve.guided import LOOP_PERIOD, LOOP_SPAN, CallGuide, Guidance, call_grammar
 
 TOOLS = [
-    {"type": "function", "function": {"name": "lookup_order", "description": "An order's status.", "parameters": {
-        "type": "object", "properties": {"order_id": {"type": "string"}, "verbose": {"type": "boolean"}},
-        "required": ["order_id"]}}},
-    {"type": "function", "function": {"name": "set_thermostat", "parameters": {
-        "type": "object", "properties": {"degrees": {"type": "integer"},
-                                         "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-        "required": ["degrees", "unit"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_order",
+            "description": "An order's status.",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "string"}, "verbose": {"type": "boolean"}},
+                "required": ["order_id"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "set_thermostat",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "degrees": {"type": "integer"},
+                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                },
+                "required": ["degrees", "unit"],
+            },
+        },
+    },
 ]
 CLOSED_TOOLS = [
-    {"type": "function", "function": {"name": "set_mode", "parameters": {
-        "type": "object", "properties": {"mode": {"type": "string", "enum": ["eco", "boost", "off"]},
-                                         "confirm": {"type": "boolean"}},
-        "required": ["mode"]}}},
-    {"type": "function", "function": {"name": "lights", "parameters": {
-        "type": "object", "properties": {"on": {"type": "boolean"}}, "required": ["on"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "set_mode",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "mode": {"type": "string", "enum": ["eco", "boost", "off"]},
+                    "confirm": {"type": "boolean"},
+                },
+                "required": ["mode"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "lights",
+            "parameters": {"type": "object", "properties": {"on": {"type": "boolean"}}, "required": ["on"]},
+        },
+    },
 ]
 """Tools whose every argument has a few possible values, so even a random model's call ends (its
 strings and numbers could otherwise run on to the token limit)."""
@@ -49,7 +83,7 @@ class OpenACall:
 
     def __call__(self, input_ids, scores):
         for index, row in enumerate(input_ids.tolist()):
-            start = max(i + len(self.header) for i in range(len(row)) if row[i:i + len(self.header)] == self.header)
+            start = max(i + len(self.header) for i in range(len(row)) if row[i : i + len(self.header)] == self.header)
             written = len(row) - start
             if written < len(self.opening) and _holds(row[:start], self.marker):
                 scores[index] = float("-inf")
@@ -58,7 +92,7 @@ class OpenACall:
 
 
 def _holds(row: list[int], part: list[int]) -> bool:
-    return any(row[i:i + len(part)] == part for i in range(len(row) - len(part) + 1))
+    return any(row[i : i + len(part)] == part for i in range(len(row) - len(part) + 1))
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +100,13 @@ def guided(tiny_model_dir):
     """(client, base URL, engine) of the tiny Llama served guided, made to open calls on `[open]`."""
     from trainer.models import load_tokenizer
 
-    engine = Engine.load(tiny_model_dir, device="cpu", max_batch=8, default_max_tokens=160,
-                         logits_processors=[OpenACall(load_tokenizer(tiny_model_dir))])
+    engine = Engine.load(
+        tiny_model_dir,
+        device="cpu",
+        max_batch=8,
+        default_max_tokens=160,
+        logits_processors=[OpenACall(load_tokenizer(tiny_model_dir))],
+    )
     assert engine.guidance is not None
     with running(create_app(engine, "tiny")) as url:
         yield openai.OpenAI(base_url=url, api_key="sk-none", max_retries=0), url, engine
@@ -86,8 +125,14 @@ def assert_valid(call) -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_a_call_the_model_opens_is_held_to_the_tools(guided, seed):
     client, _, _ = guided
-    reply = client.chat.completions.create(model="tiny", messages=ask(f"Save energy. {OPEN_MARKER}"),
-                                           tools=CLOSED_TOOLS, temperature=1.0, seed=seed, max_tokens=160)
+    reply = client.chat.completions.create(
+        model="tiny",
+        messages=ask(f"Save energy. {OPEN_MARKER}"),
+        tools=CLOSED_TOOLS,
+        temperature=1.0,
+        seed=seed,
+        max_tokens=160,
+    )
     choice = reply.choices[0]
     assert choice.message.tool_calls, choice.message.content  # a random model's call, and still it parses
     for call in choice.message.tool_calls:
@@ -98,12 +143,26 @@ def test_unguided_the_same_model_writes_no_valid_call(tiny_model_dir):
     """The control: without the guide, the random model's opened calls do not parse."""
     from trainer.models import load_tokenizer
 
-    engine = Engine.load(tiny_model_dir, device="cpu", default_max_tokens=160, guide_tool_calls=False,
-                         logits_processors=[OpenACall(load_tokenizer(tiny_model_dir))])
+    engine = Engine.load(
+        tiny_model_dir,
+        device="cpu",
+        default_max_tokens=160,
+        guide_tool_calls=False,
+        logits_processors=[OpenACall(load_tokenizer(tiny_model_dir))],
+    )
     with running(create_app(engine, "tiny")) as url:
         client = openai.OpenAI(base_url=url, api_key="sk-none", max_retries=0)
-        replies = [client.chat.completions.create(model="tiny", messages=ask(f"Save energy. {OPEN_MARKER}"), tools=CLOSED_TOOLS,
-                                                  temperature=1.0, seed=seed, max_tokens=160) for seed in range(3)]
+        replies = [
+            client.chat.completions.create(
+                model="tiny",
+                messages=ask(f"Save energy. {OPEN_MARKER}"),
+                tools=CLOSED_TOOLS,
+                temperature=1.0,
+                seed=seed,
+                max_tokens=160,
+            )
+            for seed in range(3)
+        ]
     assert all(reply.choices[0].message.tool_calls is None for reply in replies)
     assert all(reply.choices[0].message.content.startswith("<tool_call>") for reply in replies)
 
@@ -111,10 +170,19 @@ def test_unguided_the_same_model_writes_no_valid_call(tiny_model_dir):
 @pytest.mark.parametrize("stream", [False, True])
 def test_tool_choice_required_and_named_make_the_model_call(guided, stream):
     client, _, _ = guided
-    for choice, names in (("required", {"lookup_order", "set_thermostat"}),
-                          ({"type": "function", "function": {"name": "set_thermostat"}}, {"set_thermostat"})):
-        request = dict(model="tiny", messages=ask("Make it warmer."), tools=TOOLS, tool_choice=choice,
-                       temperature=0.8, seed=1, max_tokens=120)
+    for choice, names in (
+        ("required", {"lookup_order", "set_thermostat"}),
+        ({"type": "function", "function": {"name": "set_thermostat"}}, {"set_thermostat"}),
+    ):
+        request = dict(
+            model="tiny",
+            messages=ask("Make it warmer."),
+            tools=TOOLS,
+            tool_choice=choice,
+            temperature=0.8,
+            seed=1,
+            max_tokens=120,
+        )
         if stream:
             calls = {}
             for chunk in client.chat.completions.create(stream=True, **request):
@@ -130,17 +198,29 @@ def test_tool_choice_required_and_named_make_the_model_call(guided, stream):
 def test_tool_choice_naming_an_unknown_tool_is_a_400(guided):
     client, _, _ = guided
     with pytest.raises(openai.BadRequestError, match="tool_choice names 'cancel_order', which is not among the tools"):
-        client.chat.completions.create(model="tiny", messages=ask("Cancel it."), tools=TOOLS,
-                                       tool_choice={"type": "function", "function": {"name": "cancel_order"}})
+        client.chat.completions.create(
+            model="tiny",
+            messages=ask("Cancel it."),
+            tools=TOOLS,
+            tool_choice={"type": "function", "function": {"name": "cancel_order"}},
+        )
 
 
 def test_a_schema_that_does_not_compile_is_served_unguided_and_counted(guided):
     client, url, engine = guided
-    odd = [{"type": "function", "function": {"name": "odd", "parameters": {
-        "type": "object", "properties": {"code": {"type": "string", "pattern": "(?<=a)b"}}}}}]
+    odd = [
+        {
+            "type": "function",
+            "function": {
+                "name": "odd",
+                "parameters": {"type": "object", "properties": {"code": {"type": "string", "pattern": "(?<=a)b"}}},
+            },
+        }
+    ]
     before = httpx.get(url.removesuffix("/v1") + "/healthz").json()["unguided"]
-    reply = client.chat.completions.create(model="tiny", messages=ask(f"Go. {OPEN_MARKER}"), tools=odd,
-                                           temperature=0, max_tokens=20)
+    reply = client.chat.completions.create(
+        model="tiny", messages=ask(f"Go. {OPEN_MARKER}"), tools=odd, temperature=0, max_tokens=20
+    )
     assert reply.choices[0].message.content.startswith("<tool_call>")  # answered all the same, unguided
     health = httpx.get(url.removesuffix("/v1") + "/healthz").json()
     assert health["guided_tool_calls"] is True and health["unguided"] == before + 1
@@ -168,10 +248,13 @@ def test_the_grammar_takes_the_templates_own_call_and_refuses_what_the_tools_lac
     accepted = acceptor(tiny_tokenizer)
     assert accepted(THERMOSTAT_CALL)
     assert accepted('\n{"name": "lookup_order", "arguments": {"order_id": "A-17"}}\n</tool_call>')
-    for wrong in ('{"name": "cancel_order", "arguments": {}}', '{"name": "lookup_order", "arguments": {}}',
-                  '{"name": "lookup_order", "arguments": {"order_id": "A", "reason": "late"}}',
-                  '{"name": "set_thermostat", "arguments": {"degrees": "21", "unit": "celsius"}}',
-                  '{"name": "set_thermostat", "arguments": {"degrees": 21, "unit": "kelvin"}}'):
+    for wrong in (
+        '{"name": "cancel_order", "arguments": {}}',
+        '{"name": "lookup_order", "arguments": {}}',
+        '{"name": "lookup_order", "arguments": {"order_id": "A", "reason": "late"}}',
+        '{"name": "set_thermostat", "arguments": {"degrees": "21", "unit": "celsius"}}',
+        '{"name": "set_thermostat", "arguments": {"degrees": 21, "unit": "kelvin"}}',
+    ):
         assert not accepted(f"\n{wrong}\n</tool_call>"), wrong
 
 
@@ -183,13 +266,19 @@ def with_decoder(tokenizer, decoders: list[dict]):
 
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     spec["decoder"], spec["model"]["byte_fallback"] = {"type": "Sequence", "decoders": decoders}, True
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), eos_token=tokenizer.eos_token,
-                                   pad_token=tokenizer.pad_token)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
+        eos_token=tokenizer.eos_token,
+        pad_token=tokenizer.pad_token,
+    )
 
 
-GGUF_DECODERS = [{"type": "ByteFallback"}, {"type": "Fuse"},
-                 {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
-                 {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}]
+GGUF_DECODERS = [
+    {"type": "ByteFallback"},
+    {"type": "Fuse"},
+    {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+    {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+]
 
 
 def test_a_byte_level_tokenizer_with_a_byte_fallback_decoder_is_guided_all_the_same(tiny_tokenizer):
@@ -206,7 +295,7 @@ def test_a_tokenizer_llguidance_misreads_is_served_unguided_with_the_reason(tiny
     tokenizer = with_decoder(tiny_tokenizer, GGUF_DECODERS[:2])  # no byte-level decoder to read it with
     with caplog.at_level("WARNING", logger="trainer.serve"):
         assert Guidance.create(tokenizer) is None
-    assert "tool calls are not guided: llguidance cannot read this tokenizer (it reads ' {\"name\"" in caplog.text
+    assert 'tool calls are not guided: llguidance cannot read this tokenizer (it reads \' {"name"' in caplog.text
 
 
 def test_a_call_going_round_in_a_loop_is_steered_out_of_it(tiny_tokenizer):

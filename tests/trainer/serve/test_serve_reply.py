@@ -26,8 +26,11 @@ def assemble(pieces, parse_tools=True):
     assembler = Assembler(parse_tools)
     outputs = [assembler.feed(piece) for piece in pieces] + [assembler.finish()]
     calls = [call for parts in outputs for call in parts.calls]
-    return "".join(parts.text for parts in outputs), [(c["function"]["name"], json.loads(c["function"]["arguments"]))
-                                                      for c in calls], [c["index"] for c in calls]
+    return (
+        "".join(parts.text for parts in outputs),
+        [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls],
+        [c["index"] for c in calls],
+    )
 
 
 @pytest.mark.parametrize("text", TEXTS)
@@ -46,9 +49,11 @@ def test_whole_or_char_by_char_the_answer_is_the_same_and_agrees_with_parse_repl
 def test_text_that_may_open_a_call_is_held_back_until_it_is_known():
     assembler = Assembler(parse_tools=True)
     assert assembler.feed("Checking <tool").text == "Checking"
-    assert assembler.feed("_call>\n{\"name\"").text == ""
+    assert assembler.feed('_call>\n{"name"').text == ""
     parts = assembler.feed(': "lookup_order", "arguments": {}}</tool_call> now')
-    assert [call["function"]["name"] for call in parts.calls] == ["lookup_order"] and parts.text == "  now"  # the space held before the call, and the one after
+    assert [call["function"]["name"] for call in parts.calls] == [
+        "lookup_order"
+    ] and parts.text == "  now"  # the space held before the call, and the one after
 
 
 def test_without_tools_the_text_passes_through_as_written():

@@ -14,9 +14,14 @@ from agent_tracer.store import TraceStore
 from agent_tracer.testing.proxy_process import marked, wait_for_call
 from agent_tracer.testing.upstream import FakeUpstream
 
-LOOKUP = {"type": "function", "function": {
-    "name": "lookup_order", "description": "An order's status.",
-    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}}}
+LOOKUP = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "description": "An order's status.",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +35,11 @@ def swapped(base_url, frontier, tmp_path_factory):
     """The proxy answering `support-agent` from the tiny model's server, the fake frontier behind it."""
     folder = tmp_path_factory.mktemp("swap")
     routes = folder / "routes.yaml"
-    routes.write_text("routes:\n  support-agent:\n"
-                      f"    primary: {{url: '{base_url}', model: tiny}}\n"
-                      f"    fallback: {{url: '{frontier.openai_base_url}', model: gpt-4o}}\n")
+    routes.write_text(
+        "routes:\n  support-agent:\n"
+        f"    primary: {{url: '{base_url}', model: tiny}}\n"
+        f"    fallback: {{url: '{frontier.openai_base_url}', model: gpt-4o}}\n"
+    )
     process = ProxyProcess(frontier.url, folder / "traces.db", "--routes", str(routes))
     yield process
     output = process.stop()
@@ -42,8 +49,11 @@ def swapped(base_url, frontier, tmp_path_factory):
 def ask(swapped, marker: str, *, stream: bool):
     """(the route that answered, the tool calls as (name, arguments) pairs, the text)."""
     client = openai.OpenAI(base_url=swapped.openai_base_url, api_key="sk-agent", max_retries=0)
-    request = dict(model="support-agent", tools=[LOOKUP],
-                   messages=[{"role": "user", "content": f"Where is order A-17? {marker} {uuid.uuid4().hex}"}])
+    request = dict(
+        model="support-agent",
+        tools=[LOOKUP],
+        messages=[{"role": "user", "content": f"Where is order A-17? {marker} {uuid.uuid4().hex}"}],
+    )
     if not stream:
         raw = client.chat.completions.with_raw_response.create(**request)
         message = raw.parse().choices[0].message
@@ -83,5 +93,7 @@ def test_a_bad_tuned_answer_gets_the_frontiers_instead(swapped, frontier, marker
     sent = frontier.requests[-1]["json"]
     assert sent["model"] == "gpt-4o" and marker in sent["messages"][0]["content"]
     with TraceStore(swapped.db_url) as store:
-        tuned = wait_for_call(store, lambda call: call.route == "primary" and marked(sent["messages"][0]["content"])(call))
+        tuned = wait_for_call(
+            store, lambda call: call.route == "primary" and marked(sent["messages"][0]["content"])(call)
+        )
     assert tuned.fallback_reason == reason and tuned.response_model == "tiny"

@@ -17,15 +17,18 @@ def call(name: str, arguments: str) -> str:
     return f'<tool_call>\n{{"name": "{name}", "arguments": {arguments}}}\n</tool_call>'
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (call("lookup_order", '{"order_id": "A-17", "n": 2.0}'), 1.0),         # equal as JSON values
-    (call("lookup_order", '{"order_id": " A-17 "}'), 0.75),                 # one argument of two
-    (call("lookup_order", '{}'), 0.5),                                       # the right tool, no arguments
-    (call("get_weather", '{"order_id": "A-17", "n": 2}'), 0.0),             # the wrong tool
-    (call("lookup_order", '{"order_id": "A-17", "n": 2}') + call("lookup_order", "{}"), 0.5),  # an extra call
-    ("Order A-17 has shipped.", 0.0),                                        # no call
-    ('<tool_call>{"name": "lookup_order", "arguments": {"order_id": </tool_call>', 0.0),  # malformed
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (call("lookup_order", '{"order_id": "A-17", "n": 2.0}'), 1.0),  # equal as JSON values
+        (call("lookup_order", '{"order_id": " A-17 "}'), 0.75),  # one argument of two
+        (call("lookup_order", "{}"), 0.5),  # the right tool, no arguments
+        (call("get_weather", '{"order_id": "A-17", "n": 2}'), 0.0),  # the wrong tool
+        (call("lookup_order", '{"order_id": "A-17", "n": 2}') + call("lookup_order", "{}"), 0.5),  # an extra call
+        ("Order A-17 has shipped.", 0.0),  # no call
+        ('<tool_call>{"name": "lookup_order", "arguments": {"order_id": </tool_call>', 0.0),  # malformed
+    ],
+)
 def test_tool_match_scores(answer, expected):
     assert tool_match([answer], [[LOOKUP]]) == [pytest.approx(expected)]
 
@@ -41,18 +44,25 @@ def test_conversational_completions_and_json_references():
 
 
 def test_layers_later_win_and_values_are_coerced(tmp_path):
-    config = resolve("sft", {"kind": "sft", "lora_r": 64, "epochs": 3}, {"lora-r": "16", "lora_targets": "q_proj,v_proj"},
-                     {"data": "d.jsonl", "out": "o", "packing": "true"})  # fmt: skip
+    config = resolve(
+        "sft",
+        {"kind": "sft", "lora_r": 64, "epochs": 3},
+        {"lora-r": "16", "lora_targets": "q_proj,v_proj"},
+        {"data": "d.jsonl", "out": "o", "packing": "true"},
+    )
     assert (config.lora_r, config.epochs, config.lora_targets, config.packing) == (16, 3.0, ["q_proj", "v_proj"], True)
 
 
-@pytest.mark.parametrize("layer, message", [
-    ({"lora_rank": 8}, "unknown sft setting 'lora_rank'; known: "),
-    ({"kind": "dpo"}, "a dpo config cannot configure a sft run"),
-    ({"epochs": "three"}, "epochs must be a float, got 'three'"),
-    ({"bf16": "maybe"}, "bf16 must be one of auto, on, off, got 'maybe'"),
-    ({"beta": 0.1}, "unknown sft setting 'beta'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "layer, message",
+    [
+        ({"lora_rank": 8}, "unknown sft setting 'lora_rank'; known: "),
+        ({"kind": "dpo"}, "a dpo config cannot configure a sft run"),
+        ({"epochs": "three"}, "epochs must be a float, got 'three'"),
+        ({"bf16": "maybe"}, "bf16 must be one of auto, on, off, got 'maybe'"),
+        ({"beta": 0.1}, "unknown sft setting 'beta'"),
+    ],
+)
 def test_bad_settings_say_what_is_wrong(layer, message):
     with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(")):
         resolve("sft", {"data": "d.jsonl", "out": "o"}, layer)
@@ -68,6 +78,8 @@ def test_a_config_file_that_is_not_a_mapping(tmp_path):
 
 def test_help_gives_the_defaults_a_run_gets():
     text = " ".join(CliRunner().invoke(main, ["train", "sft", "--help"], terminal_width=200).output.split())
-    assert "Peak learning rate. [default: 2e-05 (preset sft), 0.0003 (sft-cpu)]" in text  # what this machine's preset sets shows too
+    assert (
+        "Peak learning rate. [default: 2e-05 (preset sft), 0.0003 (sft-cpu)]" in text
+    )  # what this machine's preset sets shows too
     assert "AdamW weight decay. [default: 0.01]" in text  # both presets agree
     assert "(0: once an epoch). [default: 0]" in text  # no preset sets it: the config's own

@@ -4,7 +4,6 @@ folder that holds what it says, resuming, and the errors a user meets first."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,15 @@ from trainer.train.inputs import DataError
 from trainer.train.run import Start
 from trainer.train.sft import sft_trainer, train_sft
 
-FAST = {"batch_size": 2, "grad_accum": 1, "logging_steps": 1, "lora_r": 8, "lora_alpha": 16, "max_length": 2048,
-        "eval_ratio": 0}
+FAST = {
+    "batch_size": 2,
+    "grad_accum": 1,
+    "logging_steps": 1,
+    "lora_r": 8,
+    "lora_alpha": 16,
+    "max_length": 2048,
+    "eval_ratio": 0,
+}
 
 
 def config(sft_file, out, model, **values):
@@ -31,17 +37,32 @@ def test_the_loss_is_on_the_assistants_tokens_and_nothing_else(sft_file, tiny_mo
     untrained = start.tokenizer.decode(ids[labels == -100])
     call = '<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": "A-17"}}\n</tool_call><|im_end|>'
     assert trained == call + "Order A-17 has shipped.<|im_end|>"
-    for part in ("You answer questions about orders.", "What is the status of order A-17?", '{"status": "shipped"}',
-                 '"name": "get_weather"'):  # system prompt, user turn, tool result, tool schemas
+    for part in (
+        "You answer questions about orders.",
+        "What is the status of order A-17?",
+        '{"status": "shipped"}',
+        '"name": "get_weather"',
+    ):  # system prompt, user turn, tool result, tool schemas
         assert part in untrained and part not in trained
 
 
 def test_sft_loss_goes_down_on_a_repeated_batch(sft_file, tiny_model_dir, tmp_path):
     out = tmp_path / "run"
-    summary = train_sft(config(sft_file, out, tiny_model_dir, max_steps=30, learning_rate=1e-2, warmup_ratio=0,
-                               lr_scheduler="constant", save_steps=100))
-    losses = [line["loss"] for line in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
-              if "loss" in line]
+    summary = train_sft(
+        config(
+            sft_file,
+            out,
+            tiny_model_dir,
+            max_steps=30,
+            learning_rate=1e-2,
+            warmup_ratio=0,
+            lr_scheduler="constant",
+            save_steps=100,
+        )
+    )
+    losses = [
+        line["loss"] for line in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in line
+    ]
     assert summary["steps"] == 30 and len(losses) == 30
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
     assert summary["tokens"] > 0 and summary["tokens_per_second"] > 0
@@ -73,8 +94,11 @@ def test_resume_continues_from_the_last_checkpoint(sft_file, tiny_model_dir, tmp
     assert (out / "checkpoints" / "checkpoint-4").is_dir()
     summary = train_sft(config(sft_file, out, tiny_model_dir, max_steps=6, save_steps=2), resume=True)
     assert summary["steps"] == 6
-    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
-             if "loss" in json.loads(line)]
+    steps = [
+        json.loads(line)["step"]
+        for line in (out / "metrics.jsonl").read_text().splitlines()
+        if "loss" in json.loads(line)
+    ]
     assert steps == [1, 2, 3, 4, 5, 6]  # the second part started at step 5, not again at 1
 
 
@@ -89,8 +113,13 @@ def test_a_run_folder_is_not_replaced_without_being_asked(sft_file, tiny_model_d
 
 def test_bad_rows_are_named_by_line_before_anything_loads(tmp_path, tiny_model_dir):
     good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
-    lines = [good, {"messages": [{"role": "bot", "content": "hi"}]}, good, "not json",
-             {"messages": [{"role": "user", "content": "hi"}]}]
+    lines = [
+        good,
+        {"messages": [{"role": "bot", "content": "hi"}]},
+        good,
+        "not json",
+        {"messages": [{"role": "user", "content": "hi"}]},
+    ]
     data = tmp_path / "bad.jsonl"
     data.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
     with pytest.raises(DataError) as caught:
@@ -124,8 +153,9 @@ def test_a_folder_that_is_not_a_run_is_never_emptied(sft_file, tiny_model_dir, t
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("options", [{"packing": True}, {"packing": True, "padding_free": True}],
-                         ids=["packing", "padding_free"])
+@pytest.mark.parametrize(
+    "options", [{"packing": True}, {"packing": True, "padding_free": True}], ids=["packing", "padding_free"]
+)
 def test_packed_and_padding_free_batches_train_when_asked(sft_file, tiny_model_dir, tmp_path, options):
     """On the CPU (no FlashAttention) they still run, as TRL allows; rows then may see each other,
     which the options' help says: they are for GPUs."""
