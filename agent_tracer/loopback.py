@@ -7,7 +7,7 @@ body or as chunked server-sent events; `stop()` wakes handlers waiting on `stopp
 connections and keeps the port for a restart.
 
 The quickstart's stand-in frontier runs on it, and so does the fake upstream of the tests and
-benchmarks (`agent_tracer.testing.upstream`): no web framework to start, and fast enough that a
+benchmarks (`FakeUpstream`, in the testing package): no web framework to start, and fast enough that a
 benchmark measures the client, not the server.
 """
 
