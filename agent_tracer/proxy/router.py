@@ -179,8 +179,8 @@ class _Call:
                 headers.pop(name, None)
             if endpoint.api_key:
                 headers["authorization"] = f"Bearer {endpoint.api_key}"
-            else:
-                headers.update(keys.upstream_credentials("openai"))  # type: ignore[union-attr]
+            elif keys is not None:
+                headers.update(keys.upstream_credentials("openai"))
         if role != "fallback":
             headers["accept-encoding"] = "identity"  # its answer is read here, to be judged
         recorder = new_recorder(
