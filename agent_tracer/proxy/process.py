@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class ProxyProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         base = {k: v for k, v in os.environ.items() if k not in _CLEARED_ENV}
         env = {**base, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # What it prints goes to a file, not a pipe: a pipe nobody reads until stop() fills up and
+        # blocks a proxy that logs much (a long quickstart, a load test).
+        self._output = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -53,7 +57,7 @@ class ProxyProcess:
                 *extra,
             ],
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=self._output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -94,8 +98,8 @@ class ProxyProcess:
         return self._printed()
 
     def _printed(self) -> str:
-        assert self.process.stdout is not None  # stdout=PIPE
-        return self.process.stdout.read().decode(errors="replace")
+        self._output.seek(0)
+        return self._output.read().decode(errors="replace")
 
     @property
     def stopped_cleanly(self) -> bool:
