@@ -369,12 +369,12 @@ class TraceStore:
             query = (
                 sa.select(col(LLMCall.trace_id), col(LLMCall.route))
                 .where(col(LLMCall.trace_id).in_(chunk), col(LLMCall.route).is_not(None))
-                .group_by(LLMCall.trace_id, LLMCall.route)
-                .order_by(LLMCall.trace_id, LLMCall.route)
+                .group_by(col(LLMCall.trace_id), col(LLMCall.route))
+                .order_by(col(LLMCall.trace_id), col(LLMCall.route))
             )
             with self.engine.connect() as conn:
                 for trace_id, route in conn.execute(query):
-                    routes.setdefault(trace_id, []).append(route)
+                    routes.setdefault(trace_id, []).append(str(route))
         return routes
 
     def get_trace(self, trace_id_or_prefix: str) -> TraceDetail:

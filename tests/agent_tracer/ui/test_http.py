@@ -157,3 +157,40 @@ def test_keyset_pages_walk_every_run_once(store_url):
             url = found.group(1).replace("&amp;", "&") if found else ""
     assert seen == everything
     assert len(seen) == 13
+
+
+def test_the_route_that_answered_is_a_column_and_the_run_shows_why(store_url):
+    trace_id = "ab" * 16
+    with TraceStore(store_url) as fresh:
+        fresh.write(
+            [
+                ("trace", {"id": trace_id, "name": "routed", "started_at": datetime(2025, 1, 1)}),
+                (
+                    "llm_call",
+                    {
+                        "id": "c1" * 8,
+                        "trace_id": trace_id,
+                        "request_model": "tuned",
+                        "route": "fallback",
+                        "fallback_reason": "malformed_tool_call",
+                        "started_at": datetime(2025, 1, 1),
+                    },
+                ),
+            ]
+        )
+        assert fresh.trace_routes([trace_id]) == {trace_id: ["fallback"]}
+    with TestClient(create_app(store_url)) as client:
+        assert "<td>fallback</td>" in client.get("/").text
+        assert "route fallback (malformed_tool_call)" in client.get(f"/runs/{trace_id}").text
+
+
+def test_the_app_mounted_under_a_root_path_links_within_it(tmp_path):
+    url = f"sqlite:///{tmp_path / 'traces.db'}"
+    with TraceStore(url) as fresh:
+        fresh.write([("trace", {"id": "cd" * 16, "name": "mounted", "started_at": datetime(2025, 1, 1)})])
+    with TestClient(create_app(url, root_path="/agent-tracer/ui")) as client:
+        page = client.get("/agent-tracer/ui/").text
+        assert 'href="http://testserver/agent-tracer/ui/runs/' + "cd" * 16 + '"' in page
+        assert "/agent-tracer/ui/static/ui.css" in page
+        assert client.get("/agent-tracer/ui/static/ui.css").status_code == 200
+        assert client.get("/").status_code == 404
