@@ -44,6 +44,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "agent_tracer.commands.traces:traces",
         "Recorded agent runs and their LLM calls.",
     ),
+    "ui": (
+        "agent_tracer.commands.ui:ui",
+        "Browse, read and review the recorded runs in a web browser.",
+    ),
     "train": (
         "trainer.commands.train:train",
         "Fine-tune a model on a dataset file: SFT, DPO, a reward model or GRPO, with LoRA (TRL + PEFT).",

@@ -223,12 +223,14 @@ class TraceStore:
         has_tool_calls: bool | None = None,
         limit: int | None = None,
         order: str = "newest",
+        after: tuple[datetime | None, str] | None = None,
     ) -> list[Trace]:
         """Traces matching every filter given. `name` may use `*` wildcards; `tags`: all of them;
         `since` (inclusive) / `until` (exclusive) bound `started_at` and take datetimes, ISO
         strings or relative ages ("2h", "7d"); `model`: any call of the trace asked for or was
         answered by it. `order`: "newest", "oldest", or "best" (rating high to low, unrated last,
-        then newest)."""
+        then newest). `after`: the `(started_at, id)` of the last trace of the previous page, for
+        keyset pagination (order "newest" only): the traces that come after it, with no OFFSET."""
         query = trace_query(
             outcome=outcome,
             min_rating=min_rating,
@@ -238,6 +240,7 @@ class TraceStore:
             model=model,
             has_tool_calls=has_tool_calls,
             order=order,
+            after=after,
         )
         wanted = [tag for tag in tags or () if tag]
         with Session(self.engine) as session:
@@ -357,6 +360,22 @@ class TraceStore:
                         "errors": errors,
                     }
         return summaries
+
+    def trace_routes(self, trace_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Per trace id: the routes that answered its calls at the proxy (primary, fallback,
+        shadow), each once, sorted; ids whose calls name no route are left out."""
+        routes: dict[str, list[str]] = {}
+        for chunk in _chunks(sorted(set(trace_ids))):
+            query = (
+                sa.select(col(LLMCall.trace_id), col(LLMCall.route))
+                .where(col(LLMCall.trace_id).in_(chunk), col(LLMCall.route).is_not(None))
+                .group_by(col(LLMCall.trace_id), col(LLMCall.route))
+                .order_by(col(LLMCall.trace_id), col(LLMCall.route))
+            )
+            with self.engine.connect() as conn:
+                for trace_id, route in conn.execute(query):
+                    routes.setdefault(trace_id, []).append(str(route))
+        return routes
 
     def get_trace(self, trace_id_or_prefix: str) -> TraceDetail:
         """The trace with this id, or the only one whose id starts with this prefix, or the one an
@@ -559,11 +578,16 @@ def trace_query(
     model: str | None = None,
     has_tool_calls: bool | None = None,
     order: str = "newest",
+    after: tuple[datetime | None, str] | None = None,
 ) -> Any:
     """The SELECT of traces for `TraceStore.traces()`'s filters (all but tags and limit)."""
     if order not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     query = sa.select(Trace)
+    if after is not None:
+        if order != "newest":
+            raise ConfigError(f"keyset pagination (after=) goes with order 'newest', not {order!r}")
+        query = query.where(_after_newest(*after))
     if outcome is not None:
         query = query.where(col(Trace.outcome) == outcome)
     if min_rating is not None:
@@ -594,6 +618,16 @@ def trace_query(
     if order == "oldest":
         return query.order_by(col(Trace.started_at).asc().nulls_last(), col(Trace.id).asc())
     return query.order_by(col(Trace.rating).desc().nulls_last(), *newest)
+
+
+def _after_newest(started_at: datetime | None, trace_id: str) -> Any:
+    """The traces that come after `(started_at, trace_id)` newest first: started earlier, or at the
+    same time with a smaller id; traces without a start time come last, by id."""
+    started, ident = col(Trace.started_at), col(Trace.id)
+    if started_at is None:
+        return sa.and_(started.is_(None), ident < trace_id)
+    started_at = to_utc(started_at)
+    return sa.or_(started < started_at, sa.and_(started == started_at, ident < trace_id), started.is_(None))
 
 
 # -- record normalisation -------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+"""`agent-tracer ui`: serve the web UI (uvicorn) over a trace store.
+
+    agent-tracer ui                                   # http://127.0.0.1:8788, the default store
+    agent-tracer ui --db postgresql+psycopg://… --read-only
+    AGENT_TRACER_PROXY_KEYS=… agent-tracer ui --host 0.0.0.0 --require-key
+
+Loopback needs no key. Any other address serves trace contents beyond this machine, so the command
+refuses it unless --require-key makes every page ask for one of the proxy's client keys.
+"""
+
+from __future__ import annotations
+
+import click
+
+from agent_tracer.console import db_option
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@click.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8788, show_default=True, help="Port to listen on.")
+@click.option("--read-only", is_flag=True, help="Show everything, change nothing: reviews are refused.")
+@click.option(
+    "--require-key",
+    is_flag=True,
+    help="Every page needs one of the proxy's client keys (AGENT_TRACER_PROXY_KEYS or --key-file), "
+    "as a bearer token or through the login form. Required to listen beyond loopback.",
+)
+@click.option(
+    "--key-file", type=click.Path(dir_okay=False), help="With --require-key: client keys, one a line (# comments)."
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="warning",
+    show_default=True,
+    help="uvicorn's log level.",
+)
+def ui(
+    db: str | None, host: str, port: int, read_only: bool, require_key: bool, key_file: str | None, log_level: str
+) -> None:
+    """Browse, read and review the recorded runs in a web browser."""
+    if key_file and not require_key:
+        raise click.UsageError("--key-file is only used with --require-key")
+    if host not in LOOPBACK and not require_key:
+        raise click.UsageError(f"listening on {host} serves trace contents beyond this machine: add --require-key")
+    import uvicorn
+
+    from agent_tracer.config import TracerConfig
+    from agent_tracer.errors import AgentTracerError
+    from agent_tracer.proxy.auth import load_client_keys
+    from agent_tracer.store.database import redact
+    from agent_tracer.ui import create_app
+
+    try:
+        keys = load_client_keys(key_file) if require_key else None
+        url = TracerConfig(db=db or "").db
+        app = create_app(url, read_only=read_only, keys=keys)
+    except AgentTracerError as exc:
+        raise click.ClickException(str(exc)) from None
+    shown = f"[{host}]" if ":" in host else host
+    mode = ", ".join(part for part in ("read-only" if read_only else "", "key required" if require_key else "") if part)
+    click.echo(
+        f"agent-tracer ui on http://{shown}:{port}/ over {redact(url)}" + (f" ({mode})" if mode else ""), err=True
+    )
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on")
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down
+        pass

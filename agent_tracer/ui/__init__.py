@@ -1,0 +1,20 @@
+"""The web UI: read agent runs in a browser, review them, and (next) turn them into datasets.
+
+A Starlette app (`create_app`) rendering Jinja2 templates with autoescaping on; the templates and
+the stylesheet ship in the package, nothing loads from a CDN and there is no build step. Pages:
+
+- `/`: the runs, newest first, filtered by the URL's query (a link is shareable), a page at a
+  time by keyset (`?after=` the last row's start time and id), never by OFFSET;
+- `/runs/{id}`: one run as the model saw it, each model call expandable to its bodies, the tool
+  executions and the feedback history, with a review form that writes the same feedback rows as
+  `agent-tracer traces rate`.
+
+Trace contents are untrusted (end users and models wrote them): they reach the page only through
+autoescaped template variables. Every write is a POST carrying a CSRF token bound to the browser's
+session cookie; `read_only` refuses writes; `keys` (the proxy's client keys) guard every page,
+sent as a bearer token or through a login cookie. `agent-tracer ui` serves it.
+"""
+
+from agent_tracer.ui.app import create_app
+
+__all__ = ["create_app"]

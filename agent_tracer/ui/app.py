@@ -1,0 +1,291 @@
+"""The UI's Starlette app: routes, the store it reads, and the guard on its doors.
+
+The store is opened when the app is made and closed at shutdown; its calls run in Starlette's
+thread pool. Errors become a page with one line and the right status (400 for a bad value, 404
+for an unknown run, 403 for a write in read-only mode, 500 otherwise), never a stack trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
+from agent_tracer.store import TraceStore
+from agent_tracer.ui import views
+from agent_tracer.ui.filters import FilterError, cursor, parse_filters
+from agent_tracer.ui.security import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, Guard
+
+logger = logging.getLogger("agent_tracer.ui")
+
+HERE = Path(__file__).parent
+OUTCOMES = ("success", "failure", "partial")
+"""Offered in the review form (any other text may be typed, as `traces rate` takes it)."""
+
+
+class UI:
+    """The pages, over one store."""
+
+    def __init__(self, store: TraceStore, *, read_only: bool, guard: Guard) -> None:
+        self.store = store
+        self.read_only = read_only
+        self.guard = guard
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on for .html
+        self.templates.env.globals.update(ms=views.ms, count=views.count, number=views.number, when=views.when)
+
+    # -- rendering -------------------------------------------------------------------------------
+
+    def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+        """A page, with the browser's session cookie (made here when it has none) and its CSRF token."""
+        session = request.cookies.get(SESSION_COOKIE)
+        fresh = session is None
+        if session is None:
+            session = Guard.new_session()
+        context = {
+            "read_only": self.read_only,
+            "requires_key": self.guard.requires_key,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": self.guard.csrf_token(session),
+            **context,
+        }
+        response = self.templates.TemplateResponse(request, name, context, status_code=status)
+        if fresh:
+            _set_cookie(request, response, SESSION_COOKIE, session)
+        return response
+
+    def error(self, request: Request, status: int, message: str) -> Response:
+        return self.render(request, "error.html", {"status": status, "message": message}, status)
+
+    # -- pages -----------------------------------------------------------------------------------
+
+    async def runs(self, request: Request) -> Response:
+        try:
+            filters = parse_filters(request.query_params)
+            found = await run_in_threadpool(
+                self.store.traces, **filters.store, after=filters.after, limit=filters.limit + 1
+            )
+        except (FilterError, ConfigError) as exc:
+            return self.render(request, "runs.html", {"error": str(exc), "filters": None, "rows": []}, 400)
+        more = len(found) > filters.limit
+        found = found[: filters.limit]
+        ids = [trace.id for trace in found]
+        summaries = await run_in_threadpool(self.store.trace_summaries, ids)
+        routes = await run_in_threadpool(self.store.trace_routes, ids)
+        empty = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "errors": 0}
+        rows = [
+            {"trace": trace, "summary": summaries.get(trace.id, empty), "routes": routes.get(trace.id, [])}
+            for trace in found
+        ]
+        next_query = filters.query(after=cursor(found[-1].started_at, found[-1].id)) if more and found else None
+        context = {
+            "filters": filters,
+            "rows": rows,
+            "next_query": next_query,
+            "first_query": filters.query(after=None) if filters.after else None,
+            "outcomes": OUTCOMES,
+        }
+        return self.render(request, "runs.html", context)
+
+    async def run(self, request: Request, message: str | None = None, status: int = 200) -> Response:
+        trace_id = request.path_params["trace_id"]
+        try:
+            detail = await run_in_threadpool(self.store.get_trace, trace_id)
+        except TraceNotFound as exc:
+            return self.error(request, 404, f"Unknown run: {exc}")
+        context = {
+            "detail": detail,
+            "trace": detail.trace,
+            "nodes": views.run_nodes(detail),
+            "outcomes": OUTCOMES,
+            "message": message,
+        }
+        return self.render(request, "run.html", context, status)
+
+    async def review(self, request: Request) -> Response:
+        """The review form's POST: feedback as `traces rate` writes it, then back to the run."""
+        if self.read_only:
+            return self.error(request, 403, "This UI is read-only (started with --read-only): reviews are not saved.")
+        form = await form_fields(request)
+        fields = {key: form.get(key, "").strip() for key in ("outcome", "rating", "comment", "label", "tags")}
+        trace_id = request.path_params["trace_id"]
+        try:
+            detail = await run_in_threadpool(self.store.get_trace, trace_id)
+        except TraceNotFound as exc:
+            return self.error(request, 404, f"Unknown run: {exc}")
+        tags = [tag.strip() for tag in fields["tags"].split(",") if tag.strip()]
+        try:
+            rating = _rating(fields["rating"])
+            feedback = {
+                "outcome": fields["outcome"] or None,
+                "rating": rating,
+                "comment": fields["comment"] or None,
+                "label": fields["label"] or None,
+            }
+            if not tags and all(value is None for value in feedback.values()):
+                raise ConfigError("give at least one of outcome, rating, comment, label, tags")
+            if any(value is not None for value in feedback.values()):
+                await run_in_threadpool(
+                    lambda: self.store.record_feedback(detail.trace.id, **feedback, source="ui")  # type: ignore[arg-type]
+                )
+            if tags:
+                await run_in_threadpool(self.store.write, [("trace", {"id": detail.trace.id, "tags": tags})])
+        except ConfigError as exc:
+            return await self.run(request, message=f"Not saved: {exc}", status=400)
+        url = request.url_for("run", trace_id=detail.trace.id)
+        return RedirectResponse(f"{url}#review", status_code=303)
+
+    async def login(self, request: Request) -> Response:
+        if request.method == "GET":
+            return self.render(request, "login.html", {"failed": False})
+        form = await form_fields(request)
+        value = self.guard.login_cookie(form.get("key", ""))
+        if value is None:
+            return self.render(request, "login.html", {"failed": True}, 401)
+        response = RedirectResponse(str(request.url_for("runs")), status_code=303)
+        _set_cookie(request, response, LOGIN_COOKIE, value)
+        return response
+
+    async def healthz(self, request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+
+def create_app(
+    db_url: str | None, *, read_only: bool = False, keys: Iterable[str] | None = None, root_path: str = ""
+) -> Starlette:
+    """The UI over the store at `db_url` (an existing one: `StoreError` if an SQLite file is
+    missing). `keys`: the client keys that may use it (None: anyone who can reach it, which the
+    command allows on loopback only); `root_path`: where it is mounted, e.g. "/agent-tracer/ui"."""
+    store = TraceStore(db_url, create=False)
+    ui = UI(store, read_only=read_only, guard=Guard(keys))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            store.close()
+
+    routes = [
+        Route("/", ui.runs, name="runs"),
+        Route("/runs/{trace_id}", ui.run, name="run"),
+        Route("/runs/{trace_id}/review", ui.review, methods=["POST"], name="review"),
+        Route("/login", ui.login, methods=["GET", "POST"], name="login"),
+        Route("/healthz", ui.healthz, name="healthz"),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, SQLAlchemyError):
+            text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            message = f"Database error: {text[0] if text else type(exc).__name__}"
+        elif isinstance(exc, AgentTracerError):
+            message = str(exc)
+        else:
+            message = "Internal error; the server's log has the details."
+        logger.exception("UI request %s %s failed", request.method, request.url.path, exc_info=exc)
+        return ui.error(request, 500, message)
+
+    inner = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(_GuardMiddleware, ui=ui)],
+        exception_handlers={Exception: server_error},
+    )
+    if not root_path.strip("/"):
+        return inner
+    return Starlette(routes=[Mount("/" + root_path.strip("/"), app=inner)], lifespan=lifespan)
+
+
+class _GuardMiddleware:
+    """Keys (when required) on every page but login, health and the stylesheet; a CSRF token and
+    a same-origin Origin on every POST."""
+
+    OPEN = ("/login", "/healthz", "/static/")
+
+    def __init__(self, app: Any, ui: UI) -> None:
+        self.app = app
+        self.ui = ui
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        root = scope.get("root_path", "")
+        path = scope["path"][len(root) :] if root and scope["path"].startswith(root) else scope["path"]
+        guard = self.ui.guard
+        if not path.startswith(self.OPEN) and not guard.allows(request.headers, request.cookies):
+            response = self.ui.render(request, "login.html", {"failed": False}, 401)
+            response.headers["WWW-Authenticate"] = "Bearer"
+            await response(scope, receive, send)
+            return
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            body = await request.body()
+            refusal = await self._refusal(Request(scope, _replay(body)))
+            if refusal is not None:
+                await self.ui.error(request, 403, refusal)(scope, receive, send)
+                return
+            receive = _replay(body)
+        await self.app(scope, receive, send)
+
+    async def _refusal(self, request: Request) -> str | None:
+        origin = request.headers.get("origin")
+        if origin and origin != "null" and origin.rstrip("/") != f"{request.url.scheme}://{request.url.netloc}":
+            return f"Refused: a form sent from another site ({origin})."
+        if origin == "null":
+            return "Refused: a form sent from an opaque origin."
+        form = await form_fields(request)
+        if not self.ui.guard.csrf_ok(request.cookies.get(SESSION_COOKIE), form.get(CSRF_FIELD)):
+            return "Refused: the form's security token is missing or stale. Reload the page and send it again."
+        return None
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """An HTML form's fields (application/x-www-form-urlencoded, as the pages' forms send them):
+    the first value of each name. Other bodies have no fields."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return {}
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {key: values[0] for key, values in parse_qs(body, keep_blank_values=True).items()}
+
+
+def _replay(body: bytes) -> Any:
+    """An ASGI `receive` that hands the already-read body to the app once more."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def _rating(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"rating must be a number from 1 to 5, not {text!r}") from None
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str) -> None:
+    root = request.scope.get("root_path") or "/"
+    response.set_cookie(name, value, httponly=True, samesite="strict", path=root, secure=request.url.scheme == "https")

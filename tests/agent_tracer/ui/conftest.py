@@ -1,0 +1,194 @@
+"""UI fixtures: a store filled by really capturing agent runs (the OpenAI SDK against the loopback
+fake API, through `agent_tracer.init`), and `agent-tracer ui` running on it as a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+import agent_tracer
+from agent_tracer.loopback import free_port
+from agent_tracer.store import TraceStore
+from agent_tracer.testing import FakeUpstream
+
+XSS = 'Hello <script>alert(1)</script> and <img src=x onerror=alert(1)> <a href="javascript:alert(1)">click me</a> bye'
+KEY = "ui-test-key-0123456789abcdef"
+LOOKUP = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "description": "The status of an order",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+    },
+}
+
+
+@agent_tracer.trace_tool(name="lookup_order")
+def lookup_order(order_id: str) -> dict:
+    return {"order_id": order_id, "status": "shipped"}
+
+
+def agent(client: openai.OpenAI, question: str, scenario: str, outcome: str | None, rating: float | None) -> str:
+    messages = [
+        {"role": "system", "content": "You answer questions about orders."},
+        {"role": "user", "content": question},
+    ]
+    for _ in range(4):
+        reply = (
+            client.chat.completions.create(
+                model="gpt-test", messages=messages, tools=[LOOKUP], extra_headers={"x-fake-scenario": scenario}
+            )
+            .choices[0]
+            .message
+        )
+        if not reply.tool_calls:
+            break
+        messages.append(reply.model_dump(exclude_none=True))
+        for call in reply.tool_calls:
+            result = lookup_order(**json.loads(call.function.arguments or "{}"))
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
+        scenario = "auto"
+    if outcome or rating is not None:
+        agent_tracer.record_outcome(outcome=outcome, rating=rating)
+    return reply.content or ""
+
+
+orders_agent = agent_tracer.trace_agent(name="orders-agent", tags=["orders"])(agent)
+billing_agent = agent_tracer.trace_agent(name="billing-agent", tags=["billing"])(agent)
+xss_agent = agent_tracer.trace_agent(name="xss-agent")(agent)
+
+RUNS = [
+    (orders_agent, "What is the status of order A-17?", "auto", "success", 5),
+    (orders_agent, "What is the status of order B-42?", "text", "failure", 1),
+    (billing_agent, "Why was I charged twice?", "text", "failure", 2),
+    (billing_agent, "Refund order C-99 please", "auto", "success", 4),
+    (orders_agent, "Is order D-1 late?", "auto", None, None),
+    (xss_agent, XSS, "text", None, None),
+    *[(billing_agent, f"Invoice question #{n}", "text", "partial", 3) for n in range(5)],
+]
+"""(agent, question, fake API scenario, outcome, rating): 11 runs, oldest first."""
+
+
+@pytest.fixture(scope="package")
+def captured_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An SQLite store holding `RUNS`, captured through the OpenAI SDK."""
+    folder = tmp_path_factory.mktemp("ui-store")
+    url = f"sqlite:///{folder / 'traces.db'}"
+    with FakeUpstream() as upstream:
+        agent_tracer.init(db=url, spill_path=str(folder / "spill.jsonl"), writer="thread", flush_interval_s=0.02)
+        try:
+            client = openai.OpenAI(base_url=upstream.openai_base_url, api_key="sk-test", max_retries=0)
+            for run, question, scenario, outcome, rating in RUNS:
+                run(client, question, scenario, outcome, rating)
+                time.sleep(0.002)  # distinct start times, so "newest first" is one order
+            assert agent_tracer.flush()
+        finally:
+            agent_tracer.uninstrument()
+    return url
+
+
+@pytest.fixture
+def store(captured_url: str) -> Iterator[TraceStore]:
+    with TraceStore(captured_url) as opened:
+        yield opened
+
+
+class UIProcess:
+    """`python -m agent_tracer.cli ui …` on a free loopback port, ready once /healthz answers."""
+
+    def __init__(self, db_url: str, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        base = {k: v for k, v in os.environ.items() if k not in ("AGENT_TRACER_DB", "AGENT_TRACER_PROXY_KEYS")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agent_tracer.cli", "ui", "--db", db_url, "--port", str(self.port), *extra],
+            env={**base, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise RuntimeError(f"agent-tracer ui exited with {self.process.returncode}: {output}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("agent-tracer ui did not answer /healthz within 30 s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+
+
+@pytest.fixture(scope="package")
+def ui_server(captured_url: str) -> Iterator[UIProcess]:
+    server = UIProcess(captured_url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="package")
+def read_only_server(captured_url: str) -> Iterator[UIProcess]:
+    server = UIProcess(captured_url, "--read-only")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="package")
+def ui_key() -> str:
+    """The client key `keyed_server` takes."""
+    return KEY
+
+
+@pytest.fixture(scope="package")
+def keyed_server(captured_url: str) -> Iterator[UIProcess]:
+    server = UIProcess(captured_url, "--require-key", env={"AGENT_TRACER_PROXY_KEYS": KEY})
+    yield server
+    server.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[object]:
+    """Debian's chromium, headless, driven by Selenium through chromedriver."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(
+            "browser tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.implicitly_wait(2)
+    yield driver
+    driver.quit()
