@@ -25,6 +25,19 @@ def shown_ids(driver) -> list[str]:
     return [row.get_attribute("data-id") for row in driver.find_elements(By.CSS_SELECTOR, "#runs tbody tr")]
 
 
+def navigate(driver, element) -> None:
+    """Click a link or a submit button and wait for the next page: a click returns before the
+    browser has left the page, so reading the page at once would read the old one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def assert_no_alert(driver) -> None:
     from selenium.common.exceptions import NoAlertPresentException
 
@@ -43,7 +56,7 @@ def test_filtering_by_outcome_and_name_finds_the_right_runs(browser, ui_server, 
     form.find_element(By.NAME, "outcome").send_keys("failure")
     form.find_element(By.NAME, "name").send_keys("billing-*")
     Select(form.find_element(By.NAME, "tools")).select_by_value("no")
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    navigate(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     query = parse_qs(urlparse(driver.current_url).query)
     assert query == {"name": ["billing-*"], "outcome": ["failure"], "tools": ["no"]}
     expected = store.traces(outcome="failure", name="billing-*", has_tool_calls=False)
@@ -71,7 +84,7 @@ def test_keyset_pages_walk_all_runs_without_repeats(browser, ui_server, store):
         links = driver.find_elements(By.ID, "next")
         if not links:
             break
-        links[0].click()
+        navigate(driver, links[0])
     assert pages == 4
     assert seen == [trace.id for trace in store.traces()]
     assert len(set(seen)) == len(seen) == 11
@@ -83,7 +96,7 @@ def test_a_bad_filter_shows_the_message(browser, ui_server):
     driver = browser
     driver.get(ui_server.url + "/")
     driver.find_element(By.NAME, "rating").send_keys("abc")
-    driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    navigate(driver, driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]"))
     assert driver.find_element(By.ID, "message").text == "rating must be a number, not 'abc'"
     assert driver.find_element(By.NAME, "rating").get_attribute("value") == "abc"
 
@@ -97,7 +110,7 @@ def test_a_run_page_shows_the_tool_calls_and_results(browser, ui_server, store):
     tool_call = call.response["message"]["tool_calls"][0]
     driver = browser
     driver.get(ui_server.url + "/")
-    driver.find_element(By.CSS_SELECTOR, f'tr[data-id="{trace.id}"] a.run-link').click()
+    navigate(driver, driver.find_element(By.CSS_SELECTOR, f'tr[data-id="{trace.id}"] a.run-link'))
     assert driver.current_url.endswith(f"/runs/{trace.id}")
     conversation = driver.find_element(By.ID, "conversation")
     roles = [element.text.split()[0] for element in conversation.find_elements(By.CSS_SELECTOR, ".message .role")]
@@ -139,7 +152,7 @@ def test_rating_a_run_in_the_page_changes_the_store(browser, ui_server, captured
     Select(form.find_element(By.NAME, "outcome")).select_by_value("success")
     Select(form.find_element(By.NAME, "rating")).select_by_value("4")
     form.find_element(By.NAME, "comment").send_keys("looked it up after all")
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    navigate(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     assert urlparse(driver.current_url).path == f"/runs/{trace.id}"
     assert driver.find_element(By.ID, "fact-outcome").text == "success"
     assert "looked it up after all" in driver.find_element(By.ID, "feedback").text
