@@ -221,16 +221,20 @@ class TraceStore:
         until: datetime | str | None = None,
         model: str | None = None,
         has_tool_calls: bool | None = None,
+        rated: bool | None = None,
         limit: int | None = None,
         order: str = "newest",
         after: tuple[datetime | None, str] | None = None,
+        before: tuple[datetime | None, str] | None = None,
     ) -> list[Trace]:
         """Traces matching every filter given. `name` may use `*` wildcards; `tags`: all of them;
         `since` (inclusive) / `until` (exclusive) bound `started_at` and take datetimes, ISO
         strings or relative ages ("2h", "7d"); `model`: any call of the trace asked for or was
         answered by it. `order`: "newest", "oldest", or "best" (rating high to low, unrated last,
         then newest). `after`: the `(started_at, id)` of the last trace of the previous page, for
-        keyset pagination (order "newest" only): the traces that come after it, with no OFFSET."""
+        keyset pagination (order "newest" only): the traces that come after it, with no OFFSET.
+        `before`: the traces that come before that `(started_at, id)` in the newest-first order,
+        nearest first (a step back). `rated`: only traces with (True) or without (False) a rating."""
         query = trace_query(
             outcome=outcome,
             min_rating=min_rating,
@@ -239,8 +243,10 @@ class TraceStore:
             until=until,
             model=model,
             has_tool_calls=has_tool_calls,
+            rated=rated,
             order=order,
             after=after,
+            before=before,
         )
         wanted = [tag for tag in tags or () if tag]
         with Session(self.engine) as session:
@@ -334,6 +340,14 @@ class TraceStore:
                     sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
                 ).scalar_one()
         return min(count, limit) if limit is not None else count
+
+    def known_traces(self, trace_ids: Sequence[str]) -> set[str]:
+        """Those of `trace_ids` that are traces in the store."""
+        known: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(trace_ids)):
+                known.update(conn.execute(sa.select(col(Trace.id)).where(col(Trace.id).in_(chunk))).scalars())
+        return known
 
     def trace_summaries(self, trace_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """Per trace id: its LLM `calls`, `input_tokens`, `output_tokens` and `errors` (calls
@@ -577,17 +591,22 @@ def trace_query(
     until: datetime | str | None = None,
     model: str | None = None,
     has_tool_calls: bool | None = None,
+    rated: bool | None = None,
     order: str = "newest",
     after: tuple[datetime | None, str] | None = None,
+    before: tuple[datetime | None, str] | None = None,
 ) -> Any:
     """The SELECT of traces for `TraceStore.traces()`'s filters (all but tags and limit)."""
     if order not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     query = sa.select(Trace)
+    for word, keyset in (("after", after), ("before", before)):
+        if keyset is not None and order != "newest":
+            raise ConfigError(f"keyset pagination ({word}=) goes with order 'newest', not {order!r}")
     if after is not None:
-        if order != "newest":
-            raise ConfigError(f"keyset pagination (after=) goes with order 'newest', not {order!r}")
         query = query.where(_after_newest(*after))
+    if before is not None:
+        query = query.where(_before_newest(*before))
     if outcome is not None:
         query = query.where(col(Trace.outcome) == outcome)
     if min_rating is not None:
@@ -612,7 +631,11 @@ def trace_query(
     if has_tool_calls is not None:
         with_tools = sa.exists().where(col(LLMCall.trace_id) == Trace.id, col(LLMCall.has_tool_calls) == sa.true())
         query = query.where(with_tools if has_tool_calls else ~with_tools)
+    if rated is not None:
+        query = query.where(col(Trace.rating).is_not(None) if rated else col(Trace.rating).is_(None))
     newest = (col(Trace.started_at).desc().nulls_last(), col(Trace.id).desc())
+    if before is not None:  # a step back: the newest-first order reversed, nearest first
+        return query.order_by(col(Trace.started_at).asc().nulls_first(), col(Trace.id).asc())
     if order == "newest":
         return query.order_by(*newest)
     if order == "oldest":
@@ -628,6 +651,15 @@ def _after_newest(started_at: datetime | None, trace_id: str) -> Any:
         return sa.and_(started.is_(None), ident < trace_id)
     started_at = to_utc(started_at)
     return sa.or_(started < started_at, sa.and_(started == started_at, ident < trace_id), started.is_(None))
+
+
+def _before_newest(started_at: datetime | None, trace_id: str) -> Any:
+    """The traces that come before `(started_at, trace_id)` newest first (`_after_newest`'s mirror)."""
+    started, ident = col(Trace.started_at), col(Trace.id)
+    if started_at is None:
+        return sa.or_(started.is_not(None), sa.and_(started.is_(None), ident > trace_id))
+    started_at = to_utc(started_at)
+    return sa.or_(started > started_at, sa.and_(started == started_at, ident > trace_id))
 
 
 # -- record normalisation -------------------------------------------------------------------------

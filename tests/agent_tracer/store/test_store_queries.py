@@ -82,6 +82,21 @@ def test_traces_filters(filled, rec):
     assert ids(filled.traces(outcome="success", has_tool_calls=True, tags=["eu"], model="gpt-4o")) == [1]
 
 
+def test_traces_rated_and_a_step_back(filled, rec):
+    """`rated` keeps traces with or without a rating; `before` walks the newest-first order back."""
+    assert ids(filled.traces(rated=False)) == [5, 4]
+    assert ids(filled.traces(rated=True)) == [3, 2, 1]
+    assert filled.count_traces(rated=False, name="*er") == 1
+    at = lambda n: (rec.at((n - 1) * 3600), rec.trace_id(n))  # noqa: E731
+    assert ids(filled.traces(before=at(2))) == [3, 4, 5]  # nearest first
+    assert ids(filled.traces(before=at(2), rated=False, limit=1)) == [4]
+    assert ids(filled.traces(after=at(4), rated=False)) == []
+    assert ids(filled.traces(before=at(5))) == []
+    assert filled.known_traces([rec.trace_id(1), rec.trace_id(9)]) == {rec.trace_id(1)}
+    with pytest.raises(ConfigError, match="before="):
+        filled.traces(before=at(2), order="oldest")
+
+
 def test_traces_relative_times(store, rec):
     now = utcnow()
     store.write(
