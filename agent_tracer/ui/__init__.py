@@ -7,7 +7,10 @@ the stylesheet ship in the package, nothing loads from a CDN and there is no bui
   time by keyset (`?after=` the last row's start time and id), never by OFFSET;
 - `/runs/{id}`: one run as the model saw it, each model call expandable to its bodies, the tool
   executions and the feedback history, with a review form that writes the same feedback rows as
-  `agent-tracer traces rate`.
+  `agent-tracer traces rate`;
+- the runs page's bulk form (`/bulk-review`): one review for every ticked run;
+- `/review`: the review queue, the unrated runs of the list's filter one at a time, with keyboard
+  shortcuts in `static/review.js` (the page's buttons work without it).
 
 Trace contents are untrusted (end users and models wrote them): they reach the page only through
 autoescaped template variables. Every write is a POST carrying a CSRF token bound to the browser's

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -28,6 +28,8 @@ from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
 from agent_tracer.store import TraceStore
 from agent_tracer.ui import views
 from agent_tracer.ui.filters import FilterError, cursor, parse_filters
+from agent_tracer.ui.forms import READ_ONLY, form_fields, form_lists
+from agent_tracer.ui.queue import ReviewQueue
 from agent_tracer.ui.security import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, Guard
 
 logger = logging.getLogger("agent_tracer.ui")
@@ -97,6 +99,8 @@ class UI:
             "next_query": next_query,
             "first_query": filters.query(after=None) if filters.after else None,
             "outcomes": OUTCOMES,
+            "notice": _reviewed_notice(request.query_params.get("reviewed", "")),
+            "review_query": filters.query(after=None),
         }
         return self.render(request, "runs.html", context)
 
@@ -118,35 +122,68 @@ class UI:
     async def review(self, request: Request) -> Response:
         """The review form's POST: feedback as `traces rate` writes it, then back to the run."""
         if self.read_only:
-            return self.error(request, 403, "This UI is read-only (started with --read-only): reviews are not saved.")
+            return self.error(request, 403, READ_ONLY)
         form = await form_fields(request)
-        fields = {key: form.get(key, "").strip() for key in ("outcome", "rating", "comment", "label", "tags")}
         trace_id = request.path_params["trace_id"]
         try:
             detail = await run_in_threadpool(self.store.get_trace, trace_id)
         except TraceNotFound as exc:
             return self.error(request, 404, f"Unknown run: {exc}")
-        tags = [tag.strip() for tag in fields["tags"].split(",") if tag.strip()]
         try:
-            rating = _rating(fields["rating"])
-            feedback = {
-                "outcome": fields["outcome"] or None,
-                "rating": rating,
-                "comment": fields["comment"] or None,
-                "label": fields["label"] or None,
-            }
-            if not tags and all(value is None for value in feedback.values()):
-                raise ConfigError("give at least one of outcome, rating, comment, label, tags")
-            if any(value is not None for value in feedback.values()):
-                await run_in_threadpool(
-                    lambda: self.store.record_feedback(detail.trace.id, **feedback, source="ui")  # type: ignore[arg-type]
-                )
-            if tags:
-                await run_in_threadpool(self.store.write, [("trace", {"id": detail.trace.id, "tags": tags})])
+            await self.save_review([detail.trace.id], form)
         except ConfigError as exc:
             return await self.run(request, message=f"Not saved: {exc}", status=400)
         url = request.url_for("run", trace_id=detail.trace.id)
         return RedirectResponse(f"{url}#review", status_code=303)
+
+    async def save_review(self, trace_ids: list[str], form: dict[str, str]) -> None:
+        """A review form's outcome, rating, comment, label and tags for each run: a feedback row
+        as `traces rate` writes it (source "ui") and the tags merged into the trace's. Nothing is
+        written when a value is refused (`ConfigError`, as when the form gives nothing)."""
+        fields = {key: form.get(key, "").strip() for key in ("outcome", "rating", "comment", "label", "tags")}
+        tags = [tag.strip() for tag in fields["tags"].split(",") if tag.strip()]
+        feedback = {
+            "outcome": fields["outcome"] or None,
+            "rating": _rating(fields["rating"]),
+            "comment": fields["comment"] or None,
+            "label": fields["label"] or None,
+        }
+        if not tags and all(value is None for value in feedback.values()):
+            raise ConfigError("give at least one of outcome, rating, comment, label, tags")
+
+        def write() -> None:
+            if any(value is not None for value in feedback.values()):
+                for trace_id in trace_ids:  # the first refuses a bad value before anything is written
+                    self.store.record_feedback(trace_id, **feedback, source="ui")  # type: ignore[arg-type]
+            if tags:
+                self.store.write([("trace", {"id": trace_id, "tags": tags}) for trace_id in trace_ids])
+
+        await run_in_threadpool(write)
+
+    async def bulk_review(self, request: Request) -> Response:
+        """The runs page's bulk form: the same review for every selected run, then back to the
+        same filtered page with a notice (POST, redirect, GET)."""
+        if self.read_only:
+            return self.error(request, 403, READ_ONLY)
+        lists = await form_lists(request)
+        form = {key: values[0] for key, values in lists.items()}
+        trace_ids = list(dict.fromkeys(value.strip().lower() for value in lists.get("run", []) if value.strip()))
+        try:
+            back = parse_filters(dict(parse_qsl(form.get("back", ""))))
+        except FilterError as exc:
+            return self.error(request, 400, f"Not saved: {exc}")
+        if not trace_ids:
+            return self.error(request, 400, "Not saved: select at least one run.")
+        known = await run_in_threadpool(self.store.known_traces, trace_ids)
+        unknown = [trace_id for trace_id in trace_ids if trace_id not in known]
+        if unknown:
+            return self.error(request, 400, f"Not saved: unknown runs: {', '.join(unknown[:5])}")
+        try:
+            await self.save_review(trace_ids, form)
+        except ConfigError as exc:
+            return self.error(request, 400, f"Not saved: {exc}")
+        query = back.query(reviewed=str(len(trace_ids)))
+        return RedirectResponse(f"{request.url_for('runs')}?{query}", status_code=303)
 
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
@@ -171,6 +208,7 @@ def create_app(
     command allows on loopback only); `root_path`: where it is mounted, e.g. "/agent-tracer/ui"."""
     store = TraceStore(db_url, create=False)
     ui = UI(store, read_only=read_only, guard=Guard(keys))
+    queue = ReviewQueue(ui)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -183,6 +221,9 @@ def create_app(
         Route("/", ui.runs, name="runs"),
         Route("/runs/{trace_id}", ui.run, name="run"),
         Route("/runs/{trace_id}/review", ui.review, methods=["POST"], name="review"),
+        Route("/bulk-review", ui.bulk_review, methods=["POST"], name="bulk_review"),
+        Route("/review", queue.page, name="queue"),
+        Route("/review/{trace_id}", queue.review, methods=["POST"], name="queue_review"),
         Route("/login", ui.login, methods=["GET", "POST"], name="login"),
         Route("/healthz", ui.healthz, name="healthz"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
@@ -254,15 +295,6 @@ class _GuardMiddleware:
         return None
 
 
-async def form_fields(request: Request) -> dict[str, str]:
-    """An HTML form's fields (application/x-www-form-urlencoded, as the pages' forms send them):
-    the first value of each name. Other bodies have no fields."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
-        return {}
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return {key: values[0] for key, values in parse_qs(body, keep_blank_values=True).items()}
-
-
 def _replay(body: bytes) -> Any:
     """An ASGI `receive` that hands the already-read body to the app once more."""
     sent = False
@@ -275,6 +307,13 @@ def _replay(body: bytes) -> Any:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
+
+
+def _reviewed_notice(text: str) -> str | None:
+    """The runs page's line after a bulk review (`?reviewed=N`)."""
+    if not text.isdigit():
+        return None
+    return f"Rated {int(text)} run{'' if int(text) == 1 else 's'}."
 
 
 def _rating(text: str) -> float | None:

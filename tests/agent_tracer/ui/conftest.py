@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -167,6 +168,23 @@ def ui_key() -> str:
 def keyed_server(captured_url: str) -> Iterator[UIProcess]:
     server = UIProcess(captured_url, "--require-key", env={"AGENT_TRACER_PROXY_KEYS": KEY})
     yield server
+    server.stop()
+
+
+@pytest.fixture
+def writable_server(captured_url: str, tmp_path: Path) -> Iterator[tuple[str, UIProcess]]:
+    """`agent-tracer ui` on a fresh copy of the captured store, for a test that writes and must
+    neither see nor leave other tests' reviews: (the copy's URL, the server)."""
+    copy = tmp_path / "copy.db"
+    source, target = sqlite3.connect(captured_url.removeprefix("sqlite:///")), sqlite3.connect(copy)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    url = f"sqlite:///{copy}"
+    server = UIProcess(url)
+    yield url, server
     server.stop()
 
 
