@@ -164,12 +164,18 @@ class UI:
 
 
 def create_app(
-    db_url: str | None, *, read_only: bool = False, keys: Iterable[str] | None = None, root_path: str = ""
+    db_url: str | None,
+    *,
+    read_only: bool = False,
+    keys: Iterable[str] | None = None,
+    root_path: str = "",
+    create: bool = False,
 ) -> Starlette:
     """The UI over the store at `db_url` (an existing one: `StoreError` if an SQLite file is
-    missing). `keys`: the client keys that may use it (None: anyone who can reach it, which the
-    command allows on loopback only); `root_path`: where it is mounted, e.g. "/agent-tracer/ui"."""
-    store = TraceStore(db_url, create=False)
+    missing, unless `create`, as the proxy that records into it does). `keys`: the client keys
+    that may use it (None: anyone who can reach it, which the command allows on loopback only);
+    `root_path`: where it is mounted, e.g. "/agent-tracer/ui"."""
+    store = TraceStore(db_url, create=create)
     ui = UI(store, read_only=read_only, guard=Guard(keys))
 
     @contextlib.asynccontextmanager
