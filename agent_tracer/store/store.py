@@ -25,12 +25,15 @@ from sqlmodel import Session, col
 from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError, StoreError, TraceNotFound
 from agent_tracer.feedback import feedback_row
+from agent_tracer.formats.examples import HELD_OUT_TAG
 from agent_tracer.run_ids import trace_id_for
 from agent_tracer.store.database import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
 
 ORDERS = ("newest", "oldest", "best")
+STATUSES = ("ok", "error")
+"""A trace's `status` filter: "error" when it failed or any of its calls did not end "ok"."""
 _CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
 
 
@@ -221,6 +224,8 @@ class TraceStore:
         until: datetime | str | None = None,
         model: str | None = None,
         has_tool_calls: bool | None = None,
+        status: str | None = None,
+        held_out: bool | None = None,
         limit: int | None = None,
         order: str = "newest",
         after: tuple[datetime | None, str] | None = None,
@@ -228,9 +233,11 @@ class TraceStore:
         """Traces matching every filter given. `name` may use `*` wildcards; `tags`: all of them;
         `since` (inclusive) / `until` (exclusive) bound `started_at` and take datetimes, ISO
         strings or relative ages ("2h", "7d"); `model`: any call of the trace asked for or was
-        answered by it. `order`: "newest", "oldest", or "best" (rating high to low, unrated last,
-        then newest). `after`: the `(started_at, id)` of the last trace of the previous page, for
-        keyset pagination (order "newest" only): the traces that come after it, with no OFFSET."""
+        answered by it. `status`: "error" (the trace failed, or one of its calls did not end "ok")
+        or "ok" (neither); `held_out`: tagged `held-out` (evaluation data) or not. `order`:
+        "newest", "oldest", or "best" (rating high to low, unrated last, then newest). `after`: the
+        `(started_at, id)` of the last trace of the previous page, for keyset pagination (order
+        "newest" only): the traces that come after it, with no OFFSET."""
         query = trace_query(
             outcome=outcome,
             min_rating=min_rating,
@@ -239,6 +246,8 @@ class TraceStore:
             until=until,
             model=model,
             has_tool_calls=has_tool_calls,
+            status=status,
+            held_out=held_out,
             order=order,
             after=after,
         )
@@ -577,6 +586,8 @@ def trace_query(
     until: datetime | str | None = None,
     model: str | None = None,
     has_tool_calls: bool | None = None,
+    status: str | None = None,
+    held_out: bool | None = None,
     order: str = "newest",
     after: tuple[datetime | None, str] | None = None,
 ) -> Any:
@@ -612,12 +623,31 @@ def trace_query(
     if has_tool_calls is not None:
         with_tools = sa.exists().where(col(LLMCall.trace_id) == Trace.id, col(LLMCall.has_tool_calls) == sa.true())
         query = query.where(with_tools if has_tool_calls else ~with_tools)
+    if status is not None:
+        if status not in STATUSES:
+            raise ConfigError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        failed = sa.or_(
+            col(Trace.status).is_not_distinct_from("error"),  # NULL-safe, so that "ok" is its negation
+            sa.exists().where(col(LLMCall.trace_id) == Trace.id, col(LLMCall.status) != "ok"),
+        )
+        query = query.where(failed if status == "error" else ~failed)
+    if held_out is not None:
+        tagged = _has_tag(HELD_OUT_TAG)
+        query = query.where(tagged if held_out else sa.or_(col(Trace.tags).is_(None), ~tagged))
     newest = (col(Trace.started_at).desc().nulls_last(), col(Trace.id).desc())
     if order == "newest":
         return query.order_by(*newest)
     if order == "oldest":
         return query.order_by(col(Trace.started_at).asc().nulls_last(), col(Trace.id).asc())
     return query.order_by(col(Trace.rating).desc().nulls_last(), *newest)
+
+
+def _has_tag(tag: str) -> Any:
+    """Whether a trace's tags (a JSON list's text, in both dialects) hold `tag`: an element that
+    starts after `[` or a comma, so that a tag merely ending in it (its quote escaped) does not."""
+    text = sa.cast(col(Trace.tags), sa.Text)
+    quoted = fastjson.dumps(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.or_(*(text.like(f"%{before}{quoted}%", escape="\\") for before in ("[", ",", ", ")))
 
 
 def _after_newest(started_at: datetime | None, trace_id: str) -> Any:
