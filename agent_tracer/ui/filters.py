@@ -108,5 +108,5 @@ def _number(text: str, name: str) -> float:
     return value
 
 
-_NAMES = ("name", "outcome", "rating", "tag", "model", "since", "until", "tools", "limit", "after")
+_NAMES: tuple[str, ...] = ("name", "outcome", "rating", "tag", "model", "since", "until", "tools", "limit", "after")
 _NAMES += ("status", "held_out")
