@@ -22,7 +22,7 @@ from agent_tracer.proxy.config import ProxyConfig
 @config_options(ProxyConfig, "host", "port", "upstreams")
 @db_option
 @config_options(
-    ProxyConfig, "timeout_s", "max_request_mb", "require_key", "key_file", "routes_file", "workers", "log_level"
+    ProxyConfig, "timeout_s", "max_request_mb", "require_key", "key_file", "routes_file", "ui", "workers", "log_level"
 )
 def proxy(
     upstreams: tuple[tuple[str, str], ...], db: str | None, key_file: str | None, require_key: bool, **settings: object
@@ -31,7 +31,8 @@ def proxy(
 
     Group calls into runs with the headers X-Agent-Trace-Id (or W3C traceparent), X-Agent-Name and
     X-Agent-Tags; report outcomes with POST /agent-tracer/v1/traces/ID/feedback. GET /healthz and
-    GET /metrics (Prometheus) are the proxy's own. With --routes, the model names a routes file
+    GET /metrics (Prometheus) are the proxy's own, and so is the web UI at /agent-tracer/ui/
+    (on loopback or with --require-key; see --ui). With --routes, the model names a routes file
     lists are answered by their primary with a fallback (see `agent-tracer routes --help`).
     """
     from agent_tracer.config import TracerConfig
@@ -44,7 +45,7 @@ def proxy(
         config = ProxyConfig(upstreams=dict(upstreams), require_key=require_key, key_file=key_file, **settings)  # type: ignore[arg-type]
         db = TracerConfig(db=db or "").db
         click.echo(describe(config, db), err=True)
-        if config.host not in ("127.0.0.1", "localhost", "::1") and not config.require_key:
+        if not config.loopback and not config.require_key:
             click.echo("  warning: listening beyond this machine without --require-key", err=True)
         serve(config, db)
     except AgentTracerError as exc:

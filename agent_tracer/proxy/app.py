@@ -8,7 +8,8 @@ the upstream sent them (compressed ones included), and the recorder sees each ch
 The forwarding path is plain ASGI (`Proxy.forward`): it is the hot path, and one task per request
 watches for the client leaving, from the moment the request body is in until the answer's last
 byte, where a framework would add its own per-response listener. The proxy's own endpoints
-(`/healthz`, `/metrics`, `/agent-tracer/v1/...`) and the lifespan are a small Starlette app.
+(`/healthz`, `/metrics`, `/agent-tracer/v1/...`) and the lifespan are a small Starlette app; the
+web UI (`agent_tracer.ui`), when served, answers under `/agent-tracer/ui/`.
 
 Credentials: the client's own `Authorization` / `x-api-key` headers are forwarded upstream, or,
 with `--require-key`, checked and replaced by the proxy's upstream key (`auth.py`). The recorder
@@ -52,7 +53,7 @@ from agent_tracer.feedback import feedback_row
 from agent_tracer.messages import error_body
 from agent_tracer.proxy import routes as routes_module
 from agent_tracer.proxy.auth import CREDENTIAL_HEADERS, KeyCheck
-from agent_tracer.proxy.config import DEFAULT_UPSTREAMS, ProxyConfig
+from agent_tracer.proxy.config import DEFAULT_UPSTREAMS, UI_PATH, ProxyConfig
 from agent_tracer.proxy.metrics import Metrics
 from agent_tracer.proxy.router import Router
 from agent_tracer.proxy.routes import RoutesFile
@@ -552,36 +553,60 @@ async def _send_error(
 
 
 class ProxyApp:
-    """The ASGI app: the proxy's own paths and the lifespan go to a Starlette app, every other
-    HTTP request is forwarded."""
+    """The ASGI app: the proxy's own paths and the lifespan go to a Starlette app, the web UI's
+    (`UI_PATH`, when served) to the UI app, every other HTTP request is forwarded. The forwarding
+    test comes first and is the same string comparisons with or without the UI."""
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: Proxy, ui: Starlette | None = None, ui_off: str | None = None) -> None:
         self.proxy = proxy
+        self.ui = ui
+        self.ui_off = ui_off or "it is not served by this proxy"
         self.own = Starlette(
             routes=[
                 Route("/healthz", proxy.healthz, methods=["GET"]),
                 Route("/metrics", proxy.prometheus, methods=["GET"]),
                 Route("/agent-tracer/v1/traces/{trace_id}/feedback", proxy.feedback, methods=["POST"]),
             ],
-            lifespan=proxy.lifespan,
+            lifespan=self._lifespan,
         )
         self.state = self.own.state
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        async with self.proxy.lifespan(app):
+            if self.ui is None:
+                yield
+            else:
+                async with self.ui.router.lifespan_context(self.ui):  # closes the UI's store
+                    yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in OWN_PATHS and not scope["path"].startswith(OWN_PREFIX):
             await self.proxy.forward(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(UI_PATH):
+            if self.ui is not None:
+                await self.ui(scope, receive, send)
+            else:
+                await PlainTextResponse(f"The web UI is off: {self.ui_off}.\n", status_code=404)(scope, receive, send)
         else:
             await self.own(scope, receive, send)
 
 
 def create_app(
-    config: ProxyConfig, runtime: Runtime, keys: KeyCheck | None = None, routes: RoutesFile | None = None
+    config: ProxyConfig,
+    runtime: Runtime,
+    keys: KeyCheck | None = None,
+    routes: RoutesFile | None = None,
+    *,
+    ui: Starlette | None = None,
+    ui_off: str | None = None,
 ) -> ProxyApp:
-    """The proxy app for `config`, answering the model names in `routes` through the router.
+    """The proxy app for `config`, answering the model names in `routes` through the router and
+    serving `ui` (the web UI's app, mounted at `UI_PATH`) if given, else saying `ui_off` there.
     When `runtime` is the process's active one, the app's shutdown stops it (so everything
     recorded is written before the process ends)."""
     proxy = Proxy(config, runtime, keys, routes)
-    app = ProxyApp(proxy)
+    app = ProxyApp(proxy, ui, ui_off)
     app.state.proxy = proxy
     return app
 

@@ -23,6 +23,9 @@ SETTINGS_ENV = "AGENT_TRACER_PROXY_SETTINGS"
 """Where the CLI leaves the settings for `--workers` processes (JSON of `ProxyConfig` + db)."""
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+UI_PATH = "/agent-tracer/ui"
+"""Where the proxy serves the web UI (`agent_tracer.ui`)."""
 
 
 class UpstreamParam(click.ParamType):
@@ -95,6 +98,13 @@ class ProxyConfig:
             "type": click.Path(dir_okay=False),
         },
     )
+    ui: bool | None = field(
+        default=None,
+        metadata={
+            "help": f"Serve the web UI at {UI_PATH}/ [default: on when bound to loopback or with "
+            "--require-key; off otherwise, as it would show every recorded run to anyone who can reach it]."
+        },
+    )
     workers: int = field(
         default=1, metadata={"help": "Server processes sharing the port.", "type": click.IntRange(min=1)}
     )
@@ -118,6 +128,23 @@ class ProxyConfig:
     @property
     def max_request_bytes(self) -> int:
         return int(self.max_request_mb * 1024 * 1024)
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+
+    def ui_off_reason(self) -> str | None:
+        """Why the web UI is not served (None: it is). `ConfigError` when --ui asks for it where
+        it would show every run to anyone who can reach the proxy."""
+        if self.ui is False:
+            return "turned off with --no-ui"
+        if self.loopback or self.require_key:
+            return None
+        if self.ui:
+            raise ConfigError(
+                f"--ui on {self.host} would show every recorded run to anyone who can reach it: add --require-key"
+            )
+        return f"the proxy listens on {self.host} without --require-key (add it, or bind to 127.0.0.1)"
 
 
 def export_settings(config: ProxyConfig, db: str) -> None:

@@ -18,7 +18,7 @@ from agent_tracer import runtime
 from agent_tracer.config import TracerConfig
 from agent_tracer.proxy.app import ProxyApp, create_app
 from agent_tracer.proxy.auth import KeyCheck, load_client_keys, load_upstream_keys
-from agent_tracer.proxy.config import ProxyConfig, export_settings, settings_from_environment
+from agent_tracer.proxy.config import UI_PATH, ProxyConfig, export_settings, settings_from_environment
 from agent_tracer.proxy.routes import RoutesFile, checked_routes, describe_routes, load_routes
 from agent_tracer.store.database import redact
 
@@ -30,10 +30,19 @@ store is written after that, within the tracer's own shutdown time-out."""
 
 
 def build_app(config: ProxyConfig, db: str) -> ProxyApp:
-    """The app for this process, recording through the process's runtime (started here)."""
-    keys = KeyCheck(load_client_keys(config.key_file), load_upstream_keys()) if config.require_key else None
+    """The app for this process, recording through the process's runtime (started here), with
+    the web UI over the same store and keys unless `config.ui_off_reason()` gives a reason."""
+    client_keys = load_client_keys(config.key_file) if config.require_key else None
+    keys = KeyCheck(client_keys, load_upstream_keys()) if client_keys is not None else None
     routes = RoutesFile(config.routes_file, load_routes(config.routes_file)) if config.routes_file else None
-    return create_app(config, runtime.start(TracerConfig(db=db), instrument=False), keys, routes)
+    ui_off = config.ui_off_reason()
+    ui = None
+    if ui_off is None:
+        from agent_tracer.ui import create_app as create_ui  # Jinja2 and the templates: only when served
+
+        # Opened (and created, migrated) before the writer starts, so the two never migrate at once.
+        ui = create_ui(db, keys=client_keys, root_path=UI_PATH, create=True)
+    return create_app(config, runtime.start(TracerConfig(db=db), instrument=False), keys, routes, ui=ui, ui_off=ui_off)
 
 
 def app_from_environment() -> ProxyApp:
@@ -51,9 +60,14 @@ def describe(config: ProxyConfig, db: str) -> str:
     else:
         keys = "clients' own API keys forwarded"
     workers = f", {config.workers} workers" if config.workers > 1 else ""
+    ui_off = config.ui_off_reason()
     lines = [
         f"agent-tracer proxy on http://{config.host}:{config.port} → {upstreams}",
         f"  recording into {redact(db)}; {keys}{workers}",
+        f"  web UI off: {ui_off}"
+        if ui_off
+        else f"  web UI at http://{config.host}:{config.port}{UI_PATH}/"
+        + (" (proxy key required)" if config.require_key else ""),
     ]
     if config.routes_file:
         lines.append(f"  routes from {config.routes_file} (reloaded on change):")
@@ -66,6 +80,7 @@ def serve(config: ProxyConfig, db: str) -> None:
     `ConfigError` for settings that cannot work, before anything listens."""
     import uvicorn
 
+    config.ui_off_reason()  # --ui where it cannot be served safely: refused before anything starts
     if config.require_key:
         load_client_keys(config.key_file)  # fail here, once, rather than in every worker
     if config.routes_file:

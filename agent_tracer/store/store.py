@@ -25,12 +25,15 @@ from sqlmodel import Session, col
 from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError, StoreError, TraceNotFound
 from agent_tracer.feedback import feedback_row
+from agent_tracer.formats.examples import HELD_OUT_TAG
 from agent_tracer.run_ids import trace_id_for
 from agent_tracer.store.database import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
 
 ORDERS = ("newest", "oldest", "best")
+STATUSES = ("ok", "error")
+"""A trace's `status` filter: "error" when it failed or any of its calls did not end "ok"."""
 _CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
 
 
@@ -222,6 +225,8 @@ class TraceStore:
         model: str | None = None,
         has_tool_calls: bool | None = None,
         rated: bool | None = None,
+        status: str | None = None,
+        held_out: bool | None = None,
         limit: int | None = None,
         order: str = "newest",
         after: tuple[datetime | None, str] | None = None,
@@ -230,11 +235,13 @@ class TraceStore:
         """Traces matching every filter given. `name` may use `*` wildcards; `tags`: all of them;
         `since` (inclusive) / `until` (exclusive) bound `started_at` and take datetimes, ISO
         strings or relative ages ("2h", "7d"); `model`: any call of the trace asked for or was
-        answered by it. `order`: "newest", "oldest", or "best" (rating high to low, unrated last,
-        then newest). `after`: the `(started_at, id)` of the last trace of the previous page, for
-        keyset pagination (order "newest" only): the traces that come after it, with no OFFSET.
-        `before`: the traces that come before that `(started_at, id)` in the newest-first order,
-        nearest first (a step back). `rated`: only traces with (True) or without (False) a rating."""
+        answered by it. `status`: "error" (the trace failed, or one of its calls did not end "ok")
+        or "ok" (neither); `held_out`: tagged `held-out` (evaluation data) or not. `order`:
+        "newest", "oldest", or "best" (rating high to low, unrated last, then newest). `after`: the
+        `(started_at, id)` of the last trace of the previous page, for keyset pagination (order
+        "newest" only): the traces that come after it, with no OFFSET. `before`: the traces that
+        come before that `(started_at, id)` in the newest-first order, nearest first (a step back).
+        `rated`: only traces with (True) or without (False) a rating."""
         query = trace_query(
             outcome=outcome,
             min_rating=min_rating,
@@ -244,6 +251,8 @@ class TraceStore:
             model=model,
             has_tool_calls=has_tool_calls,
             rated=rated,
+            status=status,
+            held_out=held_out,
             order=order,
             after=after,
             before=before,
@@ -592,6 +601,8 @@ def trace_query(
     model: str | None = None,
     has_tool_calls: bool | None = None,
     rated: bool | None = None,
+    status: str | None = None,
+    held_out: bool | None = None,
     order: str = "newest",
     after: tuple[datetime | None, str] | None = None,
     before: tuple[datetime | None, str] | None = None,
@@ -633,6 +644,17 @@ def trace_query(
         query = query.where(with_tools if has_tool_calls else ~with_tools)
     if rated is not None:
         query = query.where(col(Trace.rating).is_not(None) if rated else col(Trace.rating).is_(None))
+    if status is not None:
+        if status not in STATUSES:
+            raise ConfigError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        failed = sa.or_(
+            col(Trace.status).is_not_distinct_from("error"),  # NULL-safe, so that "ok" is its negation
+            sa.exists().where(col(LLMCall.trace_id) == Trace.id, col(LLMCall.status) != "ok"),
+        )
+        query = query.where(failed if status == "error" else ~failed)
+    if held_out is not None:
+        tagged = _has_tag(HELD_OUT_TAG)
+        query = query.where(tagged if held_out else sa.or_(col(Trace.tags).is_(None), ~tagged))
     newest = (col(Trace.started_at).desc().nulls_last(), col(Trace.id).desc())
     if before is not None:  # a step back: the newest-first order reversed, nearest first
         return query.order_by(col(Trace.started_at).asc().nulls_first(), col(Trace.id).asc())
@@ -641,6 +663,14 @@ def trace_query(
     if order == "oldest":
         return query.order_by(col(Trace.started_at).asc().nulls_last(), col(Trace.id).asc())
     return query.order_by(col(Trace.rating).desc().nulls_last(), *newest)
+
+
+def _has_tag(tag: str) -> Any:
+    """Whether a trace's tags (a JSON list's text, in both dialects) hold `tag`: an element that
+    starts after `[` or a comma, so that a tag merely ending in it (its quote escaped) does not."""
+    text = sa.cast(col(Trace.tags), sa.Text)
+    quoted = fastjson.dumps(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.or_(*(text.like(f"%{before}{quoted}%", escape="\\") for before in ("[", ",", ", ")))
 
 
 def _after_newest(started_at: datetime | None, trace_id: str) -> Any:

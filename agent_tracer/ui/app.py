@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -25,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
-from agent_tracer.store import TraceStore
+from agent_tracer.store import LLMCall, TraceStore
 from agent_tracer.ui import views
 from agent_tracer.ui.filters import FilterError, cursor, parse_filters
 from agent_tracer.ui.forms import READ_ONLY, form_fields, form_lists
@@ -110,14 +111,36 @@ class UI:
             detail = await run_in_threadpool(self.store.get_trace, trace_id)
         except TraceNotFound as exc:
             return self.error(request, 404, f"Unknown run: {exc}")
+        try:
+            page = int(request.query_params.get("page") or 1)
+        except ValueError:
+            return self.error(request, 400, f"page must be a whole number, not {request.query_params['page']!r}")
+        shown = views.run_page(detail, page)
         context = {
             "detail": detail,
             "trace": detail.trace,
-            "nodes": views.run_nodes(detail),
+            "nodes": shown.nodes,
+            "paging": shown,
+            "timing": views.waterfall(detail, (shown.first_call, shown.last_call) if shown.pages > 1 else None),
             "outcomes": OUTCOMES,
             "message": message,
         }
         return self.render(request, "run.html", context, status)
+
+    async def call_bodies(self, request: Request) -> Response:
+        """One model call's request and response bodies: their own page in a paged run."""
+        trace_id, call_id = request.path_params["trace_id"], request.path_params["call_id"]
+
+        def load() -> LLMCall | None:
+            with Session(self.store.engine) as session:
+                call = session.get(LLMCall, call_id)
+                return call if call is not None and call.trace_id == trace_id else None
+
+        call = await run_in_threadpool(load)
+        if call is None:
+            return self.error(request, 404, f"Unknown model call: {call_id!r} in run {trace_id!r}")
+        context = {"trace_id": trace_id, "call": call, "bodies": views.call_bodies(call)}
+        return self.render(request, "call.html", context)
 
     async def review(self, request: Request) -> Response:
         """The review form's POST: feedback as `traces rate` writes it, then back to the run."""
@@ -201,12 +224,18 @@ class UI:
 
 
 def create_app(
-    db_url: str | None, *, read_only: bool = False, keys: Iterable[str] | None = None, root_path: str = ""
+    db_url: str | None,
+    *,
+    read_only: bool = False,
+    keys: Iterable[str] | None = None,
+    root_path: str = "",
+    create: bool = False,
 ) -> Starlette:
     """The UI over the store at `db_url` (an existing one: `StoreError` if an SQLite file is
-    missing). `keys`: the client keys that may use it (None: anyone who can reach it, which the
-    command allows on loopback only); `root_path`: where it is mounted, e.g. "/agent-tracer/ui"."""
-    store = TraceStore(db_url, create=False)
+    missing, unless `create`, as the proxy that records into it does). `keys`: the client keys
+    that may use it (None: anyone who can reach it, which the command allows on loopback only);
+    `root_path`: where it is mounted, e.g. "/agent-tracer/ui"."""
+    store = TraceStore(db_url, create=create)
     ui = UI(store, read_only=read_only, guard=Guard(keys))
     queue = ReviewQueue(ui)
 
@@ -224,6 +253,7 @@ def create_app(
         Route("/bulk-review", ui.bulk_review, methods=["POST"], name="bulk_review"),
         Route("/review", queue.page, name="queue"),
         Route("/review/{trace_id}", queue.review, methods=["POST"], name="queue_review"),
+        Route("/runs/{trace_id}/calls/{call_id}", ui.call_bodies, name="call_bodies"),
         Route("/login", ui.login, methods=["GET", "POST"], name="login"),
         Route("/healthz", ui.healthz, name="healthz"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

@@ -1,7 +1,8 @@
 """The runs page's filters, read from and written back to the URL's query string.
 
 Names in the URL are short and stable (`name`, `outcome`, `rating`, `tag`, `model`, `since`,
-`until`, `tools`, `limit`, `after`) so that a link can be shared; their values become the keywords
+`until`, `tools`, `status` (ok, error: the run or one of its calls failed), `held_out` (yes, no:
+tagged held-out), `limit`, `after`) so that a link can be shared; their values become the keywords
 of `TraceStore.traces()`. A value that cannot be read raises `FilterError` with one line for the page.
 """
 
@@ -21,6 +22,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 _CURSOR_SEPARATOR = "_"
 _TOOLS = {"yes": True, "no": False}
+_STATUSES = ("ok", "error")
 
 
 class FilterError(ConfigError):
@@ -63,6 +65,14 @@ def parse_filters(params: Mapping[str, str]) -> RunFilters:
         if given["tools"] not in _TOOLS:
             raise FilterError(f"tools must be yes or no, not {given['tools']!r}")
         store["has_tool_calls"] = _TOOLS[given["tools"]]
+    if "status" in given:
+        if given["status"] not in _STATUSES:
+            raise FilterError(f"status must be ok or error, not {given['status']!r}")
+        store["status"] = given["status"]
+    if "held_out" in given:
+        if given["held_out"] not in _TOOLS:
+            raise FilterError(f"held_out must be yes or no, not {given['held_out']!r}")
+        store["held_out"] = _TOOLS[given["held_out"]]
     limit = DEFAULT_LIMIT
     if "limit" in given:
         limit = int(_number(given["limit"], "limit"))
@@ -98,4 +108,5 @@ def _number(text: str, name: str) -> float:
     return value
 
 
-_NAMES = ("name", "outcome", "rating", "tag", "model", "since", "until", "tools", "limit", "after")
+_NAMES: tuple[str, ...] = ("name", "outcome", "rating", "tag", "model", "since", "until", "tools", "limit", "after")
+_NAMES += ("status", "held_out")

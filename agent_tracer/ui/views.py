@@ -46,6 +46,8 @@ class Node:
     messages: list[MessageView] = field(default_factory=list)
     blocks: list[tuple[str, str]] = field(default_factory=list)
     """(label, text) pairs shown as preformatted text: inputs, outputs, arguments, results, errors."""
+    call_id: str | None = None
+    """A model call's id (its bodies' own page when the run is paged)."""
     bodies: list[tuple[str, str]] = field(default_factory=list)
     """(label, pretty JSON) of a model call's request and response, shown on demand."""
     error: str | None = None
@@ -61,8 +63,32 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+CALLS_PER_PAGE = 100
+"""Model calls shown on one page of a run; longer runs are paged (`?page=`)."""
+
+
+@dataclass
+class RunPage:
+    nodes: list[Node]
+    page: int
+    pages: int
+    first_call: int
+    """The number of the page's first model call (1-based; 0 when the run has none)."""
+    last_call: int
+
+
 def run_nodes(detail: TraceDetail) -> list[Node]:
-    """The run as tree rows, depth first, siblings by start time."""
+    """The whole run as tree rows, depth first, siblings by start time."""
+    return run_page(detail, 1, per_page=None).nodes
+
+
+def run_page(detail: TraceDetail, page: int = 1, *, per_page: int | None = CALLS_PER_PAGE) -> RunPage:
+    """Page `page` of the run's tree rows (depth first, siblings by start time), `per_page` model
+    calls a page (None: all), with the agent runs and tool executions between them; a page past
+    the last is the last. Only the page's rows are rendered; a paged run leaves each call's bodies
+    (which resend the whole history: quadratic in the run's length) to their own page. A call
+    shows the messages not shown before it; on a later page "before" is the run's previous call
+    (its request and answer), which for an agent that resends its history is the whole run so far."""
     items: list[tuple[str, Any]] = (
         [("agent", run) for run in detail.agent_runs]
         + [("llm", call) for call in detail.calls]
@@ -76,34 +102,54 @@ def run_nodes(detail: TraceDetail) -> list[Node]:
     for siblings in children.values():
         siblings.sort(key=lambda pair: (pair[1].started_at is None, pair[1].started_at or datetime.min, pair[1].id))
     numbers = {call.id: number for number, call in enumerate(detail.calls, start=1)}
-    seen: set[tuple[tuple[Any, ...], int]] = set()
-    nodes: list[Node] = []
+    ordered: list[tuple[str, Any, int]] = []
 
     def walk(parent: str | None, depth: int) -> None:
         for kind, item in children.get(parent, []):
-            if kind == "agent":
-                node = Node("agent", depth, f"agent {item.name or '?'}", [ms(item.latency_ms)], error=item.error)
-                if item.input is not None:
-                    node.blocks.append(("input", pretty(item.input)))
-                if item.output is not None:
-                    node.blocks.append(("output", pretty(item.output)))
-            elif kind == "llm":
-                node = _call_node(item, numbers.get(item.id, 0), depth, seen)
-            else:
-                node = Node("tool", depth, f"tool {item.name or '?'}", [ms(item.latency_ms)], error=item.error)
-                if item.arguments is not None:
-                    node.blocks.append(("arguments", pretty(item.arguments)))
-                if item.result is not None and not item.error:
-                    node.blocks.append(("result", pretty(item.result)))
-            node.facts = [fact for fact in node.facts if fact and fact != "-"]
-            nodes.append(node)
+            ordered.append((kind, item, depth))
             walk(item.id, depth + 1)
 
     walk(None, 0)
-    return nodes
+    calls_in_order = [item for kind, item, _ in ordered if kind == "llm"]
+    size = per_page or max(len(calls_in_order), 1)
+    pages = max((len(calls_in_order) + size - 1) // size, 1)
+    page = min(max(page, 1), pages)
+    first, last = (page - 1) * size, min(page * size, len(calls_in_order))  # calls [first, last) in tree order
+    seen: set[tuple[tuple[Any, ...], int]] = set()
+    if first > 0:
+        _call_node(calls_in_order[first - 1], 0, 0, seen, bodies=False)  # only for what it marks as seen
+    nodes: list[Node] = []
+    position = 0  # model calls met so far in tree order
+    for kind, item, depth in ordered:
+        if kind == "llm":
+            position += 1
+            on_page = first < position <= last
+        else:  # rows before the first call go with page 1, the others with the call before them
+            on_page = (first < position <= last) or (position == 0 and page == 1)
+        if not on_page:
+            continue
+        if kind == "agent":
+            node = Node("agent", depth, f"agent {item.name or '?'}", [ms(item.latency_ms)], error=item.error)
+            if item.input is not None:
+                node.blocks.append(("input", pretty(item.input)))
+            if item.output is not None:
+                node.blocks.append(("output", pretty(item.output)))
+        elif kind == "llm":
+            node = _call_node(item, numbers.get(item.id, 0), depth, seen, bodies=pages == 1)
+        else:
+            node = Node("tool", depth, f"tool {item.name or '?'}", [ms(item.latency_ms)], error=item.error)
+            if item.arguments is not None:
+                node.blocks.append(("arguments", pretty(item.arguments)))
+            if item.result is not None and not item.error:
+                node.blocks.append(("result", pretty(item.result)))
+        node.facts = [fact for fact in node.facts if fact and fact != "-"]
+        nodes.append(node)
+    return RunPage(nodes, page, pages, first + 1 if calls_in_order else 0, last)
 
 
-def _call_node(call: LLMCall, number: int, depth: int, seen: set[tuple[tuple[Any, ...], int]]) -> Node:
+def _call_node(
+    call: LLMCall, number: int, depth: int, seen: set[tuple[tuple[Any, ...], int]], *, bodies: bool = True
+) -> Node:
     model = call.request_model or call.response_model or "?"
     if call.response_model and call.request_model and call.response_model != call.request_model:
         model += f" → {call.response_model}"
@@ -123,6 +169,7 @@ def _call_node(call: LLMCall, number: int, depth: int, seen: set[tuple[tuple[Any
         "streamed" if call.streamed else None,
     ]
     node = Node("llm", depth, f"model call #{number} {model}", [fact for fact in facts if fact], error=call.error)
+    node.call_id = call.id
     occurrences: dict[tuple[Any, ...], int] = {}
     for message in (call.request or {}).get("messages") or []:
         key = message_key(message)
@@ -136,6 +183,14 @@ def _call_node(call: LLMCall, number: int, depth: int, seen: set[tuple[tuple[Any
     if answer:
         seen.add((message_key(answer), 0))
         node.messages.append(message_view(answer, answer=True))
+    if bodies:
+        node.bodies = call_bodies(call)
+    return node
+
+
+def call_bodies(call: LLMCall) -> list[tuple[str, str]]:
+    """(label, pretty JSON) of a model call's canonical and raw request and response."""
+    found = []
     for label, value in (
         ("request (canonical)", call.request),
         ("response (canonical)", call.response),
@@ -143,8 +198,8 @@ def _call_node(call: LLMCall, number: int, depth: int, seen: set[tuple[tuple[Any
         ("response body (raw)", call.raw_response),
     ):
         if value is not None:
-            node.bodies.append((label, pretty(value)))
-    return node
+            found.append((label, pretty(value)))
+    return found
 
 
 def message_view(message: dict[str, Any], *, answer: bool = False) -> MessageView:
@@ -159,6 +214,93 @@ def message_view(message: dict[str, Any], *, answer: bool = False) -> MessageVie
         tool_call_id=message.get("tool_call_id"),
         answer=answer,
     )
+
+
+@dataclass
+class Bar:
+    """One row of the timing waterfall: where a model call or tool execution sits in the run."""
+
+    kind: str  # "llm" or "tool"
+    label: str
+    offset_ms: float
+    duration_ms: float
+    ttft_ms: float | None = None
+    """Time to first token, on streamed calls."""
+    failed: bool = False
+    left: float = 0.0
+    """Percent of the run's span from its start to the bar's start."""
+    width: float = 0.0
+    """Percent of the run's span the bar lasts (at least a sliver, so a 0 ms bar still shows)."""
+    ttft_at: float | None = None
+    """Percent of the run's span where the first token came."""
+    number: int = 0
+    """A model call's number in the run (1-based)."""
+
+
+@dataclass
+class Waterfall:
+    span_ms: float
+    bars: list[Bar]
+
+
+MIN_BAR_PERCENT = 0.3
+
+
+def waterfall(detail: TraceDetail, calls: tuple[int, int] | None = None) -> Waterfall | None:
+    """The run's model calls and tool executions as bars by offset from the run's first start and
+    by duration (its latency, else end minus start), in start order; None when nothing has a time.
+    `calls`: (first, last) numbers of the model calls to show (a page of them), with the tool
+    executions that start between them; the scale stays the whole run's."""
+    timed: list[tuple[datetime, Bar]] = []
+    numbers = {call.id: n for n, call in enumerate(detail.calls, start=1)}
+    for call in detail.calls:
+        if call.started_at is None:
+            continue
+        label = f"#{numbers.get(call.id, 0)} {call.request_model or call.response_model or 'model call'}"
+        bar = Bar("llm", label, 0.0, _duration(call), call.ttft_ms if call.streamed else None, call.status != "ok")
+        bar.number = numbers.get(call.id, 0)
+        timed.append((call.started_at, bar))
+    for tool in detail.tools:
+        if tool.started_at is not None:
+            timed.append(
+                (tool.started_at, Bar("tool", tool.name or "tool", 0.0, _duration(tool), None, bool(tool.error)))
+            )
+    if not timed:
+        return None
+    timed.sort(key=lambda pair: pair[0])
+    start = min([pair[0] for pair in timed] + ([detail.trace.started_at] if detail.trace.started_at else []))
+    for started, bar in timed:
+        bar.offset_ms = (started - start).total_seconds() * 1000
+    span = max(bar.offset_ms + bar.duration_ms for _, bar in timed) or 1.0
+    for _, bar in timed:
+        bar.left = 100 * bar.offset_ms / span
+        bar.width = max(100 * bar.duration_ms / span, MIN_BAR_PERCENT)
+        bar.left = min(bar.left, 100 - bar.width)
+        if bar.ttft_ms is not None:
+            bar.ttft_at = 100 * (bar.offset_ms + bar.ttft_ms) / span
+    if calls is not None:
+        first, last = calls
+        starts = [call.started_at for call in detail.calls]
+        low = starts[first - 1] if 0 < first <= len(starts) else None
+        high = starts[last] if 0 <= last < len(starts) else None
+        timed = [
+            (started, bar)
+            for started, bar in timed
+            if (first <= bar.number <= last if bar.kind == "llm" else _between(started, low, high))
+        ]
+    return Waterfall(span, [bar for _, bar in timed])
+
+
+def _between(started: datetime, low: datetime | None, high: datetime | None) -> bool:
+    return (low is None or started >= low) and (high is None or started < high)
+
+
+def _duration(item: Any) -> float:
+    if item.latency_ms is not None:
+        return max(float(item.latency_ms), 0.0)
+    if item.started_at is not None and item.ended_at is not None:
+        return max((item.ended_at - item.started_at).total_seconds() * 1000, 0.0)
+    return 0.0
 
 
 def ms(value: float | None) -> str:

@@ -1,0 +1,130 @@
+"""`agent-tracer proxy` serves the web UI at /agent-tracer/ui/ over its own store, behind its keys."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import openai
+import pytest
+from click.testing import CliRunner
+
+from agent_tracer.cli import main
+from agent_tracer.errors import ConfigError
+from agent_tracer.proxy.config import ProxyConfig
+from agent_tracer.proxy.process import ProxyProcess
+
+KEY = "proxy-ui-key-0123456789abcdef"
+QUESTION = "Where is order Q-7?"
+
+
+def ask(proxy: ProxyProcess, agent: str, api_key: str = "sk-test") -> None:
+    client = openai.OpenAI(base_url=proxy.openai_base_url, api_key=api_key, max_retries=0)
+    reply = client.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": QUESTION}], extra_headers={"X-Agent-Name": agent}
+    )
+    assert reply.choices[0].message.content
+
+
+def listed(proxy: ProxyProcess, agent: str, headers: dict[str, str] | None = None) -> str:
+    """The UI's runs page filtered to `agent`, once the proxy's writer has stored its run."""
+    deadline = time.monotonic() + 15
+    while True:
+        page = httpx.get(f"{proxy.url}/agent-tracer/ui/", params={"name": agent}, headers=headers)
+        assert page.status_code == 200, page.text
+        if agent in page.text and "/agent-tracer/ui/runs/" in page.text:
+            return page.text
+        assert time.monotonic() < deadline, "the proxy's run never showed in its UI"
+        time.sleep(0.1)
+
+
+def test_the_proxy_serves_the_ui_of_the_runs_it_recorded(upstream, tmp_path):
+    proxy = ProxyProcess(upstream.url, tmp_path / "traces.db")
+    try:
+        ask(proxy, "proxied-agent")
+        page = listed(proxy, "proxied-agent")
+        link = re.search(r'href="(http://[^"]+/agent-tracer/ui/runs/[0-9a-f]+)"', page)
+        assert link, page
+        run = httpx.get(link.group(1))
+        assert run.status_code == 200 and QUESTION in run.text and "proxied-agent" in run.text
+        assert httpx.get(proxy.url + "/agent-tracer/ui/static/ui.css").status_code == 200
+        bare = httpx.get(proxy.url + "/agent-tracer/ui")
+        assert bare.status_code in (307, 308) and bare.headers["location"].endswith("/agent-tracer/ui/")
+        ask(proxy, "proxied-agent")  # model traffic still goes through beside the UI
+        assert httpx.get(proxy.url + "/healthz").json() == {"status": "ok"}
+    finally:
+        output = proxy.stop()
+    assert proxy.stopped_cleanly, output
+    assert "web UI at http://127.0.0.1:" in output
+
+
+def test_with_require_key_the_ui_needs_a_proxy_key(upstream, tmp_path):
+    proxy = ProxyProcess(upstream.url, tmp_path / "traces.db", "--require-key", env={"AGENT_TRACER_PROXY_KEYS": KEY})
+    try:
+        ask(proxy, "keyed-agent", api_key=KEY)
+        refused = httpx.get(proxy.url + "/agent-tracer/ui/")
+        assert refused.status_code == 401 and "keyed-agent" not in refused.text
+        assert httpx.get(proxy.url + "/agent-tracer/ui/", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert "keyed-agent" in listed(proxy, "keyed-agent", headers={"Authorization": f"Bearer {KEY}"})
+        # The login form sets a cookie scoped to the UI's path; the browser's next page needs no header.
+        with httpx.Client(base_url=proxy.url) as browser:
+            form = browser.get("/agent-tracer/ui/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert token, form.text
+            login = browser.post("/agent-tracer/ui/login", data={"key": KEY, "csrf_token": token.group(1)})
+            assert login.status_code == 303, login.text
+            assert "keyed-agent" in browser.get("/agent-tracer/ui/", params={"name": "keyed-agent"}).text
+    finally:
+        output = proxy.stop()
+    assert proxy.stopped_cleanly, output
+    assert KEY not in output
+
+
+def test_beyond_loopback_without_keys_the_ui_is_off_and_says_why(upstream, tmp_path):
+    proxy = ProxyProcess(upstream.url, tmp_path / "traces.db", "--host", "0.0.0.0")
+    try:
+        ask(proxy, "open-agent")
+        off = httpx.get(proxy.url + "/agent-tracer/ui/")
+        assert off.status_code == 404 and "without --require-key" in off.text
+    finally:
+        output = proxy.stop()
+    assert proxy.stopped_cleanly, output
+    lines = [line for line in output.splitlines() if "web UI" in line]
+    assert lines == ["  web UI off: the proxy listens on 0.0.0.0 without --require-key (add it, or bind to 127.0.0.1)"]
+
+
+def test_no_ui_turns_it_off(upstream, tmp_path):
+    proxy = ProxyProcess(upstream.url, tmp_path / "traces.db", "--no-ui")
+    try:
+        off = httpx.get(proxy.url + "/agent-tracer/ui/")
+        assert off.status_code == 404 and "--no-ui" in off.text
+        ask(proxy, "plain-agent")
+    finally:
+        proxy.stop()
+
+
+def test_asking_for_the_ui_beyond_loopback_without_keys_is_refused(tmp_path):
+    result = CliRunner().invoke(main, ["proxy", "--host", "0.0.0.0", "--ui", "--db", f"sqlite:///{tmp_path}/t.db"])
+    assert result.exit_code == 1
+    assert "--ui on 0.0.0.0" in result.output and "--require-key" in result.output
+    assert not (tmp_path / "t.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "require_key", "ui", "served"),
+    [
+        ("127.0.0.1", False, None, True),
+        ("localhost", False, None, True),
+        ("0.0.0.0", True, None, True),
+        ("0.0.0.0", False, None, False),
+        ("127.0.0.1", False, False, False),
+        ("0.0.0.0", True, False, False),
+        ("0.0.0.0", True, True, True),
+    ],
+)
+def test_when_the_ui_is_served(host, require_key, ui, served):
+    config = ProxyConfig(host=host, require_key=require_key, ui=ui)
+    assert (config.ui_off_reason() is None) is served
+    with pytest.raises(ConfigError, match="add --require-key"):
+        ProxyConfig(host="0.0.0.0", ui=True).ui_off_reason()

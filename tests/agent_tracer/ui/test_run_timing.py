@@ -1,0 +1,118 @@
+"""The run page's timing waterfall, and a run of 1,000 model calls paged."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta
+
+from starlette.testclient import TestClient
+
+from agent_tracer.store import TraceStore
+from agent_tracer.ui import create_app
+
+START = datetime(2025, 4, 1, 12, 0, 0)
+TRACE = "bb" * 16
+ROW = re.compile(
+    r'<div class="wf-row wf-(\w+)[^"]*" data-offset-ms="([\d.]+)" data-duration-ms="([\d.]+)">\s*'
+    r'<div class="wf-label"[^>]*>([^<]*)</div>\s*<div class="wf-track">\s*'
+    r'<div class="wf-bar" style="left: ([\d.]+)%; width: ([\d.]+)%"[^>]*></div>\s*'
+    r'(?:<div class="wf-ttft" style="left: ([\d.]+)%")?'
+)
+
+
+def at(ms: float) -> datetime:
+    return START + timedelta(milliseconds=ms)
+
+
+def test_the_waterfall_follows_the_stored_timings(store_url):
+    with TraceStore(store_url) as store:
+        store.write(
+            [
+                ("trace", {"id": TRACE, "name": "timed", "started_at": START}),
+                # written out of order: the page orders by start
+                ("llm_call", {"id": "c2" * 8, "trace_id": TRACE, "request_model": "m-two", "started_at": at(520),
+                              "latency_ms": 1000.0}),
+                ("llm_call", {"id": "c1" * 8, "trace_id": TRACE, "request_model": "m-one", "started_at": at(0),
+                              "latency_ms": 400.0, "ttft_ms": 100.0, "streamed": True}),
+                ("tool_execution", {"id": "t1" * 8, "trace_id": TRACE, "name": "lookup", "started_at": at(450),
+                                    "latency_ms": 50.0}),
+            ]
+        )  # fmt: skip
+    with TestClient(create_app(store_url)) as client:
+        page = client.get(f"/runs/{TRACE}").text
+    rows = ROW.findall(page)
+    assert [(kind, label) for kind, _, _, label, *_ in rows] == [
+        ("llm", "#1 m-one"),
+        ("tool", "lookup"),
+        ("llm", "#2 m-two"),
+    ]
+    offsets = [float(row[1]) for row in rows]
+    durations = [float(row[2]) for row in rows]
+    assert offsets == [0.0, 450.0, 520.0] and durations == [400.0, 50.0, 1000.0]
+    lefts = [float(row[4]) for row in rows]
+    widths = [float(row[5]) for row in rows]
+    span = 1520.0  # the last bar ends at 520 + 1000 ms
+    assert lefts == [0.0, round(100 * 450 / span, 3), round(100 * 520 / span, 3)]
+    assert abs(widths[2] / widths[0] - 2.5) < 1e-2 and abs(widths[0] / widths[1] - 8) < 1e-2  # 3 decimals in the page
+    assert float(rows[0][6]) == round(100 * 100 / span, 3)  # first token, on the streamed call only
+    assert rows[1][6] == "" and rows[2][6] == ""
+    assert "first token 100 ms" in page
+
+
+def long_run(url: str, calls: int) -> None:
+    """One run whose agent resends its whole history, `calls` model calls each followed by a tool."""
+    records: list[tuple[str, dict]] = [("trace", {"id": TRACE, "name": "long", "started_at": START})]
+    history = [{"role": "system", "content": "You are a long-running agent."}, {"role": "user", "content": "Go."}]
+    for n in range(calls):
+        answer = {"role": "assistant", "content": f"step {n} done"}
+        records.append(
+            (
+                "llm_call",
+                {
+                    "id": f"{n:016x}",
+                    "trace_id": TRACE,
+                    "request_model": "gpt-test",
+                    "started_at": at(n * 10),
+                    "latency_ms": 6.0,
+                    "request": {"messages": list(history)},
+                    "response": {"message": answer},
+                },
+            )
+        )
+        records.append(("tool_execution", {"id": f"t{n:015x}", "trace_id": TRACE, "name": "work",
+                                           "started_at": at(n * 10 + 7), "latency_ms": 2.0}))  # fmt: skip
+        history += [answer, {"role": "user", "content": f"continue after {n}"}]
+    with TraceStore(url) as store:
+        store.write(records)
+
+
+def test_a_run_of_1000_calls_opens_paged(store_url, capsys):
+    long_run(store_url, 1000)
+    with TestClient(create_app(store_url)) as client:
+        client.get(f"/runs/{TRACE}")  # warm: templates compiled, connections open
+        timings = {}
+        for page_number in (1, 5, 10):
+            started = time.perf_counter()
+            response = client.get(f"/runs/{TRACE}?page={page_number}")
+            timings[page_number] = (time.perf_counter() - started) * 1000
+            assert response.status_code == 200
+            page = response.text
+            first = (page_number - 1) * 100 + 1
+            assert f"model calls {first}–{first + 99} of 1000 · page {page_number} of 10" in page
+            assert page.count('class="node node-llm"') == 100
+            assert page.count('class="wf-row wf-llm') == 100
+            assert f"model call #{first} gpt-test" in page and f"model call #{first + 100} " not in page
+            # each call shows only what is new: its answer and the user turn after the last one
+            assert page.count(">step ") == 100
+            assert page.count("You are a long-running agent.") == (1 if page_number == 1 else 0)
+        assert (
+            'class="next-page" href="http://testserver/runs/' + TRACE + '?page=2"' in client.get(f"/runs/{TRACE}").text
+        )
+        last = client.get(f"/runs/{TRACE}?page=10").text
+        assert 'class="prev-page"' in last and 'class="next-page"' not in last
+        assert "page 10 of 10" in client.get(f"/runs/{TRACE}?page=99").text
+        assert client.get(f"/runs/{TRACE}?page=x").status_code == 400
+    with capsys.disabled():
+        shown = ", ".join(f"page {n}: {value:.0f} ms" for n, value in timings.items())
+        print(f"\n[{store_url.split(':')[0]}] run page of 1,000 model calls, server time: {shown}")
