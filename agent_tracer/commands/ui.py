@@ -2,6 +2,7 @@
 
     agent-tracer ui                                   # http://127.0.0.1:8788, the default store
     agent-tracer ui --db postgresql+psycopg://… --read-only
+    agent-tracer ui --datasets-dir ./datasets          # where the datasets page builds datasets
     AGENT_TRACER_PROXY_KEYS=… agent-tracer ui --host 0.0.0.0 --require-key
 
 Loopback needs no key. Any other address serves trace contents beyond this machine, so the command
@@ -32,6 +33,13 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
     "--key-file", type=click.Path(dir_okay=False), help="With --require-key: client keys, one a line (# comments)."
 )
 @click.option(
+    "--datasets-dir",
+    type=click.Path(file_okay=False),
+    default="agent-tracer-datasets",
+    show_default=True,
+    help="Where the datasets page builds datasets, a folder per build (made when first used).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="warning",
@@ -39,7 +47,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
     help="uvicorn's log level.",
 )
 def ui(
-    db: str | None, host: str, port: int, read_only: bool, require_key: bool, key_file: str | None, log_level: str
+    db: str | None,
+    host: str,
+    port: int,
+    read_only: bool,
+    require_key: bool,
+    key_file: str | None,
+    datasets_dir: str,
+    log_level: str,
 ) -> None:
     """Browse, read and review the recorded runs in a web browser."""
     if key_file and not require_key:
@@ -57,7 +72,7 @@ def ui(
     try:
         keys = load_client_keys(key_file) if require_key else None
         url = TracerConfig(db=db or "").db
-        app = create_app(url, read_only=read_only, keys=keys)
+        app = create_app(url, read_only=read_only, keys=keys, datasets_dir=datasets_dir)
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     shown = f"[{host}]" if ":" in host else host

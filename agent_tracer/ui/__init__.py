@@ -1,4 +1,4 @@
-"""The web UI: read agent runs in a browser, review them, and (next) turn them into datasets.
+"""The web UI: read agent runs in a browser, review them, and turn them into datasets.
 
 A Starlette app (`create_app`) rendering Jinja2 templates with autoescaping on; the templates and
 the stylesheet ship in the package, nothing loads from a CDN and there is no build step. Pages:
@@ -10,7 +10,10 @@ the stylesheet ship in the package, nothing loads from a CDN and there is no bui
   `agent-tracer traces rate`;
 - the runs page's bulk form (`/bulk-review`): one review for every ticked run;
 - `/review`: the review queue, the unrated runs of the list's filter one at a time, with keyboard
-  shortcuts in `static/review.js` (the page's buttons work without it).
+  shortcuts in `static/review.js` (the page's buttons work without it);
+- `/datasets?<the runs page's filters>`: an SFT or DPO dataset of the filter's runs, built by the
+  `agent-tracer dataset` command in a child process (`ui/datasets.py`), its summary, files and
+  command on `/datasets/{build}`.
 
 Trace contents are untrusted (end users and models wrote them): they reach the page only through
 autoescaped template variables. Every write is a POST carrying a CSRF token bound to the browser's

@@ -28,6 +28,7 @@ from starlette.templating import Jinja2Templates
 from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
 from agent_tracer.store import LLMCall, TraceStore
 from agent_tracer.ui import views
+from agent_tracer.ui.datasets import DatasetsPage
 from agent_tracer.ui.filters import FilterError, cursor, parse_filters
 from agent_tracer.ui.forms import READ_ONLY, form_fields, form_lists
 from agent_tracer.ui.queue import ReviewQueue
@@ -230,14 +231,17 @@ def create_app(
     keys: Iterable[str] | None = None,
     root_path: str = "",
     create: bool = False,
+    datasets_dir: str | Path | None = None,
 ) -> Starlette:
     """The UI over the store at `db_url` (an existing one: `StoreError` if an SQLite file is
     missing, unless `create`, as the proxy that records into it does). `keys`: the client keys
     that may use it (None: anyone who can reach it, which the command allows on loopback only);
-    `root_path`: where it is mounted, e.g. "/agent-tracer/ui"."""
+    `root_path`: where it is mounted, e.g. "/agent-tracer/ui"; `datasets_dir`: where the datasets
+    page builds datasets (None: the page shows the command only)."""
     store = TraceStore(db_url, create=create)
     ui = UI(store, read_only=read_only, guard=Guard(keys))
     queue = ReviewQueue(ui)
+    datasets = DatasetsPage(ui, Path(datasets_dir) if datasets_dir is not None else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -254,6 +258,10 @@ def create_app(
         Route("/review", queue.page, name="queue"),
         Route("/review/{trace_id}", queue.review, methods=["POST"], name="queue_review"),
         Route("/runs/{trace_id}/calls/{call_id}", ui.call_bodies, name="call_bodies"),
+        Route("/datasets", datasets.page, name="datasets"),
+        Route("/datasets", datasets.build, methods=["POST"], name="build_dataset"),
+        Route("/datasets/{build_id}", datasets.show, name="dataset"),
+        Route("/datasets/{build_id}/files/{name}", datasets.download, name="dataset_file"),
         Route("/login", ui.login, methods=["GET", "POST"], name="login"),
         Route("/healthz", ui.healthz, name="healthz"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

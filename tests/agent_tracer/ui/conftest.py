@@ -188,6 +188,15 @@ def writable_server(captured_url: str, tmp_path: Path) -> Iterator[tuple[str, UI
     server.stop()
 
 
+@pytest.fixture
+def datasets_server(captured_url: str, tmp_path: Path) -> Iterator[tuple[Path, UIProcess]]:
+    """`agent-tracer ui --datasets-dir` a fresh folder: (the folder, the server)."""
+    folder = tmp_path / "datasets"
+    server = UIProcess(captured_url, "--datasets-dir", str(folder))
+    yield folder, server
+    server.stop()
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
