@@ -19,6 +19,7 @@ command only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -202,7 +203,8 @@ def run_command(plan: Plan, db_url: str, folder: Path, timeout_s: float) -> dict
     try:
         stdout, stderr = child.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may have ended meanwhile
+            os.killpg(child.pid, signal.SIGKILL)
         child.communicate()
         raise BuildFailed(f"the build took longer than {timeout_s:g} s and was stopped") from None
     if child.returncode != 0:

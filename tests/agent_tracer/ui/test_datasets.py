@@ -188,3 +188,12 @@ def test_only_the_files_a_build_wrote_are_served(captured_url, tmp_path):
             assert "not yours" not in refused.text and '"summary"' not in refused.text
         listed = client.get("/datasets").text
     assert f'href="http://testserver/datasets/{build_id}"' in listed
+
+
+def test_a_build_past_its_time_limit_is_stopped(captured_url, tmp_path):
+    from agent_tracer.ui.datasets import BuildFailed, plan, run_command
+    from agent_tracer.ui.filters import parse_filters
+
+    found = plan(parse_filters({"outcome": "success"}), {})
+    with pytest.raises(BuildFailed, match="the build took longer than 0.05 s and was stopped"):
+        run_command(found, captured_url, tmp_path, timeout_s=0.05)
