@@ -2,6 +2,7 @@
 
     agent-tracer ui                                   # http://127.0.0.1:8788, the default store
     agent-tracer ui --db postgresql+psycopg://… --read-only
+    agent-tracer ui --reports reports/             # the evaluations `agent-tracer eval --report` wrote
     AGENT_TRACER_PROXY_KEYS=… agent-tracer ui --host 0.0.0.0 --require-key
 
 Loopback needs no key. Any other address serves trace contents beyond this machine, so the command
@@ -32,6 +33,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
     "--key-file", type=click.Path(dir_okay=False), help="With --require-key: client keys, one a line (# comments)."
 )
 @click.option(
+    "--reports",
+    "reports",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A folder of evaluation reports (`agent-tracer eval --report DIR`): one holding results.jsonl, "
+    "or one whose sub-folders do. Repeatable.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="warning",
@@ -39,7 +48,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
     help="uvicorn's log level.",
 )
 def ui(
-    db: str | None, host: str, port: int, read_only: bool, require_key: bool, key_file: str | None, log_level: str
+    db: str | None,
+    host: str,
+    port: int,
+    read_only: bool,
+    require_key: bool,
+    key_file: str | None,
+    reports: tuple[str, ...],
+    log_level: str,
 ) -> None:
     """Browse, read and review the recorded runs in a web browser."""
     if key_file and not require_key:
@@ -57,7 +73,7 @@ def ui(
     try:
         keys = load_client_keys(key_file) if require_key else None
         url = TracerConfig(db=db or "").db
-        app = create_app(url, read_only=read_only, keys=keys)
+        app = create_app(url, read_only=read_only, keys=keys, reports=reports)
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     shown = f"[{host}]" if ":" in host else host
