@@ -2,7 +2,8 @@
 
     agent-tracer ui                                   # http://127.0.0.1:8788, the default store
     agent-tracer ui --db postgresql+psycopg://… --read-only
-    agent-tracer ui --datasets-dir ./datasets          # where the datasets page builds datasets
+    agent-tracer ui --datasets-dir ./datasets         # where the datasets page builds datasets
+    agent-tracer ui --reports reports/                # the evaluations `agent-tracer eval --report` wrote
     AGENT_TRACER_PROXY_KEYS=… agent-tracer ui --host 0.0.0.0 --require-key
 
 Loopback needs no key. Any other address serves trace contents beyond this machine, so the command
@@ -40,6 +41,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
     help="Where the datasets page builds datasets, a folder per build (made when first used).",
 )
 @click.option(
+    "--reports",
+    "reports",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A folder of evaluation reports (`agent-tracer eval --report DIR`): one holding results.jsonl, "
+    "or one whose sub-folders do. Repeatable.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="warning",
@@ -54,6 +63,7 @@ def ui(
     require_key: bool,
     key_file: str | None,
     datasets_dir: str,
+    reports: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Browse, read and review the recorded runs in a web browser."""
@@ -72,7 +82,7 @@ def ui(
     try:
         keys = load_client_keys(key_file) if require_key else None
         url = TracerConfig(db=db or "").db
-        app = create_app(url, read_only=read_only, keys=keys, datasets_dir=datasets_dir)
+        app = create_app(url, read_only=read_only, keys=keys, datasets_dir=datasets_dir, reports=reports)
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     shown = f"[{host}]" if ":" in host else host

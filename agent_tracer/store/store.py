@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,6 +30,9 @@ from agent_tracer.run_ids import trace_id_for
 from agent_tracer.store.database import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
+
+if TYPE_CHECKING:
+    from agent_tracer.store.timeline import Timeline
 
 ORDERS = ("newest", "oldest", "best")
 STATUSES = ("ok", "error")
@@ -479,6 +482,24 @@ class TraceStore:
             query = query.limit(limit)
         with Session(self.engine) as session:
             return list(session.scalars(query))
+
+    def timeline(
+        self,
+        *,
+        bucket: str = "day",
+        since: datetime | str = "7d",
+        until: datetime | str | None = None,
+        **filters: Any,
+    ) -> Timeline:
+        """Model calls (with their errors, tokens and routes) and runs (by outcome) per `bucket`
+        ("hour" or "day", UTC) from `since` (inclusive) to `until` (exclusive, default now), every
+        bucket of the span present, counted by the database; and the router's fallback reasons.
+        `filters`: those of `traces()` but `since`/`until`, `limit` and the keyset ones; given,
+        only the calls of the runs they pick count. See `agent_tracer.store.timeline`."""
+        from agent_tracer.store.timeline import timeline
+
+        end = parse_time(until) if until is not None else None
+        return timeline(self.engine, bucket=bucket, since=parse_time(since), until=end, **filters)
 
     def stats(self, *, since: datetime | str | None = None) -> dict[str, Any]:
         """Counts and aggregates over traces and calls started at or after `since`:

@@ -29,8 +29,10 @@ from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
 from agent_tracer.store import LLMCall, TraceStore
 from agent_tracer.ui import views
 from agent_tracer.ui.datasets import DatasetsPage
+from agent_tracer.ui.evals import Evaluations
 from agent_tracer.ui.filters import FilterError, cursor, parse_filters
 from agent_tracer.ui.forms import READ_ONLY, form_fields, form_lists
+from agent_tracer.ui.overview import Overview
 from agent_tracer.ui.queue import ReviewQueue
 from agent_tracer.ui.security import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, Guard
 
@@ -232,16 +234,20 @@ def create_app(
     root_path: str = "",
     create: bool = False,
     datasets_dir: str | Path | None = None,
+    reports: Iterable[str | Path] = (),
 ) -> Starlette:
     """The UI over the store at `db_url` (an existing one: `StoreError` if an SQLite file is
     missing, unless `create`, as the proxy that records into it does). `keys`: the client keys
     that may use it (None: anyone who can reach it, which the command allows on loopback only);
     `root_path`: where it is mounted, e.g. "/agent-tracer/ui"; `datasets_dir`: where the datasets
-    page builds datasets (None: the page shows the command only)."""
+    page builds datasets (None: the page shows the command only); `reports`: folders of evaluation
+    reports (see `agent_tracer.ui.evals`)."""
     store = TraceStore(db_url, create=create)
     ui = UI(store, read_only=read_only, guard=Guard(keys))
     queue = ReviewQueue(ui)
     datasets = DatasetsPage(ui, Path(datasets_dir) if datasets_dir is not None else None)
+    overview = Overview(ui)
+    evals = Evaluations(ui, reports)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -262,6 +268,11 @@ def create_app(
         Route("/datasets", datasets.build, methods=["POST"], name="build_dataset"),
         Route("/datasets/{build_id}", datasets.show, name="dataset"),
         Route("/datasets/{build_id}/files/{name}", datasets.download, name="dataset_file"),
+        Route("/overview", overview.page, name="overview"),
+        Route("/evals", evals.list, name="evals"),
+        Route("/evals/{report}", evals.report, name="eval_report"),
+        Route("/evals/{report}/cases/{case_id:path}", evals.case, name="eval_case"),
+        Route("/evals/{report}/files/{name}", evals.file, name="eval_file"),
         Route("/login", ui.login, methods=["GET", "POST"], name="login"),
         Route("/healthz", ui.healthz, name="healthz"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

@@ -1,7 +1,9 @@
 """What an evaluation leaves behind: results.jsonl (one row per case × endpoint), report.md (a
 table per metric with its interval, endpoint against endpoint, per tool, the worst failures shown
 as conversations), index.html (the same tables with charts, one self-contained page: see
-`trainer.evaluate.html`), and the short table printed.
+`trainer.evaluate.html`), case-messages.jsonl (each case as it was sent: id, source, messages, tools, so
+that a row's answer can be read beside its question, as the web UI's evaluation pages do), and
+the short table printed.
 
 Files are made by `WRITERS`, file name → function of (evaluation, worst) giving the file's text,
 or {file name: text or bytes} where one writer makes several files (the page and its charts).
@@ -37,6 +39,27 @@ Output = str | dict[str, str | bytes]
 def results_jsonl(evaluation: Any, worst: int) -> str:
     rows = list(evaluation.rows) + (list(evaluation.capability.rows) if getattr(evaluation, "capability", None) else [])
     return "".join(json.dumps(row.to_dict(), ensure_ascii=False, default=str) + "\n" for row in rows)
+
+
+def case_messages_jsonl(evaluation: Any, worst: int) -> str:
+    """The cases the rows answer (the capability check's too), one JSON object a line."""
+    capability = getattr(evaluation, "capability", None)
+    cases = list(evaluation.cases) + (list(capability.cases) if capability else [])
+    return "".join(
+        json.dumps(
+            {
+                "id": case.id,
+                "source": case.source,
+                "messages": case.messages,
+                "tools": case.tools,
+                "reference": case.reference,
+            },
+            ensure_ascii=False,
+            default=str,
+        )
+        + "\n"
+        for case in cases
+    )
 
 
 def report_md(evaluation: Evaluation, worst: int) -> str:
@@ -104,6 +127,7 @@ def html_report(evaluation: Evaluation, worst: int) -> dict[str, str | bytes]:
 
 WRITERS: dict[str, Callable[[Evaluation, int], Output]] = {
     "results.jsonl": results_jsonl,
+    "case-messages.jsonl": case_messages_jsonl,
     "report.md": report_md,
     "index.html": html_report,
 }

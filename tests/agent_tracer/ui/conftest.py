@@ -219,3 +219,69 @@ def browser() -> Iterator[object]:
     driver.implicitly_wait(2)
     yield driver
     driver.quit()
+
+
+EVAL_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+    },
+}
+EVAL_CASES = 3
+"""Cases o0, o1, o2: "order N", wanting lookup_order(id="AN"). The tuned endpoint calls it, the
+base one answers in prose holding `XSS`; o2 asks the tuned one for the wrong id."""
+
+
+@pytest.fixture(scope="package")
+def eval_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding one report, `first`, that `agent-tracer eval --report` really wrote (run
+    through CliRunner against two scripted fake APIs)."""
+    from click.testing import CliRunner
+
+    from agent_tracer.cli import main
+    from agent_tracer.testing import Reply
+
+    folder = tmp_path_factory.mktemp("eval-reports")
+
+    def asked(body: dict) -> str:
+        return body["messages"][-1]["content"].split()[-1]
+
+    def tuned_reply(body: dict) -> Reply:
+        wanted = "A" + asked(body) if asked(body) != "2" else "WRONG"
+        return Reply(calls=[("lookup_order", {"id": wanted})], model="tuned-m", prompt_tokens=100, completion_tokens=20)
+
+    def base_reply(body: dict) -> Reply:
+        return Reply(content=f"Order {asked(body)}: {XSS}", model="base-m", prompt_tokens=100, completion_tokens=20)
+
+    cases = folder / "input.jsonl"
+    cases.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"o{i}",
+                    "messages": [{"role": "user", "content": f"order {i}"}],
+                    "tools": [EVAL_TOOL],
+                    "expected": {"tool_calls": [{"name": "lookup_order", "arguments": {"id": f"A{i}"}}]},
+                }
+            )
+            + "\n"
+            for i in range(EVAL_CASES)
+        )
+    )
+    with (
+        FakeUpstream(reply=tuned_reply, models=["tuned-m"]) as tuned,
+        FakeUpstream(reply=base_reply, models=["base-m"]) as base,
+    ):
+        arguments = ["eval", "--cases", str(cases), "--no-progress", "--report", str(folder / "reports" / "first")]
+        arguments += [f"--endpoint=tuned={tuned.openai_base_url}", f"--endpoint=base={base.openai_base_url}"]
+        result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    return folder / "reports"
+
+
+@pytest.fixture(scope="package")
+def evals_server(captured_url: str, eval_reports: Path) -> Iterator[UIProcess]:
+    server = UIProcess(captured_url, "--reports", str(eval_reports))
+    yield server
+    server.stop()

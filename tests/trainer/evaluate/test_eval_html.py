@@ -67,5 +67,5 @@ def test_page_without_matplotlib(result, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed: importing it fails
     written = result.write(tmp_path)
     page = written["index.html"].read_text()
-    assert set(written) == {"results.jsonl", "report.md", "index.html"}
+    assert set(written) == {"results.jsonl", "case-messages.jsonl", "report.md", "index.html"}
     assert "charts need matplotlib" in page and "<td>tuned</td><td>83.3%</td>" in page and "data:image" not in page

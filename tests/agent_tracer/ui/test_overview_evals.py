@@ -1,0 +1,115 @@
+"""The overview's charts and the evaluation pages over HTTP: the numbers drawn are the store's,
+a bad value is a 400, a report `agent-tracer eval` wrote is listed, opened and compared case by
+case, its contents stay text, and nothing outside the report folders is served."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import httpx
+import pytest
+
+from agent_tracer.store import TraceStore
+
+
+def drawn(page: str, chart: str) -> Counter:
+    """Series → the sum of the values the chart's bars carry."""
+    svg = page.split(f'id="chart-{chart}"')[1].split("</figure>")[0]
+    totals: Counter = Counter()
+    for series, value in re.findall(r'<rect [^>]*data-series="([^"]+)" data-value="(\d+)"', svg):
+        totals[series] += int(value)
+    return totals
+
+
+def test_the_overview_draws_the_stores_counts(ui_server, store: TraceStore):
+    page = httpx.get(ui_server.url + "/overview?since=1d&bucket=hour").text
+    stats = store.stats()
+    calls = drawn(page, "calls")
+    assert sum(calls.values()) == stats["llm_calls"] and calls["error"] == stats["errors"]
+    assert drawn(page, "tokens") == {"input": stats["input_tokens"], "output": stats["output_tokens"]}
+    assert drawn(page, "outcomes") == stats["by_outcome"]  # other tests may have rated some runs
+    assert drawn(page, "routes") == {"direct": stats["llm_calls"]}  # captured by the decorator: no router
+    assert f'data-calls="{stats["llm_calls"]}"' in page and 'data-runs="11"' in page
+    assert "<title>" in page.split('id="chart-calls"')[1] and "agent-tracer cost" in page
+    assert 'id="no-reasons"' in page
+
+
+def test_the_overview_takes_the_runs_filters(ui_server, store: TraceStore):
+    page = httpx.get(ui_server.url + "/overview?since=1d&name=billing-*&outcome=partial").text
+    assert drawn(page, "outcomes") == {"partial": len(store.traces(name="billing-*", outcome="partial"))}
+    calls = sum(len(store.get_trace(t.id).calls) for t in store.traces(name="billing-*", outcome="partial"))
+    assert sum(drawn(page, "calls").values()) == calls
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("bucket=week", "bucket must be one of hour, day, not &#39;week&#39;"),
+        ("since=lately", "since: not a time"),
+        ("since=1000d&bucket=hour", "too many bars"),
+        ("tools=maybe", "tools must be yes or no"),
+    ],
+)
+def test_a_bad_overview_value_is_a_400_with_one_line(ui_server, query, message):
+    response = httpx.get(f"{ui_server.url}/overview?{query}")
+    assert response.status_code == 400 and message in response.text and "Traceback" not in response.text
+
+
+def test_without_reports_the_page_says_how_to_make_one(ui_server):
+    page = httpx.get(ui_server.url + "/evals").text
+    assert 'id="no-reports"' in page and "agent-tracer eval" in page and "--reports" in page
+
+
+def test_the_report_is_listed_with_each_endpoints_success(evals_server):
+    page = httpx.get(evals_server.url + "/evals").text
+    assert re.findall(r'data-endpoint="(\w+)" data-success="([\d/]+)"', page) == [("tuned", "2/3"), ("base", "0/3")]
+    assert '<tr data-report="first">' in page and '<td class="num">3</td>' in page
+
+
+def test_the_report_shows_the_rates_its_rows_carry(evals_server):
+    page = httpx.get(evals_server.url + "/evals/first").text
+    rows = {
+        endpoint: dict(re.findall(r'data-key="(\w+)" data-rate="([\d/]+)"', row))
+        for endpoint, row in re.findall(r'<tr data-endpoint="(\w+)">(.*?)</tr>', page, re.S)
+    }
+    assert rows["tuned"]["success"] == "2/3" and rows["tuned"]["tool_call_format"] == "3/3"
+    assert rows["base"]["tool_call_format"] == "0/3" and rows["base"]["well_formed"] == "3/3"
+    assert list(rows["base"])[0] == "success" and "reason" not in rows["base"] and "answer" not in rows["base"]
+    assert re.findall(r'<tr data-case="(\w+)">', page) == ["o0", "o1", "o2"]
+    report_md = httpx.get(evals_server.url + "/evals/first/files/report.md")
+    assert report_md.status_code == 200 and report_md.text.startswith("# Evaluation: 3 cases")
+
+
+def test_a_case_shows_both_answers_side_by_side_as_text(evals_server):
+    page = httpx.get(evals_server.url + "/evals/first/cases/o2").text
+    sections = dict(re.findall(r'<section class="answer" data-endpoint="(\w+)" data-success="(\w+)">', page))
+    assert sections == {"tuned": "False", "base": "False"}
+    assert "<pre>order 2</pre>" in page and "tools offered: lookup_order" in page
+    assert "&#34;id&#34;: &#34;WRONG&#34;" in page  # the tuned call's arguments, pretty-printed
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "0 calls where 1 were expected" in page and 'data-key="tool_call_format">False' in page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/evals/first/files/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/evals/first/files/..%2Finput.jsonl",
+        "/evals/..%2Ffirst/files/report.md",
+        "/evals/first/files/%2Fetc%2Fpasswd",
+        "/evals/first/files/index.html%00",
+        "/evals/nothing",
+        "/evals/first/cases/nothing",
+    ],
+)
+def test_nothing_outside_the_report_folders_is_served(evals_server, path):
+    response = httpx.get(evals_server.url + path)
+    assert response.status_code == 404
+    assert "root:" not in response.text and "expected" not in response.text
+
+
+def test_the_reports_own_page_runs_sandboxed(evals_server):
+    response = httpx.get(evals_server.url + "/evals/first/files/index.html")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-security-policy"].startswith("sandbox")
