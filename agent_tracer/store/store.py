@@ -29,6 +29,7 @@ from agent_tracer.run_ids import trace_id_for
 from agent_tracer.store.database import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
+from agent_tracer.store.search import call_search_text, search_condition
 
 ORDERS = ("newest", "oldest", "best")
 _CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
@@ -49,7 +50,7 @@ class TraceDetail:
         return {
             "trace": self.trace.model_dump(mode="json"),
             "agent_runs": [run.model_dump(mode="json") for run in self.agent_runs],
-            "calls": [call.model_dump(mode="json") for call in self.calls],
+            "calls": [call.model_dump(mode="json", exclude={"search_text"}) for call in self.calls],
             "tools": [tool.model_dump(mode="json") for tool in self.tools],
             "feedback": [item.model_dump(mode="json") for item in self.feedback],
         }
@@ -221,6 +222,7 @@ class TraceStore:
         until: datetime | str | None = None,
         model: str | None = None,
         has_tool_calls: bool | None = None,
+        text: str | None = None,
         limit: int | None = None,
         order: str = "newest",
         after: tuple[datetime | None, str] | None = None,
@@ -228,9 +230,11 @@ class TraceStore:
         """Traces matching every filter given. `name` may use `*` wildcards; `tags`: all of them;
         `since` (inclusive) / `until` (exclusive) bound `started_at` and take datetimes, ISO
         strings or relative ages ("2h", "7d"); `model`: any call of the trace asked for or was
-        answered by it. `order`: "newest", "oldest", or "best" (rating high to low, unrated last,
-        then newest). `after`: the `(started_at, id)` of the last trace of the previous page, for
-        keyset pagination (order "newest" only): the traces that come after it, with no OFFSET."""
+        answered by it; `text`: a call of the trace holds every word of it (full-text search, the
+        last word as a prefix: `store/search.py`). `order`: "newest", "oldest", or "best" (rating
+        high to low, unrated last, then newest). `after`: the `(started_at, id)` of the last trace
+        of the previous page, for keyset pagination (order "newest" only): the traces that come
+        after it, with no OFFSET."""
         query = trace_query(
             outcome=outcome,
             min_rating=min_rating,
@@ -239,6 +243,7 @@ class TraceStore:
             until=until,
             model=model,
             has_tool_calls=has_tool_calls,
+            text=text,
             order=order,
             after=after,
         )
@@ -269,7 +274,7 @@ class TraceStore:
         """Traces matching the filters of `traces()`, in its order, each with its LLM calls
         (oldest first), read `chunk` traces at a time: memory stays flat however many match.
         Rows are plain dicts of the tables' columns (JSON columns decoded), not ORM objects;
-        `call_columns` names the calls' columns to read (default all: raw bodies included)."""
+        `call_columns` names the calls' columns to read (default all but `search_text`: raw bodies included)."""
         for _, runs in self.iter_run_chunks(tags=tags, limit=limit, chunk=chunk, call_columns=call_columns, **filters):
             yield from runs
 
@@ -548,11 +553,13 @@ class RunRows:
 
 
 def _read_calls(conn: Connection, trace_ids: list[str], names: Sequence[str] | None) -> Iterator[dict[str, Any]]:
-    """The calls of these traces (oldest first within each), as dicts of the named columns (all by
-    default). JSON columns are read as text and parsed here: SQLAlchemy's processing of each value
-    costs more than the parsing itself, which matters when a dataset reads every call there is."""
+    """The calls of these traces (oldest first within each), as dicts of the named columns (by
+    default all but `search_text`, the index's copy of their text). JSON columns are read as text
+    and parsed here: SQLAlchemy's processing of each value costs more than the parsing itself,
+    which matters when a dataset reads every call there is."""
     table = LLMCall.__table__  # type: ignore[attr-defined]  # SQLModel types omit __table__
-    columns = [table.c[name] for name in dict.fromkeys(["trace_id", *(names or table.c.keys())])]
+    default = [name for name in table.c.keys() if name != "search_text"]
+    columns = [table.c[name] for name in dict.fromkeys(["trace_id", *(names or default)])]
     json_columns = [i for i, column in enumerate(columns) if isinstance(column.type, sa.JSON)]
     query = (
         sa.select(*(sa.type_coerce(c, sa.Text) if i in json_columns else c for i, c in enumerate(columns)))
@@ -577,6 +584,7 @@ def trace_query(
     until: datetime | str | None = None,
     model: str | None = None,
     has_tool_calls: bool | None = None,
+    text: str | None = None,
     order: str = "newest",
     after: tuple[datetime | None, str] | None = None,
 ) -> Any:
@@ -612,6 +620,8 @@ def trace_query(
     if has_tool_calls is not None:
         with_tools = sa.exists().where(col(LLMCall.trace_id) == Trace.id, col(LLMCall.has_tool_calls) == sa.true())
         query = query.where(with_tools if has_tool_calls else ~with_tools)
+    if text is not None and text.strip():
+        query = query.where(col(Trace.id).in_(search_condition(text, col(LLMCall.trace_id))))
     newest = (col(Trace.started_at).desc().nulls_last(), col(Trace.id).desc())
     if order == "newest":
         return query.order_by(*newest)
@@ -686,6 +696,8 @@ class _CallSpec(_Spec):
             ):
                 if out[column] is None:
                     out[column] = response.get(key)
+        if out["search_text"] is None:
+            out["search_text"] = call_search_text(out["request"], response)
         return out
 
 
