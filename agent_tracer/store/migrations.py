@@ -26,7 +26,7 @@ from agent_tracer import fastjson
 from agent_tracer.errors import SchemaError
 from agent_tracer.store.database import redact, writer
 from agent_tracer.store.models import utcnow
-from agent_tracer.store.search import FTS_TABLE, PG_INDEX, PG_VECTOR, call_search_text
+from agent_tracer.store.search import FTS_STATE, FTS_TABLE, PG_INDEX, PG_VECTOR, call_search_text, index_calls
 
 MIGRATIONS_TABLE = "agent_tracer_migrations"
 _PG_LOCK_KEY = 0x61677472  # "agtr": pg_advisory_xact_lock key held while migrating
@@ -170,23 +170,16 @@ def m003_search(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE llm_calls ADD COLUMN search_text TEXT"))
     _backfill_search_text(conn)
     if sqlite_db:
-        for statement in (
-            f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(search_text, content='llm_calls', content_rowid='rowid')",
-            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')",
-            f"""CREATE TRIGGER {FTS_TABLE}_insert AFTER INSERT ON llm_calls BEGIN
-                INSERT INTO {FTS_TABLE}(rowid, search_text) VALUES (new.rowid, new.search_text);
-            END""",
-            f"""CREATE TRIGGER {FTS_TABLE}_delete AFTER DELETE ON llm_calls BEGIN
-                INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_text)
-                VALUES ('delete', old.rowid, old.search_text);
-            END""",
-            f"""CREATE TRIGGER {FTS_TABLE}_update AFTER UPDATE OF search_text ON llm_calls BEGIN
-                INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_text)
-                VALUES ('delete', old.rowid, old.search_text);
-                INSERT INTO {FTS_TABLE}(rowid, search_text) VALUES (new.rowid, new.search_text);
-            END""",
-        ):
-            conn.execute(sa.text(statement))
+        # No triggers: the calls are indexed by a catch-up (`search.index_calls`), see search.py.
+        conn.execute(
+            sa.text(
+                f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(search_text, content='llm_calls', content_rowid='rowid')"
+            )
+        )
+        conn.execute(sa.text(f"CREATE TABLE {FTS_STATE} (last_rowid INTEGER NOT NULL)"))
+        conn.execute(sa.text(f"INSERT INTO {FTS_STATE} (last_rowid) VALUES (0)"))
+        while index_calls(conn):
+            pass
     else:
         vector = PG_VECTOR.format(column="search_text")
         conn.execute(sa.text(f"CREATE INDEX {PG_INDEX} ON llm_calls USING gin ({vector})"))

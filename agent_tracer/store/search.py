@@ -7,9 +7,27 @@ where calls are written, so both databases index the same text; migration `m003_
 fills it for the calls already stored and builds the index:
 
 - SQLite: the FTS5 table `llm_calls_fts`, external content over `llm_calls.search_text` (no copy
-  of the text), kept in step by triggers on insert, delete and update. The table maps calls by
-  rowid: should a tool ever renumber them (SQLite's VACUUM keeps them),
-  `INSERT INTO llm_calls_fts(llm_calls_fts) VALUES('rebuild')` rebuilds it.
+  of the text), filled by a catch-up (`index_calls`, run by `TraceStore.index_search()`), not by
+  triggers: FTS5 indexing a call's text costs about twice what the rest of its write does, and
+  the capture writer must stay fast. On write nothing happens to the index; the one-row table
+  `llm_calls_fts_state` holds the last `llm_calls` rowid indexed, and the catch-up indexes the
+  calls above it, a batch per transaction with the state's update. Every text search runs it
+  first, so a search sees every call written before it; on a store this process cannot write (a
+  read-only file, a lock held past the busy timeout) the search goes on without the newest calls.
+  This holds because a call row never changes once written (`TraceStore.write` inserts calls
+  with ON CONFLICT DO NOTHING, and nothing updates them) and SQLite hands out rowids in commit
+  order (one writer at a time, each new rowid above the largest). Whoever changes that must keep
+  the index in step, in the same transaction as the change:
+  - updating a call's `search_text`: first `index_calls` (so that the row is indexed), then
+    `INSERT INTO llm_calls_fts(llm_calls_fts, rowid, search_text) VALUES ('delete', rowid, old
+    text)`, then the update, then insert the row's new text the same way without 'delete';
+  - deleting calls (retention): first `index_calls`, then the same 'delete' with each row's
+    stored `search_text` (never for a row not yet indexed: FTS5 would corrupt its index), then
+    the rows; then set the state's `last_rowid` to `max(rowid)` of the calls left (SQLite reuses
+    the rowids above the largest left, which must not count as indexed).
+  The table maps calls by rowid: should a tool ever renumber them (SQLite's VACUUM keeps them),
+  `INSERT INTO llm_calls_fts(llm_calls_fts) VALUES('rebuild')` and setting `last_rowid` to
+  `max(rowid)` rebuild it.
 - PostgreSQL: a GIN index on `to_tsvector('simple', coalesce(search_text, ''))`, the expression
   that `search_condition` compiles to, so that the planner uses it. Its parser keeps some tokens
   whole that FTS5 splits ("report.pdf", "example.com", "3.14"), so a search there also matches
@@ -38,6 +56,10 @@ the earlier turns of a run were the end of its earlier calls). Keeps PostgreSQL'
 must stay under 1 MB, well clear of its limit."""
 
 FTS_TABLE = "llm_calls_fts"
+FTS_STATE = "llm_calls_fts_state"
+"""One row: `last_rowid`, the largest `llm_calls` rowid that the FTS5 table has indexed."""
+INDEX_BATCH = 5000
+"""Calls indexed per transaction of the catch-up: the writer waits at most one batch (~0.3 s)."""
 PG_INDEX = "ix_llm_calls_search"
 PG_VECTOR = "to_tsvector('simple', coalesce({column}, ''))"
 """PostgreSQL's document expression: the index's and the query's, written the same."""
@@ -77,6 +99,38 @@ def _message_pieces(message: dict[str, Any], pieces: list[str]) -> None:
             for value in (function.get("name"), function.get("arguments")):
                 if isinstance(value, str) and value:
                     pieces.append(value)
+
+
+def index_calls(conn: sa.Connection, batch: int = INDEX_BATCH) -> int:
+    """SQLite: index in `llm_calls_fts` the next `batch` calls above the state's `last_rowid` and
+    advance it, on `conn` (in a write transaction: the caller's); return how many it indexed (0:
+    the index is up to date). Calls without text are indexed too (as no words): FTS5's
+    integrity-check, like its 'rebuild', counts every row of the content table."""
+    last = conn.execute(sa.text(f"SELECT last_rowid FROM {FTS_STATE}")).scalar_one()
+    upper, rows = conn.execute(
+        sa.text(
+            "SELECT max(rowid), count(*) FROM "
+            "(SELECT rowid FROM llm_calls WHERE rowid > :last ORDER BY rowid LIMIT :batch)"
+        ),
+        {"last": last, "batch": batch},
+    ).one()
+    if not rows:
+        return 0
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {FTS_TABLE}(rowid, search_text) SELECT rowid, search_text FROM llm_calls "
+            "WHERE rowid > :last AND rowid <= :upper ORDER BY rowid"
+        ),
+        {"last": last, "upper": upper},
+    )
+    conn.execute(sa.text(f"UPDATE {FTS_STATE} SET last_rowid = :upper"), {"upper": upper})
+    return int(rows)
+
+
+def unindexed_calls(conn: sa.Connection) -> bool:
+    """SQLite: whether calls above the state's `last_rowid` wait for `index_calls` (a read only)."""
+    query = f"SELECT (SELECT max(rowid) FROM llm_calls) > (SELECT last_rowid FROM {FTS_STATE})"
+    return bool(conn.execute(sa.text(query)).scalar())
 
 
 def search_words(text: str) -> list[str]:

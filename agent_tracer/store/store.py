@@ -8,6 +8,7 @@ its own connection from the engine's pool.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import uuid
@@ -29,7 +30,9 @@ from agent_tracer.run_ids import trace_id_for
 from agent_tracer.store.database import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
-from agent_tracer.store.search import call_search_text, search_condition
+from agent_tracer.store.search import call_search_text, index_calls, search_condition, search_words, unindexed_calls
+
+log = logging.getLogger(__name__)
 
 ORDERS = ("newest", "oldest", "best")
 _CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
@@ -82,6 +85,7 @@ class TraceStore:
             self.engine.dispose()
             raise
         dialect = self.engine.dialect.name
+        self._index_failed = False
         self._insert_ignore = {kind: _insert_ignore(dialect, spec.table) for kind, spec in _SPECS.items()}
 
     def __repr__(self) -> str:
@@ -193,6 +197,41 @@ class TraceStore:
             conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), params)
         return len(created | set(changed))
 
+    def index_search(self) -> int:
+        """Bring the full-text index up to date with the calls written (SQLite: the catch-up of
+        `search.py`; PostgreSQL's index needs none) and return how many calls it went past.
+        Every text search runs it first. On a store this process cannot write (read-only, or
+        locked past the busy timeout) it indexes nothing and says so once, at debug level: the
+        search then finds the calls indexed so far."""
+        if self.engine.dialect.name != "sqlite":
+            return 0
+        done = 0
+        try:
+            with self.engine.connect() as conn:  # a read first: searches on an indexed store take no lock
+                if not unindexed_calls(conn):
+                    return 0
+            while True:
+                with self._writer.begin() as conn:
+                    went = index_calls(conn)
+                if not went:
+                    return done
+                done += went
+        except sa.exc.OperationalError as exc:
+            if not self._index_failed:
+                self._index_failed = True
+                log.debug(
+                    "full-text index of %s not brought up to date (%s): searches miss the newest calls",
+                    redact(self.url),
+                    _first_line(exc.orig),
+                )
+            return done
+
+    def _index_for(self, filters: dict[str, Any]) -> None:
+        """`index_search()` before a query whose filters search text."""
+        text = filters.get("text")
+        if isinstance(text, str) and search_words(text):
+            self.index_search()
+
     def record_feedback(
         self,
         trace_id: str,
@@ -235,6 +274,8 @@ class TraceStore:
         high to low, unrated last, then newest). `after`: the `(started_at, id)` of the last trace
         of the previous page, for keyset pagination (order "newest" only): the traces that come
         after it, with no OFFSET."""
+        if text is not None:
+            self._index_for({"text": text})
         query = trace_query(
             outcome=outcome,
             min_rating=min_rating,
@@ -295,6 +336,7 @@ class TraceStore:
         wanted = [tag for tag in tags or () if tag]
         if shard is not None and wanted and limit is not None:
             raise ConfigError("a shard of the runs cannot take both tags and a limit")
+        self._index_for(filters)
         query = trace_query(**filters)
         if limit is not None and not wanted:
             query = query.limit(limit)
@@ -328,6 +370,7 @@ class TraceStore:
 
     def count_traces(self, *, tags: Sequence[str] | None = None, limit: int | None = None, **filters: Any) -> int:
         """How many traces match the filters of `traces()` (at most `limit`)."""
+        self._index_for(filters)
         query = trace_query(**filters)
         if [tag for tag in tags or () if tag]:
             count = sum(

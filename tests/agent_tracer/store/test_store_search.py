@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import random
+import stat
 from typing import Any
 
 import pytest
@@ -10,10 +14,11 @@ import sqlalchemy as sa
 from agent_tracer.errors import SchemaError
 from agent_tracer.store import TraceStore
 from agent_tracer.store import migrations as migrations_module
+from agent_tracer.store import search as search_module
 from agent_tracer.store.database import create_engine, writer
 from agent_tracer.store.migrations import MIGRATIONS, _migrations_table, applied_migrations, migrate
 from agent_tracer.store.models import utcnow
-from agent_tracer.store.search import FTS_TABLE, SEARCH_TEXT_LIMIT, call_search_text
+from agent_tracer.store.search import FTS_STATE, FTS_TABLE, SEARCH_TEXT_LIMIT, call_search_text
 
 
 def conversation(rec: Any, n: int, **fields: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -118,8 +123,136 @@ def test_search_text_is_kept_by_writes(store, rec):
     ]
     assert "search_text" not in store.get_trace(rec.trace_id(1)).to_dict()["calls"][0]
     if store.engine.dialect.name == "sqlite":
-        with writer(store.engine).begin() as conn:
-            conn.execute(sa.text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('integrity-check', 1)"))
+        store.index_search()
+        integrity_check(store)
+
+
+def integrity_check(store: TraceStore) -> None:
+    """FTS5's check of its index against llm_calls (an error if they differ): the catch-up must be done."""
+    with writer(store.engine).begin() as conn:
+        conn.execute(sa.text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('integrity-check', 1)"))
+
+
+def fts_state(store: TraceStore) -> tuple[int, int, int]:
+    """SQLite: the state's last_rowid, llm_calls' largest rowid, and the rows in the FTS5 index."""
+    with store.engine.connect() as conn:
+        last = conn.execute(sa.text(f"SELECT last_rowid FROM {FTS_STATE}")).scalar_one()
+        top = conn.execute(sa.text("SELECT coalesce(max(rowid), 0) FROM llm_calls")).scalar_one()
+        indexed = conn.execute(sa.text(f"SELECT count(*) FROM {FTS_TABLE}_docsize")).scalar_one()
+    return last, top, indexed
+
+
+def test_a_search_right_after_a_write_finds_the_new_calls(store, rec):
+    sqlite_db = store.engine.dialect.name == "sqlite"
+    if sqlite_db:
+        assert fts_state(store) == (0, 0, 0)
+        assert store.index_search() == 0
+    store.write(conversation(rec, 1) + conversation(rec, 2))
+    if sqlite_db:
+        assert fts_state(store) == (0, 2, 0)  # writing indexes nothing
+    assert ids(store.traces(text="answerword2")) == [rec.trace_id(2)]  # the search caught up first
+    if sqlite_db:
+        assert fts_state(store) == (2, 2, 2)
+    store.write(conversation(rec, 3))
+    assert store.count_traces(text="toolresult3") == 1
+    store.write(conversation(rec, 4))
+    assert [run.trace["id"] for run in store.iter_runs(text="argword4")] == [rec.trace_id(4)]
+    store.write(conversation(rec, 5))
+    assert store.count_traces(text="userword5", tags=["x"]) == 0  # through iter_run_chunks
+    assert store.traces(text="   ") and store.traces(text="!!") == []
+    if sqlite_db:
+        assert fts_state(store) == (5, 5, 5)
+        assert store.index_search() == 0
+        integrity_check(store)
+    else:
+        assert store.index_search() == 0  # PostgreSQL's GIN index needs no catch-up
+
+
+def test_the_catch_up_goes_in_batches_with_calls_without_text(store, rec, monkeypatch):
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's FTS5 catch-up")
+    monkeypatch.setattr(search_module, "INDEX_BATCH", 3)
+    monkeypatch.setattr(search_module.index_calls, "__defaults__", (3,))
+    records = []
+    for n in range(1, 9):
+        records += conversation(rec, n)
+    records.append(rec.call(99, rec.trace_id(99)))  # its answer has words; its request none
+    records.append(("llm_call", {**rec.call(98, rec.trace_id(98))[1], "request": {}, "response": {}}))  # no text
+    store.write(records)
+    assert store.index_search() == 10
+    last, top, indexed = fts_state(store)
+    assert last == top == indexed == 10
+    assert ids(store.traces(text="toolresult7")) == [rec.trace_id(7)]
+    integrity_check(store)
+
+
+def test_a_call_written_again_with_other_text_keeps_its_first(store, rec):
+    """Calls are never rewritten (ON CONFLICT DO NOTHING), which the catch-up by rowid relies on:
+    a call written again, even with other words, keeps its row, its rowid and its indexed text."""
+    store.write(conversation(rec, 1))
+    assert ids(store.traces(text="answerword1")) == [rec.trace_id(1)]  # indexed
+    again = conversation(rec, 1)
+    again[1][1]["response"]["message"] = {"role": "assistant", "content": "rewritten newword"}
+    again[1][1]["status"] = "incomplete"
+    store.write(again)
+    assert store.traces(text="newword") == []
+    assert ids(store.traces(text="answerword1")) == [rec.trace_id(1)]
+    (call,) = store.calls()
+    assert call.status == "ok" and "newword" not in (call.search_text or "")
+    if store.engine.dialect.name == "sqlite":
+        integrity_check(store)
+
+
+def test_the_index_stays_whole_through_mixed_writes_and_searches(store, rec):
+    rng = random.Random(7)
+    written: set[int] = set()
+    for step in range(40):
+        batch = [rng.randrange(1, 60) for _ in range(rng.randrange(1, 6))]
+        records = []
+        for n in batch:
+            records += conversation(rec, n)
+        store.write(records)  # some written before: skipped
+        written.update(batch)
+        if step % 3 == 0:
+            n = rng.choice(sorted(written))
+            assert ids(store.traces(text=f"userword{n} please")) == [rec.trace_id(n)]
+    assert store.count_traces(text="found") == len(written)
+    if store.engine.dialect.name == "sqlite":
+        last, top, indexed = fts_state(store)
+        assert last == top == indexed == len(written)
+        integrity_check(store)
+
+
+@pytest.mark.parametrize("how", ["uri", "chmod"])
+def test_a_search_on_a_store_it_cannot_write_finds_what_is_indexed(tmp_path, rec, caplog, how):
+    path = tmp_path / "traces.db"
+    with TraceStore(f"sqlite:///{path}") as store:
+        store.write(conversation(rec, 1))
+        assert store.count_traces(text="answerword1") == 1
+        store.write(conversation(rec, 2))  # not indexed yet
+    if how == "chmod":
+        if os.geteuid() == 0:
+            pytest.skip("root writes a read-only file")
+        for item in tmp_path.iterdir():
+            item.chmod(stat.S_IRUSR)
+        url = f"sqlite:///{path}"
+    else:
+        url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    caplog.set_level(logging.DEBUG, logger="agent_tracer.store.store")
+    try:
+        with TraceStore(url, create=False) as store:
+            for _ in range(3):
+                assert ids(store.traces(text="answerword")) == [rec.trace_id(1)]  # without the newest
+                assert store.count_traces(text="answerword") == 1
+            assert store.index_search() == 0
+    finally:
+        for item in tmp_path.iterdir():
+            item.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    notes = [r for r in caplog.records if "full-text index" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelno == logging.DEBUG
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with TraceStore(f"sqlite:///{path}") as store:  # writable again: caught up
+        assert store.count_traces(text="answerword") == 2
 
 
 def test_call_search_text_edges():
