@@ -281,7 +281,7 @@ def main() -> None:
                 lines.append(
                     f"  {item['new']:>6,} new calls: p50 {p50:.1f} ms, p95 {p95:.1f} ms ({len(item['ms'])} searches)"
                 )
-            lines.append("")
+            lines.append(f"\nthe searches below: on the {args.calls + 100 * args.repeats:,} calls stored by then")
             lines.append(f"{'search':<16} {'runs':>6}  {'page p50':>8} {'p95 ms':>7}  {'count p50':>9} {'p95 ms':>7}")
             for item in searches:
                 (p50, p95), (c50, c95) = item["page"], item["count"]

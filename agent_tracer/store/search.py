@@ -59,7 +59,7 @@ FTS_TABLE = "llm_calls_fts"
 FTS_STATE = "llm_calls_fts_state"
 """One row: `last_rowid`, the largest `llm_calls` rowid that the FTS5 table has indexed."""
 INDEX_BATCH = 5000
-"""Calls indexed per transaction of the catch-up: the writer waits at most one batch (~0.3 s)."""
+"""Calls indexed per transaction of the catch-up: what a writer may wait for (BENCHMARKS.md)."""
 PG_INDEX = "ix_llm_calls_search"
 PG_VECTOR = "to_tsvector('simple', coalesce({column}, ''))"
 """PostgreSQL's document expression: the index's and the query's, written the same."""
