@@ -79,6 +79,13 @@ def selection_options(
             "--has-tool-calls/--no-tool-calls", default=None, help="Only traces whose model called tools / did not."
         ),
         click.option(
+            "--search",
+            "text",
+            metavar="WORDS",
+            help="Only traces with a call whose messages, answer or tool calls hold every word (the last may be "
+            "the start of one); full-text search, case-insensitive.",
+        ),
+        click.option(
             limit_flag,
             "limit",
             type=click.IntRange(min=1),

@@ -15,14 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from sqlite3 import sqlite_version
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
 from sqlalchemy.engine import Connection, Engine
 
+from agent_tracer import fastjson
 from agent_tracer.errors import SchemaError
 from agent_tracer.store.database import redact, writer
 from agent_tracer.store.models import utcnow
+from agent_tracer.store.search import FTS_STATE, FTS_TABLE, PG_INDEX, PG_VECTOR, call_search_text, index_calls
 
 MIGRATIONS_TABLE = "agent_tracer_migrations"
 _PG_LOCK_KEY = 0x61677472  # "agtr": pg_advisory_xact_lock key held while migrating
@@ -145,6 +149,79 @@ def m001_initial(conn: Connection) -> None:
 def m002_fallback_reason(conn: Connection) -> None:
     """llm_calls.fallback_reason: why the proxy's router asked the fallback."""
     conn.execute(sa.text("ALTER TABLE llm_calls ADD COLUMN fallback_reason VARCHAR"))
+
+
+_FTS5_PROBE = "CREATE VIRTUAL TABLE temp.agent_tracer_fts5_probe USING fts5(text)"
+
+
+@migration
+def m003_search(conn: Connection) -> None:
+    """llm_calls.search_text and its full-text index (see `search.py`), filled for the calls stored."""
+    sqlite_db = conn.dialect.name == "sqlite"
+    if sqlite_db:  # before any change: a SQLite built without FTS5 gets a clear error, not half a schema
+        try:
+            conn.execute(sa.text(_FTS5_PROBE))
+        except sa.exc.OperationalError as exc:
+            raise SchemaError(
+                f"this SQLite ({sqlite_version}) has no FTS5, which the trace store's search needs: "
+                f"use a Python whose sqlite3 has it (most do), or PostgreSQL ({_first_line(exc.orig)})"
+            ) from None
+        conn.execute(sa.text("DROP TABLE temp.agent_tracer_fts5_probe"))
+    conn.execute(sa.text("ALTER TABLE llm_calls ADD COLUMN search_text TEXT"))
+    _backfill_search_text(conn)
+    if sqlite_db:
+        # No triggers: the calls are indexed by a catch-up (`search.index_calls`), see search.py.
+        conn.execute(
+            sa.text(
+                f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(search_text, content='llm_calls', content_rowid='rowid')"
+            )
+        )
+        conn.execute(sa.text(f"CREATE TABLE {FTS_STATE} (last_rowid INTEGER NOT NULL)"))
+        conn.execute(sa.text(f"INSERT INTO {FTS_STATE} (last_rowid) VALUES (0)"))
+        while index_calls(conn):
+            pass
+    else:
+        vector = PG_VECTOR.format(column="search_text")
+        conn.execute(sa.text(f"CREATE INDEX {PG_INDEX} ON llm_calls USING gin ({vector})"))
+
+
+_BACKFILL_BATCH = 1000
+
+
+def _backfill_search_text(conn: Connection) -> None:
+    """Fill llm_calls.search_text from each call's request and response, a batch of calls at a time."""
+    select = sa.text(
+        "SELECT id, request, response FROM llm_calls WHERE id > :last AND search_text IS NULL ORDER BY id LIMIT :n"
+    )
+    update = sa.text("UPDATE llm_calls SET search_text = :text WHERE id = :id")
+    last = ""
+    while True:
+        rows = conn.execute(select, {"last": last, "n": _BACKFILL_BATCH}).all()
+        if not rows:
+            return
+        changes = []
+        for call_id, request, response in rows:
+            text = call_search_text(_json(request), _json(response))
+            if text is not None:
+                changes.append({"id": call_id, "text": text})
+        if changes:
+            conn.execute(update, changes)
+        last = rows[-1][0]
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value as read through `sa.text`: SQLite hands over the text, psycopg the value."""
+    if isinstance(value, (str, bytes)):
+        try:
+            return fastjson.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc or "").strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -94,6 +94,9 @@ class LLMCall(SQLModel, table=True):
     endpoint: str | None = None
     started_at: datetime | None = Field(default=None, index=True, sa_type=DateTime)
     ended_at: datetime | None = Field(default=None, sa_type=DateTime)
+    search_text: str | None = Field(default=None, sa_column=Column(Text))
+    """What full-text search reads: the messages' and the answer's text, tool-call names and
+    arguments (`store/search.py`); set when the call is written."""
 
 
 class ToolExecution(SQLModel, table=True):

@@ -8,6 +8,7 @@ its own connection from the engine's pool.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import uuid
@@ -30,6 +31,9 @@ from agent_tracer.run_ids import trace_id_for
 from agent_tracer.store.database import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
+from agent_tracer.store.search import call_search_text, index_calls, search_condition, search_words, unindexed_calls
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agent_tracer.store.timeline import Timeline
@@ -55,7 +59,7 @@ class TraceDetail:
         return {
             "trace": self.trace.model_dump(mode="json"),
             "agent_runs": [run.model_dump(mode="json") for run in self.agent_runs],
-            "calls": [call.model_dump(mode="json") for call in self.calls],
+            "calls": [call.model_dump(mode="json", exclude={"search_text"}) for call in self.calls],
             "tools": [tool.model_dump(mode="json") for tool in self.tools],
             "feedback": [item.model_dump(mode="json") for item in self.feedback],
         }
@@ -87,6 +91,7 @@ class TraceStore:
             self.engine.dispose()
             raise
         dialect = self.engine.dialect.name
+        self._index_failed = False
         self._insert_ignore = {kind: _insert_ignore(dialect, spec.table) for kind, spec in _SPECS.items()}
 
     def __repr__(self) -> str:
@@ -198,6 +203,41 @@ class TraceStore:
             conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), params)
         return len(created | set(changed))
 
+    def index_search(self) -> int:
+        """Bring the full-text index up to date with the calls written (SQLite: the catch-up of
+        `search.py`; PostgreSQL's index needs none) and return how many calls it went past.
+        Every text search runs it first. On a store this process cannot write (read-only, or
+        locked past the busy timeout) it indexes nothing and says so once, at debug level: the
+        search then finds the calls indexed so far."""
+        if self.engine.dialect.name != "sqlite":
+            return 0
+        done = 0
+        try:
+            with self.engine.connect() as conn:  # a read first: searches on an indexed store take no lock
+                if not unindexed_calls(conn):
+                    return 0
+            while True:
+                with self._writer.begin() as conn:
+                    went = index_calls(conn)
+                if not went:
+                    return done
+                done += went
+        except sa.exc.OperationalError as exc:
+            if not self._index_failed:
+                self._index_failed = True
+                log.debug(
+                    "full-text index of %s not brought up to date (%s): searches miss the newest calls",
+                    redact(self.url),
+                    _first_line(exc.orig),
+                )
+            return done
+
+    def _index_for(self, filters: dict[str, Any]) -> None:
+        """`index_search()` before a query whose filters search text."""
+        text = filters.get("text")
+        if isinstance(text, str) and search_words(text):
+            self.index_search()
+
     def record_feedback(
         self,
         trace_id: str,
@@ -230,6 +270,7 @@ class TraceStore:
         rated: bool | None = None,
         status: str | None = None,
         held_out: bool | None = None,
+        text: str | None = None,
         limit: int | None = None,
         order: str = "newest",
         after: tuple[datetime | None, str] | None = None,
@@ -238,13 +279,16 @@ class TraceStore:
         """Traces matching every filter given. `name` may use `*` wildcards; `tags`: all of them;
         `since` (inclusive) / `until` (exclusive) bound `started_at` and take datetimes, ISO
         strings or relative ages ("2h", "7d"); `model`: any call of the trace asked for or was
-        answered by it. `status`: "error" (the trace failed, or one of its calls did not end "ok")
-        or "ok" (neither); `held_out`: tagged `held-out` (evaluation data) or not. `order`:
-        "newest", "oldest", or "best" (rating high to low, unrated last, then newest). `after`: the
-        `(started_at, id)` of the last trace of the previous page, for keyset pagination (order
-        "newest" only): the traces that come after it, with no OFFSET. `before`: the traces that
-        come before that `(started_at, id)` in the newest-first order, nearest first (a step back).
-        `rated`: only traces with (True) or without (False) a rating."""
+        answered by it; `text`: a call of the trace holds every word of it (full-text search, the
+        last word as a prefix: `store/search.py`). `status`: "error" (the trace failed, or one of
+        its calls did not end "ok") or "ok" (neither); `held_out`: tagged `held-out` (evaluation
+        data) or not. `order`: "newest", "oldest", or "best" (rating high to low, unrated last,
+        then newest). `after`: the `(started_at, id)` of the last trace of the previous page, for
+        keyset pagination (order "newest" only): the traces that come after it, with no OFFSET.
+        `before`: the traces that come before that `(started_at, id)` in the newest-first order,
+        nearest first (a step back). `rated`: only traces with (True) or without (False) a rating."""
+        if text is not None:
+            self._index_for({"text": text})
         query = trace_query(
             outcome=outcome,
             min_rating=min_rating,
@@ -256,6 +300,7 @@ class TraceStore:
             rated=rated,
             status=status,
             held_out=held_out,
+            text=text,
             order=order,
             after=after,
             before=before,
@@ -287,7 +332,7 @@ class TraceStore:
         """Traces matching the filters of `traces()`, in its order, each with its LLM calls
         (oldest first), read `chunk` traces at a time: memory stays flat however many match.
         Rows are plain dicts of the tables' columns (JSON columns decoded), not ORM objects;
-        `call_columns` names the calls' columns to read (default all: raw bodies included)."""
+        `call_columns` names the calls' columns to read (default all but `search_text`: raw bodies included)."""
         for _, runs in self.iter_run_chunks(tags=tags, limit=limit, chunk=chunk, call_columns=call_columns, **filters):
             yield from runs
 
@@ -308,6 +353,7 @@ class TraceStore:
         wanted = [tag for tag in tags or () if tag]
         if shard is not None and wanted and limit is not None:
             raise ConfigError("a shard of the runs cannot take both tags and a limit")
+        self._index_for(filters)
         query = trace_query(**filters)
         if limit is not None and not wanted:
             query = query.limit(limit)
@@ -341,6 +387,7 @@ class TraceStore:
 
     def count_traces(self, *, tags: Sequence[str] | None = None, limit: int | None = None, **filters: Any) -> int:
         """How many traces match the filters of `traces()` (at most `limit`)."""
+        self._index_for(filters)
         query = trace_query(**filters)
         if [tag for tag in tags or () if tag]:
             count = sum(
@@ -592,11 +639,13 @@ class RunRows:
 
 
 def _read_calls(conn: Connection, trace_ids: list[str], names: Sequence[str] | None) -> Iterator[dict[str, Any]]:
-    """The calls of these traces (oldest first within each), as dicts of the named columns (all by
-    default). JSON columns are read as text and parsed here: SQLAlchemy's processing of each value
-    costs more than the parsing itself, which matters when a dataset reads every call there is."""
+    """The calls of these traces (oldest first within each), as dicts of the named columns (by
+    default all but `search_text`, the index's copy of their text). JSON columns are read as text
+    and parsed here: SQLAlchemy's processing of each value costs more than the parsing itself,
+    which matters when a dataset reads every call there is."""
     table = LLMCall.__table__  # type: ignore[attr-defined]  # SQLModel types omit __table__
-    columns = [table.c[name] for name in dict.fromkeys(["trace_id", *(names or table.c.keys())])]
+    default = [name for name in table.c.keys() if name != "search_text"]
+    columns = [table.c[name] for name in dict.fromkeys(["trace_id", *(names or default)])]
     json_columns = [i for i, column in enumerate(columns) if isinstance(column.type, sa.JSON)]
     query = (
         sa.select(*(sa.type_coerce(c, sa.Text) if i in json_columns else c for i, c in enumerate(columns)))
@@ -624,6 +673,7 @@ def trace_query(
     rated: bool | None = None,
     status: str | None = None,
     held_out: bool | None = None,
+    text: str | None = None,
     order: str = "newest",
     after: tuple[datetime | None, str] | None = None,
     before: tuple[datetime | None, str] | None = None,
@@ -676,6 +726,8 @@ def trace_query(
     if held_out is not None:
         tagged = _has_tag(HELD_OUT_TAG)
         query = query.where(tagged if held_out else sa.or_(col(Trace.tags).is_(None), ~tagged))
+    if text is not None and text.strip():
+        query = query.where(col(Trace.id).in_(search_condition(text, col(LLMCall.trace_id))))
     newest = (col(Trace.started_at).desc().nulls_last(), col(Trace.id).desc())
     if before is not None:  # a step back: the newest-first order reversed, nearest first
         return query.order_by(col(Trace.started_at).asc().nulls_first(), col(Trace.id).asc())
@@ -769,6 +821,8 @@ class _CallSpec(_Spec):
             ):
                 if out[column] is None:
                     out[column] = response.get(key)
+        if out["search_text"] is None:
+            out["search_text"] = call_search_text(out["request"], response)
         return out
 
 

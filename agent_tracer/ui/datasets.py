@@ -59,6 +59,7 @@ NO_FOLDER = "This UI has no datasets directory (agent-tracer ui --datasets-dir D
 BUSY = "Another dataset build is running; send this one again when it is done."
 
 _FLAGS = {
+    "q": "--search",
     "name": "--name",
     "outcome": "--outcome",
     "rating": "--min-rating",

@@ -1,6 +1,6 @@
 """The runs page's filters, read from and written back to the URL's query string.
 
-Names in the URL are short and stable (`name`, `outcome`, `rating`, `tag`, `model`, `since`,
+Names in the URL are short and stable (`q`, `name`, `outcome`, `rating`, `tag`, `model`, `since`,
 `until`, `tools`, `status` (ok, error: the run or one of its calls failed), `held_out` (yes, no:
 tagged held-out), `limit`, `after`) so that a link can be shared; their values become the keywords
 of `TraceStore.traces()`. A value that cannot be read raises `FilterError` with one line for the page.
@@ -51,6 +51,8 @@ def parse_filters(params: Mapping[str, str]) -> RunFilters:
     for key in ("name", "outcome", "model"):
         if key in given:
             store[key] = given[key]
+    if "q" in given:  # full-text search over what the calls said
+        store["text"] = given["q"]
     if "tag" in given:
         store["tags"] = [given["tag"]]
     if "rating" in given:
@@ -108,5 +110,17 @@ def _number(text: str, name: str) -> float:
     return value
 
 
-_NAMES: tuple[str, ...] = ("name", "outcome", "rating", "tag", "model", "since", "until", "tools", "limit", "after")
+_NAMES: tuple[str, ...] = (
+    "q",
+    "name",
+    "outcome",
+    "rating",
+    "tag",
+    "model",
+    "since",
+    "until",
+    "tools",
+    "limit",
+    "after",
+)
 _NAMES += ("status", "held_out")

@@ -209,6 +209,9 @@ def test_list_filters_and_json(db):
     assert listed("--model", "gpt-4o") == [OTHER]
     assert listed("--has-tool-calls") == [TRACE]
     assert listed("--no-tool-calls") == [OTHER]
+    assert listed("--search", "sunny") == [TRACE]  # a tool result and the answer: full-text search
+    assert listed("--search", "get_weath", "--outcome", "success") == [TRACE]
+    assert listed("--search", "role") == listed("--search", 'sunny" OR') == []
     rows = json.loads(run("traces", "list", "--db", db, "--json").output)
     assert rows[1]["calls"] == 3 and rows[1]["input_tokens"] == 130 and rows[1]["rating"] == 5.0
     assert rows[1]["started_at"] == "2024-05-01T10:00:00" and rows[1]["tags"] == ["demo"]

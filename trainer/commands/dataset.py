@@ -58,6 +58,7 @@ def _selection(filters: dict[str, Any]) -> Selection:
         until=filters.pop("until"),
         model=filters.pop("model"),
         has_tool_calls=filters.pop("has_tool_calls"),
+        text=filters.pop("text"),
         max_traces=filters.pop("limit"),
         order=filters.pop("order"),
     )

@@ -37,6 +37,9 @@ class Selection:
     has_tool_calls: bool | None = field(
         default=None, metadata={"help": "Only traces whose model called tools (True) / did not (False)."}
     )
+    text: str | None = field(
+        default=None, metadata={"help": "Only traces with a call holding every word of this (full-text search)."}
+    )
     max_traces: int | None = field(default=None, metadata={"help": "At most this many traces, best-rated first."})
     order: str = field(default="best", metadata={"help": "best (rating high to low), newest or oldest."})
 
@@ -51,6 +54,7 @@ class Selection:
             "until": self.until,
             "model": self.model,
             "has_tool_calls": self.has_tool_calls,
+            "text": self.text,
             "order": self.order,
         }
 
@@ -90,6 +94,7 @@ class Selection:
             "until": lambda v: f"started before {v}",
             "model": lambda v: f"calling model {v!r}",
             "has_tool_calls": lambda v: "whose model called tools" if v else "whose model called no tool",
+            "text": lambda v: f"with calls saying {v!r}",
         }
         for item in fields(self):
             value = getattr(self, item.name)

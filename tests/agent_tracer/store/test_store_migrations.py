@@ -24,8 +24,9 @@ from agent_tracer.store.migrations import (
     migrate,
 )
 from agent_tracer.store.models import TABLE_MODELS, utcnow
+from agent_tracer.store.search import PG_INDEX
 
-ALL = ["m001_initial", "m002_fallback_reason"]
+ALL = ["m001_initial", "m002_fallback_reason", "m003_search"]
 
 
 def test_a_fresh_database_gets_every_migration_once(store_url):
@@ -57,9 +58,11 @@ def test_a_store_of_the_first_schema_is_upgraded_and_keeps_its_rows(tmp_path):
                 "INSERT INTO llm_calls (id, trace_id, streamed, status, has_tool_calls) VALUES ('c1', 't1', 0, 'ok', 0)"
             )
         )
-    assert migrate(engine) == ["m002_fallback_reason"]
+    assert migrate(engine) == ["m002_fallback_reason", "m003_search"]
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT id, fallback_reason FROM llm_calls")).all() == [("c1", None)]
+        assert conn.execute(sa.text("SELECT id, fallback_reason, search_text FROM llm_calls")).all() == [
+            ("c1", None, None)
+        ]
     engine.dispose()
 
 
@@ -72,7 +75,7 @@ def test_the_migrated_schema_matches_the_models(store):
         assert set(columns) == {column.name for column in table.columns}, table.name
         for column in table.columns:
             assert columns[column.name]["nullable"] == column.nullable, (table.name, column.name)
-        indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+        indexes = {index["name"] for index in inspector.get_indexes(table.name)} - {PG_INDEX}  # an expression
         assert indexes == {index.name for index in table.indexes}, table.name
         assert inspector.get_pk_constraint(table.name)["constrained_columns"] == ["id"]
     assert {table.name for table in SQLModel.metadata.sorted_tables} >= {m.__tablename__ for m in TABLE_MODELS.values()}

@@ -71,6 +71,30 @@ def test_filtering_by_outcome_and_name_finds_the_right_runs(browser, ui_server, 
         driver.save_screenshot(str(DOCS / "ui-runs.png"))
 
 
+def test_searching_the_messages_finds_the_right_runs(browser, ui_server, store):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(ui_server.url + "/")
+    form = driver.find_element(By.ID, "filters")
+    form.find_element(By.NAME, "q").send_keys("shipped")  # in the lookup_order tool's results only
+    form.find_element(By.NAME, "outcome").send_keys("success")
+    navigate(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert parse_qs(urlparse(driver.current_url).query) == {"q": ["shipped"], "outcome": ["success"]}
+    expected = store.traces(text="shipped", outcome="success")
+    assert [trace.task for trace in expected] == ["Refund order C-99 please", "What is the status of order A-17?"]
+    assert shown_ids(driver) == [trace.id for trace in expected]
+    assert driver.find_element(By.NAME, "q").get_attribute("value") == "shipped"
+    form = driver.find_element(By.ID, "filters")
+    search = form.find_element(By.NAME, "q")
+    search.clear()
+    search.send_keys('charged "twice')  # a quote is a character, not syntax
+    navigate(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert [trace.task for trace in store.traces(text='charged "twice')] == ["Why was I charged twice?"]
+    assert shown_ids(driver) == []  # that run's outcome is failure, and the outcome filter stayed
+    assert driver.find_element(By.ID, "message").text == "No runs match."
+
+
 def test_keyset_pages_walk_all_runs_without_repeats(browser, ui_server, store):
     from selenium.webdriver.common.by import By
 

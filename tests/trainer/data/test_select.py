@@ -25,3 +25,11 @@ def test_an_empty_selection_names_the_filter_that_emptied_it(captured_store):
         "3 of those rated at least 4.5; 2 of those named 'orders-agent'; "
         "0 of those calling model 'gpt-nope'"
     )
+
+
+def test_a_selection_can_be_a_search(captured_store):
+    everything = Selection().count(captured_store)
+    assert 0 < Selection(text="shipped").count(captured_store) < everything
+    with pytest.raises(EmptySelection) as caught:
+        Selection(outcome="success", text="zebra crossing").check(captured_store)
+    assert str(caught.value).endswith("0 of those with calls saying 'zebra crossing'")

@@ -1,0 +1,189 @@
+"""Full-text search over what was said in the model calls, with each database's own engine.
+
+Each `llm_calls` row carries `search_text`: the text of its request messages and of its answer,
+and its tool calls' names and arguments (`call_search_text`), in words as `messages.py` reads
+them, never the JSON around them (so "role" or "content" match nothing). It is computed in Python
+where calls are written, so both databases index the same text; migration `m003_search` adds it,
+fills it for the calls already stored and builds the index:
+
+- SQLite: the FTS5 table `llm_calls_fts`, external content over `llm_calls.search_text` (no copy
+  of the text), filled by a catch-up (`index_calls`, run by `TraceStore.index_search()`), not by
+  triggers: FTS5 indexing a call's text costs about twice what the rest of its write does, and
+  the capture writer must stay fast. On write nothing happens to the index; the one-row table
+  `llm_calls_fts_state` holds the last `llm_calls` rowid indexed, and the catch-up indexes the
+  calls above it, a batch per transaction with the state's update. Every text search runs it
+  first, so a search sees every call written before it; on a store this process cannot write (a
+  read-only file, a lock held past the busy timeout) the search goes on without the newest calls.
+  This holds because a call row never changes once written (`TraceStore.write` inserts calls
+  with ON CONFLICT DO NOTHING, and nothing updates them) and SQLite hands out rowids in commit
+  order (one writer at a time, each new rowid above the largest). Whoever changes that must keep
+  the index in step, in the same transaction as the change:
+  - updating a call's `search_text`: first `index_calls` (so that the row is indexed), then
+    `INSERT INTO llm_calls_fts(llm_calls_fts, rowid, search_text) VALUES ('delete', rowid, old
+    text)`, then the update, then insert the row's new text the same way without 'delete';
+  - deleting calls (retention): first `index_calls`, then the same 'delete' with each row's
+    stored `search_text` (never for a row not yet indexed: FTS5 would corrupt its index), then
+    the rows; then set the state's `last_rowid` to `max(rowid)` of the calls left (SQLite reuses
+    the rowids above the largest left, which must not count as indexed).
+  The table maps calls by rowid: should a tool ever renumber them (SQLite's VACUUM keeps them),
+  `INSERT INTO llm_calls_fts(llm_calls_fts) VALUES('rebuild')` and setting `last_rowid` to
+  `max(rowid)` rebuild it.
+- PostgreSQL: a GIN index on `to_tsvector('simple', coalesce(search_text, ''))`, the expression
+  that `search_condition` compiles to, so that the planner uses it. Its parser keeps some tokens
+  whole that FTS5 splits ("report.pdf", "example.com", "3.14"), so a search there also matches
+  the text as that parser splits it (`plainto_tsquery`).
+
+A search is words, not a query language: `search_words` keeps the letters and digits of what the
+user typed, every word must occur in the same call (case-insensitive), and the last word may be
+the start of a longer one. Quotes, `OR`, `NEAR(`, `*` or `-` are words or nothing, never syntax.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ColumnElement
+
+from agent_tracer.messages import message_text
+
+SEARCH_TEXT_LIMIT = 200_000
+"""Characters of a call's text that are indexed: the last ones (the newest turns and the answer;
+the earlier turns of a run were the end of its earlier calls). Keeps PostgreSQL's tsvector, which
+must stay under 1 MB, well clear of its limit."""
+
+FTS_TABLE = "llm_calls_fts"
+FTS_STATE = "llm_calls_fts_state"
+"""One row: `last_rowid`, the largest `llm_calls` rowid that the FTS5 table has indexed."""
+INDEX_BATCH = 5000
+"""Calls indexed per transaction of the catch-up: what a writer may wait for (BENCHMARKS.md)."""
+PG_INDEX = "ix_llm_calls_search"
+PG_VECTOR = "to_tsvector('simple', coalesce({column}, ''))"
+"""PostgreSQL's document expression: the index's and the query's, written the same."""
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def call_search_text(request: Any, response: Any) -> str | None:
+    """The searchable text of a call from its canonical request and response dicts: each message's
+    text, each tool call's name and arguments, one piece a line; None when there is none."""
+    pieces: list[str] = []
+    messages = request.get("messages") if isinstance(request, dict) else None
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                _message_pieces(message, pieces)
+    answer = response.get("message") if isinstance(response, dict) else None
+    if isinstance(answer, dict):
+        _message_pieces(answer, pieces)
+    if not pieces:
+        return None
+    text = "\n".join(pieces)
+    if len(text) > SEARCH_TEXT_LIMIT:
+        text = text[-SEARCH_TEXT_LIMIT:]
+    if "\x00" in text:  # PostgreSQL's text cannot hold it
+        text = text.replace("\x00", " ")
+    return text
+
+
+def _message_pieces(message: dict[str, Any], pieces: list[str]) -> None:
+    text = message_text(message)
+    if text:
+        pieces.append(text)
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            for value in (function.get("name"), function.get("arguments")):
+                if isinstance(value, str) and value:
+                    pieces.append(value)
+
+
+def index_calls(conn: sa.Connection, batch: int = INDEX_BATCH) -> int:
+    """SQLite: index in `llm_calls_fts` the next `batch` calls above the state's `last_rowid` and
+    advance it, on `conn` (in a write transaction: the caller's); return how many it indexed (0:
+    the index is up to date). Calls without text are indexed too (as no words): FTS5's
+    integrity-check, like its 'rebuild', counts every row of the content table."""
+    last = conn.execute(sa.text(f"SELECT last_rowid FROM {FTS_STATE}")).scalar_one()
+    upper, rows = conn.execute(
+        sa.text(
+            "SELECT max(rowid), count(*) FROM "
+            "(SELECT rowid FROM llm_calls WHERE rowid > :last ORDER BY rowid LIMIT :batch)"
+        ),
+        {"last": last, "batch": batch},
+    ).one()
+    if not rows:
+        return 0
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {FTS_TABLE}(rowid, search_text) SELECT rowid, search_text FROM llm_calls "
+            "WHERE rowid > :last AND rowid <= :upper ORDER BY rowid"
+        ),
+        {"last": last, "upper": upper},
+    )
+    conn.execute(sa.text(f"UPDATE {FTS_STATE} SET last_rowid = :upper"), {"upper": upper})
+    return int(rows)
+
+
+def unindexed_calls(conn: sa.Connection) -> bool:
+    """SQLite: whether calls above the state's `last_rowid` wait for `index_calls` (a read only)."""
+    query = f"SELECT (SELECT max(rowid) FROM llm_calls) > (SELECT last_rowid FROM {FTS_STATE})"
+    return bool(conn.execute(sa.text(query)).scalar())
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search as typed: runs of letters and digits, lower-cased."""
+    return [word.lower() for word in _WORD.findall(text or "")]
+
+
+def fts5_query(words: list[str]) -> str:
+    """An FTS5 MATCH expression: every word (quoted, so `OR` or `NEAR` are words), the last as a prefix."""
+    return " ".join(f'"{word}"' for word in words) + "*"
+
+
+def tsquery(words: list[str]) -> str:
+    """A PostgreSQL `to_tsquery` text: every word, the last as a prefix (`:*`)."""
+    return " & ".join(words) + ":*"
+
+
+class SearchMatch(ColumnElement[bool]):
+    """True for an `llm_calls` row whose text holds every word of a search (`search_condition`)."""
+
+    inherit_cache = False
+    type = sa.Boolean()
+
+    def __init__(self, text: str, words: list[str]) -> None:
+        self.text = text
+        self.words = words
+
+
+@compiles(SearchMatch, "sqlite")
+def _sqlite_match(element: SearchMatch, compiler: SQLCompiler, **kw: Any) -> str:
+    query = compiler.process(sa.bindparam("search_fts", fts5_query(element.words), unique=True), **kw)
+    return f"llm_calls.rowid IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {query})"
+
+
+@compiles(SearchMatch, "postgresql")
+def _postgresql_match(element: SearchMatch, compiler: SQLCompiler, **kw: Any) -> str:
+    # Either every word as the user split them, the last a prefix, or the text as PostgreSQL's own
+    # parser splits it, which keeps "report.pdf", "3.14" or "example.com" one lexeme as in the calls.
+    words = compiler.process(sa.bindparam("search_words", tsquery(element.words), unique=True), **kw)
+    text = compiler.process(sa.bindparam("search_text", element.text, unique=True), **kw)
+    vector = PG_VECTOR.format(column="llm_calls.search_text")
+    return f"{vector} @@ (to_tsquery('simple', {words}) || plainto_tsquery('simple', {text}))"
+
+
+@compiles(SearchMatch)
+def _other_match(element: SearchMatch, compiler: SQLCompiler, **kw: Any) -> str:
+    raise sa.exc.CompileError(f"full-text search is not available on {compiler.dialect.name}")
+
+
+def search_condition(text: str, call_trace_id: Any) -> Any:
+    """The trace ids of calls that match `text`, as a subquery for `traces.id IN (…)`; a search
+    with no word in it (only punctuation) matches nothing."""
+    words = search_words(text)
+    if not words:
+        return sa.select(call_trace_id).where(sa.false())
+    return sa.select(call_trace_id).where(SearchMatch(text, words))
