@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agent_tracer.errors import AgentTracerError
+from agent_tracer.errors import AgentTracerError, first_line
 
 if TYPE_CHECKING:
     from agent_tracer.store import TraceStore
@@ -214,21 +214,15 @@ def open_store(db: str | None, *, create: bool = False) -> Iterator[TraceStore]:
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise click.ClickException(f"cannot open the trace store: {_first_line(exc)}") from None
+        raise click.ClickException(f"cannot open the trace store: {first_line(exc)}") from None
     try:
         yield store
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise click.ClickException(f"database error: {_first_line(exc)}") from None
+        raise click.ClickException(f"database error: {first_line(exc)}") from None
     finally:
         store.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    original = getattr(exc, "orig", None) or exc
-    text = str(original).strip()
-    return text.splitlines()[0] if text else type(original).__name__
 
 
 # -- output ---------------------------------------------------------------------------------------

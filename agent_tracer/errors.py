@@ -36,3 +36,11 @@ class CodecError(AgentTracerError, ValueError):
     """A request, response or stream that is not of the wire format its URL says.
 
     Also a ValueError, so `except ValueError` around `json.loads` + decode catches both."""
+
+
+def first_line(exc: BaseException | None) -> str:
+    """An error as one line for a person: the first line of its message (of the database driver's
+    own error when SQLAlchemy wraps one), or its type's name when it has no message."""
+    original = getattr(exc, "orig", None) or exc
+    text = str(original or "").strip()
+    return text.splitlines()[0] if text else type(original).__name__

@@ -16,6 +16,7 @@ from typing import Any
 
 from agent_tracer import runtime
 from agent_tracer.config import TracerConfig
+from agent_tracer.errors import StoreError, first_line
 from agent_tracer.proxy.app import ProxyApp, create_app
 from agent_tracer.proxy.auth import KeyCheck, load_client_keys, load_upstream_keys
 from agent_tracer.proxy.config import UI_PATH, ProxyConfig, export_settings, settings_from_environment
@@ -41,7 +42,13 @@ def build_app(config: ProxyConfig, db: str) -> ProxyApp:
         from agent_tracer.ui import create_app as create_ui  # Jinja2 and the templates: only when served
 
         # Opened (and created, migrated) before the writer starts, so the two never migrate at once.
-        ui = create_ui(db, keys=client_keys, root_path=UI_PATH, create=True)
+        # A store that cannot be opened turns the UI off, never the proxy: calls still go through
+        # and are retried or spilled (fail open).
+        try:
+            ui = create_ui(db, keys=client_keys, root_path=UI_PATH, create=True)
+        except StoreError as exc:
+            ui_off = f"the trace store could not be opened when the proxy started ({first_line(exc)})"
+            logger.warning("web UI off: %s; restart the proxy once the store is up", ui_off)
     return create_app(config, runtime.start(TracerConfig(db=db), instrument=False), keys, routes, ui=ui, ui_off=ui_off)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, MetaData
 from sqlalchemy.engine import Connection, Engine
 
 from agent_tracer import fastjson
-from agent_tracer.errors import SchemaError
+from agent_tracer.errors import SchemaError, first_line
 from agent_tracer.store.database import redact, writer
 from agent_tracer.store.models import utcnow
 from agent_tracer.store.search import FTS_STATE, FTS_TABLE, PG_INDEX, PG_VECTOR, call_search_text, index_calls
@@ -164,7 +164,7 @@ def m003_search(conn: Connection) -> None:
         except sa.exc.OperationalError as exc:
             raise SchemaError(
                 f"this SQLite ({sqlite_version}) has no FTS5, which the trace store's search needs: "
-                f"use a Python whose sqlite3 has it (most do), or PostgreSQL ({_first_line(exc.orig)})"
+                f"use a Python whose sqlite3 has it (most do), or PostgreSQL ({first_line(exc.orig)})"
             ) from None
         conn.execute(sa.text("DROP TABLE temp.agent_tracer_fts5_probe"))
     conn.execute(sa.text("ALTER TABLE llm_calls ADD COLUMN search_text TEXT"))
@@ -217,11 +217,6 @@ def _json(value: Any) -> Any:
         except ValueError:
             return None
     return value
-
-
-def _first_line(exc: BaseException | None) -> str:
-    text = str(exc or "").strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

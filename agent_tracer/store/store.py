@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
 from agent_tracer import fastjson
-from agent_tracer.errors import ConfigError, StoreError, TraceNotFound
+from agent_tracer.errors import ConfigError, StoreError, TraceNotFound, first_line
 from agent_tracer.feedback import feedback_row
 from agent_tracer.formats.examples import HELD_OUT_TAG
 from agent_tracer.run_ids import trace_id_for
@@ -86,7 +86,7 @@ class TraceStore:
             migrate(self.engine)
         except DBAPIError as exc:
             self.engine.dispose()
-            raise StoreError(f"cannot open trace store {redact(parsed)}: {_first_line(exc.orig)}") from exc
+            raise StoreError(f"cannot open trace store {redact(parsed)}: {first_line(exc.orig)}") from exc
         except BaseException:
             self.engine.dispose()
             raise
@@ -228,7 +228,7 @@ class TraceStore:
                 log.debug(
                     "full-text index of %s not brought up to date (%s): searches miss the newest calls",
                     redact(self.url),
-                    _first_line(exc.orig),
+                    first_line(exc.orig),
                 )
             return done
 
@@ -943,11 +943,6 @@ def parse_time(value: datetime | str, *, now: datetime | None = None) -> datetim
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
-
-
-def _first_line(exc: BaseException | None) -> str:
-    text = str(exc or "").strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _preview(row: dict[str, Any]) -> str:

@@ -193,10 +193,12 @@ def test_a_dead_database_never_fails_a_request_and_every_call_is_spilled(upstrea
             model="gpt-test", stream=True, messages=[{"role": "user", "content": "streamed"}]
         ) as stream:
             assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        ui = httpx.get(process.url + "/agent-tracer/ui/")  # the UI is off, not the proxy, and says why
+        assert ui.status_code == 404 and "the trace store could not be opened" in ui.text
     finally:
         output = process.stop(signal.SIGTERM)
     assert process.stopped_cleanly, output
-    assert "spilling" in output and "secret" not in output
+    assert "spilling" in output and "secret" not in output and "web UI off" in output
 
     from click.testing import CliRunner
 
