@@ -46,7 +46,7 @@ class TimeParam(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
         if isinstance(value, datetime):
             return value
-        from agent_tracer.store.store import parse_time
+        from agent_tracer.store.queries import parse_time
 
         try:
             return parse_time(value)

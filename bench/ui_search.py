@@ -196,7 +196,7 @@ def pg_sizes(url: str) -> list[int]:
 def pg_plan(url: str) -> str:
     """Whether PostgreSQL answers a search from the GIN index: the plan's index node, or its scan."""
     from agent_tracer.store import TraceStore
-    from agent_tracer.store.store import trace_query
+    from agent_tracer.store.queries import trace_query
 
     chosen = []
     with TraceStore(url) as store, store.engine.connect() as conn:

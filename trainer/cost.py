@@ -179,7 +179,7 @@ def daily_volume(store: Any, since: Any = None) -> tuple[float | None, list[dict
     from sqlmodel import col
 
     from agent_tracer.store.models import LLMCall
-    from agent_tracer.store.store import parse_time
+    from agent_tracer.store.queries import parse_time
 
     day = sa.func.date(LLMCall.started_at)
     tokens = sa.func.coalesce(LLMCall.input_tokens, 0) + sa.func.coalesce(LLMCall.output_tokens, 0)

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
@@ -26,20 +23,19 @@ from sqlmodel import Session, col
 from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError, StoreError, TraceNotFound, first_line
 from agent_tracer.feedback import feedback_row
-from agent_tracer.formats.examples import HELD_OUT_TAG
 from agent_tracer.run_ids import trace_id_for
 from agent_tracer.store.database import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
-from agent_tracer.store.search import call_search_text, index_calls, search_condition, search_words, unindexed_calls
+from agent_tracer.store.queries import parse_time, trace_query
+from agent_tracer.store.rows import SPECS, apply_rows, empty_trace, insert_ignore
+from agent_tracer.store.search import index_calls, search_words, unindexed_calls
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agent_tracer.store.timeline import Timeline
 
-ORDERS = ("newest", "oldest", "best")
-STATUSES = ("ok", "error")
 """A trace's `status` filter: "error" when it failed or any of its calls did not end "ok"."""
 _CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
 
@@ -92,7 +88,7 @@ class TraceStore:
             raise
         dialect = self.engine.dialect.name
         self._index_failed = False
-        self._insert_ignore = {kind: _insert_ignore(dialect, spec.table) for kind, spec in _SPECS.items()}
+        self._insert_ignore = {kind: insert_ignore(dialect, spec.table) for kind, spec in SPECS.items()}
 
     def __repr__(self) -> str:
         return f"TraceStore({redact(self.url)!r})"
@@ -128,11 +124,11 @@ class TraceStore:
         datetime objects or ISO-8601 strings; unknown keys are ignored. A database failure raises
         SQLAlchemy's error unchanged, with nothing written, for the caller to retry or spill.
         """
-        batches: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _SPECS}
+        batches: dict[str, list[dict[str, Any]]] = {kind: [] for kind in SPECS}
         for kind, row in records:
-            spec = _SPECS.get(kind)
+            spec = SPECS.get(kind)
             if spec is None:
-                raise StoreError(f"unknown record kind {kind!r} (expected one of {', '.join(_SPECS)})")
+                raise StoreError(f"unknown record kind {kind!r} (expected one of {', '.join(SPECS)})")
             batches[kind].append(spec.normalize(row))
         if not any(batches.values()):
             return 0
@@ -176,12 +172,12 @@ class TraceStore:
         # merged in memory and inserted whole. An insert that loses a race with another writer
         # falls back to the locked merge below, with the traces that existed already.
         fresh = {
-            trace_id: _empty_trace(trace_id, "feedback" if trace_id in only_feedback else None, now)
+            trace_id: empty_trace(trace_id, "feedback" if trace_id in only_feedback else None, now)
             for trace_id in ids
             if trace_id not in known
         }
         if fresh:
-            _apply(fresh, trace_rows, feedback_rows)
+            apply_rows(fresh, trace_rows, feedback_rows)
             statement = self._insert_ignore["trace"].returning(table.c.id)
             created = set(conn.execute(statement, list(fresh.values())).scalars())
         else:
@@ -194,7 +190,7 @@ class TraceStore:
             query = sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id).with_for_update()
             current.update((row["id"], dict(row)) for row in conn.execute(query).mappings())
         before = {trace_id: dict(row) for trace_id, row in current.items()}
-        _apply(current, trace_rows, feedback_rows)
+        apply_rows(current, trace_rows, feedback_rows)
         changed = [trace_id for trace_id in rest if current[trace_id] != before[trace_id]]
         if changed:
             params = [{**current[trace_id], "b_id": trace_id, "updated_at": now} for trace_id in changed]
@@ -661,236 +657,6 @@ def _read_calls(conn: Connection, trace_ids: list[str], names: Sequence[str] | N
         yield dict(zip(keys, values))
 
 
-def trace_query(
-    *,
-    outcome: str | None = None,
-    min_rating: float | None = None,
-    name: str | None = None,
-    since: datetime | str | None = None,
-    until: datetime | str | None = None,
-    model: str | None = None,
-    has_tool_calls: bool | None = None,
-    rated: bool | None = None,
-    status: str | None = None,
-    held_out: bool | None = None,
-    text: str | None = None,
-    order: str = "newest",
-    after: tuple[datetime | None, str] | None = None,
-    before: tuple[datetime | None, str] | None = None,
-) -> Any:
-    """The SELECT of traces for `TraceStore.traces()`'s filters (all but tags and limit)."""
-    if order not in ORDERS:
-        raise ConfigError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
-    query = sa.select(Trace)
-    for word, keyset in (("after", after), ("before", before)):
-        if keyset is not None and order != "newest":
-            raise ConfigError(f"keyset pagination ({word}=) goes with order 'newest', not {order!r}")
-    if after is not None:
-        query = query.where(_after_newest(*after))
-    if before is not None:
-        query = query.where(_before_newest(*before))
-    if outcome is not None:
-        query = query.where(col(Trace.outcome) == outcome)
-    if min_rating is not None:
-        query = query.where(col(Trace.rating) >= min_rating)
-    if name is not None:
-        if "*" in name:
-            pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
-            query = query.where(col(Trace.name).like(pattern, escape="\\"))
-        else:
-            query = query.where(col(Trace.name) == name)
-    if since is not None:
-        query = query.where(col(Trace.started_at) >= parse_time(since))
-    if until is not None:
-        query = query.where(col(Trace.started_at) < parse_time(until))
-    if model is not None:
-        query = query.where(
-            sa.exists().where(
-                col(LLMCall.trace_id) == Trace.id,
-                sa.or_(col(LLMCall.request_model) == model, col(LLMCall.response_model) == model),
-            )
-        )
-    if has_tool_calls is not None:
-        with_tools = sa.exists().where(col(LLMCall.trace_id) == Trace.id, col(LLMCall.has_tool_calls) == sa.true())
-        query = query.where(with_tools if has_tool_calls else ~with_tools)
-    if rated is not None:
-        query = query.where(col(Trace.rating).is_not(None) if rated else col(Trace.rating).is_(None))
-    if status is not None:
-        if status not in STATUSES:
-            raise ConfigError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
-        failed = sa.or_(
-            col(Trace.status).is_not_distinct_from("error"),  # NULL-safe, so that "ok" is its negation
-            sa.exists().where(col(LLMCall.trace_id) == Trace.id, col(LLMCall.status) != "ok"),
-        )
-        query = query.where(failed if status == "error" else ~failed)
-    if held_out is not None:
-        tagged = _has_tag(HELD_OUT_TAG)
-        query = query.where(tagged if held_out else sa.or_(col(Trace.tags).is_(None), ~tagged))
-    if text is not None and text.strip():
-        query = query.where(col(Trace.id).in_(search_condition(text, col(LLMCall.trace_id))))
-    newest = (col(Trace.started_at).desc().nulls_last(), col(Trace.id).desc())
-    if before is not None:  # a step back: the newest-first order reversed, nearest first
-        return query.order_by(col(Trace.started_at).asc().nulls_first(), col(Trace.id).asc())
-    if order == "newest":
-        return query.order_by(*newest)
-    if order == "oldest":
-        return query.order_by(col(Trace.started_at).asc().nulls_last(), col(Trace.id).asc())
-    return query.order_by(col(Trace.rating).desc().nulls_last(), *newest)
-
-
-def _has_tag(tag: str) -> Any:
-    """Whether a trace's tags (a JSON list's text, in both dialects) hold `tag`: an element that
-    starts after `[` or a comma, so that a tag merely ending in it (its quote escaped) does not."""
-    text = sa.cast(col(Trace.tags), sa.Text)
-    quoted = fastjson.dumps(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return sa.or_(*(text.like(f"%{before}{quoted}%", escape="\\") for before in ("[", ",", ", ")))
-
-
-def _after_newest(started_at: datetime | None, trace_id: str) -> Any:
-    """The traces that come after `(started_at, trace_id)` newest first: started earlier, or at the
-    same time with a smaller id; traces without a start time come last, by id."""
-    started, ident = col(Trace.started_at), col(Trace.id)
-    if started_at is None:
-        return sa.and_(started.is_(None), ident < trace_id)
-    started_at = to_utc(started_at)
-    return sa.or_(started < started_at, sa.and_(started == started_at, ident < trace_id), started.is_(None))
-
-
-def _before_newest(started_at: datetime | None, trace_id: str) -> Any:
-    """The traces that come before `(started_at, trace_id)` newest first (`_after_newest`'s mirror)."""
-    started, ident = col(Trace.started_at), col(Trace.id)
-    if started_at is None:
-        return sa.or_(started.is_not(None), sa.and_(started.is_(None), ident > trace_id))
-    started_at = to_utc(started_at)
-    return sa.or_(started > started_at, sa.and_(started == started_at, ident > trace_id))
-
-
-# -- record normalisation -------------------------------------------------------------------------
-
-
-class _Spec:
-    """How a record kind becomes a row: the table's columns, defaults, datetimes, required keys."""
-
-    def __init__(self, model: Any, defaults: dict[str, Any], required: tuple[str, ...]) -> None:
-        self.table: sa.Table = model.__table__
-        self.columns = tuple(column.name for column in self.table.columns)
-        self.defaults = defaults
-        self.datetimes = tuple(column.name for column in self.table.columns if isinstance(column.type, sa.DateTime))
-        self.required = required
-
-    def normalize(self, row: dict[str, Any]) -> dict[str, Any]:
-        get = row.get
-        out: dict[str, Any] = {column: get(column) for column in self.columns}
-        for column, default in self.defaults.items():
-            if out[column] is None:
-                out[column] = default() if callable(default) else default
-        for column in self.datetimes:
-            if out[column] is not None:
-                out[column] = to_utc(out[column])
-        for column in self.required:
-            if not out[column]:
-                raise StoreError(f"a {self.table.name} record needs {column!r}: {_preview(row)}")
-        return out
-
-
-class _TraceSpec(_Spec):
-    def normalize(self, row: dict[str, Any]) -> dict[str, Any]:
-        out = super().normalize(row)
-        out["outcome"] = out["rating"] = out["comment"] = None  # feedback's business
-        out["authoritative"] = bool(row.get("authoritative"))
-        return out
-
-
-class _CallSpec(_Spec):
-    def normalize(self, row: dict[str, Any]) -> dict[str, Any]:
-        out = super().normalize(row)
-        response = out["response"]
-        if isinstance(response, dict):  # derive what the writer left out
-            tool_calls = (response.get("message") or {}).get("tool_calls") or []
-            if row.get("has_tool_calls") is None:
-                out["has_tool_calls"] = bool(tool_calls)
-            if row.get("tool_names") is None:
-                out["tool_names"] = [(call.get("function") or {}).get("name") for call in tool_calls]
-            if row.get("finish_reasons") is None:
-                out["finish_reasons"] = list(response.get("finish_reasons") or [])
-            for column, key in (
-                ("input_tokens", "input_tokens"),
-                ("output_tokens", "output_tokens"),
-                ("response_model", "model"),
-                ("response_id", "id"),
-            ):
-                if out[column] is None:
-                    out[column] = response.get(key)
-        if out["search_text"] is None:
-            out["search_text"] = call_search_text(out["request"], response)
-        return out
-
-
-_SPAN_REQUIRED = ("id", "trace_id")
-_SPECS: dict[str, _Spec] = {
-    "trace": _TraceSpec(Trace, {"tags": list, "meta": dict, "updated_at": utcnow}, ("id",)),
-    "agent_run": _Spec(AgentRun, {}, _SPAN_REQUIRED),
-    "llm_call": _CallSpec(
-        LLMCall,
-        {"streamed": False, "status": "ok", "finish_reasons": list, "has_tool_calls": False, "tool_names": list},
-        _SPAN_REQUIRED,
-    ),
-    "tool_execution": _Spec(ToolExecution, {}, _SPAN_REQUIRED),
-    "feedback": _Spec(Feedback, {"id": lambda: uuid.uuid4().hex, "created_at": utcnow}, ("trace_id",)),
-}
-_MERGED_SCALARS = ("name", "task", "status", "error", "source")
-
-
-def _empty_trace(trace_id: str, source: str | None, now: datetime) -> dict[str, Any]:
-    row: dict[str, Any] = {column.name: None for column in Trace.__table__.columns}  # type: ignore[attr-defined]  # SQLModel types omit __table__
-    row.update(id=trace_id, tags=[], meta={}, source=source, updated_at=now)
-    return row
-
-
-def _apply(
-    targets: dict[str, dict[str, Any]], trace_rows: list[dict[str, Any]], feedback_rows: list[dict[str, Any]]
-) -> None:
-    """Merge trace records and new feedback into the rows of `targets` that they name, in place."""
-    for row in trace_rows:
-        if row["id"] in targets:
-            _merge_trace(targets[row["id"]], row)
-    for row in feedback_rows:
-        target = targets.get(row["trace_id"])
-        if target is not None:
-            for column in ("outcome", "rating", "comment"):
-                if row[column] is not None:
-                    target[column] = row[column]
-
-
-def _merge_trace(current: dict[str, Any], row: dict[str, Any]) -> None:
-    """Merge one trace record into the stored row, in place (see `TraceStore.write`)."""
-    authoritative = row["authoritative"]
-    for column in _MERGED_SCALARS:
-        value = row[column]
-        if value is None:
-            continue
-        existing = current[column]
-        if authoritative or existing is None or (column == "source" and existing == "feedback"):
-            current[column] = value
-    if row["started_at"] is not None and (current["started_at"] is None or row["started_at"] < current["started_at"]):
-        current["started_at"] = row["started_at"]
-    if row["ended_at"] is not None and (current["ended_at"] is None or row["ended_at"] > current["ended_at"]):
-        current["ended_at"] = row["ended_at"]
-    tags = list(current["tags"] or [])
-    tags.extend(tag for tag in row["tags"] or [] if tag not in tags)
-    current["tags"] = tags
-    meta = row["meta"] or {}
-    current["meta"] = {**(current["meta"] or {}), **meta} if authoritative else {**meta, **(current["meta"] or {})}
-
-
-def _insert_ignore(dialect: str, table: sa.Table) -> Any:
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"])
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
-    raise ConfigError(f"unsupported database dialect {dialect!r}")
-
-
 def _percentile(conn: Connection, column: Any, pct: float, since: datetime | None) -> float | None:
     """Nearest-rank percentile, computed by the database (no rows fetched)."""
     base = sa.select(column).where(column.is_not(None))
@@ -903,48 +669,6 @@ def _percentile(conn: Connection, column: Any, pct: float, since: datetime | Non
     return conn.execute(base.order_by(column).offset(rank - 1).limit(1)).scalar_one()
 
 
-# -- times --------------------------------------------------------------------------------------
-
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def to_utc(value: datetime | str) -> datetime:
-    """A datetime or ISO-8601 string as a naive UTC datetime (naive input is taken as UTC)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            raise StoreError(f"not an ISO-8601 datetime: {value!r}") from None
-    if not isinstance(value, datetime):
-        raise StoreError(f"not a datetime: {value!r}")
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
-
-
-def parse_time(value: datetime | str, *, now: datetime | None = None) -> datetime:
-    """A point in time as naive UTC: a datetime, an ISO-8601 date or datetime, or an age before
-    now such as "30m", "2h", "7d", "1w". Raises `ConfigError` for anything else."""
-    if isinstance(value, str):
-        match = _RELATIVE.match(value)
-        if match:
-            amount, unit = float(match.group(1)), match.group(2).lower()
-            return (now or utcnow()) - timedelta(**{_UNITS[unit]: amount})
-    try:
-        return to_utc(value)
-    except StoreError:
-        raise ConfigError(f"not a time: {value!r} (use an ISO date like 2024-05-01, or an age like 2h, 7d)") from None
-
-
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
-
-
-def _preview(row: dict[str, Any]) -> str:
-    text = repr({key: row[key] for key in list(row)[:4]})
-    return text if len(text) <= 120 else text[:117] + "..."

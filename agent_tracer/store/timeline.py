@@ -99,7 +99,7 @@ def timeline(
     **filters: Any,
 ) -> Timeline:
     """See `TraceStore.timeline`."""
-    from agent_tracer.store.store import _has_tag, trace_query
+    from agent_tracer.store.queries import has_tag, trace_query
 
     if bucket not in BUCKETS:
         raise ConfigError(f"bucket must be one of {', '.join(BUCKETS)}, not {bucket!r}")
@@ -118,7 +118,7 @@ def timeline(
     if any(value is not None for value in filters.values()) or wanted:
         query = trace_query(**filters).with_only_columns(col(Trace.id)).order_by(None)
         for tag in wanted:
-            query = query.where(_has_tag(tag))
+            query = query.where(has_tag(tag))
         runs = query
 
     def calls_in(query: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from agent_tracer.errors import ConfigError, StoreError
-from agent_tracer.store.store import parse_time, to_utc
+from agent_tracer.store.queries import parse_time, to_utc
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500

@@ -9,7 +9,7 @@ import pytest
 from agent_tracer.errors import ConfigError, TraceNotFound
 from agent_tracer.store import TraceDetail
 from agent_tracer.store.models import utcnow
-from agent_tracer.store.store import parse_time
+from agent_tracer.store.queries import parse_time
 
 
 @pytest.fixture
