@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col
 
 from agent_tracer import fastjson
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 
 """A trace's `status` filter: "error" when it failed or any of its calls did not end "ok"."""
 _CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
+
+
+LIGHT_CALL_SKIPS = ("request", "response", "raw_request", "raw_response", "search_text")
+"""The model call columns a light call (`TraceStore.get_trace(full_calls=...)`) leaves unread."""
 
 
 @dataclass
@@ -446,10 +451,16 @@ class TraceStore:
                     routes.setdefault(trace_id, []).append(str(route))
         return routes
 
-    def get_trace(self, trace_id_or_prefix: str) -> TraceDetail:
+    def get_trace(self, trace_id_or_prefix: str, *, full_calls: Collection[str] | None = None) -> TraceDetail:
         """The trace with this id, or the only one whose id starts with this prefix, or the one an
         agent named with this run id (`X-Agent-Trace-Id` at the proxy); else `TraceNotFound`
-        (none, or several)."""
+        (none, or several).
+
+        `full_calls`: None reads every column of every model call; else only the calls with these
+        ids are read whole, and the others light: without their bodies (`LIGHT_CALL_SKIPS`, which
+        such a call cannot read once returned), so that a page of a long run need not read the
+        whole run's bodies (each resends the history: quadratic in the run's length). See
+        `fill_calls`."""
         ref = (trace_id_or_prefix or "").strip()
         if not ref:
             raise TraceNotFound("no trace id given")
@@ -476,17 +487,32 @@ class TraceStore:
                     raise TraceNotFound(f"trace id prefix {ref!r} is ambiguous: matches {shown}{more}")
                 trace = matches[0]
 
-            def children(model: Any, order: Any) -> list[Any]:
-                query = sa.select(model).where(model.trace_id == trace.id)
+            def children(model: Any, order: Any, *options: Any) -> list[Any]:
+                query = sa.select(model).where(model.trace_id == trace.id).options(*options)
                 return list(session.scalars(query.order_by(order.asc().nulls_last(), model.id)))
 
-            return TraceDetail(
+            light = () if full_calls is None else [defer(getattr(LLMCall, name)) for name in LIGHT_CALL_SKIPS]
+            detail = TraceDetail(
                 trace=trace,
                 agent_runs=children(AgentRun, AgentRun.started_at),
-                calls=children(LLMCall, LLMCall.started_at),
+                calls=children(LLMCall, LLMCall.started_at, *light),
                 tools=children(ToolExecution, ToolExecution.started_at),
                 feedback=children(Feedback, Feedback.created_at),
             )
+        if full_calls:
+            self.fill_calls(detail, full_calls)
+        return detail
+
+    def fill_calls(self, detail: TraceDetail, call_ids: Collection[str]) -> None:
+        """Replace the light model calls of `detail` (`get_trace(full_calls=...)`) that have these
+        ids with the whole calls, every column read."""
+        wanted = [call.id for call in detail.calls if call.id in call_ids]
+        full: dict[str, LLMCall] = {}
+        with Session(self.engine) as session:
+            for chunk in _chunks(wanted):
+                query = sa.select(LLMCall).where(col(LLMCall.id).in_(chunk))
+                full.update((call.id, call) for call in session.scalars(query))
+        detail.calls = [full.get(call.id, call) for call in detail.calls]
 
     def calls(
         self,

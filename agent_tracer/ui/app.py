@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
-from agent_tracer.store import LLMCall, TraceStore
+from agent_tracer.store import LLMCall, TraceDetail, TraceStore
 from agent_tracer.ui import views
 from agent_tracer.ui.datasets import DatasetsPage
 from agent_tracer.ui.evals import Evaluations
@@ -111,12 +111,22 @@ class UI:
     async def run(self, request: Request, message: str | None = None, status: int = 200) -> Response:
         trace_id = request.path_params["trace_id"]
         try:
-            detail = await run_in_threadpool(self.store.get_trace, trace_id)
+            page: int | None = int(request.query_params.get("page") or 1)
+        except ValueError:
+            page = None
+
+        def load() -> TraceDetail:
+            """The run with only the shown page's model calls read whole (a long run's bodies are
+            most of its bytes), the others light: enough for the waterfall and the paging."""
+            detail = self.store.get_trace(trace_id, full_calls=())
+            self.store.fill_calls(detail, views.page_call_ids(detail, page or 1))
+            return detail
+
+        try:
+            detail = await run_in_threadpool(load)
         except TraceNotFound as exc:
             return self.error(request, 404, f"Unknown run: {exc}")
-        try:
-            page = int(request.query_params.get("page") or 1)
-        except ValueError:
+        if page is None:
             return self.error(request, 400, f"page must be a whole number, not {request.query_params['page']!r}")
         shown = views.run_page(detail, page)
         context = {

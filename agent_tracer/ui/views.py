@@ -89,35 +89,14 @@ def run_page(detail: TraceDetail, page: int = 1, *, per_page: int | None = CALLS
     (which resend the whole history: quadratic in the run's length) to their own page. A call
     shows the messages not shown before it; on a later page "before" is the run's previous call
     (its request and answer), which for an agent that resends its history is the whole run so far."""
-    items: list[tuple[str, Any]] = (
-        [("agent", run) for run in detail.agent_runs]
-        + [("llm", call) for call in detail.calls]
-        + [("tool", tool) for tool in detail.tools]
-    )
-    ids = {item.id for _, item in items}
-    children: dict[str | None, list[tuple[str, Any]]] = {}
-    for kind, item in items:
-        parent = item.parent_span_id if item.parent_span_id in ids else None
-        children.setdefault(parent, []).append((kind, item))
-    for siblings in children.values():
-        siblings.sort(key=lambda pair: (pair[1].started_at is None, pair[1].started_at or datetime.min, pair[1].id))
-    numbers = {call.id: number for number, call in enumerate(detail.calls, start=1)}
-    ordered: list[tuple[str, Any, int]] = []
-
-    def walk(parent: str | None, depth: int) -> None:
-        for kind, item in children.get(parent, []):
-            ordered.append((kind, item, depth))
-            walk(item.id, depth + 1)
-
-    walk(None, 0)
+    ordered = _tree(detail)
     calls_in_order = [item for kind, item, _ in ordered if kind == "llm"]
-    size = per_page or max(len(calls_in_order), 1)
-    pages = max((len(calls_in_order) + size - 1) // size, 1)
-    page = min(max(page, 1), pages)
-    first, last = (page - 1) * size, min(page * size, len(calls_in_order))  # calls [first, last) in tree order
+    page, pages, first, last = _page_bounds(len(calls_in_order), page, per_page)
+    numbers = {call.id: number for number, call in enumerate(detail.calls, start=1)}
     seen: set[tuple[tuple[Any, ...], int]] = set()
+    keys = _Keys()
     if first > 0:
-        _call_node(calls_in_order[first - 1], 0, 0, seen, bodies=False)  # only for what it marks as seen
+        _call_node(calls_in_order[first - 1], 0, 0, seen, keys, bodies=False)  # only for what it marks as seen
     nodes: list[Node] = []
     position = 0  # model calls met so far in tree order
     for kind, item, depth in ordered:
@@ -135,7 +114,7 @@ def run_page(detail: TraceDetail, page: int = 1, *, per_page: int | None = CALLS
             if item.output is not None:
                 node.blocks.append(("output", pretty(item.output)))
         elif kind == "llm":
-            node = _call_node(item, numbers.get(item.id, 0), depth, seen, bodies=pages == 1)
+            node = _call_node(item, numbers.get(item.id, 0), depth, seen, keys, bodies=pages == 1)
         else:
             node = Node("tool", depth, f"tool {item.name or '?'}", [ms(item.latency_ms)], error=item.error)
             if item.arguments is not None:
@@ -147,8 +126,74 @@ def run_page(detail: TraceDetail, page: int = 1, *, per_page: int | None = CALLS
     return RunPage(nodes, page, pages, first + 1 if calls_in_order else 0, last)
 
 
+def page_call_ids(detail: TraceDetail, page: int = 1, *, per_page: int | None = CALLS_PER_PAGE) -> set[str]:
+    """The ids of the model calls whose bodies `run_page(detail, page)` reads: the page's calls
+    and the one before them (whose messages the page's first call does not repeat)."""
+    calls_in_order = [item for kind, item, _ in _tree(detail) if kind == "llm"]
+    _, _, first, last = _page_bounds(len(calls_in_order), page, per_page)
+    return {call.id for call in calls_in_order[max(first - 1, 0) : last]}
+
+
+def _tree(detail: TraceDetail) -> list[tuple[str, Any, int]]:
+    """(kind, item, depth) of the run's agent runs, model calls and tool executions as a tree by
+    parent span, depth first, siblings by start time."""
+    items: list[tuple[str, Any]] = (
+        [("agent", run) for run in detail.agent_runs]
+        + [("llm", call) for call in detail.calls]
+        + [("tool", tool) for tool in detail.tools]
+    )
+    ids = {item.id for _, item in items}
+    children: dict[str | None, list[tuple[str, Any]]] = {}
+    for kind, item in items:
+        parent = item.parent_span_id if item.parent_span_id in ids else None
+        children.setdefault(parent, []).append((kind, item))
+    for siblings in children.values():
+        siblings.sort(key=lambda pair: (pair[1].started_at is None, pair[1].started_at or datetime.min, pair[1].id))
+    ordered: list[tuple[str, Any, int]] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for kind, item in children.get(parent, []):
+            ordered.append((kind, item, depth))
+            walk(item.id, depth + 1)
+
+    walk(None, 0)
+    return ordered
+
+
+def _page_bounds(calls: int, page: int, per_page: int | None) -> tuple[int, int, int, int]:
+    """(page, pages, first, last) for `calls` model calls: the page asked for, kept within
+    1..pages, and its calls [first, last) in tree order."""
+    size = per_page or max(calls, 1)
+    pages = max((calls + size - 1) // size, 1)
+    page = min(max(page, 1), pages)
+    return page, pages, (page - 1) * size, min(page * size, calls)
+
+
+@dataclass
+class _Keys:
+    """The previous call's messages with their `message_key`: an agent resends its history, so
+    most of a call's messages equal the previous call's at the same place, and their key is known
+    (the key is what a long run's page spends its time on)."""
+
+    pairs: list[tuple[Any, tuple[Any, ...]]] = field(default_factory=list)
+
+    def of(self, messages: list[Any]) -> list[tuple[Any, ...]]:
+        previous, pairs = self.pairs, []
+        for i, message in enumerate(messages):
+            same = i < len(previous) and previous[i][0] == message
+            pairs.append((message, previous[i][1] if same else message_key(message)))
+        self.pairs = pairs
+        return [key for _, key in pairs]
+
+
 def _call_node(
-    call: LLMCall, number: int, depth: int, seen: set[tuple[tuple[Any, ...], int]], *, bodies: bool = True
+    call: LLMCall,
+    number: int,
+    depth: int,
+    seen: set[tuple[tuple[Any, ...], int]],
+    keys: _Keys | None = None,
+    *,
+    bodies: bool = True,
 ) -> Node:
     model = call.request_model or call.response_model or "?"
     if call.response_model and call.request_model and call.response_model != call.request_model:
@@ -171,8 +216,8 @@ def _call_node(
     node = Node("llm", depth, f"model call #{number} {model}", [fact for fact in facts if fact], error=call.error)
     node.call_id = call.id
     occurrences: dict[tuple[Any, ...], int] = {}
-    for message in (call.request or {}).get("messages") or []:
-        key = message_key(message)
+    messages = (call.request or {}).get("messages") or []
+    for message, key in zip(messages, (keys or _Keys()).of(messages)):
         occurrence = occurrences.get(key, 0)
         occurrences[key] = occurrence + 1
         if (key, occurrence) in seen:

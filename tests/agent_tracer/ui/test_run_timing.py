@@ -6,10 +6,12 @@ import re
 import time
 from datetime import datetime, timedelta
 
+import pytest
+from sqlalchemy.orm.exc import DetachedInstanceError
 from starlette.testclient import TestClient
 
 from agent_tracer.store import TraceStore
-from agent_tracer.ui import create_app
+from agent_tracer.ui import create_app, views
 
 START = datetime(2025, 4, 1, 12, 0, 0)
 TRACE = "bb" * 16
@@ -106,6 +108,14 @@ def test_a_run_of_1000_calls_opens_paged(store_url, capsys):
             # each call shows only what is new: its answer and the user turn after the last one
             assert page.count(">step ") == 100
             assert page.count("You are a long-running agent.") == (1 if page_number == 1 else 0)
+            # the page's calls, read whole: each one's new user turn and answer, and a link to its bodies
+            links = re.findall(rf'href="http://testserver/runs/{TRACE}/calls/([0-9a-f]+)"', page)
+            assert links == [f"{n:016x}" for n in range(first - 1, first + 99)]
+            for n in (first - 1, first + 98):
+                assert f">step {n} done<" in page
+                assert (f">continue after {n - 1}<" in page) == (n > 0)
+            assert f">continue after {first - 3}<" not in page  # the previous page's, not repeated
+            assert f">continue after {first + 98}<" not in page  # the next page's first call's
         assert (
             'class="next-page" href="http://testserver/runs/' + TRACE + '?page=2"' in client.get(f"/runs/{TRACE}").text
         )
@@ -113,6 +123,23 @@ def test_a_run_of_1000_calls_opens_paged(store_url, capsys):
         assert 'class="prev-page"' in last and 'class="next-page"' not in last
         assert "page 10 of 10" in client.get(f"/runs/{TRACE}?page=99").text
         assert client.get(f"/runs/{TRACE}?page=x").status_code == 400
+        bodies = client.get(f"/runs/{TRACE}/calls/{400:016x}").text  # a call shown light elsewhere, whole here
+        assert "continue after 399" in bodies and "You are a long-running agent." in bodies
+        with TraceStore(store_url) as store:  # before: every call read whole, as `traces show` reads them
+            started = time.perf_counter()
+            whole = store.get_trace(TRACE)
+            before = views.run_page(whole, 5), views.waterfall(whole)
+            whole_ms = (time.perf_counter() - started) * 1000
+            light = store.get_trace(TRACE, full_calls=())
+            assert light.calls[0].started_at == whole.calls[0].started_at
+            with pytest.raises(DetachedInstanceError):  # a light call's bodies were never read
+                light.calls[0].request  # noqa: B018
+            store.fill_calls(light, views.page_call_ids(light, 5))
+            after = views.run_page(light, 5), views.waterfall(light)
+            assert after == before
     with capsys.disabled():
         shown = ", ".join(f"page {n}: {value:.0f} ms" for n, value in timings.items())
-        print(f"\n[{store_url.split(':')[0]}] run page of 1,000 model calls, server time: {shown}")
+        print(
+            f"\n[{store_url.split(':')[0]}] run page of 1,000 model calls, server time: {shown}"
+            f" (page 5 with every call read whole: {whole_ms:.0f} ms before rendering)"
+        )
