@@ -9,7 +9,8 @@ page follows whatever the evaluator grades. `success` counts a failed request (a
 grade) as a failure, as the evaluator does; every other rate is over the rows graded on it.
 
 Pages: `/evals` (each report: folder, date, endpoints, cases, each endpoint's success rate),
-`/evals/{report}` (a rate table per endpoint and every case's results), `/evals/{report}/cases/{id}`
+`/evals/{report}` (a rate table per endpoint and every case's results, 500 a page, `?show=differ`
+for the cases the endpoints disagree on, `?show=failed` for those some endpoint failed), `/evals/{report}/cases/{id}`
 (the case's messages and each endpoint's answer side by side), `/evals/{report}/files/{name}`
 (the report's own files). A report is named by an id made when the folders are scanned, never by
 a path from the URL, and a file is served only when its name is one listed in that folder.
@@ -41,7 +42,13 @@ SERVED = {".html": "text/html; charset=utf-8", ".md": "text/plain; charset=utf-8
 SERVED |= {".jsonl": "text/plain; charset=utf-8", ".png": "image/png"}
 SANDBOX = "sandbox; default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'"
 """The report's own page runs no script and reaches nothing from the UI's origin."""
-MAX_CASES_SHOWN = 1000
+CASES_PER_PAGE = 500
+SHOW = {
+    "all": "every case",
+    "differ": "cases the endpoints disagree on (one passes, another fails)",
+    "failed": "cases some endpoint failed or could not answer",
+}
+"""The report page's case filters (`?show=`), with the words that describe them."""
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -99,9 +106,28 @@ class Report:
     skipped: int = 0
     """Lines of results.jsonl that are not a row (JSON objects with a case and an endpoint)."""
     files: list[str] = field(default_factory=list)
+    by_case: dict[tuple[str, str], dict[str, Any]] = field(init=False)
+    """(case id, endpoint) → its row (the first, should a file hold two)."""
+
+    def __post_init__(self) -> None:
+        self.by_case = {}
+        for row in self.rows:
+            self.by_case.setdefault((row["case_id"], row["endpoint"]), row)
 
     def result(self, case_id: str, endpoint: str) -> dict[str, Any] | None:
-        return next((row for row in self.rows if row["case_id"] == case_id and row["endpoint"] == endpoint), None)
+        return self.by_case.get((case_id, endpoint))
+
+    def passed(self, case_id: str) -> list[bool]:
+        """Each endpoint's success on the case (a failed request, or no row, is a failure)."""
+        return [_success(self.result(case_id, figures.name)) for figures in self.endpoints]
+
+    def selected(self, show: str) -> list[str]:
+        """The case ids the `show` filter keeps, in the report's order."""
+        if show == "differ":
+            return [case_id for case_id in self.case_ids if len(set(self.passed(case_id))) > 1]
+        if show == "failed":
+            return [case_id for case_id in self.case_ids if not all(self.passed(case_id))]
+        return list(self.case_ids)
 
 
 def load_report(report_id: str, folder: Path) -> Report:
@@ -218,12 +244,32 @@ class Evaluations:
         report = await self._report(request)
         if isinstance(report, Response):
             return report
-        shown = report.case_ids[:MAX_CASES_SHOWN]
+        show = request.query_params.get("show") or "all"
+        if show not in SHOW:
+            return self.ui.error(request, 400, f"show must be one of {', '.join(SHOW)}, got {show!r}")
+        raw_page = request.query_params.get("page") or "1"
+        if not raw_page.isdigit() or int(raw_page) < 1:
+            return self.ui.error(request, 400, f"page must be a whole number from 1, got {raw_page!r}")
+        selected = report.selected(show)
+        pages = max(1, -(-len(selected) // CASES_PER_PAGE))
+        page = min(int(raw_page), pages)
+        start = (page - 1) * CASES_PER_PAGE
+        shown = selected[start : start + CASES_PER_PAGE]
         results = {
             case_id: {figures.name: report.result(case_id, figures.name) for figures in report.endpoints}
             for case_id in shown
         }
-        context = {"report": report, "rate": rate, "shown": shown, "results": results, "case_url": case_url}
+        context = {
+            "report": report,
+            "rate": rate,
+            "shown": shown,
+            "results": results,
+            "case_url": case_url,
+            "show": show,
+            "shows": SHOW,
+            "selected": len(selected),
+            "paging": {"page": page, "pages": pages, "first": start + 1, "last": start + len(shown)},
+        }
         return self.ui.render(request, "eval_report.html", context)
 
     async def case(self, request: Request) -> Response:
@@ -276,6 +322,11 @@ class Evaluations:
 def case_url(request: Request, report_id: str, case_id: str) -> str:
     """The case page's URL: the id quoted whole (ids hold ':' and '/', as in "cases.jsonl:3")."""
     return f"{request.url_for('evals')}/{quote(report_id, safe='')}/cases/{quote(case_id, safe='')}"
+
+
+def _success(row: dict[str, Any] | None) -> bool:
+    grade = row.get("grade") if row else None
+    return isinstance(grade, dict) and grade.get("success") is True
 
 
 def _whole(value: Any) -> int:

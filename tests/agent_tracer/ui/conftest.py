@@ -285,3 +285,18 @@ def evals_server(captured_url: str, eval_reports: Path) -> Iterator[UIProcess]:
     server = UIProcess(captured_url, "--reports", str(eval_reports))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def long_report_server(captured_url: str, eval_reports: Path, tmp_path: Path) -> Iterator[UIProcess]:
+    """The UI over a report `big` of 1,200 cases: the real report's rows for case o0, copied under
+    case ids c0000…c1199."""
+    rows = [json.loads(line) for line in (eval_reports / "first" / "results.jsonl").read_text().splitlines()]
+    big = tmp_path / "big"
+    big.mkdir()
+    with (big / "results.jsonl").open("w") as out:
+        for i in range(1200):
+            out.writelines(json.dumps({**row, "case_id": f"c{i:04d}"}) + "\n" for row in rows if row["case_id"] == "o0")
+    server = UIProcess(captured_url, "--reports", str(big))
+    yield server
+    server.stop()

@@ -91,6 +91,32 @@ def test_a_case_shows_both_answers_side_by_side_as_text(evals_server):
     assert "0 calls where 1 were expected" in page and 'data-key="tool_call_format">False' in page
 
 
+def test_the_cases_filter_to_where_the_endpoints_differ_or_fail(evals_server):
+    # tuned passes o0 and o1 and fails o2; base answers every case in prose and fails all three
+    def cases(query: str) -> list[str]:
+        return re.findall(r'<tr data-case="(\w+)">', httpx.get(evals_server.url + "/evals/first" + query).text)
+
+    assert cases("?show=differ") == ["o0", "o1"]
+    assert cases("?show=failed") == ["o0", "o1", "o2"]
+    assert cases("?show=all") == cases("") == ["o0", "o1", "o2"]
+    bad = httpx.get(evals_server.url + "/evals/first?show=worst")
+    assert bad.status_code == 400 and "show must be one of all, differ, failed, got &#39;worst&#39;" in bad.text
+
+
+def test_a_long_report_pages_its_cases(long_report_server):
+    """1,200 cases show 500 a page; a page past the end shows the last."""
+    first = httpx.get(long_report_server.url + "/evals/big").text
+    last = httpx.get(long_report_server.url + "/evals/big?page=3").text
+    beyond = httpx.get(long_report_server.url + "/evals/big?page=9").text
+    bad = httpx.get(long_report_server.url + "/evals/big?page=0")
+    assert re.findall(r'<tr data-case="(\w+)">', first) == [f"c{i:04d}" for i in range(500)]
+    assert "cases 1–500 of 1,200 · page 1 of 3" in first and 'class="next-page"' in first
+    assert re.findall(r'<tr data-case="(\w+)">', last) == [f"c{i:04d}" for i in range(1000, 1200)]
+    assert "cases 1,001–1,200 of 1,200 · page 3 of 3" in last and 'class="next-page"' not in last
+    assert "page 3 of 3" in beyond and re.findall(r'<tr data-case="(\w+)">', beyond)[0] == "c1000"
+    assert bad.status_code == 400 and "page must be a whole number from 1, got &#39;0&#39;" in bad.text
+
+
 @pytest.mark.parametrize(
     "path",
     [
