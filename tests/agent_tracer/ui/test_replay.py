@@ -353,3 +353,20 @@ def test_the_ui_command_takes_routes_endpoints_and_a_replay_timeout():
         assert option in result.output
     bad = CliRunner().invoke(main, ["ui", "--endpoint", "tuned=ftp://x"])
     assert bad.exit_code != 0 and "is not an http(s) URL" in bad.output
+
+
+def test_an_endpoint_that_is_down_or_unknown_is_one_line(recorded, tuned, monkeypatch):
+    from agent_tracer.loopback import free_port
+
+    monkeypatch.setenv("TUNED_KEY", SECRET)
+    detail_run = run_of(recorded, "orders-agent")
+    call = detail_run.calls[0]
+    down = f"down=http://127.0.0.1:{free_port()}/v1,model=m"  # nothing listens there
+    with TestClient(create_app(recorded, replay=targets(tuned, down))) as client:
+        refused = replay(client, detail_run.trace.id, call.id, "endpoint:down")
+        unknown = replay(client, detail_run.trace.id, call.id, "endpoint:nowhere")
+    assert refused.status_code == 200
+    assert ": connect_error" in result_block(refused.text, call.id)
+    assert unknown.status_code == 400
+    assert "Not replayed: unknown endpoint 'endpoint:nowhere'" in text(unknown.text)
+    assert "Traceback" not in refused.text + unknown.text
