@@ -4,6 +4,7 @@
     agent-tracer ui --db postgresql+psycopg://… --read-only
     agent-tracer ui --datasets-dir ./datasets         # where the datasets page builds datasets
     agent-tracer ui --reports reports/                # the evaluations `agent-tracer eval --report` wrote
+    agent-tracer ui --routes routes.yaml --endpoint tuned=http://127.0.0.1:8001/v1   # replay calls on these
     AGENT_TRACER_PROXY_KEYS=… agent-tracer ui --host 0.0.0.0 --require-key
 
 Loopback needs no key. Any other address serves trace contents beyond this machine, so the command
@@ -49,6 +50,25 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
     "or one whose sub-folders do. Repeatable.",
 )
 @click.option(
+    "--routes",
+    "routes_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A routes file (`agent-tracer routes --help`): a run's model calls may be replayed on its endpoints.",
+)
+@click.option(
+    "--endpoint",
+    "endpoints",
+    multiple=True,
+    metavar="NAME=URL[,OPTION=VALUE…]",
+    help="An OpenAI-compatible endpoint to replay a run's model calls on, as `agent-tracer eval` takes it "
+    "(model=M, key_env=ENV). Repeatable.",
+)
+@click.option(
+    "--replay-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a replayed call's whole answer may take (default: a route's own timeout_s; 30 for --endpoint).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="warning",
@@ -64,6 +84,9 @@ def ui(
     key_file: str | None,
     datasets_dir: str,
     reports: tuple[str, ...],
+    routes_file: str | None,
+    endpoints: tuple[str, ...],
+    replay_timeout: float | None,
     log_level: str,
 ) -> None:
     """Browse, read and review the recorded runs in a web browser."""
@@ -78,11 +101,13 @@ def ui(
     from agent_tracer.proxy.auth import load_client_keys
     from agent_tracer.store.database import redact
     from agent_tracer.ui import create_app
+    from agent_tracer.ui.replay import ReplayTargets
 
     try:
         keys = load_client_keys(key_file) if require_key else None
         url = TracerConfig(db=db or "").db
-        app = create_app(url, read_only=read_only, keys=keys, datasets_dir=datasets_dir, reports=reports)
+        replay = ReplayTargets.from_options(routes_file, endpoints, replay_timeout)
+        app = create_app(url, read_only=read_only, keys=keys, datasets_dir=datasets_dir, reports=reports, replay=replay)
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     shown = f"[{host}]" if ":" in host else host

@@ -19,6 +19,9 @@ Fallback reasons, recorded on both calls (`fallback_reason`) and on their spans:
 is not 2xx), `broken_answer`, the bad-answer reasons of `verdict.py`, `circuit_open` (the breaker
 skipped the primary), and, for calls the fallback answers by design, `canary` and `shadow`. A
 shadow call records the reason the primary's answer would have been refused, if any.
+
+`trial` asks an endpoint as a primary is asked and gives back its whole answer with the verdict
+the fallback would give it, recording nothing: the web UI's replay of a recorded call.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import httpx
 
 from agent_tracer import fastjson
+from agent_tracer.canonical import CanonicalResponse
 from agent_tracer.capture import new_recorder, start_response
 from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE
 from agent_tracer.proxy.auth import CREDENTIAL_HEADERS
@@ -60,6 +65,15 @@ ROUTE_HEADER = b"x-agent-route"
 CODEC = OpenAIChatCodec()
 _BREAKER_FAILURES = ("connect_error", "timeout", "first_token_timeout", "broken_answer", "invalid_response", "http_429")
 """Reasons that say the primary is down or overloaded (with any 5xx): they count for its breaker."""
+
+
+class Requester(Protocol):
+    """What an answer is asked through: the proxy's `Upstream` (see its `request`), or any client
+    with the same method (the web UI's replay)."""
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | AsyncIterator[bytes] | None, api: str
+    ) -> Awaitable[aiohttp.ClientResponse]: ...
 
 
 class _Refused(Exception):
@@ -242,9 +256,7 @@ class _Call:
         answer = _Answer(self.router.runtime, self.route, recorder, streamed=bool(self.body.get("stream")))
         reason = ""
         try:
-            await answer.open(self.router.upstream, url, headers, payload)
-            await answer.read(until_first_token=False)
-            answer.judge(self.body)
+            await answer.hear_out(self.router.upstream, url, headers, payload, self.body)
             answer.finish(COMPLETE, None)
         except _Refused as refused:
             reason = refused.reason
@@ -260,7 +272,7 @@ class _Call:
 class _Answer:
     """The primary's answer as it arrives, held back from the client, under the route's time limits."""
 
-    def __init__(self, runtime: Runtime, route: Route, recorder: CallRecorder | None, *, streamed: bool) -> None:
+    def __init__(self, runtime: Runtime | None, route: Route, recorder: CallRecorder | None, *, streamed: bool) -> None:
         self.runtime = runtime
         self.route = route
         self.recorder = recorder
@@ -277,6 +289,8 @@ class _Answer:
         self.accumulator: ChatStreamAccumulator | None = None
         self.first_token = False
         self.ended = False
+        self.canonical: CanonicalResponse | None = None
+        """The whole answer, decoded, once judged."""
 
     async def _within(self, awaitable: Any, first_token: bool = False) -> Any:
         deadline = self.deadline
@@ -291,7 +305,7 @@ class _Answer:
                 ) from None
             raise _Refused("timeout", f"no whole answer within {self.route.timeout_s:g} s") from None
 
-    async def open(self, upstream: Upstream, url: str, headers: dict[str, str], payload: bytes) -> None:
+    async def open(self, upstream: Requester, url: str, headers: dict[str, str], payload: bytes) -> None:
         try:
             self.response = await self._within(
                 upstream.request("POST", url, headers, payload, "openai"), first_token=True
@@ -299,7 +313,7 @@ class _Answer:
         except (aiohttp.ClientError, OSError) as exc:
             raise _Refused("connect_error", reason_text(exc)) from None
         response = self.response
-        if self.recorder is not None:
+        if self.recorder is not None and self.runtime is not None:
             start_response(self.runtime, self.recorder, httpx, response.status, response.headers)
         if response.status >= 300:
             await self._read_rest()
@@ -345,6 +359,14 @@ class _Answer:
         while not self.ended:
             await self._next_chunk()
 
+    async def hear_out(
+        self, upstream: Requester, url: str, headers: dict[str, str], payload: bytes, request: dict[str, Any]
+    ) -> None:
+        """Ask, read the whole answer (a stream to its end) and judge it: `_Refused` if bad."""
+        await self.open(upstream, url, headers, payload)
+        await self.read(until_first_token=False)
+        self.judge(request)
+
     def judge(self, request: dict[str, Any]) -> None:
         """Raise `_Refused` for an answer that must not reach the agent (a whole one, or a stream
         that ended); a stream still open was good at its first token."""
@@ -359,6 +381,7 @@ class _Answer:
             if self.accumulator.error or not self.accumulator.done:
                 raise _Refused("broken_answer", self.accumulator.error or "the stream ended without [DONE]")
             response = self.accumulator.response()
+        self.canonical = response
         reason = judge(request, response)
         if reason is not None:
             raise _Refused(reason)
@@ -418,3 +441,48 @@ def _holds_to_end(body: dict[str, Any]) -> bool:
 
 def _chat_url(endpoint: Endpoint) -> str:
     return upstream_url(endpoint.url, CHAT_PATH, "")
+
+
+@dataclass
+class Trial:
+    """An endpoint's answer to one request, and what the router would have done with it."""
+
+    reason: str | None
+    """The fallback reason (`http_500`, `timeout`, `unknown_tool`, …); None: the answer is kept."""
+    detail: str | None
+    """One line on the reason, when there is more to say than its code."""
+    status: int | None
+    """The answer's HTTP status; None when none came."""
+    response: CanonicalResponse | None
+    """The whole answer, decoded (also a bad one); None when there is no chat completion."""
+    body: bytes
+    """The answer's bytes as they came (an error answer's body, say)."""
+    latency_ms: float
+
+
+async def trial(upstream: Requester, route: Route, endpoint: Endpoint, body: dict[str, Any]) -> Trial:
+    """Ask `endpoint` for `body` (a Chat Completions request; the endpoint's model and key swapped
+    in) as a route's primary is asked, under `route`'s time limits; read the whole answer (a stream
+    to its end, as a shadow call) and judge it as the fallback would. Nothing is recorded, nothing
+    is counted, the route's breaker is left alone."""
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    if endpoint.api_key:
+        headers["authorization"] = f"Bearer {endpoint.api_key}"
+    payload = fastjson.dumps({**body, "model": endpoint.model}).encode()
+    answer = _Answer(None, route, None, streamed=bool(body.get("stream")))
+    started = answer.loop.time()
+    reason = detail = None
+    try:
+        await answer.hear_out(upstream, _chat_url(endpoint), headers, payload, body)
+    except _Refused as refused:
+        reason, detail = refused.reason, (str(refused) if str(refused) != refused.reason else None)
+    finally:
+        answer.close()
+    return Trial(
+        reason,
+        detail,
+        answer.response.status if answer.response is not None else None,
+        answer.canonical,
+        b"".join(answer.chunks),
+        (answer.loop.time() - started) * 1000,
+    )

@@ -40,12 +40,14 @@ def build_app(config: ProxyConfig, db: str) -> ProxyApp:
     ui = None
     if ui_off is None:
         from agent_tracer.ui import create_app as create_ui  # Jinja2 and the templates: only when served
+        from agent_tracer.ui.replay import ReplayTargets
 
         # Opened (and created, migrated) before the writer starts, so the two never migrate at once.
         # A store that cannot be opened turns the UI off, never the proxy: calls still go through
         # and are retried or spilled (fail open).
         try:
-            ui = create_ui(db, keys=client_keys, root_path=UI_PATH, create=True)
+            replay = ReplayTargets(lambda: routes.current) if routes is not None else None  # the routes in force
+            ui = create_ui(db, keys=client_keys, root_path=UI_PATH, create=True, replay=replay)
         except StoreError as exc:
             ui_off = f"the trace store could not be opened when the proxy started ({first_line(exc)})"
             logger.warning("web UI off: %s; restart the proxy once the store is up", ui_off)

@@ -11,6 +11,9 @@ the stylesheet ship in the package, nothing loads from a CDN and there is no bui
 - the runs page's bulk form (`/bulk-review`): one review for every ticked run;
 - `/review`: the review queue, the unrated runs of the list's filter one at a time, with keyboard
   shortcuts in `static/review.js` (the page's buttons work without it);
+- the run page's replay (`POST /runs/{id}/replay`, `ui/replay.py`): a recorded model call, or all
+  of them in order, sent to a routes file's or a named endpoint and judged as the proxy's router
+  judges a primary, the answer shown beside the recorded one; nothing is stored or recorded;
 - `/datasets?<the runs page's filters>`: an SFT or DPO dataset of the filter's runs, built by the
   `agent-tracer dataset` command in a child process (`ui/datasets.py`), its summary, files and
   command on `/datasets/{build}`.

@@ -34,6 +34,7 @@ from agent_tracer.ui.filters import FilterError, cursor, parse_filters
 from agent_tracer.ui.forms import READ_ONLY, form_fields, form_lists
 from agent_tracer.ui.overview import Overview
 from agent_tracer.ui.queue import ReviewQueue
+from agent_tracer.ui.replay import Replay, Replayed, ReplayTargets
 from agent_tracer.ui.security import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, Guard
 
 logger = logging.getLogger("agent_tracer.ui")
@@ -52,6 +53,8 @@ class UI:
         self.guard = guard
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on for .html
         self.templates.env.globals.update(ms=views.ms, count=views.count, number=views.number, when=views.when)
+        self.replay: Replay | None = None
+        """The run page's replay (`ui/replay.py`), set by `create_app`."""
 
     # -- rendering -------------------------------------------------------------------------------
 
@@ -108,7 +111,9 @@ class UI:
         }
         return self.render(request, "runs.html", context)
 
-    async def run(self, request: Request, message: str | None = None, status: int = 200) -> Response:
+    async def run(
+        self, request: Request, message: str | None = None, status: int = 200, replayed: Replayed | None = None
+    ) -> Response:
         trace_id = request.path_params["trace_id"]
         try:
             page: int | None = int(request.query_params.get("page") or 1)
@@ -137,6 +142,7 @@ class UI:
             "timing": views.waterfall(detail, (shown.first_call, shown.last_call) if shown.pages > 1 else None),
             "outcomes": OUTCOMES,
             "message": message,
+            "replay": self.replay.view(replayed) if self.replay is not None else None,
         }
         return self.render(request, "run.html", context, status)
 
@@ -245,31 +251,36 @@ def create_app(
     create: bool = False,
     datasets_dir: str | Path | None = None,
     reports: Iterable[str | Path] = (),
+    replay: ReplayTargets | None = None,
 ) -> Starlette:
     """The UI over the store at `db_url` (an existing one: `StoreError` if an SQLite file is
     missing, unless `create`, as the proxy that records into it does). `keys`: the client keys
     that may use it (None: anyone who can reach it, which the command allows on loopback only);
     `root_path`: where it is mounted, e.g. "/agent-tracer/ui"; `datasets_dir`: where the datasets
     page builds datasets (None: the page shows the command only); `reports`: folders of evaluation
-    reports (see `agent_tracer.ui.evals`)."""
+    reports (see `agent_tracer.ui.evals`); `replay`: the endpoints the run page may replay its
+    model calls on (see `agent_tracer.ui.replay`)."""
     store = TraceStore(db_url, create=create)
     ui = UI(store, read_only=read_only, guard=Guard(keys))
     queue = ReviewQueue(ui)
     datasets = DatasetsPage(ui, Path(datasets_dir) if datasets_dir is not None else None)
     overview = Overview(ui)
     evals = Evaluations(ui, reports)
+    ui.replay = replayer = Replay(ui, replay)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await replayer.close()
             store.close()
 
     routes = [
         Route("/", ui.runs, name="runs"),
         Route("/runs/{trace_id}", ui.run, name="run"),
         Route("/runs/{trace_id}/review", ui.review, methods=["POST"], name="review"),
+        Route("/runs/{trace_id}/replay", replayer.post, methods=["POST"], name="replay"),
         Route("/bulk-review", ui.bulk_review, methods=["POST"], name="bulk_review"),
         Route("/review", queue.page, name="queue"),
         Route("/review/{trace_id}", queue.review, methods=["POST"], name="queue_review"),

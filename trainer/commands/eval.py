@@ -6,7 +6,7 @@
     agent-tracer eval --cases bfcl:simple_python --endpoint …
     agent-tracer eval --capability --endpoint tuned=… --endpoint base=…    # regression check alone
 
-The case format is in `trainer.evaluate.cases`, the endpoint options in `trainer.evaluate.endpoints`
+The case format is in `trainer.evaluate.cases`, the endpoint options in `agent_tracer.endpoints`
 (both also in `--help`). Prints a short table (`--json`: every figure as JSON) and writes
 results.jsonl, report.md, index.html and its PNG charts into `--report`. `--capability` adds the
 general-capability check (`trainer.evaluate.capability`) as its own metric.
@@ -131,10 +131,11 @@ def eval_command(
     exact McNemar test between endpoints, a per-tool table and chart, and the
     worst failures as conversations (messages, tools offered, expected vs got).
     """
+    from agent_tracer.endpoints import endpoints_from
     from agent_tracer.errors import AgentTracerError
     from trainer.evaluate.capability import check_spec
     from trainer.evaluate.cases import load_cases
-    from trainer.evaluate.endpoints import endpoints_from, load_prices
+    from trainer.evaluate.endpoints import load_prices
     from trainer.evaluate.evaluation import evaluate
 
     def warn(message: str) -> None:

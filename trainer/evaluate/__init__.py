@@ -4,7 +4,7 @@ calls, answer and format checks), summarised with intervals and paired tests, an
     cases.py       the case format; cases from JSONL, BFCL files and the store's held-out traces
     ast_match.py   tool calls against expected calls, by BFCL's AST rules
     grade.py       one reply against its case
-    endpoints.py   `--endpoint NAME=URL,…`, API keys from the environment, prices per 1K tokens
+    endpoints.py   prices per 1K tokens (`--endpoint NAME=URL,…` itself: `agent_tracer.endpoints`)
     runner.py      async, streamed requests, bounded concurrency, endpoints that are down
     metrics.py     rates, latency, tokens, cost per endpoint; per tool; endpoint against endpoint
     stats.py       Wilson intervals, exact McNemar, percentiles

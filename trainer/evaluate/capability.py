@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+from agent_tracer.endpoints import Endpoint
 from agent_tracer.errors import ConfigError
 from trainer.evaluate.cases import Case
-from trainer.evaluate.endpoints import Endpoint
 from trainer.evaluate.grade import Grade
 from trainer.evaluate.metrics import Summary, summarise
 from trainer.evaluate.runner import Row, RunConfig, run_cases

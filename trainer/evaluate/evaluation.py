@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_tracer.endpoints import Endpoint, endpoints_from
 from trainer.evaluate.capability import SHIPPED, Capability, check_spec, run_capability
 from trainer.evaluate.cases import Case, load_cases
-from trainer.evaluate.endpoints import Endpoint, endpoints_from, load_prices
+from trainer.evaluate.endpoints import load_prices
 from trainer.evaluate.metrics import Summary, summarise
 from trainer.evaluate.runner import Row, RunConfig, run_cases
 
@@ -92,7 +93,7 @@ def evaluate(
 
     `cases`: `Case`s, case dicts, or case-file specs (a JSONL path, a BFCL file, `bfcl:<category>`;
     see `trainer.evaluate.cases`). `endpoints`: {name: base URL}, `Endpoint`s or `NAME=URL,…`
-    strings (see `trainer.evaluate.endpoints`). `prices`: a price file or a {model: (input,
+    strings (see `agent_tracer.endpoints`). `prices`: a price file or a {model: (input,
     output)} table, USD per 1K tokens, over the defaults. `on_row` is told of each row as it ends.
     `capability`: True (or "builtin") adds the shipped general-capability check; "lm-eval:TASK"
     names an lm-evaluation-harness task (see `trainer.evaluate.capability`)."""

@@ -22,8 +22,9 @@ from typing import Any
 import click
 
 from agent_tracer.console import OrNone
+from agent_tracer.endpoints import PLACEHOLDER_KEY, Endpoint, safe_name
 from trainer.evaluate.cases import Case
-from trainer.evaluate.endpoints import PLACEHOLDER_KEY, Endpoint, price_of, safe_name
+from trainer.evaluate.endpoints import price_of
 from trainer.evaluate.grade import Grade, Reply, grade
 
 

@@ -128,3 +128,57 @@ def test_when_the_ui_is_served(host, require_key, ui, served):
     assert (config.ui_off_reason() is None) is served
     with pytest.raises(ConfigError, match="add --require-key"):
         ProxyConfig(host="0.0.0.0", ui=True).ui_off_reason()
+
+
+def test_the_proxys_ui_replays_a_recorded_call_on_its_own_routes(upstream, tmp_path):
+    """The run page offers the routes' endpoints; a replay is judged as the router judges a primary
+    (a tool the request does not offer: unknown_tool), uses the key the proxy holds for an
+    endpoint, never shows it, and records nothing."""
+    from agent_tracer.store import TraceStore
+    from agent_tracer.testing import FakeUpstream, Reply
+
+    frontier_key = "sk-frontier-held-by-the-proxy"
+
+    def tuned_reply(body: dict) -> Reply:
+        return Reply(calls=[("cancel_order", {"order_id": "Q-7"})], model="tuned")
+
+    with FakeUpstream(reply=tuned_reply, models=["tuned"]) as tuned:
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(
+            "routes:\n  support-agent:\n"
+            f"    primary: {{url: '{tuned.openai_base_url}', model: tuned}}\n"
+            f"    fallback: {{url: '{upstream.openai_base_url}', model: frontier, api_key_env: FRONTIER_KEY}}\n"
+        )
+        proxy = ProxyProcess(
+            upstream.url, tmp_path / "traces.db", "--routes", str(routes), env={"FRONTIER_KEY": frontier_key}
+        )
+        try:
+            ask(proxy, "replayed-agent")
+            link = re.search(r'href="(http://[^"]+/agent-tracer/ui/runs/[0-9a-f]+)"', listed(proxy, "replayed-agent"))
+            assert link
+            with httpx.Client() as browser:
+                run = browser.get(link.group(1)).text
+                assert 'value="route:support-agent:primary"' in run and 'value="route:support-agent:fallback"' in run
+                token = re.search(r'name="csrf_token" value="([^"]+)"', run).group(1)
+                on_primary = browser.post(
+                    link.group(1) + "/replay", data={"csrf_token": token, "endpoint": "route:support-agent:primary"}
+                )
+                on_fallback = browser.post(
+                    link.group(1) + "/replay", data={"csrf_token": token, "endpoint": "route:support-agent:fallback"}
+                )
+            sent_to_fallback = upstream.requests[-1]
+            time.sleep(0.5)  # what the proxy's writer would have written by now
+            with TraceStore(proxy.db_url) as store:
+                assert store.stats()["llm_calls"] == 1  # the agent's call; no replay recorded
+        finally:
+            output = proxy.stop()
+    assert proxy.stopped_cleanly, output
+    assert on_primary.status_code == 200 and on_fallback.status_code == 200
+    primary_text = " ".join(re.sub(r"<[^>]+>", " ", on_primary.text).split())
+    assert "support-agent primary: tuned at" in primary_text and "unknown_tool" in primary_text
+    assert "calls cancel_order" in primary_text
+    assert [request["json"]["model"] for request in tuned.requests] == ["tuned"]
+    assert "kept" in " ".join(re.sub(r"<[^>]+>", " ", on_fallback.text).split())
+    assert sent_to_fallback["json"]["model"] == "frontier"
+    assert sent_to_fallback["headers"]["authorization"] == f"Bearer {frontier_key}"
+    assert frontier_key not in on_primary.text + on_fallback.text + output

@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -285,6 +285,21 @@ def evals_server(captured_url: str, eval_reports: Path) -> Iterator[UIProcess]:
     server = UIProcess(captured_url, "--reports", str(eval_reports))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def start_ui(captured_url: str) -> Iterator[Callable[..., UIProcess]]:
+    """`start_ui(*options, env=…)`: `agent-tracer ui` over the captured store with more options
+    (its endpoints, say, when the test has started them); stopped after the test."""
+    started: list[UIProcess] = []
+
+    def start(*extra: str, env: dict[str, str] | None = None) -> UIProcess:
+        started.append(UIProcess(captured_url, *extra, env=env))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture
