@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
 from agent_tracer.store import LLMCall, TraceDetail, TraceStore
-from agent_tracer.ui import views
+from agent_tracer.ui import pairs, views
 from agent_tracer.ui.datasets import DatasetsPage
 from agent_tracer.ui.evals import Evaluations
 from agent_tracer.ui.filters import FilterError, cursor, parse_filters
@@ -108,7 +108,9 @@ class UI:
         }
         return self.render(request, "runs.html", context)
 
-    async def run(self, request: Request, message: str | None = None, status: int = 200) -> Response:
+    async def run(
+        self, request: Request, message: str | None = None, status: int = 200, pair_form: dict[str, str] | None = None
+    ) -> Response:
         trace_id = request.path_params["trace_id"]
         try:
             page: int | None = int(request.query_params.get("page") or 1)
@@ -137,6 +139,7 @@ class UI:
             "timing": views.waterfall(detail, (shown.first_call, shown.last_call) if shown.pages > 1 else None),
             "outcomes": OUTCOMES,
             "message": message,
+            **await pairs.context(self, request, detail, pair_form),  # "Make a DPO pair" (pairs.py)
         }
         return self.render(request, "run.html", context, status)
 
@@ -270,6 +273,7 @@ def create_app(
         Route("/", ui.runs, name="runs"),
         Route("/runs/{trace_id}", ui.run, name="run"),
         Route("/runs/{trace_id}/review", ui.review, methods=["POST"], name="review"),
+        Route("/runs/{trace_id}/pair", pairs.Pairs(ui).save, methods=["POST"], name="make_pair"),
         Route("/bulk-review", ui.bulk_review, methods=["POST"], name="bulk_review"),
         Route("/review", queue.page, name="queue"),
         Route("/review/{trace_id}", queue.review, methods=["POST"], name="queue_review"),

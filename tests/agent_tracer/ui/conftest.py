@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -285,3 +285,17 @@ def evals_server(captured_url: str, eval_reports: Path) -> Iterator[UIProcess]:
     server = UIProcess(captured_url, "--reports", str(eval_reports))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def start_ui() -> Iterator[Callable[..., UIProcess]]:
+    """Start `agent-tracer ui` on a store of the test's own (`start_ui(url, *options)`); stopped after the test."""
+    started: list[UIProcess] = []
+
+    def start(db_url: str, *extra: str) -> UIProcess:
+        started.append(UIProcess(db_url, *extra))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
