@@ -181,6 +181,8 @@ def render_trace(detail: TraceDetail) -> list[str]:
             ]
             if item.comment:
                 parts.append(json.dumps(item.comment, ensure_ascii=False))
+            if item.correction:
+                parts.append(f"correction {_said(item.correction)}")
             lines.append(f"  {_time(item.created_at)}  " + "  ".join(parts))
     return lines
 
@@ -302,6 +304,87 @@ def rate_trace(
         if value
     ]
     click.echo(f"Rated {trace.id[:12]}: {', '.join(given)}")
+
+
+# -- correct --------------------------------------------------------------------------------------
+
+
+@traces.command("correct")
+@click.argument("trace_id")
+@click.option("--answer", help="The answer the run should have given (its text).")
+@click.option(
+    "--answer-file", type=click.File("r", encoding="utf-8"), help="The answer's text from a file ('-': standard input)."
+)
+@click.option(
+    "--tool-calls",
+    metavar="JSON",
+    help='The tool calls it should have made: a JSON list such as [{"name": "lookup", "arguments": {"id": "A1"}}].',
+)
+@click.option(
+    "--from-run",
+    metavar="OTHER",
+    help="Take the answer from run OTHER (a successful run of the same task): its turn at the point this run answered.",
+)
+@click.option("--comment", help="Free text, kept with the correction.")
+@db_option
+@json_option
+def correct_trace(
+    trace_id: str,
+    answer: str | None,
+    answer_file: Any,
+    tool_calls: str | None,
+    from_run: str | None,
+    comment: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Correct a run's last answer: stored as feedback that `dataset dpo` makes a pair of (the
+    correction chosen, the run's answer rejected, the conversation it was sent as the prompt)."""
+    from agent_tracer.corrections import as_correction, final_answer
+
+    if answer is not None and answer_file is not None:
+        raise click.UsageError("give --answer or --answer-file, not both")
+    text = answer_file.read() if answer_file is not None else answer
+    if from_run is not None and (text is not None or tool_calls is not None):
+        raise click.UsageError(
+            "--from-run takes the whole answer from the other run: leave out --answer and --tool-calls"
+        )
+    if from_run is None and text is None and tool_calls is None:
+        raise click.UsageError("give --answer, --answer-file, --tool-calls or --from-run")
+    calls: Any = None
+    if tool_calls is not None:
+        try:
+            calls = json.loads(tool_calls)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON ({exc})", param_hint="--tool-calls") from None
+    with open_store(db) as store:
+        detail = store.get_trace(trace_id, full_calls=())
+        run = final_answer(store, detail)
+        if run is None:
+            raise click.ClickException(f"run {detail.trace.id[:12]} has no answer to correct (no model call answered)")
+        if from_run is not None:
+            other_detail = store.get_trace(from_run, full_calls=())
+            other = final_answer(store, other_detail)
+            if other is None or other.trace_id == run.trace_id:
+                raise click.ClickException(f"run {other_detail.trace.id[:12]} has no other answer to take")
+            correction = as_correction(other.answer_at(run))
+            comment = comment or f"answer of run {other.trace_id}"
+        else:
+            correction = {"content": text, "tool_calls": calls}
+        feedback = store.record_feedback(detail.trace.id, comment=comment, source="cli", correction=correction)
+    if as_json:
+        click.echo(json.dumps(feedback.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"Corrected {detail.trace.id[:12]}: {_said(feedback.correction or {})}")
+
+
+def _said(message: dict[str, Any]) -> str:
+    """An assistant message in one line: its text, and its tool calls as name(arguments)."""
+    parts = [json.dumps(message["content"], ensure_ascii=False)] if message.get("content") else []
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        parts.append(f"{function.get('name')}({function.get('arguments')})")
+    return ", ".join(parts)
 
 
 # -- stats ----------------------------------------------------------------------------------------

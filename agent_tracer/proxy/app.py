@@ -77,7 +77,7 @@ CLIENT_GONE = 499
 
 OWN_PATHS = ("/healthz", "/metrics")
 OWN_PREFIX = "/agent-tracer/"
-FEEDBACK_FIELDS = frozenset({"outcome", "rating", "comment", "label"})
+FEEDBACK_FIELDS = frozenset({"outcome", "rating", "comment", "label", "correction"})
 
 
 def api_for(path: str, codec: Codec | None) -> str:
@@ -192,7 +192,8 @@ class Proxy:
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def feedback(self, request: Request) -> Response:
-        """`POST /agent-tracer/v1/traces/{trace_id}/feedback` with {outcome, rating, comment, label}:
+        """`POST /agent-tracer/v1/traces/{trace_id}/feedback` with {outcome, rating, comment, label,
+        correction}:
         queued for the store like every recorded call (202), or 400 with the reason."""
         if self.keys is not None and not self.keys.allows(request.headers):
             return error_response("openai", 401, "A valid proxy key is required.", "invalid_api_key")
@@ -224,6 +225,7 @@ class Proxy:
                 data.get("comment"),
                 data.get("label"),
                 source="proxy",
+                correction=data.get("correction"),
             )
         except (ValueError, ConfigError) as exc:
             return error_response("openai", 400, str(exc), "invalid_feedback")

@@ -219,6 +219,13 @@ def _json(value: Any) -> Any:
     return value
 
 
+@migration
+def m004_feedback_correction(conn: Connection) -> None:
+    """feedback.correction: the answer a failed run should have given (an assistant message, JSON),
+    which `dataset dpo` pairs against the answer the run gave (`agent_tracer/corrections.py`)."""
+    conn.execute(sa.text("ALTER TABLE feedback ADD COLUMN correction JSON"))
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 """How many migrations this agent-tracer knows: the schema version it writes."""
 

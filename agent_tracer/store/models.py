@@ -117,7 +117,7 @@ class ToolExecution(SQLModel, table=True):
 
 
 class Feedback(SQLModel, table=True):
-    """An outcome, rating, comment or label given to a trace, often later and from elsewhere."""
+    """An outcome, rating, comment, label or correction given to a trace, often later and from elsewhere."""
 
     __tablename__ = "feedback"
 
@@ -129,6 +129,9 @@ class Feedback(SQLModel, table=True):
     label: str | None = None
     source: str | None = None
     created_at: datetime = Field(default_factory=lambda: utcnow(), sa_type=DateTime)
+    correction: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
+    """The answer the run should have given, as an assistant message (`feedback.correction_message`):
+    `dataset dpo` makes it the chosen answer against the run's own."""
 
 
 TABLE_MODELS: dict[str, type[SQLModel]] = {

@@ -247,11 +247,13 @@ class TraceStore:
         comment: str | None = None,
         label: str | None = None,
         source: str | None = "api",
+        correction: Any = None,
     ) -> Feedback:
         """Store feedback for a trace (known yet or not) and set the trace's outcome, rating and
         comment from its non-null fields. Raises `ConfigError` for values `feedback_row` refuses
-        (an empty feedback, a rating that is not a number from 0 to 5, …)."""
-        row = feedback_row(trace_id, outcome, rating, comment, label, source=source or "api")
+        (an empty feedback, a rating that is not a number from 0 to 5, a correction that is not an
+        answer, …)."""
+        row = feedback_row(trace_id, outcome, rating, comment, label, source=source or "api", correction=correction)
         self.write([("feedback", row)])
         return Feedback(**row)
 
@@ -377,12 +379,15 @@ class TraceStore:
                 if limit is not None and wanted and given >= limit:
                     return
 
-    def feedback(self, *, label_prefix: str | None = None) -> list[Feedback]:
+    def feedback(self, *, label_prefix: str | None = None, corrections: bool = False) -> list[Feedback]:
         """Feedback rows, oldest first; `label_prefix` keeps those whose label starts with it
-        (pairwise judgements are labelled "better_than:<trace id>")."""
+        (pairwise judgements are labelled "better_than:<trace id>"); `corrections` those that
+        carry a corrected answer."""
         query = sa.select(Feedback).order_by(col(Feedback.created_at), Feedback.id)
         if label_prefix is not None:
             query = query.where(col(Feedback.label).startswith(label_prefix, autoescape=True))
+        if corrections:
+            query = query.where(col(Feedback.correction).is_not(None))
         with Session(self.engine) as session:
             return list(session.scalars(query))
 

@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
 from agent_tracer.store import LLMCall, TraceDetail, TraceStore
-from agent_tracer.ui import views
+from agent_tracer.ui import pairs, views
 from agent_tracer.ui.datasets import DatasetsPage
 from agent_tracer.ui.evals import Evaluations
 from agent_tracer.ui.filters import FilterError, cursor, parse_filters
@@ -112,7 +112,12 @@ class UI:
         return self.render(request, "runs.html", context)
 
     async def run(
-        self, request: Request, message: str | None = None, status: int = 200, replayed: Replayed | None = None
+        self,
+        request: Request,
+        message: str | None = None,
+        status: int = 200,
+        replayed: Replayed | None = None,
+        pair_form: dict[str, str] | None = None,
     ) -> Response:
         trace_id = request.path_params["trace_id"]
         try:
@@ -143,6 +148,7 @@ class UI:
             "outcomes": OUTCOMES,
             "message": message,
             "replay": self.replay.view(replayed) if self.replay is not None else None,
+            **await pairs.context(self, request, detail, pair_form),  # "Make a DPO pair" (pairs.py)
         }
         return self.render(request, "run.html", context, status)
 
@@ -281,6 +287,7 @@ def create_app(
         Route("/runs/{trace_id}", ui.run, name="run"),
         Route("/runs/{trace_id}/review", ui.review, methods=["POST"], name="review"),
         Route("/runs/{trace_id}/replay", replayer.post, methods=["POST"], name="replay"),
+        Route("/runs/{trace_id}/pair", pairs.Pairs(ui).save, methods=["POST"], name="make_pair"),
         Route("/bulk-review", ui.bulk_review, methods=["POST"], name="bulk_review"),
         Route("/review", queue.page, name="queue"),
         Route("/review/{trace_id}", queue.review, methods=["POST"], name="queue_review"),

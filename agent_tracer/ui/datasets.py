@@ -48,9 +48,9 @@ if TYPE_CHECKING:
     from agent_tracer.ui.app import UI
 
 KINDS = ("sft", "dpo")
-NEGATIVES = ("traces", "synthetic")
+NEGATIVES = ("corrections", "traces", "synthetic")
 """The DPO negatives the page offers; `llm` needs a model's URL and key: the command takes it."""
-NEGATIVE_CHOICES = ("traces,synthetic", "traces", "synthetic")
+NEGATIVE_CHOICES = ("corrections,traces,synthetic", "traces,synthetic", "corrections", "traces", "synthetic")
 TIMEOUT_S = 600.0
 RECORD = "build.json"
 BUILD_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
@@ -100,7 +100,7 @@ DEFAULTS = {
     "dedup": "yes",
     "near_dup": "0.9",
     "tokenizer": "none",
-    "negatives": "traces,synthetic",
+    "negatives": "corrections,traces,synthetic",
     "kinds": "",
 }
 

@@ -104,7 +104,7 @@ def test_dataset_dpo_and_reward(captured_store, tmp_path):
     sources = {json.loads(line)["source"] for line in (tmp_path / "dpo.jsonl").read_text().splitlines()}
     assert sources == {"traces", "synthetic"}
     bad = run("dataset", "dpo", "--db", captured_store.url, "--negatives", "traces,magic")
-    assert bad.exit_code == 2 and "choose from traces, synthetic, llm" in bad.output
+    assert bad.exit_code == 2 and "choose from corrections, traces, synthetic, llm" in bad.output
 
     [better] = captured_store.traces(name="orders-agent", outcome="success", min_rating=5, limit=1, order="oldest")
     [worse] = captured_store.traces(name="claude-agent")

@@ -1,7 +1,7 @@
 """`agent-tracer dataset sft|dpo|reward`: training data from the trace store.
 
     agent-tracer dataset sft    --out sft.jsonl    --outcome success --min-rating 4 --max-samples 10000
-    agent-tracer dataset dpo    --out dpo.jsonl    --negatives traces,synthetic[,llm --llm-url URL --llm-model M]
+    agent-tracer dataset dpo    --out dpo.jsonl    --negatives corrections,traces,synthetic[,llm --llm-url URL …]
     agent-tracer dataset reward --out reward.jsonl --sources ratings,feedback
 
 Each prints what went in, what was dropped and why, token lengths, tools and the files written
@@ -165,9 +165,10 @@ def sft(db: str | None, as_json: bool, progress: bool, tokenizer: str, **options
     "--negatives",
     "sources",
     type=ListParam(DPO_SOURCES),
-    default="traces,synthetic",
+    default="corrections,traces,synthetic",
     show_default=True,
-    help="traces: a failed run against a successful run of a similar task; synthetic: rule-made wrong "
+    help="corrections: a run's answer against the correction a person gave it (traces correct, the run "
+    "page); traces: a failed run against a successful run of a similar task; synthetic: rule-made wrong "
     "tool calls; llm: wrong calls written by a model at --llm-url.",
 )
 @click.option(

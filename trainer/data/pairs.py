@@ -116,6 +116,11 @@ def task_text(example: Example) -> str:
     return user_text(example.messages)
 
 
+def same_turn(one: Message, other: Message) -> bool:
+    """Whether two assistant turns (in TRL's form) say the same: text, and tool calls by name and arguments."""
+    return _turn_key(one) == _turn_key(other)
+
+
 def _turn_key(message: Message) -> str:
     calls = [[c["function"]["name"], c["function"]["arguments"]] for c in message.get("tool_calls") or ()]
     return canonical([message["content"].strip(), calls])

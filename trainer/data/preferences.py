@@ -1,8 +1,12 @@
 """`agent-tracer dataset dpo` and `dataset reward`: preference pairs from the store, each labelled with
 how it was made, curated, split by trace, written and summarised.
 
-DPO pairs come from three sources (`--negatives`):
+DPO pairs come from four sources (`--negatives`):
 
+    corrections a run's last answer against the answer a person gave as its correction (feedback
+                with a `correction`: the run page's "Make a DPO pair", `traces correct`), the
+                prompt being the conversation that last call was sent; the newest correction of
+                a run counts
     traces      a failed run against a successful run of a similar task (word-set Jaccard of what
                 the user asked, at least `similarity`, 0.7 by default), parted where they differ
     synthetic   rule-made wrong tool calls for each call a successful run made (`negatives.py`)
@@ -31,15 +35,15 @@ from agent_tracer.store import TraceStore
 from trainer.data import pii
 from trainer.data.dedup import row_digest
 from trainer.data.output import SplitWriter, finish, output_paths
-from trainer.data.pairs import Candidate, match_pairs, preference, task_text
+from trainer.data.pairs import Candidate, match_pairs, preference, same_turn, task_text
 from trainer.data.pii import Redaction
-from trainer.data.rows import Example, Preference
+from trainer.data.rows import Example, NotTrainable, Preference, trl_messages
 from trainer.data.select import Selection
 from trainer.data.sft import BuildResult, run_examples
 from trainer.data.split import SplitConfig, plan_split
 from trainer.data.summary import Step, Summary
 
-DPO_SOURCES = ("traces", "synthetic", "llm")
+DPO_SOURCES = ("corrections", "traces", "synthetic", "llm")
 REWARD_SOURCES = ("ratings", "feedback")
 
 
@@ -49,7 +53,7 @@ class PreferenceConfig:
         default="dpo.jsonl", metadata={"help": "Train file; the eval split and the manifest go beside it."}
     )
     sources: list[str] = field(
-        default_factory=lambda: ["traces", "synthetic"],
+        default_factory=lambda: ["corrections", "traces", "synthetic"],
         metadata={"help": "Where pairs come from (see the command's help)."},
     )
     similarity: float = field(
@@ -98,6 +102,8 @@ def build_dpo(
     chosen = [ex for ex in runs.examples if runs.outcome(ex) == config.chosen_outcome]
     calls = [point for ex in chosen for point in tool_call_points(ex)]
     pairs: list[Preference] = []
+    if "corrections" in config.sources:  # first: a pair also made another way is kept as a correction
+        pairs += _corrected(store, runs, summary.step("pairs from corrections"))
     if "traces" in config.sources:
         step = summary.step("pair runs")
         failed = [ex for ex in runs.examples if runs.outcome(ex) == config.rejected_outcome]
@@ -220,6 +226,31 @@ def _judged(store: TraceStore, runs: _Runs, step: Step) -> list[Preference]:
         pair = preference(better, worse, "feedback")
         if pair is None:
             step.reasons["answers do not differ"] += 1
+            continue
+        pairs.append(pair)
+    step.rows_out = len(pairs)
+    return pairs
+
+
+def _corrected(store: TraceStore, runs: _Runs, step: Step) -> list[Preference]:
+    """A pair for each selected run with a correction (its newest): the run's final conversation
+    without its answer, the correction chosen, the answer rejected."""
+    newest = {feedback.trace_id: feedback for feedback in store.feedback(corrections=True)}
+    pairs = []
+    for trace_id, feedback in newest.items():
+        step.rows_in += 1
+        run = runs.by_trace.get(trace_id)
+        if run is None:
+            step.reasons["run not in the selection"] += 1
+            continue
+        try:
+            chosen = trl_messages([feedback.correction or {}], notes=step.reasons)
+        except NotTrainable as why:
+            step.reasons[f"correction {why}"] += 1
+            continue
+        pair = Preference(run.messages[:-1], chosen, run.messages[-1:], run.tools, "corrections", trace_id=trace_id)
+        if same_turn(pair.chosen[0], pair.rejected[0]):
+            step.reasons["correction is the answer given"] += 1
             continue
         pairs.append(pair)
     step.rows_out = len(pairs)

@@ -163,9 +163,29 @@ def test_feedback_endpoint_sets_the_outcome_of_a_run(proxy, proxy_store):
     assert [f.source for f in detail.feedback] == ["proxy"]
 
 
+def test_feedback_endpoint_takes_a_correction(proxy, proxy_store):
+    run_id = f"ticket-{uuid.uuid4().hex[:8]}"
+    client = openai.OpenAI(
+        base_url=proxy.openai_base_url, api_key="sk-test", max_retries=0, default_headers={"X-Agent-Trace-Id": run_id}
+    )
+    client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": run_id}])
+    correction = {"content": "Shipped.", "tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "A1"}}]}
+    response = httpx.post(
+        f"{proxy.url}/agent-tracer/v1/traces/{run_id}/feedback", json={"outcome": "failure", "correction": correction}
+    )
+    assert response.status_code == 202
+    detail = wait_for_trace(proxy_store, trace_id_for(run_id), lambda d: d.feedback and d.calls)
+    assert detail.feedback[0].correction == {
+        "role": "assistant",
+        "content": "Shipped.",
+        "tool_calls": [{"type": "function", "function": {"name": "lookup_order", "arguments": '{"order_id": "A1"}'}}],
+    }
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
+        (b'{"correction": {"tool_calls": [{"arguments": {}}]}}', "tool call 1 needs a tool name"),
         (b"not json", "JSON object"),
         (b'{"rating": 9}', "rating"),
         (b'{"score": 5}', "Unknown field(s) score"),

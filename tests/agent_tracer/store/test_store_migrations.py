@@ -26,7 +26,7 @@ from agent_tracer.store.migrations import (
 from agent_tracer.store.models import TABLE_MODELS, utcnow
 from agent_tracer.store.search import PG_INDEX
 
-ALL = ["m001_initial", "m002_fallback_reason", "m003_search"]
+ALL = ["m001_initial", "m002_fallback_reason", "m003_search", "m004_feedback_correction"]
 
 
 def test_a_fresh_database_gets_every_migration_once(store_url):
@@ -58,12 +58,45 @@ def test_a_store_of_the_first_schema_is_upgraded_and_keeps_its_rows(tmp_path):
                 "INSERT INTO llm_calls (id, trace_id, streamed, status, has_tool_calls) VALUES ('c1', 't1', 0, 'ok', 0)"
             )
         )
-    assert migrate(engine) == ["m002_fallback_reason", "m003_search"]
+    assert migrate(engine) == ["m002_fallback_reason", "m003_search", "m004_feedback_correction"]
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT id, fallback_reason, search_text FROM llm_calls")).all() == [
             ("c1", None, None)
         ]
     engine.dispose()
+
+
+def test_a_store_before_corrections_gains_the_column_and_keeps_its_feedback(store_url):
+    """m004 on each database: the feedback given before has no correction (SQL NULL, not JSON
+    null), and a correction written after is read back as the message it was."""
+    engine = create_engine(store_url)
+    with writer(engine).begin() as conn:
+        _migrations_table.create(conn)
+        for item in MIGRATIONS[:3]:
+            item.apply(conn)
+            conn.execute(_migrations_table.insert().values(name=item.name, applied_at=utcnow()))
+        conn.execute(
+            sa.text("INSERT INTO feedback (id, trace_id, outcome, created_at) VALUES ('f1', :trace, 'failure', :now)"),
+            {"trace": "a" * 32, "now": utcnow()},
+        )
+    assert migrate(engine) == ["m004_feedback_correction"]
+    engine.dispose()
+    with TraceStore(store_url) as store:
+        store.record_feedback("a" * 32, comment="later")
+        store.record_feedback("a" * 32, correction={"content": "Shipped.", "tool_calls": [{"name": "lookup"}]})
+        assert [row.correction for row in store.feedback()] == [
+            None,
+            None,
+            {
+                "role": "assistant",
+                "content": "Shipped.",
+                "tool_calls": [{"type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+            },
+        ]
+        assert [row.comment for row in store.feedback()][:2] == [None, "later"]
+        assert len(store.feedback(corrections=True)) == 1
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM feedback WHERE correction IS NULL")).scalar_one() == 2
 
 
 def test_the_migrated_schema_matches_the_models(store):

@@ -289,12 +289,12 @@ def evals_server(captured_url: str, eval_reports: Path) -> Iterator[UIProcess]:
 
 @pytest.fixture
 def start_ui(captured_url: str) -> Iterator[Callable[..., UIProcess]]:
-    """`start_ui(*options, env=…)`: `agent-tracer ui` over the captured store with more options
-    (its endpoints, say, when the test has started them); stopped after the test."""
+    """`start_ui(*options, db=…, env=…)`: `agent-tracer ui` with more options (its endpoints, say,
+    when the test has started them), over the captured store or `db`; stopped after the test."""
     started: list[UIProcess] = []
 
-    def start(*extra: str, env: dict[str, str] | None = None) -> UIProcess:
-        started.append(UIProcess(captured_url, *extra, env=env))
+    def start(*extra: str, db: str | None = None, env: dict[str, str] | None = None) -> UIProcess:
+        started.append(UIProcess(db or captured_url, *extra, env=env))
         return started[-1]
 
     yield start

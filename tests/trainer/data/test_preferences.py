@@ -81,7 +81,7 @@ def test_reward_rows_from_ratings_and_pairwise_feedback(captured_store, tmp_path
 
 
 def test_unknown_sources_and_a_missing_endpoint_are_config_errors(captured_store, tmp_path):
-    with pytest.raises(ConfigError, match="sources must be some of traces, synthetic, llm"):
+    with pytest.raises(ConfigError, match="sources must be some of corrections, traces, synthetic, llm"):
         dpo(captured_store, tmp_path, sources=["ratings"])
     with pytest.raises(ConfigError, match="--llm-url and --llm-model"):
         dpo(captured_store, tmp_path, sources=["llm"])
