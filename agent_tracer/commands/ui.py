@@ -4,6 +4,7 @@
     agent-tracer ui --db postgresql+psycopg://… --read-only
     agent-tracer ui --datasets-dir ./datasets         # where the datasets page builds datasets
     agent-tracer ui --reports reports/                # the evaluations `agent-tracer eval --report` wrote
+    agent-tracer ui --prices prices.yaml              # what tokens cost, over the default list prices
     AGENT_TRACER_PROXY_KEYS=… agent-tracer ui --host 0.0.0.0 --require-key
 
 Loopback needs no key. Any other address serves trace contents beyond this machine, so the command
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import click
 
-from agent_tracer.console import db_option
+from agent_tracer.console import db_option, prices_option
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -48,6 +49,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
     help="A folder of evaluation reports (`agent-tracer eval --report DIR`): one holding results.jsonl, "
     "or one whose sub-folders do. Repeatable.",
 )
+@prices_option
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
@@ -64,6 +66,7 @@ def ui(
     key_file: str | None,
     datasets_dir: str,
     reports: tuple[str, ...],
+    prices: str | None,
     log_level: str,
 ) -> None:
     """Browse, read and review the recorded runs in a web browser."""
@@ -82,7 +85,7 @@ def ui(
     try:
         keys = load_client_keys(key_file) if require_key else None
         url = TracerConfig(db=db or "").db
-        app = create_app(url, read_only=read_only, keys=keys, datasets_dir=datasets_dir, reports=reports)
+        app = create_app(url, read_only=read_only, keys=keys, datasets_dir=datasets_dir, reports=reports, prices=prices)
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     shown = f"[{host}]" if ":" in host else host
