@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -338,16 +338,14 @@ def cost_server(priced_url: str) -> Iterator[UIProcess]:
     server.stop()
 
 
-@pytest.fixture
-def start_ui() -> Iterator[Callable[..., UIProcess]]:
-    """Starts `agent-tracer ui` with the options a test gives (`UIProcess`'s arguments); each
-    one started is stopped after the test."""
-    started: list[UIProcess] = []
+PRICE_FILE = {"my-tuned": {"input": 0.0001, "output": 0.0002}, "gpt-4o": {"input": 0.005, "output": 0.02}}
 
-    def start(db_url: str, *extra: str, env: dict[str, str] | None = None) -> UIProcess:
-        started.append(UIProcess(db_url, *extra, env=env))
-        return started[-1]
 
-    yield start
-    for server in started:
-        server.stop()
+@pytest.fixture(scope="package")
+def price_file_server(priced_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIProcess]:
+    """`agent-tracer ui --prices FILE` over the priced runs, the file holding `PRICE_FILE`."""
+    path = tmp_path_factory.mktemp("prices") / "prices.json"
+    path.write_text(json.dumps(PRICE_FILE))
+    server = UIProcess(priced_url, "--prices", str(path))
+    yield server
+    server.stop()

@@ -7,7 +7,6 @@ line (by `agent-tracer ui` and `agent-tracer proxy`)."""
 from __future__ import annotations
 
 import html
-import json
 import re
 
 import httpx
@@ -16,8 +15,6 @@ from click.testing import CliRunner
 
 from agent_tracer.cli import main
 from agent_tracer.store import TraceStore
-
-PRICES = {"my-tuned": {"input": 0.0001, "output": 0.0002}, "gpt-4o": {"input": 0.005, "output": 0.02}}
 
 
 def run_ids(url: str) -> dict[str, str]:
@@ -80,11 +77,9 @@ def test_the_overview_draws_cost_per_model_and_its_bars_open_the_runs_they_count
     assert calls_bar and "model=" not in calls_bar.group(1) and "status=" not in calls_bar.group(1)
 
 
-def test_a_price_file_overrides_the_table(priced_url, tmp_path, start_ui):
-    prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps(PRICES))
-    server = start_ui(priced_url, "--prices", str(prices))
-    cells = cost_cells(httpx.get(server.url + "/").text)
+def test_a_price_file_overrides_the_table(priced_url, price_file_server):
+    """{"my-tuned": {"input": 0.0001, "output": 0.0002}, "gpt-4o": {"input": 0.005, "output": 0.02}}"""
+    cells = cost_cells(httpx.get(price_file_server.url + "/").text)
     ids = run_ids(priced_url)
     assert cells[ids["two-frontier"]] == ("$0.03", "")  # 2 × (1 × $0.005 + 0.5 × $0.02)
     assert cells[ids["tuned-only"]] == ("$0.0002", "")  # 1 × $0.0001 + 0.5 × $0.0002
