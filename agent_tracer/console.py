@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent_tracer.errors import AgentTracerError, first_line
+from agent_tracer.prices import PRICES_HELP
 
 if TYPE_CHECKING:
     from agent_tracer.store import TraceStore
@@ -36,6 +37,8 @@ db_option = click.option(
     help="Trace store: sqlite:///path.db or postgresql://… [env AGENT_TRACER_DB; default sqlite:///agent_tracer.db]",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+prices_option = click.option("--prices", type=click.Path(exists=True, dir_okay=False), help=PRICES_HELP)
+"""What tokens cost (`agent_tracer.prices`): a price file over the default table."""
 
 
 class TimeParam(click.ParamType):

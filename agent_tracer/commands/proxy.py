@@ -22,7 +22,17 @@ from agent_tracer.proxy.config import ProxyConfig
 @config_options(ProxyConfig, "host", "port", "upstreams")
 @db_option
 @config_options(
-    ProxyConfig, "timeout_s", "max_request_mb", "require_key", "key_file", "routes_file", "ui", "workers", "log_level"
+    ProxyConfig,
+    "timeout_s",
+    "max_request_mb",
+    "require_key",
+    "key_file",
+    "routes_file",
+    "ui",
+    "datasets_dir",
+    "prices_file",
+    "workers",
+    "log_level",
 )
 def proxy(
     upstreams: tuple[tuple[str, str], ...], db: str | None, key_file: str | None, require_key: bool, **settings: object

@@ -5,6 +5,7 @@
     agent-tracer ui --datasets-dir ./datasets         # where the datasets page builds datasets
     agent-tracer ui --reports reports/                # the evaluations `agent-tracer eval --report` wrote
     agent-tracer ui --routes routes.yaml --endpoint tuned=http://127.0.0.1:8001/v1   # replay calls on these
+    agent-tracer ui --prices prices.yaml              # what tokens cost, over the default list prices
     AGENT_TRACER_PROXY_KEYS=… agent-tracer ui --host 0.0.0.0 --require-key
 
 Loopback needs no key. Any other address serves trace contents beyond this machine, so the command
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import click
 
-from agent_tracer.console import db_option
+from agent_tracer.console import db_option, prices_option
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -49,6 +50,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
     help="A folder of evaluation reports (`agent-tracer eval --report DIR`): one holding results.jsonl, "
     "or one whose sub-folders do. Repeatable.",
 )
+@prices_option
 @click.option(
     "--routes",
     "routes_file",
@@ -87,6 +89,7 @@ def ui(
     routes_file: str | None,
     endpoints: tuple[str, ...],
     replay_timeout: float | None,
+    prices: str | None,
     log_level: str,
 ) -> None:
     """Browse, read and review the recorded runs in a web browser."""
@@ -107,7 +110,15 @@ def ui(
         keys = load_client_keys(key_file) if require_key else None
         url = TracerConfig(db=db or "").db
         replay = ReplayTargets.from_options(routes_file, endpoints, replay_timeout)
-        app = create_app(url, read_only=read_only, keys=keys, datasets_dir=datasets_dir, reports=reports, replay=replay)
+        app = create_app(
+            url,
+            read_only=read_only,
+            keys=keys,
+            datasets_dir=datasets_dir,
+            reports=reports,
+            replay=replay,
+            prices=prices,
+        )
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     shown = f"[{host}]" if ":" in host else host

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import click
 
 from agent_tracer.errors import ConfigError
+from agent_tracer.prices import PRICES_HELP
 
 DEFAULT_UPSTREAMS: dict[str, str] = {
     "openai": "https://api.openai.com",
@@ -103,6 +104,22 @@ class ProxyConfig:
         metadata={
             "help": f"Serve the web UI at {UI_PATH}/ [default: on when bound to loopback or with "
             "--require-key; off otherwise, as it would show every recorded run to anyone who can reach it]."
+        },
+    )
+    datasets_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where the web UI's datasets page builds datasets, a folder per build (made when "
+            "first used) [default: none; the page shows the command to run instead].",
+            "type": click.Path(file_okay=False),
+        },
+    )
+    prices_file: str | None = field(
+        default=None,
+        metadata={
+            "help": PRICES_HELP + " For the web UI's costs.",
+            "flag": "--prices",
+            "type": click.Path(exists=True, dir_okay=False),
         },
     )
     workers: int = field(

@@ -17,6 +17,7 @@ from typing import Any
 from agent_tracer import runtime
 from agent_tracer.config import TracerConfig
 from agent_tracer.errors import StoreError, first_line
+from agent_tracer.prices import load_prices
 from agent_tracer.proxy.app import ProxyApp, create_app
 from agent_tracer.proxy.auth import KeyCheck, load_client_keys, load_upstream_keys
 from agent_tracer.proxy.config import UI_PATH, ProxyConfig, export_settings, settings_from_environment
@@ -47,7 +48,15 @@ def build_app(config: ProxyConfig, db: str) -> ProxyApp:
         # and are retried or spilled (fail open).
         try:
             replay = ReplayTargets(lambda: routes.current) if routes is not None else None  # the routes in force
-            ui = create_ui(db, keys=client_keys, root_path=UI_PATH, create=True, replay=replay)
+            ui = create_ui(
+                db,
+                keys=client_keys,
+                root_path=UI_PATH,
+                create=True,
+                datasets_dir=config.datasets_dir,
+                prices=config.prices_file,
+                replay=replay,
+            )
         except StoreError as exc:
             ui_off = f"the trace store could not be opened when the proxy started ({first_line(exc)})"
             logger.warning("web UI off: %s; restart the proxy once the store is up", ui_off)
@@ -89,7 +98,9 @@ def serve(config: ProxyConfig, db: str) -> None:
     `ConfigError` for settings that cannot work, before anything listens."""
     import uvicorn
 
-    config.ui_off_reason()  # --ui where it cannot be served safely: refused before anything starts
+    ui_off = config.ui_off_reason()  # --ui where it cannot be served safely: refused before anything starts
+    if ui_off is None and config.prices_file:
+        load_prices(config.prices_file)  # and so is a price file the UI cannot use
     if config.require_key:
         load_client_keys(config.key_file)  # fail here, once, rather than in every worker
     if config.routes_file:

@@ -16,6 +16,7 @@ from agent_tracer.errors import ConfigError, StoreError
 from agent_tracer.formats.examples import HELD_OUT_TAG
 from agent_tracer.store.models import LLMCall, Trace, utcnow
 from agent_tracer.store.search import search_condition
+from agent_tracer.store.timeline import DIRECT, ROUTES
 
 ORDERS = ("newest", "oldest", "best")
 STATUSES = ("ok", "error")
@@ -34,6 +35,7 @@ def trace_query(
     status: str | None = None,
     held_out: bool | None = None,
     text: str | None = None,
+    route: str | None = None,
     order: str = "newest",
     after: tuple[datetime | None, str] | None = None,
     before: tuple[datetime | None, str] | None = None,
@@ -89,6 +91,11 @@ def trace_query(
     if held_out is not None:
         tagged = has_tag(HELD_OUT_TAG)
         query = query.where(tagged if held_out else sa.or_(col(Trace.tags).is_(None), ~tagged))
+    if route is not None:  # a call the router answered by this route ("direct": one that passed no router)
+        if route not in (*ROUTES, DIRECT):
+            raise ConfigError(f"route must be one of {', '.join((*ROUTES, DIRECT))}, not {route!r}")
+        routed = col(LLMCall.route).is_(None) if route == DIRECT else col(LLMCall.route) == route
+        query = query.where(sa.exists().where(col(LLMCall.trace_id) == Trace.id, routed))
     if text is not None and text.strip():
         query = query.where(col(Trace.id).in_(search_condition(text, col(LLMCall.trace_id))))
     newest = (col(Trace.started_at).desc().nulls_last(), col(Trace.id).desc())

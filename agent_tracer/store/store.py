@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agent_tracer.store.timeline import Timeline
+    from agent_tracer.store.usage import ModelTokens
 
 """A trace's `status` filter: "error" when it failed or any of its calls did not end "ok"."""
 _CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
@@ -274,6 +275,7 @@ class TraceStore:
         status: str | None = None,
         held_out: bool | None = None,
         text: str | None = None,
+        route: str | None = None,
         limit: int | None = None,
         order: str = "newest",
         after: tuple[datetime | None, str] | None = None,
@@ -289,7 +291,9 @@ class TraceStore:
         then newest). `after`: the `(started_at, id)` of the last trace of the previous page, for
         keyset pagination (order "newest" only): the traces that come after it, with no OFFSET.
         `before`: the traces that come before that `(started_at, id)` in the newest-first order,
-        nearest first (a step back). `rated`: only traces with (True) or without (False) a rating."""
+        nearest first (a step back). `rated`: only traces with (True) or without (False) a rating.
+        `route`: a call was answered by this route of the proxy's router (primary, fallback,
+        shadow; "direct": a call that passed no router)."""
         if text is not None:
             self._index_for({"text": text})
         query = trace_query(
@@ -304,6 +308,7 @@ class TraceStore:
             status=status,
             held_out=held_out,
             text=text,
+            route=route,
             order=order,
             after=after,
             before=before,
@@ -574,6 +579,14 @@ class TraceStore:
 
         end = parse_time(until) if until is not None else None
         return timeline(self.engine, bucket=bucket, since=parse_time(since), until=end, **filters)
+
+    def tokens_by_model(self, trace_ids: Sequence[str]) -> dict[str, list[ModelTokens]]:
+        """Per trace id: its calls grouped by model (the answering one, else the one asked for),
+        with their token sums, in one grouped query, for pricing a page of runs
+        (`agent_tracer.prices`); ids without calls are left out. See `agent_tracer.store.usage`."""
+        from agent_tracer.store.usage import tokens_by_model
+
+        return tokens_by_model(self.engine, trace_ids)
 
     def stats(self, *, since: datetime | str | None = None) -> dict[str, Any]:
         """Counts and aggregates over traces and calls started at or after `since`:

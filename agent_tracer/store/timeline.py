@@ -1,6 +1,6 @@
 """Calls, tokens, outcomes and routes per time bucket, aggregated by the database.
 
-`TraceStore.timeline()` runs three GROUP BY queries (model calls by bucket and route, runs by
+`TraceStore.timeline()` runs three GROUP BY queries (model calls by bucket, route and model, runs by
 bucket and outcome, fallback reasons) and fills the buckets between `since` and `until` that hold
 nothing, so a chart has one bar per hour or day. The bucket is the start time truncated in SQL:
 `strftime` on SQLite, `date_trunc` on PostgreSQL (`bucket_start`); times are UTC.
@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from agent_tracer.errors import ConfigError
 from agent_tracer.store.models import LLMCall, Trace, utcnow
+from agent_tracer.store.usage import ModelTokens, call_model, read_usage, usage_columns
 
 BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 MAX_BUCKETS = 2000
@@ -41,6 +42,9 @@ class Bucket:
     output_tokens: int = 0
     routes: dict[str, int] = field(default_factory=dict)
     """primary, fallback, shadow, or `DIRECT` → calls."""
+    models: dict[str | None, ModelTokens] = field(default_factory=dict)
+    """A call's model (`store.usage`: the answering one, else the one asked for) → its calls and
+    tokens, for pricing (`agent_tracer.prices`)."""
     runs: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     """A run's outcome (`NO_OUTCOME` without one) → runs started in the bucket."""
@@ -127,16 +131,18 @@ def timeline(
 
     call_bucket = bucket_start(dialect, col(LLMCall.started_at), bucket).label("bucket")
     route = sa.func.coalesce(col(LLMCall.route), DIRECT).label("route")
+    model = call_model().label("model")
     by_route = calls_in(
         sa.select(
             call_bucket,
             route,
-            sa.func.count(),
+            model,
             sa.func.count().filter(col(LLMCall.status) != "ok"),
             sa.func.coalesce(sa.func.sum(LLMCall.input_tokens), 0),
             sa.func.coalesce(sa.func.sum(LLMCall.output_tokens), 0),
+            *usage_columns(),
         )
-    ).group_by(call_bucket, route)
+    ).group_by(call_bucket, route, model)
     run_bucket = bucket_start(dialect, col(Trace.started_at), bucket).label("bucket")
     outcome = sa.func.coalesce(col(Trace.outcome), NO_OUTCOME).label("outcome")
     by_outcome = (
@@ -157,10 +163,13 @@ def timeline(
         .order_by(reason_count.desc(), route, col(LLMCall.fallback_reason))
     )
     with engine.connect() as conn:
-        for start, name, calls, errors, tokens_in, tokens_out in conn.execute(by_route):
+        for start, name, model_name, errors, tokens_in, tokens_out, *usage in conn.execute(by_route):
             found = buckets.get(read_bucket(start))
             if found is None:  # cannot happen: the WHERE keeps the span
                 continue
+            priced = read_usage(model_name, *usage)
+            found.models.setdefault(model_name, ModelTokens(model_name)).add(priced)
+            calls = priced.calls
             found.calls += calls
             found.errors += errors
             found.input_tokens += int(tokens_in or 0)

@@ -26,8 +26,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
+from agent_tracer.prices import DEFAULT_PRICES, Prices, load_prices
 from agent_tracer.store import LLMCall, TraceDetail, TraceStore
-from agent_tracer.ui import pairs, views
+from agent_tracer.ui import costs, pairs, views
 from agent_tracer.ui.datasets import DatasetsPage
 from agent_tracer.ui.evals import Evaluations
 from agent_tracer.ui.filters import FilterError, cursor, parse_filters
@@ -47,12 +48,16 @@ OUTCOMES = ("success", "failure", "partial")
 class UI:
     """The pages, over one store."""
 
-    def __init__(self, store: TraceStore, *, read_only: bool, guard: Guard) -> None:
+    def __init__(self, store: TraceStore, *, read_only: bool, guard: Guard, prices: Prices = DEFAULT_PRICES) -> None:
         self.store = store
         self.read_only = read_only
         self.guard = guard
+        self.prices = prices
+        """What tokens cost, by model (`agent_tracer.prices`)."""
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on for .html
-        self.templates.env.globals.update(ms=views.ms, count=views.count, number=views.number, when=views.when)
+        self.templates.env.globals.update(
+            ms=views.ms, count=views.count, number=views.number, when=views.when, usd=costs.usd
+        )
         self.replay: Replay | None = None
         """The run page's replay (`ui/replay.py`), set by `create_app`."""
 
@@ -94,9 +99,15 @@ class UI:
         ids = [trace.id for trace in found]
         summaries = await run_in_threadpool(self.store.trace_summaries, ids)
         routes = await run_in_threadpool(self.store.trace_routes, ids)
+        usage = await run_in_threadpool(self.store.tokens_by_model, ids)  # cost: one grouped query
         empty = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "errors": 0}
         rows = [
-            {"trace": trace, "summary": summaries.get(trace.id, empty), "routes": routes.get(trace.id, [])}
+            {
+                "trace": trace,
+                "summary": summaries.get(trace.id, empty),
+                "routes": routes.get(trace.id, []),
+                "cost": costs.total_cost(usage.get(trace.id, []), self.prices),
+            }
             for trace in found
         ]
         next_query = filters.query(after=cursor(found[-1].started_at, found[-1].id)) if more and found else None
@@ -139,7 +150,10 @@ class UI:
         if page is None:
             return self.error(request, 400, f"page must be a whole number, not {request.query_params['page']!r}")
         shown = views.run_page(detail, page)
+        call_costs = {call.id: costs.call_cost(call, self.prices) for call in detail.calls}
         context = {
+            "call_costs": call_costs,
+            "run_cost": costs.sum_costs(call_costs.values()),
             "detail": detail,
             "trace": detail.trace,
             "nodes": shown.nodes,
@@ -258,6 +272,7 @@ def create_app(
     datasets_dir: str | Path | None = None,
     reports: Iterable[str | Path] = (),
     replay: ReplayTargets | None = None,
+    prices: str | Path | None = None,
 ) -> Starlette:
     """The UI over the store at `db_url` (an existing one: `StoreError` if an SQLite file is
     missing, unless `create`, as the proxy that records into it does). `keys`: the client keys
@@ -265,9 +280,11 @@ def create_app(
     `root_path`: where it is mounted, e.g. "/agent-tracer/ui"; `datasets_dir`: where the datasets
     page builds datasets (None: the page shows the command only); `reports`: folders of evaluation
     reports (see `agent_tracer.ui.evals`); `replay`: the endpoints the run page may replay its
-    model calls on (see `agent_tracer.ui.replay`)."""
+    model calls on (see `agent_tracer.ui.replay`); `prices`: a price file over the default table
+    (`agent_tracer.prices`; `ConfigError` naming it when it cannot be used)."""
+    table = load_prices(prices)
     store = TraceStore(db_url, create=create)
-    ui = UI(store, read_only=read_only, guard=Guard(keys))
+    ui = UI(store, read_only=read_only, guard=Guard(keys), prices=table)
     queue = ReviewQueue(ui)
     datasets = DatasetsPage(ui, Path(datasets_dir) if datasets_dir is not None else None)
     overview = Overview(ui)

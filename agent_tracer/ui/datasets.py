@@ -13,8 +13,8 @@ its time, holding the command's files and `build.json` (what the page shows). Th
 from there by name, only those the build wrote. A filter the command cannot express (the runs'
 status, for one) is named on the page as not applied, never dropped in silence. A build that fails
 (nothing selected, a bad option, the time limit) shows the command's one-line error and leaves no
-folder. Without a datasets directory (the proxy's UI) or in read-only mode the page shows the
-command only.
+folder. Without a datasets directory (`agent-tracer proxy` without --datasets-dir) or in read-only
+mode the page shows the command only.
 """
 
 from __future__ import annotations

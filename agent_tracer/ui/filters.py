@@ -2,7 +2,8 @@
 
 Names in the URL are short and stable (`q`, `name`, `outcome`, `rating`, `tag`, `model`, `since`,
 `until`, `tools`, `status` (ok, error: the run or one of its calls failed), `held_out` (yes, no:
-tagged held-out), `limit`, `after`) so that a link can be shared; their values become the keywords
+tagged held-out), `route` (primary, fallback, shadow, direct: a call answered that way), `limit`,
+`after`) so that a link can be shared; their values become the keywords
 of `TraceStore.traces()`. A value that cannot be read raises `FilterError` with one line for the page.
 """
 
@@ -17,6 +18,7 @@ from urllib.parse import urlencode
 
 from agent_tracer.errors import ConfigError, StoreError
 from agent_tracer.store.queries import parse_time, to_utc
+from agent_tracer.store.timeline import DIRECT, ROUTES
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -75,6 +77,10 @@ def parse_filters(params: Mapping[str, str]) -> RunFilters:
         if given["held_out"] not in _TOOLS:
             raise FilterError(f"held_out must be yes or no, not {given['held_out']!r}")
         store["held_out"] = _TOOLS[given["held_out"]]
+    if "route" in given:
+        if given["route"] not in (*ROUTES, DIRECT):
+            raise FilterError(f"route must be one of {', '.join((*ROUTES, DIRECT))}, not {given['route']!r}")
+        store["route"] = given["route"]
     limit = DEFAULT_LIMIT
     if "limit" in given:
         limit = int(_number(given["limit"], "limit"))
@@ -124,3 +130,4 @@ _NAMES: tuple[str, ...] = (
     "after",
 )
 _NAMES += ("status", "held_out")
+_NAMES += ("route",)

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from agent_tracer.console import config_options, db_option, json_option, open_store, progress_bar
+from agent_tracer.console import config_options, db_option, json_option, open_store, prices_option, progress_bar
 from trainer.evaluate.runner import RunConfig
 
 
@@ -58,11 +58,7 @@ from trainer.evaluate.runner import RunConfig
     "its API key), price_in=USD, price_out=USD (per 1K tokens), safe_names=true. Repeatable.",
 )
 @config_options(RunConfig)
-@click.option(
-    "--prices",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Price table, JSON or YAML: {model: {input: USD, output: USD}} per 1K tokens, over the defaults.",
-)
+@prices_option
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases.")
 @click.option(
     "--capability",
@@ -133,9 +129,9 @@ def eval_command(
     """
     from agent_tracer.endpoints import endpoints_from
     from agent_tracer.errors import AgentTracerError
+    from agent_tracer.prices import load_prices
     from trainer.evaluate.capability import check_spec
     from trainer.evaluate.cases import load_cases
-    from trainer.evaluate.endpoints import load_prices
     from trainer.evaluate.evaluation import evaluate
 
     def warn(message: str) -> None:

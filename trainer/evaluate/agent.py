@@ -40,7 +40,7 @@ from typing import Any
 
 from agent_tracer.endpoints import Endpoint, endpoints_from
 from agent_tracer.errors import ConfigError
-from trainer.evaluate.endpoints import load_prices
+from agent_tracer.prices import load_prices
 from trainer.evaluate.metrics import Comparison, compare, mean
 from trainer.evaluate.runner import RunConfig, Target
 from trainer.evaluate.stats import Rate, percentile

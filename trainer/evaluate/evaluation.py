@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from agent_tracer.endpoints import Endpoint, endpoints_from
+from agent_tracer.prices import load_prices
 from trainer.evaluate.capability import SHIPPED, Capability, check_spec, run_capability
 from trainer.evaluate.cases import Case, load_cases
-from trainer.evaluate.endpoints import load_prices
 from trainer.evaluate.metrics import Summary, summarise
 from trainer.evaluate.runner import Row, RunConfig, run_cases
 

@@ -14,6 +14,8 @@ from agent_tracer.cli import main
 from agent_tracer.errors import ConfigError
 from agent_tracer.proxy.config import ProxyConfig
 from agent_tracer.proxy.process import ProxyProcess
+from agent_tracer.store import TraceStore
+from agent_tracer.ui.costs import usd
 
 KEY = "proxy-ui-key-0123456789abcdef"
 QUESTION = "Where is order Q-7?"
@@ -182,3 +184,33 @@ def test_the_proxys_ui_replays_a_recorded_call_on_its_own_routes(upstream, tmp_p
     assert sent_to_fallback["json"]["model"] == "frontier"
     assert sent_to_fallback["headers"]["authorization"] == f"Bearer {frontier_key}"
     assert frontier_key not in on_primary.text + on_fallback.text + output
+
+
+def test_the_proxys_ui_prices_calls_and_builds_datasets_where_told(upstream, tmp_path):
+    """`--prices` prices the fake API's model for the UI; `--datasets-dir` lets its datasets page
+    build (without it the page only shows the command)."""
+    prices, folder = tmp_path / "prices.yaml", tmp_path / "datasets"
+    prices.write_text("gpt-test: {input: 1, output: 2}\n")
+    proxy = ProxyProcess(upstream.url, tmp_path / "traces.db", "--prices", str(prices), "--datasets-dir", str(folder))
+    try:
+        ask(proxy, "priced-agent")
+        page = listed(proxy, "priced-agent")
+        with TraceStore(proxy.db_url) as store:
+            (trace,) = store.traces(name="priced-agent")
+            (call,) = store.get_trace(trace.id).calls
+            store.record_feedback(trace.id, outcome="success")
+        expected = usd(call.input_tokens / 1000 * 1 + call.output_tokens / 1000 * 2)
+        assert re.search(rf'<td class="num cost">{re.escape(expected)}</td>', page), page
+        with httpx.Client(base_url=proxy.url + "/agent-tracer/ui") as browser:
+            form = browser.get("/datasets", params={"name": "priced-agent", "outcome": "success"})
+            assert form.status_code == 200 and 'name="tokenizer"' in form.text
+            hidden = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', form.text))
+            built = browser.post("/datasets", data={**hidden, "kind": "sft", "tokenizer": "none"})
+            assert built.status_code == 303, built.text
+            shown = browser.get(built.headers["location"])
+            assert shown.status_code == 200 and "sft.jsonl" in shown.text
+        (build,) = folder.iterdir()
+        assert (build / "sft.jsonl").read_text().count("\n") == 1
+    finally:
+        output = proxy.stop()
+    assert proxy.stopped_cleanly, output

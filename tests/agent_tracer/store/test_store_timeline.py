@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+import sqlalchemy as sa
+from sqlmodel import col
 
 from agent_tracer.errors import ConfigError
+from agent_tracer.store import LLMCall
 
 HOUR = 3600.0
 
@@ -69,3 +72,46 @@ def test_bad_bucket_and_spans_are_refused(two_hours, rec):
         two_hours.timeline(since=rec.T0, until=rec.at(-1))
     with pytest.raises(ConfigError, match="too many bars"):
         two_hours.timeline(bucket="hour", since="1000d")
+
+
+def blank(store, rec, n: int, *columns: str) -> None:
+    """Call `n` without these columns (a write leaves a None field as it was)."""
+    with store.engine.begin() as conn:
+        query = sa.update(LLMCall).where(col(LLMCall.id) == rec.span_id(n))
+        conn.execute(query.values(**dict.fromkeys(columns)))
+
+
+def test_buckets_sum_tokens_per_answering_model_and_count_calls_without_tokens(two_hours, rec):
+    two_hours.write([rec.call(6, rec.trace_id(3), start=2 * HOUR + 8, model="local")])
+    blank(two_hours, rec, 6, "response_model")
+    two_hours.write([rec.call(7, rec.trace_id(3), start=2 * HOUR + 9)])
+    blank(two_hours, rec, 7, "output_tokens")
+    ten, _, twelve = two_hours.timeline(bucket="hour", since=rec.T0, until=rec.at(2 * HOUR + 60)).buckets
+    mini = ten.models["gpt-4o-mini-2024"]  # the answering model, not the one asked for
+    assert (mini.calls, mini.input_tokens, mini.output_tokens, mini.untokened) == (3, 27, 10, 0)
+    assert set(twelve.models) == {"gpt-4o-mini-2024", "local"}  # no answering model: the one asked for
+    late = twelve.models["gpt-4o-mini-2024"]
+    assert (late.calls, late.input_tokens, late.output_tokens, late.untokened) == (3, 20, 10, 1)
+    assert twelve.input_tokens == 40  # the tokens chart still counts every recorded token
+
+
+def test_tokens_by_model_groups_a_page_of_runs_in_one_query(two_hours, rec):
+    two_hours.write([rec.call(6, rec.trace_id(3), start=2 * HOUR + 8, model="local")])
+    blank(two_hours, rec, 6, "response_model")
+    found = two_hours.tokens_by_model([rec.trace_id(1), rec.trace_id(3), rec.trace_id(9)])
+    assert set(found) == {rec.trace_id(1), rec.trace_id(3)}  # a run without calls is left out
+    first = {usage.model: (usage.calls, usage.input_tokens, usage.output_tokens) for usage in found[rec.trace_id(1)]}
+    assert first == {"gpt-4o-mini-2024": (2, 17, 5)}
+    third = {usage.model: usage.calls for usage in found[rec.trace_id(3)]}
+    assert third == {"gpt-4o-mini-2024": 2, "local": 1}
+
+
+def test_the_route_filter_finds_runs_by_the_route_that_answered(two_hours, rec):
+    assert {t.id for t in two_hours.traces(route="primary")} == {rec.trace_id(2), rec.trace_id(3)}
+    assert {t.id for t in two_hours.traces(route="fallback")} == {rec.trace_id(3)}
+    assert {t.id for t in two_hours.traces(route="direct")} == {rec.trace_id(1)}
+    assert two_hours.traces(route="shadow") == []
+    with pytest.raises(ConfigError, match="route must be one of primary, fallback, shadow, direct"):
+        two_hours.traces(route="sideways")
+    routed = two_hours.timeline(bucket="day", since=rec.at(-HOUR), until=rec.at(20 * HOUR), route="fallback")
+    assert (routed.total("calls"), routed.total("runs")) == (2, 1)

@@ -20,7 +20,7 @@ import pytest
 import agent_tracer
 from agent_tracer.loopback import free_port
 from agent_tracer.store import TraceStore
-from agent_tracer.testing import FakeUpstream
+from agent_tracer.testing import FakeUpstream, Reply
 
 XSS = 'Hello <script>alert(1)</script> and <img src=x onerror=alert(1)> <a href="javascript:alert(1)">click me</a> bye'
 KEY = "ui-test-key-0123456789abcdef"
@@ -313,5 +313,69 @@ def long_report_server(captured_url: str, eval_reports: Path, tmp_path: Path) ->
         for i in range(1200):
             out.writelines(json.dumps({**row, "case_id": f"c{i:04d}"}) + "\n" for row in rows if row["case_id"] == "o0")
     server = UIProcess(captured_url, "--reports", str(big))
+    yield server
+    server.stop()
+
+
+# -- costs: runs of known models and token counts --------------------------------------------------
+
+PRICED_MODELS = {"frontier": "gpt-4o-2024-08-06", "small": "gpt-4o-mini"}
+"""The model a request names → the one the fake API answers as (others: the one asked for)."""
+PRICED_TOKENS = {"frontier": (1000, 500), "small": (200, 10), "my-tuned": (1000, 500)}
+
+PRICED_RUNS = {
+    "two-frontier": ["frontier", "frontier"],  # 2 × (1000 × $0.0025 + 500 × $0.01) / 1K = $0.015
+    "tuned-only": ["my-tuned"],  # not in the default table: "–"
+    "mixed": ["frontier", "my-tuned"],  # partial: "≥ $0.0075"
+    "small": ["small"],  # 200 × $0.00015 + 10 × $0.0006 per 1K = $0.000036
+}
+
+
+def priced_answer(body: dict) -> Reply:
+    prompt, completion = PRICED_TOKENS[body["model"]]
+    return Reply(
+        content="done", model=PRICED_MODELS.get(body["model"]), prompt_tokens=prompt, completion_tokens=completion
+    )
+
+
+@pytest.fixture(scope="package")
+def priced_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An SQLite store holding `PRICED_RUNS`, each an agent of that name, captured through the OpenAI SDK."""
+    folder = tmp_path_factory.mktemp("cost-store")
+    url = f"sqlite:///{folder / 'traces.db'}"
+    with FakeUpstream(reply=priced_answer) as upstream:
+        agent_tracer.init(db=url, spill_path=str(folder / "spill.jsonl"), writer="thread", flush_interval_s=0.02)
+        try:
+            client = openai.OpenAI(base_url=upstream.openai_base_url, api_key="sk-test", max_retries=0)
+            for name, models in PRICED_RUNS.items():
+
+                def run(models: list[str] = models) -> None:
+                    for model in models:
+                        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+
+                agent_tracer.trace_agent(name=name)(run)()
+                time.sleep(0.002)
+            assert agent_tracer.flush()
+        finally:
+            agent_tracer.uninstrument()
+    return url
+
+
+@pytest.fixture(scope="package")
+def cost_server(priced_url: str) -> Iterator[UIProcess]:
+    server = UIProcess(priced_url)
+    yield server
+    server.stop()
+
+
+PRICE_FILE = {"my-tuned": {"input": 0.0001, "output": 0.0002}, "gpt-4o": {"input": 0.005, "output": 0.02}}
+
+
+@pytest.fixture(scope="package")
+def price_file_server(priced_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIProcess]:
+    """`agent-tracer ui --prices FILE` over the priced runs, the file holding `PRICE_FILE`."""
+    path = tmp_path_factory.mktemp("prices") / "prices.json"
+    path.write_text(json.dumps(PRICE_FILE))
+    server = UIProcess(priced_url, "--prices", str(path))
     yield server
     server.stop()

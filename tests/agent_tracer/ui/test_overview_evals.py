@@ -31,7 +31,8 @@ def test_the_overview_draws_the_stores_counts(ui_server, store: TraceStore):
     assert drawn(page, "outcomes") == stats["by_outcome"]  # other tests may have rated some runs
     assert drawn(page, "routes") == {"direct": stats["llm_calls"]}  # captured by the decorator: no router
     assert f'data-calls="{stats["llm_calls"]}"' in page and 'data-runs="11"' in page
-    assert "<title>" in page.split('id="chart-calls"')[1] and "agent-tracer cost" in page
+    assert "<title>" in page.split('id="chart-calls"')[1]
+    assert "no price for model gpt-test: add it with --prices FILE" in page  # the fake API's model
     assert 'id="no-reasons"' in page
 
 

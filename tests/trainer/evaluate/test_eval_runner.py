@@ -235,3 +235,24 @@ def test_safe_names_for_bfcl_dotted_tools(scripted):
     result = evaluate([case], [f"openai={server.openai_base_url},safe_names=true"])
     assert result.rows[0].success and result.rows[0].reply.calls[0]["name"] == "math.factorial"
     assert server.requests[-1]["json"]["tools"][0]["function"]["name"] == "math_factorial"
+
+
+def test_a_price_file_prices_a_model_the_table_does_not_know(scripted, tmp_path):
+    """`eval --prices` reads the capture side's table (`agent_tracer.prices`): the file's price of
+    the scripted model, 100 tokens in and 20 out a case; a bad file is one line naming it."""
+    server = scripted({"q": {"content": "hi"}})
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps({"id": "c", "messages": [{"role": "user", "content": "q"}]}) + "\n")
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("scripted-model: {input: 0.01, output: 0.1}\n")
+    arguments = ["eval", "--cases", str(cases), f"--endpoint=s={server.openai_base_url}", "--no-progress", "--json"]
+    result = CliRunner().invoke(main, [*arguments, "--report", str(tmp_path / "r"), "--prices", str(prices)])
+    assert result.exit_code == 0, result.output
+    (summary,) = json.loads(result.stdout)["endpoints"]
+    assert summary["cost_per_task"] == pytest.approx(100 / 1000 * 0.01 + 20 / 1000 * 0.1)
+    prices.write_text("scripted-model: {input: 0.01}\n")
+    refused = CliRunner().invoke(main, [*arguments, "--report", str(tmp_path / "r2"), "--prices", str(prices)])
+    assert refused.exit_code == 1
+    assert refused.output.strip().splitlines()[-1] == (
+        f"Error: {prices}: the price of scripted-model needs input and output, USD per 1K tokens"
+    )
