@@ -13,8 +13,9 @@ To do the same with your own agent and a real frontier API:
   # capture: agent_tracer.init() and @agent_tracer.trace_agent on your agent (it calls the frontier),
   # agent_tracer.record_outcome(...) per run; or import labelled data:
   agent-tracer traces import bfcl:simple_python --format bfcl
+  agent-tracer ui      # read the runs in a browser: rate them, correct failed answers ("Make a DPO pair")
   agent-tracer dataset sft --out data/sft.jsonl
-  agent-tracer dataset dpo --out data/dpo.jsonl --negatives traces,synthetic
+  agent-tracer dataset dpo --out data/dpo.jsonl   # pairs from corrections, failed runs, synthetic negatives
   agent-tracer train sft --data data/sft.jsonl --out runs/sft
   agent-tracer train dpo --data data/dpo.jsonl --model runs/sft --out runs/dpo
   agent-tracer serve runs/dpo --model-name tuned --port 8001 &

@@ -34,7 +34,7 @@ def navigate(driver, element) -> None:
 
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))  # a dataset build takes seconds
     WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

@@ -11,24 +11,13 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from test_browser import navigate
 
 from agent_tracer.store import TraceStore
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 pytestmark = pytest.mark.usefixtures("browser")
-
-
-def navigate(driver, element) -> None:
-    """Click and wait for the next page (as in test_browser.py)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    page = driver.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def test_a_dataset_built_from_the_filtered_runs(browser, datasets_server, captured_url):

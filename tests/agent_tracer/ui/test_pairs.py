@@ -17,6 +17,7 @@ import openai
 import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
+from test_browser import navigate
 
 import agent_tracer
 from agent_tracer.cli import main
@@ -62,18 +63,6 @@ def orders_agent(client: openai.OpenAI, question: str, scenario: str, outcome: s
         scenario = "auto"
     if outcome:
         agent_tracer.record_outcome(outcome=outcome)
-
-
-def navigate(driver, element) -> None:
-    """Click and wait for the next page (as tests/agent_tracer/ui/test_browser.py does)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    page = driver.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 @pytest.fixture
