@@ -294,6 +294,7 @@ class TraceStore:
             outcome=outcome,
             min_rating=min_rating,
             name=name,
+            tags=tags,
             since=since,
             until=until,
             model=model,
@@ -306,20 +307,10 @@ class TraceStore:
             after=after,
             before=before,
         )
-        wanted = [tag for tag in tags or () if tag]
+        if limit is not None:
+            query = query.limit(limit)
         with Session(self.engine) as session:
-            if not wanted:
-                if limit is not None:
-                    query = query.limit(limit)
-                return list(session.scalars(query))
-            found: list[Trace] = []
-            # Tags are a JSON list: filtered here rather than with two dialects' JSON operators.
-            for trace in session.scalars(query.execution_options(yield_per=500)):
-                if all(tag in (trace.tags or ()) for tag in wanted):
-                    found.append(trace)
-                    if limit is not None and len(found) >= limit:
-                        break
-            return found
+            return list(session.scalars(query))
 
     def iter_runs(
         self,
@@ -349,33 +340,24 @@ class TraceStore:
     ) -> Iterator[tuple[int, list[RunRows]]]:
         """`iter_runs` a chunk at a time, numbered from 0. With `shard=(i, n)` only the chunks
         whose number is i modulo n have their calls read and are yielded, so that n processes can
-        share the reading and a consumer can put the chunks back in order. A shard with a `limit`
-        needs no `tags` (the limit is then the query's; with tags it depends on every chunk)."""
-        wanted = [tag for tag in tags or () if tag]
-        if shard is not None and wanted and limit is not None:
-            raise ConfigError("a shard of the runs cannot take both tags and a limit")
+        share the reading and a consumer can put the chunks back in order (the `limit`, tags
+        included, is the query's)."""
         self._index_for(filters)
-        query = trace_query(**filters)
-        if limit is not None and not wanted:
+        query = trace_query(tags=tags, **filters)
+        if limit is not None:
             query = query.limit(limit)
-        given = 0
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=chunk).execute(query)
             for number, partition in enumerate(result.mappings().partitions()):
                 if shard is not None and number % shard[1] != shard[0]:
                     continue
-                traces = [dict(row) for row in partition if all(tag in (row["tags"] or ()) for tag in wanted)]
-                if limit is not None and wanted:
-                    traces = traces[: limit - given]
+                traces = [dict(row) for row in partition]
                 calls: dict[str, list[dict[str, Any]]] = {trace["id"]: [] for trace in traces}
                 if traces:
                     with self.engine.connect() as reader:  # the traces' result is still open on `conn`
                         for call in _read_calls(reader, list(calls), call_columns):
                             calls[call["trace_id"]].append(call)
                 yield number, [RunRows(trace, calls[trace["id"]]) for trace in traces]
-                given += len(traces)
-                if limit is not None and wanted and given >= limit:
-                    return
 
     def feedback(self, *, label_prefix: str | None = None) -> list[Feedback]:
         """Feedback rows, oldest first; `label_prefix` keeps those whose label starts with it
@@ -389,17 +371,11 @@ class TraceStore:
     def count_traces(self, *, tags: Sequence[str] | None = None, limit: int | None = None, **filters: Any) -> int:
         """How many traces match the filters of `traces()` (at most `limit`)."""
         self._index_for(filters)
-        query = trace_query(**filters)
-        if [tag for tag in tags or () if tag]:
-            count = sum(
-                len(runs) for _, runs in self.iter_run_chunks(tags=tags, limit=limit, call_columns=("id",), **filters)
-            )
-        else:
-            with self.engine.connect() as conn:
-                count = conn.execute(
-                    sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
-                ).scalar_one()
-        return min(count, limit) if limit is not None else count
+        query = trace_query(tags=tags, **filters).with_only_columns(col(Trace.id)).order_by(None)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
 
     def known_traces(self, trace_ids: Sequence[str]) -> set[str]:
         """Those of `trace_ids` that are traces in the store."""

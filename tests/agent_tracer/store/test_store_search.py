@@ -305,7 +305,7 @@ def test_the_migration_fills_the_index_for_calls_written_before_it(store_url, re
         conn.execute(
             table.insert().values(id="nobody", trace_id="t", streamed=False, status="ok", has_tool_calls=False)
         )
-    assert migrate(engine) == ["m003_search"]
+    assert migrate(engine) == ["m003_search", "m004_list_indexes"]
     engine.dispose()
     with TraceStore(store_url) as store:
         assert ids(store.traces(text="toolresult3")) == [rec.trace_id(3)]
