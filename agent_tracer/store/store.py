@@ -8,8 +8,10 @@ its own connection from the engine's pool.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,6 +95,9 @@ class TraceStore:
             raise
         dialect = self.engine.dialect.name
         self._index_failed = False
+        self._index_lock = threading.Lock()  # one catch-up at a time in this process
+        self._count_lock = threading.Lock()
+        self._searches = 0  # text searches running now
         self._insert_ignore = {kind: insert_ignore(dialect, spec.table) for kind, spec in SPECS.items()}
 
     def __repr__(self) -> str:
@@ -204,25 +209,35 @@ class TraceStore:
             conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), params)
         return len(created | set(changed))
 
-    def index_search(self) -> int:
+    def index_search(self, *, batches: int | None = None, idle: bool = False) -> int:
         """Bring the full-text index up to date with the calls written (SQLite: the catch-up of
         `search.py`; PostgreSQL's index needs none) and return how many calls it went past.
         Every text search runs it first. On a store this process cannot write (read-only, or
         locked past the busy timeout) it indexes nothing and says so once, at debug level: the
-        search then finds the calls indexed so far."""
+        search then finds the calls indexed so far.
+
+        `batches`: at most this many batches (`search.INDEX_BATCH` calls, a transaction each).
+        `idle`: a catch-up in idle time (`agent_tracer.ui.catchup`), which gives way to searches:
+        it indexes nothing while a search of this store runs or catches up."""
         if self.engine.dialect.name != "sqlite":
+            return 0
+        if not self._index_lock.acquire(blocking=not idle):
             return 0
         done = 0
         try:
+            if idle and self._searches:
+                return 0
             with self.engine.connect() as conn:  # a read first: searches on an indexed store take no lock
                 if not unindexed_calls(conn):
                     return 0
-            while True:
+            while batches is None or batches > 0:
                 with self._writer.begin() as conn:
                     went = index_calls(conn)
                 if not went:
-                    return done
+                    break
                 done += went
+                batches = None if batches is None else batches - 1
+            return done
         except sa.exc.OperationalError as exc:
             if not self._index_failed:
                 self._index_failed = True
@@ -232,12 +247,25 @@ class TraceStore:
                     first_line(exc.orig),
                 )
             return done
+        finally:
+            self._index_lock.release()
 
-    def _index_for(self, filters: dict[str, Any]) -> None:
-        """`index_search()` before a query whose filters search text."""
+    @contextlib.contextmanager
+    def _searching(self, filters: dict[str, Any]) -> Iterator[None]:
+        """Around a query: when its filters search text, `index_search()` first, and the search
+        counted as running until the query is done (an idle catch-up waits for it)."""
         text = filters.get("text")
-        if isinstance(text, str) and search_words(text):
+        if not (isinstance(text, str) and search_words(text)):
+            yield
+            return
+        with self._count_lock:
+            self._searches += 1
+        try:
             self.index_search()
+            yield
+        finally:
+            with self._count_lock:
+                self._searches -= 1
 
     def record_feedback(
         self,
@@ -288,8 +316,6 @@ class TraceStore:
         keyset pagination (order "newest" only): the traces that come after it, with no OFFSET.
         `before`: the traces that come before that `(started_at, id)` in the newest-first order,
         nearest first (a step back). `rated`: only traces with (True) or without (False) a rating."""
-        if text is not None:
-            self._index_for({"text": text})
         query = trace_query(
             outcome=outcome,
             min_rating=min_rating,
@@ -309,7 +335,7 @@ class TraceStore:
         )
         if limit is not None:
             query = query.limit(limit)
-        with Session(self.engine) as session:
+        with self._searching({"text": text}), Session(self.engine) as session:
             return list(session.scalars(query))
 
     def iter_runs(
@@ -342,11 +368,10 @@ class TraceStore:
         whose number is i modulo n have their calls read and are yielded, so that n processes can
         share the reading and a consumer can put the chunks back in order (the `limit`, tags
         included, is the query's)."""
-        self._index_for(filters)
         query = trace_query(tags=tags, **filters)
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self._searching(filters), self.engine.connect() as conn:
             result = conn.execution_options(yield_per=chunk).execute(query)
             for number, partition in enumerate(result.mappings().partitions()):
                 if shard is not None and number % shard[1] != shard[0]:
@@ -370,11 +395,10 @@ class TraceStore:
 
     def count_traces(self, *, tags: Sequence[str] | None = None, limit: int | None = None, **filters: Any) -> int:
         """How many traces match the filters of `traces()` (at most `limit`)."""
-        self._index_for(filters)
         query = trace_query(tags=tags, **filters).with_only_columns(col(Trace.id)).order_by(None)
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self._searching(filters), self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
 
     def known_traces(self, trace_ids: Sequence[str]) -> set[str]:

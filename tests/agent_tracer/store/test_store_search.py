@@ -186,6 +186,24 @@ def test_the_catch_up_goes_in_batches_with_calls_without_text(store, rec, monkey
     integrity_check(store)
 
 
+def test_an_idle_catch_up_goes_a_batch_at_a_time_and_gives_way_to_searches(store, rec, monkeypatch):
+    """`index_search(batches=1, idle=True)`, as the UI's idle task calls it: one batch, and none
+    while a search of the store runs (that search caught up first)."""
+    if store.engine.dialect.name != "sqlite":
+        assert store.index_search(batches=1, idle=True) == 0
+        return
+    monkeypatch.setattr(search_module.index_calls, "__defaults__", (3,))
+    store.write([record for n in range(1, 8) for record in conversation(rec, n)])
+    assert store.index_search(batches=1, idle=True) == 3 and fts_state(store) == (3, 7, 3)
+    with store._searching({"text": "answerword"}):  # a search: caught up, then its query runs
+        assert fts_state(store) == (7, 7, 7)
+        store.write(conversation(rec, 8))
+        assert store.index_search(batches=1, idle=True) == 0  # gives way while the search runs
+    assert store.index_search(batches=1, idle=True) == 1 and fts_state(store) == (8, 8, 8)
+    assert store.index_search(batches=1, idle=True) == 0
+    integrity_check(store)
+
+
 def test_a_call_written_again_with_other_text_keeps_its_first(store, rec):
     """Calls are never rewritten (ON CONFLICT DO NOTHING), which the catch-up by rowid relies on:
     a call written again, even with other words, keeps its row, its rowid and its indexed text."""
