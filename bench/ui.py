@@ -194,6 +194,7 @@ def pages(client: Any) -> list[tuple[str, str]]:
         ("model=gpt-4o", "/?model=gpt-4o"),
         ("since+until (a week)", "/?since=2026-01-10&until=2026-01-17"),
         ("tools=no", "/?tools=no"),
+        ("tools=yes", "/?tools=yes"),
         ("status=error", "/?status=error"),
         ("held_out=yes", "/?held_out=yes"),
         ("held_out=no", "/?held_out=no"),
@@ -224,6 +225,9 @@ def timed(url: str, requests: int) -> list[tuple[str, float, float, str, int]]:
     from agent_tracer.ui import create_app
 
     out = []
+    from agent_tracer.store import TraceStore
+
+    TraceStore(url).close()  # migrations this store lacks, before the clock starts
     with TestClient(create_app(url, read_only=True)) as client:
         for label, path in pages(client):
             began = time.perf_counter()
@@ -282,6 +286,7 @@ def pg_sizes(url: str) -> tuple[int, int]:
 def report(label: str, runs: int, seconds: float | None, results: list, sizes: tuple[int, int]) -> list[str]:
     full, no_index = sizes
     lines = [f"\n{label}: {runs:,} runs + one of 1,000 calls" + (f", written in {seconds:.0f} s" if seconds else "")]
+    lines.append(f"timed by {dt.datetime.now(dt.timezone.utc):%H:%M} UTC; load average {_load()}")
     lines.append(
         f"store size: {mb(full)} MiB; without the search index {mb(no_index)} MiB "
         f"(index {mb(full - no_index)} MiB, {(full - no_index) / full:.0%})"
@@ -292,12 +297,51 @@ def report(label: str, runs: int, seconds: float | None, results: list, sizes: t
     return lines
 
 
+def on_postgresql(server: str, keep: str | None, runs: int, requests: int) -> list[str]:
+    """The PostgreSQL half: in the database `keep` (reused when it exists, else written there, and
+    kept), or in one of its own that is dropped afterwards."""
+    from agent_tracer.store.database import create_engine
+
+    admin = create_engine(server).execution_options(isolation_level="AUTOCOMMIT")
+    name = keep or f"agent_tracer_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": name}).first()
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        pg_url = admin.url.set(database=name).render_as_string(hide_password=False)
+        seconds = None
+        if not exists:
+            print(f"PostgreSQL: writing {runs:,} runs …", file=sys.stderr)
+            seconds = fill(pg_url, runs)
+        from agent_tracer.store import TraceStore
+
+        TraceStore(pg_url).close()  # migrations this store lacks, before its size
+        sizes = pg_sizes(pg_url)
+        print("PostgreSQL: timing pages …", file=sys.stderr)
+        return report("PostgreSQL", runs, seconds, timed(pg_url, requests), sizes)
+    finally:
+        if keep is None:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (other jobs on the machine skew the times)."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=100_000, help="runs in the store (default 100000)")
     parser.add_argument("--requests", type=int, default=30, help="timed requests per page (default 30)")
     parser.add_argument("--store", type=Path, help="SQLite file: reused if it exists, else written there")
     parser.add_argument("--pg", metavar="URL", help="also on PostgreSQL: a server where the role may CREATE DATABASE")
+    parser.add_argument(
+        "--pg-db", metavar="NAME", help="with --pg: this database, reused if it exists, else written; kept"
+    )
+    parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL (with --pg)")
     args = parser.parse_args()
 
     folder = None
@@ -309,29 +353,14 @@ def main() -> None:
     try:
         url = f"sqlite:///{path}"
         seconds = None
-        if not path.exists():
-            print(f"SQLite: writing {args.runs:,} runs …", file=sys.stderr)
-            seconds = fill(url, args.runs)
-        print("SQLite: timing pages …", file=sys.stderr)
-        lines += report("SQLite", args.runs, seconds, timed(url, args.requests), sqlite_sizes(path))
+        if not args.no_sqlite:
+            if not path.exists():
+                print(f"SQLite: writing {args.runs:,} runs …", file=sys.stderr)
+                seconds = fill(url, args.runs)
+            print("SQLite: timing pages …", file=sys.stderr)
+            lines += report("SQLite", args.runs, seconds, timed(url, args.requests), sqlite_sizes(path))
         if args.pg:
-            from agent_tracer.store.database import create_engine
-
-            admin = create_engine(args.pg).execution_options(isolation_level="AUTOCOMMIT")
-            name = f"agent_tracer_bench_{uuid.uuid4().hex[:8]}"
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            try:
-                pg_url = admin.url.set(database=name).render_as_string(hide_password=False)
-                print(f"PostgreSQL: writing {args.runs:,} runs …", file=sys.stderr)
-                seconds = fill(pg_url, args.runs)
-                sizes = pg_sizes(pg_url)
-                print("PostgreSQL: timing pages …", file=sys.stderr)
-                lines += report("PostgreSQL", args.runs, seconds, timed(pg_url, args.requests), sizes)
-            finally:
-                with admin.connect() as conn:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                admin.dispose()
+            lines += on_postgresql(args.pg, args.pg_db, args.runs, args.requests)
     finally:
         if folder is not None:
             shutil.rmtree(folder)

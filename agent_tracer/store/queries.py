@@ -41,8 +41,10 @@ def trace_query(
     order: str = "newest",
     after: tuple[datetime | None, str] | None = None,
     before: tuple[datetime | None, str] | None = None,
+    dense_text: bool = False,
 ) -> Any:
-    """The SELECT of traces for `TraceStore.traces()`'s filters (all but limit)."""
+    """The SELECT of traces for `TraceStore.traces()`'s filters (all but limit); `dense_text`:
+    the search in the shape for a word many calls hold (`search.search_condition`)."""
     if order not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     query = sa.select(Trace)
@@ -96,7 +98,7 @@ def trace_query(
         tagged = has_tag(HELD_OUT_TAG)
         query = query.where(tagged if held_out else sa.or_(col(Trace.tags).is_(None), ~tagged))
     if text is not None and text.strip():
-        query = query.where(col(Trace.id).in_(search_condition(text, col(LLMCall.trace_id))))
+        query = query.where(search_condition(text, dense=dense_text))
     newest = (col(Trace.started_at).desc().nulls_last(), col(Trace.id).desc())
     if before is not None:  # a step back: the newest-first order reversed, nearest first
         return query.order_by(col(Trace.started_at).asc().nulls_first(), col(Trace.id).asc())

@@ -32,7 +32,7 @@ from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
 from agent_tracer.store.queries import parse_time, trace_query
 from agent_tracer.store.rows import SPECS, apply_rows, empty_trace, insert_ignore
-from agent_tracer.store.search import index_calls, search_words, unindexed_calls
+from agent_tracer.store.search import index_calls, is_dense, matching_calls, search_words, unindexed_calls
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 """A trace's `status` filter: "error" when it failed or any of its calls did not end "ok"."""
 _CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
+_DENSE_CHUNK = 1000  # runs read at a time by a dense search's page (`_dense_search_page`)
 
 
 LIGHT_CALL_SKIPS = ("request", "response", "raw_request", "raw_response", "search_text")
@@ -316,27 +317,54 @@ class TraceStore:
         keyset pagination (order "newest" only): the traces that come after it, with no OFFSET.
         `before`: the traces that come before that `(started_at, id)` in the newest-first order,
         nearest first (a step back). `rated`: only traces with (True) or without (False) a rating."""
-        query = trace_query(
-            outcome=outcome,
-            min_rating=min_rating,
-            name=name,
-            tags=tags,
-            since=since,
-            until=until,
-            model=model,
-            has_tool_calls=has_tool_calls,
-            rated=rated,
-            status=status,
-            held_out=held_out,
-            text=text,
-            order=order,
-            after=after,
-            before=before,
-        )
-        if limit is not None:
-            query = query.limit(limit)
+        filters: dict[str, Any] = {
+            "outcome": outcome,
+            "min_rating": min_rating,
+            "name": name,
+            "tags": tags,
+            "since": since,
+            "until": until,
+            "model": model,
+            "has_tool_calls": has_tool_calls,
+            "rated": rated,
+            "status": status,
+            "held_out": held_out,
+            "order": order,
+            "after": after,
+            "before": before,
+        }
         with self._searching({"text": text}), Session(self.engine) as session:
+            # A page of a search for a word that many calls hold walks the runs (`search.DENSE_CALLS`)
+            paged = text is not None and limit is not None and order == "newest"
+            dense = paged and is_dense(session.connection(), text or "")
+            if dense and limit is not None and self.engine.dialect.name == "sqlite":
+                return self._dense_search_page(session, text or "", limit, filters)
+            query = trace_query(**filters, text=text, dense_text=dense)
+            if limit is not None:
+                query = query.limit(limit)
             return list(session.scalars(query))
+
+    def _dense_search_page(self, session: Session, text: str, limit: int, filters: dict[str, Any]) -> list[Trace]:
+        """SQLite: the first `limit` runs of the filters, in their order, with a call that matches
+        `text`, for a word that many calls hold: the runs are read in order a chunk at a time, and
+        each chunk's calls are looked up in one FTS5 query over their rowids' range."""
+        found: list[Trace] = []
+        runs = session.scalars(trace_query(**filters).execution_options(yield_per=_DENSE_CHUNK))
+        with self.engine.connect() as conn:  # the runs' result is still open on the session's
+            for chunk in runs.partitions():
+                ids = [trace.id for trace in chunk]
+                calls: Sequence[Any] = conn.execute(
+                    sa.select(sa.literal_column("rowid"), col(LLMCall.trace_id)).where(col(LLMCall.trace_id).in_(ids))
+                ).all()
+                if calls:
+                    rowids = [rowid for rowid, _ in calls]
+                    matched = matching_calls(conn, text, min(rowids), max(rowids))
+                    hits = {trace_id for rowid, trace_id in calls if rowid in matched}
+                    found += [trace for trace in chunk if trace.id in hits][: limit - len(found)]
+                if len(found) >= limit:
+                    break
+        runs.close()
+        return found
 
     def iter_runs(
         self,
