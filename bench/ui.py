@@ -1,19 +1,22 @@
 """Web UI page times (issue 21): server time per page over a store of many runs.
 
-    python bench/ui.py [--runs 100000] [--requests 30] [--store PATH] [--pg postgresql+psycopg://…]
+    python bench/ui.py [--runs 100000] [--requests 30] [--store PATH]
+                       [--pg postgresql+psycopg://… [--pg-db NAME] [--no-sqlite]]
 
 A SQLite store of `--runs` runs (reused when `--store PATH` exists, else written there; without
 `--store` a temporary one) is filled with `TraceStore.write` in batches of 2,000 records: runs of
 five agents, one to three model calls each (four models, the support questions of
 bench/dataset_build.py to search, a tool call in most, 3 % of calls failed), feedback with
-outcomes and ratings on most, tags (10 % `held-out`), plus one run of 1,000 calls. Each page is
-then requested in-process with starlette's TestClient against `create_app(url, read_only=True)`,
-`--requests` times after two warm-up requests (one, and fewer timed, for a
-page slower than 20 s in all), and its server time (the request's wall time in this process,
-no network) is given as p50 and p95 in ms, with the rows the page shows. Sizes: the
-store (VACUUMed), and the same without migration m003's FTS5 index. With `--pg`: the same on
-PostgreSQL, in a database of its own that is dropped afterwards (sizes: the tables with their
-indexes, and the GIN index alone).
+outcomes and ratings on most, tags (10 % `held-out`), plus one run of 1,000 calls. A reused store
+first gets the migrations it lacks. Each page is then requested in-process with starlette's
+TestClient against `create_app(url, read_only=True)`, `--requests` times after two warm-up
+requests (one, and fewer timed, for a page slower than 20 s in all), and its server time (the
+request's wall time in this process, no network) is given as p50 and p95 in ms, with the rows
+the page shows, and the machine's load average when the timing ended (other jobs skew it).
+Sizes: the store (VACUUMed), and the same without migration m003's FTS5 index. With `--pg`: the
+same on PostgreSQL, in a database of its own that is dropped afterwards, or in `--pg-db NAME`,
+reused when it exists (else written) and kept (sizes: the tables with their indexes, and without
+the GIN index); `--no-sqlite` times PostgreSQL only.
 
 Goals (issue 21): the list and each filter at most 150 ms p95; search at most 500 ms p95 at a
 million runs; a run page of 1,000 model calls at most 500 ms. Every figure printed comes from this run.
@@ -219,7 +222,8 @@ def _rows(path: str, html: str) -> str:
     return "-"
 
 
-def timed(url: str, requests: int) -> list[tuple[str, float, float, str, int]]:
+def timed(url: str, requests: int) -> tuple[list[tuple[str, float, float, str, int]], str]:
+    """Each page's (label, p50, p95, rows, status), and when the timing ended with the load then."""
     from starlette.testclient import TestClient
 
     from agent_tracer.ui import create_app
@@ -243,7 +247,7 @@ def timed(url: str, requests: int) -> list[tuple[str, float, float, str, int]]:
                 label = f"{label} (n={len(times)})"
             p50, p95 = _pcts(times)
             out.append((label, p50, p95, _rows(path, response.text), response.status_code))
-    return out
+    return out, f"{dt.datetime.now(dt.timezone.utc):%H:%M} UTC; load average {_load()}"
 
 
 def sqlite_sizes(path: Path) -> tuple[int, int]:
@@ -283,10 +287,11 @@ def pg_sizes(url: str) -> tuple[int, int]:
     return full, full - index
 
 
-def report(label: str, runs: int, seconds: float | None, results: list, sizes: tuple[int, int]) -> list[str]:
+def report(label: str, runs: int, seconds: float | None, timing: tuple[list, str], sizes: tuple[int, int]) -> list[str]:
+    results, when = timing
     full, no_index = sizes
     lines = [f"\n{label}: {runs:,} runs + one of 1,000 calls" + (f", written in {seconds:.0f} s" if seconds else "")]
-    lines.append(f"timed by {dt.datetime.now(dt.timezone.utc):%H:%M} UTC; load average {_load()}")
+    lines.append(f"timed by {when}")
     lines.append(
         f"store size: {mb(full)} MiB; without the search index {mb(no_index)} MiB "
         f"(index {mb(full - no_index)} MiB, {(full - no_index) / full:.0%})"
