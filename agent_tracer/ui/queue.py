@@ -68,7 +68,9 @@ class ReviewQueue:
         if current is None:
             return self.ui.render(request, "review.html", context)
         key = (current.started_at, current.id)
-        later = await run_in_threadpool(lambda: store.count_traces(**filters.store, rated=False, after=key))
+        # Its place counts the unrated runs before it (newer), not those after it: near the head of
+        # the queue, where one reviews, that is a few rows of an index rather than all of them.
+        newer = await run_in_threadpool(lambda: store.count_traces(**filters.store, rated=False, before=key))
         earlier = await run_in_threadpool(lambda: store.traces(**filters.store, rated=False, before=key, limit=1))
         detail = await run_in_threadpool(self._detail, current.id)
         shown = views.run_page(detail, 1)
@@ -78,7 +80,7 @@ class ReviewQueue:
             detail=detail,
             nodes=shown.nodes,
             paging=shown,
-            position=unrated - later + done,
+            position=newer + (current.rating is None) + done,
             total=unrated + done,
             next_url=_with(queue, filters.query(after=cursor(*key), done=str(done or ""))),
             previous_url=_with(queue, filters.query(after=None, run=earlier[0].id, done=str(done or "")))
