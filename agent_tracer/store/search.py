@@ -40,6 +40,7 @@ the start of a longer one. Quotes, `OR`, `NEAR(`, `*` or `-` are words or nothin
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -222,18 +223,32 @@ def matching_calls(conn: sa.Connection, text: str, lowest: int, highest: int) ->
 
 
 def is_dense(conn: sa.Connection, text: str, calls: int | None = None) -> bool:
-    """Whether more than `calls` (default `DENSE_CALLS`) calls match `text`: counted in the index,
-    stopping at `calls` + 1."""
+    """Whether more than `calls` (default `DENSE_CALLS`) calls match `text`. SQLite: counted in the
+    index, stopping at `calls` + 1. PostgreSQL: its planner's estimate (from the GIN expression's
+    statistics; counting read every matching call's row, seconds at a million runs), which must
+    also pass `DENSE_SHARE` of the calls: a word the statistics do not know is estimated at about
+    1 % of them, and must not walk the runs (a word found nowhere would read every run's calls)."""
     calls = DENSE_CALLS if calls is None else calls
     words = search_words(text)
     if not words:
         return False
     if conn.dialect.name == "sqlite":
         query = f"SELECT count(*) FROM (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q LIMIT :n)"
-        params: dict[str, Any] = {"q": fts5_query(words), "n": calls + 1}
-    else:
-        match = "(to_tsquery('simple', :words) || plainto_tsquery('simple', :text))"
-        vector = PG_VECTOR.format(column="search_text")
-        query = f"SELECT count(*) FROM (SELECT 1 FROM llm_calls WHERE {vector} @@ {match} LIMIT :n) AS m"
-        params = {"words": tsquery(words), "text": text, "n": calls + 1}
-    return int(conn.execute(sa.text(query), params).scalar_one()) > calls
+        return int(conn.execute(sa.text(query), {"q": fts5_query(words), "n": calls + 1}).scalar_one()) > calls
+    match = "(to_tsquery('simple', :words) || plainto_tsquery('simple', :text))"
+    vector = PG_VECTOR.format(column="search_text")
+    found = _estimate(
+        conn, f"SELECT 1 FROM llm_calls WHERE {vector} @@ {match}", {"words": tsquery(words), "text": text}
+    )
+    return found > calls and found > DENSE_SHARE * _estimate(conn, "SELECT 1 FROM llm_calls", {})
+
+
+DENSE_SHARE = 0.015
+"""PostgreSQL: the share of all calls that a search's estimate must pass to be dense (`is_dense`)."""
+
+
+def _estimate(conn: sa.Connection, query: str, params: dict[str, Any]) -> float:
+    plan = conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) {query}"), params).scalar_one()
+    if isinstance(plan, (str, bytes)):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
