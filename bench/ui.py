@@ -292,10 +292,11 @@ def report(label: str, runs: int, seconds: float | None, timing: tuple[list, str
     full, no_index = sizes
     lines = [f"\n{label}: {runs:,} runs + one of 1,000 calls" + (f", written in {seconds:.0f} s" if seconds else "")]
     lines.append(f"timed by {when}")
-    lines.append(
-        f"store size: {mb(full)} MiB; without the search index {mb(no_index)} MiB "
-        f"(index {mb(full - no_index)} MiB, {(full - no_index) / full:.0%})"
-    )
+    if full:
+        lines.append(
+            f"store size: {mb(full)} MiB; without the search index {mb(no_index)} MiB "
+            f"(index {mb(full - no_index)} MiB, {(full - no_index) / full:.0%})"
+        )
     lines.append(f"{'page':<32} {'p50 ms':>7} {'p95 ms':>7} {'rows':>5}")
     for name, p50, p95, rows, status in results:
         lines.append(f"{name:<32} {p50:>7.1f} {p95:>7.1f} {rows:>5}" + ("" if status == 200 else f"  HTTP {status}"))
@@ -347,6 +348,9 @@ def main() -> None:
         "--pg-db", metavar="NAME", help="with --pg: this database, reused if it exists, else written; kept"
     )
     parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL (with --pg)")
+    parser.add_argument(
+        "--no-sizes", action="store_true", help="skip the SQLite store's sizes (a copy, VACUUMed twice)"
+    )
     args = parser.parse_args()
 
     folder = None
@@ -363,7 +367,8 @@ def main() -> None:
                 print(f"SQLite: writing {args.runs:,} runs …", file=sys.stderr)
                 seconds = fill(url, args.runs)
             print("SQLite: timing pages …", file=sys.stderr)
-            lines += report("SQLite", args.runs, seconds, timed(url, args.requests), sqlite_sizes(path))
+            sizes = (0, 0) if args.no_sizes else sqlite_sizes(path)
+            lines += report("SQLite", args.runs, seconds, timed(url, args.requests), sizes)
         if args.pg:
             lines += on_postgresql(args.pg, args.pg_db, args.runs, args.requests)
     finally:
