@@ -1,19 +1,22 @@
 """Web UI page times (issue 21): server time per page over a store of many runs.
 
-    python bench/ui.py [--runs 100000] [--requests 30] [--store PATH] [--pg postgresql+psycopg://…]
+    python bench/ui.py [--runs 100000] [--requests 30] [--store PATH]
+                       [--pg postgresql+psycopg://… [--pg-db NAME] [--no-sqlite]]
 
 A SQLite store of `--runs` runs (reused when `--store PATH` exists, else written there; without
 `--store` a temporary one) is filled with `TraceStore.write` in batches of 2,000 records: runs of
 five agents, one to three model calls each (four models, the support questions of
 bench/dataset_build.py to search, a tool call in most, 3 % of calls failed), feedback with
-outcomes and ratings on most, tags (10 % `held-out`), plus one run of 1,000 calls. Each page is
-then requested in-process with starlette's TestClient against `create_app(url, read_only=True)`,
-`--requests` times after two warm-up requests (one, and fewer timed, for a
-page slower than 20 s in all), and its server time (the request's wall time in this process,
-no network) is given as p50 and p95 in ms, with the rows the page shows. Sizes: the
-store (VACUUMed), and the same without migration m003's FTS5 index. With `--pg`: the same on
-PostgreSQL, in a database of its own that is dropped afterwards (sizes: the tables with their
-indexes, and the GIN index alone).
+outcomes and ratings on most, tags (10 % `held-out`), plus one run of 1,000 calls. A reused store
+first gets the migrations it lacks. Each page is then requested in-process with starlette's
+TestClient against `create_app(url, read_only=True)`, `--requests` times after two warm-up
+requests (one, and fewer timed, for a page slower than 20 s in all), and its server time (the
+request's wall time in this process, no network) is given as p50 and p95 in ms, with the rows
+the page shows, and the machine's load average when the timing ended (other jobs skew it).
+Sizes: the store (VACUUMed), and the same without migration m003's FTS5 index. With `--pg`: the
+same on PostgreSQL, in a database of its own that is dropped afterwards, or in `--pg-db NAME`,
+reused when it exists (else written) and kept (sizes: the tables with their indexes, and without
+the GIN index); `--no-sqlite` times PostgreSQL only.
 
 Goals (issue 21): the list and each filter at most 150 ms p95; search at most 500 ms p95 at a
 million runs; a run page of 1,000 model calls at most 500 ms. Every figure printed comes from this run.
@@ -194,6 +197,7 @@ def pages(client: Any) -> list[tuple[str, str]]:
         ("model=gpt-4o", "/?model=gpt-4o"),
         ("since+until (a week)", "/?since=2026-01-10&until=2026-01-17"),
         ("tools=no", "/?tools=no"),
+        ("tools=yes", "/?tools=yes"),
         ("status=error", "/?status=error"),
         ("held_out=yes", "/?held_out=yes"),
         ("held_out=no", "/?held_out=no"),
@@ -218,12 +222,16 @@ def _rows(path: str, html: str) -> str:
     return "-"
 
 
-def timed(url: str, requests: int) -> list[tuple[str, float, float, str, int]]:
+def timed(url: str, requests: int) -> tuple[list[tuple[str, float, float, str, int]], str]:
+    """Each page's (label, p50, p95, rows, status), and when the timing ended with the load then."""
     from starlette.testclient import TestClient
 
     from agent_tracer.ui import create_app
 
     out = []
+    from agent_tracer.store import TraceStore
+
+    TraceStore(url).close()  # migrations this store lacks, before the clock starts
     with TestClient(create_app(url, read_only=True)) as client:
         for label, path in pages(client):
             began = time.perf_counter()
@@ -239,7 +247,7 @@ def timed(url: str, requests: int) -> list[tuple[str, float, float, str, int]]:
                 label = f"{label} (n={len(times)})"
             p50, p95 = _pcts(times)
             out.append((label, p50, p95, _rows(path, response.text), response.status_code))
-    return out
+    return out, f"{dt.datetime.now(dt.timezone.utc):%H:%M} UTC; load average {_load()}"
 
 
 def sqlite_sizes(path: Path) -> tuple[int, int]:
@@ -279,17 +287,55 @@ def pg_sizes(url: str) -> tuple[int, int]:
     return full, full - index
 
 
-def report(label: str, runs: int, seconds: float | None, results: list, sizes: tuple[int, int]) -> list[str]:
+def report(label: str, runs: int, seconds: float | None, timing: tuple[list, str], sizes: tuple[int, int]) -> list[str]:
+    results, when = timing
     full, no_index = sizes
     lines = [f"\n{label}: {runs:,} runs + one of 1,000 calls" + (f", written in {seconds:.0f} s" if seconds else "")]
-    lines.append(
-        f"store size: {mb(full)} MiB; without the search index {mb(no_index)} MiB "
-        f"(index {mb(full - no_index)} MiB, {(full - no_index) / full:.0%})"
-    )
+    lines.append(f"timed by {when}")
+    if full:
+        lines.append(
+            f"store size: {mb(full)} MiB; without the search index {mb(no_index)} MiB "
+            f"(index {mb(full - no_index)} MiB, {(full - no_index) / full:.0%})"
+        )
     lines.append(f"{'page':<32} {'p50 ms':>7} {'p95 ms':>7} {'rows':>5}")
     for name, p50, p95, rows, status in results:
         lines.append(f"{name:<32} {p50:>7.1f} {p95:>7.1f} {rows:>5}" + ("" if status == 200 else f"  HTTP {status}"))
     return lines
+
+
+def on_postgresql(server: str, keep: str | None, runs: int, requests: int) -> list[str]:
+    """The PostgreSQL half: in the database `keep` (reused when it exists, else written there, and
+    kept), or in one of its own that is dropped afterwards."""
+    from agent_tracer.store.database import create_engine
+
+    admin = create_engine(server).execution_options(isolation_level="AUTOCOMMIT")
+    name = keep or f"agent_tracer_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": name}).first()
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        pg_url = admin.url.set(database=name).render_as_string(hide_password=False)
+        seconds = None
+        if not exists:
+            print(f"PostgreSQL: writing {runs:,} runs …", file=sys.stderr)
+            seconds = fill(pg_url, runs)
+        from agent_tracer.store import TraceStore
+
+        TraceStore(pg_url).close()  # migrations this store lacks, before its size
+        sizes = pg_sizes(pg_url)
+        print("PostgreSQL: timing pages …", file=sys.stderr)
+        return report("PostgreSQL", runs, seconds, timed(pg_url, requests), sizes)
+    finally:
+        if keep is None:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (other jobs on the machine skew the times)."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "-"
 
 
 def main() -> None:
@@ -298,6 +344,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30, help="timed requests per page (default 30)")
     parser.add_argument("--store", type=Path, help="SQLite file: reused if it exists, else written there")
     parser.add_argument("--pg", metavar="URL", help="also on PostgreSQL: a server where the role may CREATE DATABASE")
+    parser.add_argument(
+        "--pg-db", metavar="NAME", help="with --pg: this database, reused if it exists, else written; kept"
+    )
+    parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL (with --pg)")
+    parser.add_argument(
+        "--no-sizes", action="store_true", help="skip the SQLite store's sizes (a copy, VACUUMed twice)"
+    )
     args = parser.parse_args()
 
     folder = None
@@ -309,29 +362,15 @@ def main() -> None:
     try:
         url = f"sqlite:///{path}"
         seconds = None
-        if not path.exists():
-            print(f"SQLite: writing {args.runs:,} runs …", file=sys.stderr)
-            seconds = fill(url, args.runs)
-        print("SQLite: timing pages …", file=sys.stderr)
-        lines += report("SQLite", args.runs, seconds, timed(url, args.requests), sqlite_sizes(path))
+        if not args.no_sqlite:
+            if not path.exists():
+                print(f"SQLite: writing {args.runs:,} runs …", file=sys.stderr)
+                seconds = fill(url, args.runs)
+            print("SQLite: timing pages …", file=sys.stderr)
+            sizes = (0, 0) if args.no_sizes else sqlite_sizes(path)
+            lines += report("SQLite", args.runs, seconds, timed(url, args.requests), sizes)
         if args.pg:
-            from agent_tracer.store.database import create_engine
-
-            admin = create_engine(args.pg).execution_options(isolation_level="AUTOCOMMIT")
-            name = f"agent_tracer_bench_{uuid.uuid4().hex[:8]}"
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            try:
-                pg_url = admin.url.set(database=name).render_as_string(hide_password=False)
-                print(f"PostgreSQL: writing {args.runs:,} runs …", file=sys.stderr)
-                seconds = fill(pg_url, args.runs)
-                sizes = pg_sizes(pg_url)
-                print("PostgreSQL: timing pages …", file=sys.stderr)
-                lines += report("PostgreSQL", args.runs, seconds, timed(pg_url, args.requests), sizes)
-            finally:
-                with admin.connect() as conn:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                admin.dispose()
+            lines += on_postgresql(args.pg, args.pg_db, args.runs, args.requests)
     finally:
         if folder is not None:
             shutil.rmtree(folder)

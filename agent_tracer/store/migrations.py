@@ -226,6 +226,52 @@ def m004_feedback_correction(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE feedback ADD COLUMN correction JSON"))
 
 
+LIST_INDEXES = {
+    "ix_traces_newest": ((), ""),
+    "ix_traces_name_newest": (("name",), ""),
+    "ix_traces_outcome_newest": (("outcome",), ""),
+    "ix_traces_unrated_newest": ((), " WHERE rating IS NULL"),
+}
+"""m005's indexes on traces: the columns given, then the runs list's order (`started_at`, `id`);
+and which rows (a partial index)."""
+TAG_STATISTICS = "st_traces_tags"
+FAILED_CALLS = "status <> 'ok'"
+"""m005's partial index `ix_llm_calls_failed` holds the calls matching this (a few in a hundred)."""
+
+
+@migration
+def m005_list_indexes(conn: Connection) -> None:
+    """Indexes in the runs list's order (newest first: `started_at`, then `id`): of every run,
+    after `name` and after `outcome`, and of the unrated runs only (a partial index: the review
+    queue, and its counts), so that a page of the list, of a name, an outcome or the queue reads
+    its rows in order and stops after the page, instead of sorting every match (BENCHMARKS.md,
+    "Web UI page times"). They replace the single-column indexes on `started_at`, `name` and
+    `outcome`. (Not `rating IS NULL` before the order's columns: PostgreSQL takes only `=` as
+    fixing a column, so it sorted the runs such an index gave it.) PostgreSQL's are in the list's own order, `started_at
+    DESC NULLS LAST, id DESC` (its default puts NULLs first going down, so an ascending index would
+    not serve it); SQLite walks an ascending index either way and sorts NULLs lowest anyway, and
+    its CREATE INDEX takes no NULLS LAST.
+
+    And `ix_llm_calls_failed`: the trace ids of the calls that did not end "ok", a partial index
+    (few calls fail), so that the `status` filter finds a run's failed calls, or all of them,
+    without reading the calls themselves (PostgreSQL read every call for it: 345 ms a page at
+    100,000 runs).
+
+    PostgreSQL also gets statistics on `tags::jsonb`, the expression of the tags filter
+    (`queries.HasTag`): a `json` column has none of its own, and without them the planner takes
+    every tag for rare (an estimate of 12 runs of 100,000 for `held-out`, which 10 % have) and
+    sorts all the runs that have it rather than walk the list's index to the first page."""
+    postgresql = conn.dialect.name == "postgresql"
+    for name in ("ix_traces_started_at", "ix_traces_name", "ix_traces_outcome"):
+        conn.execute(sa.text(f"DROP INDEX {name}"))
+    order = "started_at DESC NULLS LAST, id DESC" if postgresql else "started_at, id"
+    for name, (columns, where) in LIST_INDEXES.items():
+        conn.execute(sa.text(f"CREATE INDEX {name} ON traces ({', '.join([*columns, order])}){where}"))
+    conn.execute(sa.text(f"CREATE INDEX ix_llm_calls_failed ON llm_calls (trace_id) WHERE {FAILED_CALLS}"))
+    if postgresql:
+        conn.execute(sa.text(f"CREATE STATISTICS {TAG_STATISTICS} ON ((tags::jsonb)) FROM traces"))
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 """How many migrations this agent-tracer knows: the schema version it writes."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -19,16 +19,29 @@ class Trace(SQLModel, table=True):
     """One agent run (the root span), or the calls that share a trace id."""
 
     __tablename__ = "traces"
+    __table_args__ = (
+        # In the runs list's order, newest first (`DESC NULLS LAST` on PostgreSQL): m005_list_indexes.
+        Index("ix_traces_newest", "started_at", "id"),
+        Index("ix_traces_name_newest", "name", "started_at", "id"),
+        Index("ix_traces_outcome_newest", "outcome", "started_at", "id"),
+        Index(
+            "ix_traces_unrated_newest",
+            "started_at",
+            "id",
+            sqlite_where=text("rating IS NULL"),
+            postgresql_where=text("rating IS NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True)
-    name: str | None = Field(default=None, index=True)
+    name: str | None = None
     task: str | None = None
-    started_at: datetime | None = Field(default=None, index=True, sa_type=DateTime)
+    started_at: datetime | None = Field(default=None, sa_type=DateTime)
     ended_at: datetime | None = Field(default=None, sa_type=DateTime)
     status: str | None = None
     """"ok" or "error"."""
     error: str | None = None
-    outcome: str | None = Field(default=None, index=True)
+    outcome: str | None = None
     rating: float | None = None
     comment: str | None = None
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON))
@@ -59,6 +72,15 @@ class LLMCall(SQLModel, table=True):
     """One model call, in canonical form (`CanonicalRequest` / `CanonicalResponse` dicts) and raw."""
 
     __tablename__ = "llm_calls"
+    __table_args__ = (
+        # The failed calls' trace ids, for the status filter: m005_list_indexes.
+        Index(
+            "ix_llm_calls_failed",
+            "trace_id",
+            sqlite_where=text("status <> 'ok'"),
+            postgresql_where=text("status <> 'ok'"),
+        ),
+    )
 
     id: str = Field(primary_key=True)
     trace_id: str = Field(index=True)

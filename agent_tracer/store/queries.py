@@ -5,13 +5,16 @@ such as "7d"."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ColumnElement
 from sqlmodel import col
 
-from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError, StoreError
 from agent_tracer.formats.examples import HELD_OUT_TAG
 from agent_tracer.store.models import LLMCall, Trace, utcnow
@@ -27,6 +30,7 @@ def trace_query(
     outcome: str | None = None,
     min_rating: float | None = None,
     name: str | None = None,
+    tags: Sequence[str] | None = None,
     since: datetime | str | None = None,
     until: datetime | str | None = None,
     model: str | None = None,
@@ -39,8 +43,10 @@ def trace_query(
     order: str = "newest",
     after: tuple[datetime | None, str] | None = None,
     before: tuple[datetime | None, str] | None = None,
+    dense_text: bool = False,
 ) -> Any:
-    """The SELECT of traces for `TraceStore.traces()`'s filters (all but tags and limit)."""
+    """The SELECT of traces for `TraceStore.traces()`'s filters (all but limit); `dense_text`:
+    the search in the shape for a word many calls hold (`search.search_condition`)."""
     if order not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     query = sa.select(Trace)
@@ -61,6 +67,8 @@ def trace_query(
             query = query.where(col(Trace.name).like(pattern, escape="\\"))
         else:
             query = query.where(col(Trace.name) == name)
+    for tag in dict.fromkeys(tag for tag in tags or () if tag):
+        query = query.where(has_tag(tag))
     if since is not None:
         query = query.where(col(Trace.started_at) >= parse_time(since))
     if until is not None:
@@ -97,7 +105,7 @@ def trace_query(
         routed = col(LLMCall.route).is_(None) if route == DIRECT else col(LLMCall.route) == route
         query = query.where(sa.exists().where(col(LLMCall.trace_id) == Trace.id, routed))
     if text is not None and text.strip():
-        query = query.where(col(Trace.id).in_(search_condition(text, col(LLMCall.trace_id))))
+        query = query.where(search_condition(text, dense=dense_text))
     newest = (col(Trace.started_at).desc().nulls_last(), col(Trace.id).desc())
     if before is not None:  # a step back: the newest-first order reversed, nearest first
         return query.order_by(col(Trace.started_at).asc().nulls_first(), col(Trace.id).asc())
@@ -109,11 +117,45 @@ def trace_query(
 
 
 def has_tag(tag: str) -> Any:
-    """Whether a trace's tags (a JSON list's text, in both dialects) hold `tag`: an element that
-    starts after `[` or a comma, so that a tag merely ending in it (its quote escaped) does not."""
-    text = sa.cast(col(Trace.tags), sa.Text)
-    quoted = fastjson.dumps(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return sa.or_(*(text.like(f"%{before}{quoted}%", escape="\\") for before in ("[", ",", ", ")))
+    """Whether a trace's tags (a JSON list) hold `tag` as an element, exactly (case and all), as
+    `tag in trace.tags` does: `HasTag`, which each database answers with its JSON functions."""
+    return HasTag(tag)
+
+
+class HasTag(ColumnElement[bool]):
+    """True for a `traces` row whose tags list holds this string. SQLite: a text element of
+    `json_each(tags)` equal to it. PostgreSQL: `tags::jsonb ? tag` (a string element; the column
+    is `json`, whose text the cast reads), written as m005's statistics on `tags::jsonb` are, so
+    that the planner knows how common a tag is: without them it took any tag for rare and sorted
+    every run of a tag rather than walk the list's index (92 ms for `held-out` at 100,000 runs)."""
+
+    inherit_cache = False
+    type = sa.Boolean()
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+
+_TAGS = Trace.__table__.c.tags  # type: ignore[attr-defined]  # SQLModel types omit __table__
+
+
+@compiles(HasTag, "sqlite")
+def _sqlite_has_tag(element: HasTag, compiler: SQLCompiler, **kw: Any) -> str:
+    tags = compiler.process(_TAGS, **kw)
+    tag = compiler.process(sa.bindparam("tag", element.tag, unique=True), **kw)
+    return f"EXISTS (SELECT 1 FROM json_each({tags}) WHERE type = 'text' AND value = {tag})"
+
+
+@compiles(HasTag, "postgresql")
+def _postgresql_has_tag(element: HasTag, compiler: SQLCompiler, **kw: Any) -> str:
+    tags = compiler.process(_TAGS, **kw)
+    tag = compiler.process(sa.bindparam("tag", element.tag, unique=True), **kw)
+    return f"(CAST({tags} AS JSONB) ? {tag})"
+
+
+@compiles(HasTag)
+def _other_has_tag(element: HasTag, compiler: SQLCompiler, **kw: Any) -> str:
+    raise sa.exc.CompileError(f"the tags filter is not available on {compiler.dialect.name}")
 
 
 def _after_newest(started_at: datetime | None, trace_id: str) -> Any:

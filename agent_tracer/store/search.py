@@ -40,6 +40,7 @@ the start of a longer one. Quotes, `OR`, `NEAR(`, `*` or `-` are words or nothin
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -148,42 +149,106 @@ def tsquery(words: list[str]) -> str:
     return " & ".join(words) + ":*"
 
 
-class SearchMatch(ColumnElement[bool]):
-    """True for an `llm_calls` row whose text holds every word of a search (`search_condition`)."""
+DENSE_CALLS = 20_000
+"""A search that more calls than this match is `dense` (`TraceStore.traces`): a page of its runs is
+found walking the runs newest first and asking each whether a call of its matches, which stops
+within a few hundred runs; a rarer one reads its matching calls from the index and sorts their
+runs, whose number this bounds. Either alone is slow at a million runs for the other kind of word
+(BENCHMARKS.md, "Web UI page times")."""
+
+
+class RunsMatching(ColumnElement[bool]):
+    """True for a `traces` row with a call that holds every word of a search (`search_condition`)."""
 
     inherit_cache = False
     type = sa.Boolean()
 
-    def __init__(self, text: str, words: list[str]) -> None:
+    def __init__(self, text: str, words: list[str], dense: bool) -> None:
         self.text = text
         self.words = words
+        self.dense = dense
 
 
-@compiles(SearchMatch, "sqlite")
-def _sqlite_match(element: SearchMatch, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(RunsMatching, "sqlite")
+def _sqlite_match(element: RunsMatching, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite's dense search is `TraceStore._dense_search_page` (FTS5 redoes a prefix's merge for
+    # each query, so a subquery per run or per call costs milliseconds each): only this shape here
     query = compiler.process(sa.bindparam("search_fts", fts5_query(element.words), unique=True), **kw)
-    return f"llm_calls.rowid IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {query})"
+    # the matching calls from the index first (CROSS JOIN keeps that order), then their runs by id
+    return (
+        f"traces.id IN (SELECT c.trace_id FROM {FTS_TABLE} CROSS JOIN llm_calls AS c "
+        f"ON c.rowid = {FTS_TABLE}.rowid WHERE {FTS_TABLE} MATCH {query})"
+    )
 
 
-@compiles(SearchMatch, "postgresql")
-def _postgresql_match(element: SearchMatch, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(RunsMatching, "postgresql")
+def _postgresql_match(element: RunsMatching, compiler: SQLCompiler, **kw: Any) -> str:
+    vector = PG_VECTOR.format(column="c.search_text")
+    match = f"{vector} @@ {_pg_tsquery(element, compiler, **kw)}"
+    if element.dense:
+        return f"EXISTS (SELECT 1 FROM llm_calls AS c WHERE c.trace_id = traces.id AND {match})"
+    # ARRAY(…) is computed once, from the GIN index: the planner cannot turn it into a walk of
+    # every run that probes each one's calls, which it chose for a word it could not estimate
+    return f"traces.id = ANY(ARRAY(SELECT c.trace_id FROM llm_calls AS c WHERE {match}))"
+
+
+def _pg_tsquery(element: RunsMatching, compiler: SQLCompiler, **kw: Any) -> str:
     # Either every word as the user split them, the last a prefix, or the text as PostgreSQL's own
     # parser splits it, which keeps "report.pdf", "3.14" or "example.com" one lexeme as in the calls.
     words = compiler.process(sa.bindparam("search_words", tsquery(element.words), unique=True), **kw)
     text = compiler.process(sa.bindparam("search_text", element.text, unique=True), **kw)
-    vector = PG_VECTOR.format(column="llm_calls.search_text")
-    return f"{vector} @@ (to_tsquery('simple', {words}) || plainto_tsquery('simple', {text}))"
+    return f"(to_tsquery('simple', {words}) || plainto_tsquery('simple', {text}))"
 
 
-@compiles(SearchMatch)
-def _other_match(element: SearchMatch, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(RunsMatching)
+def _other_match(element: RunsMatching, compiler: SQLCompiler, **kw: Any) -> str:
     raise sa.exc.CompileError(f"full-text search is not available on {compiler.dialect.name}")
 
 
-def search_condition(text: str, call_trace_id: Any) -> Any:
-    """The trace ids of calls that match `text`, as a subquery for `traces.id IN (…)`; a search
-    with no word in it (only punctuation) matches nothing."""
+def search_condition(text: str, *, dense: bool = False) -> Any:
+    """The condition on `traces` that a call of the run matches `text`; `dense`: in the shape for
+    a word that many calls hold (`DENSE_CALLS`). A search with no word in it (only punctuation)
+    matches nothing."""
     words = search_words(text)
     if not words:
-        return sa.select(call_trace_id).where(sa.false())
-    return sa.select(call_trace_id).where(SearchMatch(text, words))
+        return sa.false()
+    return RunsMatching(text, words, dense)
+
+
+def matching_calls(conn: sa.Connection, text: str, lowest: int, highest: int) -> set[int]:
+    """SQLite: the rowids from `lowest` to `highest` of the calls that match `text`."""
+    query = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q AND rowid BETWEEN :lo AND :hi"
+    params = {"q": fts5_query(search_words(text)), "lo": lowest, "hi": highest}
+    return set(conn.execute(sa.text(query), params).scalars())
+
+
+def is_dense(conn: sa.Connection, text: str, calls: int | None = None) -> bool:
+    """Whether more than `calls` (default `DENSE_CALLS`) calls match `text`. SQLite: counted in the
+    index, stopping at `calls` + 1. PostgreSQL: its planner's estimate (from the GIN expression's
+    statistics; counting read every matching call's row, seconds at a million runs), which must
+    also pass `DENSE_SHARE` of the calls: a word the statistics do not know is estimated at about
+    1 % of them, and must not walk the runs (a word found nowhere would read every run's calls)."""
+    calls = DENSE_CALLS if calls is None else calls
+    words = search_words(text)
+    if not words:
+        return False
+    if conn.dialect.name == "sqlite":
+        query = f"SELECT count(*) FROM (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q LIMIT :n)"
+        return int(conn.execute(sa.text(query), {"q": fts5_query(words), "n": calls + 1}).scalar_one()) > calls
+    match = "(to_tsquery('simple', :words) || plainto_tsquery('simple', :text))"
+    vector = PG_VECTOR.format(column="search_text")
+    found = _estimate(
+        conn, f"SELECT 1 FROM llm_calls WHERE {vector} @@ {match}", {"words": tsquery(words), "text": text}
+    )
+    return found > calls and found > DENSE_SHARE * _estimate(conn, "SELECT 1 FROM llm_calls", {})
+
+
+DENSE_SHARE = 0.015
+"""PostgreSQL: the share of all calls that a search's estimate must pass to be dense (`is_dense`)."""
+
+
+def _estimate(conn: sa.Connection, query: str, params: dict[str, Any]) -> float:
+    plan = conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) {query}"), params).scalar_one()
+    if isinstance(plan, (str, bytes)):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])

@@ -8,8 +8,10 @@ its own connection from the engine's pool.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +32,7 @@ from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
 from agent_tracer.store.queries import parse_time, trace_query
 from agent_tracer.store.rows import SPECS, apply_rows, empty_trace, insert_ignore
-from agent_tracer.store.search import index_calls, search_words, unindexed_calls
+from agent_tracer.store.search import index_calls, is_dense, matching_calls, search_words, unindexed_calls
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
 """A trace's `status` filter: "error" when it failed or any of its calls did not end "ok"."""
 _CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
+_DENSE_CHUNK = 1000  # runs read at a time by a dense search's page (`_dense_search_page`)
 
 
 LIGHT_CALL_SKIPS = ("request", "response", "raw_request", "raw_response", "search_text")
@@ -94,6 +97,9 @@ class TraceStore:
             raise
         dialect = self.engine.dialect.name
         self._index_failed = False
+        self._index_lock = threading.Lock()  # one catch-up at a time in this process
+        self._count_lock = threading.Lock()
+        self._searches = 0  # text searches running now
         self._insert_ignore = {kind: insert_ignore(dialect, spec.table) for kind, spec in SPECS.items()}
 
     def __repr__(self) -> str:
@@ -205,25 +211,35 @@ class TraceStore:
             conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), params)
         return len(created | set(changed))
 
-    def index_search(self) -> int:
+    def index_search(self, *, batches: int | None = None, idle: bool = False) -> int:
         """Bring the full-text index up to date with the calls written (SQLite: the catch-up of
         `search.py`; PostgreSQL's index needs none) and return how many calls it went past.
         Every text search runs it first. On a store this process cannot write (read-only, or
         locked past the busy timeout) it indexes nothing and says so once, at debug level: the
-        search then finds the calls indexed so far."""
+        search then finds the calls indexed so far.
+
+        `batches`: at most this many batches (`search.INDEX_BATCH` calls, a transaction each).
+        `idle`: a catch-up in idle time (`agent_tracer.ui.catchup`), which gives way to searches:
+        it indexes nothing while a search of this store runs or catches up."""
         if self.engine.dialect.name != "sqlite":
+            return 0
+        if not self._index_lock.acquire(blocking=not idle):
             return 0
         done = 0
         try:
+            if idle and self._searches:
+                return 0
             with self.engine.connect() as conn:  # a read first: searches on an indexed store take no lock
                 if not unindexed_calls(conn):
                     return 0
-            while True:
+            while batches is None or batches > 0:
                 with self._writer.begin() as conn:
                     went = index_calls(conn)
                 if not went:
-                    return done
+                    break
                 done += went
+                batches = None if batches is None else batches - 1
+            return done
         except sa.exc.OperationalError as exc:
             if not self._index_failed:
                 self._index_failed = True
@@ -233,12 +249,25 @@ class TraceStore:
                     first_line(exc.orig),
                 )
             return done
+        finally:
+            self._index_lock.release()
 
-    def _index_for(self, filters: dict[str, Any]) -> None:
-        """`index_search()` before a query whose filters search text."""
+    @contextlib.contextmanager
+    def _searching(self, filters: dict[str, Any]) -> Iterator[None]:
+        """Around a query: when its filters search text, `index_search()` first, and the search
+        counted as running until the query is done (an idle catch-up waits for it)."""
         text = filters.get("text")
-        if isinstance(text, str) and search_words(text):
+        if not (isinstance(text, str) and search_words(text)):
+            yield
+            return
+        with self._count_lock:
+            self._searches += 1
+        try:
             self.index_search()
+            yield
+        finally:
+            with self._count_lock:
+                self._searches -= 1
 
     def record_feedback(
         self,
@@ -294,39 +323,55 @@ class TraceStore:
         nearest first (a step back). `rated`: only traces with (True) or without (False) a rating.
         `route`: a call was answered by this route of the proxy's router (primary, fallback,
         shadow; "direct": a call that passed no router)."""
-        if text is not None:
-            self._index_for({"text": text})
-        query = trace_query(
-            outcome=outcome,
-            min_rating=min_rating,
-            name=name,
-            since=since,
-            until=until,
-            model=model,
-            has_tool_calls=has_tool_calls,
-            rated=rated,
-            status=status,
-            held_out=held_out,
-            text=text,
-            route=route,
-            order=order,
-            after=after,
-            before=before,
-        )
-        wanted = [tag for tag in tags or () if tag]
-        with Session(self.engine) as session:
-            if not wanted:
-                if limit is not None:
-                    query = query.limit(limit)
-                return list(session.scalars(query))
-            found: list[Trace] = []
-            # Tags are a JSON list: filtered here rather than with two dialects' JSON operators.
-            for trace in session.scalars(query.execution_options(yield_per=500)):
-                if all(tag in (trace.tags or ()) for tag in wanted):
-                    found.append(trace)
-                    if limit is not None and len(found) >= limit:
-                        break
-            return found
+        filters: dict[str, Any] = {
+            "outcome": outcome,
+            "min_rating": min_rating,
+            "name": name,
+            "tags": tags,
+            "since": since,
+            "until": until,
+            "model": model,
+            "has_tool_calls": has_tool_calls,
+            "rated": rated,
+            "status": status,
+            "held_out": held_out,
+            "route": route,
+            "order": order,
+            "after": after,
+            "before": before,
+        }
+        with self._searching({"text": text}), Session(self.engine) as session:
+            # A page of a search for a word that many calls hold walks the runs (`search.DENSE_CALLS`)
+            paged = text is not None and limit is not None and order == "newest"
+            dense = paged and is_dense(session.connection(), text or "")
+            if dense and limit is not None and self.engine.dialect.name == "sqlite":
+                return self._dense_search_page(session, text or "", limit, filters)
+            query = trace_query(**filters, text=text, dense_text=dense)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(session.scalars(query))
+
+    def _dense_search_page(self, session: Session, text: str, limit: int, filters: dict[str, Any]) -> list[Trace]:
+        """SQLite: the first `limit` runs of the filters, in their order, with a call that matches
+        `text`, for a word that many calls hold: the runs are read in order a chunk at a time, and
+        each chunk's calls are looked up in one FTS5 query over their rowids' range."""
+        found: list[Trace] = []
+        runs = session.scalars(trace_query(**filters).execution_options(yield_per=_DENSE_CHUNK))
+        with self.engine.connect() as conn:  # the runs' result is still open on the session's
+            for chunk in runs.partitions():
+                ids = [trace.id for trace in chunk]
+                calls: Sequence[Any] = conn.execute(
+                    sa.select(sa.literal_column("rowid"), col(LLMCall.trace_id)).where(col(LLMCall.trace_id).in_(ids))
+                ).all()
+                if calls:
+                    rowids = [rowid for rowid, _ in calls]
+                    matched = matching_calls(conn, text, min(rowids), max(rowids))
+                    hits = {trace_id for rowid, trace_id in calls if rowid in matched}
+                    found += [trace for trace in chunk if trace.id in hits][: limit - len(found)]
+                if len(found) >= limit:
+                    break
+        runs.close()
+        return found
 
     def iter_runs(
         self,
@@ -356,33 +401,23 @@ class TraceStore:
     ) -> Iterator[tuple[int, list[RunRows]]]:
         """`iter_runs` a chunk at a time, numbered from 0. With `shard=(i, n)` only the chunks
         whose number is i modulo n have their calls read and are yielded, so that n processes can
-        share the reading and a consumer can put the chunks back in order. A shard with a `limit`
-        needs no `tags` (the limit is then the query's; with tags it depends on every chunk)."""
-        wanted = [tag for tag in tags or () if tag]
-        if shard is not None and wanted and limit is not None:
-            raise ConfigError("a shard of the runs cannot take both tags and a limit")
-        self._index_for(filters)
-        query = trace_query(**filters)
-        if limit is not None and not wanted:
+        share the reading and a consumer can put the chunks back in order (the `limit`, tags
+        included, is the query's)."""
+        query = trace_query(tags=tags, **filters)
+        if limit is not None:
             query = query.limit(limit)
-        given = 0
-        with self.engine.connect() as conn:
+        with self._searching(filters), self.engine.connect() as conn:
             result = conn.execution_options(yield_per=chunk).execute(query)
             for number, partition in enumerate(result.mappings().partitions()):
                 if shard is not None and number % shard[1] != shard[0]:
                     continue
-                traces = [dict(row) for row in partition if all(tag in (row["tags"] or ()) for tag in wanted)]
-                if limit is not None and wanted:
-                    traces = traces[: limit - given]
+                traces = [dict(row) for row in partition]
                 calls: dict[str, list[dict[str, Any]]] = {trace["id"]: [] for trace in traces}
                 if traces:
                     with self.engine.connect() as reader:  # the traces' result is still open on `conn`
                         for call in _read_calls(reader, list(calls), call_columns):
                             calls[call["trace_id"]].append(call)
                 yield number, [RunRows(trace, calls[trace["id"]]) for trace in traces]
-                given += len(traces)
-                if limit is not None and wanted and given >= limit:
-                    return
 
     def feedback(self, *, label_prefix: str | None = None, corrections: bool = False) -> list[Feedback]:
         """Feedback rows, oldest first; `label_prefix` keeps those whose label starts with it
@@ -398,18 +433,11 @@ class TraceStore:
 
     def count_traces(self, *, tags: Sequence[str] | None = None, limit: int | None = None, **filters: Any) -> int:
         """How many traces match the filters of `traces()` (at most `limit`)."""
-        self._index_for(filters)
-        query = trace_query(**filters)
-        if [tag for tag in tags or () if tag]:
-            count = sum(
-                len(runs) for _, runs in self.iter_run_chunks(tags=tags, limit=limit, call_columns=("id",), **filters)
-            )
-        else:
-            with self.engine.connect() as conn:
-                count = conn.execute(
-                    sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
-                ).scalar_one()
-        return min(count, limit) if limit is not None else count
+        query = trace_query(tags=tags, **filters).with_only_columns(col(Trace.id)).order_by(None)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._searching(filters), self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
 
     def known_traces(self, trace_ids: Sequence[str]) -> set[str]:
         """Those of `trace_ids` that are traces in the store."""

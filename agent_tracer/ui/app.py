@@ -1,12 +1,14 @@
 """The UI's Starlette app: routes, the store it reads, and the guard on its doors.
 
 The store is opened when the app is made and closed at shutdown; its calls run in Starlette's
-thread pool. Errors become a page with one line and the right status (400 for a bad value, 404
-for an unknown run, 403 for a write in read-only mode, 500 otherwise), never a stack trace.
+thread pool. While the app runs, a task keeps SQLite's search index caught up (`catchup.py`).
+Errors become a page with one line and the right status (400 for a bad value, 404 for an unknown
+run, 403 for a write in read-only mode, 500 otherwise), never a stack trace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
@@ -29,6 +31,7 @@ from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
 from agent_tracer.prices import DEFAULT_PRICES, Prices, load_prices
 from agent_tracer.store import LLMCall, TraceDetail, TraceStore
 from agent_tracer.ui import costs, pairs, views
+from agent_tracer.ui.catchup import index_while_idle
 from agent_tracer.ui.datasets import DatasetsPage
 from agent_tracer.ui.evals import Evaluations
 from agent_tracer.ui.filters import FilterError, cursor, parse_filters
@@ -293,9 +296,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        catching_up = asyncio.create_task(index_while_idle(store))
         try:
             yield
         finally:
+            catching_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await catching_up  # a batch under way ends first: its thread is not interrupted
             await replayer.close()
             store.close()
 

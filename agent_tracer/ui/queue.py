@@ -6,7 +6,8 @@ buttons that rate it 1-5 or mark it a success or a failure (keyboard shortcuts i
 page (`UI.save_review`) and moves on to the next unrated run. The place in the queue lives in the
 URL, in keyset terms like the list: `after=` the cursor of the last run seen (skipped or reviewed),
 or `run=` a run to show again (a step back); `done=` counts the reviews made in this walk, so the
-progress line keeps its total while the unrated runs shrink.
+progress line keeps its total while the unrated runs shrink. A long run shows its first page of
+model calls, read as the run page reads it (`views.run_page`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from agent_tracer.errors import ConfigError, TraceNotFound
-from agent_tracer.store import Trace
+from agent_tracer.store import Trace, TraceDetail
 from agent_tracer.ui import views
 from agent_tracer.ui.filters import FilterError, RunFilters, cursor, parse_cursor, parse_filters
 from agent_tracer.ui.forms import READ_ONLY, form_fields
@@ -67,15 +68,19 @@ class ReviewQueue:
         if current is None:
             return self.ui.render(request, "review.html", context)
         key = (current.started_at, current.id)
-        later = await run_in_threadpool(lambda: store.count_traces(**filters.store, rated=False, after=key))
+        # Its place counts the unrated runs before it (newer), not those after it: near the head of
+        # the queue, where one reviews, that is a few rows of an index rather than all of them.
+        newer = await run_in_threadpool(lambda: store.count_traces(**filters.store, rated=False, before=key))
         earlier = await run_in_threadpool(lambda: store.traces(**filters.store, rated=False, before=key, limit=1))
-        detail = await run_in_threadpool(store.get_trace, current.id)
+        detail = await run_in_threadpool(self._detail, current.id)
+        shown = views.run_page(detail, 1)
         queue = request.url_for("queue")
         context.update(
             trace=current,
             detail=detail,
-            nodes=views.run_nodes(detail),
-            position=unrated - later + done,
+            nodes=shown.nodes,
+            paging=shown,
+            position=newer + (current.rating is None) + done,
             total=unrated + done,
             next_url=_with(queue, filters.query(after=cursor(*key), done=str(done or ""))),
             previous_url=_with(queue, filters.query(after=None, run=earlier[0].id, done=str(done or "")))
@@ -93,6 +98,13 @@ class ReviewQueue:
             return self.ui.store.get_trace(run).trace
         found = self.ui.store.traces(**filters.store, rated=False, after=filters.after, limit=1)
         return found[0] if found else None
+
+    def _detail(self, trace_id: str) -> TraceDetail:
+        """The run as its page reads it: the first page of its model calls whole, the rest light
+        (a long run's bodies are most of its bytes; the queue shows the first page, as the run page)."""
+        detail = self.ui.store.get_trace(trace_id, full_calls=())
+        self.ui.store.fill_calls(detail, views.page_call_ids(detail, 1))
+        return detail
 
     async def review(self, request: Request) -> Response:
         """A queue button's POST: the review saved as the run page saves it, then the next unrated run."""

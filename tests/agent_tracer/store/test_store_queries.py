@@ -213,3 +213,77 @@ def test_the_tool_calls_filter_finds_a_runs_calls_by_trace_id(tmp_path):
             with store.engine.connect() as conn:
                 plan = " ".join(str(row) for row in conn.execute(sa.text("EXPLAIN QUERY PLAN " + sql)))
             assert "ix_llm_calls_trace_id" in plan and "ix_llm_calls_has_tool_calls" not in plan, plan
+
+
+def test_the_tags_filter_matches_whole_tags_in_sql_as_python_would(store, rec):
+    """Tags are filtered by the database (a page of the list stops after its rows), exactly as
+    `tag in trace.tags`: case, a tag inside another, quotes, non-ASCII; with keyset steps and counts."""
+    tag_lists = [["vip"], ["VIP"], ["vip-2", "x"], ['say "vip"'], ["x", "vip"], ["café", "vip"], [], ["held-out"]]
+    store.write([rec.trace(n, tags=tags, start=n) for n, tags in enumerate(tag_lists, start=1)])
+    newest_first = list(range(len(tag_lists), 0, -1))
+    for tag in ("vip", "VIP", "vip-2", 'say "vip"', "café", "x", "vi", "held-out", "%", "_"):
+        expected = [n for n in newest_first if tag in tag_lists[n - 1]]
+        assert ids(store.traces(tags=[tag])) == expected, tag
+        assert store.count_traces(tags=[tag]) == len(expected), tag
+    assert ids(store.traces(tags=["vip", "x"])) == [5]
+    assert ids(store.traces(tags=["vip", "café"], held_out=False)) == [6]
+    assert ids(store.traces(held_out=True)) == [8] and 8 not in ids(store.traces(held_out=False))
+    first = store.traces(tags=["vip"], limit=2)
+    assert ids(first) == [6, 5]
+    rest = store.traces(tags=["vip"], after=(first[-1].started_at, first[-1].id), limit=2)
+    assert ids(rest) == [1]
+    assert ids(store.traces(tags=["vip"], before=(rest[0].started_at, rest[0].id), limit=1)) == [5]
+    assert store.count_traces(tags=["vip"], limit=2) == 2
+    assert [int(run.trace["id"], 16) for run in store.iter_runs(tags=["vip"], limit=2, chunk=1)] == [6, 5]
+    shards = [
+        [
+            int(r.trace["id"], 16)
+            for _, runs in store.iter_run_chunks(tags=["vip"], limit=2, chunk=1, shard=(i, 2))
+            for r in runs
+        ]
+        for i in range(2)
+    ]
+    assert shards == [[6], [5]]
+
+
+def _plan(store, query) -> str:
+    """The database's plan of `query`, as one text (PostgreSQL: told not to scan whole tables,
+    so that on a handful of rows it still shows which index can give the list's order)."""
+    import sqlalchemy as sa
+
+    compiled = query.compile(store.engine)
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            params = tuple(compiled.params[key] for key in compiled.positiontup or ())
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params)
+        else:
+            conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            rows = conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)
+        return "\n".join(str(row) for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({}, "ix_traces_newest"),
+        ({"name": "billing-agent"}, "ix_traces_name_newest"),
+        ({"outcome": "failure"}, "ix_traces_outcome_newest"),
+        ({"rated": False}, "ix_traces_unrated_newest"),
+        ({"status": "error"}, "ix_llm_calls_failed"),
+        ({"tags": ["vip"]}, "ix_traces_newest"),
+        ({"held_out": False}, "ix_traces_newest"),
+    ],
+)
+def test_a_page_of_the_list_reads_an_index_in_its_order(store, filters, index):
+    """m005's indexes give the list's order (newest first), so a page of a filter stops after its
+    rows instead of sorting every match (name= and outcome= took 136-201 ms a page on SQLite at
+    100,000 runs, status=error 345 ms on PostgreSQL, whose own default order for a descending scan
+    puts NULLs first); the status filter finds failed calls in their partial index."""
+    from agent_tracer.store.queries import trace_query
+
+    plan = _plan(store, trace_query(**filters).limit(51))
+    assert index in plan, plan
+    if store.engine.dialect.name == "sqlite":
+        assert "TEMP B-TREE FOR ORDER BY" not in plan, plan  # "FOR RIGHT PART OF ORDER BY" is not a sort of all
+    else:
+        assert "Sort" not in plan, plan

@@ -15,6 +15,7 @@ from agent_tracer.errors import SchemaError
 from agent_tracer.store import TraceStore
 from agent_tracer.store import migrations as migrations_module
 from agent_tracer.store import search as search_module
+from agent_tracer.store import store as store_module
 from agent_tracer.store.database import create_engine, writer
 from agent_tracer.store.migrations import MIGRATIONS, _migrations_table, applied_migrations, migrate
 from agent_tracer.store.models import utcnow
@@ -184,6 +185,49 @@ def test_the_catch_up_goes_in_batches_with_calls_without_text(store, rec, monkey
     assert last == top == indexed == 10
     assert ids(store.traces(text="toolresult7")) == [rec.trace_id(7)]
     integrity_check(store)
+
+
+def test_an_idle_catch_up_goes_a_batch_at_a_time_and_gives_way_to_searches(store, rec, monkeypatch):
+    """`index_search(batches=1, idle=True)`, as the UI's idle task calls it: one batch, and none
+    while a search of the store runs (that search caught up first)."""
+    if store.engine.dialect.name != "sqlite":
+        assert store.index_search(batches=1, idle=True) == 0
+        return
+    monkeypatch.setattr(search_module.index_calls, "__defaults__", (3,))
+    store.write([record for n in range(1, 8) for record in conversation(rec, n)])
+    assert store.index_search(batches=1, idle=True) == 3 and fts_state(store) == (3, 7, 3)
+    with store._searching({"text": "answerword"}):  # a search: caught up, then its query runs
+        assert fts_state(store) == (7, 7, 7)
+        store.write(conversation(rec, 8))
+        assert store.index_search(batches=1, idle=True) == 0  # gives way while the search runs
+    assert store.index_search(batches=1, idle=True) == 1 and fts_state(store) == (8, 8, 8)
+    assert store.index_search(batches=1, idle=True) == 0
+    integrity_check(store)
+
+
+@pytest.mark.parametrize("dense_calls", [0, 1, 3, 10_000])
+def test_a_page_of_a_search_is_the_same_dense_or_sparse(store, rec, monkeypatch, dense_calls):
+    """A page of a search for a word many calls hold walks the runs newest first (on SQLite in
+    chunks, each chunk's calls looked up by their rowids' range); a rarer word's runs come from
+    its calls: the same runs, in the same order, with the other filters and keyset steps."""
+    monkeypatch.setattr(search_module, "DENSE_CALLS", dense_calls)
+    monkeypatch.setattr(store_module, "_DENSE_CHUNK", 2)
+    records = []
+    for n in range(1, 12):
+        records += conversation(rec, n, name="a" if n % 2 else "b")
+    records += conversation(rec, 0, name="a")  # the oldest run, written last: its call's rowid is the highest
+    store.write(records)
+    everything = [trace.id for trace in store.traces(text="answerword")]
+    assert len(everything) == 12 and everything[-1] == rec.trace_id(0)
+    for text, filters in [("answerword", {}), ("answerword", {"name": "a"}), ("userword3", {}), ("zebra", {})]:
+        whole = [trace.id for trace in store.traces(text=text, **filters)]
+        assert ids(store.traces(text=text, limit=3, **filters)) == whole[:3], (text, filters)
+        if len(whole) > 3:
+            page = store.traces(text=text, limit=3, **filters)
+            after = (page[-1].started_at, page[-1].id)
+            assert ids(store.traces(text=text, limit=100, after=after, **filters)) == whole[3:]
+            back = store.traces(text=text, limit=2, before=after, **filters)
+            assert ids(back) == whole[:2][::-1]
 
 
 def test_a_call_written_again_with_other_text_keeps_its_first(store, rec):

@@ -85,3 +85,45 @@ def test_the_runs_page_filters_by_url(store_url):
         for query, message in (("status=broken", "status must be ok or error"), ("held_out=maybe", "held_out must")):
             bad = client.get(f"/?{query}")
             assert bad.status_code == 400 and message in bad.text
+
+
+def test_the_app_catches_the_search_index_up_while_idle(tmp_path, monkeypatch):
+    """With the app running and no search, SQLite's index catches up with calls written after
+    the app opened the store (by another process in life: the proxy's writer), a batch at a time."""
+    import time
+
+    import sqlalchemy as sa
+
+    from agent_tracer.store import search as search_module
+    from agent_tracer.ui import catchup
+
+    monkeypatch.setattr(search_module.index_calls, "__defaults__", (2,))
+    monkeypatch.setattr(catchup.index_while_idle, "__kwdefaults__", {"idle_pause": 0.05, "batch_pause": 0.0})
+    url = f"sqlite:///{tmp_path / 'traces.db'}"
+    TraceStore(url).close()
+    with TestClient(create_app(url, read_only=True)):
+        with TraceStore(url) as writer:
+            writer.write(
+                [("trace", {"id": f"{n:032x}", "name": "a"}) for n in range(5)]
+                + [
+                    (
+                        "llm_call",
+                        {
+                            "id": f"{n:016x}",
+                            "trace_id": f"{n:032x}",
+                            "request": {"messages": [{"role": "user", "content": f"word{n}"}]},
+                        },
+                    )
+                    for n in range(5)
+                ]
+            )
+            deadline = time.monotonic() + 20
+            while True:
+                with writer.engine.connect() as conn:
+                    if not search_module.unindexed_calls(conn):
+                        break
+                assert time.monotonic() < deadline, "the idle catch-up did not index the calls"
+                time.sleep(0.05)
+            with writer.engine.connect() as conn:
+                indexed = conn.execute(sa.text(f"SELECT count(*) FROM {search_module.FTS_TABLE}_docsize")).scalar_one()
+            assert indexed == 5

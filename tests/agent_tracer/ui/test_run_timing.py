@@ -143,3 +143,18 @@ def test_a_run_of_1000_calls_opens_paged(store_url, capsys):
             f"\n[{store_url.split(':')[0]}] run page of 1,000 model calls, server time: {shown}"
             f" (page 5 with every call read whole: {whole_ms:.0f} ms before rendering)"
         )
+
+
+def test_the_review_queue_shows_a_long_run_paged(tmp_path):
+    """The queue reads a run as its page does: the first 100 model calls, only their bodies read
+    (bench/ui.py's run of 1,000 calls, unrated and newest, made /review take 350-520 ms read whole)."""
+    url = f"sqlite:///{tmp_path / 'traces.db'}"
+    long_run(url, 250)
+    with TestClient(create_app(url)) as client:
+        page = client.get("/review").text
+    assert "model calls 1–100 of 250 · page 1 of 3" in page
+    assert page.count('class="node node-llm"') == 100
+    assert f'class="next-page" href="http://testserver/runs/{TRACE}?page=2"' in page
+    links = re.findall(rf'href="http://testserver/runs/{TRACE}/calls/([0-9a-f]+)"', page)
+    assert links == [f"{n:016x}" for n in range(100)]
+    assert ">step 99 done<" in page and ">step 100 done<" not in page
