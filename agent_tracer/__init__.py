@@ -69,11 +69,13 @@ def __dir__() -> list[str]:
     return sorted({*globals(), "trace_agent", "trace_tool", "__version__"})
 
 
-def init(db: str | None = None, **settings: Any) -> TracerConfig:
+def init(db: str | None = None, *, frameworks: str | list[str] | None = None, **settings: Any) -> TracerConfig:
     """Start capturing: wrap the httpx transports, start the writer. Idempotent.
 
     `db` is a SQLAlchemy URL (default `AGENT_TRACER_DB`, else `sqlite:///agent_tracer.db`); other
     settings are the fields of `TracerConfig` (spill_path, otlp_endpoint, capture_content, …).
+    `frameworks="auto"` also turns on the adapters of the agent frameworks installed (the OpenAI
+    Agents SDK, LangChain / LangGraph), or a list names them: see `agent_tracer.frameworks`.
     The database is not touched here: if it is down, calls are still captured, retried and spilled.
     """
     from agent_tracer import runtime as _runtime
@@ -82,13 +84,23 @@ def init(db: str | None = None, **settings: Any) -> TracerConfig:
     unknown = set(settings) - TracerConfig.field_names()
     if unknown:
         raise ConfigError(f"unknown init() settings: {', '.join(sorted(unknown))}")
-    return _runtime.start(TracerConfig(db=db or "", **settings)).config
+    if frameworks:
+        from agent_tracer import frameworks as _frameworks
+
+        _frameworks.names(frameworks)  # an unknown name is an error before anything starts
+    config = _runtime.start(TracerConfig(db=db or "", **settings)).config
+    if frameworks:
+        _frameworks.instrument(frameworks)
+    return config
 
 
 def uninstrument(timeout: float | None = None) -> None:
     """Stop capturing: restore the transports, write what is queued (spill the rest), close the store."""
     from agent_tracer import runtime as _runtime
 
+    adapters = sys.modules.get("agent_tracer.frameworks")
+    if adapters is not None:
+        adapters.uninstrument()
     _runtime.stop(timeout)
 
 

@@ -169,6 +169,8 @@ class AgentRunPayload:
     task: str | None = None
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = "decorator"
+    """What recorded the run: "decorator", or a framework adapter ("openai-agents", "langchain")."""
 
     def records(self) -> list[Record]:
         run = self.ids.row(self.started_ns, self.ended_ns)
@@ -188,7 +190,7 @@ class AgentRunPayload:
                 error=run["error"],
                 tags=self.tags,
                 meta=scrub(self.metadata),
-                source="decorator",
+                source=self.source,
             )
         return [("trace", trace), ("agent_run", run)]
 
@@ -202,6 +204,7 @@ class ToolPayload:
     error: str | None
     started_ns: int
     ended_ns: int
+    source: str = "decorator"
 
     def records(self) -> list[Record]:
         tool = self.ids.row(self.started_ns, self.ended_ns)
@@ -215,7 +218,7 @@ class ToolPayload:
             "id": self.ids.trace_id,
             "started_at": tool["started_at"],
             "ended_at": tool["ended_at"],
-            "source": "decorator",
+            "source": self.source,
         }
         return [("trace", trace), ("tool_execution", tool)]
 
