@@ -51,14 +51,16 @@ atexit.register(_stop_at_exit)
 
 
 def __getattr__(name: str) -> Any:
-    """The decorators and `__version__`, imported on first use: importing the package (as the CLI
-    does) loads no OpenTelemetry SDK and no codec until capturing is asked for."""
+    """The decorators, `frameworks` and `__version__`, imported on first use: importing the
+    package (as the CLI does) loads no OpenTelemetry SDK and no codec until capturing is asked for."""
     if name in ("trace_agent", "trace_tool"):
         from agent_tracer import decorators
 
         value = getattr(decorators, name)
     elif name == "__version__":
         from agent_tracer.runtime import VERSION as value
+    elif name == "frameworks":  # the adapters' package: `agent_tracer.frameworks.langchain.callback_handler()`
+        import agent_tracer.frameworks as value
     else:
         raise AttributeError(f"module 'agent_tracer' has no attribute {name!r}")
     globals()[name] = value
@@ -66,7 +68,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "trace_agent", "trace_tool", "__version__"})
+    return sorted({*globals(), "trace_agent", "trace_tool", "frameworks", "__version__"})
 
 
 def init(db: str | None = None, *, frameworks: str | list[str] | None = None, **settings: Any) -> TracerConfig:

@@ -26,8 +26,14 @@ def utc(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, timezone.utc).replace(tzinfo=None)
 
 
+_SCALARS = frozenset((bool, int, float, type(None)))
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-safe copy of a Python value (repr for what JSON cannot hold), truncated when huge."""
+    kind = type(value)
+    if kind in _SCALARS or (kind is str and len(value) * 6 + 2 <= MAX_VALUE_CHARS):
+        return value  # already JSON, and short even with every character escaped: no round trip
     text = json.dumps(value, default=repr, ensure_ascii=False)
     if len(text) > MAX_VALUE_CHARS:
         return text[:MAX_VALUE_CHARS] + f"… [{len(text) - MAX_VALUE_CHARS} more characters]"

@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from agent_tracer.errors import ConfigError
 
@@ -26,6 +27,13 @@ logger = logging.getLogger("agent_tracer")
 ADAPTERS = {"openai_agents": "agents", "langchain": "langchain_core"}
 """Adapter (module under `agent_tracer.frameworks`) → the package it needs."""
 ALIASES = {"openai-agents": "openai_agents", "agents": "openai_agents", "langgraph": "langchain"}
+
+
+def __getattr__(name: str) -> Any:
+    """The adapter modules, imported on first use (`agent_tracer.frameworks.langchain`)."""
+    if name in ADAPTERS:
+        return importlib.import_module(f"agent_tracer.frameworks.{name}")
+    raise AttributeError(f"module 'agent_tracer.frameworks' has no attribute {name!r}")
 
 
 def names(frameworks: str | Iterable[str]) -> list[str]:

@@ -151,7 +151,7 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
             anchor=scope.ids.span_id,
             scope=scope,
             name=kwargs.get("name") or _name(serialized) or "chain",
-            arguments=_plain(inputs),
+            arguments=inputs,
             started_ns=time.time_ns(),
             task=_first_user_text(inputs),
             tags=list(tags or ()),
@@ -173,7 +173,7 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
             opened.scope.ids,
             name=opened.name or "chain",
             started_ns=opened.started_ns,
-            input=opened.arguments,
+            input=_plain(opened.arguments),
             output=_output(outputs) if error is None else None,
             error=_error_text(error),
             task=opened.task,
@@ -246,24 +246,31 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _messages(value: Any) -> list[dict[str, Any]]:
-    """The chat messages in a run's inputs or outputs (`{"messages": [...]}` or a list), as dicts."""
+def _messages(value: Any) -> list[Any]:
+    """The chat messages in a run's inputs or outputs (`{"messages": [...]}` or a list), as given."""
     found = value.get("messages") if isinstance(value, dict) else value
-    if not isinstance(found, list | tuple) or not found:
-        return []
-    try:
-        converted = convert_to_openai_messages(list(found))
-    except (ValueError, TypeError, NotImplementedError):
-        return []
-    return [m for m in converted if isinstance(m, dict)]
+    return list(found) if isinstance(found, list | tuple) else []
+
+
+def _role_and_content(message: Any) -> tuple[str | None, Any]:
+    """A message's role and content in any of LangChain's shapes: a message object, an OpenAI
+    dict, a `(role, content)` pair."""
+    if isinstance(message, BaseMessage):
+        return {"human": "user", "ai": "assistant"}.get(message.type, message.type), message.content
+    if isinstance(message, dict):
+        return message.get("role") or message.get("type"), message.get("content")
+    if isinstance(message, list | tuple) and len(message) == 2 and isinstance(message[0], str):
+        return message[0], message[1]
+    return None, None
 
 
 def _first_user_text(inputs: Any) -> str | None:
     if isinstance(inputs, str):
         return inputs
     for message in _messages(inputs):
-        if message.get("role") == "user":
-            return content_text(message.get("content")) or None
+        role, content = _role_and_content(message)
+        if role in ("user", "human"):
+            return content_text(content) or None
     if isinstance(inputs, dict):
         texts = [v for v in inputs.values() if isinstance(v, str)]
         return texts[0] if texts else None
@@ -274,7 +281,7 @@ def _output(outputs: Any) -> Any:
     """The last message's text when the run returned messages (a graph's state), else the outputs."""
     messages = _messages(outputs)
     if messages:
-        return content_text(messages[-1].get("content"))
+        return content_text(_role_and_content(messages[-1])[1])
     return _plain(outputs)
 
 

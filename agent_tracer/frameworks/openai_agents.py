@@ -21,8 +21,8 @@ uploader stays unless you drop it with `agents.set_trace_processors`). What beco
 The trace's status is "error" when a span other than a tool's ends with an error (a guardrail's
 tripwire, a failed model call, a run past `max_turns`): a tool's error goes back to the model.
 
-Ids: the SDK's `trace_<32 hex>` is the stored trace id (`trace_id_for` maps one), span ids are the
-first 16 hex digits of the SDK's. Nothing here raises into the SDK: a failure is counted in
+Ids: the SDK's `trace_<32 hex>` is the stored trace id (`trace_id_for` maps one), span ids are
+hashes of the SDK's. Nothing here raises into the SDK: a failure is counted in
 `agent_tracer.stats()["capture_errors"]`, logged once, and the run goes on.
 """
 
@@ -42,6 +42,7 @@ from agent_tracer.records import SpanIds
 SOURCE = "openai-agents"
 DEFAULT_WORKFLOW_NAME = "Agent workflow"
 MODEL_SPAN_TYPES = ("generation", "response")
+STORED_SPAN_TYPES = ("agent", "function", "handoff", "guardrail")
 
 
 def trace_id_for(sdk_trace_id: str) -> str:
@@ -153,13 +154,12 @@ class AgentTracerProcessor:
             return
         kind = span.span_data.type
         parent = opened.spans.get(span.parent_id or "", opened.scope.ids.span_id)
-        stored = kind in ("agent", "function", "handoff", "guardrail")
-        opened.spans[span.span_id] = span_hex(span.span_id) if stored else parent
-        if kind in ("agent", "function"):  # model calls made inside hang under it
-            scope = Scope(SpanIds(opened.scope.ids.trace_id, span_hex(span.span_id), parent))
+        opened.spans[span.span_id] = span_hex(span.span_id) if kind in STORED_SPAN_TYPES else parent
+        if kind == "agent":  # model calls made inside hang under it (a tool's too: under its agent)
+            scope = Scope(SpanIds(opened.scope.ids.trace_id, opened.spans[span.span_id], parent))
             opened.scopes[span.span_id] = scope
             scope.enter()
-            if kind == "agent" and opened.first_agent is None:
+            if opened.first_agent is None:
                 opened.first_agent = span.span_data.name
 
     def _span_ended(self, rt: _runtime.Runtime, span: Any) -> None:
@@ -171,22 +171,22 @@ class AgentTracerProcessor:
             scope.exit(self.stats)
         data = span.span_data
         kind = data.type
-        error = _error_text(span.error)
+        error = _error_text(span.error) if span.error else None
         if error and kind != "function" and opened.error is None:  # a tool's error is the model's to handle
             opened.error = error
         if kind in MODEL_SPAN_TYPES:
             self.stats.add("model_spans_left_to_transport")
             self._note_model_span(opened, data)
             return
-        if kind not in ("agent", "function", "handoff", "guardrail"):
+        if kind not in STORED_SPAN_TYPES:
             return
         parent = opened.spans.get(span.parent_id or "", opened.scope.ids.span_id)
-        ids = SpanIds(opened.scope.ids.trace_id, span_hex(span.span_id), parent)
+        ids = SpanIds(opened.scope.ids.trace_id, opened.spans.get(span.span_id) or span_hex(span.span_id), parent)
         started_ns = epoch_ns(span.started_at, time.time_ns())
         ended_ns = epoch_ns(span.ended_at, time.time_ns())
         if kind == "agent":
             self.stats.add("agent_runs")
-            submit_run(rt, ids, name=data.name, started_ns=started_ns, error=error, source=SOURCE)
+            submit_run(rt, ids, name=data.name, started_ns=started_ns, ended_ns=ended_ns, error=error, source=SOURCE)
             return
         if kind == "function":
             name, arguments, result = data.name, _parsed(data.input), data.output

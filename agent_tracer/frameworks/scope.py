@@ -22,7 +22,6 @@ counts those.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 import time
 from contextvars import ContextVar, Token
@@ -36,8 +35,6 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from agent_tracer import runtime as _runtime
 from agent_tracer.records import AgentRunPayload, SpanIds, ToolPayload, jsonable
 from agent_tracer.run_ids import trace_id_for
-
-_HEX = re.compile(r"[0-9a-f]{16,}")
 
 
 class AdapterStats:
@@ -67,12 +64,9 @@ def trace_hex(framework_id: str) -> str:
 
 
 def span_hex(framework_id: str) -> str:
-    """A framework's span or run id as a 16-hex span id: its first 16 hex digits when it has
-    them (`span_<24 hex>`, a UUID), else a hash of it."""
-    compact = framework_id.lower().replace("-", "")
-    compact = compact.partition("_")[2] if compact.startswith("span_") else compact
-    if _HEX.fullmatch(compact) and int(compact[:16], 16):
-        return compact[:16]
+    """A framework's span or run id as a 16-hex span id: a hash of the whole id, since a prefix
+    is not unique (LangChain's time-ordered UUIDs share their first 12 hex digits within a
+    millisecond)."""
     return hashlib.sha256(framework_id.encode("utf-8")).hexdigest()[:16]
 
 
@@ -180,6 +174,7 @@ def submit_run(
     *,
     name: str,
     started_ns: int,
+    ended_ns: int | None = None,
     input: Any = None,
     output: Any = None,
     error: str | None = None,
@@ -196,7 +191,7 @@ def submit_run(
         output=jsonable(output),
         error=error,
         started_ns=started_ns,
-        ended_ns=time.time_ns(),
+        ended_ns=ended_ns or time.time_ns(),
         root=ids.parent_span_id is None,
         task=task,
         tags=list(tags or ()),

@@ -46,6 +46,13 @@ def two_tool_loop(body: dict[str, Any]) -> Reply:
     return Reply(content=ANSWER, prompt_tokens=60, completion_tokens=9)
 
 
+def parallel_tools(body: dict[str, Any]) -> Reply:
+    """Both tools in one answer (the frameworks run them concurrently), then the answer."""
+    if tool_results(body) == 0:
+        return Reply(calls=[("get_weather", {"city": "Paris"}), ("get_time", {"city": "Paris"})])
+    return Reply(content=ANSWER)
+
+
 @dataclass
 class Recording:
     url: str

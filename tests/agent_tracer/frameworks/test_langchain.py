@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("langgraph")
 pytest.importorskip("langchain_openai")
 
-from framework_loop import ANSWER, QUESTION, clock, same_ids, start, weather  # noqa: E402
+from framework_loop import ANSWER, QUESTION, clock, parallel_tools, same_ids, start, weather  # noqa: E402
 from langchain_core.tools import tool  # noqa: E402
 from langchain_openai import ChatOpenAI  # noqa: E402
 from langgraph.prebuilt import ToolNode  # noqa: E402
@@ -112,6 +112,22 @@ def test_async_runs_in_one_task_are_separate_traces_and_leave_nothing_current(re
     for trace in traces:
         assert len(recording.rows("select id from llm_calls where trace_id = ?", trace["id"])) == 3
         assert len(recording.rows("select id from tool_executions where trace_id = ?", trace["id"])) == 2
+
+
+def test_parallel_tool_calls_are_two_tool_executions_in_the_trace(tmp_path):
+    from agent_tracer.testing import FakeUpstream
+
+    with FakeUpstream(reply=parallel_tools) as upstream:
+        recording = start(tmp_path, upstream, "parallel", frameworks="auto")
+        try:
+            assert graph(upstream).invoke(question())["messages"][-1].content == ANSWER
+            [trace] = recording.rows("select id from traces")
+            tools_run = recording.rows("select id, name, trace_id, result from tool_executions")
+            assert sorted(t["name"] for t in tools_run) == ["get_time", "get_weather"]
+            assert len({t["id"] for t in tools_run}) == 2 and {t["trace_id"] for t in tools_run} == {trace["id"]}
+            assert {c["trace_id"] for c in recording.rows("select trace_id from llm_calls")} == {trace["id"]}
+        finally:
+            agent_tracer.uninstrument()
 
 
 def test_the_handler_in_config_records_without_init_frameworks(tmp_path, upstream_loop):

@@ -26,7 +26,7 @@ from agents import (  # noqa: E402
 )
 from agents.tracing import get_trace_provider  # noqa: E402
 from agents.tracing.processors import default_processor  # noqa: E402
-from framework_loop import ANSWER, QUESTION, clock, same_ids, start, weather  # noqa: E402
+from framework_loop import ANSWER, QUESTION, clock, parallel_tools, same_ids, start, weather  # noqa: E402
 
 import agent_tracer  # noqa: E402
 from agent_tracer.frameworks import openai_agents  # noqa: E402
@@ -138,6 +138,20 @@ async def test_a_streamed_run_without_a_workflow_name_is_named_after_its_agent(r
     assert [tuple(c) for c in calls] == [(trace["id"], 1)] * 3
     assert len(recording.rows("select * from tool_executions")) == 2
     assert agent_tracer.current_trace_id() is None  # nothing of the run stays current
+
+
+async def test_parallel_tool_calls_are_two_tool_executions_in_the_trace(tmp_path):
+    with FakeUpstream(reply=parallel_tools) as upstream:
+        recording = start(tmp_path, upstream, "parallel", frameworks="auto")
+        try:
+            assert (await Runner.run(weather_agent(upstream), QUESTION)).final_output == ANSWER
+            [trace] = recording.rows("select id from traces")
+            tools_run = recording.rows("select id, name, trace_id from tool_executions")
+            assert sorted(t["name"] for t in tools_run) == ["get_time", "get_weather"]
+            assert len({t["id"] for t in tools_run}) == 2 and {t["trace_id"] for t in tools_run} == {trace["id"]}
+            assert len(recording.rows("select id from llm_calls where trace_id = ?", trace["id"])) == 2
+        finally:
+            agent_tracer.uninstrument()
 
 
 def handoff_script(body):
