@@ -51,14 +51,16 @@ atexit.register(_stop_at_exit)
 
 
 def __getattr__(name: str) -> Any:
-    """The decorators and `__version__`, imported on first use: importing the package (as the CLI
-    does) loads no OpenTelemetry SDK and no codec until capturing is asked for."""
+    """The decorators, `frameworks` and `__version__`, imported on first use: importing the
+    package (as the CLI does) loads no OpenTelemetry SDK and no codec until capturing is asked for."""
     if name in ("trace_agent", "trace_tool"):
         from agent_tracer import decorators
 
         value = getattr(decorators, name)
     elif name == "__version__":
         from agent_tracer.runtime import VERSION as value
+    elif name == "frameworks":  # the adapters' package: `agent_tracer.frameworks.langchain.callback_handler()`
+        import agent_tracer.frameworks as value
     else:
         raise AttributeError(f"module 'agent_tracer' has no attribute {name!r}")
     globals()[name] = value
@@ -66,14 +68,16 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "trace_agent", "trace_tool", "__version__"})
+    return sorted({*globals(), "trace_agent", "trace_tool", "frameworks", "__version__"})
 
 
-def init(db: str | None = None, **settings: Any) -> TracerConfig:
+def init(db: str | None = None, *, frameworks: str | list[str] | None = None, **settings: Any) -> TracerConfig:
     """Start capturing: wrap the httpx transports, start the writer. Idempotent.
 
     `db` is a SQLAlchemy URL (default `AGENT_TRACER_DB`, else `sqlite:///agent_tracer.db`); other
     settings are the fields of `TracerConfig` (spill_path, otlp_endpoint, capture_content, …).
+    `frameworks="auto"` also turns on the adapters of the agent frameworks installed (the OpenAI
+    Agents SDK, LangChain / LangGraph), or a list names them: see `agent_tracer.frameworks`.
     The database is not touched here: if it is down, calls are still captured, retried and spilled.
     """
     from agent_tracer import runtime as _runtime
@@ -82,13 +86,23 @@ def init(db: str | None = None, **settings: Any) -> TracerConfig:
     unknown = set(settings) - TracerConfig.field_names()
     if unknown:
         raise ConfigError(f"unknown init() settings: {', '.join(sorted(unknown))}")
-    return _runtime.start(TracerConfig(db=db or "", **settings)).config
+    if frameworks:
+        from agent_tracer import frameworks as _frameworks
+
+        _frameworks.names(frameworks)  # an unknown name is an error before anything starts
+    config = _runtime.start(TracerConfig(db=db or "", **settings)).config
+    if frameworks:
+        _frameworks.instrument(frameworks)
+    return config
 
 
 def uninstrument(timeout: float | None = None) -> None:
     """Stop capturing: restore the transports, write what is queued (spill the rest), close the store."""
     from agent_tracer import runtime as _runtime
 
+    adapters = sys.modules.get("agent_tracer.frameworks")
+    if adapters is not None:
+        adapters.uninstrument()
     _runtime.stop(timeout)
 
 

@@ -22,6 +22,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from agent_tracer import runtime as _runtime
 from agent_tracer import semconv
+from agent_tracer.frameworks.scope import in_framework_run
 from agent_tracer.records import AgentRunPayload, SpanIds, ToolPayload, jsonable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,7 +65,7 @@ class _Run:
         self.rt, self.kind, self.name = rt, kind, name
         self.arguments = _bound_arguments(func, args, kwargs)
         self.tags, self.metadata = list(tags), dict(metadata or {})
-        self.root = kind == semconv.OP_INVOKE_AGENT and not _in_agent.get()
+        self.root = kind == semconv.OP_INVOKE_AGENT and not _in_agent.get() and not in_framework_run()
         attrs: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: kind}
         if kind == semconv.OP_INVOKE_AGENT:
             attrs[semconv.GEN_AI_AGENT_NAME] = name

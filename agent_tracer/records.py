@@ -26,8 +26,14 @@ def utc(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, timezone.utc).replace(tzinfo=None)
 
 
+_SCALARS = frozenset((bool, int, float, type(None)))
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-safe copy of a Python value (repr for what JSON cannot hold), truncated when huge."""
+    kind = type(value)
+    if kind in _SCALARS or (kind is str and len(value) * 6 + 2 <= MAX_VALUE_CHARS):
+        return value  # already JSON, and short even with every character escaped: no round trip
     text = json.dumps(value, default=repr, ensure_ascii=False)
     if len(text) > MAX_VALUE_CHARS:
         return text[:MAX_VALUE_CHARS] + f"… [{len(text) - MAX_VALUE_CHARS} more characters]"
@@ -169,6 +175,8 @@ class AgentRunPayload:
     task: str | None = None
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = "decorator"
+    """What recorded the run: "decorator", or a framework adapter ("openai-agents", "langchain")."""
 
     def records(self) -> list[Record]:
         run = self.ids.row(self.started_ns, self.ended_ns)
@@ -188,7 +196,7 @@ class AgentRunPayload:
                 error=run["error"],
                 tags=self.tags,
                 meta=scrub(self.metadata),
-                source="decorator",
+                source=self.source,
             )
         return [("trace", trace), ("agent_run", run)]
 
@@ -202,6 +210,7 @@ class ToolPayload:
     error: str | None
     started_ns: int
     ended_ns: int
+    source: str = "decorator"
 
     def records(self) -> list[Record]:
         tool = self.ids.row(self.started_ns, self.ended_ns)
@@ -215,7 +224,7 @@ class ToolPayload:
             "id": self.ids.trace_id,
             "started_at": tool["started_at"],
             "ended_at": tool["ended_at"],
-            "source": "decorator",
+            "source": self.source,
         }
         return [("trace", trace), ("tool_execution", tool)]
 

@@ -47,7 +47,8 @@ class Trace(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     source: str | None = None
-    """"decorator", "proxy", "import", "call", or "feedback" for a trace known only by its feedback."""
+    """"decorator", "proxy", "import", "call", a framework adapter ("openai-agents", "langchain"),
+    or "feedback" for a trace known only by its feedback."""
     updated_at: datetime = Field(default_factory=lambda: utcnow(), sa_type=DateTime)
 
 

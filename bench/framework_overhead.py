@@ -1,0 +1,251 @@
+"""Framework adapters' overhead: what each adapter adds per agent step, against the same loop
+untraced and against the framework's own tracing (issue 22).
+
+    python bench/framework_overhead.py [--runs 60] [--repeats 3] [--frameworks openai-agents,langgraph]
+
+The loop: a real agent with two tools through the official `openai` SDK against the loopback
+`FakeUpstream` (its own subprocess, `python -m agent_tracer.testing.upstream`, scenario "auto":
+the model calls the first tool, then answers), so one run is two model calls: two agent steps.
+The OpenAI Agents SDK runs `Runner.run` on an `Agent` with two `@function_tool`s over Chat
+Completions; LangGraph runs the prebuilt ReAct agent with `ChatOpenAI` bound to two tools.
+
+Modes, each in a fresh subprocess of this script, rotated `--repeats` times:
+
+    untraced       no agent-tracer; the Agents SDK's tracing disabled (`set_tracing_disabled`)
+    capture        `agent_tracer.init()` only: the transport capture stores the model calls
+    adapter        `agent_tracer.init(frameworks=[...])`: the capture plus the adapter (for the
+                   Agents SDK, our processor alone, `set_trace_processors([ours])`)
+    sdk-default    (Agents SDK only) no agent-tracer; the SDK's default processor, its exporter
+                   posting to the loopback server (a 404 there; an API key set so it does post)
+
+"adapter added" is adapter minus capture: the adapter's own cost on top of the capture it relies
+on. On a shared 2-core machine that difference is below the run-to-run noise, so each mode also
+reports the time spent inside the tracing callbacks themselves, on the agent's path: our
+processor's or handler's methods in "adapter", the SDK's default processor's `on_trace_*` /
+`on_span_*` in "sdk-default" (its exporter thread's work is off that path and not counted).
+"capture+adapter added" is adapter minus untraced; "SDK tracing added" is sdk-default minus
+untraced. LangSmith's callback cannot run offline (it posts to its service), so it is not measured.
+A run is timed from `Runner.run` / `invoke` to its result with `time.perf_counter_ns()`; a mode's
+figure is the median over its runs' per-step times, then the median over repeats.
+
+Every figure printed comes from this run; nothing is taken from elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STEPS_PER_RUN = 2
+MODES = {
+    "openai-agents": ("untraced", "capture", "adapter", "sdk-default"),
+    "langgraph": ("untraced", "capture", "adapter"),
+}
+
+
+def _weather(city: str) -> str:
+    """The weather in a city."""
+    return f"sunny in {city}"
+
+
+def _clock(city: str) -> str:
+    """The local time in a city."""
+    return f"noon in {city}"
+
+
+CALLBACKS = {
+    "openai-agents": ("on_trace_start", "on_trace_end", "on_span_start", "on_span_end"),
+    "langgraph": (
+        "on_chain_start",
+        "on_chain_end",
+        "on_tool_start",
+        "on_tool_end",
+        "on_chat_model_start",
+        "on_llm_end",
+    ),
+}
+_in_callbacks = [0]
+"""Nanoseconds spent inside the timed callbacks."""
+
+
+def _time_callbacks(target: object, names: tuple[str, ...]) -> None:
+    """Wrap the instance's callback methods so the time spent in them adds up in `_in_callbacks`."""
+    for name in names:
+        method = getattr(target, name)
+
+        def timed(*args, _method=method, **kwargs):
+            t0 = time.perf_counter_ns()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                _in_callbacks[0] += time.perf_counter_ns() - t0
+
+        setattr(target, name, timed)
+
+
+def _start_tracing(mode: str, framework: str, tmp: Path) -> None:
+    if mode in ("capture", "adapter"):
+        import agent_tracer
+
+        frameworks = [framework] if mode == "adapter" else None
+        agent_tracer.init(db=f"sqlite:///{tmp / 'bench.db'}", spill_path=str(tmp / "spill"), frameworks=frameworks)
+
+
+def _openai_agents_loop(base_url: str, mode: str, tmp: Path):
+    import asyncio
+
+    import openai
+    from agents import (
+        Agent,
+        OpenAIChatCompletionsModel,
+        Runner,
+        function_tool,
+        set_trace_processors,
+        set_tracing_disabled,
+    )
+
+    _start_tracing(mode, "openai-agents", tmp)
+    if mode == "adapter":
+        from agent_tracer.frameworks import openai_agents
+
+        set_trace_processors([openai_agents.processor()])
+        _time_callbacks(openai_agents.processor(), CALLBACKS["openai-agents"])
+    elif mode == "sdk-default":
+        from agents.tracing.processors import default_exporter, default_processor
+
+        os.environ["OPENAI_API_KEY"] = "sk-bench"
+        default_exporter().endpoint = base_url + "/traces/ingest"
+        _time_callbacks(default_processor(), CALLBACKS["openai-agents"])
+    else:
+        set_tracing_disabled(True)
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
+    agent = Agent(
+        name="bench-agent",
+        instructions="Answer about the weather.",
+        tools=[function_tool(_weather, name_override="get_weather"), function_tool(_clock, name_override="get_time")],
+        model=OpenAIChatCompletionsModel(model="gpt-test", openai_client=client),
+    )
+    loop = asyncio.new_event_loop()
+
+    def run() -> None:
+        loop.run_until_complete(Runner.run(agent, "Weather in Paris?"))
+
+    return run
+
+
+def _langgraph_loop(base_url: str, mode: str, tmp: Path):
+    import warnings
+
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from langgraph.prebuilt import create_react_agent
+
+        _start_tracing(mode, "langchain", tmp)
+        if mode == "adapter":
+            from agent_tracer.frameworks import langchain
+
+            _time_callbacks(langchain.callback_handler(), CALLBACKS["langgraph"])
+        model = ChatOpenAI(model="gpt-test", base_url=base_url, api_key="sk-bench", max_retries=0)
+        graph = create_react_agent(model, [tool("get_weather")(_weather), tool("get_time")(_clock)])
+
+    def run() -> None:
+        graph.invoke({"messages": [("user", "Weather in Paris?")]})
+
+    return run
+
+
+def _one_mode(framework: str, mode: str, base_url: str, runs: int, warmup: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        make = _openai_agents_loop if framework == "openai-agents" else _langgraph_loop
+        run = make(base_url, mode, Path(tmp))
+        for _ in range(warmup):
+            run()
+        per_step = []
+        _in_callbacks[0] = 0
+        for _ in range(runs):
+            t0 = time.perf_counter_ns()
+            run()
+            per_step.append((time.perf_counter_ns() - t0) / 1e6 / STEPS_PER_RUN)
+        result = {
+            "p50_ms": statistics.median(per_step),
+            "mean_ms": statistics.fmean(per_step),
+            "callbacks_ms": _in_callbacks[0] / 1e6 / runs / STEPS_PER_RUN,
+        }
+        if mode in ("capture", "adapter"):
+            import agent_tracer
+
+            agent_tracer.flush(30)
+            result["stats"] = agent_tracer.stats()
+            agent_tracer.uninstrument()
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=60, help="timed agent runs per mode and repeat")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frameworks", default="openai-agents,langgraph")
+    parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "MODE", "BASE_URL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_one_mode(*args.child, args.runs, args.warmup)))
+        return
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "agent_tracer.testing.upstream"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        base_url = server.stdout.readline().strip() + "/v1"  # type: ignore[union-attr]
+        for framework in args.frameworks.split(","):
+            figures: dict[str, list[dict]] = {mode: [] for mode in MODES[framework]}
+            for _ in range(args.repeats):
+                for mode in MODES[framework]:
+                    out = subprocess.run(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--runs",
+                            str(args.runs),
+                            "--warmup",
+                            str(args.warmup),
+                            "--child",
+                            framework,
+                            mode,
+                            base_url,
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    figures[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            p50 = {mode: statistics.median(r["p50_ms"] for r in found) for mode, found in figures.items()}
+            inside = {mode: statistics.median(r["callbacks_ms"] for r in found) for mode, found in figures.items()}
+            print(f"\n{framework}: {args.runs} runs x {args.repeats} repeats, {STEPS_PER_RUN} model calls a run")
+            print(f"  {'mode':<12} {'p50 ms/step':>12} {'in tracing callbacks ms/step':>30}")
+            for mode, value in p50.items():
+                print(f"  {mode:<12} {value:>12.3f} {inside[mode]:>30.4f}")
+            print(f"  adapter added (adapter - capture):           {p50['adapter'] - p50['capture']:+.3f} ms/step")
+            print(f"  capture+adapter added (adapter - untraced):  {p50['adapter'] - p50['untraced']:+.3f} ms/step")
+            if "sdk-default" in p50:
+                added = p50["sdk-default"] - p50["untraced"]
+                print(f"  SDK tracing added (sdk-default - untraced):  {added:+.3f} ms/step")
+            stats = figures["adapter"][-1].get("stats")
+            print(f"  last adapter run's agent_tracer.stats(): {stats}")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
