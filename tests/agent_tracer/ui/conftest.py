@@ -145,8 +145,12 @@ class UIProcess:
 
 
 @pytest.fixture(scope="package")
-def ui_server(captured_url: str) -> Iterator[UIProcess]:
-    server = UIProcess(captured_url)
+def ui_server(captured_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIProcess]:
+    """The UI over the captured store, with the fake API's model priced (as a user prices a model
+    the default table does not know), so its pages (and the README's screenshots) show costs."""
+    prices = tmp_path_factory.mktemp("prices") / "prices.yaml"
+    prices.write_text("gpt-test: {input: 0.0025, output: 0.01}\n")
+    server = UIProcess(captured_url, "--prices", str(prices))
     yield server
     server.stop()
 

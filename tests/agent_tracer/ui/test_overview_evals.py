@@ -32,7 +32,9 @@ def test_the_overview_draws_the_stores_counts(ui_server, store: TraceStore):
     assert drawn(page, "routes") == {"direct": stats["llm_calls"]}  # captured by the decorator: no router
     assert f'data-calls="{stats["llm_calls"]}"' in page and 'data-runs="11"' in page
     assert "<title>" in page.split('id="chart-calls"')[1]
-    assert "no price for model gpt-test: add it with --prices FILE" in page  # the fake API's model
+    cost = stats["input_tokens"] / 1000 * 0.0025 + stats["output_tokens"] / 1000 * 0.01  # ui_server's --prices
+    shown = re.search(r'<p id="cost-total">Cost: <strong data-usd="([^"]+)"', page)
+    assert shown and float(shown.group(1)) == pytest.approx(cost)
     assert 'id="no-reasons"' in page
 
 
