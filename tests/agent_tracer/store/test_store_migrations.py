@@ -26,7 +26,7 @@ from agent_tracer.store.migrations import (
 from agent_tracer.store.models import TABLE_MODELS, utcnow
 from agent_tracer.store.search import PG_INDEX
 
-ALL = ["m001_initial", "m002_fallback_reason", "m003_search", "m004_feedback_correction"]
+ALL = ["m001_initial", "m002_fallback_reason", "m003_search", "m004_feedback_correction", "m006_unmapped_spans"]
 
 
 def test_a_fresh_database_gets_every_migration_once(store_url):
@@ -58,7 +58,7 @@ def test_a_store_of_the_first_schema_is_upgraded_and_keeps_its_rows(tmp_path):
                 "INSERT INTO llm_calls (id, trace_id, streamed, status, has_tool_calls) VALUES ('c1', 't1', 0, 'ok', 0)"
             )
         )
-    assert migrate(engine) == ["m002_fallback_reason", "m003_search", "m004_feedback_correction"]
+    assert migrate(engine) == ["m002_fallback_reason", "m003_search", "m004_feedback_correction", "m006_unmapped_spans"]
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT id, fallback_reason, search_text FROM llm_calls")).all() == [
             ("c1", None, None)
@@ -79,7 +79,7 @@ def test_a_store_before_corrections_gains_the_column_and_keeps_its_feedback(stor
             sa.text("INSERT INTO feedback (id, trace_id, outcome, created_at) VALUES ('f1', :trace, 'failure', :now)"),
             {"trace": "a" * 32, "now": utcnow()},
         )
-    assert migrate(engine) == ["m004_feedback_correction"]
+    assert migrate(engine) == ["m004_feedback_correction", "m006_unmapped_spans"]
     engine.dispose()
     with TraceStore(store_url) as store:
         store.record_feedback("a" * 32, comment="later")
