@@ -385,12 +385,14 @@ def _finish_list(value: Any) -> list[str]:
 
 
 def _text_value(value: Any) -> Any:
-    """A tool result as message content: text as it is, anything else as JSON text."""
+    """A tool result as message content: text as it is, anything else as compact JSON text (what
+    the span's emitter sent the model is not on the span; compact is what pydantic, PydanticAI's
+    serialiser, writes)."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, list) and _is_parts(value):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _is_parts(value: Any) -> bool:

@@ -70,6 +70,8 @@ OI_SPAN_KIND = "openinference.span.kind"
 TL_SPAN_KIND = "traceloop.span.kind"
 TL_REQUEST_TYPE = "llm.request.type"
 INPUT_VALUE, OUTPUT_VALUE = "input.value", "output.value"
+PAI_ALL_MESSAGES, PAI_FINAL_RESULT = "pydantic_ai.all_messages", "final_result"
+"""PydanticAI's agent span: the run's whole conversation (GenAI parts) and its output."""
 INPUT_TOKENS = (
     GEN_AI_USAGE_INPUT_TOKENS,
     "gen_ai.usage.prompt_tokens",
@@ -232,11 +234,13 @@ def _agent_run(span: Span) -> list[Record]:
     name = _text(attrs.get(GEN_AI_AGENT_NAME)) or _text(attrs.get("agent.name")) or _strip(span.name, OP_INVOKE_AGENT)
     row = _base(span)
     error = _error(span)
-    run_input = _value(attrs.get(INPUT_VALUE), attrs.get(GEN_AI_INPUT_MESSAGES))
+    run_input = _value(attrs.get(INPUT_VALUE), attrs.get(GEN_AI_INPUT_MESSAGES), attrs.get(PAI_ALL_MESSAGES))
     row.update(
         name=name,
         input=scrub(jsonable(run_input)),
-        output=scrub(jsonable(_value(attrs.get(OUTPUT_VALUE), attrs.get(GEN_AI_OUTPUT_MESSAGES)))),
+        output=scrub(
+            jsonable(_value(attrs.get(OUTPUT_VALUE), attrs.get(GEN_AI_OUTPUT_MESSAGES), attrs.get(PAI_FINAL_RESULT)))
+        ),
         error=error,
     )
     trace: dict[str, Any] = {"name": name}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,9 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from otlp_loop import (
+    ANSWER,
     QUESTION,
+    SYSTEM,
     TOOL_FUNCTIONS,
     CollectProcess,
     agent_loop,
@@ -221,3 +223,72 @@ def test_opentelemetry_openai_v2_spans(client, collector, tmp_path, monkeypatch)
         calls = store.get_trace(trace_id).calls
     assert [call.finish_reasons for call in calls] == [["tool_calls"], ["stop"]]
     assert all(call.response_id and call.provider == "openai" for call in calls)
+
+
+def test_pydantic_ai_native_genai_spans(scripted_upstream, collector, tmp_path):
+    """PydanticAI emits GenAI spans itself (invoke_agent, chat, execute_tool): the same PydanticAI
+    agent captured by agent-tracer (transport capture under `@trace_agent` / `@trace_tool`) and
+    exported over OTLP store the same trace."""
+    pytest.importorskip("pydantic_ai")
+    from pydantic_ai import Agent
+    from pydantic_ai.models.instrumented import InstrumentationSettings
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    name = "pydantic-ai-agent"
+
+    def make_agent(wrap_tool: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Agent:
+        provider = OpenAIProvider(base_url=scripted_upstream.openai_base_url, api_key="sk-test")
+        agent = Agent(OpenAIChatModel("gpt-test", provider=provider), system_prompt=SYSTEM, name=name)
+        for function in TOOL_FUNCTIONS.values():
+            agent.tool_plain(wrap_tool(function))
+        return agent
+
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    own = make_agent(lambda function: agent_tracer.trace_tool(name=function.__name__)(function))
+    seen: list[str] = []
+
+    @agent_tracer.trace_agent(name=name)
+    def run(question: str) -> str:
+        seen.append(agent_tracer.current_trace_id() or "")
+        return own.run_sync(question).output
+
+    agent_tracer.init(db=url, spill_path=str(tmp_path / "s.jsonl"), writer="thread", flush_interval_s=0.02)
+    try:
+        assert run(QUESTION) == ANSWER
+        assert agent_tracer.flush()
+    finally:
+        agent_tracer.uninstrument()
+
+    with otlp_provider(collector) as provider:
+        traced = make_agent(lambda function: function)
+        traced.instrument = InstrumentationSettings(tracer_provider=provider, include_content=True)
+        result = traced.run_sync(QUESTION)
+        assert result.output == ANSWER
+    deadline = time.monotonic() + 10
+    while not (runs := _named_traces(collector.db_url, name)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (trace_id,) = runs
+    stored(collector, trace_id, calls=2)
+    received, expected = snapshot(collector.db_url, trace_id), snapshot(url, seen[0])
+    # What the span's tool definitions leave out of the request body: "strict", an empty description.
+    assert _loose_tools(received) == _loose_tools(expected)
+    assert received["calls"][0]["tools"][0]["function"]["name"] == "get_weather"
+
+
+def _named_traces(url: str, name: str) -> list[str]:
+    try:
+        with TraceStore(url) as store:
+            return [t.id for t in store.traces(name=name)]
+    except Exception:  # the store not made yet
+        return []
+
+
+def _loose_tools(snap: dict[str, Any]) -> dict[str, Any]:
+    for call in snap["calls"]:
+        for tool in call["tools"]:
+            function = tool["function"]
+            function.pop("strict", None)
+            if not function.get("description"):
+                function.pop("description", None)
+    return snap

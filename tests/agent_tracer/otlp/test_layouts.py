@@ -71,7 +71,8 @@ def test_genai_parts_with_system_instructions_and_flat_tool_definitions():
         ),
     }
     row = call_row(make(attributes))
-    assert row["request"]["messages"] == CONVERSATION
+    result_as_compact_json = {**CONVERSATION[3], "content": '{"sky":"sunny"}'}  # the part held an object
+    assert row["request"]["messages"] == [*CONVERSATION[:3], result_as_compact_json]
     assert row["request"]["tools"] == [WEATHER]
     assert row["response"]["message"] == ANSWER and row["finish_reasons"] == ["stop"]
 
