@@ -221,11 +221,12 @@ class Receiver:
             for name in (*SPAN_KINDS, "rejected")
         ]
         lines += [
-            "# HELP agent_tracer_spans_total The store writer's counts of mapped spans.",
-            "# TYPE agent_tracer_spans_total counter",
+            "# HELP agent_tracer_otlp_store_spans_total The OTLP writer's counts: written, retried, spilled, dropped.",
+            "# TYPE agent_tracer_otlp_store_spans_total counter",
         ]
         lines += [
-            f'agent_tracer_spans_total{{stage="{stage}"}} {n}' for stage, n in self.writer_stats.snapshot().items()
+            f'agent_tracer_otlp_store_spans_total{{stage="{stage}"}} {n}'
+            for stage, n in self.writer_stats.snapshot().items()
         ]
         return "\n".join(lines) + "\n"
 
