@@ -13,15 +13,17 @@ and for the answer, and the first layout that has one wins:
    under `…tool_calls.M.tool_call.*`.
 4. OpenLLMetry / Traceloop (before it moved to the current conventions): `gen_ai.prompt.N.*` /
    `gen_ai.completion.N.*`, tool calls under `…tool_calls.M.*`.
-5. The flat body: `input.value` / `output.value` when they hold a Chat Completions request and
+5. The Vercel AI SDK: `ai.prompt.messages` (its own message shape: `tool-call` and `tool-result`
+   parts), the answer from `ai.response.text` and `ai.response.toolCalls`.
+6. The flat body: `input.value` / `output.value` when they hold a Chat Completions request and
    response as JSON (OpenInference sets them beside its structured messages), decoded by the
    Chat Completions codec.
 
 Structure wins over the flat body: a span carrying both OpenInference's messages and its
 `input.value` is read from the messages (Langfuse reads the flat value first, a known complaint).
 Tool definitions come from `gen_ai.tool.definitions`, OpenInference's `llm.tools.N.tool.json_schema`,
-Traceloop's `llm.request.functions.N.*`, or the flat body, in that order; all become Chat
-Completions function specs.
+Traceloop's `llm.request.functions.N.*`, the AI SDK's `ai.prompt.tools`, or the flat body, in that
+order; all become Chat Completions function specs.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ from agent_tracer.messages import REASONING_PARTS, Message, tool_call
 from agent_tracer.otlp.spans import Event
 from integrations.openai_chat import OpenAIChatCodec
 
-FINISH_REASONS = {"tool_call": "tool_calls", "function_call": "tool_calls", "max_tokens": "length"}
+FINISH_REASONS = {
+    "tool_call": "tool_calls",
+    "tool-calls": "tool_calls",
+    "function_call": "tool_calls",
+    "max_tokens": "length",
+    "content-filter": "content_filter",
+}
 """Finish reasons under other names (the GenAI conventions', Anthropic's) → OpenAI's."""
 
 
@@ -50,7 +58,7 @@ class Conversation:
     tools: list[dict[str, Any]] = field(default_factory=list)
     layout: str | None = None
     """The layout the input messages came from (else the answer's): "gen_ai", "gen_ai.events",
-    "openinference", "traceloop" or "body"."""
+    "openinference", "traceloop", "vercel" or "body"."""
     body: dict[str, Any] | None = None
     """The flat request body (`input.value`) when it was a Chat Completions request."""
 
@@ -64,6 +72,7 @@ def conversation(attributes: dict[str, Any], events: list[Event]) -> Conversatio
         ("gen_ai.events", lambda: _events(events)),
         ("openinference", lambda: _openinference(attributes)),
         ("traceloop", lambda: _traceloop(attributes)),
+        ("vercel", lambda: _vercel(attributes)),
         ("body", lambda: _body(body, answer_body)),
     )
     out = Conversation(body=body if body is not None and "messages" in body else None)
@@ -275,7 +284,66 @@ def _tl_message(node: dict[str, Any]) -> Message:
 
 
 # ------------------------------------------------------------------------------------------------
-# 5. The flat body (input.value / output.value)
+# 5. The Vercel AI SDK (`ai.*` attributes of its `ai.generateText.doGenerate`-style spans)
+
+
+def _vercel(attributes: dict[str, Any]) -> Read:
+    prompt = _json_list(attributes.get("ai.prompt.messages"))
+    messages = None
+    if prompt is not None:
+        messages = [m for item in prompt if isinstance(item, dict) for m in _vercel_messages(item)]
+    text, calls = attributes.get("ai.response.text"), _json_list(attributes.get("ai.response.toolCalls"))
+    answer: Message | None = None
+    reasons: list[str] = []
+    if isinstance(text, str) or calls:
+        answer = {"role": "assistant", "content": text if isinstance(text, str) else None}
+        if calls:
+            answer["tool_calls"] = [
+                _call(c.get("toolCallId"), c.get("toolName"), c.get("input", c.get("args")))
+                for c in calls
+                if isinstance(c, dict)
+            ]
+        reason = attributes.get("ai.response.finishReason")
+        reasons = [_finish(reason)] if isinstance(reason, str) and reason else []
+    return messages, answer, reasons
+
+
+def _vercel_messages(item: dict[str, Any]) -> list[Message]:
+    """One AI SDK prompt message: content a string or parts (`text`, `tool-call`, `tool-result`,
+    `reasoning`, files); tool results become `tool` messages, one per part."""
+    role, content = item.get("role") or "user", item.get("content")
+    if not isinstance(content, list):
+        return [{"role": role, "content": content}]
+    kept: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    results: list[Message] = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "tool-call":
+            calls.append(_call(part.get("toolCallId"), part.get("toolName"), part.get("input", part.get("args"))))
+        elif kind == "tool-result":
+            output = part.get("output", part.get("result"))
+            if (
+                isinstance(output, dict)
+                and "value" in output
+                and output.get("type") in ("json", "text", "error-text", "error-json")
+            ):
+                output = output["value"]
+            results.append({"role": "tool", "tool_call_id": part.get("toolCallId"), "content": _text_value(output)})
+        elif kind not in REASONING_PARTS:
+            kept.append({**part, "content": part.get("text")} if kind == "text" else part)
+    if results and not kept and not calls:
+        return results
+    message: Message = {"role": role, "content": _parts_content(kept) if kept else None}
+    if calls:
+        message["tool_calls"] = calls
+    return [message, *results]
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. The flat body (input.value / output.value)
 
 
 def _body(body: dict[str, Any] | None, answer_body: dict[str, Any] | None) -> Read:
@@ -317,6 +385,14 @@ def tool_definitions(attributes: dict[str, Any], body: dict[str, Any] | None = N
         return [
             _function_spec({**f, "parameters": _json_object(f.get("parameters")) or f.get("parameters") or {}})
             for f in functions
+        ]
+    ai_tools = attributes.get("ai.prompt.tools")  # the AI SDK: a list of JSON texts, schema as inputSchema
+    if isinstance(ai_tools, list) and ai_tools:
+        specs = [_json_object(tool) for tool in ai_tools]
+        return [
+            _function_spec({**spec, "parameters": spec.get("inputSchema", spec.get("parameters"))})
+            for spec in specs
+            if spec is not None
         ]
     if body is not None and isinstance(body.get("tools"), list):
         return [_function_spec(tool) for tool in body["tools"] if isinstance(tool, dict)]

@@ -2,14 +2,17 @@
 
 A span is one of four things (`kind_of`):
 - a **model call** (`gen_ai.operation.name` chat / text_completion / generate_content,
-  `openinference.span.kind` LLM, Traceloop's `llm.request.type`, or any span carrying messages in a
-  layout `layouts.py` reads) → an `llm_call` row: the canonical request and response (Chat
-  Completions messages, tools as function specs), models, tokens, timing, status;
-- an **agent run** (`invoke_agent`, OpenInference AGENT, Traceloop agent/workflow) → an `agent_run`
-  row; without a parent span it is the trace's root and names the trace, as `@trace_agent` does;
-- a **tool execution** (`execute_tool`, OpenInference TOOL, Traceloop tool) → a `tool_execution`
-  row with arguments (`gen_ai.tool.call.arguments`, else `input.value`) and result
-  (`gen_ai.tool.call.result`, else `output.value`);
+  `openinference.span.kind` LLM, Traceloop's `llm.request.type`, the AI SDK's `ai.*.doGenerate` /
+  `ai.*.doStream`, or any span carrying messages in a layout `layouts.py` reads) → an `llm_call`
+  row: the canonical request and response (Chat Completions messages, tools as function specs),
+  models, tokens, timing, status;
+- an **agent run** (`invoke_agent`, OpenInference AGENT, Traceloop agent/workflow, the AI SDK's
+  `ai.generateText` / `ai.streamText` …) → an `agent_run` row; without a parent span it is the
+  trace's root and names the trace, as `@trace_agent` does;
+- a **tool execution** (`execute_tool`, OpenInference TOOL, Traceloop tool, the AI SDK's
+  `ai.toolCall`) → a `tool_execution` row with arguments (`gen_ai.tool.call.arguments`, else
+  `input.value`, `ai.toolCall.args`) and result (`gen_ai.tool.call.result`, else `output.value`,
+  `ai.toolCall.result`);
 - anything else → an `unmapped_span` row: attributes, events and resource kept whole, so nothing
   that arrived is lost and it stays queryable.
 
@@ -24,6 +27,7 @@ from typing import Any
 
 from agent_tracer import fastjson
 from agent_tracer.canonical import CanonicalRequest, CanonicalResponse
+from agent_tracer.decorators import TASK_PARAMETERS
 from agent_tracer.messages import user_text
 from agent_tracer.otlp.layouts import conversation, parts_messages
 from agent_tracer.otlp.spans import STATUS_ERROR, Span
@@ -69,6 +73,13 @@ GEN_AI_SYSTEM = "gen_ai.system"
 OI_SPAN_KIND = "openinference.span.kind"
 TL_SPAN_KIND = "traceloop.span.kind"
 TL_REQUEST_TYPE = "llm.request.type"
+AI_OPERATION_ID = "ai.operationId"
+"""The Vercel AI SDK's span kind: `ai.generateText` (a run), `ai.generateText.doGenerate` (a model
+call), `ai.toolCall` (a tool), and the same for streamText, generateObject, streamObject."""
+AI_MODEL_CALLS = frozenset(
+    {"ai.generateText.doGenerate", "ai.streamText.doStream", "ai.generateObject.doGenerate", "ai.streamObject.doStream"}
+)
+AI_RUNS = frozenset({"ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject"})
 INPUT_VALUE, OUTPUT_VALUE = "input.value", "output.value"
 PAI_ALL_MESSAGES, PAI_FINAL_RESULT = "pydantic_ai.all_messages", "final_result"
 """PydanticAI's agent span: the run's whole conversation (GenAI parts) and its output."""
@@ -77,15 +88,25 @@ INPUT_TOKENS = (
     "gen_ai.usage.prompt_tokens",
     "llm.token_count.prompt",
     "llm.usage.prompt_tokens",
+    "ai.usage.inputTokens",
+    "ai.usage.promptTokens",
 )
 OUTPUT_TOKENS = (
     GEN_AI_USAGE_OUTPUT_TOKENS,
     "gen_ai.usage.completion_tokens",
     "llm.token_count.completion",
     "llm.usage.completion_tokens",
+    "ai.usage.outputTokens",
+    "ai.usage.completionTokens",
 )
-REQUEST_MODEL = (GEN_AI_REQUEST_MODEL, "llm.model_name", "llm.request.model")
-RESPONSE_MODEL = (GEN_AI_RESPONSE_MODEL, "llm.response.model", "llm.model_name")
+REQUEST_MODEL = (GEN_AI_REQUEST_MODEL, "llm.model_name", "llm.request.model", "ai.model.id")
+RESPONSE_MODEL = (GEN_AI_RESPONSE_MODEL, "llm.response.model", "llm.model_name", "ai.response.model")
+RESPONSE_ID = (GEN_AI_RESPONSE_ID, "ai.response.id")
+AGENT_NAME = (GEN_AI_AGENT_NAME, "agent.name", "ai.telemetry.functionId")
+AGENT_INPUT = (INPUT_VALUE, GEN_AI_INPUT_MESSAGES, PAI_ALL_MESSAGES, "ai.prompt")
+AGENT_OUTPUT = (OUTPUT_VALUE, GEN_AI_OUTPUT_MESSAGES, PAI_FINAL_RESULT, "ai.response.text")
+TOOL_ARGUMENTS = (GEN_AI_TOOL_CALL_ARGUMENTS, INPUT_VALUE, "ai.toolCall.args", "ai.toolCall.input")
+TOOL_RESULT = (GEN_AI_TOOL_CALL_RESULT, OUTPUT_VALUE, "ai.toolCall.result", "ai.toolCall.output")
 PROVIDER = (GEN_AI_PROVIDER_NAME, GEN_AI_SYSTEM, "llm.provider", "llm.system")
 STREAMED = (AGENT_TRACER_STREAMED, "gen_ai.is_streaming", "llm.is_streaming")
 ENDPOINT = ("gen_ai.openai.api_base", "url.full", SERVER_ADDRESS)
@@ -114,11 +135,22 @@ def kind_of(span: Span) -> str:
     operation = attrs.get(GEN_AI_OPERATION_NAME)
     oi_kind = str(attrs.get(OI_SPAN_KIND) or "").upper()
     tl_kind = str(attrs.get(TL_SPAN_KIND) or "").lower()
-    if operation == OP_INVOKE_AGENT or oi_kind == "AGENT" or tl_kind in ("agent", "workflow"):
+    ai_operation = attrs.get(AI_OPERATION_ID)
+    if (
+        operation == OP_INVOKE_AGENT
+        or oi_kind == "AGENT"
+        or tl_kind in ("agent", "workflow")
+        or ai_operation in AI_RUNS
+    ):
         return "agent_run"
-    if operation == OP_EXECUTE_TOOL or oi_kind == "TOOL" or tl_kind == "tool":
+    if operation == OP_EXECUTE_TOOL or oi_kind == "TOOL" or tl_kind == "tool" or ai_operation == "ai.toolCall":
         return "tool_execution"
-    if operation in MODEL_OPERATIONS or oi_kind == "LLM" or attrs.get(TL_REQUEST_TYPE) in ("chat", "completion"):
+    if (
+        operation in MODEL_OPERATIONS
+        or oi_kind == "LLM"
+        or attrs.get(TL_REQUEST_TYPE) in ("chat", "completion")
+        or ai_operation in AI_MODEL_CALLS
+    ):
         return "llm_call"
     if any(key.startswith(MESSAGE_PREFIXES) for key in attrs) or any(e.name in MESSAGE_EVENTS for e in span.events):
         return "llm_call"
@@ -184,7 +216,7 @@ def _llm_call(span: Span) -> list[Record]:
     response = None
     if conv.answer is not None:
         response = CanonicalResponse(
-            id=_text(attrs.get(GEN_AI_RESPONSE_ID)),
+            id=_first_text(attrs, RESPONSE_ID),
             model=response_model,
             message=conv.answer,
             finish_reasons=conv.finish_reasons,
@@ -208,7 +240,7 @@ def _llm_call(span: Span) -> list[Record]:
         operation=operation,
         request_model=model,
         response_model=response_model if (response is not None or attrs.get(GEN_AI_RESPONSE_MODEL)) else None,
-        response_id=_text(attrs.get(GEN_AI_RESPONSE_ID)),
+        response_id=_first_text(attrs, RESPONSE_ID),
         request=request_row,
         response=response_row,
         raw_request=raw_request,
@@ -231,16 +263,14 @@ def _llm_call(span: Span) -> list[Record]:
 
 def _agent_run(span: Span) -> list[Record]:
     attrs = span.attributes
-    name = _text(attrs.get(GEN_AI_AGENT_NAME)) or _text(attrs.get("agent.name")) or _strip(span.name, OP_INVOKE_AGENT)
+    name = _first_text(attrs, AGENT_NAME) or _strip(span.name, OP_INVOKE_AGENT)
     row = _base(span)
     error = _error(span)
-    run_input = _value(attrs.get(INPUT_VALUE), attrs.get(GEN_AI_INPUT_MESSAGES), attrs.get(PAI_ALL_MESSAGES))
+    run_input = _value(*(attrs.get(key) for key in AGENT_INPUT))
     row.update(
         name=name,
         input=scrub(jsonable(run_input)),
-        output=scrub(
-            jsonable(_value(attrs.get(OUTPUT_VALUE), attrs.get(GEN_AI_OUTPUT_MESSAGES), attrs.get(PAI_FINAL_RESULT)))
-        ),
+        output=scrub(jsonable(_value(*(attrs.get(key) for key in AGENT_OUTPUT)))),
         error=error,
     )
     trace: dict[str, Any] = {"name": name}
@@ -258,13 +288,18 @@ def _agent_run(span: Span) -> list[Record]:
 
 def _tool(span: Span) -> list[Record]:
     attrs = span.attributes
-    name = _text(attrs.get(GEN_AI_TOOL_NAME)) or _text(attrs.get("tool.name")) or _strip(span.name, OP_EXECUTE_TOOL)
+    name = (
+        _text(attrs.get(GEN_AI_TOOL_NAME))
+        or _text(attrs.get("tool.name"))
+        or _text(attrs.get("ai.toolCall.name"))
+        or _strip(span.name, OP_EXECUTE_TOOL)
+    )
     row = _base(span)
     error = _error(span)
     row.update(
         name=name,
-        arguments=scrub(jsonable(_value(attrs.get(GEN_AI_TOOL_CALL_ARGUMENTS), attrs.get(INPUT_VALUE)))),
-        result=None if error else scrub(jsonable(_value(attrs.get(GEN_AI_TOOL_CALL_RESULT), attrs.get(OUTPUT_VALUE)))),
+        arguments=scrub(jsonable(_value(*(attrs.get(key) for key in TOOL_ARGUMENTS)))),
+        result=None if error else scrub(jsonable(_value(*(attrs.get(key) for key in TOOL_RESULT)))),
         error=error,
     )
     return [_trace(span, row), ("tool_execution", row)]
@@ -316,9 +351,10 @@ def _task(run_input: Any) -> str | None:
     if isinstance(run_input, list):  # GenAI messages
         messages = [m for item in run_input if isinstance(item, dict) for m in parts_messages(item)]
         return user_text(messages) or None
-    if isinstance(run_input, dict):
-        texts = [value for value in run_input.values() if isinstance(value, str)]
-        return texts[0] if texts else None
+    if isinstance(run_input, dict):  # named arguments: the task's name first, as `@trace_agent` reads them
+        texts = {key: value for key, value in run_input.items() if isinstance(value, str)}
+        named = next((texts[key] for key in TASK_PARAMETERS if key in texts), None)
+        return named if named is not None else next(iter(texts.values()), None)
     return None
 
 

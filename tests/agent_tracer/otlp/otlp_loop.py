@@ -182,8 +182,8 @@ def snapshot(url: str, trace_id: str, *, parts: tuple[str, ...] = ("messages", "
     )
 
 
-def sft_rows(url: str, out: Path, name: str) -> list[dict[str, Any]]:
-    """`agent-tracer dataset sft --name NAME` over the store: every row, ids numbered."""
+def sft_rows(url: str, out: Path, name: str | None, *extra: str) -> list[dict[str, Any]]:
+    """`agent-tracer dataset sft [--name NAME] EXTRA…` over the store: every row, ids numbered."""
     subprocess.run(
         [
             sys.executable,
@@ -202,8 +202,8 @@ def sft_rows(url: str, out: Path, name: str) -> list[dict[str, Any]]:
             "--eval-ratio",
             "0",
             "--no-progress",
-            "--name",
-            name,
+            *(["--name", name] if name else []),
+            *extra,
         ],
         check=True,
         capture_output=True,

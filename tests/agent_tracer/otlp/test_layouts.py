@@ -166,3 +166,68 @@ def test_kinds_and_failures():
     row = call_row(failed)
     assert row["status"] == "error"
     assert row["error"].startswith("RateLimitError: 429 slow down") and "sk-abcdefghij" not in row["error"]
+
+
+def test_the_vercel_ai_sdk_attributes():
+    """As `ai` 6.0 writes them (copied from a run of `vercel/agent.mjs`, shortened)."""
+    prompt = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool-call", "toolCallId": "c1", "toolName": "get_weather", "input": {"city": "Paris"}}
+            ],
+        },
+        {
+            "role": "tool",
+            "content": [
+                {
+                    "type": "tool-result",
+                    "toolCallId": "c1",
+                    "toolName": "get_weather",
+                    "output": {"type": "json", "value": {"sky": "sunny"}},
+                }
+            ],
+        },
+    ]
+    attributes = {
+        "ai.operationId": "ai.generateText.doGenerate",
+        "ai.model.id": "m",
+        "ai.prompt.messages": json.dumps(prompt),
+        "ai.prompt.tools": [json.dumps({"type": "function", "name": "get_weather", "inputSchema": {"type": "object"}})],
+        "ai.response.text": "Sunny.",
+        "ai.response.finishReason": "stop",
+        "ai.usage.inputTokens": 9,
+        "ai.usage.outputTokens": 2,
+    }
+    row = call_row(make(attributes))
+    assert row["request"]["messages"] == [*CONVERSATION[:3], {**CONVERSATION[3], "content": '{"sky":"sunny"}'}]
+    assert row["request"]["tools"] == [WEATHER]
+    assert row["response"]["message"] == ANSWER and row["finish_reasons"] == ["stop"]
+    assert (row["request_model"], row["input_tokens"], row["output_tokens"]) == ("m", 9, 2)
+    calls = make(
+        {
+            "ai.operationId": "ai.generateText.doGenerate",
+            "ai.response.toolCalls": json.dumps(
+                [{"toolCallId": "c1", "toolName": "get_weather", "input": '{"city": "Paris"}'}]
+            ),
+            "ai.response.finishReason": "tool-calls",
+        }
+    )
+    row = call_row(calls)
+    assert row["response"]["message"]["tool_calls"] == CONVERSATION[2]["tool_calls"]
+    assert row["finish_reasons"] == ["tool_calls"]
+    kind, records = span_records(
+        make(
+            {
+                "ai.operationId": "ai.toolCall",
+                "ai.toolCall.name": "get_weather",
+                "ai.toolCall.args": '{"city": "Paris"}',
+                "ai.toolCall.result": '{"sky": "sunny"}',
+            }
+        )
+    )
+    assert kind == "tool_execution"
+    tool = dict(records)["tool_execution"]
+    assert (tool["name"], tool["arguments"], tool["result"]) == ("get_weather", {"city": "Paris"}, {"sky": "sunny"})
