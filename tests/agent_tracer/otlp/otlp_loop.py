@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,41 @@ class CollectProcess:
                 self.process.wait()
         if self.process.stdout:
             self.process.stdout.close()
+
+
+@contextmanager
+def otlp_provider(traces_url: str) -> Iterator[Any]:
+    """A TracerProvider whose spans go to `traces_url` through the real OTLP (protobuf) exporter."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
+    try:
+        yield provider
+    finally:
+        provider.shutdown()  # exports what the processor holds
+
+
+def genai_spans_loop(tracer: Any, client: openai.OpenAI, name: str) -> str:
+    """The loop inside `invoke_agent` / `execute_tool` spans written by hand to the GenAI conventions."""
+
+    def run_tool(tool: str, arguments: dict[str, Any]) -> Any:
+        attributes = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool,
+            "gen_ai.tool.call.arguments": json.dumps(arguments),
+        }
+        with tracer.start_as_current_span(f"execute_tool {tool}", attributes=attributes) as span:
+            result = TOOL_FUNCTIONS[tool](**arguments)
+            span.set_attribute("gen_ai.tool.call.result", json.dumps(result))
+            return result
+
+    attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name}
+    with tracer.start_as_current_span(f"invoke_agent {name}", attributes=attributes) as span:
+        agent_loop(client, QUESTION, run_tool)
+        return format(span.get_span_context().trace_id, "032x")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -13,10 +13,11 @@ OpenTelemetry `openai-v2` instrumentation (which make model-call spans only), `i
 from __future__ import annotations
 
 import inspect
-import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,6 @@ import openai
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from otlp_loop import (
     ANSWER,
@@ -33,6 +33,8 @@ from otlp_loop import (
     TOOL_FUNCTIONS,
     CollectProcess,
     agent_loop,
+    genai_spans_loop,
+    otlp_provider,
     sft_rows,
     snapshot,
 )
@@ -60,36 +62,6 @@ def own_capture(client: openai.OpenAI, url: str, folder: Path, name: str, **sett
     finally:
         agent_tracer.uninstrument()
     return seen[0]
-
-
-@contextmanager
-def otlp_provider(collector: CollectProcess) -> Iterator[TracerProvider]:
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=collector.traces_url)))
-    try:
-        yield provider
-    finally:
-        provider.shutdown()  # exports what the processor holds
-
-
-def genai_spans_loop(tracer: trace.Tracer, client: openai.OpenAI, name: str) -> str:
-    """The loop inside `invoke_agent` / `execute_tool` spans written by hand to the GenAI conventions."""
-
-    def run_tool(tool: str, arguments: dict[str, Any]) -> Any:
-        attributes = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": tool,
-            "gen_ai.tool.call.arguments": json.dumps(arguments),
-        }
-        with tracer.start_as_current_span(f"execute_tool {tool}", attributes=attributes) as span:
-            result = TOOL_FUNCTIONS[tool](**arguments)
-            span.set_attribute("gen_ai.tool.call.result", json.dumps(result))
-            return result
-
-    attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name}
-    with tracer.start_as_current_span(f"invoke_agent {name}", attributes=attributes) as span:
-        agent_loop(client, QUESTION, run_tool)
-        return format(span.get_span_context().trace_id, "032x")
 
 
 def stored(collector: CollectProcess, trace_id: str, calls: int, timeout: float = 10) -> None:
@@ -170,22 +142,29 @@ def test_openinference_openai_spans(client, collector, tmp_path):
     same_sft_rows(collector, url, tmp_path, name)
 
 
-def test_traceloop_openai_spans(client, collector, tmp_path, monkeypatch):
+def test_traceloop_openai_spans(client, scripted_upstream, collector, tmp_path):
     """Traceloop's (OpenLLMetry's) OpenAI instrumentation, which now writes the current GenAI
-    conventions (`gen_ai.input.messages` with parts, `gen_ai.tool.definitions` in the flat form)."""
+    conventions (`gen_ai.input.messages` with parts, `gen_ai.tool.definitions` in the flat form).
+    Run in a child process: its `uninstrument()` leaves the openai SDK patched (the capture
+    tests' spans nest wrongly after it in the same process)."""
     pytest.importorskip("opentelemetry.instrumentation.openai")
-    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-
-    monkeypatch.setenv("TRACELOOP_TRACE_CONTENT", "true")
     name = "traceloop-agent"
     url, own_id = reference(client, tmp_path, name)
-    with otlp_provider(collector) as provider:
-        instrumentor = OpenAIInstrumentor()
-        instrumentor.instrument(tracer_provider=provider)
-        try:
-            trace_id = genai_spans_loop(provider.get_tracer(__name__), client, name)
-        finally:
-            instrumentor.uninstrument()
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "traceloop_run.py"),
+            scripted_upstream.openai_base_url,
+            collector.traces_url,
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TRACELOOP_TRACE_CONTENT": "true"},
+    )
+    assert done.returncode == 0, done.stderr
+    trace_id = done.stdout.strip().splitlines()[-1]
     stored(collector, trace_id, calls=2)
     assert snapshot(collector.db_url, trace_id) == snapshot(url, own_id)
     same_sft_rows(collector, url, tmp_path, name)
@@ -208,7 +187,7 @@ def test_opentelemetry_openai_v2_spans(client, collector, tmp_path, monkeypatch)
         )
     name = "openai-v2-agent"
     url, own_id = reference(client, tmp_path, name)
-    with otlp_provider(collector) as provider:
+    with otlp_provider(collector.traces_url) as provider:
         instrumentor = openai_v2.OpenAIInstrumentor()
         instrumentor.instrument(tracer_provider=provider)
         try:
@@ -260,7 +239,7 @@ def test_pydantic_ai_native_genai_spans(scripted_upstream, collector, tmp_path):
     finally:
         agent_tracer.uninstrument()
 
-    with otlp_provider(collector) as provider:
+    with otlp_provider(collector.traces_url) as provider:
         traced = make_agent(lambda function: function)
         traced.instrument = InstrumentationSettings(tracer_provider=provider, include_content=True)
         result = traced.run_sync(QUESTION)
