@@ -8,7 +8,8 @@ and for the answer, and the first layout that has one wins:
 1. GenAI semantic conventions, current: `gen_ai.input.messages` / `gen_ai.output.messages` (role
    and typed `parts`), with `gen_ai.system_instructions` as the system message.
 2. GenAI semantic conventions, event-based (older): span events `gen_ai.{system,user,assistant,
-   tool}.message` and `gen_ai.choice`.
+   tool}.message` and `gen_ai.choice`, or the same events as a JSON list in the `events`
+   attribute (Logfire / PydanticAI's first instrumentation, each with its `event.name`).
 3. OpenInference: `llm.input_messages.N.message.*` / `llm.output_messages.N.message.*`, tool calls
    under `…tool_calls.M.tool_call.*`.
 4. OpenLLMetry / Traceloop (before it moved to the current conventions): `gen_ai.prompt.N.*` /
@@ -69,7 +70,7 @@ def conversation(attributes: dict[str, Any], events: list[Event]) -> Conversatio
     answer_body = _json_object(attributes.get("output.value"))
     readers = (
         ("gen_ai", lambda: _genai(attributes)),
-        ("gen_ai.events", lambda: _events(events)),
+        ("gen_ai.events", lambda: _events(events or _logfire_events(attributes))),
         ("openinference", lambda: _openinference(attributes)),
         ("traceloop", lambda: _traceloop(attributes)),
         ("vercel", lambda: _vercel(attributes)),
@@ -194,6 +195,18 @@ def _events(events: list[Event]) -> Read:
             reason = fields.get("finish_reason")
             reasons = [_finish(reason)] if isinstance(reason, str) and reason else []
     return (messages if seen else None), answer, reasons
+
+
+def _logfire_events(attributes: dict[str, Any]) -> list[Event]:
+    """The `events` attribute as span events: `[{"event.name": "gen_ai.user.message", …}, …]`."""
+    listed = _json_list(attributes.get("events"))
+    if not listed:
+        return []
+    return [
+        Event(str(item["event.name"]), 0, {k: v for k, v in item.items() if k != "event.name"})
+        for item in listed
+        if isinstance(item, dict) and isinstance(item.get("event.name"), str)
+    ]
 
 
 def _event_fields(attributes: dict[str, Any]) -> dict[str, Any]:

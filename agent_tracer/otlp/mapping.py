@@ -154,6 +154,8 @@ def kind_of(span: Span) -> str:
         return "llm_call"
     if any(key.startswith(MESSAGE_PREFIXES) for key in attrs) or any(e.name in MESSAGE_EVENTS for e in span.events):
         return "llm_call"
+    if isinstance(attrs.get("events"), str) and '"gen_ai.' in attrs["events"]:  # Logfire's events attribute
+        return "llm_call"
     return "unmapped_span"
 
 

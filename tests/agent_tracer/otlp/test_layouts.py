@@ -231,3 +231,18 @@ def test_the_vercel_ai_sdk_attributes():
     assert kind == "tool_execution"
     tool = dict(records)["tool_execution"]
     assert (tool["name"], tool["arguments"], tool["result"]) == ("get_weather", {"city": "Paris"}, {"sky": "sunny"})
+
+
+def test_logfire_events_attribute():
+    """PydanticAI's first instrumentation (Logfire) put the events in one JSON attribute, as its
+    source wrote them (`pydantic_ai/models/instrumented.py`, instrumentation version 1)."""
+    events = [
+        {"event.name": "gen_ai.system.message", "role": "system", "content": "Be brief."},
+        {"event.name": "gen_ai.user.message", "role": "user", "content": "Weather in Paris?"},
+        {"event.name": "gen_ai.assistant.message", "role": "assistant", "tool_calls": CONVERSATION[2]["tool_calls"]},
+        {"event.name": "gen_ai.tool.message", "role": "tool", "id": "c1", "content": '{"sky": "sunny"}'},
+        {"event.name": "gen_ai.choice", "index": 0, "message": ANSWER, "finish_reason": "stop"},
+    ]
+    row = call_row(make({"gen_ai.system": "openai", "events": json.dumps(events)}))
+    assert row["request"]["messages"] == CONVERSATION
+    assert row["response"]["message"] == ANSWER and row["finish_reasons"] == ["stop"]
