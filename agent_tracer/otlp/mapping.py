@@ -19,6 +19,10 @@ A span is one of four things (`kind_of`):
 Every mapped span also sends a partial `trace` row (source "otlp"); the store merges them by id,
 so the spans of one trace may arrive in any order and in any number of requests (a child before its
 parent included). Secrets are scrubbed as capture scrubs them.
+
+Known limit: only an agent span without a parent is the root that names the trace and sets its
+status. An agent span under some other span (a web request's) only fills the trace's name when
+nothing has yet, and a model call that arrived first has named it `chat MODEL` by then.
 """
 
 from __future__ import annotations
