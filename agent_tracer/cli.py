@@ -12,6 +12,10 @@ import importlib
 import click
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "collect": (
+        "agent_tracer.commands.collect:collect",
+        "Receive OpenTelemetry (OTLP/HTTP) trace exports into the trace store.",
+    ),
     "cost": (
         "trainer.commands.cost:cost",
         "Savings per 1K tokens, break-even tokens and days, monthly savings, and the fine-tuning cost.",

@@ -5,7 +5,8 @@
     ├── StoreError           the trace store cannot do what was asked
     │   ├── TraceNotFound    no trace (or more than one) matches the given id or prefix
     │   └── SchemaError      the database was written by a newer agent-tracer, or is not ours
-    └── CodecError           a body or stream that is not of the wire format its URL says
+    ├── CodecError           a body or stream that is not of the wire format its URL says
+    └── OTLPError            a body sent to the OTLP receiver that is not an OTLP trace export
 
 Fail-open paths (capture, export) never let these reach the agent: they are counted and logged
 once. The CLI turns them into one-line `click.ClickException`s.
@@ -36,6 +37,10 @@ class CodecError(AgentTracerError, ValueError):
     """A request, response or stream that is not of the wire format its URL says.
 
     Also a ValueError, so `except ValueError` around `json.loads` + decode catches both."""
+
+
+class OTLPError(AgentTracerError):
+    """A body sent to `POST /v1/traces` that is not an OTLP trace export (answered 400)."""
 
 
 def first_line(exc: BaseException | None) -> str:

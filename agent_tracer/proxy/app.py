@@ -8,7 +8,8 @@ the upstream sent them (compressed ones included), and the recorder sees each ch
 The forwarding path is plain ASGI (`Proxy.forward`): it is the hot path, and one task per request
 watches for the client leaving, from the moment the request body is in until the answer's last
 byte, where a framework would add its own per-response listener. The proxy's own endpoints
-(`/healthz`, `/metrics`, `/agent-tracer/v1/...`) and the lifespan are a small Starlette app; the
+(`/healthz`, `/metrics`, `/v1/traces` for OTLP exports, `/agent-tracer/v1/...`) and the lifespan
+are a small Starlette app; the
 web UI (`agent_tracer.ui`), when served, answers under `/agent-tracer/ui/`.
 
 Credentials: the client's own `Authorization` / `x-api-key` headers are forwarded upstream, or,
@@ -51,6 +52,7 @@ from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE
 from agent_tracer.errors import ConfigError
 from agent_tracer.feedback import feedback_row
 from agent_tracer.messages import error_body
+from agent_tracer.otlp.receiver import Receiver
 from agent_tracer.proxy import routes as routes_module
 from agent_tracer.proxy.auth import CREDENTIAL_HEADERS, KeyCheck
 from agent_tracer.proxy.config import DEFAULT_UPSTREAMS, UI_PATH, ProxyConfig
@@ -75,7 +77,9 @@ METRICS_SAVE_INTERVAL_S = 1.0
 CLIENT_GONE = 499
 """The status counted for a request whose client left before its answer (nginx's convention)."""
 
-OWN_PATHS = ("/healthz", "/metrics")
+OTLP_PATH = "/v1/traces"
+"""OTLP/HTTP trace exports (`agent_tracer.otlp`), taken into the proxy's store, never forwarded."""
+OWN_PATHS = ("/healthz", "/metrics", OTLP_PATH)
 OWN_PREFIX = "/agent-tracer/"
 FEEDBACK_FIELDS = frozenset({"outcome", "rating", "comment", "label", "correction"})
 
@@ -155,6 +159,7 @@ class Proxy:
         self.metrics = Metrics(runtime.stats.snapshot, config.metrics_dir)
         self.upstream = Upstream(config, runtime, self.metrics)
         self.router = Router(routes, self.upstream, runtime, self.metrics, keys) if routes is not None else None
+        self.otlp = Receiver(runtime.config)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -173,6 +178,7 @@ class Proxy:
             await self.upstream.close()
             if runtime_module.current() is self.runtime:  # write what is queued before the process ends
                 await anyio.to_thread.run_sync(runtime_module.stop)
+            self.otlp.close()
             self.metrics.save()
 
     async def _save_metrics(self) -> None:
@@ -189,7 +195,15 @@ class Proxy:
         return JSONResponse({"status": "ok"})
 
     async def prometheus(self, request: Request) -> Response:
-        return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        text = self.metrics.render() + self.otlp.metrics()
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def otlp_traces(self, request: Request) -> Response:
+        """`POST /v1/traces`: OTLP trace exports into the store (`agent_tracer.otlp.receiver`); with
+        `--require-key`, the exporter sends a proxy key as `Authorization: Bearer KEY`."""
+        if self.keys is not None and not self.keys.allows(request.headers):
+            return PlainTextResponse("A valid proxy key is required.", 401, {"www-authenticate": "Bearer"})
+        return await self.otlp.endpoint(request)
 
     async def feedback(self, request: Request) -> Response:
         """`POST /agent-tracer/v1/traces/{trace_id}/feedback` with {outcome, rating, comment, label,
@@ -567,6 +581,7 @@ class ProxyApp:
             routes=[
                 Route("/healthz", proxy.healthz, methods=["GET"]),
                 Route("/metrics", proxy.prometheus, methods=["GET"]),
+                Route(OTLP_PATH, proxy.otlp_traces, methods=["POST"]),
                 Route("/agent-tracer/v1/traces/{trace_id}/feedback", proxy.feedback, methods=["POST"]),
             ],
             lifespan=self._lifespan,

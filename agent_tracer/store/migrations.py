@@ -272,6 +272,32 @@ def m005_list_indexes(conn: Connection) -> None:
         conn.execute(sa.text(f"CREATE STATISTICS {TAG_STATISTICS} ON ((tags::jsonb)) FROM traces"))
 
 
+@migration
+def m006_unmapped_spans(conn: Connection) -> None:
+    """unmapped_spans: spans received over OTLP in no layout the mapper knows, kept whole
+    (attributes, events, resource as JSON). Named m006 because m005 belongs to another change."""
+    md = MetaData()
+    Table(
+        "unmapped_spans",
+        md,
+        Column("id", String, primary_key=True),
+        Column("trace_id", String, nullable=False, index=True),
+        Column("parent_span_id", String),
+        Column("name", String),
+        Column("kind", String),
+        Column("scope", String),
+        Column("attributes", JSON),
+        Column("events", JSON),
+        Column("resource", JSON),
+        Column("status", String),
+        Column("error", String),
+        Column("started_at", DateTime),
+        Column("ended_at", DateTime),
+        Column("latency_ms", Float),
+    )
+    md.create_all(conn)
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 """How many migrations this agent-tracer knows: the schema version it writes."""
 
@@ -282,7 +308,7 @@ _migrations_table = Table(
     Column("name", String(200), primary_key=True),
     Column("applied_at", DateTime, nullable=False),
 )
-_OUR_TABLES = ("traces", "agent_runs", "llm_calls", "tool_executions", "feedback")
+_OUR_TABLES = ("traces", "agent_runs", "llm_calls", "tool_executions", "feedback", "unmapped_spans")
 
 
 def applied_migrations(conn: Connection) -> list[str]:

@@ -157,12 +157,37 @@ class Feedback(SQLModel, table=True):
     `dataset dpo` makes it the chosen answer against the run's own."""
 
 
+class UnmappedSpan(SQLModel, table=True):
+    """A span received over OTLP in no layout agent-tracer maps (`agent_tracer/otlp/mapping.py`):
+    kept whole, so nothing sent is lost and a later mapper can read it again."""
+
+    __tablename__ = "unmapped_spans"
+
+    id: str = Field(primary_key=True)
+    trace_id: str = Field(index=True)
+    parent_span_id: str | None = None
+    name: str | None = None
+    kind: str | None = None
+    """OpenTelemetry's span kind: "internal", "server", "client", "producer" or "consumer"."""
+    scope: str | None = None
+    """The instrumentation scope's name (the library that made the span)."""
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    events: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    resource: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str | None = None
+    error: str | None = None
+    started_at: datetime | None = Field(default=None, sa_type=DateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime)
+    latency_ms: float | None = None
+
+
 TABLE_MODELS: dict[str, type[SQLModel]] = {
     "trace": Trace,
     "agent_run": AgentRun,
     "llm_call": LLMCall,
     "tool_execution": ToolExecution,
     "feedback": Feedback,
+    "unmapped_span": UnmappedSpan,
 }
 """Record kind (as in `TraceStore.write` and the spill file) → table model."""
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agent_tracer.errors import ConfigError, StoreError
-from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
+from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, UnmappedSpan, utcnow
 from agent_tracer.store.queries import to_utc
 from agent_tracer.store.search import call_search_text
 
@@ -86,6 +86,7 @@ SPECS: dict[str, _Spec] = {
         _SPAN_REQUIRED,
     ),
     "tool_execution": _Spec(ToolExecution, {}, _SPAN_REQUIRED),
+    "unmapped_span": _Spec(UnmappedSpan, {"attributes": dict, "events": list, "resource": dict}, _SPAN_REQUIRED),
     "feedback": _Spec(Feedback, {"id": lambda: uuid.uuid4().hex, "created_at": utcnow}, ("trace_id",)),
 }
 _MERGED_SCALARS = ("name", "task", "status", "error", "source")

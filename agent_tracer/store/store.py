@@ -125,7 +125,7 @@ class TraceStore:
         """Write `(kind, row)` records in one transaction, all or nothing; return the rows inserted
         or changed (0 when every record was there already).
 
-        Kinds: "trace", "agent_run", "llm_call", "tool_execution", "feedback". Span rows and
+        Kinds: "trace", "agent_run", "llm_call", "tool_execution", "unmapped_span", "feedback". Span rows and
         feedback are inserted, and skipped when their id exists (also within the batch), so
         writing a batch twice is harmless. Trace rows are merged by id: one with
         `"authoritative": True` (from the root agent span) overwrites columns with its non-null
@@ -146,7 +146,7 @@ class TraceStore:
             return 0
         written = 0
         with self._writer.begin() as conn:
-            for kind in ("agent_run", "llm_call", "tool_execution"):
+            for kind in ("agent_run", "llm_call", "tool_execution", "unmapped_span"):
                 if batches[kind]:
                     written += self._insert(conn, kind, batches[kind])
             new_feedback: list[dict[str, Any]] = []

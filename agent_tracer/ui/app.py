@@ -27,7 +27,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from agent_tracer.config import TracerConfig
 from agent_tracer.errors import AgentTracerError, ConfigError, TraceNotFound
+from agent_tracer.otlp.receiver import Receiver
 from agent_tracer.prices import DEFAULT_PRICES, Prices, load_prices
 from agent_tracer.store import LLMCall, TraceDetail, TraceStore
 from agent_tracer.ui import costs, pairs, views
@@ -44,6 +46,8 @@ from agent_tracer.ui.security import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, G
 logger = logging.getLogger("agent_tracer.ui")
 
 HERE = Path(__file__).parent
+OTLP_PATH = "/v1/traces"
+"""OTLP/HTTP trace exports (`agent_tracer.otlp`): the UI takes them as `agent-tracer collect` does."""
 OUTCOMES = ("success", "failure", "partial")
 """Offered in the review form (any other text may be typed, as `traces rate` takes it)."""
 
@@ -293,6 +297,7 @@ def create_app(
     overview = Overview(ui)
     evals = Evaluations(ui, reports)
     ui.replay = replayer = Replay(ui, replay)
+    receiver = Receiver(TracerConfig(db=store.url))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -304,6 +309,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await catching_up  # a batch under way ends first: its thread is not interrupted
             await replayer.close()
+            receiver.close()
             store.close()
 
     routes = [
@@ -327,6 +333,7 @@ def create_app(
         Route("/evals/{report}/files/{name}", evals.file, name="eval_file"),
         Route("/login", ui.login, methods=["GET", "POST"], name="login"),
         Route("/healthz", ui.healthz, name="healthz"),
+        Route(OTLP_PATH, receiver.endpoint, methods=["POST"], name="otlp_traces"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 
@@ -354,7 +361,11 @@ def create_app(
 
 class _GuardMiddleware:
     """Keys (when required) on every page but login, health and the stylesheet; a CSRF token and
-    a same-origin Origin on every POST."""
+    a same-origin Origin on every POST. OTLP exports (`/v1/traces`) are no form: they need the key
+    as a bearer token when keys are required, are refused in read-only mode, and their body is
+    left to the receiver (which reads it with its size limit); no CSRF token, since a browser
+    can only send their content types across sites after a CORS preflight, which is never
+    answered."""
 
     OPEN = ("/login", "/healthz", "/static/")
 
@@ -370,6 +381,9 @@ class _GuardMiddleware:
         root = scope.get("root_path", "")
         path = scope["path"][len(root) :] if root and scope["path"].startswith(root) else scope["path"]
         guard = self.ui.guard
+        if path == OTLP_PATH:
+            await self._otlp(scope, receive, send, request)
+            return
         if not path.startswith(self.OPEN) and not guard.allows(request.headers, request.cookies):
             response = self.ui.render(request, "login.html", {"failed": False}, 401)
             response.headers["WWW-Authenticate"] = "Bearer"
@@ -383,6 +397,16 @@ class _GuardMiddleware:
                 return
             receive = _replay(body)
         await self.app(scope, receive, send)
+
+    async def _otlp(self, scope: Any, receive: Any, send: Any, request: Request) -> None:
+        if self.ui.guard.requires_key and not self.ui.guard.allows(request.headers, {}):
+            refusal: Response = PlainTextResponse("a client key is required", 401, {"www-authenticate": "Bearer"})
+        elif self.ui.read_only:
+            refusal = PlainTextResponse("read-only: this UI stores no traces", 403)
+        else:
+            await self.app(scope, receive, send)
+            return
+        await refusal(scope, receive, send)
 
     async def _refusal(self, request: Request) -> str | None:
         origin = request.headers.get("origin")

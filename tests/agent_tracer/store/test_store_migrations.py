@@ -26,7 +26,14 @@ from agent_tracer.store.migrations import (
 from agent_tracer.store.models import TABLE_MODELS, utcnow
 from agent_tracer.store.search import PG_INDEX
 
-ALL = ["m001_initial", "m002_fallback_reason", "m003_search", "m004_feedback_correction", "m005_list_indexes"]
+ALL = [
+    "m001_initial",
+    "m002_fallback_reason",
+    "m003_search",
+    "m004_feedback_correction",
+    "m005_list_indexes",
+    "m006_unmapped_spans",
+]
 
 
 def test_a_fresh_database_gets_every_migration_once(store_url):

@@ -1,0 +1,90 @@
+"""`agent-tracer collect`: receive OTLP/HTTP trace exports into the trace store, nothing else.
+
+    agent-tracer collect                                  # http://127.0.0.1:4318/v1/traces
+    agent-tracer collect --db postgresql+psycopg://… --port 4318
+    AGENT_TRACER_PROXY_KEYS=… agent-tracer collect --host 0.0.0.0 --require-key
+
+Point an OpenTelemetry exporter at it: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces`
+(protobuf or JSON, gzip or not). Model calls, agent runs and tool runs become the rows our own
+capture writes (see `agent_tracer/otlp/`); counts are at /metrics. Loopback needs no key; any other
+address takes writes from beyond this machine, so it needs --require-key.
+"""
+
+from __future__ import annotations
+
+import click
+
+from agent_tracer.console import db_option
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@click.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=4318, show_default=True, help="Port to listen on.")
+@click.option(
+    "--spill",
+    "spill_path",
+    metavar="FILE",
+    envvar="AGENT_TRACER_SPILL",
+    help="Where spans go when the store cannot take them (`traces import FILE --format spill` loads them) "
+    "[env AGENT_TRACER_SPILL; default: beside the SQLite file].",
+)
+@click.option(
+    "--max-body-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=16.0,
+    show_default=True,
+    help="Largest request body (after gzip) taken; a larger one is answered 413.",
+)
+@click.option(
+    "--require-key",
+    is_flag=True,
+    help="Exporters must send one of the proxy's client keys (AGENT_TRACER_PROXY_KEYS or --key-file) as "
+    "`Authorization: Bearer KEY`. Required to listen beyond loopback.",
+)
+@click.option(
+    "--key-file", type=click.Path(dir_okay=False), help="With --require-key: client keys, one a line (# comments)."
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="warning",
+    show_default=True,
+    help="uvicorn's log level.",
+)
+def collect(
+    db: str | None,
+    host: str,
+    port: int,
+    spill_path: str | None,
+    max_body_mb: float,
+    require_key: bool,
+    key_file: str | None,
+    log_level: str,
+) -> None:
+    """Receive OpenTelemetry (OTLP/HTTP) trace exports into the trace store."""
+    if key_file and not require_key:
+        raise click.UsageError("--key-file is only used with --require-key")
+    if host not in LOOPBACK and not require_key:
+        raise click.UsageError(f"listening on {host} takes traces from beyond this machine: add --require-key")
+    import uvicorn
+
+    from agent_tracer.errors import AgentTracerError
+    from agent_tracer.otlp.app import create_collect_app
+    from agent_tracer.proxy.auth import load_client_keys
+    from agent_tracer.store.database import redact
+
+    try:
+        keys = load_client_keys(key_file) if require_key else None
+        app = create_collect_app(db, spill_path=spill_path, max_body_bytes=int(max_body_mb * 1024 * 1024), keys=keys)
+    except AgentTracerError as exc:
+        raise click.ClickException(str(exc)) from None
+    receiver = app.state.receiver
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"agent-tracer collect on http://{shown}:{port}/v1/traces into {redact(receiver.db_url)}", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on")
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down
+        pass

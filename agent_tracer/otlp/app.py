@@ -1,0 +1,62 @@
+"""The app `agent-tracer collect` serves: `POST /v1/traces`, `/metrics` and `/healthz`, nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from agent_tracer.config import TracerConfig
+from agent_tracer.otlp.receiver import DEFAULT_MAX_BODY_BYTES, Receiver
+from agent_tracer.proxy.auth import KeyCheck
+
+
+def create_collect_app(
+    db_url: str | None = None,
+    *,
+    spill_path: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    keys: Iterable[str] | None = None,
+) -> Starlette:
+    """The receiver over the store at `db_url` (default: `$AGENT_TRACER_DB` or the SQLite file),
+    spilling to `spill_path` (default: beside the SQLite file) when the store cannot take a batch.
+    `keys`: the client keys an exporter must send (`Authorization: Bearer KEY`, e.g. through
+    `OTEL_EXPORTER_OTLP_HEADERS`) on `/v1/traces` and `/metrics`; None: no key asked."""
+    receiver = Receiver(TracerConfig(db=db_url or "", spill_path=spill_path or ""), max_body_bytes=max_body_bytes)
+    check = KeyCheck(keys, {}) if keys is not None else None
+
+    def keyed(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            if check is not None and not check.allows(request.headers):
+                return PlainTextResponse("a client key is required", 401, {"www-authenticate": "Bearer"})
+            return await handler(request)
+
+        return guarded
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(receiver.metrics(), media_type="text/plain; version=0.0.4")
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            receiver.close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/traces", keyed(receiver.endpoint), methods=["POST"]),
+            Route("/metrics", keyed(metrics)),
+            Route("/healthz", healthz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.receiver = receiver
+    return app

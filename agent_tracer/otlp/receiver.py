@@ -1,0 +1,265 @@
+"""`POST /v1/traces`: the OTLP/HTTP trace receiver, as a Starlette endpoint over one store.
+
+What it answers (the OTLP/HTTP specification):
+- 200 with an `ExportTraceServiceResponse` in the request's encoding (protobuf or JSON), whose
+  `partial_success` gives the spans it could not keep (no valid ids, say) and why;
+- 400 for a body that is not an OTLP trace export (bad protobuf, JSON without `resourceSpans`,
+  broken gzip), with a `google.rpc.Status`-shaped body saying why;
+- 413 past `max_body_bytes` (a `Content-Length` that says so is refused before any byte is read;
+  a chunked or gzip body is cut off as soon as it passes the limit, so memory stays bounded);
+- 415 for a content type other than `application/x-protobuf` or `application/json`, or a content
+  encoding other than gzip / identity;
+- 503 when the store cannot take the spans and the spill file cannot either (the exporter retries).
+
+Writes go through the capture writer's `BatchWriter` (retries, then the spill file), so a dead
+database loses nothing that was answered 200. Everything is counted (`ReceiverStats`), served as
+Prometheus text by `agent-tracer collect`'s `/metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import zlib
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from agent_tracer.config import TracerConfig
+from agent_tracer.errors import OTLPError
+from agent_tracer.exporter import BatchWriter, CaptureStats, Store
+from agent_tracer.otlp.mapping import span_records
+from agent_tracer.otlp.spans import Decoded, from_json, from_protobuf
+from agent_tracer.records import Record
+
+logger = logging.getLogger("agent_tracer.otlp")
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
+JSON_TYPE = "application/json"
+SPAN_KINDS = ("llm_call", "agent_run", "tool_execution", "unmapped_span")
+
+
+class TooLarge(Exception):
+    """The body passed the size limit."""
+
+
+class ReceiverStats:
+    """Counts of requests by answer and of spans by what became of them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[int, int] = defaultdict(int)
+        self.spans: dict[str, int] = defaultdict(int)
+        """llm_call, agent_run, tool_execution, unmapped_span (kept), rejected (not kept)."""
+
+    def request(self, code: int) -> None:
+        with self._lock:
+            self.requests[code] += 1
+
+    def add_spans(self, counts: dict[str, int]) -> None:
+        with self._lock:
+            for name, n in counts.items():
+                self.spans[name] += n
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"requests": dict(self.requests), "spans": dict(self.spans)}
+
+
+class _Mapped:
+    """One span's records, as the `BatchWriter` takes payloads."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self, records: list[Record]) -> None:
+        self._records = records
+
+    def records(self) -> list[Record]:
+        return self._records
+
+
+class Receiver:
+    """Decodes, maps and stores OTLP trace exports; `endpoint` is its Starlette handler."""
+
+    def __init__(
+        self,
+        config: TracerConfig,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        open_store: Callable[[str], Store] | None = None,
+    ) -> None:
+        if open_store is None:
+            from agent_tracer.store import TraceStore
+
+            open_store = TraceStore
+        self.max_body_bytes = max_body_bytes
+        self.db_url = config.db
+        self.stats = ReceiverStats()
+        self.writer_stats = CaptureStats()
+        self._writer = BatchWriter(config, self.writer_stats, open_store, threading.Event())
+        self._lock = threading.Lock()
+        self._warned_mapping = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._writer.close()
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    async def endpoint(self, request: Request) -> Response:
+        response = await self._answer(request)
+        self.stats.request(response.status_code)
+        return response
+
+    async def _answer(self, request: Request) -> Response:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        as_json = media == JSON_TYPE
+        if not as_json and media not in PROTOBUF_TYPES:
+            return _status(
+                415,
+                f"unsupported content type {media or '(none)'!r}: send {PROTOBUF_TYPES[0]} or {JSON_TYPE}",
+                as_json=True,
+            )
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("gzip", "identity", ""):
+            return _status(415, f"unsupported content encoding {encoding!r}: send gzip or none", as_json)
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return _status(413, self._too_large(), as_json, close=True)
+        try:
+            body = await self._read(request)
+            if encoding == "gzip":
+                body = self._gunzip(body)
+        except TooLarge:
+            return _status(413, self._too_large(), as_json, close=True)
+        except zlib.error as exc:
+            return _status(400, f"the gzip body cannot be decompressed: {exc}", as_json)
+        except ClientDisconnect:
+            return _status(400, "the client went away before sending the whole body", as_json)
+        try:
+            decoded = from_json(body) if as_json else from_protobuf(body)
+        except OTLPError as exc:
+            return _status(400, str(exc), as_json)
+        except ImportError:
+            return _status(
+                415, "protobuf bodies need opentelemetry-proto (pip install 'agent-tracer[otlp]'); send JSON", as_json
+            )
+        failed = await run_in_threadpool(self.ingest, decoded)
+        if failed:
+            return _status(503, "the trace store and the spill file both failed; retry later", as_json)
+        return _export_response(decoded, as_json)
+
+    async def _read(self, request: Request) -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _gunzip(self, body: bytes) -> bytes:
+        inflater = zlib.decompressobj(wbits=31)
+        out = inflater.decompress(body, self.max_body_bytes + 1)
+        if len(out) > self.max_body_bytes or inflater.unconsumed_tail:
+            raise TooLarge
+        return out + inflater.flush()
+
+    def _too_large(self) -> str:
+        return f"the body is larger than this receiver's limit of {self.max_body_bytes} bytes"
+
+    # -- mapping and writing ---------------------------------------------------------------------
+
+    def ingest(self, decoded: Decoded) -> bool:
+        """Map and store the spans; return True when they could neither be written nor spilled."""
+        payloads: list[_Mapped] = []
+        counts: dict[str, int] = defaultdict(int)
+        for span in decoded.spans:
+            try:
+                kind, records = span_records(span)
+            except Exception as exc:  # a span the mapper trips on: rejected and counted, the rest kept
+                decoded.reject(f"span {span.name!r} could not be mapped ({type(exc).__name__})")
+                if not self._warned_mapping:
+                    self._warned_mapping = True
+                    logger.exception("agent-tracer: an OTLP span could not be mapped; it is rejected")
+                continue
+            counts[kind] += 1
+            payloads.append(_Mapped(records))
+        counts["rejected"] = decoded.rejected
+        self.stats.add_spans(counts)
+        if not payloads:
+            return False
+        with self._lock:
+            dropped = self.writer_stats.snapshot()["dropped"]
+            self._writer.export(payloads)  # type: ignore[arg-type]  # _Mapped is a Payload
+            return self.writer_stats.snapshot()["dropped"] > dropped
+
+    # -- metrics ---------------------------------------------------------------------------------
+
+    def metrics(self) -> str:
+        """Prometheus text: requests by status, spans by fate, the writer's counts."""
+        snapshot = self.stats.snapshot()
+        lines = [
+            "# HELP agent_tracer_otlp_requests_total OTLP export requests answered, by HTTP status.",
+            "# TYPE agent_tracer_otlp_requests_total counter",
+        ]
+        lines += [
+            f'agent_tracer_otlp_requests_total{{code="{code}"}} {n}' for code, n in sorted(snapshot["requests"].items())
+        ]
+        lines += [
+            "# HELP agent_tracer_otlp_spans_total Spans received, by what they became (rejected: not kept).",
+            "# TYPE agent_tracer_otlp_spans_total counter",
+        ]
+        lines += [
+            f'agent_tracer_otlp_spans_total{{result="{name}"}} {snapshot["spans"].get(name, 0)}'
+            for name in (*SPAN_KINDS, "rejected")
+        ]
+        lines += [
+            "# HELP agent_tracer_otlp_store_spans_total The OTLP writer's counts: written, retried, spilled, dropped.",
+            "# TYPE agent_tracer_otlp_store_spans_total counter",
+        ]
+        lines += [
+            f'agent_tracer_otlp_store_spans_total{{stage="{stage}"}} {n}'
+            for stage, n in self.writer_stats.snapshot().items()
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _export_response(decoded: Decoded, as_json: bool) -> Response:
+    message = "; ".join(decoded.reasons) if decoded.rejected else ""
+    if as_json:
+        body: dict[str, Any] = {}
+        if decoded.rejected:
+            body["partialSuccess"] = {"rejectedSpans": str(decoded.rejected), "errorMessage": message}
+        return Response(json.dumps(body), media_type=JSON_TYPE)
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    answer = ExportTraceServiceResponse()
+    if decoded.rejected:
+        answer.partial_success.rejected_spans = decoded.rejected
+        answer.partial_success.error_message = message
+    return Response(answer.SerializeToString(), media_type=PROTOBUF_TYPES[0])
+
+
+_GRPC_CODES = {400: 3, 413: 8, 415: 3, 503: 14}
+"""HTTP status → google.rpc.Code: INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE."""
+
+
+def _status(code: int, message: str, as_json: bool, close: bool = False) -> Response:
+    """An error answer: a `google.rpc.Status` in the request's encoding (as the spec asks)."""
+    headers = {"connection": "close"} if close else None
+    status = {"code": _GRPC_CODES.get(code, 2), "message": message}
+    if not as_json:
+        try:
+            from google.rpc.status_pb2 import Status
+        except ImportError:
+            pass
+        else:
+            return Response(Status(**status).SerializeToString(), code, headers, media_type=PROTOBUF_TYPES[0])
+    return Response(json.dumps(status), code, headers, media_type=JSON_TYPE)

@@ -1,0 +1,251 @@
+"""`POST /v1/traces` as the OTLP/HTTP specification says: encodings, partial success, bad input
+(400), size limits (413), other content types (415), a dead store (spilled, nothing lost), keys,
+and counts in `/metrics`."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+pytest.importorskip("opentelemetry.proto")
+
+from google.rpc.status_pb2 import Status  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse  # noqa: E402
+from otlp_bodies import new_trace_id, otlp_json, protobuf, span  # noqa: E402
+
+from agent_tracer.config import TracerConfig  # noqa: E402
+from agent_tracer.otlp.app import create_collect_app  # noqa: E402
+from agent_tracer.otlp.receiver import Receiver  # noqa: E402
+from agent_tracer.spill import read_spill  # noqa: E402
+from agent_tracer.store import TraceStore  # noqa: E402
+
+PB = {"content-type": "application/x-protobuf"}
+JSON = {"content-type": "application/json"}
+KEY = "otlp-test-key-0123456789abcdef"
+
+
+def chat_span(trace_id: str, **extra) -> dict:
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-test",
+        "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]),
+        "gen_ai.output.messages": json.dumps(
+            [{"role": "assistant", "parts": [{"type": "text", "content": "Hello"}], "finish_reason": "stop"}]
+        ),
+        "gen_ai.usage.input_tokens": 1,
+        "gen_ai.usage.output_tokens": 1,
+    }
+    return span("chat gpt-test", attributes, trace_id=trace_id, **extra)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'otlp.db'}"
+
+
+@pytest.fixture
+def http(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_collect_app(db_url, spill_path=str(tmp_path / "spill.jsonl"), max_body_bytes=1024 * 1024)
+    with TestClient(app) as client:
+        yield client
+
+
+def metrics(http: TestClient) -> dict[str, float]:
+    lines = http.get("/metrics").text.splitlines()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line and line[0] != "#"}
+
+
+def test_protobuf_json_and_gzip_bodies_are_stored(http, db_url):
+    ids = [new_trace_id() for _ in range(3)]
+    answers = [
+        http.post("/v1/traces", content=protobuf(chat_span(ids[0])), headers=PB),
+        http.post("/v1/traces", content=otlp_json(chat_span(ids[1])), headers=JSON),
+        http.post(
+            "/v1/traces", content=gzip.compress(protobuf(chat_span(ids[2]))), headers={**PB, "content-encoding": "gzip"}
+        ),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert not ExportTraceServiceResponse.FromString(answers[0].content).HasField("partial_success")
+    assert answers[0].headers["content-type"] == "application/x-protobuf"
+    assert answers[1].json() == {}
+    with TraceStore(db_url) as store:
+        for trace_id in ids:
+            detail = store.get_trace(trace_id)
+            assert detail.trace.source == "otlp"
+            (call,) = detail.calls
+            assert call.request["messages"] == [{"role": "user", "content": "Hi"}]
+            assert call.response["message"] == {"role": "assistant", "content": "Hello"}
+            assert (call.input_tokens, call.output_tokens, call.finish_reasons) == (1, 1, ["stop"])
+    assert metrics(http)['agent_tracer_otlp_spans_total{result="llm_call"}'] == 3
+
+
+def test_spans_without_ids_are_rejected_and_the_rest_kept(http, db_url):
+    good = new_trace_id()
+    body = protobuf(
+        chat_span(good),
+        chat_span(""),  # no trace id
+        chat_span(new_trace_id(), span_id="0" * 16),  # the invalid all-zero span id
+    )
+    answer = http.post("/v1/traces", content=body, headers=PB)
+    assert answer.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(answer.content).partial_success
+    assert partial.rejected_spans == 2 and "trace_id/span_id" in partial.error_message
+    json_answer = http.post("/v1/traces", content=otlp_json(chat_span(new_trace_id(), span_id="xyz")), headers=JSON)
+    assert json_answer.json()["partialSuccess"]["rejectedSpans"] == "1"
+    with TraceStore(db_url) as store:
+        assert len(store.get_trace(good).calls) == 1
+    counts = metrics(http)
+    assert counts['agent_tracer_otlp_spans_total{result="rejected"}'] == 3
+    assert counts['agent_tracer_otlp_spans_total{result="llm_call"}'] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "says"),
+    [
+        (b"\x0a\xff\xff\xff\xff\x0f garbage", PB, "not an OTLP ExportTraceServiceRequest"),
+        (b'{"hello": "world"}', JSON, "no resourceSpans"),
+        (b"[1, 2, 3]", JSON, "not an object"),
+        (b"{not json", JSON, "not JSON"),
+        (b"not gzip at all", {**PB, "content-encoding": "gzip"}, "cannot be decompressed"),
+    ],
+)
+def test_a_body_that_is_not_an_otlp_export_is_a_400(http, body, headers, says):
+    answer = http.post("/v1/traces", content=body, headers=headers)
+    assert answer.status_code == 400
+    if headers["content-type"] == "application/json":
+        assert says in answer.json()["message"]
+    else:
+        assert says in Status.FromString(answer.content).message
+    assert metrics(http)['agent_tracer_otlp_requests_total{code="400"}'] == 1
+
+
+def test_other_content_types_and_encodings_are_a_415(http):
+    assert http.post("/v1/traces", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
+    answer = http.post("/v1/traces", content=b"x", headers={**JSON, "content-encoding": "br"})
+    assert answer.status_code == 415 and "br" in answer.json()["message"]
+    assert metrics(http)['agent_tracer_otlp_requests_total{code="415"}'] == 2
+
+
+def test_a_body_past_the_limit_is_a_413_even_when_streamed_or_gzipped(http):
+    big = b"\0" * (1024 * 1024 + 1)
+    assert http.post("/v1/traces", content=big, headers=PB).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: cut off once past the limit
+        for _ in range(40):
+            yield b"\0" * 65536
+
+    assert http.post("/v1/traces", content=chunks(), headers=PB).status_code == 413
+    bomb = gzip.compress(b"\0" * (5 * 1024 * 1024))  # 5 MB of zeros in a few KB
+    assert len(bomb) < 64 * 1024
+    answer = http.post("/v1/traces", content=bomb, headers={**PB, "content-encoding": "gzip"})
+    assert answer.status_code == 413
+    assert metrics(http)['agent_tracer_otlp_requests_total{code="413"}'] == 3
+
+
+def test_a_50_mb_body_is_refused_before_it_is_sent(collector):
+    """`agent-tracer collect` answers 413 on the Content-Length alone: the 50 MB never travel."""
+    with socket.create_connection(("127.0.0.1", collector.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 52428800\r\n\r\n" + b"\0" * 1024
+        )
+        head = sock.recv(65536).decode("latin-1")
+    assert head.startswith("HTTP/1.1 413")
+    assert collector.metrics()['agent_tracer_otlp_requests_total{code="413"}'] >= 1
+
+
+def test_spans_of_one_trace_in_several_requests_and_out_of_order_make_one_trace(http, db_url):
+    trace_id = new_trace_id()
+    root, tool_id = "a" * 16, "b" * 16
+    agent = span(
+        "invoke_agent planner",
+        {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner", "agent_tracer.tags": ["x", "y"]},
+        trace_id=trace_id,
+        span_id=root,
+        end=9_000_000,
+    )
+    tool = span(
+        "execute_tool search",
+        {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": "search",
+            "gen_ai.tool.call.arguments": '{"q": "otlp"}',
+            "gen_ai.tool.call.result": '{"hits": 3}',
+        },
+        trace_id=trace_id,
+        span_id=tool_id,
+        parent=root,
+        start=2_000_000,
+        end=3_000_000,
+    )
+    failed_tool = span(
+        "execute_tool fetch",
+        {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "fetch", "error.type": "TimeoutError"},
+        trace_id=trace_id,
+        parent=root,
+        start=4_000_000,
+        error="timed out",
+    )
+    call = chat_span(trace_id, parent=root, start=1_000_000, end=1_500_000)
+    for body in (otlp_json(tool), protobuf(call, failed_tool), protobuf(agent)):  # children first
+        assert http.post("/v1/traces", content=body, headers=JSON if body[:1] == b"{" else PB).status_code == 200
+    with TraceStore(db_url) as store:
+        detail = store.get_trace(trace_id)
+    assert (detail.trace.name, detail.trace.status, detail.trace.tags) == ("planner", "ok", ["x", "y"])
+    assert [run.name for run in detail.agent_runs] == ["planner"]
+    assert [c.parent_span_id for c in detail.calls] == [root]
+    assert [(t.name, t.arguments, t.result, t.error) for t in detail.tools] == [
+        ("search", {"q": "otlp"}, {"hits": 3}, None),
+        ("fetch", None, None, "TimeoutError: timed out"),
+    ]
+    assert detail.trace.started_at < detail.calls[0].started_at
+
+
+def test_a_span_in_no_known_layout_is_kept_unmapped_and_counted(http, db_url):
+    trace_id = new_trace_id()
+    other = span("GET /health", {"http.request.method": "GET", "http.route": "/health"}, trace_id=trace_id)
+    assert http.post("/v1/traces", content=protobuf(other), headers=PB).status_code == 200
+    with TraceStore(db_url) as store, store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT name, trace_id, attributes, scope FROM unmapped_spans").all()
+        traces = conn.exec_driver_sql("SELECT count(*) FROM traces").scalar()
+    assert [(r[0], r[1], json.loads(r[2]), r[3]) for r in rows] == [
+        ("GET /health", trace_id, {"http.request.method": "GET", "http.route": "/health"}, "hand-written")
+    ]
+    assert traces == 0  # an app's other spans do not show up as agent runs
+    assert metrics(http)['agent_tracer_otlp_spans_total{result="unmapped_span"}'] == 1
+
+
+def test_a_dead_store_spills_what_it_accepted(tmp_path):
+    """The store is unreachable: the spans are answered 200 and land in the spill file, which
+    `traces import --format spill` (here `TraceStore.write`) loads later."""
+    spill = tmp_path / "spill.jsonl"
+    config = TracerConfig(
+        db="postgresql+psycopg://nobody:nothing@127.0.0.1:9/none", spill_path=str(spill), retry_backoff_s=0.01
+    )
+    receiver = Receiver(config)
+    app = Starlette(routes=[Route("/v1/traces", receiver.endpoint, methods=["POST"])])
+    trace_id = new_trace_id()
+    with TestClient(app) as client:
+        assert client.post("/v1/traces", content=protobuf(chat_span(trace_id)), headers=PB).status_code == 200
+    assert receiver.writer_stats.snapshot()["spilled"] == 1
+    with TraceStore(f"sqlite:///{tmp_path / 'later.db'}") as store:
+        store.write(read_spill(spill))
+        assert store.get_trace(trace_id).calls[0].request_model == "gpt-test"
+
+
+def test_a_key_is_asked_when_keys_are_given(db_url):
+    with TestClient(create_collect_app(db_url, keys=[KEY])) as client:
+        body = protobuf(chat_span(new_trace_id()))
+        assert client.post("/v1/traces", content=body, headers=PB).status_code == 401
+        assert client.get("/metrics").status_code == 401
+        answer = client.post("/v1/traces", content=body, headers={**PB, "authorization": f"Bearer {KEY}"})
+        assert answer.status_code == 200
