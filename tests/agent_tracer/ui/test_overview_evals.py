@@ -38,6 +38,14 @@ def test_the_overview_draws_the_stores_counts(ui_server, store: TraceStore):
     assert 'id="no-reasons"' in page
 
 
+def test_the_overview_picks_runs_by_the_route_that_answered(ui_server, store: TraceStore):
+    """The form's Route select: every captured call passed no router ("direct"), none fell back."""
+    direct = httpx.get(ui_server.url + "/overview?since=1d&route=direct").text
+    fallback = httpx.get(ui_server.url + "/overview?since=1d&route=fallback").text
+    assert sum(drawn(direct, "calls").values()) == store.stats()["llm_calls"]
+    assert 'data-runs="0"' in fallback and '<option value="fallback" selected>' in fallback
+
+
 def test_the_overview_takes_the_runs_filters(ui_server, store: TraceStore):
     page = httpx.get(ui_server.url + "/overview?since=1d&name=billing-*&outcome=partial").text
     assert drawn(page, "outcomes") == {"partial": len(store.traces(name="billing-*", outcome="partial"))}
