@@ -1,0 +1,130 @@
+"""PydanticAI's own GenAI spans, stored in process (`agent_tracer.frameworks.pydantic_ai`), on the
+real `pydantic-ai-slim`: an agent with two tools on `OpenAIChatModel`, through the official `openai`
+SDK to the loopback fake model, recorded by `agent_tracer.init(frameworks="auto")`. What a user
+checks: the agent run is a trace named after the agent, both tool calls are tool executions with
+arguments and results, each model call is stored once (by the transport, in the agent's trace,
+PydanticAI's chat spans counted and left to it), `dataset sft` makes the row our own decorators
+make, and a failing processor never breaks the agent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("pydantic_ai")
+
+from framework_loop import ANSWER, QUESTION, clock, same_ids, start, weather  # noqa: E402
+from pydantic_ai import Agent  # noqa: E402
+from pydantic_ai.models.openai import OpenAIChatModel  # noqa: E402
+from pydantic_ai.providers.openai import OpenAIProvider  # noqa: E402
+
+import agent_tracer  # noqa: E402
+from agent_tracer.frameworks import otel_spans  # noqa: E402
+from agent_tracer.frameworks import pydantic_ai as adapter  # noqa: E402
+
+NAME = "weather-agent"
+SYSTEM = "You are a terse assistant with tools."
+
+
+def make_agent(upstream, traced: bool = False) -> Agent:
+    """The agent; `traced`: its tools' bodies are our own `@trace_tool`s (the decorator baseline)."""
+    provider = OpenAIProvider(base_url=upstream.openai_base_url, api_key="sk-test")
+    agent = Agent(OpenAIChatModel("gpt-test", provider=provider), system_prompt=SYSTEM, name=NAME)
+    do_weather = agent_tracer.trace_tool(name="get_weather")(weather) if traced else weather
+    do_clock = agent_tracer.trace_tool(name="get_time")(clock) if traced else clock
+
+    @agent.tool_plain
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        agent_tracer.record_outcome(outcome="success", rating=5)  # attaches to the run it is in
+        return do_weather(city)
+
+    @agent.tool_plain
+    def get_time(city: str) -> str:
+        """The local time in a city."""
+        return do_clock(city)
+
+    return agent
+
+
+def test_an_agent_run_is_a_trace_with_its_tools_and_model_calls_once(recording):
+    assert make_agent(recording.upstream).run_sync(QUESTION).output == ANSWER
+    [trace] = recording.rows("select * from traces")
+    assert trace["name"] == NAME and trace["source"] == "pydantic-ai" and trace["status"] == "ok"
+    assert trace["task"] == QUESTION
+    [run] = recording.rows("select * from agent_runs")
+    assert run["name"] == NAME and run["trace_id"] == trace["id"] and run["parent_span_id"] is None
+    assert json.loads(run["output"]) == ANSWER
+    tools = recording.rows("select * from tool_executions order by started_at")
+    assert [(t["name"], json.loads(t["arguments"]), json.loads(t["result"])) for t in tools] == [
+        ("get_weather", {"city": "Paris"}, "sunny in Paris"),
+        ("get_time", {"city": "Paris"}, "noon in Paris"),
+    ]
+    assert all(t["trace_id"] == trace["id"] and t["parent_span_id"] == run["id"] for t in tools)
+    calls = recording.rows("select * from llm_calls order by started_at")
+    assert len(calls) == 3 == len(recording.upstream.requests)  # each model call stored once
+    assert all(c["trace_id"] == trace["id"] and c["response"] for c in calls)
+    assert [(c["input_tokens"], c["output_tokens"]) for c in calls] == [(40, 7), (50, 7), (60, 9)]
+    [feedback] = recording.rows("select trace_id, outcome from feedback")
+    assert tuple(feedback) == (trace["id"], "success")  # record_outcome() in a tool: that run's trace
+    counts = adapter.current().stats.snapshot()
+    assert counts["model_spans_left_to_transport"] == 3 and counts["errors"] == 0
+    assert counts["runs"] == counts["agent_runs"] == 1 and counts["tool_executions"] == 2
+    assert agent_tracer.frameworks.stats()["pydantic_ai"] == counts
+
+
+def test_inside_trace_agent_the_run_joins_that_trace(recording):
+    agent = make_agent(recording.upstream)
+
+    @agent_tracer.trace_agent(name="support-desk")
+    def desk(q: str) -> str:
+        return agent.run_sync(q).output
+
+    assert desk(QUESTION) == ANSWER
+    [trace] = recording.rows("select * from traces")
+    assert trace["name"] == "support-desk"
+    runs = recording.rows("select name, parent_span_id from agent_runs order by started_at")
+    assert [r["name"] for r in runs] == ["support-desk", NAME] and runs[1]["parent_span_id"]
+    assert len(recording.rows("select id from llm_calls where trace_id = ?", trace["id"])) == 3
+
+
+def test_a_failing_processor_never_breaks_the_agent(recording, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("mapper bug")
+
+    monkeypatch.setattr(otel_spans, "span_records", broken)
+    assert make_agent(recording.upstream).run_sync(QUESTION).output == ANSWER
+    assert adapter.current().stats.snapshot()["errors"] == 3  # the agent run and both tools
+    assert agent_tracer.stats()["capture_errors"] >= 3
+    assert len(recording.rows("select * from llm_calls")) == 3  # the transport's calls are kept
+
+
+def test_dataset_sft_makes_the_row_our_decorators_make(tmp_path, recording):
+    make_agent(recording.upstream).run_sync(QUESTION)
+    framework_rows = recording.sft(tmp_path / "framework.jsonl")
+    agent_tracer.uninstrument()
+
+    decorated = start(tmp_path, recording.upstream, "decorated")
+    try:
+        agent = make_agent(decorated.upstream, traced=True)
+
+        @agent_tracer.trace_agent(name=NAME)
+        def run(q: str) -> str:
+            return agent.run_sync(q).output
+
+        assert run(QUESTION) == ANSWER
+        [trace] = decorated.rows("select source from traces")
+        assert trace["source"] == "decorator" and len(decorated.rows("select id from agent_runs")) == 1  # adapter off
+        decorator_rows = decorated.sft(tmp_path / "decorated.jsonl")
+    finally:
+        agent_tracer.uninstrument()
+    assert len(framework_rows) == 1 and same_ids(framework_rows) == same_ids(decorator_rows)
+    roles = [m["role"] for m in framework_rows[0]["messages"]]
+    assert roles == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"]
+
+
+def test_uninstrument_gives_pydantic_ai_its_default_back(recording):
+    assert Agent._instrument_default is not False
+    agent_tracer.uninstrument()
+    assert Agent._instrument_default is False
