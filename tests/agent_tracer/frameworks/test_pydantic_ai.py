@@ -48,7 +48,13 @@ def make_agent(upstream, traced: bool = False) -> Agent:
     return agent
 
 
+def counts_since(before: dict[str, int]) -> dict[str, int]:
+    """The processor's counts since `before` (it is one per process, across tests)."""
+    return {name: n - before.get(name, 0) for name, n in adapter.current().stats.snapshot().items()}
+
+
 def test_an_agent_run_is_a_trace_with_its_tools_and_model_calls_once(recording):
+    before = adapter.current().stats.snapshot()
     assert make_agent(recording.upstream).run_sync(QUESTION).output == ANSWER
     [trace] = recording.rows("select * from traces")
     assert trace["name"] == NAME and trace["source"] == "pydantic-ai" and trace["status"] == "ok"
@@ -68,10 +74,10 @@ def test_an_agent_run_is_a_trace_with_its_tools_and_model_calls_once(recording):
     assert [(c["input_tokens"], c["output_tokens"]) for c in calls] == [(40, 7), (50, 7), (60, 9)]
     [feedback] = recording.rows("select trace_id, outcome from feedback")
     assert tuple(feedback) == (trace["id"], "success")  # record_outcome() in a tool: that run's trace
-    counts = adapter.current().stats.snapshot()
+    counts = counts_since(before)
     assert counts["model_spans_left_to_transport"] == 3 and counts["errors"] == 0
     assert counts["runs"] == counts["agent_runs"] == 1 and counts["tool_executions"] == 2
-    assert agent_tracer.frameworks.stats()["pydantic_ai"] == counts
+    assert agent_tracer.frameworks.stats()["pydantic_ai"] == adapter.current().stats.snapshot()
 
 
 def test_inside_trace_agent_the_run_joins_that_trace(recording):
@@ -93,9 +99,10 @@ def test_a_failing_processor_never_breaks_the_agent(recording, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("mapper bug")
 
+    before = adapter.current().stats.snapshot()
     monkeypatch.setattr(otel_spans, "span_records", broken)
     assert make_agent(recording.upstream).run_sync(QUESTION).output == ANSWER
-    assert adapter.current().stats.snapshot()["errors"] == 3  # the agent run and both tools
+    assert counts_since(before)["errors"] == 3  # the agent run and both tools
     assert agent_tracer.stats()["capture_errors"] >= 3
     assert len(recording.rows("select * from llm_calls")) == 3  # the transport's calls are kept
 
@@ -128,3 +135,22 @@ def test_uninstrument_gives_pydantic_ai_its_default_back(recording):
     assert Agent._instrument_default is not False
     agent_tracer.uninstrument()
     assert Agent._instrument_default is False
+
+
+def test_without_the_transport_capture_the_chat_spans_are_the_model_calls(recording):
+    """A runtime whose transport capture is off (`init(..., instrument=False)` as the proxy runs it;
+    here removed): the model calls come from PydanticAI's chat spans, mapped as over OTLP."""
+    from agent_tracer import runtime
+
+    runtime.current().patch.remove()
+    before = adapter.current().stats.snapshot()
+    assert make_agent(recording.upstream).run_sync(QUESTION).output == ANSWER
+    [trace] = recording.rows("select * from traces")
+    [run] = recording.rows("select id from agent_runs")
+    calls = recording.rows("select * from llm_calls order by started_at")
+    assert len(calls) == 3 == len(recording.upstream.requests)
+    assert all(c["trace_id"] == trace["id"] and c["parent_span_id"] == run["id"] for c in calls)
+    assert [json.loads(c["tool_names"]) for c in calls] == [["get_weather"], ["get_time"], []]
+    assert [(c["input_tokens"], c["output_tokens"]) for c in calls] == [(40, 7), (50, 7), (60, 9)]
+    counts = counts_since(before)
+    assert counts["model_calls_stored"] == 3 and counts["model_spans_left_to_transport"] == 0
