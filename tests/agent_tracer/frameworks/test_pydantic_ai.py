@@ -154,3 +154,25 @@ def test_without_the_transport_capture_the_chat_spans_are_the_model_calls(record
     assert [(c["input_tokens"], c["output_tokens"]) for c in calls] == [(40, 7), (50, 7), (60, 9)]
     counts = counts_since(before)
     assert counts["model_calls_stored"] == 3 and counts["model_spans_left_to_transport"] == 0
+
+
+def test_a_tool_that_raises_fails_the_tool_and_the_run(recording):
+    """PydanticAI ends the run when a tool raises (anything but `ModelRetry`): both spans carry the
+    error status, and the stored run, tool execution and trace say so."""
+    provider = OpenAIProvider(base_url=recording.upstream.openai_base_url, api_key="sk-test")
+    agent = Agent(OpenAIChatModel("gpt-test", provider=provider), system_prompt=SYSTEM, name=NAME)
+
+    @agent.tool_plain
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        raise ValueError("the barometer is broken")
+
+    with pytest.raises(ValueError, match="barometer"):
+        agent.run_sync(QUESTION)
+    [trace] = recording.rows("select status, error from traces")
+    [run] = recording.rows("select error from agent_runs")
+    [tool] = recording.rows("select name, error, result from tool_executions")
+    assert trace["status"] == "error" and "the barometer is broken" in trace["error"]
+    assert "the barometer is broken" in run["error"]
+    assert tool["name"] == "get_weather" and tool["error"] == "ValueError: the barometer is broken"
+    assert tool["result"] is None or json.loads(tool["result"]) is None
