@@ -176,3 +176,35 @@ def test_a_tool_that_raises_fails_the_tool_and_the_run(recording):
     assert "the barometer is broken" in run["error"]
     assert tool["name"] == "get_weather" and tool["error"] == "ValueError: the barometer is broken"
     assert tool["result"] is None or json.loads(tool["result"]) is None
+
+
+def test_a_dead_store_spills_the_spans_and_the_import_restores_the_trace(tmp_path, upstream_loop):
+    from click.testing import CliRunner
+
+    from agent_tracer.cli import main
+    from agent_tracer.store import TraceStore
+
+    (tmp_path / "a-file").write_text("not a folder")
+    spill = tmp_path / "spill.jsonl"
+    agent_tracer.init(
+        db=f"sqlite:///{tmp_path}/a-file/t.db",  # cannot be opened
+        spill_path=str(spill),
+        writer="thread",
+        retry_backoff_s=0.01,
+        flush_interval_s=0.02,
+        frameworks=["pydantic-ai"],
+    )
+    try:
+        assert make_agent(upstream_loop).run_sync(QUESTION).output == ANSWER
+        assert agent_tracer.flush()
+        assert agent_tracer.stats()["dropped"] == 0 and agent_tracer.stats()["spilled"] >= 6
+    finally:
+        agent_tracer.uninstrument()
+    good = f"sqlite:///{tmp_path / 'recovered.db'}"
+    result = CliRunner().invoke(main, ["traces", "import", str(spill), "--format", "spill", "--db", good])
+    assert result.exit_code == 0, result.output
+    with TraceStore(good) as store:
+        [summary] = store.traces()
+        detail = store.get_trace(summary.id)
+    assert summary.name == NAME and [run.name for run in detail.agent_runs] == [NAME]
+    assert [tool.name for tool in detail.tools] == ["get_weather", "get_time"] and len(detail.calls) == 3
