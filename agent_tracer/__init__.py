@@ -77,7 +77,7 @@ def init(db: str | None = None, *, frameworks: str | list[str] | None = None, **
     `db` is a SQLAlchemy URL (default `AGENT_TRACER_DB`, else `sqlite:///agent_tracer.db`); other
     settings are the fields of `TracerConfig` (spill_path, otlp_endpoint, capture_content, …).
     `frameworks="auto"` also turns on the adapters of the agent frameworks installed (the OpenAI
-    Agents SDK, LangChain / LangGraph), or a list names them: see `agent_tracer.frameworks`.
+    Agents SDK, LangChain / LangGraph, PydanticAI), or a list names them: see `agent_tracer.frameworks`.
     The database is not touched here: if it is down, calls are still captured, retried and spilled.
     """
     from agent_tracer import runtime as _runtime

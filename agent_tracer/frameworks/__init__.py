@@ -3,7 +3,9 @@
     agent_tracer.init(frameworks="auto")    # every installed framework below; or frameworks=["langchain"]
 
 Each adapter also has its own call (`agent_tracer.frameworks.openai_agents.instrument()`,
-`agent_tracer.frameworks.langchain.instrument()` or `.callback_handler()`). A framework that is
+`agent_tracer.frameworks.langchain.instrument()` or `.callback_handler()`,
+`agent_tracer.frameworks.pydantic_ai.instrument()`: PydanticAI's own GenAI spans through the
+in-process span processor of `otel_spans.py`). A framework that is
 not installed is skipped silently; an adapter that fails to start logs one line and the agent
 runs on untraced by it. The framework packages are imported only here, on demand, so
 `import agent_tracer` never loads them.
@@ -24,9 +26,15 @@ from agent_tracer.errors import ConfigError
 
 logger = logging.getLogger("agent_tracer")
 
-ADAPTERS = {"openai_agents": "agents", "langchain": "langchain_core"}
+ADAPTERS = {"openai_agents": "agents", "langchain": "langchain_core", "pydantic_ai": "pydantic_ai"}
 """Adapter (module under `agent_tracer.frameworks`) → the package it needs."""
-ALIASES = {"openai-agents": "openai_agents", "agents": "openai_agents", "langgraph": "langchain"}
+ALIASES = {
+    "openai-agents": "openai_agents",
+    "agents": "openai_agents",
+    "langgraph": "langchain",
+    "pydantic-ai": "pydantic_ai",
+    "pydanticai": "pydantic_ai",
+}
 
 
 def __getattr__(name: str) -> Any:
