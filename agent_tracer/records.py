@@ -34,10 +34,62 @@ def jsonable(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS or (kind is str and len(value) * 6 + 2 <= MAX_VALUE_CHARS):
         return value  # already JSON, and short even with every character escaped: no round trip
+    if kind is dict or kind is list or kind is tuple:
+        budget = [MAX_VALUE_CHARS]
+        copied = _json_copy(value, budget, 0)
+        if copied is not _NOT_PLAIN:
+            return copied  # plain JSON data that cannot reach the limit: what the round trip would give
     text = json.dumps(value, default=repr, ensure_ascii=False)
     if len(text) > MAX_VALUE_CHARS:
         return text[:MAX_VALUE_CHARS] + f"… [{len(text) - MAX_VALUE_CHARS} more characters]"
     return json.loads(text)
+
+
+_NOT_PLAIN = object()
+_MAX_INT = 2**63
+
+
+def _json_copy(value: Any, budget: list[int], depth: int) -> Any:
+    """A copy of `value` as `json.loads(json.dumps(value))` would make it, when it is made only of
+    dicts with str keys, lists, tuples, str and scalars, and its JSON (every character counted as
+    escaped) fits in `budget`; else `_NOT_PLAIN`, and the caller takes the round trip."""
+    kind = type(value)
+    if kind is str:
+        budget[0] -= len(value) * 6 + 4
+        return value if budget[0] >= 0 else _NOT_PLAIN
+    if kind is bool or value is None:
+        budget[0] -= 7
+        return value if budget[0] >= 0 else _NOT_PLAIN
+    if kind is int:
+        budget[0] -= 22
+        return value if budget[0] >= 0 and -_MAX_INT < value < _MAX_INT else _NOT_PLAIN
+    if kind is float:
+        budget[0] -= 28
+        return value if budget[0] >= 0 else _NOT_PLAIN
+    if depth >= 32:
+        return _NOT_PLAIN
+    if kind is dict:
+        budget[0] -= 2
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                return _NOT_PLAIN
+            budget[0] -= len(key) * 6 + 4
+            copied = _json_copy(item, budget, depth + 1)
+            if copied is _NOT_PLAIN:
+                return _NOT_PLAIN
+            out[key] = copied
+        return out
+    if kind is list or kind is tuple:
+        budget[0] -= 2
+        items = []
+        for item in value:
+            copied = _json_copy(item, budget, depth + 1)
+            if copied is _NOT_PLAIN:
+                return _NOT_PLAIN
+            items.append(copied)
+        return items
+    return _NOT_PLAIN
 
 
 @dataclass(slots=True)
