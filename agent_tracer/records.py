@@ -120,6 +120,19 @@ class RunLabels:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class MadeRecords:
+    """A payload whose records are already made (OTLP spans mapped in the ingest's request
+    handler, or by an in-process span processor): the writer takes it as it takes the others."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self, records: list[Record]) -> None:
+        self._records = records
+
+    def records(self) -> list[Record]:
+        return self._records
+
+
 @dataclass(slots=True)
 class LLMCallPayload:
     """A model call as the transport saw it: bytes, clock readings, and how the body ended."""

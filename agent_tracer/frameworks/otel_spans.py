@@ -38,7 +38,7 @@ from agent_tracer import runtime as _runtime
 from agent_tracer.frameworks.scope import AdapterStats
 from agent_tracer.otlp.mapping import kind_of, span_records
 from agent_tracer.otlp.spans import STATUS_ERROR, Event, Span
-from agent_tracer.records import Record
+from agent_tracer.records import MadeRecords
 
 logger = logging.getLogger("agent_tracer")
 
@@ -50,18 +50,6 @@ class SpanStats(AdapterStats):
     FIELDS = (*AdapterStats.FIELDS, "model_calls_stored", "spans_skipped")  # type: ignore[assignment]  # longer tuple
     """`model_calls_stored`: chat spans stored as model calls (no transport capture);
     `spans_skipped`: spans of the framework's scope in no stored kind (a grouping span)."""
-
-
-class _Mapped:
-    """One span's records, as the writer takes payloads."""
-
-    __slots__ = ("_records",)
-
-    def __init__(self, records: list[Record]) -> None:
-        self._records = records
-
-    def records(self) -> list[Record]:
-        return self._records
 
 
 class GenAISpanProcessor(SpanProcessor):
@@ -141,7 +129,7 @@ class GenAISpanProcessor(SpanProcessor):
         self.stats.add(_COUNTED[kind])
         if kind == "agent_run" and parent is None:
             self.stats.add("runs")
-        rt.submit(_Mapped(records))
+        rt.submit(MadeRecords(records))
 
     def _stored_ancestor(self, parent: int | None) -> int | None:
         """The nearest ancestor that is stored (or not ours: a `@trace_agent` span, a remote

@@ -65,6 +65,7 @@ from agent_tracer.semconv import (
     REQUEST_PARAM_ATTRIBUTES,
     SERVER_ADDRESS,
 )
+from integrations.openai_chat import PARAMS
 
 SOURCE = "otlp"
 """`traces.source` of a trace that arrived over OTLP."""
@@ -119,18 +120,6 @@ MESSAGE_EVENTS = frozenset(
     {"gen_ai.system.message", "gen_ai.user.message", "gen_ai.assistant.message", "gen_ai.tool.message", "gen_ai.choice"}
 )
 _PARAM_NAMES = {attribute: name for name, attribute in REQUEST_PARAM_ATTRIBUTES.items()}
-_BODY_PARAMS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "stop",
-    "seed",
-    "tool_choice",
-    "parallel_tool_calls",
-    "frequency_penalty",
-    "presence_penalty",
-    "n",
-)
 
 
 def kind_of(span: Span) -> str:
@@ -332,7 +321,7 @@ def _unmapped(span: Span) -> dict[str, Any]:
 
 
 def _params(attrs: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    params = {name: body[name] for name in _BODY_PARAMS if body.get(name) is not None}
+    params = {name: body[name] for name in PARAMS if body.get(name) is not None}
     invocation = attrs.get("llm.invocation_parameters")
     if isinstance(invocation, str) and invocation.startswith("{"):
         try:
@@ -340,7 +329,7 @@ def _params(attrs: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             parsed = {}
         params.update(
-            {name: parsed[name] for name in _BODY_PARAMS if isinstance(parsed, dict) and parsed.get(name) is not None}
+            {name: parsed[name] for name in PARAMS if isinstance(parsed, dict) and parsed.get(name) is not None}
         )
     for attribute, name in _PARAM_NAMES.items():
         if attrs.get(attribute) is not None:

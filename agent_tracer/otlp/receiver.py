@@ -35,7 +35,7 @@ from agent_tracer.errors import OTLPError
 from agent_tracer.exporter import BatchWriter, CaptureStats, Store
 from agent_tracer.otlp.mapping import span_records
 from agent_tracer.otlp.spans import Decoded, from_json, from_protobuf
-from agent_tracer.records import Record
+from agent_tracer.records import MadeRecords
 
 logger = logging.getLogger("agent_tracer.otlp")
 
@@ -70,18 +70,6 @@ class ReceiverStats:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"requests": dict(self.requests), "spans": dict(self.spans)}
-
-
-class _Mapped:
-    """One span's records, as the `BatchWriter` takes payloads."""
-
-    __slots__ = ("_records",)
-
-    def __init__(self, records: list[Record]) -> None:
-        self._records = records
-
-    def records(self) -> list[Record]:
-        return self._records
 
 
 class Receiver:
@@ -178,7 +166,7 @@ class Receiver:
 
     def ingest(self, decoded: Decoded) -> bool:
         """Map and store the spans; return True when they could neither be written nor spilled."""
-        payloads: list[_Mapped] = []
+        payloads: list[MadeRecords] = []
         counts: dict[str, int] = defaultdict(int)
         for span in decoded.spans:
             try:
@@ -190,14 +178,14 @@ class Receiver:
                     logger.exception("agent-tracer: an OTLP span could not be mapped; it is rejected")
                 continue
             counts[kind] += 1
-            payloads.append(_Mapped(records))
+            payloads.append(MadeRecords(records))
         counts["rejected"] = decoded.rejected
         self.stats.add_spans(counts)
         if not payloads:
             return False
         with self._lock:
             dropped = self.writer_stats.snapshot()["dropped"]
-            self._writer.export(payloads)  # type: ignore[arg-type]  # _Mapped is a Payload
+            self._writer.export(payloads)  # type: ignore[arg-type]  # MadeRecords is a Payload
             return self.writer_stats.snapshot()["dropped"] > dropped
 
     # -- metrics ---------------------------------------------------------------------------------
