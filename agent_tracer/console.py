@@ -231,6 +231,18 @@ def open_store(db: str | None, *, create: bool = False) -> Iterator[TraceStore]:
 # -- output ---------------------------------------------------------------------------------------
 
 
+def check_key_options(require_key: bool, key_file: str | None, *, host: str = "", beyond: str | None = None) -> None:
+    """The key options of a server command (`proxy`, `ui`, `collect`): `--key-file` only with
+    `--require-key`; and, where `beyond` says what listening past loopback would do ("serves trace
+    contents beyond this machine"), a host other than a loopback name only with `--require-key`."""
+    from agent_tracer.proxy.config import LOOPBACK_HOSTS
+
+    if key_file and not require_key:
+        raise click.UsageError("--key-file is only used with --require-key")
+    if beyond is not None and host not in LOOPBACK_HOSTS and not require_key:
+        raise click.UsageError(f"listening on {host} {beyond}: add --require-key")
+
+
 def text_table(headers: list[str], rows: list[list[str]], *, right: frozenset[int] | set[int] = frozenset()) -> str:
     """Columns padded to their widest cell, two spaces apart; the columns in `right` right-aligned."""
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import click
 
-from agent_tracer.console import db_option
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+from agent_tracer.console import check_key_options, db_option
 
 
 @click.command()
@@ -65,10 +63,7 @@ def collect(
     log_level: str,
 ) -> None:
     """Receive OpenTelemetry (OTLP/HTTP) trace exports into the trace store."""
-    if key_file and not require_key:
-        raise click.UsageError("--key-file is only used with --require-key")
-    if host not in LOOPBACK and not require_key:
-        raise click.UsageError(f"listening on {host} takes traces from beyond this machine: add --require-key")
+    check_key_options(require_key, key_file, host=host, beyond="takes traces from beyond this machine")
     import uvicorn
 
     from agent_tracer.errors import AgentTracerError

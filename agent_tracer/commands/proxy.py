@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from agent_tracer.console import config_options, db_option
+from agent_tracer.console import check_key_options, config_options, db_option
 from agent_tracer.proxy.config import ProxyConfig
 
 
@@ -49,8 +49,7 @@ def proxy(
     from agent_tracer.errors import AgentTracerError
     from agent_tracer.proxy.server import describe, serve
 
-    if key_file and not require_key:
-        raise click.UsageError("--key-file is only used with --require-key")
+    check_key_options(require_key, key_file)  # beyond loopback without keys: only warned, below
     try:
         config = ProxyConfig(upstreams=dict(upstreams), require_key=require_key, key_file=key_file, **settings)  # type: ignore[arg-type]
         db = TracerConfig(db=db or "").db

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import click
 
-from agent_tracer.console import db_option, prices_option
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+from agent_tracer.console import check_key_options, db_option, prices_option
 
 
 @click.command()
@@ -94,10 +92,7 @@ def ui(
     log_level: str,
 ) -> None:
     """Browse, read and review the recorded runs in a web browser."""
-    if key_file and not require_key:
-        raise click.UsageError("--key-file is only used with --require-key")
-    if host not in LOOPBACK and not require_key:
-        raise click.UsageError(f"listening on {host} serves trace contents beyond this machine: add --require-key")
+    check_key_options(require_key, key_file, host=host, beyond="serves trace contents beyond this machine")
     import uvicorn
 
     from agent_tracer.config import TracerConfig

@@ -71,3 +71,21 @@ def test_a_servers_help_loads_no_server(command):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = json.loads(done.stdout.splitlines()[-1])
     assert not [name for name in loaded if name.split(".")[0] in ("aiohttp", "uvicorn", "starlette", "torch")]
+
+
+@pytest.mark.parametrize(
+    ("command", "refusal"),
+    [
+        ("ui", "listening on 0.0.0.0 serves trace contents beyond this machine: add --require-key"),
+        ("collect", "listening on 0.0.0.0 takes traces from beyond this machine: add --require-key"),
+    ],
+)
+def test_a_server_beyond_loopback_without_keys_is_refused_before_it_starts(command, refusal):
+    from click.testing import CliRunner
+
+    from agent_tracer.cli import main
+
+    beyond = CliRunner().invoke(main, [command, "--host", "0.0.0.0"])
+    assert beyond.exit_code == 2 and refusal in beyond.output
+    lone_file = CliRunner().invoke(main, [command, "--key-file", "keys.txt"])
+    assert lone_file.exit_code == 2 and "--key-file is only used with --require-key" in lone_file.output
