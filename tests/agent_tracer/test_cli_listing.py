@@ -81,10 +81,6 @@ def test_a_servers_help_loads_no_server(command):
     ],
 )
 def test_a_server_beyond_loopback_without_keys_is_refused_before_it_starts(command, refusal):
-    from click.testing import CliRunner
-
-    from agent_tracer.cli import main
-
     beyond = CliRunner().invoke(main, [command, "--host", "0.0.0.0"])
     assert beyond.exit_code == 2 and refusal in beyond.output
     lone_file = CliRunner().invoke(main, [command, "--key-file", "keys.txt"])
