@@ -491,22 +491,22 @@ def _is_parts(value: Any) -> bool:
 def _json_object(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict):
         return value
-    if isinstance(value, str) and value.lstrip().startswith("{"):
-        try:
-            parsed = fastjson.loads(value)
-        except ValueError:
-            return None
-        return parsed if isinstance(parsed, dict) else None
-    return None
+    parsed = _json_text(value, "{")
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _json_list(value: Any) -> list[Any] | None:
     if isinstance(value, list | tuple):
         return list(value)
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            parsed = fastjson.loads(value)
-        except ValueError:
-            return None
-        return parsed if isinstance(parsed, list) else None
-    return None
+    parsed = _json_text(value, "[")
+    return parsed if isinstance(parsed, list) else None
+
+
+def _json_text(value: Any, opener: str) -> Any:
+    """An attribute's JSON text parsed, when it is text that starts with `opener`; else None."""
+    if not (isinstance(value, str) and value.lstrip().startswith(opener)):
+        return None
+    try:
+        return fastjson.loads(value)
+    except ValueError:
+        return None
