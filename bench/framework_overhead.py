@@ -17,14 +17,20 @@ Modes, each in a fresh subprocess of this script, rotated `--repeats` times:
                    Agents SDK, our processor alone, `set_trace_processors([ours])`)
     sdk-default    (Agents SDK only) no agent-tracer; the SDK's default processor, its exporter
                    posting to the loopback server (a 404 there; an API key set so it does post)
+    langsmith      (LangGraph only) no agent-tracer; LangSmith's tracer (`LangChainTracer`, on by
+                   `LANGSMITH_TRACING=true`), its client posting in a background thread to a
+                   loopback LangSmith endpoint this script serves (`LANGSMITH_ENDPOINT`, a dummy
+                   `LANGSMITH_API_KEY`); the endpoint counts the runs it receives, so the figure is
+                   that of a tracer that really delivers
 
 "adapter added" is adapter minus capture: the adapter's own cost on top of the capture it relies
 on. On a shared 2-core machine that difference is below the run-to-run noise, so each mode also
 reports the time spent inside the tracing callbacks themselves, on the agent's path: our
 processor's or handler's methods in "adapter", the SDK's default processor's `on_trace_*` /
-`on_span_*` in "sdk-default" (its exporter thread's work is off that path and not counted).
+`on_span_*` in "sdk-default", `LangChainTracer`'s `on_*` methods of the same names as our
+handler's in "langsmith" (the exporting threads' work is off that path and not counted).
 "capture+adapter added" is adapter minus untraced; "SDK tracing added" is sdk-default minus
-untraced. LangSmith's callback cannot run offline (it posts to its service), so it is not measured.
+untraced, "LangSmith added" langsmith minus untraced.
 A run is timed from `Runner.run` / `invoke` to its result with `time.perf_counter_ns()`; a mode's
 figure is the median over its runs' per-step times, then the median over repeats.
 
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -46,8 +53,10 @@ from pathlib import Path
 STEPS_PER_RUN = 2
 MODES = {
     "openai-agents": ("untraced", "capture", "adapter", "sdk-default"),
-    "langgraph": ("untraced", "capture", "adapter"),
+    "langgraph": ("untraced", "capture", "adapter", "langsmith"),
 }
+FRAMEWORK_TRACING = {"openai-agents": ("sdk-default", "SDK tracing"), "langgraph": ("langsmith", "LangSmith")}
+"""The mode that runs the framework's own tracing, and its name in the summary."""
 
 
 def _weather(city: str) -> str:
@@ -76,7 +85,9 @@ _in_callbacks = [0]
 
 
 def _time_callbacks(target: object, names: tuple[str, ...]) -> None:
-    """Wrap the instance's callback methods so the time spent in them adds up in `_in_callbacks`."""
+    """Wrap the callback methods of an instance, or of a class whose instances the framework makes
+    itself (LangChain makes a `LangChainTracer` per root run), so the time spent in them adds up
+    in `_in_callbacks`."""
     for name in names:
         method = getattr(target, name)
 
@@ -88,6 +99,66 @@ def _time_callbacks(target: object, names: tuple[str, ...]) -> None:
                 _in_callbacks[0] += time.perf_counter_ns() - t0
 
         setattr(target, name, timed)
+
+
+class LangSmithSink:
+    """A loopback LangSmith endpoint: answers `GET /info`, takes runs posted one by one
+    (`POST /runs`, `PATCH /runs/<id>`), in JSON batches (`/runs/batch`) and in multipart batches
+    (`/runs/multipart`, the client's default), and counts the distinct run ids it received."""
+
+    _PART = re.compile(rb'name="(?:post|patch)\.([0-9a-f-]{36})"')
+    _ID = re.compile(rb'"id"\s*:\s*"([0-9a-f-]{36})"')
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+        self.run_ids: set[bytes] = set()
+        self.requests = 0
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                size = int(self.headers.get("content-length") or 0)
+                sink.received(self.path, self.headers.get("content-type") or "", self.rfile.read(size))
+                body = b"{}"
+                self.send_response(200 if self.command == "GET" else 202)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def received(self, path: str, content_type: str, body: bytes) -> None:
+        if path.startswith("/runs/multipart"):
+            ids = set(self._PART.findall(body))
+        elif path.startswith("/runs/batch"):
+            batch = json.loads(body or b"{}")
+            ids = {str(run.get("id")).encode() for key in ("post", "patch") for run in batch.get(key) or ()}
+        elif path.startswith("/runs"):
+            found = self._ID.search(body) or re.search(rb"/runs/([0-9a-f-]{36})", path.encode())
+            ids = {found.group(1)} if found else set()
+        else:
+            ids = set()
+        with self._lock:
+            self.requests += 1
+            self.run_ids |= ids
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.run_ids)
+
+    def close(self) -> None:
+        self._server.shutdown()
 
 
 def _start_tracing(mode: str, framework: str, tmp: Path) -> None:
@@ -155,6 +226,11 @@ def _langgraph_loop(base_url: str, mode: str, tmp: Path):
             from agent_tracer.frameworks import langchain
 
             _time_callbacks(langchain.callback_handler(), CALLBACKS["langgraph"])
+        elif mode == "langsmith":
+            from langchain_core.tracers.langchain import LangChainTracer
+
+            assert os.environ.get("LANGSMITH_TRACING") == "true", "the parent sets LangSmith's environment"
+            _time_callbacks(LangChainTracer, CALLBACKS["langgraph"])
         model = ChatOpenAI(model="gpt-test", base_url=base_url, api_key="sk-bench", max_retries=0)
         graph = create_react_agent(model, [tool("get_weather")(_weather), tool("get_time")(_clock)])
 
@@ -187,6 +263,10 @@ def _one_mode(framework: str, mode: str, base_url: str, runs: int, warmup: int) 
             agent_tracer.flush(30)
             result["stats"] = agent_tracer.stats()
             agent_tracer.uninstrument()
+        if mode == "langsmith":
+            from langchain_core.tracers.langchain import wait_for_all_tracers
+
+            wait_for_all_tracers()  # everything posted before the parent counts what arrived
         return result
 
 
@@ -205,46 +285,55 @@ def main() -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "agent_tracer.testing.upstream"], stdout=subprocess.PIPE, text=True
     )
+    sink = LangSmithSink()
     try:
         base_url = server.stdout.readline().strip() + "/v1"  # type: ignore[union-attr]
         for framework in args.frameworks.split(","):
             figures: dict[str, list[dict]] = {mode: [] for mode in MODES[framework]}
             for _ in range(args.repeats):
                 for mode in MODES[framework]:
-                    out = subprocess.run(
-                        [
-                            sys.executable,
-                            __file__,
-                            "--runs",
-                            str(args.runs),
-                            "--warmup",
-                            str(args.warmup),
-                            "--child",
-                            framework,
-                            mode,
-                            base_url,
-                        ],
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                    )
-                    figures[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            p50 = {mode: statistics.median(r["p50_ms"] for r in found) for mode, found in figures.items()}
-            inside = {mode: statistics.median(r["callbacks_ms"] for r in found) for mode, found in figures.items()}
-            print(f"\n{framework}: {args.runs} runs x {args.repeats} repeats, {STEPS_PER_RUN} model calls a run")
-            print(f"  {'mode':<12} {'p50 ms/step':>12} {'in tracing callbacks ms/step':>30}")
-            for mode, value in p50.items():
-                print(f"  {mode:<12} {value:>12.3f} {inside[mode]:>30.4f}")
-            print(f"  adapter added (adapter - capture):           {p50['adapter'] - p50['capture']:+.3f} ms/step")
-            print(f"  capture+adapter added (adapter - untraced):  {p50['adapter'] - p50['untraced']:+.3f} ms/step")
-            if "sdk-default" in p50:
-                added = p50["sdk-default"] - p50["untraced"]
-                print(f"  SDK tracing added (sdk-default - untraced):  {added:+.3f} ms/step")
-            stats = figures["adapter"][-1].get("stats")
-            print(f"  last adapter run's agent_tracer.stats(): {stats}")
+                    figures[mode].append(_child(framework, mode, base_url, args, sink))
+            _report(framework, figures, args)
     finally:
+        sink.close()
         server.terminate()
         server.wait()
+
+
+def _child(framework: str, mode: str, base_url: str, args: argparse.Namespace, sink: LangSmithSink) -> dict:
+    """One mode in a fresh subprocess; LangSmith's tracing on only in the "langsmith" mode."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGSMITH_", "LANGCHAIN_"))}
+    if mode == "langsmith":
+        env.update(LANGSMITH_TRACING="true", LANGSMITH_ENDPOINT=sink.url, LANGSMITH_API_KEY="lsv2-bench")
+    before = sink.count()
+    command = [sys.executable, __file__, "--runs", str(args.runs), "--warmup", str(args.warmup)]
+    out = subprocess.run(
+        [*command, "--child", framework, mode, base_url], capture_output=True, text=True, check=True, env=env
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if mode == "langsmith":
+        result["langsmith_runs"] = sink.count() - before
+    return result
+
+
+def _report(framework: str, figures: dict[str, list[dict]], args: argparse.Namespace) -> None:
+    p50 = {mode: statistics.median(r["p50_ms"] for r in found) for mode, found in figures.items()}
+    inside = {mode: statistics.median(r["callbacks_ms"] for r in found) for mode, found in figures.items()}
+    print(f"\n{framework}: {args.runs} runs x {args.repeats} repeats, {STEPS_PER_RUN} model calls a run")
+    print(f"  {'mode':<12} {'p50 ms/step':>12} {'in tracing callbacks ms/step':>30}")
+    for mode, value in p50.items():
+        print(f"  {mode:<12} {value:>12.3f} {inside[mode]:>30.4f}")
+    print(f"  adapter added (adapter - capture):           {p50['adapter'] - p50['capture']:+.3f} ms/step")
+    print(f"  capture+adapter added (adapter - untraced):  {p50['adapter'] - p50['untraced']:+.3f} ms/step")
+    own, label = FRAMEWORK_TRACING[framework]
+    print(f"  {label + ' added (' + own + ' - untraced):':<44} {p50[own] - p50['untraced']:+.3f} ms/step")
+    print(f"  in callbacks, adapter / {own}: {inside['adapter'] / inside[own]:.2f}")
+    if own == "langsmith":
+        received = [r["langsmith_runs"] for r in figures[own]]
+        agent_runs = args.runs + args.warmup
+        print(f"  LangSmith's loopback endpoint received {received} runs per child ({agent_runs} agent runs each)")
+    stats = figures["adapter"][-1].get("stats")
+    print(f"  last adapter run's agent_tracer.stats(): {stats}")
 
 
 if __name__ == "__main__":
