@@ -12,6 +12,10 @@ in `config` as well is harmless (it is one object, and LangChain adds it once). 
   metadata, the first user message as its task and the last message's text as its output; inside a
   `@trace_agent` or another framework's run it is a nested agent run of that trace instead;
 - a tool run is a tool execution: its arguments, its result (a `ToolMessage`'s content), its error;
+- LangGraph's `interrupt()` (human in the loop) is not a failure: the paused run is stored with no
+  error, tagged "interrupted", the interrupts' values in its metadata (`interrupts`), and the tool
+  that paused with no error; the run resumed with `Command(resume=...)` is a trace of its own,
+  tagged "resumed", its input `{"resume": ...}`; both carry LangGraph's `thread_id` in metadata;
 - a chat model run is not stored from here: `langchain-openai` calls the official `openai` SDK, whose
   httpx traffic the transport capture stores once, in this trace, because the root run's context
   is current while the graph runs (nodes run in tasks and executor threads that copy it). Such
@@ -57,6 +61,14 @@ class _Open:
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
     error: str | None = None
+    top: _Open | None = None
+    """The outermost LangChain run this one lies in (None: this is one): where interrupts go."""
+    interrupts: dict[str, Any] | None = None
+    """On an outermost run: the values of LangGraph interrupts raised inside it, by interrupt id."""
+
+
+INTERRUPTED, RESUMED = "interrupted", "resumed"
+"""The tags of a run paused by LangGraph's `interrupt()` and of the run that resumed it."""
 
 
 class AgentTracerCallbackHandler(BaseCallbackHandler):
@@ -143,18 +155,19 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
         parent = self._parent(parent_run_id)
         if parent is not None:  # a node, a sequence, a subgraph: its tools hang under the stored ancestor
             with self._lock:
-                self._runs[run_id] = _Open(parent.trace_id, parent.anchor)
+                self._runs[run_id] = _Open(parent.trace_id, parent.anchor, top=parent.top or parent)
             return
         scope = Scope.opened(str(run_id), span_hex(str(run_id)))
+        command = _command(inputs)
         opened = _Open(
             trace_id=scope.ids.trace_id,
             anchor=scope.ids.span_id,
             scope=scope,
             name=kwargs.get("name") or _name(serialized) or "chain",
-            arguments=inputs,
+            arguments=inputs if command is None else command,
             started_ns=time.time_ns(),
             task=_first_user_text(inputs),
-            tags=list(tags or ()),
+            tags=list(tags or ()) + ([RESUMED] if command is not None and "resume" in command else []),
             metadata=_metadata(metadata),
         )
         with self._lock:
@@ -164,10 +177,15 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
     def _chain_ended(self, rt, run_id, outputs, error) -> None:
         with self._lock:
             opened = self._runs.pop(run_id, None)
+        if opened is not None and self._interrupted(opened, error):
+            error = None
         if opened is None or opened.scope is None:
             return
         opened.scope.exit(self.stats)
         self.stats.add("runs" if opened.scope.root else "agent_runs")
+        if opened.interrupts:
+            opened.tags = [*(opened.tags or ()), INTERRUPTED]
+            opened.metadata = {**(opened.metadata or {}), "interrupts": list(opened.interrupts.values())}
         submit_run(
             rt,
             opened.scope.ids,
@@ -196,6 +214,7 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
             name=kwargs.get("name") or _name(serialized) or "tool",
             arguments=_plain(inputs) if inputs is not None else _parsed(input_str),
             started_ns=time.time_ns(),
+            top=(parent.top or parent) if parent is not None else None,
         )
         with self._lock:
             self._runs[run_id] = opened
@@ -206,6 +225,8 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
             opened = self._runs.pop(run_id, None)
         if opened is None or opened.scope is None:
             return
+        if self._interrupted(opened, error):  # paused for a human, not failed: it runs again on resume
+            error = None
         opened.scope.exit(self.stats)
         result, error_text = _tool_result(output), _error_text(error)
         if error_text is None and getattr(output, "status", None) == "error":
@@ -221,6 +242,38 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
             started_ns=opened.started_ns,
             source=SOURCE,
         )
+
+    def _interrupted(self, opened: _Open, error: BaseException | None) -> bool:
+        """Whether `error` is LangGraph's interrupt (`interrupt()` pausing the graph for a human);
+        if so its values are noted on the outermost run, which then stores them."""
+        if error is None or not _is_interrupt(error):
+            return False
+        found = error.args[0] if error.args and isinstance(error.args[0], list | tuple) else ()
+        top = opened.top or opened
+        with self._lock:
+            if top.interrupts is None:
+                top.interrupts = {}
+            for interrupt in found:
+                top.interrupts.setdefault(
+                    str(getattr(interrupt, "id", len(top.interrupts))), _plain(getattr(interrupt, "value", interrupt))
+                )
+        return True
+
+
+def _is_interrupt(error: BaseException) -> bool:
+    """LangGraph's `GraphInterrupt` (and its subclasses), known by name so that LangChain alone
+    does not import LangGraph."""
+    return any(
+        cls.__name__ == "GraphInterrupt" and cls.__module__.startswith("langgraph") for cls in type(error).__mro__
+    )
+
+
+def _command(inputs: Any) -> dict[str, Any] | None:
+    """LangGraph's `Command` (`graph.invoke(Command(resume=...))`) as the fields it sets, else None."""
+    if type(inputs).__name__ != "Command" or not type(inputs).__module__.startswith("langgraph"):
+        return None
+    fields = {name: getattr(inputs, name, None) for name in ("update", "resume", "goto")}
+    return {name: _plain(value) for name, value in fields.items() if value is not None and value != ()}
 
 
 def _name(serialized: dict[str, Any] | None) -> str | None:
