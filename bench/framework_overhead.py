@@ -104,7 +104,9 @@ def _time_callbacks(target: object, names: tuple[str, ...]) -> None:
 class LangSmithSink:
     """A loopback LangSmith endpoint: answers `GET /info`, takes runs posted one by one
     (`POST /runs`, `PATCH /runs/<id>`), in JSON batches (`/runs/batch`) and in multipart batches
-    (`/runs/multipart`, the client's default), and counts the distinct run ids it received."""
+    (`/runs/multipart`, the client's default), and counts the distinct run ids it received. It reads
+    uncompressed bodies (the client's default); a run it cannot read is not counted, and a mode
+    whose tracer delivered nothing stops the script."""
 
     _PART = re.compile(rb'name="(?:post|patch)\.([0-9a-f-]{36})"')
     _ID = re.compile(rb'"id"\s*:\s*"([0-9a-f-]{36})"')
@@ -115,13 +117,12 @@ class LangSmithSink:
 
         sink = self
         self.run_ids: set[bytes] = set()
-        self.requests = 0
         self._lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 size = int(self.headers.get("content-length") or 0)
-                sink.received(self.path, self.headers.get("content-type") or "", self.rfile.read(size))
+                sink.received(self.path, self.rfile.read(size))
                 body = b"{}"
                 self.send_response(200 if self.command == "GET" else 202)
                 self.send_header("content-type", "application/json")
@@ -138,7 +139,7 @@ class LangSmithSink:
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    def received(self, path: str, content_type: str, body: bytes) -> None:
+    def received(self, path: str, body: bytes) -> None:
         if path.startswith("/runs/multipart"):
             ids = set(self._PART.findall(body))
         elif path.startswith("/runs/batch"):
@@ -150,7 +151,6 @@ class LangSmithSink:
         else:
             ids = set()
         with self._lock:
-            self.requests += 1
             self.run_ids |= ids
 
     def count(self) -> int:
@@ -313,6 +313,8 @@ def _child(framework: str, mode: str, base_url: str, args: argparse.Namespace, s
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if mode == "langsmith":
         result["langsmith_runs"] = sink.count() - before
+        if not result["langsmith_runs"]:
+            raise SystemExit("LangSmith's tracer delivered no runs to the loopback endpoint: not a working tracer")
     return result
 
 
