@@ -15,8 +15,13 @@ uploader stays unless you drop it with `agents.set_trace_processors`). What beco
 - a `handoff` span is a tool execution named "handoff" (arguments: from_agent, to_agent), a
   `guardrail` span one named "guardrail" (arguments: name; result: triggered);
 - `generation` and `response` spans (the model calls) are not stored from here: the transport
-  capture stores each call once, with its whole request and response, in the same trace, since
-  the trace's context is current while the SDK runs (see `scope.py`). They are counted.
+  capture stores each call once, with its whole request and response, in the same trace and
+  under its agent, since our context is current while the SDK runs (one scope per SDK trace whose
+  ids follow the SDK's current agent span; see `scope.py`). They are counted.
+
+Rows are built by the writer, not on the agent's path: an ended span's plain fields are kept and
+go to the writer with the run's row when the SDK trace ends (every `ROWS_PER_PAYLOAD` spans in a
+long run), as the SDK's own processor queues its spans for its exporter thread.
 
 The trace's status is "error" when a span other than a tool's ends with an error (a guardrail's
 tripwire, a failed model call, a run past `max_turns`): a tool's error goes back to the model.
@@ -31,13 +36,23 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import SpanContext
+
 from agent_tracer import runtime as _runtime
-from agent_tracer.frameworks.scope import AdapterStats, Scope, epoch_ns, span_hex, submit_run, submit_tool, trace_hex
+from agent_tracer.frameworks.scope import (
+    AdapterStats,
+    Scope,
+    epoch_ns,
+    run_payload,
+    span_context,
+    span_hex,
+    tool_payload,
+    trace_hex,
+)
 from agent_tracer.messages import content_text
-from agent_tracer.records import SpanIds
+from agent_tracer.records import Record, SpanIds, jsonable
 
 SOURCE = "openai-agents"
 DEFAULT_WORKFLOW_NAME = "Agent workflow"
@@ -52,151 +67,229 @@ def trace_id_for(sdk_trace_id: str) -> str:
     return trace_hex(sdk_trace_id)
 
 
-@dataclass
 class _OpenTrace:
-    scope: Scope
-    name: str
-    group_id: str | None
-    metadata: dict[str, Any]
-    started_ns: int = field(default_factory=time.time_ns)
-    spans: dict[str, str] = field(default_factory=dict)
-    """SDK span id → the span id its children hang under (its own when stored, else its parent's)."""
-    scopes: dict[str, Scope] = field(default_factory=dict)
-    first_agent: str | None = None
-    task: str | None = None
-    output: Any = None
-    error: str | None = None
+    """What the processor holds for one SDK trace while it runs."""
+
+    __slots__ = (
+        "sdk_id",
+        "scope",
+        "sdk_trace",
+        "started_ns",
+        "parents",
+        "contexts",
+        "first_agent",
+        "models",
+        "failed",
+        "rows",
+    )
+
+    def __init__(self, sdk_id: str, scope: Scope, sdk_trace: Any) -> None:
+        self.sdk_id = sdk_id
+        self.scope = scope
+        self.sdk_trace = sdk_trace
+        self.started_ns = time.time_ns()
+        self.parents: dict[str, tuple[str | None, str]] = {}
+        """SDK span id → (its parent's SDK span id, its span type), from its start on."""
+        self.contexts: dict[str | None, SpanContext] = {}
+        """SDK agent span id (None: the run's root) → its span context, made when first asked for."""
+        self.first_agent: str | None = None
+        self.models: list[Any] = []
+        """The ended model spans: the first ones (the run's task) and the last (its output)."""
+        self.failed: Any = None
+        """The error of the first span other than a tool's that ended with an error."""
+        self.rows: list[_SpanRows] = []
+        """Ended stored spans not yet handed to the writer: they go with the run's row, or in
+        groups of `ROWS_PER_PAYLOAD` during a long run."""
+
+    def stored_parent(self, sdk_parent_id: str | None) -> str | None:
+        """The SDK id of the nearest stored ancestor; None for the trace's root run."""
+        parents = self.parents
+        while sdk_parent_id is not None and sdk_parent_id in parents:
+            grand, kind = parents[sdk_parent_id]
+            if kind in STORED_SPAN_TYPES:
+                return sdk_parent_id
+            sdk_parent_id = grand
+        return None
+
+    def current_context(self) -> SpanContext:
+        """Our span context of the agent the SDK runs now (its current span or the nearest agent
+        span above it), or the run's root: what a model call, a `@trace_tool` or
+        `record_outcome()` made now hangs under. Asked for when read, not on every span."""
+        agent: str | None = None
+        span = _sdk_current_span()
+        if span is not None and span.trace_id == self.sdk_id:
+            parents, span_id = self.parents, span.span_id
+            while span_id is not None and span_id in parents:
+                parent, kind = parents[span_id]
+                if kind == "agent":
+                    agent = span_id
+                    break
+                span_id = parent
+        found = self.contexts.get(agent)
+        if found is None:
+            span_id = span_hex(agent) if agent is not None else self.scope.ids.span_id
+            found = self.contexts[agent] = span_context(self.scope.ids.trace_id, span_id)
+        return found
+
+
+KEPT_MODEL_SPANS = 8
+"""Model spans held per open trace, the first and the last ones: a long run does not grow it."""
+ROWS_PER_PAYLOAD = 64
 
 
 class AgentTracerProcessor:
     """Receives the SDK's traces and spans; a `TracingProcessor` (the base class is mixed in by
-    `processor()`, so this module imports without the SDK)."""
+    `processor()`, so this module imports without the SDK).
+
+    The agent's path gets only what cannot wait. One scope per SDK trace is made current, whose
+    ids are those of the agent span the SDK is in when they are read (`current_context`), so a
+    model call the transport capture records hangs under its agent without a context switch per
+    span; each span's parent is noted; an ended span's plain fields go in a small payload that
+    crosses to the writer (a child process by default), which builds the rows. The SDK's own
+    processor likewise only queues its spans for its exporter thread."""
 
     def __init__(self) -> None:
         self.stats = AdapterStats()
         self.enabled = True
         self._traces: dict[str, _OpenTrace] = {}
-        self._lock = threading.Lock()
 
     # -- the TracingProcessor interface -------------------------------------------------------
 
     def on_trace_start(self, sdk_trace: Any) -> None:
-        self._safely("trace start", self._trace_started, sdk_trace)
+        if not self.enabled or _runtime.current() is None:
+            return
+        try:
+            sdk_id = sdk_trace.trace_id
+            opened = _OpenTrace(sdk_id, Scope.opened(sdk_id), sdk_trace)
+            self._traces[sdk_id] = opened
+            opened.scope.enter(opened.current_context)
+        except Exception as exc:  # tracing never breaks the agent: counted, logged once
+            self._failed("trace start", exc)
 
     def on_trace_end(self, sdk_trace: Any) -> None:
-        self._safely("trace end", self._trace_ended, sdk_trace)
+        opened = self._traces.pop(sdk_trace.trace_id, None)
+        if opened is None:
+            return
+        try:
+            opened.scope.exit(self.stats)
+            self._submit(_Rows(opened.rows, _RunRows(opened)))
+            self.stats.add("runs")
+            self.stats.add("model_spans_left_to_transport", len(opened.models))
+        except Exception as exc:
+            self._failed("trace end", exc)
 
     def on_span_start(self, span: Any) -> None:
-        self._safely("span start", self._span_started, span)
+        opened = self._traces.get(span.trace_id)
+        if opened is None:
+            return
+        try:
+            data = span.span_data
+            kind = data.type
+            opened.parents[span.span_id] = (span.parent_id, kind)
+            if kind == "agent" and opened.first_agent is None:
+                opened.first_agent = data.name
+        except Exception as exc:
+            self._failed("span start", exc)
 
     def on_span_end(self, span: Any) -> None:
-        self._safely("span end", self._span_ended, span)
+        opened = self._traces.get(span.trace_id)
+        if opened is None:
+            return
+        try:
+            kind = span.span_data.type
+            if span.error and kind != "function" and opened.failed is None:  # a tool's error is the model's
+                opened.failed = span.error
+            if kind in MODEL_SPAN_TYPES:
+                models = opened.models
+                models.append(span)
+                if len(models) > 2 * KEPT_MODEL_SPANS:
+                    del models[1:-KEPT_MODEL_SPANS]
+            elif kind in STORED_SPAN_TYPES:
+                rows = opened.rows
+                rows.append(_SpanRows(opened.scope.ids, opened.stored_parent(span.parent_id), span))
+                if len(rows) >= ROWS_PER_PAYLOAD:
+                    opened.rows = []
+                    self._submit(_Rows(rows))
+                self.stats.add("agent_runs" if kind == "agent" else "tool_executions")
+        except Exception as exc:
+            self._failed("span end", exc)
 
     def shutdown(self) -> None:
-        """Nothing to flush here: payloads go to agent-tracer's writer as spans end."""
+        """Nothing to flush here: an open run's rows go to the writer when it ends."""
 
     def force_flush(self) -> None:
         """See `shutdown`: `agent_tracer.flush()` waits for the writer."""
 
-    # -- what each event does ------------------------------------------------------------------
-
-    def _safely(self, what: str, handler: Any, item: Any) -> None:
+    def _submit(self, payload: Any) -> None:
         rt = _runtime.current()
-        if rt is None or not self.enabled:
-            return
-        try:
-            handler(rt, item)
-        except Exception as exc:  # tracing never breaks the agent: counted, logged once
-            self.stats.add("errors")
+        if rt is not None:
+            rt.submit(payload)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self.stats.add("errors")
+        rt = _runtime.current()
+        if rt is not None:
             rt.capture_failed(f"the openai-agents adapter ({what})", exc)
 
-    def _trace_started(self, rt: _runtime.Runtime, sdk_trace: Any) -> None:
-        sdk_id = sdk_trace.trace_id
-        scope = Scope.opened(sdk_id, span_hex(f"root:{sdk_id}"))
-        export = sdk_trace.export() or {}
-        opened = _OpenTrace(
-            scope=scope,
-            name=getattr(sdk_trace, "name", None) or DEFAULT_WORKFLOW_NAME,
-            group_id=export.get("group_id"),
-            metadata=dict(export.get("metadata") or {}),
-        )
-        with self._lock:
-            self._traces[sdk_id] = opened
-        scope.enter()
 
-    def _trace_ended(self, rt: _runtime.Runtime, sdk_trace: Any) -> None:
-        with self._lock:
-            opened = self._traces.pop(sdk_trace.trace_id, None)
-        if opened is None:
-            return
-        opened.scope.exit(self.stats)
-        name = opened.name
-        if name == DEFAULT_WORKFLOW_NAME and opened.first_agent:
-            name = opened.first_agent
-        self.stats.add("runs")
-        submit_run(
-            rt,
-            opened.scope.ids,
-            name=name,
-            started_ns=opened.started_ns,
-            input=opened.task,
-            output=opened.output,
-            error=opened.error,
-            task=opened.task,
-            tags=[f"group:{opened.group_id}"] if opened.group_id else [],
-            metadata={**opened.metadata, "openai_agents.trace_id": sdk_trace.trace_id},
-            source=SOURCE,
-        )
+def _sdk_current_span() -> Any:
+    from agents.tracing import get_current_span
 
-    def _span_started(self, rt: _runtime.Runtime, span: Any) -> None:
-        opened = self._traces.get(span.trace_id)
-        if opened is None:
-            return
-        kind = span.span_data.type
-        parent = opened.spans.get(span.parent_id or "", opened.scope.ids.span_id)
-        opened.spans[span.span_id] = span_hex(span.span_id) if kind in STORED_SPAN_TYPES else parent
-        if kind == "agent":  # model calls made inside hang under it (a tool's too: under its agent)
-            scope = Scope(SpanIds(opened.scope.ids.trace_id, opened.spans[span.span_id], parent))
-            opened.scopes[span.span_id] = scope
-            scope.enter()
-            if opened.first_agent is None:
-                opened.first_agent = span.span_data.name
+    return get_current_span()
 
-    def _span_ended(self, rt: _runtime.Runtime, span: Any) -> None:
-        opened = self._traces.get(span.trace_id)
-        if opened is None:
-            return
-        scope = opened.scopes.pop(span.span_id, None)
-        if scope is not None:
-            scope.exit(self.stats)
+
+class _Rows:
+    """What the processor hands the writer at once: ended spans, and the run when it ended."""
+
+    __slots__ = ("spans", "run")
+
+    def __init__(self, spans: list[_SpanRows], run: _RunRows | None = None) -> None:
+        self.spans, self.run = spans, run
+
+    def records(self) -> list[Record]:
+        made = [record for span in self.spans for record in span.records()]
+        return made + self.run.records() if self.run is not None else made
+
+
+class _SpanRows:
+    """An ended agent, function, handoff or guardrail span as plain fields (it pickles); the
+    writer makes its row (`records`): our ids, parsed times, JSON arguments and result."""
+
+    __slots__ = ("root", "sdk_span_id", "sdk_parent_id", "started_at", "ended_at", "error", "kind", "fields")
+
+    def __init__(self, root: SpanIds, sdk_parent_id: str | None, span: Any) -> None:
         data = span.span_data
-        kind = data.type
-        error = _error_text(span.error) if span.error else None
-        if error and kind != "function" and opened.error is None:  # a tool's error is the model's to handle
-            opened.error = error
-        if kind in MODEL_SPAN_TYPES:
-            self.stats.add("model_spans_left_to_transport")
-            self._note_model_span(opened, data)
-            return
-        if kind not in STORED_SPAN_TYPES:
-            return
-        parent = opened.spans.get(span.parent_id or "", opened.scope.ids.span_id)
-        ids = SpanIds(opened.scope.ids.trace_id, opened.spans.get(span.span_id) or span_hex(span.span_id), parent)
-        started_ns = epoch_ns(span.started_at, time.time_ns())
-        ended_ns = epoch_ns(span.ended_at, time.time_ns())
+        self.root, self.sdk_span_id, self.sdk_parent_id = root, span.span_id, sdk_parent_id
+        self.started_at, self.ended_at, self.error = span.started_at, span.ended_at, span.error
+        self.kind = kind = data.type
         if kind == "agent":
-            self.stats.add("agent_runs")
-            submit_run(rt, ids, name=data.name, started_ns=started_ns, ended_ns=ended_ns, error=error, source=SOURCE)
-            return
-        if kind == "function":
-            name, arguments, result = data.name, _parsed(data.input), data.output
+            self.fields: tuple[Any, ...] = (data.name,)
+        elif kind == "function":
+            output = data.output
+            self.fields = (data.name, data.input, output if isinstance(output, str) else jsonable(output))
         elif kind == "handoff":
-            name, arguments, result = "handoff", {"from_agent": data.from_agent, "to_agent": data.to_agent}, None
+            self.fields = (data.from_agent, data.to_agent)
         else:
-            name, arguments, result = "guardrail", {"name": data.name}, {"triggered": bool(data.triggered)}
-        self.stats.add("tool_executions")
-        submit_tool(
-            rt,
+            self.fields = (data.name, bool(data.triggered))
+
+    def records(self) -> list[Record]:
+        parent = span_hex(self.sdk_parent_id) if self.sdk_parent_id else self.root.span_id
+        ids = SpanIds(self.root.trace_id, span_hex(self.sdk_span_id), parent)
+        error = _error_text(self.error) if self.error else None
+        now = time.time_ns()
+        started_ns, ended_ns = epoch_ns(self.started_at, now), epoch_ns(self.ended_at, now)
+        kind, fields = self.kind, self.fields
+        if kind == "agent":
+            return run_payload(
+                ids, name=fields[0], started_ns=started_ns, ended_ns=ended_ns, error=error, source=SOURCE
+            ).records()
+        if kind == "function":
+            name, arguments, result = fields[0], _parsed(fields[1]), fields[2]
+        elif kind == "handoff":
+            name, arguments, result = "handoff", {"from_agent": fields[0], "to_agent": fields[1]}, None
+        else:
+            name, arguments, result = "guardrail", {"name": fields[0]}, {"triggered": fields[1]}
+        return tool_payload(
             ids,
             name=name,
             arguments=arguments,
@@ -205,19 +298,61 @@ class AgentTracerProcessor:
             started_ns=started_ns,
             ended_ns=ended_ns,
             source=SOURCE,
-        )
+        ).records()
 
-    @staticmethod
-    def _note_model_span(opened: _OpenTrace, data: Any) -> None:
-        """The run's task (the first user text) and output (the last answer's text)."""
-        if opened.task is None:
-            opened.task = _first_user_text(getattr(data, "input", None))
-        response = getattr(data, "response", None)
-        if response is not None:
-            opened.output = getattr(response, "output_text", None) or opened.output
-        elif getattr(data, "output", None):
-            texts = [content_text(m.get("content")) for m in data.output if isinstance(m, dict)]
-            opened.output = " ".join(t for t in texts if t) or opened.output
+
+class _RunRows:
+    """An ended SDK trace as plain fields (it pickles): the writer makes the run's row (a root
+    run's makes the trace's): name, task, output, error, group, metadata. The task and output
+    are read there, from the first model span's input and the last ones' answers."""
+
+    __slots__ = ("ids", "name", "started_ns", "ended_ns", "inputs", "answers", "error", "group_id", "metadata")
+
+    def __init__(self, opened: _OpenTrace) -> None:
+        sdk_trace = opened.sdk_trace
+        export = sdk_trace.export() or {}
+        name = getattr(sdk_trace, "name", None) or DEFAULT_WORKFLOW_NAME
+        models = opened.models
+        self.ids, self.started_ns, self.ended_ns = opened.scope.ids, opened.started_ns, time.time_ns()
+        self.name = opened.first_agent if name == DEFAULT_WORKFLOW_NAME and opened.first_agent else name
+        self.inputs = [getattr(m.span_data, "input", None) for m in models[:1]]
+        self.answers = [_answer(m.span_data) for m in models[-LAST_ANSWERS:]]
+        self.error, self.group_id = opened.failed, export.get("group_id")
+        self.metadata = {**(export.get("metadata") or {}), "openai_agents.trace_id": sdk_trace.trace_id}
+
+    def records(self) -> list[Record]:
+        task = next((text for text in map(_first_user_text, self.inputs) if text), None)
+        output = next((text for text in map(_answer_text, reversed(self.answers)) if text), None)
+        return run_payload(
+            self.ids,
+            name=self.name,
+            started_ns=self.started_ns,
+            ended_ns=self.ended_ns,
+            input=task,
+            output=output,
+            error=_error_text(self.error) if self.error else None,
+            task=task,
+            tags=[f"group:{self.group_id}"] if self.group_id else [],
+            metadata=self.metadata,
+            source=SOURCE,
+        ).records()
+
+
+LAST_ANSWERS = 3
+"""Model answers a run's payload carries, the last ones: its output is the last with text."""
+
+
+def _answer(data: Any) -> Any:
+    """A model span's answer: the Responses API's response, or the chat output's messages."""
+    response = getattr(data, "response", None)
+    return response if response is not None else getattr(data, "output", None)
+
+
+def _answer_text(answer: Any) -> str | None:
+    if isinstance(answer, list):
+        texts = [content_text(m.get("content")) for m in answer if isinstance(m, dict)]
+        return " ".join(t for t in texts if t) or None
+    return getattr(answer, "output_text", None) or None
 
 
 def _parsed(arguments: Any) -> Any:

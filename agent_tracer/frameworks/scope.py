@@ -10,7 +10,9 @@ context. So an adapter makes a `Scope` current while the framework runs a trace,
 tool: a non-recording span holding our ids, which tasks and threads started inside inherit as
 they inherit every context variable. A call a framework reports in its own span too (a
 `generation` span, an LLM callback) is therefore stored once, by the transport; adapters count
-those spans as `model_spans_left_to_transport`.
+those spans as `model_spans_left_to_transport`. A scope may also read its ids when asked
+(`resolve`): the Agents SDK adapter makes one scope current per SDK trace, whose ids are those
+of the agent the SDK runs at that moment, rather than switching context on every span.
 
 A scope is left only from the context that entered it. The Agents SDK ends its spans where it
 started them; LangChain's async end callbacks run in a copy of the context (`@shielded`), where
@@ -22,15 +24,17 @@ counts those.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from datetime import datetime, timezone
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, SpanContext, TraceFlags
 
 from agent_tracer import runtime as _runtime
 from agent_tracer.records import AgentRunPayload, SpanIds, ToolPayload, jsonable
@@ -58,9 +62,16 @@ class AdapterStats:
 def trace_hex(framework_id: str) -> str:
     """A framework's trace or run id as our 32-hex trace id: its hex part when it has 32 hex
     digits (`trace_<32 hex>`, a UUID), else a hash of it."""
+    if len(framework_id) == 38 and framework_id.startswith("trace_"):  # the Agents SDK's, on every run
+        compact = framework_id[6:].lower()
+        if _HEX32.fullmatch(compact) and compact != "0" * 32:
+            return compact
     compact = framework_id.lower().replace("-", "")
     compact = compact.partition("_")[2] if compact.startswith("trace_") else compact
     return trace_id_for(compact)
+
+
+_HEX32 = re.compile("[0-9a-f]{32}")
 
 
 def span_hex(framework_id: str) -> str:
@@ -83,23 +94,35 @@ def epoch_ns(iso: str | None, default: int) -> int:
     return int(moment.timestamp() * 1e9)
 
 
+def span_context(trace_id: str, span_id: str) -> SpanContext:
+    """Our hex ids as a sampled, local OpenTelemetry span context."""
+    return SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+
 class ScopeSpan(NonRecordingSpan):
     """The span a `Scope` makes current: our ids while the framework runs, then (closed) the
-    span it replaced, so a context the framework leaves it in reads as if it never had it."""
+    span it replaced, so a context the framework leaves it in reads as if it never had it.
+    With `resolve`, its ids are asked for when read (the span the framework is in now), so an
+    adapter need not make a new scope current for every span the framework opens."""
 
-    def __init__(self, context: SpanContext, previous: trace.Span) -> None:
+    def __init__(
+        self, context: SpanContext, previous: trace.Span, resolve: Callable[[], SpanContext] | None = None
+    ) -> None:
         super().__init__(context)
         self.previous = previous
         self.closed = False
+        self.resolve = resolve
 
     def get_span_context(self) -> SpanContext:
-        return self.previous.get_span_context() if self.closed else super().get_span_context()
+        if self.closed:
+            return self.previous.get_span_context()
+        return self.resolve() if self.resolve is not None else super().get_span_context()
 
 
 def in_framework_run(span: trace.Span | None = None) -> bool:
     """Whether `span` (default: the current one) is an open framework run's scope, or lies in one."""
     span = span if span is not None else trace.get_current_span()
-    while isinstance(span, ScopeSpan):
+    while type(span) is ScopeSpan:
         if not span.closed:
             return True
         span = span.previous
@@ -126,29 +149,28 @@ class Scope:
         self._mark: Token[int] | None = None
 
     @classmethod
-    def opened(cls, framework_trace_id: str, span_id: str) -> Scope:
+    def opened(cls, framework_trace_id: str, span_id: str | None = None) -> Scope:
         """A scope in the trace that is current (a `@trace_agent` around the framework's run, an
-        outer framework run), or a root in the framework's own trace when none is."""
+        outer framework run), or a root in the framework's own trace when none is. `span_id`
+        None: the first half of our id of the framework's trace (a run with no id of its own)."""
         current = trace.get_current_span().get_span_context()
         if current.is_valid:
+            span_id = span_id or trace_hex(framework_trace_id)[:16]
             return cls(SpanIds(format(current.trace_id, "032x"), span_id, format(current.span_id, "016x")))
-        return cls(SpanIds(trace_hex(framework_trace_id), span_id, None))
+        trace_id = trace_hex(framework_trace_id)
+        return cls(SpanIds(trace_id, span_id or trace_id[:16], None))
 
     @property
     def root(self) -> bool:
         return self.ids.parent_span_id is None
 
-    def enter(self) -> None:
-        context = SpanContext(
-            int(self.ids.trace_id, 16),
-            int(self.ids.span_id, 16),
-            is_remote=False,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        )
+    def enter(self, resolve: Callable[[], SpanContext] | None = None) -> None:
+        """Make the scope current; `resolve`: see `ScopeSpan`."""
+        context = INVALID_SPAN_CONTEXT if resolve is not None else span_context(self.ids.trace_id, self.ids.span_id)
         previous = trace.get_current_span()
-        while isinstance(previous, ScopeSpan) and previous.closed:  # a closed scope left here: skip it
+        while type(previous) is ScopeSpan and previous.closed:  # a closed scope left here: skip it
             previous = previous.previous
-        self._span = ScopeSpan(context, previous)
+        self._span = ScopeSpan(context, previous, resolve)
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
         self._mark = _entered.set(_entered.get() + 1)
 
@@ -168,8 +190,17 @@ class Scope:
         otel_context.detach(token)
 
 
-def submit_run(
-    rt: _runtime.Runtime,
+def submit_run(rt: _runtime.Runtime, ids: SpanIds, **fields: Any) -> None:
+    """Hand the writer an agent run's payload (`run_payload`)."""
+    rt.submit(run_payload(ids, **fields))
+
+
+def submit_tool(rt: _runtime.Runtime, ids: SpanIds, **fields: Any) -> None:
+    """Hand the writer a tool execution's payload (`tool_payload`)."""
+    rt.submit(tool_payload(ids, **fields))
+
+
+def run_payload(
     ids: SpanIds,
     *,
     name: str,
@@ -182,9 +213,9 @@ def submit_run(
     tags: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
     source: str,
-) -> None:
+) -> AgentRunPayload:
     """An agent run's payload, as `@trace_agent` builds it; a root one makes the trace's row."""
-    payload = AgentRunPayload(
+    return AgentRunPayload(
         ids=ids,
         name=name,
         input=jsonable(input),
@@ -198,11 +229,9 @@ def submit_run(
         metadata=jsonable(metadata or {}),
         source=source,
     )
-    rt.submit(payload)
 
 
-def submit_tool(
-    rt: _runtime.Runtime,
+def tool_payload(
     ids: SpanIds,
     *,
     name: str,
@@ -212,17 +241,15 @@ def submit_tool(
     started_ns: int,
     ended_ns: int | None = None,
     source: str,
-) -> None:
+) -> ToolPayload:
     """A tool execution's payload, as `@trace_tool` builds it."""
-    rt.submit(
-        ToolPayload(
-            ids=ids,
-            name=name,
-            arguments=jsonable(arguments),
-            result=jsonable(result) if error is None else None,
-            error=error,
-            started_ns=started_ns,
-            ended_ns=ended_ns or time.time_ns(),
-            source=source,
-        )
+    return ToolPayload(
+        ids=ids,
+        name=name,
+        arguments=jsonable(arguments),
+        result=jsonable(result) if error is None else None,
+        error=error,
+        started_ns=started_ns,
+        ended_ns=ended_ns or time.time_ns(),
+        source=source,
     )

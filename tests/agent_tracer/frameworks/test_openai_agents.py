@@ -193,10 +193,33 @@ async def test_handoffs_and_guardrails_are_recorded(tmp_path):
             }
             [guard] = recording.rows("select result from tool_executions where trace_id = ?", tripped["id"])
             assert guard["result"] == '{"triggered":true}'
-            names = recording.rows("select name from agent_runs where trace_id = ? order by started_at", ok["id"])
+            names = recording.rows("select id, name from agent_runs where trace_id = ? order by started_at", ok["id"])
             assert [r["name"] for r in names] == ["Triage", "Triage", "Weather agent"]
+            # each agent's model call hangs under that agent's span, read when the call was made
+            calls = recording.rows(
+                "select parent_span_id from llm_calls where trace_id = ? order by started_at", ok["id"]
+            )
+            assert [c["parent_span_id"] for c in calls] == [names[1]["id"], names[2]["id"]]
         finally:
             agent_tracer.uninstrument()
+
+
+def test_a_long_run_hands_its_tool_executions_over_while_it_runs(recording):
+    """A run's rows go to the writer with the run's own row, or every `ROWS_PER_PAYLOAD` spans
+    during a long one: they are in the store before the run ends, and none is lost at its end."""
+    many = openai_agents.ROWS_PER_PAYLOAD + 6
+    with agents.trace("batch-job") as job:
+        for i in range(many):
+            with agents.function_span(name="step", input=f'{{"i": {i}}}') as step:
+                step.span_data.output = f"done {i}"
+        agent_tracer.flush(10)
+        assert len(recording.rows("select id from tool_executions")) == openai_agents.ROWS_PER_PAYLOAD
+    [trace] = recording.rows("select id, name from traces")
+    assert (trace["id"], trace["name"]) == (openai_agents.trace_id_for(job.trace_id), "batch-job")
+    steps = recording.rows("select arguments, result, parent_span_id from tool_executions order by started_at")
+    assert [(s["arguments"], s["result"]) for s in steps] == [(f'{{"i":{i}}}', f'"done {i}"') for i in range(many)]
+    [root] = recording.rows("select id from agent_runs where parent_span_id is null")
+    assert {s["parent_span_id"] for s in steps} == {root["id"]}
 
 
 async def test_inside_trace_agent_the_run_joins_that_trace(recording):
@@ -217,7 +240,7 @@ async def test_a_failing_adapter_never_breaks_the_run(recording, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("adapter bug")
 
-    monkeypatch.setattr(openai_agents, "submit_tool", broken)
+    monkeypatch.setattr(openai_agents, "_SpanRows", broken)
     result = await Runner.run(weather_agent(recording.upstream), QUESTION)
     assert result.final_output == ANSWER
     assert agent_tracer.stats()["capture_errors"] >= 2
