@@ -34,6 +34,14 @@ untraced, "LangSmith added" langsmith minus untraced.
 A run is timed from `Runner.run` / `invoke` to its result with `time.perf_counter_ns()`; a mode's
 figure is the median over its runs' per-step times, then the median over repeats.
 
+"process CPU" is the CPU time of the agent's process (all its threads: the agent, the exporting
+threads) over the timed runs and the hand-off of what they traced (`agent_tracer.flush()`, the
+SDK processor's `force_flush()`, LangSmith's `wait_for_all_tracers()`), per step. It counts the
+work a tracer does off the agent's path too (the SDK's JSON and HTTP, LangSmith's posts, our
+pickling onto the writer's pipe), and it moves less with the machine's load than wall time; the
+writer child process's CPU (the store's work) is not in it, as the remote end's is not for theirs.
+"process CPU added" compares adapter - capture with the framework's own tracing - untraced.
+
 Every figure printed comes from this run; nothing is taken from elsewhere.
 """
 
@@ -248,26 +256,43 @@ def _one_mode(framework: str, mode: str, base_url: str, runs: int, warmup: int) 
             run()
         per_step = []
         _in_callbacks[0] = 0
+        cpu0 = time.process_time_ns()
         for _ in range(runs):
             t0 = time.perf_counter_ns()
             run()
             per_step.append((time.perf_counter_ns() - t0) / 1e6 / STEPS_PER_RUN)
+        _hand_off(mode)
+        cpu = time.process_time_ns() - cpu0
         result = {
             "p50_ms": statistics.median(per_step),
             "mean_ms": statistics.fmean(per_step),
             "callbacks_ms": _in_callbacks[0] / 1e6 / runs / STEPS_PER_RUN,
+            "cpu_ms": cpu / 1e6 / runs / STEPS_PER_RUN,
         }
         if mode in ("capture", "adapter"):
             import agent_tracer
 
-            agent_tracer.flush(30)
             result["stats"] = agent_tracer.stats()
             agent_tracer.uninstrument()
-        if mode == "langsmith":
-            from langchain_core.tracers.langchain import wait_for_all_tracers
-
-            wait_for_all_tracers()  # everything posted before the parent counts what arrived
         return result
+
+
+def _hand_off(mode: str) -> None:
+    """Wait until the mode's tracing has handed everything off (inside the CPU window): our
+    writer has the payloads (its child process's work is not this process's), the SDK's exporter
+    and LangSmith's client have posted theirs."""
+    if mode in ("capture", "adapter"):
+        import agent_tracer
+
+        agent_tracer.flush(30)
+    elif mode == "sdk-default":
+        from agents.tracing.processors import default_processor
+
+        default_processor().force_flush()
+    elif mode == "langsmith":
+        from langchain_core.tracers.langchain import wait_for_all_tracers
+
+        wait_for_all_tracers()  # everything posted before the parent counts what arrived
 
 
 def main() -> None:
@@ -321,15 +346,18 @@ def _child(framework: str, mode: str, base_url: str, args: argparse.Namespace, s
 def _report(framework: str, figures: dict[str, list[dict]], args: argparse.Namespace) -> None:
     p50 = {mode: statistics.median(r["p50_ms"] for r in found) for mode, found in figures.items()}
     inside = {mode: statistics.median(r["callbacks_ms"] for r in found) for mode, found in figures.items()}
+    cpu = {mode: statistics.median(r["cpu_ms"] for r in found) for mode, found in figures.items()}
     print(f"\n{framework}: {args.runs} runs x {args.repeats} repeats, {STEPS_PER_RUN} model calls a run")
-    print(f"  {'mode':<12} {'p50 ms/step':>12} {'in tracing callbacks ms/step':>30}")
+    print(f"  {'mode':<12} {'p50 ms/step':>12} {'in tracing callbacks ms/step':>30} {'process CPU ms/step':>20}")
     for mode, value in p50.items():
-        print(f"  {mode:<12} {value:>12.3f} {inside[mode]:>30.4f}")
+        print(f"  {mode:<12} {value:>12.3f} {inside[mode]:>30.4f} {cpu[mode]:>20.3f}")
     print(f"  adapter added (adapter - capture):           {p50['adapter'] - p50['capture']:+.3f} ms/step")
     print(f"  capture+adapter added (adapter - untraced):  {p50['adapter'] - p50['untraced']:+.3f} ms/step")
     own, label = FRAMEWORK_TRACING[framework]
     print(f"  {label + ' added (' + own + ' - untraced):':<44} {p50[own] - p50['untraced']:+.3f} ms/step")
     print(f"  in callbacks, adapter / {own}: {inside['adapter'] / inside[own]:.2f}")
+    print(f"  process CPU added: adapter - capture {cpu['adapter'] - cpu['capture']:+.3f} ms/step, ", end="")
+    print(f"{own} - untraced {cpu[own] - cpu['untraced']:+.3f} ms/step")
     if own == "langsmith":
         received = [r["langsmith_runs"] for r in figures[own]]
         agent_runs = args.runs + args.warmup
