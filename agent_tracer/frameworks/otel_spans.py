@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from agent_tracer import runtime as _runtime
 from agent_tracer.frameworks.scope import AdapterStats
 from agent_tracer.otlp.mapping import kind_of, span_records
-from agent_tracer.otlp.spans import STATUS_ERROR, Event, Span
+from agent_tracer.otlp.spans import Event, Span
 from agent_tracer.records import MadeRecords
 
 logger = logging.getLogger("agent_tracer")
@@ -157,8 +157,6 @@ def to_otlp_span(span: Any, parent_span_id: int | None = None) -> Span:
     events = _events(span)
     status_code = int(getattr(status.status_code, "value", 0)) if status is not None else 0
     status_message = (status.description or "") if status is not None else ""
-    if status_code == STATUS_ERROR and not status_message:  # PydanticAI's tool spans: the exception event says what
-        status_message = _exception_text(events)
     return Span(
         trace_id=format(context.trace_id, "032x"),
         span_id=format(context.span_id, "016x"),
@@ -184,15 +182,6 @@ _KINDS = {0: "internal", 1: "server", 2: "client", 3: "producer", 4: "consumer"}
 
 def _events(span: Any) -> list[Event]:
     return [Event(e.name, e.timestamp or 0, _plain(dict(e.attributes or {}))) for e in span.events or ()]
-
-
-def _exception_text(events: list[Event]) -> str:
-    """`Type: message` of the last `exception` event (what `span.record_exception` adds), or ""."""
-    for event in reversed(events):
-        if event.name == "exception":
-            kind, message = event.attributes.get("exception.type"), event.attributes.get("exception.message")
-            return ": ".join(str(part) for part in (kind, message) if part)
-    return ""
 
 
 def _plain(attributes: dict[str, Any]) -> dict[str, Any]:

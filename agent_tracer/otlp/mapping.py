@@ -183,8 +183,18 @@ def _error(span: Span) -> str | None:
     if span.status_code != STATUS_ERROR:
         return None
     kind = span.attributes.get(ERROR_TYPE)
-    text = span.status_message or (str(kind) if kind else "error")
+    text = span.status_message or _exception_text(span) or (str(kind) if kind else "error")
     return scrub_text(f"{kind}: {text}" if kind and not text.startswith(str(kind)) else text)
+
+
+def _exception_text(span: Span) -> str:
+    """`Type: message` of the span's last `exception` event (`span.record_exception`), or "": what
+    an error status without a description (PydanticAI's tool spans) failed with."""
+    for event in reversed(span.events):
+        if event.name == "exception":
+            kind, message = event.attributes.get("exception.type"), event.attributes.get("exception.message")
+            return ": ".join(str(part) for part in (kind, message) if part)
+    return ""
 
 
 def _trace(span: Span, row: dict[str, Any], **extra: Any) -> Record:

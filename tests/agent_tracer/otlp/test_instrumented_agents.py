@@ -271,3 +271,39 @@ def _loose_tools(snap: dict[str, Any]) -> dict[str, Any]:
             if not function.get("description"):
                 function.pop("description", None)
     return snap
+
+
+def test_a_pydantic_ai_tool_error_over_otlp_says_what_failed(scripted_upstream, collector):
+    """PydanticAI's failing tool span has an error status without a description, and the exception
+    as an event: over OTLP too, the stored tool execution says what it raised, not just "error"."""
+    pytest.importorskip("pydantic_ai")
+    from pydantic_ai import Agent
+    from pydantic_ai.models.instrumented import InstrumentationSettings
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    provider = OpenAIProvider(base_url=scripted_upstream.openai_base_url, api_key="sk-test")
+    agent = Agent(OpenAIChatModel("gpt-test", provider=provider), system_prompt=SYSTEM, name="broken-tools")
+
+    @agent.tool_plain
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        raise ValueError("the barometer is broken")
+
+    with otlp_provider(collector.traces_url) as tracer_provider:
+        agent.instrument = InstrumentationSettings(tracer_provider=tracer_provider, include_content=True)
+        with pytest.raises(ValueError, match="barometer"):
+            agent.run_sync(QUESTION)
+    deadline = time.monotonic() + 10
+    while not (tools := _tool_errors(collector.db_url)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tools == [("get_weather", "ValueError: the barometer is broken")]
+
+
+def _tool_errors(url: str) -> list[tuple[str, str | None]]:
+    try:
+        with TraceStore(url) as store:
+            [trace] = store.traces(name="broken-tools")
+            return [(tool.name, tool.error) for tool in store.get_trace(trace.id).tools]
+    except Exception:  # the store or the trace not made yet
+        return []
