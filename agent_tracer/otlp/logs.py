@@ -247,9 +247,8 @@ class LogJoin:
 
     def _take(self, key: Key) -> list[Event]:
         with self._lock:
-            events = self._pop_held(key)
             self._expire()
-            return events
+            return self._pop_held(key)
 
     def _pop_held(self, key: Key) -> list[Event]:
         _, events = self._held.pop(key, (0.0, []))
