@@ -152,9 +152,10 @@ class LogJoin:
     """Message events waiting for their span, and model-call spans that may still get events.
 
     `span_records` stands in for `mapping.span_records` on the trace path, `arrive` takes the
-    events of a log export. Both are safe from several threads; the caller writes what `arrive`
-    returns in the order it was called (the receiver holds its write lock around both), so two
-    updates of one call land in order."""
+    events of a log export. Both are safe from several threads. The caller writes what `arrive`
+    returns in the order it was called (the receiver holds its write lock around `arrive` and the
+    write), so two updates of one call land in order; a span's own row, written later, is an
+    insert that a stored call ignores, and every update holds all the events seen so far."""
 
     def __init__(
         self,

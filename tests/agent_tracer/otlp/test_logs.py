@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 pytest.importorskip("opentelemetry.proto")
@@ -18,8 +20,11 @@ from google.rpc.status_pb2 import Status  # noqa: E402
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse  # noqa: E402
 from otlp_bodies import log, logs_json, logs_protobuf, new_span_id, new_trace_id, protobuf, span  # noqa: E402
 
+from agent_tracer.config import TracerConfig  # noqa: E402
 from agent_tracer.otlp.app import create_collect_app  # noqa: E402
 from agent_tracer.otlp.logs import LogJoin  # noqa: E402
+from agent_tracer.otlp.receiver import Receiver  # noqa: E402
+from agent_tracer.spill import read_spill  # noqa: E402
 from agent_tracer.store import TraceStore  # noqa: E402
 
 PB = {"content-type": "application/x-protobuf"}
@@ -177,6 +182,36 @@ def test_held_logs_past_the_bounds_are_dropped_and_counted(http, db_url):
     assert logged(http, "dropped") == 6  # past the age: the rest go too
     assert metrics(http)["agent_tracer_otlp_log_records_waiting"] == 0
     assert stored_call(db_url, second[0]).request["messages"] == []
+
+
+def test_a_dead_store_spills_the_replaced_call_too(tmp_path):
+    """The store is unreachable: the span and then its logs are answered 200, and loading the spill
+    file later gives the call with its messages."""
+    spill = tmp_path / "spill.jsonl"
+    config = TracerConfig(
+        db="postgresql+psycopg://nobody:nothing@127.0.0.1:9/none", spill_path=str(spill), retry_backoff_s=0.01
+    )
+    receiver = Receiver(config)
+    app = Starlette(
+        routes=[
+            Route("/v1/traces", receiver.endpoint, methods=["POST"]),
+            Route("/v1/logs", receiver.logs_endpoint, methods=["POST"]),
+        ]
+    )
+    trace_id, span_id = new_trace_id(), new_span_id()
+    with TestClient(app) as client:
+        assert (
+            client.post("/v1/traces", content=protobuf(bare_chat_span(trace_id, span_id)), headers=PB).status_code
+            == 200
+        )
+        assert (
+            client.post("/v1/logs", content=logs_protobuf(*conversation(trace_id, span_id)), headers=PB).status_code
+            == 200
+        )
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    with TraceStore(url) as store:
+        store.write(read_spill(spill))
+    assert stored_call(url, trace_id).request["messages"] == MESSAGES
 
 
 @pytest.mark.parametrize(
