@@ -1,12 +1,14 @@
-"""`agent-tracer collect`: receive OTLP/HTTP trace exports into the trace store, nothing else.
+"""`agent-tracer collect`: receive OTLP/HTTP trace exports (and the GenAI message events sent as
+logs) into the trace store, nothing else.
 
-    agent-tracer collect                                  # http://127.0.0.1:4318/v1/traces
+    agent-tracer collect                                  # http://127.0.0.1:4318/v1/traces and /v1/logs
     agent-tracer collect --db postgresql+psycopg://… --port 4318
     AGENT_TRACER_PROXY_KEYS=… agent-tracer collect --host 0.0.0.0 --require-key
 
 Point an OpenTelemetry exporter at it: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces`
-(protobuf or JSON, gzip or not). Model calls, agent runs and tool runs become the rows our own
-capture writes (see `agent_tracer/otlp/`); counts are at /metrics. Loopback needs no key; any other
+(protobuf or JSON, gzip or not), and its log exporter at /v1/logs where the messages come as log
+events (the contrib openai-v2 instrumentation). Model calls, agent runs and tool runs become the rows
+our own capture writes (see `agent_tracer/otlp/`); counts are at /metrics. Loopback needs no key; any other
 address takes writes from beyond this machine, so it needs --require-key.
 """
 
@@ -62,7 +64,11 @@ def collect(
     key_file: str | None,
     log_level: str,
 ) -> None:
-    """Receive OpenTelemetry (OTLP/HTTP) trace exports into the trace store."""
+    """Receive OpenTelemetry (OTLP/HTTP) trace exports into the trace store.
+
+    POST /v1/traces takes spans; POST /v1/logs the GenAI message events some instrumentations
+    send as log records (openai-v2), joined to their model calls. GET /metrics counts, GET /healthz.
+    """
     check_key_options(require_key, key_file, host=host, beyond="takes traces from beyond this machine")
     import uvicorn
 
@@ -78,7 +84,9 @@ def collect(
         raise click.ClickException(str(exc)) from None
     receiver = app.state.receiver
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"agent-tracer collect on http://{shown}:{port}/v1/traces into {redact(receiver.db_url)}", err=True)
+    click.echo(
+        f"agent-tracer collect on http://{shown}:{port}/v1/traces and /v1/logs into {redact(receiver.db_url)}", err=True
+    )
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on")
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down

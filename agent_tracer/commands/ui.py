@@ -8,7 +8,7 @@
     agent-tracer ui --prices prices.yaml              # what tokens cost, over the default list prices
     AGENT_TRACER_PROXY_KEYS=… agent-tracer ui --host 0.0.0.0 --require-key
 
-The UI also takes OpenTelemetry trace exports at /v1/traces, as `agent-tracer collect` does.
+The UI also takes OpenTelemetry exports at /v1/traces and /v1/logs, as `agent-tracer collect` does.
 Loopback needs no key. Any other address serves trace contents beyond this machine, so the command
 refuses it unless --require-key makes every page ask for one of the proxy's client keys.
 """

@@ -1,4 +1,4 @@
-"""The app `agent-tracer collect` serves: `POST /v1/traces`, `/metrics` and `/healthz`, nothing else."""
+"""The app `agent-tracer collect` serves: `POST /v1/traces` and `/v1/logs`, `/metrics` and `/healthz`, nothing else."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def create_collect_app(
     """The receiver over the store at `db_url` (default: `$AGENT_TRACER_DB` or the SQLite file),
     spilling to `spill_path` (default: beside the SQLite file) when the store cannot take a batch.
     `keys`: the client keys an exporter must send (`Authorization: Bearer KEY`, e.g. through
-    `OTEL_EXPORTER_OTLP_HEADERS`) on `/v1/traces` and `/metrics`; None: no key asked."""
+    `OTEL_EXPORTER_OTLP_HEADERS`) on `/v1/traces`, `/v1/logs` and `/metrics`; None: no key asked."""
     receiver = Receiver(TracerConfig(db=db_url or "", spill_path=spill_path or ""), max_body_bytes=max_body_bytes)
     check = KeyCheck(keys, {}) if keys is not None else None
 
@@ -53,6 +53,7 @@ def create_collect_app(
     app = Starlette(
         routes=[
             Route("/v1/traces", keyed(receiver.endpoint), methods=["POST"]),
+            Route("/v1/logs", keyed(receiver.logs_endpoint), methods=["POST"]),
             Route("/metrics", keyed(metrics)),
             Route("/healthz", healthz),
         ],

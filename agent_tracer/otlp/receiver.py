@@ -1,10 +1,13 @@
-"""`POST /v1/traces`: the OTLP/HTTP trace receiver, as a Starlette endpoint over one store.
+"""`POST /v1/traces` and `POST /v1/logs`: the OTLP/HTTP receiver, as Starlette endpoints over one store.
 
-What it answers (the OTLP/HTTP specification):
-- 200 with an `ExportTraceServiceResponse` in the request's encoding (protobuf or JSON), whose
-  `partial_success` gives the spans it could not keep (no valid ids, say) and why;
-- 400 for a body that is not an OTLP trace export (bad protobuf, JSON without `resourceSpans`,
-  broken gzip), with a `google.rpc.Status`-shaped body saying why;
+Logs are taken for the GenAI message events some instrumentations send as log records, which
+become the messages of their span's model call (`logs.py`). What both answer (the OTLP/HTTP
+specification):
+- 200 with an `ExportTraceServiceResponse` (`ExportLogsServiceResponse`) in the request's
+  encoding (protobuf or JSON), whose `partial_success` gives the spans (log records) it could
+  not keep (no valid ids, say) and why;
+- 400 for a body that is not an OTLP export of its kind (bad protobuf, JSON without
+  `resourceSpans` / `resourceLogs`, broken gzip), with a `google.rpc.Status`-shaped body saying why;
 - 413 past `max_body_bytes` (a `Content-Length` that says so is refused before any byte is read;
   a chunked or gzip body is cut off as soon as it passes the limit, so memory stays bounded);
 - 415 for a content type other than `application/x-protobuf` or `application/json`, or a content
@@ -24,6 +27,7 @@ import threading
 import zlib
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +37,7 @@ from starlette.responses import Response
 from agent_tracer.config import TracerConfig
 from agent_tracer.errors import OTLPError
 from agent_tracer.exporter import BatchWriter, CaptureStats, Store
-from agent_tracer.otlp.mapping import span_records
+from agent_tracer.otlp import logs
 from agent_tracer.otlp.spans import Decoded, from_json, from_protobuf
 from agent_tracer.records import MadeRecords
 
@@ -47,6 +51,20 @@ SPAN_KINDS = ("llm_call", "agent_run", "tool_execution", "unmapped_span")
 
 class TooLarge(Exception):
     """The body passed the size limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What differs between `/v1/traces` and `/v1/logs`: how a body decodes, what takes it (True:
+    neither stored nor spilled), the success answer (an empty protobuf response, imported when
+    needed) and its rejected-count field, in protobuf and in JSON."""
+
+    from_json: Callable[[bytes], Any]
+    from_protobuf: Callable[[bytes], Any]
+    ingest: Callable[[Any], bool]
+    answer: Callable[[], Any]
+    rejected: str
+    rejected_json: str
 
 
 class ReceiverStats:
@@ -93,6 +111,23 @@ class Receiver:
         self._writer = BatchWriter(config, self.writer_stats, open_store, threading.Event())
         self._lock = threading.Lock()
         self._warned_mapping = False
+        self.logs = logs.LogJoin()
+        self._traces = Signal(
+            from_json,
+            from_protobuf,
+            self.ingest,
+            _traces_answer,
+            "rejected_spans",
+            "rejectedSpans",
+        )
+        self._logs = Signal(
+            logs.from_json,
+            logs.from_protobuf,
+            self.ingest_logs,
+            _logs_answer,
+            "rejected_log_records",
+            "rejectedLogRecords",
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -101,11 +136,18 @@ class Receiver:
     # -- HTTP ------------------------------------------------------------------------------------
 
     async def endpoint(self, request: Request) -> Response:
-        response = await self._answer(request)
+        """`POST /v1/traces`."""
+        response = await self._answer(request, self._traces)
         self.stats.request(response.status_code)
         return response
 
-    async def _answer(self, request: Request) -> Response:
+    async def logs_endpoint(self, request: Request) -> Response:
+        """`POST /v1/logs`."""
+        response = await self._answer(request, self._logs)
+        self.stats.request(response.status_code)
+        return response
+
+    async def _answer(self, request: Request, signal: Signal) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         as_json = media == JSON_TYPE
         if not as_json and media not in PROTOBUF_TYPES:
@@ -131,17 +173,17 @@ class Receiver:
         except ClientDisconnect:
             return _status(400, "the client went away before sending the whole body", as_json)
         try:
-            decoded = from_json(body) if as_json else from_protobuf(body)
+            decoded = signal.from_json(body) if as_json else signal.from_protobuf(body)
         except OTLPError as exc:
             return _status(400, str(exc), as_json)
         except ImportError:
             return _status(
                 415, "protobuf bodies need opentelemetry-proto (pip install 'agent-tracer[otlp]'); send JSON", as_json
             )
-        failed = await run_in_threadpool(self.ingest, decoded)
+        failed = await run_in_threadpool(signal.ingest, decoded)
         if failed:
             return _status(503, "the trace store and the spill file both failed; retry later", as_json)
-        return _export_response(decoded, as_json)
+        return _export_response(decoded, as_json, signal)
 
     async def _read(self, request: Request) -> bytes:
         chunks, size = [], 0
@@ -170,7 +212,7 @@ class Receiver:
         counts: dict[str, int] = defaultdict(int)
         for span in decoded.spans:
             try:
-                kind, records = span_records(span)
+                kind, records = self.logs.span_records(span)  # with the message events held for it
             except Exception as exc:  # a span the mapper trips on: rejected and counted, the rest kept
                 decoded.reject(f"span {span.name!r} could not be mapped ({type(exc).__name__})")
                 if not self._warned_mapping:
@@ -184,9 +226,21 @@ class Receiver:
         if not payloads:
             return False
         with self._lock:
-            dropped = self.writer_stats.snapshot()["dropped"]
-            self._writer.export(payloads)  # type: ignore[arg-type]  # MadeRecords is a Payload
-            return self.writer_stats.snapshot()["dropped"] > dropped
+            return self._write(payloads)
+
+    def ingest_logs(self, decoded: logs.DecodedLogs) -> bool:
+        """Join the message events to their calls (replaced when stored), hold the others; return
+        True when the replaced calls could neither be written nor spilled."""
+        with self._lock:  # mapped and written in one step: two updates of one call land in order
+            return self._write(self.logs.arrive(decoded))
+
+    def _write(self, payloads: list[MadeRecords]) -> bool:
+        """Under `_lock`: write through the batch writer; True when it dropped any."""
+        if not payloads:
+            return False
+        dropped = self.writer_stats.snapshot()["dropped"]
+        self._writer.export(payloads)  # type: ignore[arg-type]  # MadeRecords is a Payload
+        return self.writer_stats.snapshot()["dropped"] > dropped
 
     # -- metrics ---------------------------------------------------------------------------------
 
@@ -216,23 +270,34 @@ class Receiver:
             f'agent_tracer_otlp_store_spans_total{{stage="{stage}"}} {n}'
             for stage, n in self.writer_stats.snapshot().items()
         ]
+        lines += self.logs.metrics()
         return "\n".join(lines) + "\n"
 
 
-def _export_response(decoded: Decoded, as_json: bool) -> Response:
+def _export_response(decoded: Decoded | logs.DecodedLogs, as_json: bool, signal: Signal) -> Response:
     message = "; ".join(decoded.reasons) if decoded.rejected else ""
     if as_json:
         body: dict[str, Any] = {}
         if decoded.rejected:
-            body["partialSuccess"] = {"rejectedSpans": str(decoded.rejected), "errorMessage": message}
+            body["partialSuccess"] = {signal.rejected_json: str(decoded.rejected), "errorMessage": message}
         return Response(json.dumps(body), media_type=JSON_TYPE)
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
-    answer = ExportTraceServiceResponse()
+    answer = signal.answer()
     if decoded.rejected:
-        answer.partial_success.rejected_spans = decoded.rejected
+        setattr(answer.partial_success, signal.rejected, decoded.rejected)
         answer.partial_success.error_message = message
     return Response(answer.SerializeToString(), media_type=PROTOBUF_TYPES[0])
+
+
+def _traces_answer() -> Any:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    return ExportTraceServiceResponse()
+
+
+def _logs_answer() -> Any:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+
+    return ExportLogsServiceResponse()
 
 
 _GRPC_CODES = {400: 3, 413: 8, 415: 3, 503: 14}

@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -79,7 +79,9 @@ CLIENT_GONE = 499
 
 OTLP_PATH = "/v1/traces"
 """OTLP/HTTP trace exports (`agent_tracer.otlp`), taken into the proxy's store, never forwarded."""
-OWN_PATHS = ("/healthz", "/metrics", OTLP_PATH)
+OTLP_LOGS_PATH = "/v1/logs"
+"""OTLP/HTTP log exports: the GenAI message events of the spans sent to `OTLP_PATH`."""
+OWN_PATHS = ("/healthz", "/metrics", OTLP_PATH, OTLP_LOGS_PATH)
 OWN_PREFIX = "/agent-tracer/"
 FEEDBACK_FIELDS = frozenset({"outcome", "rating", "comment", "label", "correction"})
 
@@ -201,9 +203,16 @@ class Proxy:
     async def otlp_traces(self, request: Request) -> Response:
         """`POST /v1/traces`: OTLP trace exports into the store (`agent_tracer.otlp.receiver`); with
         `--require-key`, the exporter sends a proxy key as `Authorization: Bearer KEY`."""
+        return await self._otlp(request, self.otlp.endpoint)
+
+    async def otlp_logs(self, request: Request) -> Response:
+        """`POST /v1/logs`: the GenAI message events of those spans, keyed as they are."""
+        return await self._otlp(request, self.otlp.logs_endpoint)
+
+    async def _otlp(self, request: Request, endpoint: Callable[[Request], Awaitable[Response]]) -> Response:
         if self.keys is not None and not self.keys.allows(request.headers):
             return PlainTextResponse("A valid proxy key is required.", 401, {"www-authenticate": "Bearer"})
-        return await self.otlp.endpoint(request)
+        return await endpoint(request)
 
     async def feedback(self, request: Request) -> Response:
         """`POST /agent-tracer/v1/traces/{trace_id}/feedback` with {outcome, rating, comment, label,
@@ -582,6 +591,7 @@ class ProxyApp:
                 Route("/healthz", proxy.healthz, methods=["GET"]),
                 Route("/metrics", proxy.prometheus, methods=["GET"]),
                 Route(OTLP_PATH, proxy.otlp_traces, methods=["POST"]),
+                Route(OTLP_LOGS_PATH, proxy.otlp_logs, methods=["POST"]),
                 Route("/agent-tracer/v1/traces/{trace_id}/feedback", proxy.feedback, methods=["POST"]),
             ],
             lifespan=self._lifespan,

@@ -11,9 +11,10 @@
     agent_tracer_spans_total{stage}                            the store writer's counts: captured,
                                                                written, retried, spilled, dropped,
                                                                capture_errors
-    agent_tracer_otlp_*                                        OTLP exports at /v1/traces: requests by
-                                                               code, spans by result, the OTLP writer's
-                                                               counts (`agent_tracer/otlp/receiver.py`;
+    agent_tracer_otlp_*                                        OTLP exports at /v1/traces and /v1/logs:
+                                                               requests by code, spans and log records
+                                                               by result, the OTLP writer's counts
+                                                               (`agent_tracer/otlp/receiver.py`;
                                                                this worker's only, with --workers)
 
 Kept in plain dicts, not a metrics library: one proxy request adds two counts and one histogram

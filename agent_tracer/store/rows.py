@@ -89,6 +89,10 @@ SPECS: dict[str, _Spec] = {
     "unmapped_span": _Spec(UnmappedSpan, {"attributes": dict, "events": list, "resource": dict}, _SPAN_REQUIRED),
     "feedback": _Spec(Feedback, {"id": lambda: uuid.uuid4().hex, "created_at": utcnow}, ("trace_id",)),
 }
+CALL_UPDATE = "llm_call_update"
+"""A record that replaces the stored `llm_call` of its id (inserted when there is none): a call
+whose messages came after its span (OTLP log events, `agent_tracer.otlp.logs`). Normalized as
+an `llm_call`."""
 _MERGED_SCALARS = ("name", "task", "status", "error", "source")
 
 

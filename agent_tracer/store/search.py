@@ -14,13 +14,14 @@ fills it for the calls already stored and builds the index:
   calls above it, a batch per transaction with the state's update. Every text search runs it
   first, so a search sees every call written before it; on a store this process cannot write (a
   read-only file, a lock held past the busy timeout) the search goes on without the newest calls.
-  This holds because a call row never changes once written (`TraceStore.write` inserts calls
-  with ON CONFLICT DO NOTHING, and nothing updates them) and SQLite hands out rowids in commit
-  order (one writer at a time, each new rowid above the largest). Whoever changes that must keep
-  the index in step, in the same transaction as the change:
-  - updating a call's `search_text`: first `index_calls` (so that the row is indexed), then
+  This holds because a call row rarely changes once written (`TraceStore.write` inserts calls
+  with ON CONFLICT DO NOTHING; only an `llm_call_update` record replaces one) and SQLite hands out
+  rowids in commit order (one writer at a time, each new rowid above the largest). Whoever changes
+  a call must keep the index in step, in the same transaction as the change:
+  - updating a call's `search_text` (`change_call_text`): a row above `last_rowid` needs nothing
+    (the catch-up indexes its new text); an indexed one gets
     `INSERT INTO llm_calls_fts(llm_calls_fts, rowid, search_text) VALUES ('delete', rowid, old
-    text)`, then the update, then insert the row's new text the same way without 'delete';
+    text)`, then the update, then its new text inserted the same way without 'delete';
   - deleting calls (retention): first `index_calls`, then the same 'delete' with each row's
     stored `search_text` (never for a row not yet indexed: FTS5 would corrupt its index), then
     the rows; then set the state's `last_rowid` to `max(rowid)` of the calls left (SQLite reuses
@@ -126,6 +127,20 @@ def index_calls(conn: sa.Connection, batch: int = INDEX_BATCH) -> int:
     )
     conn.execute(sa.text(f"UPDATE {FTS_STATE} SET last_rowid = :upper"), {"upper": upper})
     return int(rows)
+
+
+def change_call_text(conn: sa.Connection, rowid: int, old: str | None, new: str | None) -> None:
+    """SQLite: keep `llm_calls_fts` in step with a call whose `search_text` goes from `old` to
+    `new` in this transaction (the update rule of the module's docstring). A call above the
+    state's `last_rowid` is not indexed yet: the catch-up will index its new text, nothing to do."""
+    last = conn.execute(sa.text(f"SELECT last_rowid FROM {FTS_STATE}")).scalar_one()
+    if rowid > last:
+        return
+    change = f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_text) VALUES ('delete', :rowid, :text)"
+    conn.execute(sa.text(change), {"rowid": rowid, "text": old})
+    conn.execute(
+        sa.text(f"INSERT INTO {FTS_TABLE}(rowid, search_text) VALUES (:rowid, :text)"), {"rowid": rowid, "text": new}
+    )
 
 
 def unindexed_calls(conn: sa.Connection) -> bool:

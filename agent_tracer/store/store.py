@@ -31,8 +31,15 @@ from agent_tracer.store.database import create_engine, parse_url, redact, sqlite
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
 from agent_tracer.store.queries import parse_time, trace_query
-from agent_tracer.store.rows import SPECS, apply_rows, empty_trace, insert_ignore
-from agent_tracer.store.search import index_calls, is_dense, matching_calls, search_words, unindexed_calls
+from agent_tracer.store.rows import CALL_UPDATE, SPECS, apply_rows, empty_trace, insert_ignore
+from agent_tracer.store.search import (
+    change_call_text,
+    index_calls,
+    is_dense,
+    matching_calls,
+    search_words,
+    unindexed_calls,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +134,8 @@ class TraceStore:
 
         Kinds: "trace", "agent_run", "llm_call", "tool_execution", "unmapped_span", "feedback". Span rows and
         feedback are inserted, and skipped when their id exists (also within the batch), so
-        writing a batch twice is harmless. Trace rows are merged by id: one with
+        writing a batch twice is harmless. "llm_call_update" (`rows.CALL_UPDATE`) is an
+        `llm_call` that replaces the stored one of its id, after the inserts. Trace rows are merged by id: one with
         `"authoritative": True` (from the root agent span) overwrites columns with its non-null
         values, others only fill columns that are null; `started_at` keeps the earliest and
         `ended_at` the latest; tags are united, meta keys merged by the same rule. Trace rows never
@@ -136,11 +144,11 @@ class TraceStore:
         datetime objects or ISO-8601 strings; unknown keys are ignored. A database failure raises
         SQLAlchemy's error unchanged, with nothing written, for the caller to retry or spill.
         """
-        batches: dict[str, list[dict[str, Any]]] = {kind: [] for kind in SPECS}
+        batches: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*SPECS, CALL_UPDATE)}
         for kind, row in records:
-            spec = SPECS.get(kind)
+            spec = SPECS.get("llm_call" if kind == CALL_UPDATE else kind)
             if spec is None:
-                raise StoreError(f"unknown record kind {kind!r} (expected one of {', '.join(SPECS)})")
+                raise StoreError(f"unknown record kind {kind!r} (expected one of {', '.join((*SPECS, CALL_UPDATE))})")
             batches[kind].append(spec.normalize(row))
         if not any(batches.values()):
             return 0
@@ -149,6 +157,8 @@ class TraceStore:
             for kind in ("agent_run", "llm_call", "tool_execution", "unmapped_span"):
                 if batches[kind]:
                     written += self._insert(conn, kind, batches[kind])
+            if batches[CALL_UPDATE]:
+                written += self._replace_calls(conn, batches[CALL_UPDATE])
             new_feedback: list[dict[str, Any]] = []
             if batches["feedback"]:
                 stmt = self._insert_ignore["feedback"].returning(Feedback.__table__.c.id)  # type: ignore[attr-defined]  # SQLModel types omit __table__
@@ -168,6 +178,23 @@ class TraceStore:
         # SQLAlchemy reports -1 for it otherwise).
         statement = self._insert_ignore[kind].execution_options(preserve_rowcount=True)
         return max(conn.execute(statement, rows).rowcount, 0)
+
+    def _replace_calls(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
+        """`llm_call_update` records: each replaces the stored call of its id, or is inserted when
+        there is none; the full-text index kept in step (`search.change_call_text`)."""
+        table = LLMCall.__table__  # type: ignore[attr-defined]  # SQLModel types omit __table__
+        sqlite_db = conn.dialect.name == "sqlite"
+        rowid = sa.literal_column("rowid") if sqlite_db else sa.null()
+        for row in rows:
+            old = conn.execute(sa.select(rowid, table.c.search_text).where(table.c.id == row["id"])).first()
+            if old is None:
+                self._insert(conn, "llm_call", [row])
+                continue
+            if sqlite_db and old[1] != row["search_text"]:
+                change_call_text(conn, old[0], old[1], row["search_text"])
+            changes = {column: value for column, value in row.items() if column != "id"}
+            conn.execute(sa.update(table).where(table.c.id == row["id"]).values(changes))
+        return len(rows)
 
     def _merge_traces(
         self, conn: Connection, trace_rows: list[dict[str, Any]], feedback_rows: list[dict[str, Any]]

@@ -48,6 +48,8 @@ logger = logging.getLogger("agent_tracer.ui")
 HERE = Path(__file__).parent
 OTLP_PATH = "/v1/traces"
 """OTLP/HTTP trace exports (`agent_tracer.otlp`): the UI takes them as `agent-tracer collect` does."""
+OTLP_LOGS_PATH = "/v1/logs"
+"""OTLP/HTTP log exports: the GenAI message events of those spans."""
 OUTCOMES = ("success", "failure", "partial")
 """Offered in the review form (any other text may be typed, as `traces rate` takes it)."""
 
@@ -334,6 +336,7 @@ def create_app(
         Route("/login", ui.login, methods=["GET", "POST"], name="login"),
         Route("/healthz", ui.healthz, name="healthz"),
         Route(OTLP_PATH, receiver.endpoint, methods=["POST"], name="otlp_traces"),
+        Route(OTLP_LOGS_PATH, receiver.logs_endpoint, methods=["POST"], name="otlp_logs"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 
@@ -361,7 +364,7 @@ def create_app(
 
 class _GuardMiddleware:
     """Keys (when required) on every page but login, health and the stylesheet; a CSRF token and
-    a same-origin Origin on every POST. OTLP exports (`/v1/traces`) are no form: they need the key
+    a same-origin Origin on every POST. OTLP exports (`/v1/traces`, `/v1/logs`) are no form: they need the key
     as a bearer token when keys are required, are refused in read-only mode, and their body is
     left to the receiver (which reads it with its size limit); no CSRF token, since a browser
     can only send their content types across sites after a CORS preflight, which is never
@@ -381,7 +384,7 @@ class _GuardMiddleware:
         root = scope.get("root_path", "")
         path = scope["path"][len(root) :] if root and scope["path"].startswith(root) else scope["path"]
         guard = self.ui.guard
-        if path == OTLP_PATH:
+        if path in (OTLP_PATH, OTLP_LOGS_PATH):
             await self._otlp(scope, receive, send, request)
             return
         if not path.startswith(self.OPEN) and not guard.allows(request.headers, request.cookies):

@@ -1,5 +1,6 @@
 """OTLP export bodies built by hand, for the layouts no installed package emits any more and for
-bad input: `span(...)` makes one span as a dict, `protobuf(...)` / `otlp_json(...)` a request."""
+bad input: `span(...)` makes one span as a dict, `protobuf(...)` / `otlp_json(...)` a request;
+`log(...)` one log record, `logs_protobuf(...)` / `logs_json(...)` a log export."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
@@ -58,6 +60,10 @@ def _any(value: Any) -> AnyValue:
         out = AnyValue()
         out.array_value.values.extend(_any(item) for item in value)
         return out
+    if isinstance(value, dict):
+        out = AnyValue()
+        out.kvlist_value.values.extend(_pairs(value))
+        return out
     return AnyValue(string_value=str(value))
 
 
@@ -97,6 +103,8 @@ def _json_value(value: Any) -> dict[str, Any]:
         return {"doubleValue": value}
     if isinstance(value, list | tuple):
         return {"arrayValue": {"values": [_json_value(item) for item in value]}}
+    if isinstance(value, dict):
+        return {"kvlistValue": {"values": [{"key": k, "value": _json_value(v)} for k, v in value.items()]}}
     return {"stringValue": str(value)}
 
 
@@ -128,5 +136,58 @@ def otlp_json(*spans: dict[str, Any]) -> bytes:
         out.append(entry)
     body = {
         "resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "hand"}, "spans": out}]}]
+    }
+    return json.dumps(body).encode()
+
+
+def log(
+    name: str, body: Any, *, trace_id: str, span_id: str, at: int = 0, attributes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One log record as a dict: an event `name` (the GenAI ones: `gen_ai.user.message`, ...)."""
+    return {
+        "name": name,
+        "body": body,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "time": T0 + at,
+        "attributes": {"gen_ai.system": "openai", **(attributes or {})},
+    }
+
+
+def logs_protobuf(*records: dict[str, Any]) -> bytes:
+    request = ExportLogsServiceRequest()
+    scope_logs = request.resource_logs.add().scope_logs.add()
+    scope_logs.scope.name = "hand-written"
+    for item in records:
+        out = scope_logs.log_records.add()
+        out.event_name = item["name"]
+        out.trace_id = bytes.fromhex(item["trace_id"]) if item["trace_id"] else b""
+        out.span_id = bytes.fromhex(item["span_id"]) if item["span_id"] else b""
+        out.time_unix_nano = out.observed_time_unix_nano = item["time"]
+        out.attributes.extend(_pairs(item["attributes"]))
+        if item["body"] is not None:
+            out.body.CopyFrom(_any(item["body"]))
+    return request.SerializeToString()
+
+
+def logs_json(*records: dict[str, Any]) -> bytes:
+    """The same export in OTLP/JSON; an older SDK's form: the event's name in the `event.name` attribute."""
+    out = [
+        {
+            "traceId": item["trace_id"],
+            "spanId": item["span_id"],
+            "timeUnixNano": str(item["time"]),
+            "attributes": [
+                {"key": k, "value": _json_value(v)}
+                for k, v in {**item["attributes"], "event.name": item["name"]}.items()
+            ],
+            **({"body": _json_value(item["body"])} if item["body"] is not None else {}),
+        }
+        for item in records
+    ]
+    body = {
+        "resourceLogs": [
+            {"resource": {"attributes": []}, "scopeLogs": [{"scope": {"name": "hand"}, "logRecords": out}]}
+        ]
     }
     return json.dumps(body).encode()

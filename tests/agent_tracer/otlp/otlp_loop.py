@@ -81,6 +81,7 @@ class CollectProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.traces_url = f"{self.url}/v1/traces"
+        self.logs_url = f"{self.url}/v1/logs"
         env = {k: v for k, v in os.environ.items() if k not in ("AGENT_TRACER_DB", "AGENT_TRACER_SPILL")}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "agent_tracer.cli", "collect", "--db", db_url, "--port", str(self.port), *extra],

@@ -170,13 +170,17 @@ def test_traceloop_openai_spans(client, scripted_upstream, collector, tmp_path):
     same_sft_rows(collector, url, tmp_path, name)
 
 
-def test_opentelemetry_openai_v2_spans(client, collector, tmp_path, monkeypatch):
-    """The OpenTelemetry contrib `openai-v2` instrumentation (2.3b0): its spans carry model, tokens,
-    finish reasons and response ids; the messages it sends as log events (`/v1/logs`), which this
-    receiver does not take yet, so the stored calls have no messages."""
+def test_opentelemetry_openai_v2_spans_and_log_events(client, collector, tmp_path, monkeypatch):
+    """The OpenTelemetry contrib `openai-v2` instrumentation (2.3b0) with content capture on: its
+    spans carry model, tokens, finish reasons and response ids, the messages come as log events
+    (the real `OTLPLogExporter` to `/v1/logs`), in requests of their own and in either order; the
+    stored calls have the messages and answers our own capture stores."""
     pytest.importorskip("opentelemetry.instrumentation.openai_v2")
     import wrapt
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.instrumentation import openai_v2
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
     # 2.3b0 calls wrap_function_wrapper(module=…), which wrapt 2 renamed to target=.
     if "module" not in inspect.signature(wrapt.wrap_function_wrapper).parameters:
@@ -185,23 +189,40 @@ def test_opentelemetry_openai_v2_spans(client, collector, tmp_path, monkeypatch)
             "wrap_function_wrapper",
             lambda module, name, wrapper: wrapt.wrap_function_wrapper(module, name, wrapper),
         )
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
     name = "openai-v2-agent"
     url, own_id = reference(client, tmp_path, name)
-    with otlp_provider(collector.traces_url) as provider:
-        instrumentor = openai_v2.OpenAIInstrumentor()
-        instrumentor.instrument(tracer_provider=provider)
-        try:
-            trace_id = genai_spans_loop(provider.get_tracer(__name__), client, name)
-        finally:
-            instrumentor.uninstrument()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=collector.logs_url)))
+    try:
+        with otlp_provider(collector.traces_url) as provider:
+            instrumentor = openai_v2.OpenAIInstrumentor()
+            instrumentor.instrument(tracer_provider=provider, logger_provider=logger_provider)
+            try:
+                trace_id = genai_spans_loop(provider.get_tracer(__name__), client, name)
+            finally:
+                instrumentor.uninstrument()
+    finally:
+        logger_provider.shutdown()  # exports what the processor holds
     stored(collector, trace_id, calls=2)
-    parts = ("tokens",)
-    received, expected = snapshot(collector.db_url, trace_id, parts=parts), snapshot(url, own_id, parts=parts)
+    parts = ("messages", "answer", "tokens")
+    expected = snapshot(url, own_id, parts=parts)
+    assert len(expected["calls"][1]["messages"]) == 5  # system, user, the tool calls, two results
+    received = _settled(lambda: snapshot(collector.db_url, trace_id, parts=parts), expected)
     assert received == expected
     with TraceStore(collector.db_url) as store:
         calls = store.get_trace(trace_id).calls
     assert [call.finish_reasons for call in calls] == [["tool_calls"], ["stop"]]
     assert all(call.response_id and call.provider == "openai" for call in calls)
+
+
+def _settled(read: Callable[[], Any], expected: Any, timeout: float = 10) -> Any:
+    """What `read` gives once it equals `expected`, or at the timeout (log events may land after
+    their spans, each in a request of its own)."""
+    deadline = time.monotonic() + timeout
+    while (got := read()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return got
 
 
 def test_pydantic_ai_native_genai_spans(scripted_upstream, collector, tmp_path):

@@ -369,3 +369,23 @@ def test_a_sqlite_without_fts5_is_refused_before_any_change(tmp_path, monkeypatc
         assert applied_migrations(conn) == ["m001_initial", "m002_fallback_reason"]
         assert "search_text" not in {column["name"] for column in sa.inspect(conn).get_columns("llm_calls")}
     engine.dispose()
+
+
+def test_a_replaced_call_is_searched_by_its_new_words(store, rec):
+    """An `llm_call_update` (a call whose messages came after its span, over OTLP logs) replaces the
+    stored call: its new words are found and its old ones no longer, whether or not the call was
+    indexed before; the FTS5 index stays consistent."""
+    store.write(conversation(rec, 1) + conversation(rec, 2))
+    assert ids(store.traces(text="userword1")) == [rec.trace_id(1)]  # indexes both calls
+    for n in (1, 2):
+        [_, (_, call)] = conversation(rec, n)
+        call["request"]["messages"] = [{"role": "user", "content": f"replacedword{n}"}]
+        store.write([("llm_call_update", call)])
+    assert store.traces(text="userword1") == []
+    assert ids(store.traces(text="replacedword1")) == [rec.trace_id(1)]
+    assert ids(store.traces(text="answerword2")) == [rec.trace_id(2)]  # the answer kept
+    [trace, (_, fresh)] = conversation(rec, 3)
+    store.write([trace, ("llm_call_update", fresh)])  # no call of that id yet: inserted
+    assert ids(store.traces(text="userword3")) == [rec.trace_id(3)]
+    if store.engine.dialect.name == "sqlite":
+        integrity_check(store)
