@@ -298,6 +298,13 @@ def m006_unmapped_spans(conn: Connection) -> None:
     md.create_all(conn)
 
 
+@migration
+def m007_response_id_index(conn: Connection) -> None:
+    """An index on `llm_calls.response_id`: every write looks its calls' response ids up, to store
+    a call seen by the transport and by a framework's span once (`store/same_calls.py`)."""
+    conn.execute(sa.text("CREATE INDEX ix_llm_calls_response_id ON llm_calls (response_id)"))
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 """How many migrations this agent-tracer knows: the schema version it writes."""
 

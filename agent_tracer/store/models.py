@@ -92,7 +92,8 @@ class LLMCall(SQLModel, table=True):
     operation: str | None = None
     request_model: str | None = Field(default=None, index=True)
     response_model: str | None = None
-    response_id: str | None = None
+    response_id: str | None = Field(default=None, index=True)
+    """The provider's id of its answer: how two copies of one call are matched (`same_calls.py`)."""
     request: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     raw_request: str | None = Field(default=None, sa_column=Column(Text))

@@ -14,8 +14,9 @@ fills it for the calls already stored and builds the index:
   calls above it, a batch per transaction with the state's update. Every text search runs it
   first, so a search sees every call written before it; on a store this process cannot write (a
   read-only file, a lock held past the busy timeout) the search goes on without the newest calls.
-  This holds because a call row never changes once written (`TraceStore.write` inserts calls
-  with ON CONFLICT DO NOTHING, and nothing updates them) and SQLite hands out rowids in commit
+  This holds because a call's text never changes once written (`TraceStore.write` inserts calls
+  with ON CONFLICT DO NOTHING; only the merge of two copies of one call, `same_calls.py`, updates
+  one, through `update_calls`) and SQLite hands out rowids in commit
   order (one writer at a time, each new rowid above the largest). Whoever changes that must keep
   the index in step, in the same transaction as the change:
   - updating a call's `search_text`: first `index_calls` (so that the row is indexed), then
@@ -126,6 +127,35 @@ def index_calls(conn: sa.Connection, batch: int = INDEX_BATCH) -> int:
     )
     conn.execute(sa.text(f"UPDATE {FTS_STATE} SET last_rowid = :upper"), {"upper": upper})
     return int(rows)
+
+
+def update_calls(conn: sa.Connection, table: sa.Table, params: list[dict[str, Any]]) -> None:
+    """Update calls whose `search_text` may change (each dict: the new columns, and `b_id`, the
+    id the row has), keeping SQLite's FTS5 index in step as this module's docstring asks: an
+    indexed call's old text leaves the index and its new text enters it, in the caller's
+    transaction; a call above `last_rowid` is left to the catch-up. PostgreSQL's index follows
+    by itself."""
+    statement = sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+    if conn.dialect.name != "sqlite":
+        conn.execute(statement, params)
+        return
+    last = conn.execute(sa.text(f"SELECT last_rowid FROM {FTS_STATE}")).scalar_one()
+    for item in params:
+        old = conn.execute(
+            sa.text("SELECT rowid, search_text FROM llm_calls WHERE id = :id"), {"id": item["b_id"]}
+        ).one_or_none()
+        if old is None or old.rowid > last:  # not indexed yet: the catch-up takes the new text
+            conn.execute(statement, item)
+            continue
+        conn.execute(
+            sa.text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_text) VALUES ('delete', :rowid, :text)"),
+            {"rowid": old.rowid, "text": old.search_text},
+        )
+        conn.execute(statement, item)
+        conn.execute(
+            sa.text(f"INSERT INTO {FTS_TABLE}(rowid, search_text) VALUES (:rowid, :text)"),
+            {"rowid": old.rowid, "text": item.get("search_text")},
+        )
 
 
 def unindexed_calls(conn: sa.Connection) -> bool:

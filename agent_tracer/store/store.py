@@ -27,6 +27,7 @@ from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError, StoreError, TraceNotFound, first_line
 from agent_tracer.feedback import feedback_row
 from agent_tracer.run_ids import trace_id_for
+from agent_tracer.store import same_calls
 from agent_tracer.store.database import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
@@ -99,6 +100,8 @@ class TraceStore:
         self._index_failed = False
         self._index_lock = threading.Lock()  # one catch-up at a time in this process
         self._count_lock = threading.Lock()
+        self.calls_merged = 0
+        """Model calls written as a second copy of a stored one, merged into it (`same_calls.py`)."""
         self._searches = 0  # text searches running now
         self._insert_ignore = {kind: insert_ignore(dialect, spec.table) for kind, spec in SPECS.items()}
 
@@ -145,7 +148,10 @@ class TraceStore:
         if not any(batches.values()):
             return 0
         written = 0
+        calls = LLMCall.__table__  # type: ignore[attr-defined]  # SQLModel types omit __table__
         with self._writer.begin() as conn:
+            batches["llm_call"], merged = same_calls.merge_same_calls(conn, calls, batches["llm_call"])
+            same_calls.apply(conn, calls, merged)
             for kind in ("agent_run", "llm_call", "tool_execution", "unmapped_span"):
                 if batches[kind]:
                     written += self._insert(conn, kind, batches[kind])
@@ -160,7 +166,12 @@ class TraceStore:
                 written += len(new_feedback)
             if batches["trace"] or new_feedback:
                 written += self._merge_traces(conn, batches["trace"], new_feedback)
-        return written
+            children = [spec.table for kind, spec in SPECS.items() if kind != "trace"]
+            same_calls.drop_left_traces(conn, Trace.__table__, children, merged.left)  # type: ignore[attr-defined]  # SQLModel types omit __table__
+        if merged.count:
+            with self._count_lock:
+                self.calls_merged += merged.count
+        return written + merged.count
 
     def _insert(self, conn: Connection, kind: str, rows: list[dict[str, Any]]) -> int:
         """Insert rows whose id is new; return how many were."""
