@@ -5,9 +5,10 @@ Two copies of one call reach a store when a framework's spans arrive over OTLP (
 `agent-tracer collect`) while the transport capture of the agent's process, or the proxy, writes
 to the same store; in process the span processor leaves them out before (`frameworks/otel_spans.py`),
 and this is the net under it. Matched: the same `response_id` (the provider's id of its answer,
-`chatcmpl-…`, `msg_…`, `resp_…`; `gen_ai.response.id` on a span) and times that overlap (within
-`SKEW`), so that a server that reuses ids (some local servers draw them from a few hundred) does
-not merge two calls. A copy with no response id is never merged. What the kept row holds:
+`chatcmpl-…`, `msg_…`, `resp_…`; `gen_ai.response.id` on a span), starts less than `WINDOW`
+apart, times that overlap (within `SKEW`), and the same token counts where both copies have
+them: some local servers draw response ids from a few hundred, and two of their calls must not
+merge. A copy with no response id is never merged. What the kept row holds:
 
 - the wire copy (it has the raw HTTP bodies: `raw_request` and `api` set), its id included, so
   writing it again is still harmless: canonical request and response, raw bodies, tokens,
@@ -28,10 +29,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from agent_tracer.store.models import SPAN_COPY, WIRE_COPY
 from agent_tracer.store.search import update_calls
 
 SKEW = timedelta(seconds=5)
 """How far apart the two copies' times may be (clocks of two processes or machines)."""
+WINDOW = timedelta(seconds=120)
+"""How far apart the two copies' starts may be: a span may start before its call's request, by
+the SDK's retries and their backoff. Bounds the lookup, with the index on (response_id, started_at)."""
 
 PLACE = ("trace_id", "parent_span_id")
 _CHUNK = 500
@@ -59,26 +64,37 @@ def merge_same_calls(
     if not any(row["response_id"] for row in rows):
         return rows, merged
     kept: list[dict[str, Any]] = []
-    by_id: dict[str, list[dict[str, Any]]] = {}
+    by_kind: tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]] = ({}, {})
+    """[is a wire copy] → response id → the batch's rows not merged yet."""
     for row in rows:
-        key = row["response_id"]
-        match = next((other for other in by_id.get(key, ()) if _same(other, row)), None) if key else None
+        key, wire = row["response_id"], _wire(row)
+        others = by_kind[not wire].get(key, []) if key else []
+        match = next((other for other in others if _same(other, row)), None)
         if match is None:
             kept.append(row)
             if key:
-                by_id.setdefault(key, []).append(row)
+                by_kind[wire].setdefault(key, []).append(row)
             continue
+        others.remove(match)  # merged: not matched again
         _merge_rows(match, row, merged)
         merged.count += 1
     dropped: set[int] = set()
-    columns = [table.c[name] for name in ("id", *PLACE, "response_id", "raw_request", "api", "started_at", "ended_at")]
-    for chunk in _chunks(sorted(by_id)):
-        for stored in conn.execute(sa.select(*columns).where(table.c.response_id.in_(chunk))).mappings():
-            for row in by_id[stored["response_id"]]:
-                if row["id"] == stored["id"] and row["trace_id"] != stored["trace_id"]:
-                    merged.left.add(row["trace_id"])  # a merged copy written again: its old trace stays gone
-                if id(row) in dropped or not _same(stored, row):
+    timed = [row for group in by_kind for copies in group.values() for row in copies if _timed(row)]
+    if not timed:
+        return kept, merged
+    low = min(row["started_at"] for row in timed) - WINDOW
+    high = max(row["ended_at"] for row in timed) + SKEW
+    columns = [table.c[name] for name in ("id", *PLACE, *_COMPARED)]
+    for other, group in ((SPAN_COPY, by_kind[True]), (WIRE_COPY, by_kind[False])):  # among the other kind's
+        for chunk in _chunks(sorted(group)):
+            near = sa.select(*columns).where(
+                table.c.response_id.in_(chunk), table.c.started_at.between(low, high), sa.text(f"({other})")
+            )
+            for stored in conn.execute(near).mappings():
+                copies = [row for row in group[stored["response_id"]] if id(row) not in dropped and _same(stored, row)]
+                if not copies:
                     continue
+                row = copies[0]
                 if _wire(row):  # the span's copy is stored: it becomes the wire's, in its place
                     merged.content[stored["id"]] = row
                     if stored["trace_id"] != row["trace_id"]:
@@ -89,8 +105,18 @@ def merge_same_calls(
                         merged.left.add(stored["trace_id"])
                 dropped.add(id(row))
                 merged.count += 1
-                break
     return [row for row in kept if id(row) not in dropped], merged
+
+
+def written_again(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], merged: Merged) -> None:
+    """Called when some of the batch's call rows were there already (a batch written again): a
+    wire copy whose stored row a merge moved to a span's trace must not bring its own trace row
+    back, empty."""
+    rows = [row for row in rows if row["response_id"] and _wire(row)]
+    for chunk in _chunks([row["id"] for row in rows]):
+        query = sa.select(table.c.id, table.c.trace_id).where(table.c.id.in_(chunk))
+        stored = {stored_id: trace_id for stored_id, trace_id in conn.execute(query)}
+        merged.left.update(row["trace_id"] for row in rows if stored.get(row["id"], row["trace_id"]) != row["trace_id"])
 
 
 def apply(conn: Connection, table: sa.Table, merged: Merged) -> None:
@@ -116,17 +142,27 @@ def drop_left_traces(conn: Connection, traces: sa.Table, children: Iterable[sa.T
 
 
 def _wire(row: Any) -> bool:
-    """A copy made from the HTTP bodies (the transport, the proxy), not from a span."""
+    """A copy made from the HTTP bodies (the transport, the proxy), not from a span: `WIRE_COPY`."""
     return row["raw_request"] is not None and row["api"] is not None
 
 
+_COMPARED = ("response_id", "raw_request", "api", "started_at", "ended_at", "input_tokens", "output_tokens")
+
+
+def _timed(row: Any) -> bool:
+    return row["started_at"] is not None and row["ended_at"] is not None
+
+
 def _same(a: Any, b: Any) -> bool:
-    """Two copies of one call: a wire copy and a span copy, not the same row, overlapping in time."""
-    if a["id"] == b["id"] or _wire(a) == _wire(b):
+    """Two copies of one call: a wire copy and a span copy, not the same row, starting within
+    `WINDOW` of each other and overlapping in time, with the same token counts where both have them."""
+    if a["id"] == b["id"] or _wire(a) == _wire(b) or not (_timed(a) and _timed(b)):
         return False
-    if None in (a["started_at"], a["ended_at"], b["started_at"], b["ended_at"]):
-        return True
-    return a["started_at"] <= b["ended_at"] + SKEW and b["started_at"] <= a["ended_at"] + SKEW
+    if abs(a["started_at"] - b["started_at"]) > WINDOW:
+        return False
+    if a["started_at"] > b["ended_at"] + SKEW or b["started_at"] > a["ended_at"] + SKEW:
+        return False
+    return all(a[name] is None or b[name] is None or a[name] == b[name] for name in ("input_tokens", "output_tokens"))
 
 
 def _merge_rows(first: dict[str, Any], second: dict[str, Any], merged: Merged) -> None:

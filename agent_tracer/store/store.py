@@ -154,7 +154,10 @@ class TraceStore:
             same_calls.apply(conn, calls, merged)
             for kind in ("agent_run", "llm_call", "tool_execution", "unmapped_span"):
                 if batches[kind]:
-                    written += self._insert(conn, kind, batches[kind])
+                    new_rows = self._insert(conn, kind, batches[kind])
+                    written += new_rows
+                    if kind == "llm_call" and new_rows < len(batches[kind]):
+                        same_calls.written_again(conn, calls, batches[kind], merged)
             new_feedback: list[dict[str, Any]] = []
             if batches["feedback"]:
                 stmt = self._insert_ignore["feedback"].returning(Feedback.__table__.c.id)  # type: ignore[attr-defined]  # SQLModel types omit __table__

@@ -87,3 +87,17 @@ def test_two_copies_of_one_kind_are_both_kept(store, rec):
     kind, other = wire_copy(rec, trace=3)[1]
     store.write([rec.trace(3), (kind, {**other, "id": "bbbbbbbbbbbbbbbb"})])
     assert len(store.traces()) == 2 and store.calls_merged == 0
+
+
+def test_a_reused_response_id_with_other_token_counts_is_another_call(store, rec):
+    store.write(wire_copy(rec))
+    kind, call = span_copy(rec)[2]
+    store.write([*span_copy(rec)[:2], (kind, {**call, "input_tokens": 99})])
+    assert len(store.traces()) == 2 and store.calls_merged == 0
+
+
+def test_copies_of_other_calls_are_left_alone(store, rec):
+    kind, other = span_copy(rec, trace=3)[2]
+    store.write([rec.trace(3), (kind, {**other, "id": "cccccccccccccccc", "response_id": "chatcmpl-other"})])
+    store.write(wire_copy(rec))
+    assert len(store.traces()) == 2 and store.calls_merged == 0
