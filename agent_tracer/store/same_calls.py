@@ -17,7 +17,9 @@ merge. A copy with no response id is never merged. What the kept row holds:
   its agent's tree, while the wire copy hangs under the chat span itself, or in a trace of its
   own when the context did not reach the transport; a trace a moved call leaves empty is deleted.
 
-Two copies of one kind (the proxy's and the in-process transport's, two spans) are both kept.
+Two copies of one kind (the proxy's and the in-process transport's, two spans) are both kept,
+and never read by the lookup: it goes through a partial index of the other kind's copies
+(`models.WIRE_COPY`, `models.SPAN_COPY`). Each merge is counted in `TraceStore.calls_merged`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ SKEW = timedelta(seconds=5)
 """How far apart the two copies' times may be (clocks of two processes or machines)."""
 WINDOW = timedelta(seconds=120)
 """How far apart the two copies' starts may be: a span may start before its call's request, by
-the SDK's retries and their backoff. Bounds the lookup, with the index on (response_id, started_at)."""
+the SDK's retries and their backoff. Bounds the lookup, with the indexes on (response_id, started_at)."""
 
 PLACE = ("trace_id", "parent_span_id")
 _CHUNK = 500
