@@ -100,7 +100,6 @@ class CallRecorder:
         self._t0 = time.perf_counter()
         self.request: CanonicalRequest | None = None
         self.span: Span | None = None
-        runtime.wire_calls.add(trace.get_current_span(context))
         if runtime.spans_wanted:
             self.request = decode_request(codec, body)
             self.span = runtime.tracer.start_span(
@@ -123,6 +122,7 @@ class CallRecorder:
             span_id=f"{span_id:016x}",
             parent_span_id=f"{parent_id:016x}" if parent_id else None,
         )
+        runtime.wire_calls.add(trace.get_current_span(context))  # last: only a call that is recorded
 
     @property
     def trace_id(self) -> str:
