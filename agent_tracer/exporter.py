@@ -33,14 +33,19 @@ class Payload(Protocol):
 
 
 class Store(Protocol):
+    calls_merged: int
+    """Running count of model calls merged into a stored copy of the same call (`TraceStore`)."""
+
     def write(self, records: list[Record]) -> int: ...
     def close(self) -> None: ...
 
 
 class CaptureStats:
-    """Counts of spans at each stage; `agent_tracer.stats()` returns a snapshot."""
+    """Counts of spans at each stage; `agent_tracer.stats()` returns a snapshot. `merged`: of
+    the written, model calls that were a second copy of one stored (the transport's and a
+    framework span's), stored once (`store/same_calls.py`)."""
 
-    FIELDS = ("captured", "written", "retried", "spilled", "dropped", "capture_errors")
+    FIELDS = ("captured", "written", "retried", "spilled", "dropped", "capture_errors", "merged")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -86,7 +91,9 @@ class BatchWriter:
             try:
                 if self._store is None:
                     self._store = self._open_store(self._config.db)
+                merged = self._store.calls_merged
                 self._store.write(records)
+                merged = self._store.calls_merged - merged
             except Exception as exc:  # fail open: any store failure is retried, then spilled
                 self._reset_store()
                 if attempt == 0 and not self._failing:
@@ -97,6 +104,8 @@ class BatchWriter:
                         break
                 continue
             self._stats.add("written", len(batch))
+            if merged:
+                self._stats.add("merged", merged)
             if self._failing:
                 logger.warning("agent-tracer: the trace store is writable again")
                 self._failing = False

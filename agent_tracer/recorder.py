@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -121,6 +122,7 @@ class CallRecorder:
             span_id=f"{span_id:016x}",
             parent_span_id=f"{parent_id:016x}" if parent_id else None,
         )
+        runtime.wire_calls.add(trace.get_current_span(context))  # last: only a call that is recorded
 
     @property
     def trace_id(self) -> str:
@@ -269,6 +271,42 @@ class CallRecorder:
             span.set_attribute(semconv.ERROR_TYPE, error_type)
             span.set_status(Status(StatusCode.ERROR, scrub_text(decoded.error or error_type)[:500]))
         span.end()
+
+
+class WireCalls:
+    """The spans model calls were recorded in on the wire (the span current when the request
+    went out, and that span's parent), for the in-process span processors
+    (`frameworks/otel_spans.py`): a framework's chat span found here was recorded by the
+    transport too, with its whole bodies, so the processor does not store it a second time.
+
+    A span is added when its call's request starts, so always before the span ends, whatever
+    the order of the response's end and the span's. Bounded: past `limit` the oldest go (the
+    spans of calls no framework reported, say a `@trace_agent`'s)."""
+
+    def __init__(self, limit: int = 16_384) -> None:
+        self._limit = limit
+        self._ids: dict[int, None] = {}
+        self._lock = threading.Lock()
+
+    def add(self, span: Any) -> None:
+        ids = [span.get_span_context().span_id]
+        parent = getattr(span, "parent", None)  # an SDK span's parent: a client span may sit in between
+        if parent is not None:
+            ids.append(parent.span_id)
+        with self._lock:
+            for span_id in ids:
+                if span_id:
+                    self._ids[span_id] = None
+            while len(self._ids) > self._limit:
+                del self._ids[next(iter(self._ids))]
+
+    def take(self, span_id: int) -> bool:
+        """Whether a call was recorded in the span `span_id`; forgets it."""
+        with self._lock:
+            if span_id not in self._ids:
+                return False
+            del self._ids[span_id]
+            return True
 
 
 def _dumps(value: Any) -> str:

@@ -19,6 +19,7 @@ from agent_tracer.capture import TransportPatch
 from agent_tracer.config import TracerConfig
 from agent_tracer.errors import ConfigError
 from agent_tracer.exporter import CaptureStats, Payload, StoreExporter
+from agent_tracer.recorder import WireCalls
 
 logger = logging.getLogger("agent_tracer")
 VERSION = "0.1.0"
@@ -41,6 +42,8 @@ class Runtime:
         self.spans_wanted = False
         """Whether model-call spans reach anyone (the app's provider, OTLP): only then are calls
         decoded on the agent's thread to put the GenAI attributes on them."""
+        self.wire_calls = WireCalls()
+        """The spans this process's transport recorded model calls in (`recorder.WireCalls`)."""
         self.provider = self._join_provider()
         self.tracer = self.provider.get_tracer("agent_tracer", VERSION)
         self.exporter = self._start_writer()

@@ -4,14 +4,17 @@
 
 Each adapter also has its own call (`agent_tracer.frameworks.openai_agents.instrument()`,
 `agent_tracer.frameworks.langchain.instrument()` or `.callback_handler()`,
-`agent_tracer.frameworks.pydantic_ai.instrument()`: PydanticAI's own GenAI spans through the
-in-process span processor of `otel_spans.py`). A framework that is
+`agent_tracer.frameworks.pydantic_ai.instrument()` and `agent_tracer.frameworks.google_adk.instrument()`:
+PydanticAI's and Google ADK's own GenAI spans through the in-process span processor of
+`otel_spans.py`). A framework that is
 not installed is skipped silently; an adapter that fails to start logs one line and the agent
 runs on untraced by it. The framework packages are imported only here, on demand, so
 `import agent_tracer` never loads them.
 
-Model calls reach the store through the transport capture only, in the trace the adapter makes
-current (`scope.py`), so a call is stored once whatever the framework reports about it.
+A model call is stored once. The transport capture records the calls it decodes (OpenAI,
+Anthropic over httpx) in the trace the adapter makes current (`scope.py`), and the adapters leave
+those to it; a framework's own span of a call the transport did not record (Gemini under ADK) is
+stored from the span (`otel_spans.py`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from agent_tracer.errors import ConfigError
 
 logger = logging.getLogger("agent_tracer")
 
-ADAPTERS = {"openai_agents": "agents", "langchain": "langchain_core", "pydantic_ai": "pydantic_ai"}
+ADAPTERS = {
+    "openai_agents": "agents",
+    "langchain": "langchain_core",
+    "pydantic_ai": "pydantic_ai",
+    "google_adk": "google.adk",
+}
 """Adapter (module under `agent_tracer.frameworks`) → the package it needs."""
 ALIASES = {
     "openai-agents": "openai_agents",
@@ -34,6 +42,8 @@ ALIASES = {
     "langgraph": "langchain",
     "pydantic-ai": "pydantic_ai",
     "pydanticai": "pydantic_ai",
+    "google-adk": "google_adk",
+    "adk": "google_adk",
 }
 
 
@@ -61,7 +71,7 @@ def instrument(frameworks: str | Iterable[str] = "auto") -> list[str]:
     """Turn on the adapters asked for whose framework is installed; returns those turned on."""
     on = []
     for adapter in names(frameworks):
-        if importlib.util.find_spec(ADAPTERS[adapter]) is None:
+        if not _installed(ADAPTERS[adapter]):
             continue
         try:
             importlib.import_module(f"agent_tracer.frameworks.{adapter}").instrument()
@@ -70,6 +80,13 @@ def instrument(frameworks: str | Iterable[str] = "auto") -> list[str]:
             continue
         on.append(adapter)
     return on
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent is missing ("google.adk" without google)
+        return False
 
 
 def uninstrument() -> None:

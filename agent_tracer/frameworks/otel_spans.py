@@ -10,12 +10,16 @@ and never raises into the framework (a failure is counted in `stats.errors` and 
 `agent_tracer.stats()["capture_errors"]`, logged once).
 
 A model call is stored once. While the transport capture is on (every `agent_tracer.init()`), it
-records the call the framework's SDK makes over httpx with its whole request and response, and
-finds its trace and parent in the OpenTelemetry context, where the framework's own span is
-current: so the call lands in the framework's trace, under its chat span. The chat span itself is
-then not stored (counted as `model_spans_left_to_transport`). Without the transport capture
-(a runtime started with `instrument=False`) the chat span is stored as the model call, from what
-the span carries.
+records each call the framework's SDK makes over httpx in a format it decodes (OpenAI, Anthropic)
+with its whole request and response, and finds its trace and parent in the OpenTelemetry context,
+where the framework's own chat span is current: so the call lands in the framework's trace, under
+its chat span. The transport notes that span (`recorder.WireCalls`) when the request goes out,
+which is always before the span ends; a chat span found there is not stored again (counted as
+`model_spans_left_to_transport`: the two copies merged into the transport's). A chat span the
+transport did not record (Gemini through google-genai, a client that is not httpx, a runtime
+started with `instrument=False`) is stored as the model call, from what the span carries
+(`model_calls_stored`). The store's own match by response id (`store/same_calls.py`) is the net
+under both: a copy that reaches it anyway is merged there.
 
 Only spans of the instrumentation scopes given are read (PydanticAI's is "pydantic-ai"), so the
 other spans of a shared TracerProvider (a web request's, agent-tracer's own) are left alone.
@@ -48,8 +52,9 @@ KEPT_WITH_TRANSPORT = ("agent_run", "tool_execution")
 
 class SpanStats(AdapterStats):
     FIELDS = (*AdapterStats.FIELDS, "model_calls_stored", "spans_skipped")  # type: ignore[assignment]  # longer tuple
-    """`model_calls_stored`: chat spans stored as model calls (no transport capture);
-    `spans_skipped`: spans of the framework's scope in no stored kind (a grouping span)."""
+    """`model_calls_stored`: chat spans stored as model calls (the transport did not record
+    them); `model_spans_left_to_transport`: chat spans the transport recorded too, merged into
+    its copy; `spans_skipped`: spans of the framework's scope in no stored kind (a grouping span)."""
 
 
 class GenAISpanProcessor(SpanProcessor):
@@ -62,8 +67,8 @@ class GenAISpanProcessor(SpanProcessor):
         self.stats = SpanStats()
         self.enabled = True
         self._lock = threading.Lock()
-        self._open: dict[int, tuple[int | None, bool]] = {}
-        """span id → (its parent's span id, whether it is stored), while it is open."""
+        self._open: dict[int, tuple[int | None, Any]] = {}
+        """span id → (its parent's span id, the span), while it is open."""
 
     # -- the SpanProcessor interface ------------------------------------------------------------
 
@@ -71,14 +76,9 @@ class GenAISpanProcessor(SpanProcessor):
         rt = _runtime.current()
         if rt is None or not self.enabled or not self._ours(span):
             return
-        try:
-            kind = kind_of(_attributes_only(span))
-            parent = span.parent.span_id if span.parent is not None else None
-            with self._lock:
-                self._open[span.context.span_id] = (parent, self._stored(rt, kind))
-        except Exception as exc:  # tracing never breaks the agent
-            self.stats.add("errors")
-            rt.capture_failed(f"the {self.source} span processor (span start)", exc)
+        parent = span.parent.span_id if span.parent is not None else None
+        with self._lock:
+            self._open[span.context.span_id] = (parent, span)
 
     def on_end(self, span: Any) -> None:
         rt = _runtime.current()
@@ -104,7 +104,11 @@ class GenAISpanProcessor(SpanProcessor):
         return scope is not None and scope.name in self.scopes
 
     @staticmethod
-    def _stored(rt: _runtime.Runtime, kind: str) -> bool:
+    def _stored(rt: _runtime.Runtime, span: Any) -> bool:
+        """Whether an open span will be stored, as far as its attributes tell now (frameworks set
+        them after the start: ADK names its operation then): a chat span is taken for left to the
+        transport while it is on, so a span under it hangs under an ancestor surely stored."""
+        kind = kind_of(_attributes_only(span))
         if kind in KEPT_WITH_TRANSPORT:
             return True
         return kind == "llm_call" and not rt.patch.installed
@@ -113,10 +117,10 @@ class GenAISpanProcessor(SpanProcessor):
         span_id = span.context.span_id
         with self._lock:
             self._open.pop(span_id, None)
-            parent = self._stored_ancestor(span.parent.span_id if span.parent is not None else None)
+            parent = self._stored_ancestor(rt, span.parent.span_id if span.parent is not None else None)
         converted = to_otlp_span(span, parent)
         kind = kind_of(converted)
-        if kind == "llm_call" and rt.patch.installed:
+        if kind == "llm_call" and rt.wire_calls.take(span_id):
             self.stats.add("model_spans_left_to_transport")
             return
         if kind == "unmapped_span":
@@ -131,19 +135,19 @@ class GenAISpanProcessor(SpanProcessor):
             self.stats.add("runs")
         rt.submit(MadeRecords(records))
 
-    def _stored_ancestor(self, parent: int | None) -> int | None:
+    def _stored_ancestor(self, rt: _runtime.Runtime, parent: int | None) -> int | None:
         """The nearest ancestor that is stored (or not ours: a `@trace_agent` span, a remote
         parent); called with the lock held."""
         while parent is not None and parent in self._open:
-            grand, stored = self._open[parent]
-            if stored:
+            grand, open_span = self._open[parent]
+            if self._stored(rt, open_span):
                 return parent
             parent = grand
         return parent
 
 
 def _attributes_only(span: Any) -> Span:
-    """The span as far as `kind_of` reads it at start (attributes and events)."""
+    """The span as far as `kind_of` reads it (attributes and events), also while it is open."""
     return Span("", "", None, span.name, None, 0, 0, _plain(dict(span.attributes or {})), _events(span))
 
 

@@ -263,7 +263,8 @@ class Receiver:
             for name in (*SPAN_KINDS, "rejected")
         ]
         lines += [
-            "# HELP agent_tracer_otlp_store_spans_total The OTLP writer's counts: written, retried, spilled, dropped.",
+            "# HELP agent_tracer_otlp_store_spans_total The OTLP writer's counts: written, retried, spilled, dropped,"
+            " merged (model calls stored once with the transport's copy of the same call).",
             "# TYPE agent_tracer_otlp_store_spans_total counter",
         ]
         lines += [

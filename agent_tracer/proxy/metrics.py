@@ -185,7 +185,7 @@ class Metrics:
             "agent_tracer_spans_total",
             "counter",
             "Recorded spans by stage of the store writer: captured, written, retried, spilled, "
-            "dropped, capture_errors.",
+            "dropped, capture_errors, merged.",
         )
         for stage, n in sorted(spans.items()):
             out.append(f'agent_tracer_spans_total{{stage="{stage}"}} {n}')

@@ -298,6 +298,25 @@ def m006_unmapped_spans(conn: Connection) -> None:
     md.create_all(conn)
 
 
+RESPONSE_ID_INDEXES = {
+    "ix_llm_calls_wire_response_id": "raw_request IS NOT NULL AND api IS NOT NULL",
+    "ix_llm_calls_span_response_id": "raw_request IS NULL OR api IS NULL",
+}
+"""m007's partial indexes: of the wire's copies of calls (made from the HTTP bodies), and of the
+spans' (`models.WIRE_COPY`, `models.SPAN_COPY` as they were then)."""
+
+
+@migration
+def m007_response_ids(conn: Connection) -> None:
+    """Indexes on `llm_calls (response_id, started_at)`, one of the wire's copies and one of the
+    spans' (partial): every write looks its calls' response ids up among the other kind's copies
+    near their start, to store a call seen by the transport and by a framework's span once
+    (`store/same_calls.py`). Copies of the same kind are never read, so a server that reuses its
+    ids costs the lookup nothing."""
+    for name, where in RESPONSE_ID_INDEXES.items():
+        conn.execute(sa.text(f"CREATE INDEX {name} ON llm_calls (response_id, started_at) WHERE {where}"))
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 """How many migrations this agent-tracer knows: the schema version it writes."""
 

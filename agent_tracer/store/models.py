@@ -14,6 +14,11 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, Text, text
 from sqlmodel import Field, SQLModel
 
+WIRE_COPY = "raw_request IS NOT NULL AND api IS NOT NULL"
+"""A model call made from the HTTP bodies (the transport, the proxy), not from a span."""
+SPAN_COPY = "raw_request IS NULL OR api IS NULL"
+"""A model call made from a span (OTLP, a framework's span processor): not `WIRE_COPY`."""
+
 
 class Trace(SQLModel, table=True):
     """One agent run (the root span), or the calls that share a trace id."""
@@ -81,6 +86,21 @@ class LLMCall(SQLModel, table=True):
             sqlite_where=text("status <> 'ok'"),
             postgresql_where=text("status <> 'ok'"),
         ),
+        # Two copies of one call, the wire's and a span's, matched by response id: m007_response_ids.
+        Index(
+            "ix_llm_calls_wire_response_id",
+            "response_id",
+            "started_at",
+            sqlite_where=text(WIRE_COPY),
+            postgresql_where=text(WIRE_COPY),
+        ),
+        Index(
+            "ix_llm_calls_span_response_id",
+            "response_id",
+            "started_at",
+            sqlite_where=text(SPAN_COPY),
+            postgresql_where=text(SPAN_COPY),
+        ),
     )
 
     id: str = Field(primary_key=True)
@@ -93,6 +113,8 @@ class LLMCall(SQLModel, table=True):
     request_model: str | None = Field(default=None, index=True)
     response_model: str | None = None
     response_id: str | None = None
+    """The provider's id of its answer: how two copies of one call are matched (`same_calls.py`,
+    through the indexes on it and `started_at` of each kind of copy: m007)."""
     request: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     raw_request: str | None = Field(default=None, sa_column=Column(Text))

@@ -15,9 +15,11 @@ fills it for the calls already stored and builds the index:
   first, so a search sees every call written before it; on a store this process cannot write (a
   read-only file, a lock held past the busy timeout) the search goes on without the newest calls.
   This holds because a call row rarely changes once written (`TraceStore.write` inserts calls
-  with ON CONFLICT DO NOTHING; only an `llm_call_update` record replaces one) and SQLite hands out
-  rowids in commit order (one writer at a time, each new rowid above the largest). Whoever changes
-  a call must keep the index in step, in the same transaction as the change:
+  with ON CONFLICT DO NOTHING; only an `llm_call_update` record, a call whose messages came after
+  its span, and the merge of two copies of one call, `same_calls.py`, change one, both through
+  `update_calls`) and SQLite hands out rowids in commit order (one writer at a time, each new
+  rowid above the largest). Whoever changes a call must keep the index in step, in the same
+  transaction as the change:
   - updating a call's `search_text` (`change_call_text`): a row above `last_rowid` needs nothing
     (the catch-up indexes its new text); an indexed one gets
     `INSERT INTO llm_calls_fts(llm_calls_fts, rowid, search_text) VALUES ('delete', rowid, old
@@ -141,6 +143,23 @@ def change_call_text(conn: sa.Connection, rowid: int, old: str | None, new: str 
     conn.execute(
         sa.text(f"INSERT INTO {FTS_TABLE}(rowid, search_text) VALUES (:rowid, :text)"), {"rowid": rowid, "text": new}
     )
+
+
+def update_calls(conn: sa.Connection, table: sa.Table, params: list[dict[str, Any]]) -> None:
+    """Update calls whose `search_text` may change (each dict: the new columns, and `b_id`, the
+    id the row has), keeping SQLite's FTS5 index in step (`change_call_text`), in the caller's
+    transaction. PostgreSQL's index follows by itself."""
+    statement = sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+    if conn.dialect.name != "sqlite":
+        conn.execute(statement, params)
+        return
+    for item in params:
+        old = conn.execute(
+            sa.text("SELECT rowid, search_text FROM llm_calls WHERE id = :id"), {"id": item["b_id"]}
+        ).one_or_none()
+        if old is not None and "search_text" in item and old.search_text != item["search_text"]:
+            change_call_text(conn, old.rowid, old.search_text, item["search_text"])
+        conn.execute(statement, item)
 
 
 def unindexed_calls(conn: sa.Connection) -> bool:

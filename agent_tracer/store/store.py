@@ -27,18 +27,19 @@ from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError, StoreError, TraceNotFound, first_line
 from agent_tracer.feedback import feedback_row
 from agent_tracer.run_ids import trace_id_for
+from agent_tracer.store import same_calls
 from agent_tracer.store.database import create_engine, parse_url, redact, sqlite_path, writer
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
 from agent_tracer.store.queries import parse_time, trace_query
 from agent_tracer.store.rows import CALL_UPDATE, SPECS, apply_rows, empty_trace, insert_ignore
 from agent_tracer.store.search import (
-    change_call_text,
     index_calls,
     is_dense,
     matching_calls,
     search_words,
     unindexed_calls,
+    update_calls,
 )
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class TraceStore:
         self._index_failed = False
         self._index_lock = threading.Lock()  # one catch-up at a time in this process
         self._count_lock = threading.Lock()
+        self.calls_merged = 0
+        """Model calls written as a second copy of a stored one, merged into it (`same_calls.py`)."""
         self._searches = 0  # text searches running now
         self._insert_ignore = {kind: insert_ignore(dialect, spec.table) for kind, spec in SPECS.items()}
 
@@ -153,10 +156,16 @@ class TraceStore:
         if not any(batches.values()):
             return 0
         written = 0
+        calls = LLMCall.__table__  # type: ignore[attr-defined]  # SQLModel types omit __table__
         with self._writer.begin() as conn:
+            batches["llm_call"], merged = same_calls.merge_same_calls(conn, calls, batches["llm_call"])
+            same_calls.apply(conn, calls, merged)
             for kind in ("agent_run", "llm_call", "tool_execution", "unmapped_span"):
                 if batches[kind]:
-                    written += self._insert(conn, kind, batches[kind])
+                    new_rows = self._insert(conn, kind, batches[kind])
+                    written += new_rows
+                    if kind == "llm_call" and new_rows < len(batches[kind]):
+                        same_calls.written_again(conn, calls, batches[kind], merged)
             if batches[CALL_UPDATE]:
                 written += self._replace_calls(conn, batches[CALL_UPDATE])
             new_feedback: list[dict[str, Any]] = []
@@ -170,7 +179,12 @@ class TraceStore:
                 written += len(new_feedback)
             if batches["trace"] or new_feedback:
                 written += self._merge_traces(conn, batches["trace"], new_feedback)
-        return written
+            children = [spec.table for kind, spec in SPECS.items() if kind != "trace"]
+            same_calls.drop_left_traces(conn, Trace.__table__, children, merged.left)  # type: ignore[attr-defined]  # SQLModel types omit __table__
+        if merged.count:
+            with self._count_lock:
+                self.calls_merged += merged.count
+        return written + merged.count
 
     def _insert(self, conn: Connection, kind: str, rows: list[dict[str, Any]]) -> int:
         """Insert rows whose id is new; return how many were."""
@@ -181,19 +195,20 @@ class TraceStore:
 
     def _replace_calls(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
         """`llm_call_update` records: each replaces the stored call of its id, or is inserted when
-        there is none; the full-text index kept in step (`search.change_call_text`)."""
+        there is none; the full-text index kept in step (`search.update_calls`)."""
         table = LLMCall.__table__  # type: ignore[attr-defined]  # SQLModel types omit __table__
-        sqlite_db = conn.dialect.name == "sqlite"
-        rowid = sa.literal_column("rowid") if sqlite_db else sa.null()
-        for row in rows:
-            old = conn.execute(sa.select(rowid, table.c.search_text).where(table.c.id == row["id"])).first()
-            if old is None:
-                self._insert(conn, "llm_call", [row])
-                continue
-            if sqlite_db and old[1] != row["search_text"]:
-                change_call_text(conn, old[0], old[1], row["search_text"])
-            changes = {column: value for column, value in row.items() if column != "id"}
-            conn.execute(sa.update(table).where(table.c.id == row["id"]).values(changes))
+        ids = [row["id"] for row in rows]
+        stored = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids))).scalars())
+        fresh = [row for row in rows if row["id"] not in stored]
+        if fresh:
+            self._insert(conn, "llm_call", fresh)
+        changes = [
+            {**{column: value for column, value in row.items() if column != "id"}, "b_id": row["id"]}
+            for row in rows
+            if row["id"] in stored
+        ]
+        if changes:
+            update_calls(conn, table, changes)
         return len(rows)
 
     def _merge_traces(

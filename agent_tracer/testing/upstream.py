@@ -6,6 +6,8 @@ keep-alive, chunked server-sent events, TCP_NODELAY) answering with exactly the 
     POST /v1/chat/completions   OpenAI Chat Completions, plain and `"stream": true`
     POST /v1/responses          OpenAI Responses API, plain and streamed
     POST /v1/messages           Anthropic Messages, plain and streamed
+    POST /v1beta/models/M:generateContent   Google Gemini (google-genai with its `base_url`
+                                here), not streamed
     GET  /v1/models             an OpenAI model list
     anything else               404 in OpenAI's error shape
 
@@ -53,6 +55,7 @@ from agent_tracer.loopback import LoopbackHandler, LoopbackServer, json_bytes
 from agent_tracer.messages import error_body
 from agent_tracer.testing.wire import (
     CUT_AFTER,
+    GEMINI_PATH,
     MODELS,
     SCENARIO_HEADER,
     Reply,
@@ -64,8 +67,10 @@ from agent_tracer.testing.wire import (
     chat_stream,
     decide_answer,
     example_arguments,
+    gemini_response,
     new_id,
     view_chat,
+    view_gemini,
     view_messages,
     view_responses,
 )
@@ -104,6 +109,8 @@ class _Handler(LoopbackHandler):
         if scenario.stall:
             self.server.stopping.wait(scenario.stall)
         route = _ROUTES.get((self.command, path))
+        if route is None and self.command == "POST" and GEMINI_PATH.match(path):
+            route = _Handler._generate_content
         if route is None:
             return self._send_error("openai", 404, f"Unknown request URL: {self.command} {path}.")
         reply = upstream.reply(body) if upstream.reply and self.command == "POST" and isinstance(body, dict) else None
@@ -173,6 +180,11 @@ class _Handler(LoopbackHandler):
             self._send_stream("anthropic", anthropic_stream(answer), scenario)
         else:
             self._send_json("anthropic", 200, anthropic_message(answer, new_id("msg_"), done=True), scenario)
+
+    def _generate_content(self, body: dict[str, Any], scenario: Scenario, reply: Reply | None) -> None:
+        model = GEMINI_PATH.match(self.path.split("?", 1)[0])["model"]  # type: ignore[index]  # routed on a match
+        answer = decide_answer(view_gemini(body), {**body, "model": model}, scenario, "call_", reply)
+        self._send_json("openai", 200, gemini_response(answer), scenario)
 
     def _models(self, body: dict[str, Any], scenario: Scenario, reply: Reply | None) -> None:
         models = self.owner.models

@@ -565,3 +565,52 @@ def anthropic_stream(answer: _Answer) -> list[bytes]:
     emit("message_delta", delta=delta, usage={"output_tokens": answer.output_tokens})
     emit("message_stop")
     return events
+
+
+# ------------------------------------------------------------------------------------------------
+# Google Gemini API (`generateContent`, as google-genai sends it)
+
+
+GEMINI_PATH = re.compile(r"^/v1(?:beta|alpha)?/models/(?P<model>[^/:]+):generateContent$")
+"""The Gemini API's `generateContent` path: the model is in it, not in the body."""
+
+
+def view_gemini(body: dict[str, Any]) -> _View:
+    """Gemini's `contents` (roles "user" / "model", parts `text`, `functionCall`, `functionResponse`)
+    seen as the other formats are: texts, the last user text, trailing tool results, tools."""
+    view = _View(texts=_content_texts((body.get("systemInstruction") or {}).get("parts")))
+    contents = [c for c in _as_list(body.get("contents")) if isinstance(c, dict)]
+    for content in contents:
+        parts = [p for p in _as_list(content.get("parts")) if isinstance(p, dict)]
+        view.texts.extend(p["text"] for p in parts if isinstance(p.get("text"), str))
+        if content.get("role", "user") == "user" and any(isinstance(p.get("text"), str) for p in parts):
+            view.last_user_text = " ".join(p["text"] for p in parts if isinstance(p.get("text"), str))
+    last = contents[-1] if contents else {}
+    responses = [
+        p["functionResponse"] for p in _as_list(last.get("parts")) if isinstance(p, dict) and "functionResponse" in p
+    ]
+    if responses:
+        view.tool_results = [json.dumps(r.get("response"), separators=_JSON_SEPARATORS) for r in responses]
+    for tool in _as_list(body.get("tools")):
+        for function in _as_list(tool.get("functionDeclarations") if isinstance(tool, dict) else None):
+            if isinstance(function, dict) and "name" in function:
+                schema = function.get("parameters") or function.get("parametersJsonSchema") or {}
+                view.tools.append((function["name"], schema))
+    return view
+
+
+def gemini_response(answer: _Answer) -> dict[str, Any]:
+    """A `GenerateContentResponse`: one candidate whose parts are the text and the function calls
+    (without ids, as the Gemini API sends them)."""
+    parts: list[dict[str, Any]] = [{"text": answer.text}] if answer.text else []
+    parts += [{"functionCall": {"name": c.name, "args": json.loads(c.arguments)}} for c in answer.calls]
+    return {
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {
+            "promptTokenCount": answer.input_tokens,
+            "candidatesTokenCount": answer.output_tokens,
+            "totalTokenCount": answer.input_tokens + answer.output_tokens,
+        },
+        "modelVersion": answer.model,
+        "responseId": new_id("", 16),
+    }

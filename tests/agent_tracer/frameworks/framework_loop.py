@@ -30,11 +30,12 @@ def clock(city: str) -> str:
 
 
 def tool_results(body: dict[str, Any]) -> int:
-    """How many tool results the request carries (Chat Completions or Responses)."""
+    """How many tool results the request carries (Chat Completions, Responses or Gemini)."""
     chat = [m for m in body.get("messages") or () if m.get("role") == "tool"]
     items = body.get("input") if isinstance(body.get("input"), list) else []
     responses = [i for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"]
-    return len(chat) + len(responses)
+    parts = [p for c in body.get("contents") or () for p in c.get("parts") or () if "functionResponse" in p]
+    return len(chat) + len(responses) + len(parts)
 
 
 def two_tool_loop(body: dict[str, Any]) -> Reply:

@@ -17,17 +17,16 @@ from agent_tracer.errors import ConfigError
 
 
 def _has(package: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(package) is not None
+    return frameworks._installed(package)
 
 
 def test_names_and_aliases():
-    assert frameworks.names("auto") == ["openai_agents", "langchain", "pydantic_ai"]
-    assert frameworks.names(["openai-agents", "langgraph", "pydantic-ai"]) == [
+    assert frameworks.names("auto") == ["openai_agents", "langchain", "pydantic_ai", "google_adk"]
+    assert frameworks.names(["openai-agents", "langgraph", "pydantic-ai", "google-adk"]) == [
         "openai_agents",
         "langchain",
         "pydantic_ai",
+        "google_adk",
     ]
     with pytest.raises(ConfigError, match="unknown framework 'crewai'"):
         frameworks.names(["crewai"])
@@ -58,7 +57,12 @@ def test_an_adapter_that_fails_to_start_logs_one_line_and_the_others_start(monke
 
     monkeypatch.setattr(openai_agents, "instrument", broken)
     with caplog.at_level(logging.WARNING, logger="agent_tracer"):
-        assert frameworks.instrument("auto") == ["langchain", "pydantic_ai"][: 1 + _has("pydantic_ai")]
+        expected = [
+            "langchain",
+            *(["pydantic_ai"] if _has("pydantic_ai") else []),
+            *(["google_adk"] if _has("google.adk") else []),
+        ]
+        assert frameworks.instrument("auto") == expected
     [record] = caplog.records
     assert "openai_agents adapter did not start" in record.getMessage()
     frameworks.uninstrument()
@@ -69,7 +73,8 @@ def test_import_and_a_plain_init_load_no_framework(tmp_path):
         "import sys, agent_tracer\n"
         f"agent_tracer.init(db='sqlite:///{tmp_path / 'x.db'}', writer='thread')\n"
         "agent_tracer.uninstrument()\n"
-        "loaded = [m for m in ('agents', 'langchain_core', 'langgraph', 'pydantic_ai') if m in sys.modules]\n"
+        "frameworks = ('agents', 'langchain_core', 'langgraph', 'pydantic_ai', 'google.adk')\n"
+        "loaded = [m for m in frameworks if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

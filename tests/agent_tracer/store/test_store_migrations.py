@@ -33,6 +33,7 @@ ALL = [
     "m004_feedback_correction",
     "m005_list_indexes",
     "m006_unmapped_spans",
+    "m007_response_ids",
 ]
 
 

@@ -1,0 +1,181 @@
+"""One model call seen twice, stored once: the wire's copy and a framework span's, matched in the
+store's write by response id.
+
+Two copies of one call reach a store when a framework's spans arrive over OTLP (`/v1/traces`,
+`agent-tracer collect`) while the transport capture of the agent's process, or the proxy, writes
+to the same store; in process the span processor leaves them out before (`frameworks/otel_spans.py`),
+and this is the net under it. Matched: the same `response_id` (the provider's id of its answer,
+`chatcmpl-…`, `msg_…`, `resp_…`; `gen_ai.response.id` on a span), starts less than `WINDOW`
+apart, times that overlap (within `SKEW`), and the same token counts where both copies have
+them: some local servers draw response ids from a few hundred, and two of their calls must not
+merge. A copy with no response id is never merged. What the kept row holds:
+
+- the wire copy (it has the raw HTTP bodies: `raw_request` and `api` set), its id included, so
+  writing it again is still harmless: canonical request and response, raw bodies, tokens,
+  timing, status;
+- in the span copy's place (`trace_id`, `parent_span_id`): where the framework put the call in
+  its agent's tree, while the wire copy hangs under the chat span itself, or in a trace of its
+  own when the context did not reach the transport; a trace a moved call leaves empty is deleted.
+
+Two copies of one kind (the proxy's and the in-process transport's, two spans) are both kept,
+and never read by the lookup: it goes through a partial index of the other kind's copies
+(`models.WIRE_COPY`, `models.SPAN_COPY`). Each merge is counted in `TraceStore.calls_merged`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from agent_tracer.store.models import SPAN_COPY, WIRE_COPY
+from agent_tracer.store.search import update_calls
+
+SKEW = timedelta(seconds=5)
+"""How far apart the two copies' times may be (clocks of two processes or machines)."""
+WINDOW = timedelta(seconds=120)
+"""How far apart the two copies' starts may be: a span may start before its call's request, by
+the SDK's retries and their backoff. Bounds the lookup, with the indexes on (response_id, started_at)."""
+
+PLACE = ("trace_id", "parent_span_id")
+_CHUNK = 500
+
+
+class Merged:
+    """What a batch's merges change: rows to update in place, and traces left by a moved call."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.content: dict[str, dict[str, Any]] = {}
+        """Stored span copy's id → the wire copy's row, which it becomes (but for the place)."""
+        self.place: dict[str, dict[str, Any]] = {}
+        """Stored wire copy's id → the span copy's place it takes."""
+        self.left: set[str] = set()
+        """Trace ids a call moved out of."""
+
+
+def merge_same_calls(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], Merged]:
+    """The batch's call rows without the copies merged (within the batch, and with the rows
+    stored already), and the merges; `apply` writes the stored rows' changes."""
+    merged = Merged()
+    if not any(row["response_id"] for row in rows):
+        return rows, merged
+    kept: list[dict[str, Any]] = []
+    by_kind: tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]] = ({}, {})
+    """[is a wire copy] → response id → the batch's rows not merged yet."""
+    for row in rows:
+        key, wire = row["response_id"], _wire(row)
+        others = by_kind[not wire].get(key, []) if key else []
+        match = next((other for other in others if _same(other, row)), None)
+        if match is None:
+            kept.append(row)
+            if key:
+                by_kind[wire].setdefault(key, []).append(row)
+            continue
+        others.remove(match)  # merged: not matched again
+        _merge_rows(match, row, merged)
+        merged.count += 1
+    dropped: set[int] = set()
+    timed = [row for group in by_kind for copies in group.values() for row in copies if _timed(row)]
+    if not timed:
+        return kept, merged
+    low = min(row["started_at"] for row in timed) - WINDOW
+    high = max(row["ended_at"] for row in timed) + SKEW
+    columns = [table.c[name] for name in ("id", *PLACE, *_COMPARED)]
+    for other, group in ((SPAN_COPY, by_kind[True]), (WIRE_COPY, by_kind[False])):  # among the other kind's
+        for chunk in _chunks(sorted(group)):
+            near = sa.select(*columns).where(
+                table.c.response_id.in_(chunk), table.c.started_at.between(low, high), sa.text(f"({other})")
+            )
+            for stored in conn.execute(near).mappings():
+                copies = [row for row in group[stored["response_id"]] if id(row) not in dropped and _same(stored, row)]
+                if not copies:
+                    continue
+                row = copies[0]
+                if _wire(row):  # the span's copy is stored: it becomes the wire's, in its place
+                    merged.content[stored["id"]] = row
+                    if stored["trace_id"] != row["trace_id"]:
+                        merged.left.add(row["trace_id"])
+                else:  # the wire's copy is stored: it takes the span's place
+                    merged.place[stored["id"]] = {name: row[name] for name in PLACE}
+                    if stored["trace_id"] != row["trace_id"]:
+                        merged.left.add(stored["trace_id"])
+                dropped.add(id(row))
+                merged.count += 1
+    return [row for row in kept if id(row) not in dropped], merged
+
+
+def written_again(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], merged: Merged) -> None:
+    """Called when some of the batch's call rows were there already (a batch written again): a
+    wire copy whose stored row a merge moved to a span's trace must not bring its own trace row
+    back, empty."""
+    rows = [row for row in rows if row["response_id"] and _wire(row)]
+    for chunk in _chunks([row["id"] for row in rows]):
+        query = sa.select(table.c.id, table.c.trace_id).where(table.c.id.in_(chunk))
+        stored = {stored_id: trace_id for stored_id, trace_id in conn.execute(query)}
+        merged.left.update(row["trace_id"] for row in rows if stored.get(row["id"], row["trace_id"]) != row["trace_id"])
+
+
+def apply(conn: Connection, table: sa.Table, merged: Merged) -> None:
+    """Update the stored rows the batch's copies merged into (before the trace rows are merged)."""
+    if merged.content:  # the text may change: the search index follows
+        content = [
+            {**{key: value for key, value in row.items() if key not in PLACE}, "b_id": stored_id}
+            for stored_id, row in merged.content.items()
+        ]
+        update_calls(conn, table, content)
+    if merged.place:
+        place = [{**row, "b_id": stored_id} for stored_id, row in merged.place.items()]
+        conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), place)
+
+
+def drop_left_traces(conn: Connection, traces: sa.Table, children: Iterable[sa.Table], left: set[str]) -> None:
+    """Delete the traces a moved call left with nothing under them (run, call, tool, span, feedback)."""
+    if not left:
+        return
+    empty = [~sa.exists().where(child.c.trace_id == traces.c.id) for child in children]
+    for chunk in _chunks(sorted(left)):
+        conn.execute(sa.delete(traces).where(traces.c.id.in_(chunk), *empty))
+
+
+def _wire(row: Any) -> bool:
+    """A copy made from the HTTP bodies (the transport, the proxy), not from a span: `WIRE_COPY`."""
+    return row["raw_request"] is not None and row["api"] is not None
+
+
+_COMPARED = ("response_id", "raw_request", "api", "started_at", "ended_at", "input_tokens", "output_tokens")
+
+
+def _timed(row: Any) -> bool:
+    return row["started_at"] is not None and row["ended_at"] is not None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two copies of one call: a wire copy and a span copy, not the same row, starting within
+    `WINDOW` of each other and overlapping in time, with the same token counts where both have them."""
+    if a["id"] == b["id"] or _wire(a) == _wire(b) or not (_timed(a) and _timed(b)):
+        return False
+    if abs(a["started_at"] - b["started_at"]) > WINDOW:
+        return False
+    if a["started_at"] > b["ended_at"] + SKEW or b["started_at"] > a["ended_at"] + SKEW:
+        return False
+    return all(a[name] is None or b[name] is None or a[name] == b[name] for name in ("input_tokens", "output_tokens"))
+
+
+def _merge_rows(first: dict[str, Any], second: dict[str, Any], merged: Merged) -> None:
+    """Merge two copies within one batch into `first`'s dict (the one in the batch's list): the
+    wire copy in the span copy's place."""
+    wire, span = (first, second) if _wire(first) else (second, first)
+    if wire["trace_id"] != span["trace_id"]:
+        merged.left.add(wire["trace_id"])
+    first.update({**wire, **{name: span[name] for name in PLACE}})
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
