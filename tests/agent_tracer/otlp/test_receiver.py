@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,6 +239,7 @@ def test_a_dead_store_spills_what_it_accepted(tmp_path):
     with TestClient(app) as client:
         assert client.post("/v1/traces", content=protobuf(chat_span(trace_id)), headers=PB).status_code == 200
     assert receiver.writer_stats.snapshot()["spilled"] == 1
+    receiver.close()
     with TraceStore(f"sqlite:///{tmp_path / 'later.db'}") as store:
         store.write(read_spill(spill))
         assert store.get_trace(trace_id).calls[0].request_model == "gpt-test"
@@ -249,3 +252,37 @@ def test_a_key_is_asked_when_keys_are_given(db_url):
         assert client.get("/metrics").status_code == 401
         answer = client.post("/v1/traces", content=body, headers={**PB, "authorization": f"Bearer {KEY}"})
         assert answer.status_code == 200
+
+
+def writer_processes() -> list[int]:
+    """The pids of this process's children that run the writer process."""
+    pids = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"agent_tracer.writer_process" in command:
+                pids.append(int(pid))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the writer process through /proc")
+def test_a_request_is_answered_once_all_its_spans_are_stored_even_when_the_writer_process_dies(http, db_url):
+    """The writer runs in a child process and takes a request's spans a chunk at a time; the 200
+    still means every span of the request is in the store. A writer process that dies takes
+    nothing with it: the receiver writes in its own process from then on."""
+    before = set(writer_processes())  # other tests' receivers, not closed yet
+    first = [new_trace_id() for _ in range(150)]  # more than one chunk
+    assert http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in first)), headers=PB).status_code == 200
+    with TraceStore(db_url) as store:
+        assert store.count_traces() == 150
+    (child,) = set(writer_processes()) - before
+    os.kill(child, signal.SIGKILL)
+    second = [new_trace_id() for _ in range(70)]
+    assert http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in second)), headers=PB).status_code == 200
+    with TraceStore(db_url) as store:
+        assert store.count_traces() == 220
+        assert store.get_trace(second[-1]).calls[0].response["message"]["content"] == "Hello"
+    assert metrics(http)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 220
