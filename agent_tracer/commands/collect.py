@@ -70,6 +70,7 @@ def collect(
     from agent_tracer.otlp.app import create_collect_app
     from agent_tracer.proxy.auth import load_client_keys
     from agent_tracer.store.database import redact
+    from agent_tracer.writer_process import hold_collector_back
 
     try:
         keys = load_client_keys(key_file) if require_key else None
@@ -79,6 +80,7 @@ def collect(
     receiver = app.state.receiver
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"agent-tracer collect on http://{shown}:{port}/v1/traces into {redact(receiver.db_url)}", err=True)
+    hold_collector_back()  # this process maps whole requests of spans
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on")
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down

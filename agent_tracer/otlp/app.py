@@ -45,6 +45,7 @@ def create_collect_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        receiver.start()
         try:
             yield
         finally:

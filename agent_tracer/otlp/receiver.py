@@ -14,7 +14,7 @@ What it answers (the OTLP/HTTP specification):
 Writes go through the capture writer's `BatchWriter` (retries, then the spill file), so a dead
 database loses nothing that was answered 200: the answer waits until every span of the request is
 written or spilled. With `writer="process"` (the default) that writer runs in a child process
-(`writer_process`, started at the first request) and the spans go to it `CHUNK_SPANS` at a time,
+(`writer_process`, started by `start` or at the first request) and the spans go to it `CHUNK_SPANS` at a time,
 so the child writes one chunk while this process maps the next: the two cores both work on one
 request. Everything is counted (`ReceiverStats`), served as Prometheus text by `agent-tracer
 collect`'s `/metrics`.
@@ -225,8 +225,14 @@ class Receiver:
             payloads.append(MadeRecords(records))
         return payloads
 
+    def start(self) -> None:
+        """Start the writer process now (a server at its start), not at the first request, which
+        would wait for it."""
+        self._writer_process()
+
     def _writer_process(self) -> ProcessExporter | None:
-        """The writer process, started at the first request; None: the writer is in this process."""
+        """The writer process, started at the first request or by `start`; None: the writer is in
+        this process."""
         if not self._in_child or self._child is not None:
             return self._child
         with self._lock:

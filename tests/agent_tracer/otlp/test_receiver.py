@@ -254,18 +254,20 @@ def test_a_key_is_asked_when_keys_are_given(db_url):
         assert answer.status_code == 200
 
 
-def writer_processes() -> list[int]:
-    """The pids of this process's children that run the writer process."""
-    pids = []
+def newest_writer_process() -> int:
+    """The pid of this process's newest child that runs the writer process (other tests' receivers
+    may not have stopped theirs yet)."""
+    found = []
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
         for pid in (task / "children").read_text().split():
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                started = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
             except OSError:
                 continue
             if b"agent_tracer.writer_process" in command:
-                pids.append(int(pid))
-    return pids
+                found.append((started, int(pid)))
+    return max(found)[1]
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the writer process through /proc")
@@ -273,13 +275,11 @@ def test_a_request_is_answered_once_all_its_spans_are_stored_even_when_the_write
     """The writer runs in a child process and takes a request's spans a chunk at a time; the 200
     still means every span of the request is in the store. A writer process that dies takes
     nothing with it: the receiver writes in its own process from then on."""
-    before = set(writer_processes())  # other tests' receivers, not closed yet
     first = [new_trace_id() for _ in range(150)]  # more than one chunk
     assert http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in first)), headers=PB).status_code == 200
     with TraceStore(db_url) as store:
         assert store.count_traces() == 150
-    (child,) = set(writer_processes()) - before
-    os.kill(child, signal.SIGKILL)
+    os.kill(newest_writer_process(), signal.SIGKILL)
     second = [new_trace_id() for _ in range(70)]
     assert http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in second)), headers=PB).status_code == 200
     with TraceStore(db_url) as store:
