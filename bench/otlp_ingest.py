@@ -1,6 +1,6 @@
 """OTLP ingest throughput: model-call spans/s into SQLite through `agent-tracer collect` (issue 22).
 
-    python bench/otlp_ingest.py [--spans 20000] [--batch 512] [--runs 3]
+    python bench/otlp_ingest.py [--spans 20000] [--batch 512] [--runs 3] [--memory-points 5]
 
 The spans are what an instrumented agent exports: one model call each (GenAI conventions, current
 layout: system and user message, an assistant tool call, its result, the answer, two tool
@@ -9,8 +9,11 @@ store's trace merge), in protobuf requests of `--batch` spans as OpenTelemetry's
 `BatchSpanProcessor` sends them (512 by default). The bodies are built before the clock starts.
 A fresh `agent-tracer collect` on a fresh SQLite file takes them over one HTTP connection, one
 request after the other (as one exporter does). Printed per run: spans/s end to end (the last
-answer received), and the collector's resident memory after every fifth of the spans, to show
-whether it stays flat. Then the receiver's work per span, timed in this process: decode, map, write.
+answer received: the receiver answers once a request's spans are written); the resident memory of
+the collector and of its writer process at the start and after each `--memory-points`-th of the
+spans, to show whether it stays flat; the CPU time per span of each of the two (they share the
+work, and on a loaded machine may not both get a core). Then the receiver's steps per span, timed
+one after the other in this process: decode, map, write.
 
 Goal: at least 5,000 model-call spans/s with their messages; memory flat.
 """
@@ -112,7 +115,19 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_once(requests: list[bytes], folder: Path) -> tuple[float, list[float]]:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    return [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
+
+
+def run_once(requests: list[bytes], folder: Path, points: int) -> tuple[float, list[list[float]], list[float]]:
     port = free_port()
     db = folder / f"otlp-{port}.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -135,17 +150,20 @@ def run_once(requests: list[bytes], folder: Path) -> tuple[float, list[float]]:
                     raise
             time.sleep(0.05)
         headers = {"content-type": "application/x-protobuf"}
-        memory = [rss_mb(process.pid)]
-        fifth = max(len(requests) // 5, 1)
+        workers = [process.pid, *children(process.pid)]  # the collector and its writer process
+        memory = [[rss_mb(pid) for pid in workers]]
+        marks = {round(len(requests) * k / points) for k in range(1, points + 1)}
+        cpu_before = [cpu_s(pid) for pid in workers]
         with httpx.Client(timeout=120) as client:
             start = time.perf_counter()
             for n, body in enumerate(requests, start=1):
                 answer = client.post(f"{url}/v1/traces", content=body, headers=headers)
                 answer.raise_for_status()
-                if n % fifth == 0:
-                    memory.append(rss_mb(process.pid))
+                if n in marks:
+                    memory.append([rss_mb(pid) for pid in workers])
             elapsed = time.perf_counter() - start
-        return elapsed, memory
+        cpu = [cpu_s(pid) - before for pid, before in zip(workers, cpu_before)]
+        return elapsed, memory, cpu
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -177,6 +195,9 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=20_000, help="Model-call spans per run (default 20,000).")
     parser.add_argument("--batch", type=int, default=512, help="Spans per export request (default 512).")
     parser.add_argument("--runs", type=int, default=3, help="Runs, each on a fresh collector and store (default 3).")
+    parser.add_argument(
+        "--memory-points", type=int, default=5, help="Memory read after each 1/N of the spans (default 5)."
+    )
     args = parser.parse_args()
     requests = bodies(args.spans, args.batch)
     size = sum(len(body) for body in requests) / args.spans
@@ -185,10 +206,14 @@ def main() -> None:
     rates = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
-            elapsed, memory = run_once(requests, Path(tmp))
+            elapsed, memory, cpu = run_once(requests, Path(tmp), args.memory_points)
             rates.append(args.spans / elapsed)
-            rss = " ".join(f"{m:.0f}" for m in memory)
-            print(f"run {run + 1}: {rates[-1]:,.0f} spans/s ({elapsed:.2f} s); collector RSS MB: {rss}")
+            rss = " ".join("/".join(f"{m:.0f}" for m in point) for point in memory)
+            split = " + ".join(f"{seconds / args.spans * 1e6:.0f}" for seconds in cpu)
+            print(
+                f"run {run + 1}: {rates[-1]:,.0f} spans/s ({elapsed:.2f} s); RSS MB (collector/writer process): {rss}; "
+                f"CPU µs a span (collector + writer process): {split}; load {os.getloadavg()[0]:.1f}"
+            )
         print(f"median: {statistics.median(rates):,.0f} spans/s")
         steps = breakdown(requests, Path(tmp))
         print("per span, in-process: " + ", ".join(f"{step} {us:.0f} µs" for step, us in steps.items()))
