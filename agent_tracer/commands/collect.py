@@ -37,6 +37,15 @@ from agent_tracer.console import check_key_options, db_option
     help="Largest request body (after gzip) taken; a larger one is answered 413.",
 )
 @click.option(
+    "--writer",
+    type=click.Choice(["process", "thread"]),
+    default="process",
+    show_default=True,
+    help="Where spans are written: a writer process, which writes a request's spans while this one "
+    "maps the next ones (two cores at work), or this process (less CPU in all: better when other work "
+    "keeps the cores busy).",
+)
+@click.option(
     "--require-key",
     is_flag=True,
     help="Exporters must send one of the proxy's client keys (AGENT_TRACER_PROXY_KEYS or --key-file) as "
@@ -58,6 +67,7 @@ def collect(
     port: int,
     spill_path: str | None,
     max_body_mb: float,
+    writer: str,
     require_key: bool,
     key_file: str | None,
     log_level: str,
@@ -74,7 +84,9 @@ def collect(
 
     try:
         keys = load_client_keys(key_file) if require_key else None
-        app = create_collect_app(db, spill_path=spill_path, max_body_bytes=int(max_body_mb * 1024 * 1024), keys=keys)
+        app = create_collect_app(
+            db, spill_path=spill_path, max_body_bytes=int(max_body_mb * 1024 * 1024), keys=keys, writer=writer
+        )
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     receiver = app.state.receiver

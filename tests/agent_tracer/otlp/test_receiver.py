@@ -286,3 +286,15 @@ def test_a_request_is_answered_once_all_its_spans_are_stored_even_when_the_write
         assert store.count_traces() == 220
         assert store.get_trace(second[-1]).calls[0].response["message"]["content"] == "Hello"
     assert metrics(http)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 220
+
+
+def test_with_the_writer_in_the_receivers_process_the_answer_also_waits_for_the_store(db_url, tmp_path):
+    """`agent-tracer collect --writer thread`: no writer process; same answers, same rows."""
+    app = create_collect_app(db_url, spill_path=str(tmp_path / "spill.jsonl"), writer="thread")
+    ids = [new_trace_id() for _ in range(150)]
+    with TestClient(app) as client:
+        assert client.post("/v1/traces", content=protobuf(*(chat_span(t) for t in ids)), headers=PB).status_code == 200
+        with TraceStore(db_url) as store:
+            assert store.count_traces() == 150
+            assert store.get_trace(ids[0]).calls[0].response["message"]["content"] == "Hello"
+        assert metrics(client)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 150
