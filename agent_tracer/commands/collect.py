@@ -38,12 +38,12 @@ from agent_tracer.console import check_key_options, db_option
 )
 @click.option(
     "--writer",
-    type=click.Choice(["process", "thread"]),
-    default="process",
+    type=click.Choice(["thread", "process"]),
+    default="thread",
     show_default=True,
-    help="Where spans are written: a writer process, which writes a request's spans while this one "
-    "maps the next ones (two cores at work), or this process (less CPU in all: better when other work "
-    "keeps the cores busy).",
+    help="Where spans are written: in this process, or in a writer process that writes a request's "
+    "spans while this one maps the next (faster with a core to spare, more CPU in all: slower when "
+    "other work keeps the cores busy).",
 )
 @click.option(
     "--require-key",

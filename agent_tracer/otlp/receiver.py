@@ -13,11 +13,11 @@ What it answers (the OTLP/HTTP specification):
 
 Writes go through the capture writer's `BatchWriter` (retries, then the spill file), so a dead
 database loses nothing that was answered 200: the answer waits until every span of the request is
-written or spilled. With `writer="process"` (the default) that writer runs in a child process
-(`writer_process`, started by `start` or at the first request) and the spans go to it `CHUNK_SPANS` at a time,
-so the child writes one chunk while this process maps the next: the two cores both work on one
-request. Everything is counted (`ReceiverStats`), served as Prometheus text by `agent-tracer
-collect`'s `/metrics`.
+written or spilled. With `writer="process"` that writer runs in a child process (`writer_process`,
+started by `start` or at the first request) and the spans go to it `CHUNK_SPANS` at a time, so
+the child writes one chunk while this process maps the next: two cores work on one request.
+Everything is counted (`ReceiverStats`), served as Prometheus text by `agent-tracer collect`'s
+`/metrics`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from agent_tracer.config import TracerConfig
-from agent_tracer.errors import OTLPError
+from agent_tracer.errors import ConfigError, OTLPError
 from agent_tracer.exporter import BatchWriter, CaptureStats, Store
 from agent_tracer.otlp.mapping import span_records
 from agent_tracer.otlp.spans import Decoded, Span, from_json, from_protobuf
@@ -91,10 +91,17 @@ class Receiver:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         open_store: Callable[[str], Store] | None = None,
+        writer: str = "thread",
     ) -> None:
-        """`open_store`: how the writer opens the store (default `TraceStore`); given, the writer
-        runs in this process, whatever `config.writer` says (a child opens its own)."""
-        self._in_child = open_store is None and config.writer == "process"
+        """`writer`: "thread" writes in this process, in the request's thread; "process" in a
+        writer process (`agent-tracer collect --writer process`), which takes a request's spans a
+        chunk at a time and writes one while this process maps the next: faster with a core to
+        spare, more CPU in all (pickling, two processes), so slower when the cores are busy
+        (BENCHMARKS.md, "OTLP ingest"). `open_store`: how the writer opens the store (default
+        `TraceStore`); given, the writer is in this process (a writer process opens its own)."""
+        if writer not in ("process", "thread"):
+            raise ConfigError(f"writer must be 'process' or 'thread', got {writer!r}")
+        self._in_child = open_store is None and writer == "process"
         if open_store is None:
             from agent_tracer.store import TraceStore
 

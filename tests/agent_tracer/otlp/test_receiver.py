@@ -226,14 +226,15 @@ def test_a_span_in_no_known_layout_is_kept_unmapped_and_counted(http, db_url):
     assert metrics(http)['agent_tracer_otlp_spans_total{result="unmapped_span"}'] == 1
 
 
-def test_a_dead_store_spills_what_it_accepted(tmp_path):
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_a_dead_store_spills_what_it_accepted(tmp_path, writer):
     """The store is unreachable: the spans are answered 200 and land in the spill file, which
     `traces import --format spill` (here `TraceStore.write`) loads later."""
     spill = tmp_path / "spill.jsonl"
     config = TracerConfig(
         db="postgresql+psycopg://nobody:nothing@127.0.0.1:9/none", spill_path=str(spill), retry_backoff_s=0.01
     )
-    receiver = Receiver(config)
+    receiver = Receiver(config, writer=writer)
     app = Starlette(routes=[Route("/v1/traces", receiver.endpoint, methods=["POST"])])
     trace_id = new_trace_id()
     with TestClient(app) as client:
@@ -271,30 +272,22 @@ def newest_writer_process() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the writer process through /proc")
-def test_a_request_is_answered_once_all_its_spans_are_stored_even_when_the_writer_process_dies(http, db_url):
+def test_a_request_is_answered_once_all_its_spans_are_stored_even_when_the_writer_process_dies(db_url, tmp_path):
     """The writer runs in a child process and takes a request's spans a chunk at a time; the 200
     still means every span of the request is in the store. A writer process that dies takes
     nothing with it: the receiver writes in its own process from then on."""
+    app = create_collect_app(db_url, spill_path=str(tmp_path / "spill.jsonl"), writer="process")
     first = [new_trace_id() for _ in range(150)]  # more than one chunk
-    assert http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in first)), headers=PB).status_code == 200
-    with TraceStore(db_url) as store:
-        assert store.count_traces() == 150
-    os.kill(newest_writer_process(), signal.SIGKILL)
     second = [new_trace_id() for _ in range(70)]
-    assert http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in second)), headers=PB).status_code == 200
-    with TraceStore(db_url) as store:
-        assert store.count_traces() == 220
-        assert store.get_trace(second[-1]).calls[0].response["message"]["content"] == "Hello"
-    assert metrics(http)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 220
-
-
-def test_with_the_writer_in_the_receivers_process_the_answer_also_waits_for_the_store(db_url, tmp_path):
-    """`agent-tracer collect --writer thread`: no writer process; same answers, same rows."""
-    app = create_collect_app(db_url, spill_path=str(tmp_path / "spill.jsonl"), writer="thread")
-    ids = [new_trace_id() for _ in range(150)]
-    with TestClient(app) as client:
-        assert client.post("/v1/traces", content=protobuf(*(chat_span(t) for t in ids)), headers=PB).status_code == 200
+    with TestClient(app) as http:
+        answer = http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in first)), headers=PB)
+        assert answer.status_code == 200
         with TraceStore(db_url) as store:
             assert store.count_traces() == 150
-            assert store.get_trace(ids[0]).calls[0].response["message"]["content"] == "Hello"
-        assert metrics(client)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 150
+        os.kill(newest_writer_process(), signal.SIGKILL)
+        answer = http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in second)), headers=PB)
+        assert answer.status_code == 200
+        with TraceStore(db_url) as store:
+            assert store.count_traces() == 220
+            assert store.get_trace(second[-1]).calls[0].response["message"]["content"] == "Hello"
+        assert metrics(http)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 220
