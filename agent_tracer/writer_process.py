@@ -208,8 +208,8 @@ def hold_collector_back() -> None:
     collect`): what is alive now (the imported modules) is frozen out of the cyclic collector's
     passes, and young collections come every `BATCH_GC_THRESHOLD` allocations. A batch of rows is
     tens of thousands of containers, all kept until written; the default collector walked them
-    again and again and took about a fifth of mapping and a third of writing (BENCHMARKS.md,
-    "OTLP ingest"). Garbage in cycles is still collected, a little later."""
+    again and again, a large share of mapping's and writing's time in a profile of the OTLP
+    ingest. Garbage in cycles is still collected, a little later."""
     gc.freeze()
     gc.set_threshold(BATCH_GC_THRESHOLD, 20, 100)
 
