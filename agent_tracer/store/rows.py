@@ -180,7 +180,7 @@ class SQLiteInsert:
 def _bind(column_type: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Any:
     """The function that turns a value into what SQLite is given for a column of this type
     (SQLAlchemy's own, or a cheaper one with the same result); None: the value as it is."""
-    processor = column_type._cached_bind_processor(dialect)
+    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
     if processor is None:
         return None
     if isinstance(column_type, sa.DateTime):
