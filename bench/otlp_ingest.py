@@ -209,7 +209,7 @@ def main() -> None:
         "--memory-points", type=int, default=5, help="Memory read after each 1/N of the spans (default 5)."
     )
     parser.add_argument(
-        "--writer", choices=["process", "thread"], help="The collector's --writer (default: the collector's)."
+        "--writer", choices=["process", "thread"], help="The collector's --writer (default: the collector's, process)."
     )
     args = parser.parse_args()
     extra = ["--writer", args.writer] if args.writer else []

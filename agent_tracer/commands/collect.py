@@ -38,12 +38,12 @@ from agent_tracer.console import check_key_options, db_option
 )
 @click.option(
     "--writer",
-    type=click.Choice(["thread", "process"]),
-    default="thread",
+    type=click.Choice(["process", "thread"]),
+    default="process",
     show_default=True,
-    help="Where spans are written: in this process, or in a writer process that writes a request's "
-    "spans while this one maps the next (faster with a core to spare, more CPU in all: slower when "
-    "other work keeps the cores busy).",
+    help="Where spans are written: in a writer process that writes a request's spans while this one "
+    "maps the next (two cores at work), or in this process (less CPU in all: faster when other work "
+    "keeps the cores busy).",
 )
 @click.option(
     "--require-key",

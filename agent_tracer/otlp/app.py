@@ -21,13 +21,13 @@ def create_collect_app(
     spill_path: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     keys: Iterable[str] | None = None,
-    writer: str = "thread",
+    writer: str = "process",
 ) -> Starlette:
     """The receiver over the store at `db_url` (default: `$AGENT_TRACER_DB` or the SQLite file),
     spilling to `spill_path` (default: beside the SQLite file) when the store cannot take a batch.
     `keys`: the client keys an exporter must send (`Authorization: Bearer KEY`, e.g. through
     `OTEL_EXPORTER_OTLP_HEADERS`) on `/v1/traces` and `/metrics`; None: no key asked. `writer`:
-    "thread" (writes in this process) or "process" (a writer process, started with the app); see
+    "process" (a writer process, started with the app) or "thread" (writes in this process); see
     `Receiver`."""
     config = TracerConfig(db=db_url or "", spill_path=spill_path or "")
     receiver = Receiver(config, max_body_bytes=max_body_bytes, writer=writer)

@@ -93,12 +93,13 @@ class Receiver:
         open_store: Callable[[str], Store] | None = None,
         writer: str = "thread",
     ) -> None:
-        """`writer`: "thread" writes in this process, in the request's thread; "process" in a
-        writer process (`agent-tracer collect --writer process`), which takes a request's spans a
-        chunk at a time and writes one while this process maps the next: faster with a core to
-        spare, more CPU in all (pickling, two processes), so slower when the cores are busy
-        (BENCHMARKS.md, "OTLP ingest"). `open_store`: how the writer opens the store (default
-        `TraceStore`); given, the writer is in this process (a writer process opens its own)."""
+        """`writer`: "thread" writes in this process, in the request's thread (the UI's and the
+        proxy's receivers); "process" in a writer process (`agent-tracer collect`'s default), which
+        takes a request's spans a chunk at a time and writes one while this process maps the next:
+        faster with a core to spare, more CPU in all (pickling, two processes), so slower when
+        other work keeps the cores busy (BENCHMARKS.md, "OTLP ingest"). `open_store`: how the
+        writer opens the store (default `TraceStore`); given, the writer is in this process (a
+        writer process opens its own)."""
         if writer not in ("process", "thread"):
             raise ConfigError(f"writer must be 'process' or 'thread', got {writer!r}")
         self._in_child = open_store is None and writer == "process"
