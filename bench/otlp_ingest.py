@@ -1,6 +1,6 @@
 """OTLP ingest throughput: model-call spans/s into SQLite through `agent-tracer collect` (issue 22).
 
-    python bench/otlp_ingest.py [--spans 20000] [--batch 512] [--runs 3]
+    python bench/otlp_ingest.py [--spans 20000] [--batch 512] [--runs 3] [--memory-points 5] [--writer process|thread]
 
 The spans are what an instrumented agent exports: one model call each (GenAI conventions, current
 layout: system and user message, an assistant tool call, its result, the answer, two tool
@@ -8,9 +8,13 @@ definitions; about 1.6 KB of attributes), every span its own trace (the worst ca
 store's trace merge), in protobuf requests of `--batch` spans as OpenTelemetry's
 `BatchSpanProcessor` sends them (512 by default). The bodies are built before the clock starts.
 A fresh `agent-tracer collect` on a fresh SQLite file takes them over one HTTP connection, one
-request after the other (as one exporter does). Printed per run: spans/s end to end (the last
-answer received), and the collector's resident memory after every fifth of the spans, to show
-whether it stays flat. Then the receiver's work per span, timed in this process: decode, map, write.
+request after the other (as one exporter does), after one untimed request of one span (start-up
+costs are not the rate). Printed per run: spans/s end to end (the last
+answer received: the receiver answers once a request's spans are written); the resident memory of
+the collector and of its writer process at the start and after each `--memory-points`-th of the
+spans, to show whether it stays flat; the CPU time per span of each of the two (they share the
+work, and on a loaded machine may not both get a core). Then the receiver's steps per span, timed
+one after the other in this process over the first 20,480 spans: decode, map, write.
 
 Goal: at least 5,000 model-call spans/s with their messages; memory flat.
 """
@@ -105,6 +109,10 @@ def bodies(spans: int, batch: int) -> list[bytes]:
     return out
 
 
+BREAKDOWN_SPANS = 20_480
+"""The in-process steps are timed over the first requests up to this many spans."""
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -112,13 +120,27 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_once(requests: list[bytes], folder: Path) -> tuple[float, list[float]]:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    return [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
+
+
+def run_once(
+    requests: list[bytes], folder: Path, points: int, extra: list[str]
+) -> tuple[float, list[list[float]], list[float]]:
     port = free_port()
     db = folder / f"otlp-{port}.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("AGENT_TRACER_DB", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "agent_tracer.cli", "collect", "--db", f"sqlite:///{db}", "--port", str(port)],
+        [sys.executable, "-m", "agent_tracer.cli", "collect", "--db", f"sqlite:///{db}", "--port", str(port), *extra],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -135,17 +157,23 @@ def run_once(requests: list[bytes], folder: Path) -> tuple[float, list[float]]:
                     raise
             time.sleep(0.05)
         headers = {"content-type": "application/x-protobuf"}
-        memory = [rss_mb(process.pid)]
-        fifth = max(len(requests) // 5, 1)
+        # One span first, not timed: what is done once (imports, opening the store, starting the
+        # writer process) is not the rate.
+        httpx.post(f"{url}/v1/traces", content=bodies(1, 1)[0], headers=headers, timeout=120).raise_for_status()
+        workers = [process.pid, *children(process.pid)]  # the collector and its writer process
+        memory = [[rss_mb(pid) for pid in workers]]
+        marks = {round(len(requests) * k / points) for k in range(1, points + 1)}
+        cpu_before = [cpu_s(pid) for pid in workers]
         with httpx.Client(timeout=120) as client:
             start = time.perf_counter()
             for n, body in enumerate(requests, start=1):
                 answer = client.post(f"{url}/v1/traces", content=body, headers=headers)
                 answer.raise_for_status()
-                if n % fifth == 0:
-                    memory.append(rss_mb(process.pid))
+                if n in marks:
+                    memory.append([rss_mb(pid) for pid in workers])
             elapsed = time.perf_counter() - start
-        return elapsed, memory
+        cpu = [cpu_s(pid) - before for pid, before in zip(workers, cpu_before)]
+        return elapsed, memory, cpu
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -177,7 +205,14 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=20_000, help="Model-call spans per run (default 20,000).")
     parser.add_argument("--batch", type=int, default=512, help="Spans per export request (default 512).")
     parser.add_argument("--runs", type=int, default=3, help="Runs, each on a fresh collector and store (default 3).")
+    parser.add_argument(
+        "--memory-points", type=int, default=5, help="Memory read after each 1/N of the spans (default 5)."
+    )
+    parser.add_argument(
+        "--writer", choices=["process", "thread"], help="The collector's --writer (default: the collector's, process)."
+    )
     args = parser.parse_args()
+    extra = ["--writer", args.writer] if args.writer else []
     requests = bodies(args.spans, args.batch)
     size = sum(len(body) for body in requests) / args.spans
     machine = f"Python {platform.python_version()}, {os.cpu_count()} cores"
@@ -185,12 +220,16 @@ def main() -> None:
     rates = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
-            elapsed, memory = run_once(requests, Path(tmp))
+            elapsed, memory, cpu = run_once(requests, Path(tmp), args.memory_points, extra)
             rates.append(args.spans / elapsed)
-            rss = " ".join(f"{m:.0f}" for m in memory)
-            print(f"run {run + 1}: {rates[-1]:,.0f} spans/s ({elapsed:.2f} s); collector RSS MB: {rss}")
+            rss = " ".join("/".join(f"{m:.0f}" for m in point) for point in memory)
+            split = " + ".join(f"{seconds / args.spans * 1e6:.0f}" for seconds in cpu)
+            print(
+                f"run {run + 1}: {rates[-1]:,.0f} spans/s ({elapsed:.2f} s); RSS MB (collector/writer process): {rss}; "
+                f"CPU µs a span (collector + writer process): {split}; load {os.getloadavg()[0]:.1f}"
+            )
         print(f"median: {statistics.median(rates):,.0f} spans/s")
-        steps = breakdown(requests, Path(tmp))
+        steps = breakdown(requests[: max(BREAKDOWN_SPANS // args.batch, 1)], Path(tmp))
         print("per span, in-process: " + ", ".join(f"{step} {us:.0f} µs" for step, us in steps.items()))
 
 

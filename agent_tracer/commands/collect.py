@@ -39,6 +39,15 @@ from agent_tracer.console import check_key_options, db_option
     help="Largest request body (after gzip) taken; a larger one is answered 413.",
 )
 @click.option(
+    "--writer",
+    type=click.Choice(["process", "thread"]),
+    default="process",
+    show_default=True,
+    help="Where spans are written: in a writer process that writes a request's spans while this one "
+    "maps the next (two cores at work), or in this process (less CPU in all: faster when other work "
+    "keeps the cores busy).",
+)
+@click.option(
     "--require-key",
     is_flag=True,
     help="Exporters must send one of the proxy's client keys (AGENT_TRACER_PROXY_KEYS or --key-file) as "
@@ -60,6 +69,7 @@ def collect(
     port: int,
     spill_path: str | None,
     max_body_mb: float,
+    writer: str,
     require_key: bool,
     key_file: str | None,
     log_level: str,
@@ -76,10 +86,13 @@ def collect(
     from agent_tracer.otlp.app import create_collect_app
     from agent_tracer.proxy.auth import load_client_keys
     from agent_tracer.store.database import redact
+    from agent_tracer.writer_process import hold_collector_back
 
     try:
         keys = load_client_keys(key_file) if require_key else None
-        app = create_collect_app(db, spill_path=spill_path, max_body_bytes=int(max_body_mb * 1024 * 1024), keys=keys)
+        app = create_collect_app(
+            db, spill_path=spill_path, max_body_bytes=int(max_body_mb * 1024 * 1024), keys=keys, writer=writer
+        )
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None
     receiver = app.state.receiver
@@ -87,6 +100,7 @@ def collect(
     click.echo(
         f"agent-tracer collect on http://{shown}:{port}/v1/traces and /v1/logs into {redact(receiver.db_url)}", err=True
     )
+    hold_collector_back()  # this process maps whole requests of spans
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on")
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down

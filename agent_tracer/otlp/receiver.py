@@ -15,8 +15,12 @@ specification):
 - 503 when the store cannot take the spans and the spill file cannot either (the exporter retries).
 
 Writes go through the capture writer's `BatchWriter` (retries, then the spill file), so a dead
-database loses nothing that was answered 200. Everything is counted (`ReceiverStats`), served as
-Prometheus text by `agent-tracer collect`'s `/metrics`.
+database loses nothing that was answered 200: the answer waits until every span of the request is
+written or spilled. With `writer="process"` that writer runs in a child process (`writer_process`,
+started by `start` or at the first request) and the spans go to it `CHUNK_SPANS` at a time, so
+the child writes one chunk while this process maps the next: two cores work on one request.
+Everything is counted (`ReceiverStats`), served as Prometheus text by `agent-tracer collect`'s
+`/metrics`.
 """
 
 from __future__ import annotations
@@ -28,18 +32,21 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from agent_tracer.config import TracerConfig
-from agent_tracer.errors import OTLPError
+from agent_tracer.errors import ConfigError, OTLPError
 from agent_tracer.exporter import BatchWriter, CaptureStats, Store
 from agent_tracer.otlp import logs
-from agent_tracer.otlp.spans import Decoded, from_json, from_protobuf
+from agent_tracer.otlp.spans import Decoded, Span, from_json, from_protobuf
 from agent_tracer.records import MadeRecords
+
+if TYPE_CHECKING:
+    from agent_tracer.writer_process import ProcessExporter
 
 logger = logging.getLogger("agent_tracer.otlp")
 
@@ -47,6 +54,9 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPE = "application/json"
 SPAN_KINDS = ("llm_call", "agent_run", "tool_execution", "unmapped_span")
+CHUNK_SPANS = 64
+"""Spans mapped and handed to the writer process at a time: enough to keep its transactions and
+frames few, few enough that the child starts writing early in a request of 512."""
 
 
 class TooLarge(Exception):
@@ -99,7 +109,18 @@ class Receiver:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         open_store: Callable[[str], Store] | None = None,
+        writer: str = "thread",
     ) -> None:
+        """`writer`: "thread" writes in this process, in the request's thread (the UI's and the
+        proxy's receivers); "process" in a writer process (`agent-tracer collect`'s default), which
+        takes a request's spans a chunk at a time and writes one while this process maps the next:
+        faster with a core to spare, more CPU in all (pickling, two processes), so slower when
+        other work keeps the cores busy (BENCHMARKS.md, "OTLP ingest"). `open_store`: how the
+        writer opens the store (default `TraceStore`); given, the writer is in this process (a
+        writer process opens its own)."""
+        if writer not in ("process", "thread"):
+            raise ConfigError(f"writer must be 'process' or 'thread', got {writer!r}")
+        self._in_child = open_store is None and writer == "process"
         if open_store is None:
             from agent_tracer.store import TraceStore
 
@@ -108,7 +129,10 @@ class Receiver:
         self.db_url = config.db
         self.stats = ReceiverStats()
         self.writer_stats = CaptureStats()
+        self._config = config
+        self._open_store = open_store
         self._writer = BatchWriter(config, self.writer_stats, open_store, threading.Event())
+        self._child: ProcessExporter | None = None
         self._lock = threading.Lock()
         self._warned_mapping = False
         self.logs = logs.LogJoin()
@@ -130,7 +154,11 @@ class Receiver:
         )
 
     def close(self) -> None:
+        """Write or spill what was handed over, stop the writer process, close the store."""
         with self._lock:
+            if self._child is not None:
+                self._child.shutdown()
+                self._child = None
             self._writer.close()
 
     # -- HTTP ------------------------------------------------------------------------------------
@@ -208,9 +236,30 @@ class Receiver:
 
     def ingest(self, decoded: Decoded) -> bool:
         """Map and store the spans; return True when they could neither be written nor spilled."""
-        payloads: list[MadeRecords] = []
         counts: dict[str, int] = defaultdict(int)
-        for span in decoded.spans:
+        child = self._writer_process()
+        if child is None:
+            payloads = self._map(decoded.spans, decoded, counts)
+            with self._lock:
+                failed = self._write(payloads)
+        else:
+            with self._lock:  # one request at a time: its drops are the count's rise
+                dropped = self.writer_stats.snapshot()["dropped"]
+                sent = []
+                for start in range(0, len(decoded.spans), CHUNK_SPANS):
+                    payloads = self._map(decoded.spans[start : start + CHUNK_SPANS], decoded, counts)
+                    if payloads:
+                        sent.append(child.send(payloads))  # type: ignore[arg-type]  # MadeRecords is a Payload
+                child.wait(sent)
+                failed = self.writer_stats.snapshot()["dropped"] > dropped
+        counts["rejected"] = decoded.rejected
+        self.stats.add_spans(counts)
+        return failed
+
+    def _map(self, spans: list[Span], decoded: Decoded, counts: dict[str, int]) -> list[MadeRecords]:
+        """The spans' records, one payload a span; a span the mapper trips on is rejected."""
+        payloads: list[MadeRecords] = []
+        for span in spans:
             try:
                 kind, records = self.logs.span_records(span)  # with the message events held for it
             except Exception as exc:  # a span the mapper trips on: rejected and counted, the rest kept
@@ -221,21 +270,38 @@ class Receiver:
                 continue
             counts[kind] += 1
             payloads.append(MadeRecords(records))
-        counts["rejected"] = decoded.rejected
-        self.stats.add_spans(counts)
-        if not payloads:
-            return False
+        return payloads
+
+    def start(self) -> None:
+        """Start the writer process now (a server at its start), not at the first request, which
+        would wait for it."""
+        self._writer_process()
+
+    def _writer_process(self) -> ProcessExporter | None:
+        """The writer process, started at the first request or by `start`; None: the writer is in
+        this process."""
+        if not self._in_child or self._child is not None:
+            return self._child
         with self._lock:
-            return self._write(payloads)
+            if self._child is None and self._in_child:
+                from agent_tracer.writer_process import ProcessExporter
+
+                try:
+                    self._child = ProcessExporter(self._config, self.writer_stats, self._open_store)
+                except OSError as exc:  # no child process here (a sandbox, an embedded interpreter)
+                    logger.warning("agent-tracer: cannot start the OTLP writer process (%s); writing here", exc)
+                    self._in_child = False
+        return self._child
 
     def ingest_logs(self, decoded: logs.DecodedLogs) -> bool:
         """Join the message events to their calls (replaced when stored), hold the others; return
-        True when the replaced calls could neither be written nor spilled."""
+        True when the replaced calls could neither be written nor spilled. Written in this process
+        with either writer: after the 200 of their span's request, so after its call."""
         with self._lock:  # mapped and written in one step: two updates of one call land in order
             return self._write(self.logs.arrive(decoded))
 
     def _write(self, payloads: list[MadeRecords]) -> bool:
-        """Under `_lock`: write through the batch writer; True when it dropped any."""
+        """Under `_lock`: write through this process's batch writer; True when it dropped any."""
         if not payloads:
             return False
         dropped = self.writer_stats.snapshot()["dropped"]

@@ -5,6 +5,8 @@ another process), each filling what it knows.
 
 from __future__ import annotations
 
+import json
+import operator
 import uuid
 from datetime import datetime
 from typing import Any
@@ -144,6 +146,68 @@ def insert_ignore(dialect: str, table: sa.Table) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
     raise ConfigError(f"unsupported database dialect {dialect!r}")
+
+
+class SQLiteInsert:
+    """`INSERT … ON CONFLICT (id) DO NOTHING` into one table through SQLite's driver, the rows
+    passed as plain tuples (`TraceStore.write`'s path on SQLite).
+
+    Why: SQLAlchemy's per-row parameter processing (a dict per row, then one processor call per
+    value) was a third of the write. Here each value goes through the processor SQLAlchemy would
+    use, except datetimes and JSON, which are converted here the same way at less cost, so the
+    stored text is byte for byte the Core insert's (tests/agent_tracer/store/test_store.py checks).
+    """
+
+    def __init__(self, table: sa.Table, dialect: sa.Dialect) -> None:
+        quote = dialect.identifier_preparer.quote
+        names = [column.name for column in table.columns]
+        self.sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
+            f"VALUES ({', '.join('?' for _ in names)}) ON CONFLICT ({quote('id')}) DO NOTHING"
+        )
+        self._values = operator.itemgetter(*names)
+        binds = [_bind(column.type, dialect) for column in table.columns]
+        self._binds = [(i, bind) for i, bind in enumerate(binds) if bind is not None]
+
+    def params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """The rows (normalized: every column a key) as tuples in the statement's column order."""
+        values, binds = self._values, self._binds
+        out = []
+        for row in rows:
+            items = list(values(row))
+            for i, bind in binds:
+                items[i] = bind(items[i])
+            out.append(tuple(items))
+        return out
+
+
+def _bind(column_type: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Any:
+    """The function that turns a value into what SQLite is given for a column of this type
+    (SQLAlchemy's own, or a cheaper one with the same result); None: the value as it is."""
+    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if processor is None:
+        return None
+    if isinstance(column_type, sa.DateTime):
+        # SQLAlchemy's SQLite format is "%04d-%02d-%02d %02d:%02d:%02d.%06d": isoformat's, with
+        # microseconds always written, for the naive datetimes `to_utc` leaves.
+        def datetime_text(value: Any) -> Any:
+            if type(value) is datetime and value.tzinfo is None:
+                return value.isoformat(" ", "microseconds")
+            return processor(value)
+
+        return datetime_text
+    if isinstance(column_type, sa.JSON):
+        none_as_null = column_type.none_as_null
+        serialize = getattr(dialect, "_json_serializer", None) or json.dumps  # what the engine was given
+
+        def json_text(value: Any) -> Any:
+            kind = type(value)
+            if kind is dict or kind is list or kind is str or (value is None and not none_as_null):
+                return serialize(value)
+            return processor(value)
+
+        return json_text
+    return processor
 
 
 def _preview(row: dict[str, Any]) -> str:

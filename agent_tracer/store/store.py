@@ -32,7 +32,7 @@ from agent_tracer.store.database import create_engine, parse_url, redact, sqlite
 from agent_tracer.store.migrations import applied_migrations, migrate
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, utcnow
 from agent_tracer.store.queries import parse_time, trace_query
-from agent_tracer.store.rows import CALL_UPDATE, SPECS, apply_rows, empty_trace, insert_ignore
+from agent_tracer.store.rows import CALL_UPDATE, SPECS, SQLiteInsert, apply_rows, empty_trace, insert_ignore
 from agent_tracer.store.search import (
     index_calls,
     is_dense,
@@ -111,6 +111,11 @@ class TraceStore:
         """Model calls written as a second copy of a stored one, merged into it (`same_calls.py`)."""
         self._searches = 0  # text searches running now
         self._insert_ignore = {kind: insert_ignore(dialect, spec.table) for kind, spec in SPECS.items()}
+        self._sqlite_insert = (
+            {kind: SQLiteInsert(spec.table, self.engine.dialect) for kind, spec in SPECS.items()}
+            if dialect == "sqlite"
+            else {}
+        )
 
     def __repr__(self) -> str:
         return f"TraceStore({redact(self.url)!r})"
@@ -188,6 +193,10 @@ class TraceStore:
 
     def _insert(self, conn: Connection, kind: str, rows: list[dict[str, Any]]) -> int:
         """Insert rows whose id is new; return how many were."""
+        fast = self._sqlite_insert.get(kind)
+        if fast is not None:
+            result = conn.exec_driver_sql(fast.sql, fast.params(rows), execution_options={"preserve_rowcount": True})
+            return max(result.rowcount, 0)
         # preserve_rowcount: the driver's total over the executemany (psycopg's is right, but
         # SQLAlchemy reports -1 for it otherwise).
         statement = self._insert_ignore[kind].execution_options(preserve_rowcount=True)
@@ -230,12 +239,17 @@ class TraceStore:
             for trace_id in ids
             if trace_id not in known
         }
+        created: set[str] = set()
         if fresh:
             apply_rows(fresh, trace_rows, feedback_rows)
-            statement = self._insert_ignore["trace"].returning(table.c.id)
-            created = set(conn.execute(statement, list(fresh.values())).scalars())
-        else:
-            created = set()
+            if "trace" in self._sqlite_insert:
+                # SQLite's writer holds the write lock since BEGIN: no one else can have inserted
+                # them. Should the count say otherwise, the locked merge below reads every one.
+                if self._insert(conn, "trace", list(fresh.values())) == len(fresh):
+                    created = set(fresh)
+            else:
+                statement = self._insert_ignore["trace"].returning(table.c.id)
+                created = set(conn.execute(statement, list(fresh.values())).scalars())
         rest = [trace_id for trace_id in ids if trace_id not in created]
         if not rest:
             return len(created)

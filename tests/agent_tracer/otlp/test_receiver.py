@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,19 +226,21 @@ def test_a_span_in_no_known_layout_is_kept_unmapped_and_counted(http, db_url):
     assert metrics(http)['agent_tracer_otlp_spans_total{result="unmapped_span"}'] == 1
 
 
-def test_a_dead_store_spills_what_it_accepted(tmp_path):
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_a_dead_store_spills_what_it_accepted(tmp_path, writer):
     """The store is unreachable: the spans are answered 200 and land in the spill file, which
     `traces import --format spill` (here `TraceStore.write`) loads later."""
     spill = tmp_path / "spill.jsonl"
     config = TracerConfig(
         db="postgresql+psycopg://nobody:nothing@127.0.0.1:9/none", spill_path=str(spill), retry_backoff_s=0.01
     )
-    receiver = Receiver(config)
+    receiver = Receiver(config, writer=writer)
     app = Starlette(routes=[Route("/v1/traces", receiver.endpoint, methods=["POST"])])
     trace_id = new_trace_id()
     with TestClient(app) as client:
         assert client.post("/v1/traces", content=protobuf(chat_span(trace_id)), headers=PB).status_code == 200
     assert receiver.writer_stats.snapshot()["spilled"] == 1
+    receiver.close()
     with TraceStore(f"sqlite:///{tmp_path / 'later.db'}") as store:
         store.write(read_spill(spill))
         assert store.get_trace(trace_id).calls[0].request_model == "gpt-test"
@@ -249,3 +253,41 @@ def test_a_key_is_asked_when_keys_are_given(db_url):
         assert client.get("/metrics").status_code == 401
         answer = client.post("/v1/traces", content=body, headers={**PB, "authorization": f"Bearer {KEY}"})
         assert answer.status_code == 200
+
+
+def newest_writer_process() -> int:
+    """The pid of this process's newest child that runs the writer process (other tests' receivers
+    may not have stopped theirs yet)."""
+    found = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                started = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+            except OSError:
+                continue
+            if b"agent_tracer.writer_process" in command:
+                found.append((started, int(pid)))
+    return max(found)[1]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the writer process through /proc")
+def test_a_request_is_answered_once_all_its_spans_are_stored_even_when_the_writer_process_dies(db_url, tmp_path):
+    """The writer runs in a child process and takes a request's spans a chunk at a time; the 200
+    still means every span of the request is in the store. A writer process that dies takes
+    nothing with it: the receiver writes in its own process from then on."""
+    app = create_collect_app(db_url, spill_path=str(tmp_path / "spill.jsonl"), writer="process")
+    first = [new_trace_id() for _ in range(150)]  # more than one chunk
+    second = [new_trace_id() for _ in range(70)]
+    with TestClient(app) as http:
+        answer = http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in first)), headers=PB)
+        assert answer.status_code == 200
+        with TraceStore(db_url) as store:
+            assert store.count_traces() == 150
+        os.kill(newest_writer_process(), signal.SIGKILL)
+        answer = http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in second)), headers=PB)
+        assert answer.status_code == 200
+        with TraceStore(db_url) as store:
+            assert store.count_traces() == 220
+            assert store.get_trace(second[-1]).calls[0].response["message"]["content"] == "Hello"
+        assert metrics(http)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 220

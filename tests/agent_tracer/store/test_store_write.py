@@ -369,3 +369,40 @@ def test_llm_call_model_defaults(store, rec):
     )
     assert call.started_at is None and call.request is None
     assert store.calls(since=datetime(2000, 1, 1) + timedelta(days=1)) == []
+
+
+def test_sqlite_rows_are_stored_byte_for_byte_as_sqlalchemy_core_stores_them(tmp_path, rec):
+    """`write` inserts SQLite rows as plain tuples (`rows.SQLiteInsert`), below SQLAlchemy's
+    parameter processing: what lands in the file must be what the Core insert puts there (JSON
+    text, datetime text, nulls, booleans), or readers of older rows would see two formats."""
+    import sqlite3
+
+    from agent_tracer.store.rows import SPECS, insert_ignore
+
+    tid = rec.trace_id(7)
+    records = [
+        rec.trace(7, authoritative=True, tags=["a", "é"], meta={"k": [1, 2.5, None, True]}),
+        ("agent_run", {"id": rec.span_id(1), "trace_id": tid, "input": None, "output": "ok", "started_at": rec.at(0)}),
+        rec.call(1, tid, tool_calls=True, started_at=datetime(2024, 5, 1, 10, 0, 0, 0), latency_ms=12),
+        rec.call(2, tid, started_at="2024-05-01T12:00:00.5+02:00", streamed=True, ttft_ms=None),
+        ("tool_execution", {"id": rec.span_id(2), "trace_id": tid, "arguments": "text", "result": 3}),
+        ("unmapped_span", {"id": rec.span_id(3), "trace_id": tid, "attributes": {"a": {"b": []}}}),
+    ]
+    fast = TraceStore(f"sqlite:///{tmp_path / 'fast.db'}")
+    core = TraceStore(f"sqlite:///{tmp_path / 'core.db'}")
+    try:
+        fast.write(records)
+        with core.engine.begin() as conn:
+            for kind, row in records:
+                conn.execute(insert_ignore("sqlite", SPECS[kind].table), [SPECS[kind].normalize(row)])
+    finally:
+        fast.close()
+        core.close()
+    for table in ("agent_runs", "llm_calls", "tool_executions", "unmapped_spans", "traces"):
+        rows = []
+        for name in ("fast.db", "core.db"):
+            with sqlite3.connect(tmp_path / name) as db:
+                cursor = db.execute(f"SELECT * FROM {table} ORDER BY id")
+                names = [column[0] for column in cursor.description]
+                rows.append([{k: v for k, v in zip(names, row) if k != "updated_at"} for row in cursor])  # a clock
+        assert rows[0] and rows[0] == rows[1], table
