@@ -20,7 +20,6 @@ and message events without a span id, are acknowledged and counted, not stored.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict, defaultdict
@@ -41,6 +40,7 @@ from agent_tracer.otlp.spans import (
     _pb_attributes,
     _pb_value,
     _valid,
+    json_export,
 )
 from agent_tracer.records import MadeRecords, Record
 from agent_tracer.store.rows import CALL_UPDATE
@@ -112,19 +112,8 @@ def from_protobuf(body: bytes) -> DecodedLogs:
 def from_json(body: bytes) -> DecodedLogs:
     """An `ExportLogsServiceRequest` in OTLP/JSON; `OTLPError` when the body is not JSON, or not an
     object with a `resourceLogs` list. A log record that cannot be read is rejected, the rest kept."""
-    try:
-        document = json.loads(body)
-    except ValueError as exc:
-        raise OTLPError(f"not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise OTLPError("not an OTLP log export: the JSON body is not an object")
-    resource_logs = _get(document, "resourceLogs", "resource_logs")
-    if not isinstance(resource_logs, list):
-        raise OTLPError("not an OTLP log export: no resourceLogs list")
     out = DecodedLogs()
-    for item in resource_logs:
-        if not isinstance(item, dict):
-            raise OTLPError("not an OTLP log export: a resourceLogs item is not an object")
+    for item in json_export(body, "resourceLogs", "log"):
         for scope_logs in _list(_get(item, "scopeLogs", "scope_logs")):
             records = _get(scope_logs, "logRecords", "log_records") if isinstance(scope_logs, dict) else None
             for record in _list(records):

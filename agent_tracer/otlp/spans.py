@@ -12,6 +12,7 @@ it is counted as rejected (`Decoded.rejected`), and the rest of the request is k
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,22 +129,29 @@ def _pb_value(value: Any) -> Any:
 # OTLP/JSON
 
 
-def from_json(body: bytes) -> Decoded:
-    """An `ExportTraceServiceRequest` in OTLP/JSON; `OTLPError` when the body is not JSON, or not
-    an object with a `resourceSpans` list."""
+def json_export(body: bytes, key: str, signal: str) -> list[dict[str, Any]]:
+    """The resource items (`resourceSpans`, `resourceLogs`: `key`, or its snake_case) of an OTLP/JSON
+    export of `signal` ("trace", "log"); `OTLPError` when the body is not JSON, not an object, has
+    no such list, or an item is not an object."""
     try:
         document = json.loads(body)
     except ValueError as exc:
         raise OTLPError(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise OTLPError("not an OTLP trace export: the JSON body is not an object")
-    resource_spans = _get(document, "resourceSpans", "resource_spans")
-    if not isinstance(resource_spans, list):
-        raise OTLPError("not an OTLP trace export: no resourceSpans list")
+        raise OTLPError(f"not an OTLP {signal} export: the JSON body is not an object")
+    items = _get(document, key, re.sub("([A-Z])", r"_\1", key).lower())
+    if not isinstance(items, list):
+        raise OTLPError(f"not an OTLP {signal} export: no {key} list")
+    if not all(isinstance(item, dict) for item in items):
+        raise OTLPError(f"not an OTLP {signal} export: a {key} item is not an object")
+    return items
+
+
+def from_json(body: bytes) -> Decoded:
+    """An `ExportTraceServiceRequest` in OTLP/JSON; `OTLPError` when the body is not JSON, or not
+    an object with a `resourceSpans` list."""
     out = Decoded([])
-    for item in resource_spans:
-        if not isinstance(item, dict):
-            raise OTLPError("not an OTLP trace export: a resourceSpans item is not an object")
+    for item in json_export(body, "resourceSpans", "trace"):
         resource = _json_attributes((_get(item, "resource") or {}).get("attributes"))
         for scope_spans in _list(_get(item, "scopeSpans", "scope_spans")):
             scope_name = (
