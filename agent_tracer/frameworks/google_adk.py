@@ -35,7 +35,7 @@ import os
 import threading
 from typing import Any
 
-from agent_tracer.frameworks.otel_spans import GenAISpanProcessor
+from agent_tracer.frameworks.otel_spans import GenAISpanProcessor, OneProcessor
 
 logger = logging.getLogger("agent_tracer")
 
@@ -45,9 +45,7 @@ SCOPES = ("gcp.vertex.agent",)
 CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 _lock = threading.Lock()
-_processor: GenAISpanProcessor | None = None
-_added_to: list[Any] = []
-"""The TracerProviders our processor was added to (once each)."""
+_one = OneProcessor(SCOPES, SOURCE)
 _pointed: Any = None
 """ADK's proxy tracer, while it points at our private provider."""
 _set_content = False
@@ -55,16 +53,12 @@ _set_content = False
 
 def current() -> GenAISpanProcessor | None:
     """The processor, if one was made in this process."""
-    return _processor
+    return _one.current
 
 
 def processor() -> GenAISpanProcessor:
     """The process's span processor for ADK's spans, made on first use."""
-    global _processor
-    with _lock:
-        if _processor is None:
-            _processor = GenAISpanProcessor(SCOPES, source=SOURCE)
-        return _processor
+    return _one.get()
 
 
 def instrument() -> GenAISpanProcessor:
@@ -84,9 +78,7 @@ def instrument() -> GenAISpanProcessor:
         provider = trace.get_tracer_provider()
         tracer = tracing.tracer
         if isinstance(provider, TracerProvider):  # the app's own: ADK exports there too
-            if not any(provider is known for known in _added_to):
-                provider.add_span_processor(found)
-                _added_to.append(provider)
+            _one.add_to(provider)
             return found
         if _pointed is not None:
             return found  # pointed at ours already
@@ -109,8 +101,8 @@ def uninstrument() -> None:
     """Stop recording; give ADK's tracer back to the global provider and unset the content
     variable, if we set them."""
     global _pointed, _set_content
-    if _processor is not None:
-        _processor.enabled = False
+    if _one.current is not None:
+        _one.current.enabled = False
     with _lock:
         if _pointed is not None:
             _pointed._real_tracer = None

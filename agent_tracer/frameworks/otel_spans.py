@@ -191,3 +191,29 @@ def _events(span: Any) -> list[Event]:
 def _plain(attributes: dict[str, Any]) -> dict[str, Any]:
     """Attribute values as the OTLP decoder gives them: sequences (tuples in the SDK) as lists."""
     return {key: list(value) if isinstance(value, tuple) else value for key, value in attributes.items()}
+
+
+class OneProcessor:
+    """A framework's span processor, one per process, made on first use, and the TracerProviders
+    it was added to (once each): what each GenAI-span framework's module (`pydantic_ai.py`,
+    `google_adk.py`) keeps."""
+
+    def __init__(self, scopes: Iterable[str], source: str) -> None:
+        self.scopes, self.source = tuple(scopes), source
+        self.current: GenAISpanProcessor | None = None
+        self._providers: list[Any] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> GenAISpanProcessor:
+        with self._lock:
+            if self.current is None:
+                self.current = GenAISpanProcessor(self.scopes, source=self.source)
+            return self.current
+
+    def add_to(self, provider: Any) -> None:
+        """Add the processor to `provider`, unless it was added already."""
+        found = self.get()
+        with self._lock:
+            if not any(provider is known for known in self._providers):
+                provider.add_span_processor(found)
+                self._providers.append(provider)

@@ -29,7 +29,7 @@ import logging
 import threading
 from typing import Any
 
-from agent_tracer.frameworks.otel_spans import GenAISpanProcessor
+from agent_tracer.frameworks.otel_spans import GenAISpanProcessor, OneProcessor
 
 logger = logging.getLogger("agent_tracer")
 
@@ -38,31 +38,19 @@ SCOPES = ("pydantic-ai",)
 """PydanticAI's instrumentation scope name."""
 
 _lock = threading.Lock()
-_processor: GenAISpanProcessor | None = None
-_added_to: list[Any] = []
-"""The TracerProviders our processor was added to (once each)."""
+_one = OneProcessor(SCOPES, SOURCE)
 _previous_default: Any = None
 _set_default: Any = None
 
 
 def current() -> GenAISpanProcessor | None:
     """The processor, if one was made in this process."""
-    return _processor
+    return _one.current
 
 
 def processor() -> GenAISpanProcessor:
     """The process's span processor for PydanticAI's spans, made on first use."""
-    global _processor
-    with _lock:
-        if _processor is None:
-            _processor = GenAISpanProcessor(SCOPES, source=SOURCE)
-        return _processor
-
-
-def _add_to(provider: Any, found: GenAISpanProcessor) -> None:
-    if not any(provider is known for known in _added_to):
-        provider.add_span_processor(found)
-        _added_to.append(provider)
+    return _one.get()
 
 
 def instrument() -> GenAISpanProcessor:
@@ -82,7 +70,7 @@ def instrument() -> GenAISpanProcessor:
             return found  # instrumented by us already
         provider = trace.get_tracer_provider()
         if isinstance(provider, TracerProvider):  # the app's own: PydanticAI keeps exporting there too
-            _add_to(provider, found)
+            _one.add_to(provider)
             if default is False:
                 settings = InstrumentationSettings(tracer_provider=provider, include_content=True)
                 _previous_default, _set_default = default, settings
@@ -95,7 +83,7 @@ def instrument() -> GenAISpanProcessor:
             )
             return found
         private = TracerProvider(resource=Resource.create({"service.name": "pydantic-ai"}))
-        _add_to(private, found)
+        _one.add_to(private)
         settings = InstrumentationSettings(tracer_provider=private, include_content=True)
         _previous_default, _set_default = default, settings
         Agent.instrument_all(settings)
@@ -105,8 +93,8 @@ def instrument() -> GenAISpanProcessor:
 def uninstrument() -> None:
     """Stop recording, and give PydanticAI back the default it had (if we set ours)."""
     global _previous_default, _set_default
-    if _processor is not None:
-        _processor.enabled = False
+    if _one.current is not None:
+        _one.current.enabled = False
     with _lock:
         if _set_default is None:
             return
