@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -681,74 +680,9 @@ class TraceStore:
         `errors` (calls whose status is not "ok"), `trace_errors`, `tool_errors`; `input_tokens`,
         `output_tokens`; `latency_ms` {p50, p95} and `ttft_ms` {p50} (nearest rank; None without
         data)."""
-        start = parse_time(since) if since is not None else None
+        from agent_tracer.store.usage import store_stats
 
-        def where(query: Any, column: Any) -> Any:
-            return query if start is None else query.where(column >= start)
-
-        model = sa.func.coalesce(LLMCall.request_model, LLMCall.response_model)
-        failed = sa.func.count().filter(col(LLMCall.status) != "ok")
-        with self.engine.connect() as conn:
-
-            def scalar(query: Any) -> Any:
-                return conn.execute(query).scalar_one()
-
-            by_outcome = {
-                outcome if outcome is not None else "none": count
-                for outcome, count in conn.execute(
-                    where(sa.select(col(Trace.outcome), sa.func.count()), Trace.started_at).group_by(Trace.outcome)
-                )
-            }
-            by_model = [
-                {
-                    "model": name,
-                    "calls": calls,
-                    "input_tokens": int(tokens_in or 0),
-                    "output_tokens": int(tokens_out or 0),
-                    "errors": errors,
-                }
-                for name, calls, tokens_in, tokens_out, errors in conn.execute(
-                    where(
-                        sa.select(
-                            model,
-                            sa.func.count(),
-                            sa.func.sum(LLMCall.input_tokens),
-                            sa.func.sum(LLMCall.output_tokens),
-                            failed,
-                        ),
-                        LLMCall.started_at,
-                    ).group_by(model)
-                )
-            ]
-            by_model.sort(key=lambda item: (-item["calls"], item["model"] or ""))
-            return {
-                "since": start.isoformat() if start else None,
-                "traces": sum(by_outcome.values()),
-                "llm_calls": sum(item["calls"] for item in by_model),
-                "tool_executions": scalar(
-                    where(sa.select(sa.func.count()).select_from(ToolExecution), ToolExecution.started_at)
-                ),
-                "feedback": scalar(where(sa.select(sa.func.count()).select_from(Feedback), Feedback.created_at)),
-                "by_outcome": dict(sorted(by_outcome.items(), key=lambda item: -item[1])),
-                "by_model": by_model,
-                "errors": sum(item["errors"] for item in by_model),
-                "trace_errors": scalar(
-                    where(sa.select(sa.func.count()).where(col(Trace.status) == "error"), Trace.started_at)
-                ),
-                "tool_errors": scalar(
-                    where(
-                        sa.select(sa.func.count()).where(col(ToolExecution.error).is_not(None)),
-                        ToolExecution.started_at,
-                    )
-                ),
-                "input_tokens": sum(item["input_tokens"] for item in by_model),
-                "output_tokens": sum(item["output_tokens"] for item in by_model),
-                "latency_ms": {
-                    "p50": _percentile(conn, LLMCall.latency_ms, 50, start),
-                    "p95": _percentile(conn, LLMCall.latency_ms, 95, start),
-                },
-                "ttft_ms": {"p50": _percentile(conn, LLMCall.ttft_ms, 50, start)},
-            }
+        return store_stats(self.engine, parse_time(since) if since is not None else None)
 
 
 # -- queries --------------------------------------------------------------------------------------
@@ -783,18 +717,6 @@ def _read_calls(conn: Connection, trace_ids: list[str], names: Sequence[str] | N
             if isinstance(values[i], (str, bytes)):  # PostgreSQL's driver hands JSON over decoded
                 values[i] = fastjson.loads(values[i])
         yield dict(zip(keys, values))
-
-
-def _percentile(conn: Connection, column: Any, pct: float, since: datetime | None) -> float | None:
-    """Nearest-rank percentile, computed by the database (no rows fetched)."""
-    base = sa.select(column).where(column.is_not(None))
-    if since is not None:
-        base = base.where(col(LLMCall.started_at) >= since)
-    count = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()
-    if not count:
-        return None
-    rank = max(math.ceil(pct / 100 * count), 1)
-    return conn.execute(base.order_by(column).offset(rank - 1).limit(1)).scalar_one()
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:

@@ -1,4 +1,5 @@
-"""Tokens per model, summed by the database, for pricing outside it (`agent_tracer.prices`).
+"""Tokens per model, summed by the database, for pricing outside it (`agent_tracer.prices`), and
+the store's counts and aggregates (`TraceStore.stats`: `agent-tracer traces stats`).
 
 A call's model is the one that answered (`response_model`), else the one asked for. A call
 without both token counts is counted apart (`untokened`), its tokens left out of the sums: it
@@ -8,15 +9,17 @@ one query; the overview's timeline groups by bucket and model with the same colu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
-from agent_tracer.store.models import LLMCall
+from agent_tracer.store.models import Feedback, LLMCall, ToolExecution, Trace
 
 _CHUNK = 500
 
@@ -74,3 +77,87 @@ def tokens_by_model(engine: Engine, trace_ids: Sequence[str]) -> dict[str, list[
             for trace_id, name, *usage in conn.execute(query):
                 found.setdefault(trace_id, []).append(read_usage(name, *usage))
     return found
+
+
+def store_stats(engine: Engine, start: datetime | None) -> dict[str, Any]:
+    """`TraceStore.stats`: counts and aggregates over traces and calls started at or after
+    `start` (all when None), in a handful of grouped queries."""
+
+    def where(query: Any, column: Any) -> Any:
+        return query if start is None else query.where(column >= start)
+
+    model = sa.func.coalesce(LLMCall.request_model, LLMCall.response_model)
+    failed = sa.func.count().filter(col(LLMCall.status) != "ok")
+    with engine.connect() as conn:
+
+        def scalar(query: Any) -> Any:
+            return conn.execute(query).scalar_one()
+
+        by_outcome = {
+            outcome if outcome is not None else "none": count
+            for outcome, count in conn.execute(
+                where(sa.select(col(Trace.outcome), sa.func.count()), Trace.started_at).group_by(Trace.outcome)
+            )
+        }
+        by_model = [
+            {
+                "model": name,
+                "calls": calls,
+                "input_tokens": int(tokens_in or 0),
+                "output_tokens": int(tokens_out or 0),
+                "errors": errors,
+            }
+            for name, calls, tokens_in, tokens_out, errors in conn.execute(
+                where(
+                    sa.select(
+                        model,
+                        sa.func.count(),
+                        sa.func.sum(LLMCall.input_tokens),
+                        sa.func.sum(LLMCall.output_tokens),
+                        failed,
+                    ),
+                    LLMCall.started_at,
+                ).group_by(model)
+            )
+        ]
+        by_model.sort(key=lambda item: (-item["calls"], item["model"] or ""))
+        return {
+            "since": start.isoformat() if start else None,
+            "traces": sum(by_outcome.values()),
+            "llm_calls": sum(item["calls"] for item in by_model),
+            "tool_executions": scalar(
+                where(sa.select(sa.func.count()).select_from(ToolExecution), ToolExecution.started_at)
+            ),
+            "feedback": scalar(where(sa.select(sa.func.count()).select_from(Feedback), Feedback.created_at)),
+            "by_outcome": dict(sorted(by_outcome.items(), key=lambda item: -item[1])),
+            "by_model": by_model,
+            "errors": sum(item["errors"] for item in by_model),
+            "trace_errors": scalar(
+                where(sa.select(sa.func.count()).where(col(Trace.status) == "error"), Trace.started_at)
+            ),
+            "tool_errors": scalar(
+                where(
+                    sa.select(sa.func.count()).where(col(ToolExecution.error).is_not(None)),
+                    ToolExecution.started_at,
+                )
+            ),
+            "input_tokens": sum(item["input_tokens"] for item in by_model),
+            "output_tokens": sum(item["output_tokens"] for item in by_model),
+            "latency_ms": {
+                "p50": _percentile(conn, LLMCall.latency_ms, 50, start),
+                "p95": _percentile(conn, LLMCall.latency_ms, 95, start),
+            },
+            "ttft_ms": {"p50": _percentile(conn, LLMCall.ttft_ms, 50, start)},
+        }
+
+
+def _percentile(conn: Connection, column: Any, pct: float, since: datetime | None) -> float | None:
+    """Nearest-rank percentile, computed by the database (no rows fetched)."""
+    base = sa.select(column).where(column.is_not(None))
+    if since is not None:
+        base = base.where(col(LLMCall.started_at) >= since)
+    count = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()
+    if not count:
+        return None
+    rank = max(math.ceil(pct / 100 * count), 1)
+    return conn.execute(base.order_by(column).offset(rank - 1).limit(1)).scalar_one()
