@@ -80,9 +80,8 @@ class Recording:
 def start(tmp_path: Path, upstream: FakeUpstream, name: str, **init: Any) -> Recording:
     path = tmp_path / f"{name}.db"
     url = f"sqlite:///{path}"
-    agent_tracer.init(
-        db=url, spill_path=str(tmp_path / f"{name}.spill"), writer="thread", flush_interval_s=0.02, **init
-    )
+    init = {"writer": "thread", "flush_interval_s": 0.02, **init}
+    agent_tracer.init(db=url, spill_path=str(tmp_path / f"{name}.spill"), **init)
     return Recording(url, path, upstream)
 
 

@@ -82,8 +82,20 @@ def weather_agent(upstream, api="chat_completions", traced=False, **options):
     )
 
 
+@pytest.fixture(params=["thread", "process"])
+def by_writer(request, tmp_path, upstream_loop):
+    """A recording with either writer: with "process", what the processor hands over crosses to
+    the writer process (pickled), where its rows are made."""
+    recording = start(tmp_path, upstream_loop, request.param, frameworks="auto", writer=request.param)
+    try:
+        yield recording
+    finally:
+        agent_tracer.uninstrument()
+
+
 @pytest.mark.parametrize("api", ["chat_completions", "responses"])
-async def test_a_run_is_a_trace_with_its_tools_and_model_calls(recording, api):
+async def test_a_run_is_a_trace_with_its_tools_and_model_calls(by_writer, api, caplog):
+    recording = by_writer
     sdk_trace_id = gen_trace_id()
     config = RunConfig(
         workflow_name="weather-workflow", group_id="conv-7", trace_id=sdk_trace_id, trace_metadata={"user": "u1"}
@@ -125,6 +137,7 @@ async def test_a_run_is_a_trace_with_its_tools_and_model_calls(recording, api):
     assert {c["api"] for c in calls} == {"openai.responses" if api == "responses" else "openai.chat"}
     counts = openai_agents.current().stats.snapshot()
     assert counts["model_spans_left_to_transport"] >= 3 and counts["errors"] == 0
+    assert "could not go to the writer process" not in caplog.text  # not written here instead
 
 
 async def test_a_streamed_run_without_a_workflow_name_is_named_after_its_agent(recording):
