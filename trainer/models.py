@@ -66,22 +66,23 @@ def load_tokenizer(name: str = DEFAULT_MODEL) -> Any:
     return tokenizer
 
 
-def load_model(name: str = DEFAULT_MODEL, *, head: str = "causal-lm", dtype: Any = None) -> Any:
+def load_model(name: str = DEFAULT_MODEL, *, head: str = "causal-lm", dtype: Any = None, **loading: Any) -> Any:
     """A model to train or run: `head` "causal-lm", or "score" (a one-value score head on top, for
     reward models). An earlier run's folder gives its base with the run's adapter merged in, so
-    DPO starts from the SFT model and a new adapter trains on top. ConfigError, in one line with
-    what was tried, when the model cannot be had."""
+    DPO starts from the SFT model and a new adapter trains on top. `loading`: more arguments of
+    `from_pretrained` (a quantization config, a device map). ConfigError, in one line with what
+    was tried, when the model cannot be had."""
     import transformers
 
     auto = transformers.AutoModelForCausalLM if head == "causal-lm" else transformers.AutoModelForSequenceClassification
-    kwargs: dict[str, Any] = {"num_labels": 1} if head == "score" else {}
+    kwargs: dict[str, Any] = {"num_labels": 1, **loading} if head == "score" else dict(loading)
     if dtype is not None:
         kwargs["dtype"] = dtype
     run = run_base(name)
     if run is not None:
         from peft import PeftModel
 
-        base = load_model(run, head=head, dtype=dtype)
+        base = load_model(run, head=head, dtype=dtype, **loading)
         return PeftModel.from_pretrained(base, name).merge_and_unload()
     folder, gguf = cached_model(name) if name in EMBEDDED else resolve(name)
     try:
@@ -117,6 +118,15 @@ def cached_model(name: str) -> tuple[str, None]:
         load_tokenizer(name).save_pretrained(partial)
         os.replace(partial, cached)
     return str(cached), None
+
+
+def warm_cache(name: str) -> None:
+    """Convert an embedded model (or the embedded base of a run folder) now, if not yet done."""
+    base = run_base(name)
+    if base is not None:
+        warm_cache(base)
+    elif name in EMBEDDED:
+        cached_model(name)
 
 
 def run_base(name: str) -> str | None:

@@ -25,6 +25,7 @@ import click
 
 from agent_tracer.console import config_options
 from trainer.train.config import CONFIGS, default_preset, preset_values, presets, read_yaml, resolve
+from trainer.train.launch import LaunchConfig
 
 
 def _preset_defaults(kind: str) -> Callable[[dataclasses.Field[Any]], str]:
@@ -66,23 +67,72 @@ def _run_command(kind: str) -> click.Command:
     @click.option("--overwrite", is_flag=True, help="Replace a finished or broken run in --out.")
     @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
     @config_options(config_class, layered=_preset_defaults(kind))
+    @config_options(LaunchConfig)
     def command(
         preset: str | None, config_file: str | None, resume: bool, overwrite: bool, as_json: bool, **flags: Any
     ) -> None:
         from agent_tracer.errors import AgentTracerError
+        from trainer.train import launch
 
+        spread = LaunchConfig(**{name: flags.pop(name) for name in LAUNCH_FIELDS})
         try:
             config = _resolved(kind, preset, config_file, flags)
-            with contextlib.redirect_stdout(sys.stderr):  # the trainers' logs: stdout is the outcome's alone
-                summary = _train(config, resume=resume, overwrite=overwrite)
+            if spread.wanted and not launch.launched():
+                summary = _launch(config, spread, resume=resume, overwrite=overwrite)
+            else:
+                with contextlib.redirect_stdout(sys.stderr):  # the trainers' logs: stdout is the outcome's alone
+                    summary = _train(config, resume=resume, overwrite=overwrite)
+                if launch.launched_by_us() or not launch.is_main():
+                    return  # `agent-tracer train --num-processes` prints it, once
         except AgentTracerError as exc:
             raise click.ClickException(str(exc)) from None
+        if not summary:  # another machine than the main one: the run folder is there
+            click.echo(f"machine {spread.machine_rank}'s processes finished; the run is in {config.out} on machine 0")
+            return
         click.echo(json.dumps(summary, indent=2) if as_json else _render(kind, config.out, summary))
 
     return command
 
 
+LAUNCH_FIELDS = [spec.name for spec in dataclasses.fields(LaunchConfig)]
+
+
+def _launch(config: Any, spread: LaunchConfig, *, resume: bool, overwrite: bool) -> dict[str, Any]:
+    """Check everything a process would find wrong first (the launch, the hardware settings, the
+    rows, the run folder), then start the processes through Accelerate with the resolved config,
+    and return the run's outcome from run.json."""
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    from trainer.train import inputs, launch
+    from trainer.train.config import to_dict
+    from trainer.train.run import Hardware, check_folder
+
+    path, strategy = launch.check(spread, load_in_4bit=config.load_in_4bit)
+    Hardware.detect(config)
+    inputs.load(config, config.kind)
+    if spread.machine_rank == 0:
+        check_folder(config, resume, overwrite)
+    with tempfile.TemporaryDirectory(prefix="agent-tracer-launch-") as folder:
+        resolved = Path(folder) / f"{config.kind}.yaml"
+        resolved.write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+        entry = [config.kind, "--config", str(resolved), *(["--resume"] if resume else [])]
+        entry += ["--overwrite"] if overwrite else []
+        click.echo(
+            f"starting {spread.num_processes} training processes ({strategy}) on {spread.num_machines} "
+            f"machine{'s' if spread.num_machines > 1 else ''}",
+            err=True,
+        )
+        launch.run(spread, path, strategy, entry)
+    if spread.machine_rank:
+        return {}
+    return json.loads((Path(config.out) / "run.json").read_text(encoding="utf-8"))
+
+
 def _resolved(kind: str, preset: str | None, config_file: str | None, flags: dict[str, Any]) -> Any:
+    from trainer.train import launch
     from trainer.train.run import gpu_available
 
     name = preset or default_preset(kind, gpu_available())
@@ -91,7 +141,7 @@ def _resolved(kind: str, preset: str | None, config_file: str | None, flags: dic
         read_yaml(config_file) if config_file else {},
         {key: value for key, value in flags.items() if value is not None},
     ]
-    if name and not preset:
+    if name and not preset and not launch.launched():
         click.echo(f"preset: {name} (--preset to choose another)", err=True)
     return resolve(kind, *layers)
 
@@ -119,6 +169,10 @@ def _render(kind: str, out: str, summary: dict[str, Any]) -> str:
         f"  train loss {number(summary['train_loss'], '.4f')}, eval loss {number(summary['eval_loss'], '.4f')}",
         f"  {summary['tokens']:,} tokens, {number(summary['tokens_per_second'], ',.0f')} tokens/s",
     ]
+    if summary.get("processes", 1) > 1:
+        lines.append(
+            f"  {summary['processes']} processes ({summary['strategy']}), global batch {summary['global_batch_size']}"
+        )
     if summary.get("rows_cut"):
         lines.append(
             f"  {summary['rows_cut']:,} rows were longer than --max-length and lost their ends: raise it, "
@@ -162,11 +216,20 @@ def merge(run: str, out: str, overwrite: bool) -> None:
 @click.option("--show", metavar="NAME", help="Print one preset's YAML (a starting point for --config).")
 def list_presets(show: str | None) -> None:
     """The shipped presets: what each is for, and its main settings."""
+    from trainer.train.launch import STRATEGIES, strategies
+
     files = presets()
+    spreads = strategies()
     if show:
-        if show not in files:
-            raise click.ClickException(f"no preset {show!r}; the presets are: {', '.join(sorted(files))}")
-        click.echo(files[show].read_text(encoding="utf-8"), nl=False)
+        found = files.get(show) or spreads.get(show)
+        if show == "ddp":
+            raise click.ClickException("ddp needs no file: it is Accelerate's default for several processes")
+        if found is None:
+            raise click.ClickException(
+                f"no preset {show!r}; the presets are: {', '.join(sorted(files))}; "
+                f"the strategies: {', '.join(name for name in spreads if spreads[name])}"
+            )
+        click.echo(found.read_text(encoding="utf-8"), nl=False)
         return
     for name in sorted(files):
         values = preset_values(name)
@@ -176,3 +239,6 @@ def list_presets(show: str | None) -> None:
         keys = ("model", "lora_r", "learning_rate", "epochs", "max_steps", "batch_size", "grad_accum", "max_length")
         settings = ", ".join(f"{key} {values[key]}" for key in keys if key in values)
         click.echo(f"{name:<11} {values.get('kind', '?'):<6} {about}\n{'':18}{settings}")
+    click.echo("\nStrategies for --distributed (with --num-processes; --show NAME prints the file):")
+    for name, about in STRATEGIES.items():
+        click.echo(f"{name:<14} {about}")

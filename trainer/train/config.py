@@ -63,6 +63,13 @@ class TrainConfig:
         default_factory=lambda: list(PROJECTIONS),
         metadata={"help": "Modules that get adapters (comma-separated): attention and MLP projections."},
     )
+    load_in_4bit: bool = field(
+        default=False,
+        metadata={
+            "help": "QLoRA: hold the base model's weights in 4 bits (bitsandbytes NF4), so a large model "
+            "trains its adapter on one GPU. Needs a CUDA GPU and `pip install bitsandbytes`."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed of initialisation, shuffling and the eval split."})
     bf16: str = field(
         default="auto",
@@ -101,6 +108,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lora_r < 0 or (self.lora_r and not self.lora_targets):
             raise ConfigError("lora_r must be 0 (no adapter) or positive, with lora_targets")
+        if self.load_in_4bit and not self.lora_r:
+            raise ConfigError("load_in_4bit needs a LoRA adapter (lora_r above 0): 4-bit weights do not train")
         for name in ("bf16", "gradient_checkpointing", "liger"):
             if getattr(self, name) not in SWITCH:
                 raise ConfigError(f"{name} must be one of {', '.join(SWITCH)}, got {getattr(self, name)!r}")

@@ -24,7 +24,6 @@ def train_grpo(config: GRPORunConfig, *, resume: bool = False, overwrite: bool =
     from trainer.train.rewards import tool_match
 
     start = Start.begin(config, resume, overwrite)
-    model = load_model(config.model, dtype=start.hardware.dtype)
     if config.reward == "tool-match":
         rewards: list[Any] = [tool_match]
         reward_tokenizers = None
@@ -39,6 +38,7 @@ def train_grpo(config: GRPORunConfig, *, resume: bool = False, overwrite: bool =
         max_completion_length=config.max_completion_length,
         beta=config.beta,
     )
+    model = start.hardware.load(config.model)  # after the args: see sft_trainer
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewards,

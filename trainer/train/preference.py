@@ -17,12 +17,10 @@ def train_dpo(config: DPORunConfig, *, resume: bool = False, overwrite: bool = F
     """Run DPO; returns run.json's summary."""
     from trl import DPOConfig, DPOTrainer
 
-    from trainer.models import load_model
-
     start = Start.begin(config, resume, overwrite)
-    model = load_model(config.model, dtype=start.hardware.dtype)
-    reference = None if config.lora_r else load_model(config.model, dtype=start.hardware.dtype)
     args = DPOConfig(**start.args(), max_length=config.max_length, beta=config.beta, loss_type=[config.loss_type])
+    model = start.hardware.load(config.model)  # after the args: see sft_trainer
+    reference = None if config.lora_r else start.hardware.load(config.model)
     trainer = DPOTrainer(
         model=model,
         ref_model=reference,
@@ -40,12 +38,10 @@ def train_reward(config: RewardRunConfig, *, resume: bool = False, overwrite: bo
     """Train a reward model; returns run.json's summary."""
     from trl import RewardConfig, RewardTrainer
 
-    from trainer.models import load_model
-
     start = Start.begin(config, resume, overwrite)
-    model = load_model(config.model, head="score", dtype=start.hardware.dtype)
-    model.config.pad_token_id = start.tokenizer.pad_token_id  # the score is read at the last non-pad token
     args = RewardConfig(**start.args(), max_length=config.max_length)
+    model = start.hardware.load(config.model, head="score")  # after the args: see sft_trainer
+    model.config.pad_token_id = start.tokenizer.pad_token_id  # the score is read at the last non-pad token
     trainer = RewardTrainer(
         model=model,
         args=args,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_tracer.errors import AgentTracerError, ConfigError
+from trainer.train import launch
 from trainer.train.config import TrainConfig, to_dict
 
 CHECKPOINTS = "checkpoints"
@@ -41,6 +42,7 @@ class Hardware:
     bf16: bool
     gradient_checkpointing: bool
     liger: bool
+    load_in_4bit: bool = False
 
     @classmethod
     def detect(cls, config: TrainConfig) -> Hardware:
@@ -64,6 +66,13 @@ class Hardware:
             raise ConfigError(
                 "bf16 is on, but this machine has neither a GPU with bfloat16 nor a CPU with AVX512-BF16 or AMX"
             )
+        if config.load_in_4bit:
+            if not gpu:
+                raise ConfigError(
+                    "--load-in-4bit (QLoRA) needs a CUDA GPU: bitsandbytes' 4-bit weights do not train on a CPU"
+                )
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise ConfigError("--load-in-4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes")
         if config.liger == "on" and not liger_ok:
             raise ConfigError("liger is on, but Liger kernels need a GPU and `pip install liger-kernel`")
         return cls(
@@ -72,7 +81,29 @@ class Hardware:
             gradient_checkpointing=config.gradient_checkpointing == "on"
             or (config.gradient_checkpointing == "auto" and gpu),
             liger=config.liger == "on" or (config.liger == "auto" and liger_ok),
+            load_in_4bit=config.load_in_4bit,
         )
+
+    def load(self, name: str, head: str = "causal-lm") -> Any:
+        """The model a run trains (or scores or refers to) from `name`, in this hardware's dtype;
+        with QLoRA its weights in 4 bits, on this process's GPU."""
+        from trainer.models import load_model
+
+        if not self.load_in_4bit:
+            return load_model(name, head=head, dtype=self.dtype)
+        import torch
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        quantized = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if self.bf16 else torch.float16,
+        )
+        here = {"": launch.local_rank()}
+        model = load_model(name, head=head, dtype=self.dtype, quantization_config=quantized, device_map=here)
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=self.gradient_checkpointing)
 
     @property
     def dtype(self) -> Any:
@@ -99,16 +130,23 @@ class Start:
     def begin(cls, config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Start:
         """Check the settings and every row, then load the tokenizer; the model is the caller's."""
         from trainer.chat_template import use_training_template
-        from trainer.models import load_tokenizer
+        from trainer.models import load_tokenizer, warm_cache
         from trainer.train import inputs
 
         hardware = Hardware.detect(config)
+        if launch.launched():  # one of several processes: the group is made now, so they can wait on each other
+            launch.state(cpu=hardware.device == "cpu")
         train, evaluation, record = inputs.load(config, config.kind)
-        tokenizer = load_tokenizer(config.model)
+        with launch.main_first():  # an embedded model is converted once, by the main process
+            tokenizer = load_tokenizer(config.model)
+            warm_cache(config.model)
         template = use_training_template(tokenizer)
-        out = prepare_folder(config, resume, overwrite)
-        write_config(out, config, {"chat_template": template, "device": hardware.device, "bf16": hardware.bf16})
-        write_json(out / "dataset.json", record)
+        out = check_folder(config, resume, overwrite)
+        if launch.is_main():  # the main process alone writes the run folder
+            prepare_folder(config, resume, overwrite)
+            write_config(out, config, {"chat_template": template, "device": hardware.device, "bf16": hardware.bf16})
+            write_json(out / "dataset.json", record)
+        launch.wait_for_everyone()
         return cls(config, out, hardware, train, evaluation, tokenizer, resume)
 
     def args(self) -> dict[str, Any]:
@@ -172,6 +210,7 @@ def common_args(config: TrainConfig, hardware: Hardware, has_eval: bool) -> dict
         include_num_input_tokens_seen="non_padding",
         disable_tqdm=False,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every trained weight (an adapter's, a head's) takes part in each step
     )
 
 
@@ -183,30 +222,45 @@ def _checkpointing_name() -> str:
     return "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
 
 
-def prepare_folder(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
-    """The run folder, checked: an earlier run there is continued (`resume`), replaced
-    (`overwrite`), or an error that says which to choose. A run that failed before its first
-    checkpoint is replaced without asking; a folder that is not a run is never emptied."""
+def check_folder(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
+    """The run folder, checked and not touched: an earlier run there is continued (`resume`),
+    replaced (`overwrite`), or an error that says which to choose. A run that failed before its
+    first checkpoint is replaced without asking; a folder that is not a run is never emptied."""
     out = Path(config.out)
     if resume:
         if last_checkpoint(out) is None:
             raise ConfigError(f"nothing to resume: {out / CHECKPOINTS} has no checkpoint")
-        return out
-    if out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(out.iterdir()):
         if not (out / "config.yaml").exists():
             raise ConfigError(f"{out} is not empty and holds no training run: choose another --out")
         if ((out / "run.json").exists() or last_checkpoint(out)) and not overwrite:
             raise ConfigError(f"{out} already holds a run: --resume to continue it, --overwrite to replace it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def prepare_folder(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
+    """The run folder, checked (`check_folder`), emptied when it is replaced, and made."""
+    out = check_folder(config, resume, overwrite)
+    if not resume:
+        if out.is_dir() and any(out.iterdir()):
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest whole checkpoint: a process killed while saving leaves a folder without its
+    trainer_state.json (written last), which resuming from would fail on."""
     folder = out / CHECKPOINTS
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if not folder.is_dir():
+        return None
+    steps = {
+        int(found.name.rpartition("-")[2]): found
+        for found in folder.glob("checkpoint-*")
+        if found.name.rpartition("-")[2].isdigit()
+    }
+    whole = [steps[step] for step in sorted(steps, reverse=True) if (steps[step] / "trainer_state.json").is_file()]
+    return str(whole[0]) if whole else None
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -252,11 +306,14 @@ def execute(trainer: Any, out: Path, resume: bool, tokenizer: Any, notes: dict[s
             "batch), --max-length or --lora-r, or set --gradient-checkpointing on"
         ) from None
     seconds = time.perf_counter() - started
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
+    trainer.save_model(str(out))  # every process takes part (FSDP gathers the weights); the main one writes
     state = trainer.state
     evals = [log["eval_loss"] for log in state.log_history if "eval_loss" in log]
+    args = trainer.args
     summary = {
+        "processes": args.world_size,
+        "strategy": launch.strategy_name(trainer.accelerator.distributed_type),
+        "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
         "steps": state.global_step,
         "epochs": state.epoch,
         "train_loss": result.training_loss,
@@ -269,5 +326,8 @@ def execute(trainer: Any, out: Path, resume: bool, tokenizer: Any, notes: dict[s
         else None,
         **notes,
     }
-    write_json(out / "run.json", summary)
+    if launch.is_main():
+        tokenizer.save_pretrained(str(out))
+        write_json(out / "run.json", summary)
+    launch.wait_for_everyone()
     return summary

@@ -40,12 +40,9 @@ def sft_trainer(start: Start) -> Any:
     """TRL's SFTTrainer for the run, ready to train."""
     from trl import SFTConfig, SFTTrainer
 
-    from trainer.models import load_model
-
     config = start.config
     assert isinstance(config, SFTRunConfig)  # Start.begin was given train_sft's config
-    model = load_model(config.model, dtype=start.hardware.dtype)
-    args = SFTConfig(
+    args = SFTConfig(  # before the model: under ZeRO-3 it then loads straight into its shards
         **start.args(),
         max_length=config.max_length,
         assistant_only_loss=True,
@@ -53,6 +50,7 @@ def sft_trainer(start: Start) -> Any:
         padding_free=config.padding_free,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
     )
+    model = start.hardware.load(config.model)
     return SFTTrainer(
         model=model,
         args=args,
