@@ -56,7 +56,7 @@ def check(path: str) -> None:
         click.echo(f"error: {path}: {problem}", err=True)
     if problems:
         raise click.ClickException(f"{path}: {problems[0]}")
-    endpoints = {endpoint.url for route in loaded.values() for endpoint in route.endpoints}
+    endpoints = {endpoint.url for route in loaded.values() for _, endpoint in route.endpoints}
     click.echo(f"ok: {len(loaded)} route(s), {len(endpoints)} endpoint(s) reachable")
 
 

@@ -7,6 +7,9 @@
     agent_tracer_proxy_routed_total{route,answered_by,reason}  routed calls (`--routes`): answered by
                                                                primary or fallback (and shadow calls
                                                                made), with the fallback reason
+    agent_tracer_proxy_replica_calls_total{route,replica,reason}
+                                                               calls to each primary replica (its URL),
+                                                               reason "" when its answer was kept
     agent_tracer_proxy_requests_in_flight                      being answered now
     agent_tracer_spans_total{stage}                            the store writer's counts: captured,
                                                                written, retried, spilled, dropped,
@@ -51,6 +54,7 @@ class Metrics:
         self.requests: dict[tuple[str, bool, int], int] = defaultdict(int)
         self.upstream_errors: dict[tuple[str, str], int] = defaultdict(int)
         self.routes: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.replicas: dict[tuple[str, str, str], int] = defaultdict(int)
         self.durations: dict[str, list[float]] = {}
         """api → per-bucket counts (len(BUCKETS) + 1, the last for +Inf), then sum, then count."""
         self.in_flight = 0
@@ -75,6 +79,11 @@ class Metrics:
         is the fallback reason, "" for none."""
         self.routes[(route, answered_by, reason)] += 1
 
+    def replica(self, route: str, url: str, reason: str) -> None:
+        """A call to one of a route's primary replicas: `reason` "" when its answer was kept, else
+        why not (the fallback reason, or why the next replica was asked)."""
+        self.replicas[(route, url, reason)] += 1
+
     # -- sharing between workers
 
     def snapshot(self) -> dict[str, Any]:
@@ -83,6 +92,7 @@ class Metrics:
             "requests": [[api, recorded, code, n] for (api, recorded, code), n in self.requests.items()],
             "upstream_errors": [[api, reason, n] for (api, reason), n in self.upstream_errors.items()],
             "routed": [[*key, n] for key, n in self.routes.items()],
+            "replicas": [[*key, n] for key, n in self.replicas.items()],
             "durations": {api: list(counts) for api, counts in self.durations.items()},
             "in_flight": self.in_flight,
             "spans": self._stats(),
@@ -121,6 +131,7 @@ class Metrics:
         requests: dict[tuple[str, bool, int], int] = defaultdict(int)
         errors: dict[tuple[str, str], int] = defaultdict(int)
         routed: dict[tuple[str, str, str], int] = defaultdict(int)
+        replicas: dict[tuple[str, str, str], int] = defaultdict(int)
         durations: dict[str, list[float]] = {}
         spans: dict[str, int] = defaultdict(int)
         in_flight = 0
@@ -131,6 +142,8 @@ class Metrics:
                 errors[(api, reason)] += n
             for route, answered_by, reason, n in snapshot.get("routed", ()):
                 routed[(route, answered_by, reason)] += n
+            for route, url, reason, n in snapshot.get("replicas", ()):
+                replicas[(route, url, reason)] += n
             for api, counts in snapshot["durations"].items():
                 total = durations.setdefault(api, [0.0] * len(counts))
                 for i, value in enumerate(counts):
@@ -176,6 +189,17 @@ class Metrics:
         for (route, answered_by, reason), n in sorted(routed.items()):
             out.append(
                 f'agent_tracer_proxy_routed_total{{route="{_label(route)}",answered_by="{answered_by}",'
+                f'reason="{reason}"}} {n}'
+            )
+        _family(
+            out,
+            "agent_tracer_proxy_replica_calls_total",
+            "counter",
+            'Calls to each primary replica of a route, by why its answer was not kept ("" when it was).',
+        )
+        for (route, url, reason), n in sorted(replicas.items()):
+            out.append(
+                f'agent_tracer_proxy_replica_calls_total{{route="{_label(route)}",replica="{_label(url)}",'
                 f'reason="{reason}"}} {n}'
             )
         _family(out, "agent_tracer_proxy_requests_in_flight", "gauge", "Requests being answered now.")

@@ -8,6 +8,12 @@ A Chat Completions request whose `model` names a route (`routes.py`) is not forw
 - **canary** does the same for `canary_percent` of the calls; the rest go to the fallback.
 - **shadow** answers from the fallback and sends the request to the primary in the background.
 
+A route's primary and fallback may each be several replicas: each call goes to the replica with
+the fewest calls under way from this proxy process (ties taken in turn) whose breaker is closed;
+a primary replica that cannot be reached, or answers 429 or 5xx, is followed by the next one
+before the fallback is asked, since nothing has reached the client yet. Every call is recorded
+with the replica that answered it (its `endpoint`) and counted by replica in `/metrics`.
+
 The client never receives a byte of an answer that is later replaced. A plain answer is judged
 whole; a stream is held until its first token (text), or to its end when the request could get a
 tool call or asked for JSON, since a bad call is only known once its arguments are complete. Once
@@ -29,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -65,6 +72,8 @@ ROUTE_HEADER = b"x-agent-route"
 CODEC = OpenAIChatCodec()
 _BREAKER_FAILURES = ("connect_error", "timeout", "first_token_timeout", "broken_answer", "invalid_response", "http_429")
 """Reasons that say the primary is down or overloaded (with any 5xx): they count for its breaker."""
+_NEXT_REPLICA = ("connect_error", "http_429")
+"""Reasons (with any 5xx) after which another primary replica is asked: no answer was begun."""
 
 
 class Requester(Protocol):
@@ -106,6 +115,9 @@ class Router:
         self.draw = draw
         """A number in [0, 1) per canary call; the share below canary_percent goes to the primary."""
         self.breakers: dict[tuple[str, str], CircuitBreaker] = {}
+        self.outstanding: defaultdict[str, int] = defaultdict(int)
+        """Calls under way per endpoint URL, all routes together: what a replica is chosen by."""
+        self._turn = 0
         self.shadows: set[asyncio.Task[None]] = set()
 
     def route_for(self, path: str, body: dict[str, Any]) -> Route | None:
@@ -114,12 +126,34 @@ class Router:
         model = body.get("model")
         return self.routes.current.get(model) if isinstance(model, str) else None
 
-    def breaker(self, route: Route) -> CircuitBreaker:
-        key = (route.name, route.primary.url)
+    def breaker(self, route: Route, endpoint: Endpoint) -> CircuitBreaker:
+        key = (route.name, endpoint.url)
         breaker = self.breakers.get(key)
         if breaker is None or breaker.settings != route.breaker:
             breaker = self.breakers[key] = CircuitBreaker(route.breaker)
         return breaker
+
+    def pick(
+        self, route: Route, replicas: tuple[Endpoint, ...], tried: Collection[str] = (), *, breakers: bool = True
+    ) -> tuple[Endpoint, CircuitBreaker | None] | None:
+        """The replica to ask: the fewest calls under way (ties in turn), not yet `tried`, whose
+        breaker lets the call through (taking its half-open trial); None when none does. Without
+        `breakers` (the fallback, a shadow call) every replica may be asked."""
+        if len(replicas) == 1:
+            order: Iterable[Endpoint] = replicas
+        else:
+            self._turn += 1
+            turn, count, outstanding = self._turn, len(replicas), self.outstanding
+            order = sorted(replicas, key=lambda e: (outstanding[e.url], (replicas.index(e) - turn) % count))
+        for endpoint in order:
+            if endpoint.url in tried:
+                continue
+            if not breakers:
+                return endpoint, None
+            breaker = self.breaker(route, endpoint)
+            if breaker.allow():
+                return endpoint, breaker
+        return None
 
     async def stop(self) -> None:
         """Cancel the shadow calls still running (they are recorded as incomplete)."""
@@ -140,24 +174,35 @@ class Router:
             return await call.fallback(send, exchange, "shadow")
         if route.mode == "canary" and self.draw() * 100 >= (route.canary_percent or 0.0):
             return await call.fallback(send, exchange, "canary")
-        breaker = self.breaker(route)
-        if not breaker.allow():
-            return await call.fallback(send, exchange, "circuit_open")
-        try:
-            status = await call.primary(send, exchange)
-        except _Refused as refused:
-            if refused.reason in _BREAKER_FAILURES or refused.reason.startswith("http_5"):
-                breaker.failed()
-            else:
+        tried: list[str] = []
+        reason = "circuit_open"
+        while (picked := self.pick(route, route.primaries, tried)) is not None:
+            endpoint, breaker = picked
+            assert breaker is not None  # picked with breakers
+            tried.append(endpoint.url)
+            self.outstanding[endpoint.url] += 1
+            try:
+                status = await call.primary(send, exchange, endpoint)
+            except _Refused as refused:
+                reason = refused.reason
+                if reason in _BREAKER_FAILURES or reason.startswith("http_5"):
+                    breaker.failed()
+                else:
+                    breaker.released()
+                self.metrics.replica(route.name, endpoint.url, reason)
+                if reason in _NEXT_REPLICA or reason.startswith("http_5"):
+                    continue
+                break
+            except BaseException:
                 breaker.released()
-            self.metrics.routed(route.name, "fallback", refused.reason)
-            return await call.fallback(send, exchange, refused.reason, counted=True)
-        except BaseException:
-            breaker.released()
-            raise
-        breaker.succeeded()
-        self.metrics.routed(route.name, "primary", "")
-        return status
+                raise
+            finally:
+                self.outstanding[endpoint.url] -= 1
+            breaker.succeeded()
+            self.metrics.routed(route.name, "primary", "")
+            self.metrics.replica(route.name, endpoint.url, "")
+            return status
+        return await call.fallback(send, exchange, reason)
 
     def _shadow(self, call: _Call) -> None:
         task = asyncio.get_running_loop().create_task(call.shadow())
@@ -211,13 +256,16 @@ class _Call:
             recorder.fallback_reason = reason
         return url, headers, payload, recorder
 
-    async def fallback(self, send: Send, exchange: Exchange, reason: str, *, counted: bool = False) -> int:
-        """The fallback's answer, passed through as it comes (its failures too: it is the last resort)."""
-        if not counted:
-            self.router.metrics.routed(self.route.name, "fallback", reason)
-        url, headers, payload, recorder = self._request(self.route.fallback, "fallback", reason)
+    async def fallback(self, send: Send, exchange: Exchange, reason: str) -> int:
+        """The fallback's answer (its least busy replica's), passed through as it comes (its
+        failures too: it is the last resort)."""
+        router = self.router
+        router.metrics.routed(self.route.name, "fallback", reason)
+        endpoint = self._replica(self.route.fallbacks)
+        url, headers, payload, recorder = self._request(endpoint, "fallback", reason)
+        router.outstanding[endpoint.url] += 1
         try:
-            return await self.router.upstream.relay(
+            return await router.upstream.relay(
                 send,
                 exchange,
                 "POST",
@@ -231,11 +279,18 @@ class _Call:
         except asyncio.CancelledError:
             exchange.cancelled(recorder)
             raise
+        finally:
+            router.outstanding[endpoint.url] -= 1
 
-    async def primary(self, send: Send, exchange: Exchange) -> int:
-        """Ask the primary; send its answer to the client once judged good (returns the status),
-        else raise `_Refused` having sent nothing."""
-        url, headers, payload, recorder = self._request(self.route.primary, "primary")
+    def _replica(self, replicas: tuple[Endpoint, ...]) -> Endpoint:
+        picked = self.router.pick(self.route, replicas, breakers=False)
+        assert picked is not None  # without breakers every replica may be picked
+        return picked[0]
+
+    async def primary(self, send: Send, exchange: Exchange, endpoint: Endpoint) -> int:
+        """Ask the primary replica `endpoint`; send its answer to the client once judged good
+        (returns the status), else raise `_Refused` having sent nothing."""
+        url, headers, payload, recorder = self._request(endpoint, "primary")
         answer = _Answer(self.router.runtime, self.route, recorder, streamed=bool(self.body.get("stream")))
         try:
             await answer.open(self.router.upstream, url, headers, payload)
@@ -252,7 +307,9 @@ class _Call:
 
     async def shadow(self) -> None:
         """The primary's answer to the same request, recorded (route "shadow") and dropped."""
-        url, headers, payload, recorder = self._request(self.route.primary, "shadow")
+        endpoint = self._replica(self.route.primaries)
+        url, headers, payload, recorder = self._request(endpoint, "shadow")
+        self.router.outstanding[endpoint.url] += 1
         answer = _Answer(self.router.runtime, self.route, recorder, streamed=bool(self.body.get("stream")))
         reason = ""
         try:
@@ -266,6 +323,7 @@ class _Call:
             raise
         finally:
             answer.close()
+            self.router.outstanding[endpoint.url] -= 1
         self.router.metrics.routed(self.route.name, "shadow", reason)
 
 

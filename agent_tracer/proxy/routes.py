@@ -6,6 +6,10 @@ the primary first and the fallback when it fails or answers badly;
 recording both; `canary` sends `canary_percent` of the calls down the fallback path's primary
 first, the rest straight to the fallback.
 
+`primary` and `fallback` are each one endpoint or a list of replicas serving the same model: the
+proxy sends each call to the replica with the fewest calls under way whose breaker is closed
+(`router.py`), and tries another primary replica when one cannot be reached.
+
 An endpoint's `api_key_env` names the environment variable holding its key (read when the file is
 loaded, never written anywhere); an endpoint without one gets the client's own credentials.
 
@@ -33,11 +37,12 @@ routes:
   support-agent:                  # the model name the agent sends
     mode: fallback                # fallback | shadow | canary
     primary:  {url: "http://127.0.0.1:8001/v1", model: tuned}
+    # replicas of one model:  primary: [{url: "http://10.0.0.1:8000/v1", model: tuned}, {url: …}]
     fallback: {url: "https://api.openai.com/v1", model: gpt-4o, api_key_env: OPENAI_API_KEY}
     timeout_s: 10                 # the primary's whole answer (default 30)
     first_token_timeout_s: 3      # a streamed answer's first token (default: timeout_s)
     canary_percent: 10            # canary mode: the share of calls the primary answers
-    breaker: {failures: 5, cooldown_s: 30}
+    breaker: {failures: 5, cooldown_s: 30}   # per replica
 """
 
 MODES = ("fallback", "shadow", "canary")
@@ -74,16 +79,23 @@ class Breaker:
 class Route:
     name: str
     mode: str
-    primary: Endpoint
-    fallback: Endpoint
+    primaries: tuple[Endpoint, ...]
+    """The primary's replicas (one or more), all serving the same model."""
+    fallbacks: tuple[Endpoint, ...]
     timeout_s: float = DEFAULT_TIMEOUT_S
     first_token_timeout_s: float | None = None
     canary_percent: float | None = None
     breaker: Breaker = Breaker()
 
     @property
-    def endpoints(self) -> tuple[Endpoint, Endpoint]:
-        return self.primary, self.fallback
+    def endpoints(self) -> list[tuple[str, Endpoint]]:
+        """Every endpoint with its role: "primary" and "fallback", or "primary 1", "primary 2", …
+        for replicas."""
+        return [
+            (f"{role} {index}" if len(group) > 1 else role, endpoint)
+            for role, group in (("primary", self.primaries), ("fallback", self.fallbacks))
+            for index, endpoint in enumerate(group, 1)
+        ]
 
 
 Routes = dict[str, Route]
@@ -149,13 +161,27 @@ def _route(where: str, name: str, spec: Any, keys: bool) -> Route:
     return Route(
         name=name,
         mode=mode,
-        primary=_endpoint(f"{where} primary", spec["primary"], keys),
-        fallback=_endpoint(f"{where} fallback", spec["fallback"], keys),
+        primaries=_replicas(f"{where} primary", spec["primary"], keys),
+        fallbacks=_replicas(f"{where} fallback", spec["fallback"], keys),
         timeout_s=timeout_s,
         first_token_timeout_s=first_token,
         canary_percent=float(canary) if canary is not None else None,
         breaker=Breaker(failures, cooldown),
     )
+
+
+def _replicas(where: str, spec: Any, keys: bool) -> tuple[Endpoint, ...]:
+    """One endpoint, or a list of replicas (each checked, no URL twice)."""
+    if not isinstance(spec, list):
+        return (_endpoint(where, spec, keys),)
+    if not spec:
+        raise ConfigError(f"{where}: an empty list (one endpoint, or a list of replicas, is required)")
+    found = tuple(_endpoint(f"{where} {index}", item, keys) for index, item in enumerate(spec, 1))
+    urls = [endpoint.url for endpoint in found]
+    twice = next((url for url in urls if urls.count(url) > 1), None)
+    if twice is not None:
+        raise ConfigError(f"{where}: the replica {twice} is listed twice")
+    return found
 
 
 def _endpoint(where: str, spec: Any, keys: bool) -> Endpoint:
@@ -198,7 +224,7 @@ async def unreachable(routes: Routes, timeout_s: float = CONNECT_CHECK_S) -> lis
     """One line for each endpoint that does not accept a TCP connection (each address tried once)."""
     endpoints: dict[tuple[str, int], tuple[str, str, Endpoint]] = {}
     for name, route in routes.items():
-        for role, endpoint in zip(("primary", "fallback"), route.endpoints):
+        for role, endpoint in route.endpoints:
             endpoints.setdefault(endpoint.host_port, (name, role, endpoint))
 
     async def connects(host: str, port: int) -> str | None:
@@ -269,10 +295,14 @@ class RoutesFile:
 
 
 def route_dict(route: Route) -> dict[str, Any]:
-    """A route as plain data, its endpoints' keys left out."""
+    """A route as plain data in the file's shape (one endpoint, or a list of replicas), its
+    endpoints' keys left out."""
     data = asdict(route)
-    for role in ("primary", "fallback"):
-        data[role].pop("api_key")
+    for role, group in (("primary", "primaries"), ("fallback", "fallbacks")):
+        replicas = data.pop(group)
+        for endpoint in replicas:
+            endpoint.pop("api_key")
+        data[role] = replicas[0] if len(replicas) == 1 else replicas
     return data
 
 
@@ -282,14 +312,20 @@ def describe_routes(routes: Routes) -> list[str]:
     for name, route in routes.items():
         extra = f", canary {route.canary_percent:g}%" if route.mode == "canary" else ""
         first = f", first token {route.first_token_timeout_s:g} s" if route.first_token_timeout_s else ""
+        ends = f"primary {_describe(route.primaries)} → fallback {_describe(route.fallbacks)}"
         lines.append(
-            f"{name}: {route.mode}{extra}; primary {_describe(route.primary)} → fallback {_describe(route.fallback)}; "
+            f"{name}: {route.mode}{extra}; {ends}; "
             f"timeout {route.timeout_s:g} s{first}; breaker {route.breaker.failures} failures / "
             f"{route.breaker.cooldown_s:g} s"
         )
     return lines
 
 
-def _describe(endpoint: Endpoint) -> str:
-    key = f" (key from ${endpoint.api_key_env})" if endpoint.api_key_env else ""
-    return f"{endpoint.model} at {endpoint.url}{key}"
+def _describe(replicas: tuple[Endpoint, ...]) -> str:
+    def one(endpoint: Endpoint) -> str:
+        key = f" (key from ${endpoint.api_key_env})" if endpoint.api_key_env else ""
+        return f"{endpoint.model} at {endpoint.url}{key}"
+
+    if len(replicas) == 1:
+        return one(replicas[0])
+    return f"{len(replicas)} replicas ({', '.join(map(one, replicas))})"

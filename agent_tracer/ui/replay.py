@@ -104,10 +104,10 @@ class ReplayTargets:
     def offered(self) -> list[Target]:
         targets = []
         for name, route in (self.routes() if self.routes is not None else {}).items():
-            for role, endpoint in zip(("primary", "fallback"), route.endpoints):
+            for role, endpoint in route.endpoints:
                 targets.append(
                     Target(
-                        f"route:{name}:{role}",
+                        f"route:{name}:{role.replace(' ', '-')}",
                         f"{name} {role}: {endpoint.model} at {endpoint.url}",
                         endpoint.url,
                         endpoint.model,
@@ -259,8 +259,8 @@ class Replay:
         route = Route(
             name=target.id,
             mode="fallback",
-            primary=endpoint,
-            fallback=endpoint,
+            primaries=(endpoint,),
+            fallbacks=(endpoint,),
             timeout_s=target.timeout_s,
             first_token_timeout_s=target.first_token_timeout_s,
         )

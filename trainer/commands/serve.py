@@ -3,6 +3,7 @@
     agent-tracer serve runs/merged --port 8001
     agent-tracer serve runs/sft --model-name tuned          # a run folder: its adapter merged on loading
     agent-tracer serve runs/sft --engine vllm               # vLLM's server, where vLLM is installed (GPU)
+    agent-tracer serve runs/merged --engine vllm --tensor-parallel-size 4 --port 8002   # one replica on 4 GPUs
     OPENAI_BASE_URL=http://127.0.0.1:8001/v1 python my_agent.py
 
 The model is loaded before anything listens, so a model that cannot be had is a one-line error.
@@ -29,6 +30,7 @@ from trainer.serve.config import ServeConfig
     "max_tokens",
     "device",
     "guided_tool_calls",
+    *ServeConfig.VLLM_ONLY,
 )
 def serve(model: str, **settings: object) -> None:
     """Serve MODEL (default: smollm2) behind OpenAI's Chat Completions API.

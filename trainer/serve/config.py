@@ -72,9 +72,61 @@ class ServeConfig:
         },
     )
 
+    tensor_parallel_size: int = field(
+        default=1,
+        metadata={
+            "help": "vLLM: GPUs one replica's weights are split over (--tensor-parallel-size).",
+            "type": click.IntRange(min=1),
+        },
+    )
+    pipeline_parallel_size: int = field(
+        default=1,
+        metadata={
+            "help": "vLLM: stages the layers are split into, one set of GPUs each (--pipeline-parallel-size).",
+            "type": click.IntRange(min=1),
+        },
+    )
+    data_parallel_size: int = field(
+        default=1,
+        metadata={
+            "help": "vLLM: copies of the model behind this one server (--data-parallel-size).",
+            "type": click.IntRange(min=1),
+        },
+    )
+    gpu_memory_utilization: float | None = field(
+        default=None,
+        metadata={
+            "help": "vLLM: share of each GPU's memory it may take, weights and KV cache (default vLLM's, 0.9).",
+            "type": click.FloatRange(0, 1, min_open=True),
+        },
+    )
+    max_model_len: int | None = field(
+        default=None,
+        metadata={"help": "vLLM: context length to serve (default: the model's).", "type": click.IntRange(min=1)},
+    )
+    vllm_args: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "vLLM: more server arguments, as typed on its command line (repeatable): "
+            "--vllm-arg='--enable-prefix-caching --max-num-batched-tokens 8192'.",
+            "flag": "--vllm-arg",
+            "multiple": True,
+        },
+    )
+
+    VLLM_ONLY = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpu_memory_utilization",
+                 "max_model_len", "vllm_args")  # fmt: skip
+
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r} (known: {', '.join(ENGINES)})")
+        if self.engine != "vllm":
+            given = [name for name in self.VLLM_ONLY if getattr(self, name) not in (None, 1, ())]
+            if given:
+                flag = "--vllm-arg" if given[0] == "vllm_args" else "--" + given[0].replace("_", "-")
+                raise ConfigError(
+                    f"{flag} is a vLLM setting: add --engine vllm (the transformers engine uses one device)"
+                )
 
     @property
     def served_name(self) -> str:

@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def command(config: ServeConfig) -> list[str]:
         "--tool-call-parser",
         "hermes",
     ]
+    line += scaling(config)
     base = run_base(config.model)
     if base is None:
         return line + ["--model", _weights(config.model), "--served-model-name", name]
@@ -69,6 +71,22 @@ def command(config: ServeConfig) -> list[str]:
         "--max-lora-rank",
         str(_lora_rank(config.model)),
     ]
+
+
+def scaling(config: ServeConfig) -> list[str]:
+    """vLLM's scaling flags for the settings given (its defaults left to it), then the user's own
+    `--vllm-arg`s as they are."""
+    line = []
+    for flag, value, default in (
+        ("--tensor-parallel-size", config.tensor_parallel_size, 1),
+        ("--pipeline-parallel-size", config.pipeline_parallel_size, 1),
+        ("--data-parallel-size", config.data_parallel_size, 1),
+        ("--gpu-memory-utilization", config.gpu_memory_utilization, None),
+        ("--max-model-len", config.max_model_len, None),
+    ):
+        if value != default:
+            line += [flag, str(value)]
+    return line + [arg for given in config.vllm_args for arg in shlex.split(given)]
 
 
 def run(config: ServeConfig) -> None:

@@ -41,6 +41,12 @@ def routes_with(**changes):
             routes_with(fallback={**GOOD["fallback"], "api_key_env": "AGENT_TRACER_TEST_UNSET_KEY"}),
             "AGENT_TRACER_TEST_UNSET_KEY (api_key_env) is not set",
         ),
+        (routes_with(primary=[]), "route 'agent' primary: an empty list"),
+        (routes_with(primary=[GOOD["primary"], {"url": "http://h/v1"}]), "route 'agent' primary 2: model must be"),
+        (
+            routes_with(primary=[GOOD["primary"], GOOD["primary"]]),
+            "the replica http://127.0.0.1:8001/v1 is listed twice",
+        ),
         ({"routes": {}}, "expected a top-level `routes:` mapping"),
         ({"route": {}}, "expected a top-level `routes:` mapping"),
     ],
@@ -66,7 +72,7 @@ def test_a_good_file_loads_with_its_defaults_and_keys_from_the_environment(tmp_p
         None,
         Breaker(),
     )
-    assert route.primary.url == "http://127.0.0.1:8001/v1" and route.fallback.api_key == "sk-frontier"
+    assert route.primaries[0].url == "http://127.0.0.1:8001/v1" and route.fallbacks[0].api_key == "sk-frontier"
     assert "sk-frontier" not in repr(route)
 
 
@@ -213,3 +219,47 @@ def test_the_breaker_opens_after_its_failures_and_lets_one_trial_through_after_t
     assert breaker.allow()
     breaker.succeeded()
     assert breaker.state == "closed" and breaker.allow() and breaker.allow()
+
+
+REPLICAS = [{"url": f"http://127.0.0.1:800{n}/v1", "model": "tuned"} for n in (1, 2, 3)]
+
+
+def test_replicas_load_show_and_check(tmp_path):
+    route = parse_routes(routes_with(primary=REPLICAS))["agent"]
+    assert [e.url for e in route.primaries] == [r["url"] for r in REPLICAS] and len(route.fallbacks) == 1
+    assert [role for role, _ in route.endpoints] == ["primary 1", "primary 2", "primary 3", "fallback"]
+    path = tmp_path / "routes.yaml"
+    path.write_text(json.dumps(routes_with(primary=REPLICAS[:2])))  # JSON is YAML
+    shown = CliRunner().invoke(main, ["routes", "show", str(path)])
+    assert "primary 2 replicas (tuned at http://127.0.0.1:8001/v1, tuned at http://127.0.0.1:8002/v1)" in shown.output
+    as_json = json.loads(CliRunner().invoke(main, ["routes", "show", "--json", str(path)]).output)
+    assert (
+        as_json["agent"]["primary"] == [{**r, "api_key_env": None} for r in REPLICAS[:2]]
+        and as_json["agent"]["fallback"]["model"] == "gpt-4o"
+    )
+    checked = CliRunner().invoke(main, ["routes", "check", str(path)])
+    assert (
+        checked.exit_code == 1 and "route 'agent' primary 2 http://127.0.0.1:8002/v1 is unreachable" in checked.output
+    )
+
+
+def test_a_call_goes_to_the_replica_with_the_fewest_under_way_whose_breaker_lets_it():
+    from agent_tracer.proxy.router import Router
+
+    route = parse_routes(routes_with(primary=REPLICAS, breaker={"failures": 1, "cooldown_s": 60}))["agent"]
+    router = Router(None, None, None, None)  # type: ignore[arg-type]  # picking needs none of them
+    one, two, three = route.primaries
+
+    def pick(tried=()):
+        picked = router.pick(route, route.primaries, tried)
+        return picked[0] if picked else None
+
+    assert {pick() for _ in range(6)} == {one, two, three}  # idle replicas are taken in turn
+    router.outstanding[one.url] = 2
+    router.outstanding[two.url] = 1
+    assert pick() == three and pick(tried=[three.url]) == two
+    router.breaker(route, three).failed()  # three's breaker opens
+    assert pick() == two
+    router.breaker(route, two).failed()
+    assert pick() == one and pick(tried=[one.url]) is None  # every other one is out
+    assert router.pick(route, route.primaries, breakers=False)[0] == three  # the fallback's way: any replica

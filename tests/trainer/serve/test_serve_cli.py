@@ -111,6 +111,32 @@ def test_the_vllm_command_line_for_a_merged_folder_and_a_run(tiny_model_dir, run
     assert "--enable-lora" in run
 
 
+def test_vllm_scaling_flags_pass_through_and_need_the_vllm_engine(tiny_model_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("AGENT_TRACER_CACHE", str(tmp_path))
+    plain = vllm.command(ServeConfig(model=tiny_model_dir, engine="vllm"))
+    assert not any(flag.endswith("-parallel-size") for flag in plain)  # vLLM's own defaults stay
+    scaled = ServeConfig(
+        model=tiny_model_dir,
+        engine="vllm",
+        tensor_parallel_size=4,
+        data_parallel_size=2,
+        gpu_memory_utilization=0.85,
+        max_model_len=8192,
+        vllm_args=("--enable-prefix-caching --max-num-batched-tokens 8192",),
+    )
+    line = vllm.command(scaled)
+    assert _flags(line) >= {
+        ("--tensor-parallel-size", "4"),
+        ("--data-parallel-size", "2"),
+        ("--gpu-memory-utilization", "0.85"),
+        ("--max-model-len", "8192"),
+        ("--max-num-batched-tokens", "8192"),
+    }
+    assert "--enable-prefix-caching" in line and "--pipeline-parallel-size" not in line
+    refused = CliRunner().invoke(main, ["serve", tiny_model_dir, "--tensor-parallel-size", "2"])
+    assert refused.exit_code == 1 and "--tensor-parallel-size is a vLLM setting: add --engine vllm" in refused.output
+
+
 def _flags(line: list[str]) -> set[tuple[str, str]]:
     return set(zip(line, line[1:]))
 
