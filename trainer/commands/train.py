@@ -7,6 +7,10 @@
     agent-tracer train merge  runs/dpo --out runs/merged
     agent-tracer train presets [--show sft-cpu]
 
+The same commands run as `python -m trainer.commands.train sft …`: the entry point each process of
+a several-process run executes (`--num-processes` starts them through Accelerate), and what
+`accelerate launch -m …` or `torchrun -m …` takes where a scheduler starts the processes itself.
+
 Every setting of a run is a flag made from its config dataclass (`trainer/train/config.py`), over
 a `--config` YAML file, over a preset: by default the kind's GPU preset on a machine with a GPU and
 its `-cpu` preset elsewhere.
@@ -242,3 +246,7 @@ def list_presets(show: str | None) -> None:
     click.echo("\nStrategies for --distributed (with --num-processes; --show NAME prints the file):")
     for name, about in STRATEGIES.items():
         click.echo(f"{name:<14} {about}")
+
+
+if __name__ == "__main__":  # each training process of a several-process run (trainer/train/launch.py)
+    train(prog_name="python -m trainer.commands.train")

@@ -8,5 +8,5 @@
 `config.py` holds the settings and presets, `run.py` the run folder and what every kind shares,
 `inputs.py` the row checks; `sft.py`, `preference.py` (DPO, reward) and `grpo.py` one kind each;
 `merge.py` folds an adapter into full weights; `launch.py` runs any of them in several processes
-through Accelerate (`python -m trainer.train` is the entry point each process runs).
+through Accelerate (`python -m trainer.commands.train` is the entry point each process runs).
 """

@@ -1,9 +1,9 @@
 """Training in several processes, on one machine or several: Accelerate's launcher starts them
-(torchrun underneath), each runs the same entry point, `python -m trainer.train <kind> …`.
+(torchrun underneath), each runs the same entry point, `python -m trainer.commands.train <kind> …`.
 
     agent-tracer train sft --data sft.jsonl --out runs/sft --num-processes 4 --distributed fsdp
-    accelerate launch --num_processes 8 -m trainer.train sft --config sft.yaml   # a scheduler's own start
-    torchrun --nproc-per-node 8 -m trainer.train sft --config sft.yaml
+    accelerate launch --num_processes 8 -m trainer.commands.train sft --config sft.yaml   # a scheduler's own start
+    torchrun --nproc-per-node 8 -m trainer.commands.train sft --config sft.yaml
 
 `agent-tracer train … --num-processes N` checks what can be checked before any process starts
 (the process count against the devices, the strategy against the installed packages, the port),
@@ -181,7 +181,7 @@ def port_free(host: str, port: int) -> None:
 
 def command(launch: LaunchConfig, path: Path | None, kind: str, entry: list[str]) -> list[str]:
     """The `accelerate launch` command line that starts the processes of `entry` (the arguments of
-    `python -m trainer.train`)."""
+    `python -m trainer.commands.train`)."""
     line = [sys.executable, "-m", "accelerate.commands.launch"]
     if path is not None and path.suffix != ".json":
         line += ["--config_file", str(path)]  # a YAML file: Accelerate's own, taken as it is
@@ -194,7 +194,7 @@ def command(launch: LaunchConfig, path: Path | None, kind: str, entry: list[str]
     line += ["--main_process_port", str(launch.main_process_port or DEFAULT_PORT)]
     if launch.main_process_ip:
         line += ["--main_process_ip", launch.main_process_ip]
-    return [*line, "-m", "trainer.train", *entry]
+    return [*line, "-m", "trainer.commands.train", *entry]
 
 
 def run(launch: LaunchConfig, path: Path | None, kind: str, entry: list[str]) -> None:
