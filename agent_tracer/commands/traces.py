@@ -1,4 +1,4 @@
-"""`agent-tracer traces …`: list, show, rate, stats, import and export the recorded traces.
+"""`agent-tracer traces …`: list, show, rate, stats, prune, import and export the recorded traces.
 
 Every command takes `--db URL` (env `AGENT_TRACER_DB`) and, where it prints data, `--json` for
 scripts. The store (SQLModel, SQLAlchemy) is imported inside the commands, so `agent-tracer --help`
@@ -429,6 +429,67 @@ def trace_stats(since: datetime | None, db: str | None, as_json: bool) -> None:
         table = text_table(["MODEL", "CALLS", "TOKENS IN", "TOKENS OUT", "ERRORS"], rows, right={1, 2, 3, 4})
         lines += ["  " + line for line in table.splitlines()]
     click.echo("\n".join(lines))
+
+
+# -- prune ----------------------------------------------------------------------------------------
+
+
+@traces.command("prune")
+@click.option(
+    "--older-than",
+    "cutoff",
+    type=TimeParam(),
+    required=True,
+    help="Delete runs that started before this: an age (30d, 12w, 6h) or a date (2026-01-01).",
+)
+@click.option("--keep-rated", is_flag=True, help="Keep runs with a rating, an outcome or any feedback, however old.")
+@click.option("--keep-tag", "keep_tags", multiple=True, help="Keep runs with this tag, however old (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--vacuum", is_flag=True, help="Then give the freed space back to the disk (SQLite: rewrites the file).")
+@db_option
+@json_option
+def prune_traces(
+    cutoff: datetime, keep_rated: bool, keep_tags: tuple[str, ...], dry_run: bool, vacuum: bool, db: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Delete old runs with their model calls, agent runs, tool executions and feedback.
+
+    In batches of 500 runs, each its own short transaction, so a proxy or capture writing into
+    the same store keeps going. Say what stays with --keep-rated and --keep-tag (the runs a
+    dataset or an evaluation used, once tagged); try it first with --dry-run."""
+    from agent_tracer.store.retention import prune
+
+    with open_store(db) as store:
+
+        def report(done: Any) -> None:
+            if not as_json:
+                click.echo(f"  {done.runs:,} runs deleted so far", err=True)
+
+        pruned = prune(
+            store.engine, cutoff, keep_rated=keep_rated, keep_tags=keep_tags, dry_run=dry_run, vacuum=vacuum,
+            progress=report,
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(pruned.to_dict(), indent=2))
+        return
+    rows = pruned.rows
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {pruned.runs:,} runs that started before {_time(cutoff)} UTC, with {rows['llm_calls']:,} model "
+        f"calls, {rows['agent_runs']:,} agent runs, {rows['tool_executions']:,} tool executions, "
+        f"{rows['feedback']:,} feedback and {rows['unmapped_spans']:,} unmapped spans"
+    )
+    if not dry_run and pruned.size_before is not None and pruned.size_after is not None:
+        line = f"the store: {_mb(pruned.size_before)} before, {_mb(pruned.size_after)} after"
+        if pruned.free_after:
+            line += f"; {_mb(pruned.free_after)} free inside it, for new runs (--vacuum gives it back to the disk)"
+        elif pruned.vacuumed:
+            line += " (vacuumed)"
+        click.echo(line)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
 
 
 # -- import ---------------------------------------------------------------------------------------
