@@ -1,6 +1,12 @@
-"""Retention: delete old runs with everything that hangs off them, without stopping the writers.
+"""Retention and erasure: delete runs with everything that hangs off them, without stopping the writers.
 
     agent-tracer traces prune --older-than 30d [--keep-rated] [--keep-tag T] [--dry-run] [--vacuum]
+    agent-tracer traces erase --user u-123 [--session s-9] [--dry-run]
+
+Erasure (a data-protection request) deletes every run of one end user or session, whatever its
+age: runs whose metadata holds that `user.id` or `session.id` (from the proxy's `X-Agent-User` /
+`X-Agent-Session` headers, OpenTelemetry's `user.id` / `enduser.id` / `session.id` attributes, or
+`@trace_agent(metadata={"user.id": …})`).
 
 A run (a `traces` row) older than the cut-off goes with its model calls, agent runs, tool
 executions, feedback and unmapped spans, in batches of `BATCH` runs, each its own short write
@@ -42,9 +48,9 @@ CHILDREN = ("llm_calls", "agent_runs", "tool_executions", "feedback", "unmapped_
 
 @dataclass
 class Pruned:
-    """What a prune removed (or, dry, would remove), and the store's size around it."""
+    """What a prune or an erasure removed (or, dry, would remove), and the store's size around it."""
 
-    cutoff: datetime
+    cutoff: datetime | None
     dry_run: bool
     runs: int = 0
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHILDREN, 0))
@@ -57,7 +63,7 @@ class Pruned:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "cutoff": self.cutoff.isoformat(),
+            "cutoff": self.cutoff.isoformat() if self.cutoff else None,
             "dry_run": self.dry_run,
             "runs": self.runs,
             **self.rows,
@@ -85,21 +91,47 @@ def prunable(cutoff: datetime, *, keep_rated: bool = False, keep_tags: Sequence[
     return conditions
 
 
+def of_people(users: Sequence[str] = (), sessions: Sequence[str] = ()) -> list[Any]:
+    """The condition for the runs of these end users or sessions (their metadata's `user.id`,
+    `session.id`); `ValueError` when none is named."""
+    meta = Trace.__table__.c.meta  # type: ignore[attr-defined]
+    either = [meta["user.id"].as_string() == user for user in users if user]
+    either += [meta["session.id"].as_string() == session for session in sessions if session]
+    if not either:
+        raise ValueError("name a user or a session")
+    return [sa.or_(*either)]
+
+
 def prune(
     engine: sa.Engine,
     cutoff: datetime,
     *,
     keep_rated: bool = False,
     keep_tags: Sequence[str] = (),
+    **options: Any,
+) -> Pruned:
+    """Delete the runs that started before `cutoff` (naive UTC) and their rows (`delete_runs`'s
+    `options`: dry_run, vacuum, batch, progress)."""
+    return delete_runs(engine, prunable(cutoff, keep_rated=keep_rated, keep_tags=keep_tags), cutoff=cutoff, **options)
+
+
+def delete_runs(
+    engine: sa.Engine,
+    conditions: list[Any],
+    *,
+    cutoff: datetime | None = None,
     dry_run: bool = False,
     vacuum: bool = False,
+    secure: bool = False,
     batch: int = BATCH,
     progress: Callable[[Pruned], None] | None = None,
 ) -> Pruned:
-    """Delete the runs that started before `cutoff` (naive UTC) and their rows, `batch` runs a
-    transaction; `progress` is called after each. `dry_run` counts what would go, deleting nothing."""
+    """Delete the runs meeting `conditions` and their rows, `batch` runs a transaction;
+    `progress` is called after each. `dry_run` counts what would go, deleting nothing. `secure`
+    (erasure) leaves no copy of what went in the store's files: SQLite overwrites the deleted
+    content (`secure_delete`), merges the full-text index and empties its write-ahead log;
+    PostgreSQL vacuums the run tables."""
     result = Pruned(cutoff, dry_run, size_before=store_size(engine))
-    conditions = prunable(cutoff, keep_rated=keep_rated, keep_tags=keep_tags)
     traces = Trace.__table__  # type: ignore[attr-defined]
     if dry_run:
         chosen = sa.select(traces.c.id).where(*conditions).scalar_subquery()
@@ -112,25 +144,53 @@ def prune(
         result.size_after = result.size_before
         return result
     sqlite = engine.dialect.name == "sqlite"
-    while True:
-        with writer(engine).begin() as conn:
-            ids = conn.execute(sa.select(traces.c.id).where(*conditions).limit(batch)).scalars().all()
-            if not ids:
-                break
-            if sqlite:
-                _unindex_calls(conn, ids)
-            for name in CHILDREN:
-                table = sa.table(name, sa.column("trace_id"))
-                result.rows[name] += conn.execute(sa.delete(table).where(table.c.trace_id.in_(ids))).rowcount
-            result.runs += conn.execute(sa.delete(traces).where(traces.c.id.in_(ids))).rowcount
-        if progress is not None:
-            progress(result)
+    with writer(engine).connect() as conn:
+        try:
+            while True:
+                with conn.begin():
+                    if secure and sqlite:  # what is deleted is overwritten with zeros, not left in free pages
+                        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+                    ids = conn.execute(sa.select(traces.c.id).where(*conditions).limit(batch)).scalars().all()
+                    if not ids:
+                        break
+                    if sqlite:
+                        _unindex_calls(conn, ids)
+                    for name in CHILDREN:
+                        table = sa.table(name, sa.column("trace_id"))
+                        deleted = conn.execute(sa.delete(table).where(table.c.trace_id.in_(ids)))
+                        result.rows[name] += deleted.rowcount
+                    result.runs += conn.execute(sa.delete(traces).where(traces.c.id.in_(ids))).rowcount
+                if progress is not None:
+                    progress(result)
+            if secure and sqlite and result.runs:
+                with conn.begin():  # FTS5 keeps a deleted row's words in older segments until they merge
+                    conn.execute(sa.text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')"))
+        finally:
+            if secure and sqlite:
+                conn.exec_driver_sql("PRAGMA secure_delete = OFF")
+                conn.commit()
+    if secure and not vacuum:
+        _forget(engine)
     if vacuum:
         _vacuum(engine)
         result.vacuumed = True
     result.size_after = store_size(engine)
     result.free_after = _free_bytes(engine)
     return result
+
+
+def _forget(engine: sa.Engine) -> None:
+    """After a secure deletion: SQLite's write-ahead log, which still holds the deleted pages'
+    old copies, checkpointed and emptied; PostgreSQL's run tables vacuumed, so the dead rows'
+    space is reclaimed (and overwritten as it is reused)."""
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+    else:
+        _vacuum(engine)
 
 
 def _unindex_calls(conn: sa.Connection, trace_ids: Sequence[str]) -> None:

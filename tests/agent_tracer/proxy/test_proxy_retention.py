@@ -64,3 +64,26 @@ def test_retention_takes_an_age():
     assert (
         result.exit_code == 1 and "--retention takes an age such as 30d, 12w or 6h, not '2026-01-01'" in result.output
     )
+
+
+def test_a_users_runs_recorded_through_the_proxy_can_be_erased(upstream, tmp_path):
+    db = tmp_path / "traces.db"
+    process = ProxyProcess(upstream.url, db)
+    try:
+        client = openai.OpenAI(base_url=process.openai_base_url, api_key="sk-test", max_retries=0)
+        for user, session in (("u-7", "s-1"), ("u-7", "s-2"), ("u-8", "s-3")):
+            headers = {"X-Agent-User": user, "X-Agent-Session": session}
+            client.chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "hi"}], extra_headers=headers
+            )
+    finally:
+        output = process.stop()
+    assert process.stopped_cleanly, output
+    assert not any("x-agent-user" in request["headers"] for request in upstream.requests)  # not forwarded
+    with TraceStore(f"sqlite:///{db}") as store:
+        metas = sorted((t.meta["user.id"], t.meta["session.id"]) for t in store.traces())
+    assert metas == [("u-7", "s-1"), ("u-7", "s-2"), ("u-8", "s-3")]
+    result = CliRunner().invoke(main, ["traces", "erase", "--user", "u-7", "--db", f"sqlite:///{db}"])
+    assert result.exit_code == 0 and "deleted 2 runs of user u-7, with 2 model calls" in result.output
+    with TraceStore(f"sqlite:///{db}") as store:
+        assert [t.meta["user.id"] for t in store.traces()] == ["u-8"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -132,3 +133,38 @@ def test_a_writer_keeps_writing_while_a_prune_runs(store, rec):
     assert pruned.runs == 1200
     assert counts(store)["traces"] == 200 and counts(store)["llm_calls"] == 200
     assert min(t.started_at for t in store.traces()) >= rec.at(40 * DAY) - timedelta(seconds=1)
+
+
+def test_erase_deletes_a_users_and_a_sessions_runs_and_leaves_no_copy(store, rec):
+    secret = "zebrapass4711"
+    records = []
+    for n, meta in ((1, {"user.id": "u-1"}), (2, {"user.id": "u-1", "session.id": "s-1"}), (3, {"session.id": "s-2"}),
+                    (4, {"user.id": "u-2"}), (5, {})):  # fmt: skip
+        records += run_records(rec, n, n * DAY, meta=meta)
+    request = {"model": "m", "messages": [{"role": "user", "content": f"my password is {secret}"}], "tools": []}
+    records.append(rec.call(99, rec.trace_id(1), search_text=f"my password is {secret}", request=request))
+    store.write(records)
+    if store.engine.dialect.name == "sqlite":
+        store.index_search()
+        store.engine.dispose()
+    sqlite_files = lambda: b"".join(  # noqa: E731
+        path.read_bytes() for path in (Path(store.engine.url.database), Path(f"{store.engine.url.database}-wal"))
+        if path.exists()
+    )  # fmt: skip
+    if store.engine.dialect.name == "sqlite":
+        assert secret.encode() in sqlite_files()  # the check below can see it
+
+    runner = CliRunner()
+    dry = runner.invoke(main, ["traces", "erase", "--user", "u-1", "--session", "s-2", "--dry-run", "--db", store.url])
+    assert dry.exit_code == 0 and "would delete 3 runs of user u-1 or session s-2, with 4 model calls" in dry.output
+    done = runner.invoke(main, ["traces", "erase", "--user", "u-1", "--session", "s-2", "--db", store.url])
+    assert done.exit_code == 0, done.output
+    assert "deleted 3 runs of user u-1 or session s-2, with 4 model calls" in done.output
+    assert ids(store.traces()) == {rec.trace_id(4), rec.trace_id(5)}
+    assert store.traces(text=secret) == []
+    if store.engine.dialect.name == "sqlite":
+        integrity_check(store)
+        store.engine.dispose()
+        assert secret.encode() not in sqlite_files()  # not in free pages, the index or the log
+    nobody = runner.invoke(main, ["traces", "erase", "--db", store.url])
+    assert nobody.exit_code == 2 and "--user ID or --session ID" in nobody.output
