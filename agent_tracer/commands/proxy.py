@@ -33,6 +33,9 @@ from agent_tracer.proxy.config import ProxyConfig
     "prices_file",
     "workers",
     "log_level",
+    "retention",
+    "retention_keep_rated",
+    "retention_keep_tags",
 )
 def proxy(
     upstreams: tuple[tuple[str, str], ...], db: str | None, key_file: str | None, require_key: bool, **settings: object

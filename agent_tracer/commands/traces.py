@@ -1,4 +1,4 @@
-"""`agent-tracer traces …`: list, show, rate, stats, import and export the recorded traces.
+"""`agent-tracer traces …`: list, show, rate, stats, prune, erase, import and export the recorded traces.
 
 Every command takes `--db URL` (env `AGENT_TRACER_DB`) and, where it prints data, `--json` for
 scripts. The store (SQLModel, SQLAlchemy) is imported inside the commands, so `agent-tracer --help`
@@ -429,6 +429,99 @@ def trace_stats(since: datetime | None, db: str | None, as_json: bool) -> None:
         table = text_table(["MODEL", "CALLS", "TOKENS IN", "TOKENS OUT", "ERRORS"], rows, right={1, 2, 3, 4})
         lines += ["  " + line for line in table.splitlines()]
     click.echo("\n".join(lines))
+
+
+# -- prune ----------------------------------------------------------------------------------------
+
+
+@traces.command("prune")
+@click.option(
+    "--older-than",
+    "cutoff",
+    type=TimeParam(),
+    required=True,
+    help="Delete runs that started before this: an age (30d, 12w, 6h) or a date (2026-01-01).",
+)
+@click.option("--keep-rated", is_flag=True, help="Keep runs with a rating, an outcome or any feedback, however old.")
+@click.option("--keep-tag", "keep_tags", multiple=True, help="Keep runs with this tag, however old (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--vacuum", is_flag=True, help="Then give the freed space back to the disk (SQLite: rewrites the file).")
+@db_option
+@json_option
+def prune_traces(
+    cutoff: datetime, keep_rated: bool, keep_tags: tuple[str, ...], dry_run: bool, vacuum: bool, db: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Delete old runs with their model calls, agent runs, tool executions and feedback.
+
+    In batches of 500 runs, each its own short transaction, so a proxy or capture writing into
+    the same store keeps going. Say what stays with --keep-rated and --keep-tag (the runs a
+    dataset or an evaluation used, once tagged); try it first with --dry-run."""
+    from agent_tracer.store.retention import prunable
+
+    conditions = prunable(cutoff, keep_rated=keep_rated, keep_tags=keep_tags)
+    what = f"runs that started before {_time(cutoff)} UTC"
+    _delete_runs(db, conditions, what, cutoff=cutoff, dry_run=dry_run, vacuum=vacuum, as_json=as_json)
+
+
+@traces.command("erase")
+@click.option("--user", "users", multiple=True, help="Every run of this end user (its user.id; repeatable).")
+@click.option("--session", "sessions", multiple=True, help="Every run of this session (its session.id; repeatable).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option(
+    "--vacuum", is_flag=True, help="Then rewrite the store without the freed pages (SQLite), so no copy lingers."
+)
+@db_option
+@json_option
+def erase_traces(
+    users: tuple[str, ...], sessions: tuple[str, ...], dry_run: bool, vacuum: bool, db: str | None, as_json: bool
+) -> None:
+    """Delete every run of an end user or a session, whatever its age (a data-protection request).
+
+    Runs are found by the `user.id` / `session.id` in their metadata: the proxy's X-Agent-User and
+    X-Agent-Session headers, OpenTelemetry's user.id, enduser.id and session.id attributes, or
+    @trace_agent(metadata={"user.id": ...}). Their model calls, agent runs, tool executions and
+    feedback go with them, and no copy stays in the store's files (SQLite overwrites what it
+    deletes and empties its log; PostgreSQL vacuums the tables)."""
+    from agent_tracer.store.retention import of_people
+
+    if not users and not sessions:
+        raise click.UsageError("name whose runs to erase: --user ID or --session ID")
+    who = " or ".join([*(f"user {u}" for u in users), *(f"session {s}" for s in sessions)])
+    conditions = of_people(users, sessions)
+    _delete_runs(db, conditions, f"runs of {who}", dry_run=dry_run, vacuum=vacuum, secure=True, as_json=as_json)
+
+
+def _delete_runs(db: str | None, conditions: list[Any], what: str, *, as_json: bool, **options: Any) -> None:
+    """Delete the runs meeting `conditions` (`retention.delete_runs`) and say what went."""
+    from agent_tracer.store.retention import delete_runs
+
+    with open_store(db) as store, progress_bar("deleting", "runs") as bar:
+
+        def report(done: Any) -> None:
+            bar.update(done.runs - bar.n)
+
+        deleted = delete_runs(store.engine, conditions, progress=report, **options)
+    if as_json:
+        click.echo(json.dumps(deleted.to_dict(), indent=2))
+        return
+    rows = deleted.rows
+    click.echo(
+        f"{'would delete' if deleted.dry_run else 'deleted'} {deleted.runs:,} {what}, with {rows['llm_calls']:,} "
+        f"model calls, {rows['agent_runs']:,} agent runs, {rows['tool_executions']:,} tool executions, "
+        f"{rows['feedback']:,} feedback and {rows['unmapped_spans']:,} unmapped spans"
+    )
+    if not deleted.dry_run and deleted.size_before is not None and deleted.size_after is not None:
+        line = f"the store: {_mb(deleted.size_before)} before, {_mb(deleted.size_after)} after"
+        if deleted.free_after:
+            line += f"; {_mb(deleted.free_after)} free inside it, for new runs (--vacuum gives it back to the disk)"
+        elif deleted.vacuumed:
+            line += " (vacuumed)"
+        click.echo(line)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
 
 
 # -- import ---------------------------------------------------------------------------------------

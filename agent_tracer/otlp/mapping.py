@@ -198,10 +198,31 @@ def _exception_text(span: Span) -> str:
 
 
 def _trace(span: Span, row: dict[str, Any], **extra: Any) -> Record:
+    people = _people(span)
+    if people:
+        extra["meta"] = {**people, **(extra.get("meta") or {})}
     return (
         "trace",
         {"id": span.trace_id, "started_at": row["started_at"], "ended_at": row["ended_at"], "source": SOURCE, **extra},
     )
+
+
+PEOPLE = (("user.id", ("user.id", "enduser.id")), ("session.id", ("session.id",)))
+"""The trace's metadata keys for whom a run was for, and the span or resource attributes that
+give them (OpenTelemetry's names): what `agent-tracer traces erase --user/--session` finds."""
+
+
+def _people(span: Span) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, names in PEOPLE:
+        for name in names:
+            value = span.attributes.get(name)
+            if value is None:
+                value = span.resource.get(name)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+                found[key] = str(value)[:200]
+                break
+    return found
 
 
 def _llm_call(span: Span) -> list[Record]:

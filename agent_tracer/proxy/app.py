@@ -30,7 +30,8 @@ import contextlib
 import logging
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -49,7 +50,7 @@ from agent_tracer import fastjson
 from agent_tracer import runtime as runtime_module
 from agent_tracer.capture import new_recorder, start_response
 from agent_tracer.decode import COMPLETE, FAILED, INCOMPLETE
-from agent_tracer.errors import ConfigError
+from agent_tracer.errors import ConfigError, first_line
 from agent_tracer.feedback import feedback_row
 from agent_tracer.messages import error_body
 from agent_tracer.otlp.receiver import Receiver
@@ -74,6 +75,9 @@ logger = logging.getLogger("agent_tracer.proxy")
 
 CONNECT_TIMEOUT_S = 10.0
 METRICS_SAVE_INTERVAL_S = 1.0
+RETENTION_FIRST_S = 1.0
+"""--retention's first prune, this long after the start (the store is open, the first calls in)."""
+RETENTION_INTERVAL_S = 3600.0
 CLIENT_GONE = 499
 """The status counted for a request whose client left before its answer (nginx's convention)."""
 
@@ -169,10 +173,11 @@ class Proxy:
         loop = asyncio.get_running_loop()
         saver = loop.create_task(self._save_metrics()) if self.config.metrics_dir else None
         watcher = loop.create_task(self.router.routes.watch()) if self.router is not None else None
+        pruner = loop.create_task(self._prune_now_and_then()) if self.config.retention else None
         try:
             yield
         finally:
-            for task in (saver, watcher):
+            for task in (saver, watcher, pruner):
                 if task is not None:
                     task.cancel()
             if self.router is not None:
@@ -190,6 +195,45 @@ class Proxy:
                 self.metrics.save()
             except OSError as exc:
                 logger.warning("agent-tracer proxy: cannot share metrics with the other workers (%s)", exc)
+
+    async def _prune_now_and_then(self) -> None:
+        """--retention: prune soon after start, then every `RETENTION_INTERVAL_S`, in a thread
+        (the store's calls block). With several workers, one prunes at a time (`retention.lock`)."""
+        await asyncio.sleep(RETENTION_FIRST_S)
+        while True:
+            try:
+                await anyio.to_thread.run_sync(self._prune_once)
+            except Exception as exc:  # a store that is down now: the next round tries again
+                logger.warning("agent-tracer proxy: retention could not prune this time (%s)", first_line(exc))
+            await asyncio.sleep(RETENTION_INTERVAL_S)
+
+    def _prune_once(self) -> None:
+        from agent_tracer.store.database import create_engine, parse_url
+        from agent_tracer.store.retention import prune
+
+        cutoff = self.config.retention_cutoff()
+        assert cutoff is not None  # only scheduled with --retention
+        with _held_alone(self.config.metrics_dir, "retention.lock") as alone:
+            if not alone:
+                return
+            engine = create_engine(parse_url(self.runtime.config.db))
+            try:
+                pruned = prune(
+                    engine,
+                    cutoff,
+                    keep_rated=self.config.retention_keep_rated,
+                    keep_tags=self.config.retention_keep_tags,
+                )
+            finally:
+                engine.dispose()
+        self.metrics.pruned(pruned.runs)
+        if pruned.runs:
+            logger.warning(
+                "agent-tracer proxy: retention deleted %d runs that started before %s UTC (%d model calls)",
+                pruned.runs,
+                cutoff.isoformat(timespec="seconds"),
+                pruned.rows["llm_calls"],
+            )
 
     # -- the proxy's own endpoints
 
@@ -639,3 +683,24 @@ def create_app(
 
 
 __all__ = ["DEFAULT_UPSTREAMS", "Exchange", "Proxy", "ProxyApp", "Upstream", "create_app", "error_response"]
+
+
+@contextlib.contextmanager
+def _held_alone(folder: str | None, name: str) -> Iterator[bool]:
+    """Whether this worker holds `folder/name`'s lock (no other one does), for the block; True
+    without a folder (a single process)."""
+    if folder is None:
+        yield True
+        return
+    import fcntl
+
+    with open(Path(folder) / name, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -125,6 +127,28 @@ class ProxyConfig:
     workers: int = field(
         default=1, metadata={"help": "Server processes sharing the port.", "type": click.IntRange(min=1)}
     )
+    retention: str | None = field(
+        default=None,
+        metadata={
+            "help": "Delete recorded runs older than this age (30d, 12w), with their calls, tools and "
+            "feedback, at start and every hour, as `agent-tracer traces prune` does.",
+        },
+    )
+    retention_keep_rated: bool = field(
+        default=False,
+        metadata={
+            "help": "With --retention: keep runs with a rating, an outcome or any feedback.",
+            "flag": "--retention-keep-rated",
+        },
+    )
+    retention_keep_tags: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "With --retention: keep runs with this tag (repeatable).",
+            "flag": "--retention-keep-tag",
+            "multiple": True,
+        },
+    )
     log_level: str = field(default="warning", metadata={"help": "uvicorn's log level.", "choices": LOG_LEVELS})
     metrics_dir: str | None = field(
         default=None, metadata={"help": "Folder where workers share their counts for /metrics (set by the CLI)."}
@@ -141,6 +165,15 @@ class ProxyConfig:
         self.upstreams = {**DEFAULT_UPSTREAMS, **{k: v.rstrip("/") for k, v in self.upstreams.items()}}
         if self.timeout_s <= 0 or self.max_request_mb <= 0 or self.workers < 1:
             raise ConfigError("timeout_s and max_request_mb must be positive, workers at least 1")
+        if self.retention is not None:
+            age_of(self.retention)  # an age, checked now
+        self.retention_keep_tags = tuple(self.retention_keep_tags)
+
+    def retention_cutoff(self) -> datetime | None:
+        """Runs that started before this (naive UTC, now) are deleted; None without --retention."""
+        from agent_tracer.store.models import utcnow
+
+        return utcnow() - age_of(self.retention) if self.retention else None
 
     @property
     def max_request_bytes(self) -> int:
@@ -162,6 +195,24 @@ class ProxyConfig:
                 f"--ui on {self.host} would show every recorded run to anyone who can reach it: add --require-key"
             )
         return f"the proxy listens on {self.host} without --require-key (add it, or bind to 127.0.0.1)"
+
+
+def age_of(text: str) -> timedelta:
+    """An age such as 30d, 12w, 6h as a duration; `ConfigError` for anything else (a date too:
+    a cut-off must move with time)."""
+    from agent_tracer.store.queries import parse_time, utcnow  # the store's words for ages
+
+    now = utcnow()
+    try:
+        moment = parse_time(text, now=now) if _AGE.fullmatch(text.strip()) else None
+    except ConfigError:
+        moment = None
+    if moment is None or moment >= now:
+        raise ConfigError(f"--retention takes an age such as 30d, 12w or 6h, not {text!r}")
+    return now - moment
+
+
+_AGE = re.compile(r"\d+(\.\d+)?\s*[a-zA-Z]+")
 
 
 def export_settings(config: ProxyConfig, db: str) -> None:

@@ -11,6 +11,7 @@
                                                                calls to each primary replica (its URL),
                                                                reason "" when its answer was kept
     agent_tracer_proxy_requests_in_flight                      being answered now
+    agent_tracer_proxy_pruned_runs_total                       runs deleted by --retention
     agent_tracer_spans_total{stage}                            the store writer's counts: captured,
                                                                written, retried, spilled, dropped,
                                                                capture_errors
@@ -55,6 +56,7 @@ class Metrics:
         self.upstream_errors: dict[tuple[str, str], int] = defaultdict(int)
         self.routes: dict[tuple[str, str, str], int] = defaultdict(int)
         self.replicas: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.pruned_runs = 0
         self.durations: dict[str, list[float]] = {}
         """api → per-bucket counts (len(BUCKETS) + 1, the last for +Inf), then sum, then count."""
         self.in_flight = 0
@@ -79,6 +81,10 @@ class Metrics:
         is the fallback reason, "" for none."""
         self.routes[(route, answered_by, reason)] += 1
 
+    def pruned(self, runs: int) -> None:
+        """Runs deleted by this worker's --retention."""
+        self.pruned_runs += runs
+
     def replica(self, route: str, url: str, reason: str) -> None:
         """A call to one of a route's primary replicas: `reason` "" when its answer was kept, else
         why not (the fallback reason, or why the next replica was asked)."""
@@ -93,6 +99,7 @@ class Metrics:
             "upstream_errors": [[api, reason, n] for (api, reason), n in self.upstream_errors.items()],
             "routed": [[*key, n] for key, n in self.routes.items()],
             "replicas": [[*key, n] for key, n in self.replicas.items()],
+            "pruned_runs": self.pruned_runs,
             "durations": {api: list(counts) for api, counts in self.durations.items()},
             "in_flight": self.in_flight,
             "spans": self._stats(),
@@ -134,7 +141,7 @@ class Metrics:
         replicas: dict[tuple[str, str, str], int] = defaultdict(int)
         durations: dict[str, list[float]] = {}
         spans: dict[str, int] = defaultdict(int)
-        in_flight = 0
+        in_flight = pruned = 0
         for snapshot in self._all_snapshots():
             for api, recorded, code, n in snapshot["requests"]:
                 requests[(api, recorded, code)] += n
@@ -151,6 +158,7 @@ class Metrics:
             for stage, n in snapshot["spans"].items():
                 spans[stage] += n
             in_flight += snapshot["in_flight"]
+            pruned += snapshot.get("pruned_runs", 0)
 
         out: list[str] = []
         _family(
@@ -204,6 +212,8 @@ class Metrics:
             )
         _family(out, "agent_tracer_proxy_requests_in_flight", "gauge", "Requests being answered now.")
         out.append(f"agent_tracer_proxy_requests_in_flight {in_flight}")
+        _family(out, "agent_tracer_proxy_pruned_runs_total", "counter", "Runs deleted by --retention.")
+        out.append(f"agent_tracer_proxy_pruned_runs_total {pruned}")
         _family(
             out,
             "agent_tracer_spans_total",

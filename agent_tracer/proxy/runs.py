@@ -9,6 +9,8 @@ call belongs to with headers; the proxy reads them and forwards none of the `X-A
                                     it: the call joins that trace, as a child of the client's span
     X-Agent-Name: support-agent     names the trace
     X-Agent-Tags: prod, eu          tags it (comma-separated)
+    X-Agent-User: u-123             the end user the run is for (`user.id` in its metadata)
+    X-Agent-Session: s-9            their session (`session.id`): `traces erase` finds runs by either
 
 `X-Agent-Trace-Id` wins over `traceparent` (it is the explicit one); with neither, each call is a
 trace of its own. A run id that is already a trace id (32 hex characters, or a UUID) is used as it
@@ -34,8 +36,10 @@ from agent_tracer.run_ids import trace_id_for
 TRACE_ID_HEADER = "x-agent-trace-id"
 NAME_HEADER = "x-agent-name"
 TAGS_HEADER = "x-agent-tags"
+PEOPLE_HEADERS = {"x-agent-user": "user.id", "x-agent-session": "session.id"}
+"""Header → the key of the trace's metadata that holds it (OpenTelemetry's attribute names)."""
 TRACEPARENT_HEADER = "traceparent"
-RUN_HEADERS = frozenset({TRACE_ID_HEADER, NAME_HEADER, TAGS_HEADER})
+RUN_HEADERS = frozenset({TRACE_ID_HEADER, NAME_HEADER, TAGS_HEADER, *PEOPLE_HEADERS})
 """Headers for the proxy only: never forwarded upstream."""
 
 MAX_NAME_CHARS = 200
@@ -85,6 +89,10 @@ def run_from_headers(headers: Any) -> Run:
     tags = headers.get(TAGS_HEADER)
     if tags:
         labels.tags = list(dict.fromkeys(t.strip()[:MAX_TAG_CHARS] for t in tags.split(",") if t.strip()))[:MAX_TAGS]
+    for header, key in PEOPLE_HEADERS.items():
+        value = (headers.get(header) or "").strip()
+        if value:
+            labels.meta[key] = value[:MAX_NAME_CHARS]
     has_labels = labels.name is not None or labels.tags or labels.meta
     return Run(context, labels if has_labels else None, trace_id)
 

@@ -246,3 +246,14 @@ def test_logfire_events_attribute():
     row = call_row(make({"gen_ai.system": "openai", "events": json.dumps(events)}))
     assert row["request"]["messages"] == CONVERSATION
     assert row["response"]["message"] == ANSWER and row["finish_reasons"] == ["stop"]
+
+
+def test_whom_a_run_was_for_goes_into_the_traces_metadata():
+    """OpenTelemetry's user.id (or enduser.id) and session.id, on the span or its resource, are
+    kept where `agent-tracer traces erase --user/--session` finds them."""
+    span = make({"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "enduser.id": "u-9"})
+    span.resource = {"session.id": "s-3", "service.name": "agent"}
+    _, records = span_records(span)
+    assert dict(records)["trace"]["meta"] == {"user.id": "u-9", "session.id": "s-3"}
+    _, records = span_records(make({"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}))
+    assert "meta" not in dict(records)["trace"]
