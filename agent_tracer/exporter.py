@@ -23,7 +23,7 @@ from typing import Protocol
 
 from agent_tracer.config import TracerConfig
 from agent_tracer.records import Record
-from agent_tracer.spill import append_spill
+from agent_tracer.spill import append_spill, reload_spill
 
 logger = logging.getLogger("agent_tracer")
 
@@ -45,25 +45,42 @@ class CaptureStats:
     the written, model calls that were a second copy of one stored (the transport's and a
     framework span's), stored once (`store/same_calls.py`)."""
 
-    FIELDS = ("captured", "written", "retried", "spilled", "dropped", "capture_errors", "merged")
+    FIELDS = ("captured", "written", "retried", "spilled", "reloaded", "dropped", "capture_errors", "merged")
+    """`reloaded`: records loaded back from the spill file once the store was writable again."""
+    HEALTH = ("store_down", "writes", "write_ms")
+    """Where the writer runs: 1 while the store refuses writes (0 once one succeeds), and the
+    batches written with the milliseconds they took: `health()`, not `snapshot()`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts = dict.fromkeys(self.FIELDS, 0)
-        self._remote = dict.fromkeys(self.FIELDS, 0)
+        self._counts = dict.fromkeys((*self.FIELDS, *self.HEALTH), 0)
+        self._remote = dict.fromkeys((*self.FIELDS, *self.HEALTH), 0)
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n
 
+    def set(self, name: str, value: int) -> None:
+        with self._lock:
+            self._counts[name] = value
+
     def set_remote(self, counts: dict[str, int]) -> None:
         """The writer process's own running totals, added to this process's in `snapshot`."""
         with self._lock:
-            self._remote = {name: counts.get(name, 0) for name in self.FIELDS}
+            self._remote = {name: counts.get(name, 0) for name in (*self.FIELDS, *self.HEALTH)}
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return {name: self._counts[name] + self._remote[name] for name in self.FIELDS}
+
+    def health(self) -> dict[str, int]:
+        with self._lock:
+            return {name: self._counts[name] + self._remote[name] for name in self.HEALTH}
+
+    def everything(self) -> dict[str, int]:
+        """Counts and health, as the writer process sends them to its parent."""
+        with self._lock:
+            return {name: self._counts[name] + self._remote[name] for name in (*self.FIELDS, *self.HEALTH)}
 
 
 class BatchWriter:
@@ -81,6 +98,9 @@ class BatchWriter:
         self._store: Store | None = None
         self._failing = False
         self._warned_undecodable = False
+        self._spill_to_load = True
+        """Look for a spill file to load back after the next write that succeeds: at the start
+        (one left by an earlier run) and whenever the store comes back."""
 
     def export(self, batch: list[Payload]) -> None:
         records = self._records(batch)
@@ -92,7 +112,10 @@ class BatchWriter:
                 if self._store is None:
                     self._store = self._open_store(self._config.db)
                 merged = self._store.calls_merged
+                started = time.perf_counter()
                 self._store.write(records)
+                self._stats.add("write_ms", round((time.perf_counter() - started) * 1000))
+                self._stats.add("writes")
                 merged = self._store.calls_merged - merged
             except Exception as exc:  # fail open: any store failure is retried, then spilled
                 self._reset_store()
@@ -109,13 +132,38 @@ class BatchWriter:
             if self._failing:
                 logger.warning("agent-tracer: the trace store is writable again")
                 self._failing = False
+                self._stats.set("store_down", 0)
+            if self._spill_to_load:
+                self._spill_to_load = False
+                self._load_spill()
             return
         if not self._failing:
             logger.warning(
                 "agent-tracer: the trace store is unavailable; spilling spans to %s", self._config.spill_path
             )
         self._failing = True
+        self._stats.set("store_down", 1)
+        self._spill_to_load = True
         self._spill(batch, records)
+
+    def _load_spill(self) -> None:
+        """Load the spill file back into the store, which is writable again (ids it has are
+        skipped), and empty it; on failure it stays for the next time (or `traces import`)."""
+        assert self._store is not None  # just written to
+        try:
+            loaded = reload_spill(self._config.spill_path, self._store.write)
+        except Exception as exc:
+            logger.warning(
+                "agent-tracer: the spill file %s could not be loaded back (%s); it is kept "
+                "(`agent-tracer traces import %s --format spill` loads it)",
+                self._config.spill_path,
+                _one_line(exc),
+                self._config.spill_path,
+            )
+            return
+        if loaded:
+            self._stats.add("reloaded", loaded)
+            logger.warning("agent-tracer: loaded %d spilled records back into the trace store", loaded)
 
     def spill(self, batch: list[Payload]) -> None:
         """Straight to the spill file: what is left when there is no time to write."""
@@ -176,8 +224,11 @@ class StoreExporter:
         self._config = config
         self._stats = stats
         self._queue: deque[Payload] = deque()
+        self._queued_at: deque[float] = deque()
+        """When each queued payload was submitted (`time.monotonic`), for `oldest_age`."""
         self._cond = threading.Condition(threading.Lock())  # not reentrant: cheaper on every submit
         self._in_flight = 0
+        self._in_flight_since = 0.0
         self._closing = False
         self._stop = threading.Event()
         self._writer = BatchWriter(config, stats, open_store, self._stop)
@@ -192,6 +243,7 @@ class StoreExporter:
                 self._stats.add("dropped")
                 return
             self._queue.append(payload)
+            self._queued_at.append(time.monotonic())
             self._stats.add("captured")
             if len(self._queue) >= self._config.batch_size:
                 self._cond.notify_all()
@@ -209,6 +261,27 @@ class StoreExporter:
                 self._cond.notify_all()
         return True
 
+    def queued(self) -> int:
+        """Payloads submitted and not yet written or spilled."""
+        with self._cond:
+            return len(self._queue) + self._in_flight + self._unwritten()
+
+    def oldest_age(self) -> float:
+        """Seconds since the oldest payload not yet written or spilled was submitted (0: none)."""
+        with self._cond:
+            since = [self._queued_at[0]] if self._queued_at else []
+            if self._in_flight:
+                since.append(self._in_flight_since)
+            since += self._unwritten_since()
+        return time.monotonic() - min(since) if since else 0.0
+
+    def _unwritten(self) -> int:
+        """Called with the lock held: payloads handed on but not yet written (another process's)."""
+        return 0
+
+    def _unwritten_since(self) -> list[float]:
+        return []
+
     def shutdown(self, timeout: float | None = None) -> None:
         """Write what is queued (up to `timeout`), spill the rest, close the store."""
         timeout = self._config.shutdown_timeout_s if timeout is None else timeout
@@ -222,6 +295,7 @@ class StoreExporter:
         with self._cond:
             left = list(self._queue)
             self._queue.clear()
+            self._queued_at.clear()
         if left:
             self._writer.spill(left)
         self._writer.close()
@@ -245,7 +319,12 @@ class StoreExporter:
                     self._cond.wait(self._config.flush_interval_s)
                 if self._closing:
                     return
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._config.batch_size))]
+                taken = min(len(self._queue), self._config.batch_size)
+                batch = [self._queue.popleft() for _ in range(taken)]
+                if taken:
+                    self._in_flight_since = self._queued_at[0]
+                    for _ in range(taken):
+                        self._queued_at.popleft()
                 self._in_flight = len(batch)
             if batch:
                 self._deliver(batch)

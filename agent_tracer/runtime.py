@@ -9,7 +9,9 @@ private provider is used and the global one is left alone.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -82,6 +84,23 @@ class Runtime:
 
     def submit(self, payload: Payload) -> None:
         self.exporter.submit(payload)
+
+    def health(self) -> dict[str, Any]:
+        """What an operator's alert reads (`/healthz`, `/metrics`): whether the store takes
+        writes, what waits to be written and for how long, what is spilled, the writes' time."""
+        figures = self.stats.health()
+        try:
+            spilled = os.path.getsize(self.config.spill_path)
+        except OSError:
+            spilled = 0
+        return {
+            "store": "unreachable" if figures["store_down"] else "ok",
+            "queued": self.exporter.queued(),
+            "oldest_unwritten_s": round(self.exporter.oldest_age(), 3),
+            "spill_bytes": spilled,
+            "writes": figures["writes"],
+            "write_seconds": figures["write_ms"] / 1000,
+        }
 
     def capture_failed(self, what: str, exc: BaseException) -> None:
         """Count a capture failure; log the first of each kind, so a broken codec cannot flood the log."""

@@ -1,8 +1,10 @@
-"""The spill file: store records the writer could not write, kept as JSON lines until imported.
+"""The spill file: store records the writer could not write, kept as JSON lines until loaded back.
 
-One record a line, `{"kind": "llm_call", "row": {...}}`, datetimes as ISO-8601 strings;
-`agent-tracer traces import FILE --format spill` (or `TraceStore.write(read_spill(path))`) loads
-them, and loading twice is harmless because the store skips ids it has. Appends are flushed and
+One record a line, `{"kind": "llm_call", "row": {...}}`, datetimes as ISO-8601 strings. The writer
+loads it back by itself at its first successful write after the store returns, or after a start
+(`reload_spill`, which empties it); `agent-tracer traces import FILE --format spill` (or
+`TraceStore.write(read_spill(path))`) loads one by hand, and loading twice is harmless because the
+store skips ids it has. Appends are flushed and
 fsynced before `append_spill` returns. A crash in the middle of an append leaves at most one
 partial line, at the end: `read_spill` skips it and counts it in `SpillReader.truncated`, and the
 next append cuts it off first (logging a warning), so it never ends up in the middle. A malformed
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -80,6 +82,36 @@ def _drop_torn_tail(handle: BinaryIO, path: Path) -> None:
     logger.warning(
         "agent-tracer: %s ended with a partial record (%d bytes, from a crash); it is dropped", path, end - keep
     )
+
+
+def reload_spill(
+    path: str | os.PathLike[str], write: Callable[[list[tuple[str, dict[str, Any]]]], Any], chunk: int = 1000
+) -> int:
+    """Write a spill file's records through `write` (the store's, which skips ids it has) in
+    chunks, then empty the file; returns how many were written. The file's lock is held
+    throughout, so no append lands between the reading and the emptying. When a write raises, the
+    file is left as it was (loading it again later is harmless)."""
+    target = Path(path)
+    if not target.exists():
+        return 0
+    with open(target, "r+b") as handle:
+        _lock(handle)
+        if handle.seek(0, os.SEEK_END) == 0:
+            return 0
+        loaded = 0
+        pending: list[tuple[str, dict[str, Any]]] = []
+        for record in read_spill(target):
+            pending.append(record)
+            if len(pending) >= chunk:
+                write(pending)
+                loaded, pending = loaded + len(pending), []
+        if pending:
+            write(pending)
+            loaded += len(pending)
+        handle.truncate(0)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return loaded
 
 
 def read_spill(path: str | os.PathLike[str]) -> SpillReader:

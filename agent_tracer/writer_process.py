@@ -27,6 +27,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Collection
 from typing import IO, Any
 
@@ -62,6 +63,8 @@ def read_frame(stream: IO[bytes]) -> Any | None:
 class ProcessExporter(StoreExporter):
     def __init__(self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store]):
         self._unacked: dict[int, list[Payload]] = {}
+        self._sent_since: dict[int, float] = {}
+        """Of each batch not yet acknowledged, when its oldest payload was submitted."""
         self._seq = 0
         self._dead = False
         self._local = threading.Lock()
@@ -85,6 +88,12 @@ class ProcessExporter(StoreExporter):
 
     def _pending(self) -> bool:
         return super()._pending() or bool(self._unacked)
+
+    def _unwritten(self) -> int:
+        return sum(len(batch) for batch in self._unacked.values())
+
+    def _unwritten_since(self) -> list[float]:
+        return [self._sent_since[seq] for seq in self._unacked if seq in self._sent_since]
 
     def _deliver(self, batch: list[Payload]) -> None:
         # Pickling holds the GIL: in frames of FRAME_SIZE payloads (well under a millisecond each)
@@ -121,6 +130,7 @@ class ProcessExporter(StoreExporter):
                         self._seq += 1
                         seq = self._seq
                         self._unacked[seq] = batch
+                        self._sent_since[seq] = self._in_flight_since if self._in_flight else time.monotonic()
                     try:
                         self._stdin.write(frame)
                         self._stdin.flush()
@@ -148,6 +158,7 @@ class ProcessExporter(StoreExporter):
             with self._cond:
                 for seq in seqs:
                     self._unacked.pop(seq, None)
+                    self._sent_since.pop(seq, None)
                 self._stats.set_remote(counts)
                 self._cond.notify_all()
 
@@ -175,6 +186,7 @@ class ProcessExporter(StoreExporter):
                 self._writer.export(batch)
                 with self._cond:
                     self._unacked.pop(seq, None)
+                    self._sent_since.pop(seq, None)
                     self._cond.notify_all()
 
     def _export_here(self, batch: list[Payload]) -> None:
@@ -259,7 +271,7 @@ def main() -> None:
                 seqs.append(more[1])
                 payloads.extend(more[2])
             writer.export(payloads)
-            write_frame(frames_out, ("ack", seqs, stats.snapshot()))
+            write_frame(frames_out, ("ack", seqs, stats.everything()))
             if ended:
                 break
     finally:

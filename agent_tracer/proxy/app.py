@@ -162,7 +162,7 @@ class Proxy:
         self.runtime = runtime
         self.keys = keys
         self.max_body = config.max_request_bytes
-        self.metrics = Metrics(runtime.stats.snapshot, config.metrics_dir)
+        self.metrics = Metrics(runtime.stats.snapshot, config.metrics_dir, runtime.health)
         self.upstream = Upstream(config, runtime, self.metrics)
         self.router = Router(routes, self.upstream, runtime, self.metrics, keys) if routes is not None else None
         self.otlp = Receiver(runtime.config)
@@ -238,7 +238,11 @@ class Proxy:
     # -- the proxy's own endpoints
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        """200 while the proxy answers (calls pass even when the store is down: they are spilled),
+        with "degraded" and the figures when the store refuses writes or calls wait to be loaded back."""
+        health = self.runtime.health()
+        degraded = health["store"] != "ok" or health["spill_bytes"] > 0
+        return JSONResponse({"status": "degraded" if degraded else "ok", **health})
 
     async def prometheus(self, request: Request) -> Response:
         text = self.metrics.render() + self.otlp.metrics()

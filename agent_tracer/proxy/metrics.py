@@ -12,6 +12,12 @@
                                                                reason "" when its answer was kept
     agent_tracer_proxy_requests_in_flight                      being answered now
     agent_tracer_proxy_pruned_runs_total                       runs deleted by --retention
+    agent_tracer_store_up                                      0 while the store refuses writes
+    agent_tracer_writer_queued                                 calls captured, not yet written or spilled
+    agent_tracer_writer_oldest_unwritten_seconds               how long the oldest of them has waited
+    agent_tracer_spill_bytes                                   the spill file's size (loaded back and
+                                                               emptied once the store is up again)
+    agent_tracer_store_writes_total, _write_seconds_total      batches written and their time
     agent_tracer_spans_total{stage}                            the store writer's counts: captured,
                                                                written, retried, spilled, dropped,
                                                                capture_errors
@@ -49,8 +55,14 @@ UPSTREAM_ERROR_REASONS = ("unreachable", "timeout", "broken_body", "http_429", "
 class Metrics:
     """One worker's counts. `stats` returns the store writer's span counts (`CaptureStats`)."""
 
-    def __init__(self, stats: Callable[[], dict[str, int]], directory: str | None = None) -> None:
+    def __init__(
+        self,
+        stats: Callable[[], dict[str, int]],
+        directory: str | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._stats = stats
+        self._health = health
         self._directory = Path(directory) if directory else None
         self.requests: dict[tuple[str, bool, int], int] = defaultdict(int)
         self.upstream_errors: dict[tuple[str, str], int] = defaultdict(int)
@@ -103,6 +115,7 @@ class Metrics:
             "durations": {api: list(counts) for api, counts in self.durations.items()},
             "in_flight": self.in_flight,
             "spans": self._stats(),
+            "health": self._health() if self._health is not None else None,
         }
 
     def save(self) -> None:
@@ -142,6 +155,7 @@ class Metrics:
         durations: dict[str, list[float]] = {}
         spans: dict[str, int] = defaultdict(int)
         in_flight = pruned = 0
+        healths = []
         for snapshot in self._all_snapshots():
             for api, recorded, code, n in snapshot["requests"]:
                 requests[(api, recorded, code)] += n
@@ -159,6 +173,8 @@ class Metrics:
                 spans[stage] += n
             in_flight += snapshot["in_flight"]
             pruned += snapshot.get("pruned_runs", 0)
+            if snapshot.get("health") and _alive(snapshot.get("pid")):
+                healths.append(snapshot["health"])
 
         out: list[str] = []
         _family(
@@ -214,6 +230,8 @@ class Metrics:
         out.append(f"agent_tracer_proxy_requests_in_flight {in_flight}")
         _family(out, "agent_tracer_proxy_pruned_runs_total", "counter", "Runs deleted by --retention.")
         out.append(f"agent_tracer_proxy_pruned_runs_total {pruned}")
+        if healths:
+            _health_lines(out, healths)
         _family(
             out,
             "agent_tracer_spans_total",
@@ -224,6 +242,28 @@ class Metrics:
         for stage, n in sorted(spans.items()):
             out.append(f'agent_tracer_spans_total{{stage="{stage}"}} {n}')
         return "\n".join(out) + "\n"
+
+
+def _health_lines(out: list[str], healths: list[dict[str, Any]]) -> None:
+    """The writers' health, over the live workers: the store is up only if every worker writes;
+    queues add up; the oldest wait and the spill file (one, shared) are the largest seen."""
+    gauges = (
+        ("agent_tracer_store_up", "Whether the trace store takes writes (0 while writes fail and calls are spilled).",
+         int(all(h["store"] == "ok" for h in healths))),
+        ("agent_tracer_writer_queued", "Calls captured and not yet written or spilled.",
+         sum(h["queued"] for h in healths)),
+        ("agent_tracer_writer_oldest_unwritten_seconds", "How long the oldest call not yet written has waited.",
+         max(h["oldest_unwritten_s"] for h in healths)),
+        ("agent_tracer_spill_bytes", "Size of the spill file, loaded back once the store takes writes again.",
+         max(h["spill_bytes"] for h in healths)),
+    )  # fmt: skip
+    for name, help_text, value in gauges:
+        _family(out, name, "gauge", help_text)
+        out.append(f"{name} {value:g}")
+    _family(out, "agent_tracer_store_writes_total", "counter", "Batches written to the trace store.")
+    out.append(f"agent_tracer_store_writes_total {sum(h['writes'] for h in healths)}")
+    _family(out, "agent_tracer_store_write_seconds_total", "counter", "Time spent writing those batches.")
+    out.append(f"agent_tracer_store_write_seconds_total {sum(h['write_seconds'] for h in healths):g}")
 
 
 def _family(out: list[str], name: str, kind: str, help_text: str) -> None:

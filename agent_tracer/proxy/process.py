@@ -69,7 +69,7 @@ class ProxyProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the proxy exited early:\n{self._printed()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=0.5).json() == {"status": "ok"}:
+                if httpx.get(self.url + "/healthz", timeout=0.5).json().get("status") in ("ok", "degraded"):
                     return
             except httpx.HTTPError:
                 time.sleep(0.05)

@@ -154,3 +154,62 @@ def test_full_disk_spills_and_loses_nothing(upstream, tmp_path, tiny_disk):
         with TraceStore(url) as store:
             texts += [c.request["messages"][0]["content"].split()[0] for c in store.calls()]
     assert sorted(texts) == sorted(f"q{i}" for i in range(60))
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_the_spill_is_loaded_back_when_the_store_takes_writes_again(upstream, tmp_path, writer):
+    """What was spilled while the database was locked goes into it, by itself, at the first write
+    that succeeds after; meanwhile the runtime's health says so (what /healthz and /metrics show)."""
+    from agent_tracer import runtime
+
+    path = tmp_path / "locked.db"
+    TraceStore(f"sqlite:///{path}").close()
+    spill = tmp_path / "spill.jsonl"
+    agent_tracer.init(
+        db=f"sqlite:///{path}?timeout=0.05", spill_path=str(spill), retry_backoff_s=0.01, flush_interval_s=0.02,
+        write_retries=2, writer=writer,
+    )  # fmt: skip
+    try:
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        for i in range(3):
+            ask(upstream, f"while locked {i}")
+        assert agent_tracer.flush()
+        health = runtime.current().health()
+        assert (health["store"], health["queued"]) == ("unreachable", 0) and health["spill_bytes"] > 0
+        assert agent_tracer.stats()["spilled"] == 3
+        locker.execute("ROLLBACK")
+        locker.close()
+        ask(upstream, "unlocked")
+        assert agent_tracer.flush()
+        stats, health = agent_tracer.stats(), runtime.current().health()
+        assert stats["reloaded"] >= 3 and stats["written"] == 1 and stats["dropped"] == 0
+        assert (health["store"], health["spill_bytes"], health["queued"]) == ("ok", 0, 0)
+        assert health["writes"] == 1 and health["write_seconds"] >= 0  # the batch; the spill went in apart
+    finally:
+        agent_tracer.uninstrument()
+    assert spill.read_bytes() == b""
+    with TraceStore(f"sqlite:///{path}") as store:
+        texts = sorted(c.request["messages"][0]["content"] for c in store.calls())
+    assert texts == ["unlocked", "while locked 0", "while locked 1", "while locked 2"]
+
+
+def test_a_spill_left_by_an_earlier_run_is_loaded_at_the_first_write(upstream, tmp_path):
+    spill = tmp_path / "spill.jsonl"
+    agent_tracer.init(db=f"sqlite:///{tmp_path}/a-file-not-a-folder/x.db", spill_path=str(spill),
+                      retry_backoff_s=0.01, flush_interval_s=0.02)  # fmt: skip
+    (tmp_path / "a-file-not-a-folder").write_text("")
+    try:
+        ask(upstream, "spilled earlier")
+        assert agent_tracer.flush() and agent_tracer.stats()["spilled"] == 1
+    finally:
+        agent_tracer.uninstrument()
+    agent_tracer.init(db=f"sqlite:///{tmp_path}/t.db", spill_path=str(spill), flush_interval_s=0.02)
+    try:
+        ask(upstream, "now")
+        assert agent_tracer.flush()
+        assert agent_tracer.stats()["reloaded"] >= 1
+    finally:
+        agent_tracer.uninstrument()
+    with TraceStore(f"sqlite:///{tmp_path}/t.db") as store:
+        assert sorted(c.request["messages"][0]["content"] for c in store.calls()) == ["now", "spilled earlier"]

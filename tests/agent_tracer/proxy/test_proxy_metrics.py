@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import httpx
 import openai
@@ -12,6 +13,7 @@ import pytest
 from agent_tracer.loopback import free_port
 from agent_tracer.proxy.metrics import BUCKETS, Metrics
 from agent_tracer.proxy.process import ProxyProcess
+from agent_tracer.store import TraceStore
 
 
 def test_requests_errors_latency_and_spans_are_counted(upstream, tmp_path, scrape):
@@ -49,6 +51,45 @@ def test_requests_errors_latency_and_spans_are_counted(upstream, tmp_path, scrap
         assert samples("agent_tracer_proxy_requests_in_flight") == 0
         assert samples("agent_tracer_spans_total", stage="captured") == 5  # the 400 was never sent
         assert samples("agent_tracer_spans_total", stage="dropped") == 0
+        assert samples("agent_tracer_store_up") == 1 and samples("agent_tracer_spill_bytes") == 0
+        assert samples("agent_tracer_writer_queued") <= 5  # captured a moment ago: maybe not written yet
+        deadline = time.monotonic() + 10
+        while samples("agent_tracer_writer_queued") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            samples = scrape(process.url)
+        assert (
+            samples("agent_tracer_writer_queued") == 0 and samples("agent_tracer_writer_oldest_unwritten_seconds") == 0
+        )
+        assert samples("agent_tracer_store_writes_total") >= 1
+        assert 0 <= samples("agent_tracer_store_write_seconds_total") < 5
+        health = httpx.get(process.url + "/healthz").json()
+        assert (health["status"], health["store"], health["queued"], health["spill_bytes"]) == ("ok", "ok", 0, 0)
+    finally:
+        process.stop()
+
+
+def test_healthz_and_metrics_show_a_store_that_refuses_writes(upstream, tmp_path, scrape):
+    """Calls go through and are spilled; the proxy stays up (200) and says it is degraded."""
+    path = tmp_path / "ro.db"
+    TraceStore(f"sqlite:///{path}").close()
+    spill = tmp_path / "spill.jsonl"
+    read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
+    process = ProxyProcess(upstream.url, read_only, "--no-ui", env={"AGENT_TRACER_SPILL": str(spill)})
+    try:
+        client = openai.OpenAI(base_url=process.openai_base_url, api_key="sk-test", max_retries=0)
+        for _ in range(2):
+            answer = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+            assert answer.choices[0].message.content == "Echo: hi"
+        deadline = time.monotonic() + 20
+        while not (spill.exists() and spill.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        health = httpx.get(process.url + "/healthz")
+        assert health.status_code == 200
+        assert health.json()["status"] == "degraded" and health.json()["store"] == "unreachable"
+        assert health.json()["spill_bytes"] == spill.stat().st_size > 0
+        samples = scrape(process.url)
+        assert samples("agent_tracer_store_up") == 0 and samples("agent_tracer_spill_bytes") > 0
+        assert samples("agent_tracer_spans_total", stage="spilled") == 2
     finally:
         process.stop()
 
