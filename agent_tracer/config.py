@@ -7,6 +7,7 @@ comes from the environment variables named in each field's help, then from the d
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -68,6 +69,21 @@ class TracerConfig:
     shutdown_timeout_s: float = field(
         default=5.0, metadata={"help": "How long exit waits for the writer; what is left is spilled."}
     )
+    mask: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "Mask what is stored (and spilled) before it is written: 'default' (API keys, emails, "
+            "card numbers, phone numbers, public IPs), one of secret, email, card, phone, ip, or "
+            "NAME=REGEX (replaced by [NAME]); repeatable. The agent's own calls are unchanged."
+        },
+    )
+    mask_function: Callable[[str], str] | None = field(
+        default=None,
+        metadata={
+            "help": "Your own function of a text, run after the mask rules on every string stored; a "
+            "module-level function (the writer process imports it by name) unless writer='thread'."
+        },
+    )
 
     def __post_init__(self) -> None:
         self.db = self.db or default_url()
@@ -79,10 +95,35 @@ class TracerConfig:
             raise ConfigError(f"writer must be 'process' or 'thread', got {self.writer!r}")
         if self.queue_size < 1 or self.batch_size < 1 or self.write_retries < 1:
             raise ConfigError("queue_size, batch_size and write_retries must be at least 1")
+        self.mask = (self.mask,) if isinstance(self.mask, str) else tuple(self.mask)
+        if self.mask or self.mask_function is not None:
+            from agent_tracer.masking import Masker
+
+            Masker.from_settings(self.mask, self.mask_function)  # a bad rule is an error now, not in the writer
+        if self.mask_function is not None and self.writer == "process":
+            _check_importable(self.mask_function)
 
     @classmethod
     def field_names(cls) -> set[str]:
         return {f.name for f in fields(cls)}
+
+
+def _check_importable(function: Callable[[str], str]) -> None:
+    """The writer process gets `mask_function` by its module and name: it must be found there."""
+    import importlib
+
+    module, name = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    try:
+        found = importlib.import_module(module) if module and module != "__main__" else None
+        for part in name.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError, TypeError):
+        found = None
+    if found is not function:
+        raise ConfigError(
+            f"mask_function {name or function!r} must be a module-level function of an importable module "
+            "(the writer process imports it), or pass writer='thread'"
+        )
 
 
 def _default_spill_path(url) -> str:

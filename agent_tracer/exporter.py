@@ -98,6 +98,10 @@ class BatchWriter:
         self._store: Store | None = None
         self._failing = False
         self._warned_undecodable = False
+        from agent_tracer.masking import Masker
+
+        self._masker = Masker.from_settings(config.mask, config.mask_function)
+        """What must never be stored, masked here, before the rows are written or spilled."""
         self._spill_to_load = True
         """Look for a spill file to load back after the next write that succeeds: at the start
         (one left by an earlier run) and whenever the store comes back."""
@@ -191,6 +195,13 @@ class BatchWriter:
             except Exception:  # a payload we cannot turn into rows: count it, keep the rest
                 self._stats.add("dropped")
                 logger.exception("agent-tracer: could not convert a span for the store; it is dropped")
+        if self._masker is not None and records:
+            try:
+                records = self._masker.records(records)
+            except Exception:  # a user's function that fails: nothing unmasked may be stored
+                self._stats.add("dropped", len(batch))
+                logger.exception("agent-tracer: masking failed; these spans are dropped, not stored unmasked")
+                return []
         return records
 
     def _spill(self, batch: list[Payload], records: list[Record]) -> None:

@@ -33,6 +33,7 @@ from agent_tracer.proxy.config import ProxyConfig
     "prices_file",
     "workers",
     "log_level",
+    "mask",
     "retention",
     "retention_keep_rated",
     "retention_keep_tags",

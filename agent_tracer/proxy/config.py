@@ -127,6 +127,15 @@ class ProxyConfig:
     workers: int = field(
         default=1, metadata={"help": "Server processes sharing the port.", "type": click.IntRange(min=1)}
     )
+    mask: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "Mask what is stored before it is written (bodies, raw bytes, spill file; the call "
+            "itself is forwarded unchanged): default (API keys, emails, cards, phones, public IPs), one of "
+            "secret, email, card, phone, ip, or NAME=REGEX; repeatable.",
+            "multiple": True,
+        },
+    )
     retention: str | None = field(
         default=None,
         metadata={
@@ -168,6 +177,11 @@ class ProxyConfig:
         if self.retention is not None:
             age_of(self.retention)  # an age, checked now
         self.retention_keep_tags = tuple(self.retention_keep_tags)
+        self.mask = tuple(self.mask)
+        if self.mask:
+            from agent_tracer.masking import redactors_for
+
+            redactors_for(self.mask)  # a rule that does not compile is refused before anything starts
 
     def retention_cutoff(self) -> datetime | None:
         """Runs that started before this (naive UTC, now) are deleted; None without --retention."""

@@ -60,7 +60,14 @@ def build_app(config: ProxyConfig, db: str) -> ProxyApp:
         except StoreError as exc:
             ui_off = f"the trace store could not be opened when the proxy started ({first_line(exc)})"
             logger.warning("web UI off: %s; restart the proxy once the store is up", ui_off)
-    return create_app(config, runtime.start(TracerConfig(db=db), instrument=False), keys, routes, ui=ui, ui_off=ui_off)
+    return create_app(
+        config,
+        runtime.start(TracerConfig(db=db, mask=config.mask), instrument=False),
+        keys,
+        routes,
+        ui=ui,
+        ui_off=ui_off,
+    )
 
 
 def app_from_environment() -> ProxyApp:
@@ -87,6 +94,10 @@ def describe(config: ProxyConfig, db: str) -> str:
         else f"  web UI at http://{config.host}:{config.port}{UI_PATH}/"
         + (" (proxy key required)" if config.require_key else ""),
     ]
+    if config.mask:
+        lines.append(f"  masked before storage: {', '.join(config.mask)} (calls are forwarded unchanged)")
+    if config.retention:
+        lines.append(f"  runs older than {config.retention} deleted at start and hourly")
     if config.routes_file:
         lines.append(f"  routes from {config.routes_file} (reloaded on change):")
         lines.extend(f"    {line}" for line in describe_routes(load_routes(config.routes_file)))
