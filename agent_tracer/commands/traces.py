@@ -411,6 +411,14 @@ def trace_stats(since: datetime | None, db: str | None, as_json: bool) -> None:
         f"Latency           p50 {_ms(stats['latency_ms']['p50'])}   p95 {_ms(stats['latency_ms']['p95'])}",
         f"First token       p50 {_ms(stats['ttft_ms']['p50'])}",
     ]
+    size = stats["store"]
+    if size["bytes"] is not None:
+        line = f"Store             {_mb(size['bytes'])}"
+        if size["bytes_per_call"] is not None:
+            days = len(size["calls_per_day"]) and sum(size["calls_per_day"].values())
+            line += f", {size['bytes_per_call'] / 1000:,.1f} KB a model call"
+            line += f"; {days:,} calls in the last 7 days, about {_mb(size['bytes_per_day'])} a day"
+        lines.append(line)
     if stats["by_outcome"]:
         lines += ["", "By outcome"]
         lines += [f"  {outcome:<16} {count:>8,}" for outcome, count in stats["by_outcome"].items()]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -148,7 +148,37 @@ def store_stats(engine: Engine, start: datetime | None) -> dict[str, Any]:
                 "p95": _percentile(conn, LLMCall.latency_ms, 95, start),
             },
             "ttft_ms": {"p50": _percentile(conn, LLMCall.ttft_ms, 50, start)},
+            "store": _size(conn, engine),
         }
+
+
+GROWTH_DAYS = 7
+
+
+def _size(conn: Connection, engine: Engine) -> dict[str, Any]:
+    """The store's size, its bytes per model call (all tables and indexes over all calls), and
+    the calls of each of the last `GROWTH_DAYS` days: how fast it grows, for retention settings."""
+    from agent_tracer.store.models import utcnow
+    from agent_tracer.store.retention import store_size
+
+    size = store_size(engine)
+    calls = conn.execute(sa.select(sa.func.count()).select_from(LLMCall)).scalar_one()
+    since = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=GROWTH_DAYS - 1)
+    day = sa.func.date(col(LLMCall.started_at))
+    per_day = {
+        str(found): count
+        for found, count in conn.execute(
+            sa.select(day, sa.func.count()).where(col(LLMCall.started_at) >= since).group_by(day).order_by(day)
+        )
+    }
+    per_call = size / calls if size is not None and calls else None
+    mean_calls = sum(per_day.values()) / GROWTH_DAYS
+    return {
+        "bytes": size,
+        "bytes_per_call": round(per_call) if per_call is not None else None,
+        "calls_per_day": per_day,
+        "bytes_per_day": round(per_call * mean_calls) if per_call is not None else None,
+    }
 
 
 def _percentile(conn: Connection, column: Any, pct: float, since: datetime | None) -> float | None:

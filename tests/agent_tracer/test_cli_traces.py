@@ -303,6 +303,7 @@ def test_stats(db):
     assert "LLM calls                4   errors 1" in out
     assert "Latency           p50 90 ms   p95 800 ms" in out
     assert "First token       p50 150 ms" in out
+    assert "Store " in out and "KB a model call" in out and "calls in the last 7 days, about" in out
     assert "success" in out and "gpt-4o-mini" in out and "claude-3-5-haiku" in out
     stats = json.loads(run("traces", "stats", "--db", db, "--json").output)
     assert stats["by_outcome"] == {"success": 1, "none": 1}

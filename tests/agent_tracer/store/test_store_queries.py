@@ -178,6 +178,21 @@ def test_stats(filled, rec):
 def test_stats_on_an_empty_store(store):
     stats = store.stats()
     assert stats["traces"] == 0 and stats["by_model"] == [] and stats["latency_ms"] == {"p50": None, "p95": None}
+    assert stats["store"]["bytes"] > 0 and stats["store"]["bytes_per_call"] is None
+
+
+def test_stats_say_the_stores_size_and_its_growth_a_day(store, rec):
+    from agent_tracer.store.models import utcnow
+
+    today = utcnow().replace(microsecond=0)
+    records = [rec.trace(n, start=0.0) for n in range(1, 4)]
+    records += [rec.call(n, rec.trace_id(1), started_at=today - timedelta(days=n % 2)) for n in range(1, 11)]
+    records += [rec.call(99, rec.trace_id(2), started_at=today - timedelta(days=30))]  # older than the week
+    store.write(records)
+    size = store.stats()["store"]
+    assert size["calls_per_day"] == {str(today.date()): 5, str((today - timedelta(days=1)).date()): 5}
+    assert size["bytes"] > 0 and size["bytes_per_call"] == round(size["bytes"] / 11)
+    assert size["bytes_per_day"] == round(size["bytes"] / 11 * 10 / 7)
 
 
 def test_trace_summaries(filled, rec):
