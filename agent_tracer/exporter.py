@@ -15,6 +15,7 @@ only a full queue or an unwritable spill file drops spans, and every one is coun
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -26,6 +27,9 @@ from agent_tracer.records import Record
 from agent_tracer.spill import append_spill, reload_spill
 
 logger = logging.getLogger("agent_tracer")
+
+IDLE_RETRY_S = 5.0
+"""With a spill file waiting and nothing to write, how often the writer sees whether the store is back."""
 
 
 class Payload(Protocol):
@@ -103,8 +107,9 @@ class BatchWriter:
         self._masker = Masker.from_settings(config.mask, config.mask_function)
         """What must never be stored, masked here, before the rows are written or spilled."""
         self._spill_to_load = True
-        """Look for a spill file to load back after the next write that succeeds: at the start
-        (one left by an earlier run) and whenever the store comes back."""
+        """Look for a spill file to load back after the next write that succeeds, or at an idle
+        moment (`idle`): at the start (one left by an earlier run) and after an outage."""
+        self._next_idle_try = 0.0
 
     def export(self, batch: list[Payload]) -> None:
         records = self._records(batch)
@@ -149,6 +154,38 @@ class BatchWriter:
         self._stats.set("store_down", 1)
         self._spill_to_load = True
         self._spill(batch, records)
+
+    def idle(self) -> None:
+        """Nothing to write now: while a spill file waits to be loaded back (written during an
+        outage, or left by an earlier run), try every `IDLE_RETRY_S` whether the store takes
+        writes again and load it, so that its return needs no new call to be noticed."""
+        now = time.monotonic()
+        if not self._spill_to_load or now < self._next_idle_try:
+            return
+        self._next_idle_try = now + IDLE_RETRY_S
+        try:
+            waiting = os.path.getsize(self._config.spill_path) > 0
+        except OSError:
+            waiting = False
+        if not waiting:
+            self._spill_to_load = self._failing
+            return
+        try:
+            if self._store is None:
+                self._store = self._open_store(self._config.db)
+            loaded = reload_spill(self._config.spill_path, self._store.write)
+        except Exception as exc:  # still down: the next idle moment tries again
+            logger.debug("agent-tracer: the trace store is not back yet (%s)", _one_line(exc))
+            self._reset_store()
+            return
+        self._spill_to_load = False
+        if self._failing:
+            logger.warning("agent-tracer: the trace store is writable again")
+            self._failing = False
+            self._stats.set("store_down", 0)
+        if loaded:
+            self._stats.add("reloaded", loaded)
+            logger.warning("agent-tracer: loaded %d spilled records back into the trace store", loaded)
 
     def _load_spill(self) -> None:
         """Load the spill file back into the store, which is writable again (ids it has are
@@ -323,6 +360,10 @@ class StoreExporter:
     def _close(self, timeout: float) -> None:
         """After the thread has stopped: release what delivering held."""
 
+    def _idle(self) -> None:
+        """Nothing queued: the writer may load a waiting spill file back (`BatchWriter.idle`)."""
+        self._writer.idle()
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -339,6 +380,8 @@ class StoreExporter:
                 self._in_flight = len(batch)
             if batch:
                 self._deliver(batch)
+            else:
+                self._idle()
             with self._cond:
                 self._in_flight = 0
                 self._cond.notify_all()

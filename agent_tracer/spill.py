@@ -1,8 +1,8 @@
 """The spill file: store records the writer could not write, kept as JSON lines until loaded back.
 
 One record a line, `{"kind": "llm_call", "row": {...}}`, datetimes as ISO-8601 strings. The writer
-loads it back by itself at its first successful write after the store returns, or after a start
-(`reload_spill`, which empties it); `agent-tracer traces import FILE --format spill` (or
+loads it back by itself once the store takes writes again, after an outage or a start: at its next
+write, or at an idle moment (`reload_spill`, which empties it); `agent-tracer traces import FILE --format spill` (or
 `TraceStore.write(read_spill(path))`) loads one by hand, and loading twice is harmless because the
 store skips ids it has. Appends are flushed and
 fsynced before `append_spill` returns. A crash in the middle of an append leaves at most one

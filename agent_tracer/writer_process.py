@@ -89,6 +89,11 @@ class ProcessExporter(StoreExporter):
     def _pending(self) -> bool:
         return super()._pending() or bool(self._unacked)
 
+    def _idle(self) -> None:
+        """The child loads a waiting spill file back (it owns the writing), unless it is gone."""
+        if self._dead:
+            super()._idle()
+
     def _unwritten(self) -> int:
         return sum(len(batch) for batch in self._unacked.values())
 
@@ -257,7 +262,17 @@ def main() -> None:
     stats = CaptureStats()
     writer = BatchWriter(config, stats, _open_store, threading.Event())
     try:
-        while (message := inbox.get()) is not None:
+        while True:
+            try:
+                message = inbox.get(timeout=config.flush_interval_s)
+            except queue.Empty:  # nothing to write: a waiting spill file may go back into the store
+                before = stats.everything()
+                writer.idle()
+                if stats.everything() != before:
+                    write_frame(frames_out, ("ack", [], stats.everything()))  # the parent's figures follow
+                continue
+            if message is None:
+                break
             seqs, payloads = [message[1]], list(message[2])
             ended = False
             while len(payloads) < config.batch_size:

@@ -2,6 +2,7 @@
 (issue 24).
 
     python bench/soak.py [--calls 100000] [--workers 4] [--db URL] [--connections 32] [--stream-share 0.5]
+    python bench/soak.py --fault kill-writer | stop-postgres [--outage-s 60] [--db postgresql+psycopg://…]
 
 The proxy (`agent-tracer proxy --workers N`, recording into `--db`: a fresh SQLite file by default,
 or a PostgreSQL URL, whose tables are emptied first) in front of the loopback fake model (its own
@@ -17,7 +18,15 @@ call must be recorded exactly once (as many `llm_calls` rows as calls, one run e
 and none lost without being counted (`agent_tracer_spans_total{stage="dropped"}` from /metrics
 before the stop). Figures: requests/s of the first and the last tenth, each process's memory at the
 first and the last tenth (after the first tenth: start-up and warm-up are left out of "start"), and
-the records check. Every figure printed comes from this run.
+the records check.
+
+`--fault` does one harm while the load runs, at the start of its fourth tenth: `kill-writer`
+SIGKILLs one worker's writer process (the worker writes in-process from then on, the batches the
+child had not acknowledged first); `stop-postgres` stops the PostgreSQL cluster (`pg_ctlcluster
+… stop -m fast`, as root) for `--outage-s` seconds and starts it again (calls are spilled, then
+loaded back by the writers). The report then adds the spans spilled, the records loaded back and
+the spans dropped, from /metrics; the records check says whether any call was lost. Every figure
+printed comes from this run.
 """
 
 from __future__ import annotations
@@ -121,6 +130,24 @@ def empty(db: str) -> None:
             conn.execute(text(f"DELETE FROM {table}"))
 
 
+def harm(kind: str, proxy_pid: int, outage_s: float) -> str:
+    """Do the fault `kind`; returns what was done, for the report."""
+    import os
+    import signal
+    import subprocess
+
+    if kind == "kill-writer":
+        writers = [pid for pid, (role, _) in rss_tree(proxy_pid).items() if role == "writer"]
+        os.kill(writers[0], signal.SIGKILL)
+        return f"SIGKILL to writer process {writers[0]} (of {len(writers)})"
+    version = sorted(os.listdir("/usr/lib/postgresql"), key=float)[-1]
+    subprocess.run(["pg_ctlcluster", version, "main", "stop", "-m", "fast"], check=True)
+    started = time.monotonic()
+    time.sleep(outage_s)
+    subprocess.run(["pg_ctlcluster", version, "main", "start"], check=True)
+    return f"PostgreSQL {version} stopped for {time.monotonic() - started:.0f} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100_000)
@@ -128,7 +155,11 @@ def main() -> None:
     parser.add_argument("--db", help="store URL (default: a fresh SQLite file); a PostgreSQL one is emptied first")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--stream-share", type=float, default=0.5, help="share of streamed calls (0 to 1)")
+    parser.add_argument("--fault", choices=("kill-writer", "stop-postgres"), help="a harm done during the load")
+    parser.add_argument("--outage-s", type=float, default=60.0, help="how long --fault stop-postgres lasts")
     args = parser.parse_args()
+    if args.fault == "stop-postgres" and not (args.db or "").startswith("postgresql"):
+        raise SystemExit("--fault stop-postgres needs --db postgresql…")
 
     from agent_tracer.proxy.process import ProxyProcess
 
@@ -138,12 +169,23 @@ def main() -> None:
         db = args.db or f"sqlite:///{Path(tmp_name) / 'soak.db'}"
         if args.db:
             empty(db)
-        proxy = ProxyProcess(upstream.url, db, "--workers", str(args.workers), "--no-ui")
+        spill = Path(tmp_name) / "spill.jsonl"
+        env = {"AGENT_TRACER_SPILL": str(spill)}
+        proxy = ProxyProcess(upstream.url, db, "--workers", str(args.workers), "--no-ui", env=env)
         tenths, memory, totals = [], [], {"ok": 0, "bad": 0, "socket_errors": 0}
+        done: list[str] = []
+        fault = None
         try:
             size = args.calls // TENTHS
             for tenth in range(TENTHS):
                 numbers = range(tenth * size, (tenth + 1) * size if tenth < TENTHS - 1 else args.calls)
+                if args.fault and tenth == 3:
+                    import threading
+
+                    fault = threading.Thread(
+                        target=lambda: done.append(harm(args.fault, proxy.process.pid, args.outage_s)), daemon=True
+                    )
+                    fault.start()
                 started = time.perf_counter()
                 counts = asyncio.run(load(proxy.port, numbers, args.connections, args.stream_share, expected))
                 tenths.append(len(numbers) / (time.perf_counter() - started))
@@ -151,15 +193,25 @@ def main() -> None:
                 for key in totals:
                     totals[key] += counts[key]
                 print(f"tenth {tenth + 1}: {tenths[-1]:,.0f} requests/s, {counts}", file=sys.stderr, flush=True)
+            if fault is not None:
+                fault.join()
             import httpx
 
+            deadline = time.monotonic() + 120  # what was spilled is loaded back at the next write
+            while spill.exists() and spill.stat().st_size and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(2)  # the workers share their counts for /metrics once a second
             metrics = httpx.get(proxy.url + "/metrics").text
         finally:
             proxy.stop()
         check = recorded(db, args.calls)
     upstream_received = upstream.stop()
-    counter = 'agent_tracer_spans_total{stage="dropped"}'
-    dropped = next((float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(counter)), -1.0)
+
+    def counted(stage: str) -> float:
+        name = f'agent_tracer_spans_total{{stage="{stage}"}}'
+        return next((float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name)), -1.0)
+
+    dropped = counted("dropped")
 
     print(f"\nSoak: {args.calls:,} calls ({args.stream_share:.0%} streamed) through `proxy --workers {args.workers}`"
           f" into {'PostgreSQL' if args.db and args.db.startswith('postgresql') else 'SQLite'}, "
@@ -168,6 +220,9 @@ def main() -> None:
           f"the upstream received {upstream_received:,}")  # fmt: skip
     print(f"requests/s: first tenth {tenths[0]:,.0f}, last tenth {tenths[-1]:,.0f}")
     print(f"store: {check}; dropped (counted): {dropped:g}")
+    if args.fault:
+        print(f"fault: {done[0] if done else 'not done'}; spans spilled {counted('spilled'):g}, "
+              f"records loaded back {counted('reloaded'):g}, spans dropped {dropped:g}")  # fmt: skip
     print("resident memory, MB, at the end of the first and of the last tenth:")
     first, last = memory[0], memory[-1]
     for pid in sorted(set(first) | set(last)):

@@ -213,3 +213,36 @@ def test_a_spill_left_by_an_earlier_run_is_loaded_at_the_first_write(upstream, t
         agent_tracer.uninstrument()
     with TraceStore(f"sqlite:///{tmp_path}/t.db") as store:
         assert sorted(c.request["messages"][0]["content"] for c in store.calls()) == ["now", "spilled earlier"]
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_the_spill_is_loaded_back_even_when_no_call_comes_after_the_outage(upstream, tmp_path, writer):
+    """The store's return is noticed by the idle writer itself (every few seconds while a spill
+    waits), not only by the next call's write."""
+    from agent_tracer import runtime
+
+    path = tmp_path / "locked.db"
+    TraceStore(f"sqlite:///{path}").close()
+    spill = tmp_path / "spill.jsonl"
+    agent_tracer.init(
+        db=f"sqlite:///{path}?timeout=0.05", spill_path=str(spill), retry_backoff_s=0.01, flush_interval_s=0.02,
+        write_retries=2, writer=writer,
+    )  # fmt: skip
+    try:
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        for i in range(3):
+            ask(upstream, f"while locked {i}")
+        assert agent_tracer.flush() and agent_tracer.stats()["spilled"] == 3
+        locker.execute("ROLLBACK")
+        locker.close()
+        deadline = time.monotonic() + 15
+        while agent_tracer.stats()["reloaded"] < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert agent_tracer.stats()["reloaded"] == 6  # 3 calls, each a trace and a call record
+        assert runtime.current().health()["store"] == "ok"
+    finally:
+        agent_tracer.uninstrument()
+    assert spill.read_bytes() == b""
+    with TraceStore(f"sqlite:///{path}") as store:
+        assert len(store.calls()) == 3
