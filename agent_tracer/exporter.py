@@ -138,10 +138,7 @@ class BatchWriter:
             self._stats.add("written", len(batch))
             if merged:
                 self._stats.add("merged", merged)
-            if self._failing:
-                logger.warning("agent-tracer: the trace store is writable again")
-                self._failing = False
-                self._stats.set("store_down", 0)
+            self._writable()
             if self._spill_to_load:
                 self._spill_to_load = False
                 self._load_spill()
@@ -173,26 +170,35 @@ class BatchWriter:
         try:
             if self._store is None:
                 self._store = self._open_store(self._config.db)
-            loaded = reload_spill(self._config.spill_path, self._store.write)
+            self._reload()
         except Exception as exc:  # still down: the next idle moment tries again
             logger.debug("agent-tracer: the trace store is not back yet (%s)", _one_line(exc))
             self._reset_store()
             return
         self._spill_to_load = False
+        self._writable()
+
+    def _writable(self) -> None:
+        """The store took a write: if it was down, it is back."""
         if self._failing:
             logger.warning("agent-tracer: the trace store is writable again")
             self._failing = False
             self._stats.set("store_down", 0)
+
+    def _reload(self) -> None:
+        """Load the spill file back into the store (ids it has are skipped) and empty it,
+        counting what went; raises when the store does not take it."""
+        assert self._store is not None  # opened by the caller
+        loaded = reload_spill(self._config.spill_path, self._store.write)
         if loaded:
             self._stats.add("reloaded", loaded)
             logger.warning("agent-tracer: loaded %d spilled records back into the trace store", loaded)
 
     def _load_spill(self) -> None:
-        """Load the spill file back into the store, which is writable again (ids it has are
-        skipped), and empty it; on failure it stays for the next time (or `traces import`)."""
-        assert self._store is not None  # just written to
+        """After a write: load the spill file back; on failure it stays for the next outage's
+        end (or `traces import`)."""
         try:
-            loaded = reload_spill(self._config.spill_path, self._store.write)
+            self._reload()
         except Exception as exc:
             logger.warning(
                 "agent-tracer: the spill file %s could not be loaded back (%s); it is kept "
@@ -201,10 +207,6 @@ class BatchWriter:
                 _one_line(exc),
                 self._config.spill_path,
             )
-            return
-        if loaded:
-            self._stats.add("reloaded", loaded)
-            logger.warning("agent-tracer: loaded %d spilled records back into the trace store", loaded)
 
     def spill(self, batch: list[Payload]) -> None:
         """Straight to the spill file: what is left when there is no time to write."""

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent_tracer.errors import ConfigError
-from agent_tracer.redact import KEY_PATTERN, has_secret
+from agent_tracer.redact import KEY_PATTERN, has_secret, map_strings
 
 
 class Redactor(Protocol):
@@ -245,13 +245,7 @@ class Masker:
         return masked
 
     def value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {key: self.value(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self.value(item) for item in value]
-        return value
+        return map_strings(value, self.text)
 
     def text(self, text: str) -> str:
         for redactor in self.redactors:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,15 +49,21 @@ def scrub_text(text: str) -> str:
     return KEY_PATTERN.sub(REDACTED, text)
 
 
+def map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """A copy of a JSON-like value with `change` applied to every string in it (keys left as
+    they are): how secrets are scrubbed, and masks and redaction rules applied."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {key: map_strings(item, change) for key, item in value.items()}
+    if isinstance(value, list):
+        return [map_strings(item, change) for item in value]
+    return value
+
+
 def scrub(value: Any) -> Any:
     """A copy of a JSON-like value with every key-shaped substring replaced."""
-    if isinstance(value, str):
-        return scrub_text(value)
-    if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    return value
+    return map_strings(value, scrub_text)
 
 
 @functools.lru_cache(maxsize=256)

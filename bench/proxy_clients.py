@@ -19,11 +19,12 @@ BODY = {"model": MODEL, "messages": MESSAGES, "tools": TOOLS, "temperature": 0.2
 STREAM_BODY = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
 
 
-def request_bytes(port: int, body: dict[str, Any]) -> bytes:
+def request_bytes(port: int, body: dict[str, Any], extra: str = "") -> bytes:
+    """The request's bytes; `extra`: more header lines, each ending in CRLF."""
     data = json.dumps(body, separators=(",", ":")).encode()
     head = (
         f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer sk-bench-not-a-real-key\r\nx-fake-scenario: text\r\n"
+        f"Authorization: Bearer sk-bench-not-a-real-key\r\nx-fake-scenario: text\r\n{extra}"
         f"Content-Length: {len(data)}\r\n\r\n"
     )
     return head.encode() + data

@@ -33,27 +33,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_clients import BODY, STREAM_BODY, Response, answer_text  # noqa: E402
+from proxy_clients import BODY, STREAM_BODY, Response, answer_text, request_bytes  # noqa: E402
 from proxy_overhead import Upstream, probe_expected  # noqa: E402
 
 TENTHS = 10
 
 
 def request(port: int, n: int, stream: bool) -> bytes:
-    data = json.dumps(STREAM_BODY if stream else BODY, separators=(",", ":")).encode()
-    head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer sk-soak-not-a-real-key\r\nx-fake-scenario: text\r\nX-Agent-Trace-Id: soak-{n}\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    )
-    return head.encode() + data
+    """One call of the soak, its own run."""
+    return request_bytes(port, STREAM_BODY if stream else BODY, f"X-Agent-Trace-Id: soak-{n}\r\n")
 
 
 def rss_tree(pid: int) -> dict[int, tuple[str, int]]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,11 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import ROOT, bfcl_rows, matmul_flops, warm_up  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from agent_tracer.loopback import free_port  # noqa: E402
 
 
 def one_run(model: str, data: Path, out: Path, processes: int, strategy: str, args: argparse.Namespace) -> dict:

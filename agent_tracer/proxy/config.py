@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -214,19 +213,12 @@ class ProxyConfig:
 def age_of(text: str) -> timedelta:
     """An age such as 30d, 12w, 6h as a duration; `ConfigError` for anything else (a date too:
     a cut-off must move with time)."""
-    from agent_tracer.store.queries import parse_time, utcnow  # the store's words for ages
+    from agent_tracer.store.queries import parse_age  # the store's words for ages
 
-    now = utcnow()
-    try:
-        moment = parse_time(text, now=now) if _AGE.fullmatch(text.strip()) else None
-    except ConfigError:
-        moment = None
-    if moment is None or moment >= now:
+    age = parse_age(text)
+    if age is None or age <= timedelta(0):
         raise ConfigError(f"--retention takes an age such as 30d, 12w or 6h, not {text!r}")
-    return now - moment
-
-
-_AGE = re.compile(r"\d+(\.\d+)?\s*[a-zA-Z]+")
+    return age
 
 
 def export_settings(config: ProxyConfig, db: str) -> None:

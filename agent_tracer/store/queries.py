@@ -200,14 +200,21 @@ def to_utc(value: datetime | str) -> datetime:
     return value
 
 
+def parse_age(value: str) -> timedelta | None:
+    """An age such as "30m", "2h", "7d", "1w" as a duration; None for anything else."""
+    match = _RELATIVE.match(value)
+    if match is None:
+        return None
+    return timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+
+
 def parse_time(value: datetime | str, *, now: datetime | None = None) -> datetime:
     """A point in time as naive UTC: a datetime, an ISO-8601 date or datetime, or an age before
     now such as "30m", "2h", "7d", "1w". Raises `ConfigError` for anything else."""
     if isinstance(value, str):
-        match = _RELATIVE.match(value)
-        if match:
-            amount, unit = float(match.group(1)), match.group(2).lower()
-            return (now or utcnow()) - timedelta(**{_UNITS[unit]: amount})
+        age = parse_age(value)
+        if age is not None:
+            return (now or utcnow()) - age
     try:
         return to_utc(value)
     except StoreError:

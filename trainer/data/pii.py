@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
 
 from agent_tracer.masking import (  # noqa: F401 (the rules' names, as the dataset side has always had them)
     CARD,
@@ -28,6 +27,7 @@ from agent_tracer.masking import (  # noqa: F401 (the rules' names, as the datas
     parse_rules,
 )
 from agent_tracer.messages import Message
+from agent_tracer.redact import map_strings
 from trainer.data.rows import Example
 from trainer.data.summary import Step
 
@@ -90,16 +90,13 @@ class Redaction:
         redacted = {**message, "content": self.text(message["content"])}
         if message.get("tool_calls"):
             redacted["tool_calls"] = [
-                {**call, "function": {**call["function"], "arguments": self._value(call["function"]["arguments"])}}
+                {
+                    **call,
+                    "function": {
+                        **call["function"],
+                        "arguments": map_strings(call["function"]["arguments"], self.text),
+                    },
+                }
                 for call in message["tool_calls"]
             ]
         return redacted
-
-    def _value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {key: self._value(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self._value(item) for item in value]
-        return value

@@ -156,12 +156,9 @@ def test_full_disk_spills_and_loses_nothing(upstream, tmp_path, tiny_disk):
     assert sorted(texts) == sorted(f"q{i}" for i in range(60))
 
 
-@pytest.mark.parametrize("writer", ["process", "thread"])
-def test_the_spill_is_loaded_back_when_the_store_takes_writes_again(upstream, tmp_path, writer):
-    """What was spilled while the database was locked goes into it, by itself, at the first write
-    that succeeds after; meanwhile the runtime's health says so (what /healthz and /metrics show)."""
-    from agent_tracer import runtime
-
+def spilled_while_locked(upstream, tmp_path, writer):
+    """Capture into a store another connection holds locked, three calls made and spilled:
+    (the database's path, the spill file, the locking connection, still holding the lock)."""
     path = tmp_path / "locked.db"
     TraceStore(f"sqlite:///{path}").close()
     spill = tmp_path / "spill.jsonl"
@@ -169,15 +166,24 @@ def test_the_spill_is_loaded_back_when_the_store_takes_writes_again(upstream, tm
         db=f"sqlite:///{path}?timeout=0.05", spill_path=str(spill), retry_backoff_s=0.01, flush_interval_s=0.02,
         write_retries=2, writer=writer,
     )  # fmt: skip
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    for i in range(3):
+        ask(upstream, f"while locked {i}")
+    assert agent_tracer.flush() and agent_tracer.stats()["spilled"] == 3
+    return path, spill, locker
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_the_spill_is_loaded_back_when_the_store_takes_writes_again(upstream, tmp_path, writer):
+    """What was spilled while the database was locked goes into it, by itself, at the first write
+    that succeeds after; meanwhile the runtime's health says so (what /healthz and /metrics show)."""
+    from agent_tracer import runtime
+
     try:
-        locker = sqlite3.connect(path, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")
-        for i in range(3):
-            ask(upstream, f"while locked {i}")
-        assert agent_tracer.flush()
+        path, spill, locker = spilled_while_locked(upstream, tmp_path, writer)
         health = runtime.current().health()
         assert (health["store"], health["queued"]) == ("unreachable", 0) and health["spill_bytes"] > 0
-        assert agent_tracer.stats()["spilled"] == 3
         locker.execute("ROLLBACK")
         locker.close()
         ask(upstream, "unlocked")
@@ -221,19 +227,8 @@ def test_the_spill_is_loaded_back_even_when_no_call_comes_after_the_outage(upstr
     waits), not only by the next call's write."""
     from agent_tracer import runtime
 
-    path = tmp_path / "locked.db"
-    TraceStore(f"sqlite:///{path}").close()
-    spill = tmp_path / "spill.jsonl"
-    agent_tracer.init(
-        db=f"sqlite:///{path}?timeout=0.05", spill_path=str(spill), retry_backoff_s=0.01, flush_interval_s=0.02,
-        write_retries=2, writer=writer,
-    )  # fmt: skip
     try:
-        locker = sqlite3.connect(path, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")
-        for i in range(3):
-            ask(upstream, f"while locked {i}")
-        assert agent_tracer.flush() and agent_tracer.stats()["spilled"] == 3
+        path, spill, locker = spilled_while_locked(upstream, tmp_path, writer)
         locker.execute("ROLLBACK")
         locker.close()
         deadline = time.monotonic() + 15

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 import trainer
 from agent_tracer.cli import main
+from agent_tracer.loopback import free_port
 
 ROOT = Path(trainer.__file__).resolve().parents[1]
 STEADY = [
@@ -44,18 +45,12 @@ def losses(run: Path) -> list[float]:
     return [line["loss"] for line in lines if "loss" in line]
 
 
-def free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
-
-
 def test_two_processes_train_as_one_with_the_same_global_batch(sft_file, tiny_model_dir, tmp_path):
     common = ["--data", sft_file, "--model", tiny_model_dir, "--max-steps", "6", "--save-steps", "100", *STEADY]
     train(tmp_path, *common, "--out", "one", "--batch-size", "4")
     two = train(
         tmp_path, *common, "--out", "two", "--batch-size", "2", "--num-processes", "2",
-        "--main-process-port", free_port(),
+        "--main-process-port", str(free_port()),
     )  # fmt: skip
 
     one_run, two_run = tmp_path / "one", tmp_path / "two"
@@ -104,7 +99,7 @@ def test_fsdp_matches_one_process(sft_file, tiny_model_dir, tmp_path):
     train(tmp_path, *common, "--out", "one", "--batch-size", "4")
     train(
         tmp_path, *common, "--out", "fsdp", "--batch-size", "2", "--num-processes", "2", "--distributed", "fsdp",
-        "--main-process-port", free_port(),
+        "--main-process-port", str(free_port()),
     )  # fmt: skip
     summary = json.loads((tmp_path / "fsdp" / "run.json").read_text())
     assert (summary["processes"], summary["strategy"]) == (2, "fsdp")
@@ -131,7 +126,7 @@ def test_a_killed_process_stops_the_run_and_resume_finishes_it(sft_file, tiny_mo
     out, marker = tmp_path / "run", f"AGENT_TRACER_TEST_RUN={tmp_path}"
     args = ["--data", sft_file, "--model", tiny_model_dir, "--out", str(out), "--batch-size", "2", *STEADY]
     args += ["--max-steps", "60", "--save-steps", "5", "--num-processes", "2"]
-    command = [sys.executable, "-m", "agent_tracer.cli", "train", "sft", *args, "--main-process-port", free_port()]
+    command = [sys.executable, "-m", "agent_tracer.cli", "train", "sft", *args, "--main-process-port", str(free_port())]
     env = {**os.environ, "PYTHONPATH": str(ROOT), marker.partition("=")[0]: str(tmp_path)}
     with subprocess.Popen(
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -149,7 +144,7 @@ def test_a_killed_process_stops_the_run_and_resume_finishes_it(sft_file, tiny_mo
     assert _workers(marker) == {}  # the launcher stopped the other one
     assert not (out / "run.json").exists()
 
-    resumed = train(tmp_path, *args, "--resume", "--main-process-port", free_port())
+    resumed = train(tmp_path, *args, "--resume", "--main-process-port", str(free_port()))
     summary = json.loads((out / "run.json").read_text())
     assert summary["steps"] == 60 and summary["processes"] == 2
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
