@@ -11,8 +11,8 @@ A span is one of four things (`kind_of`):
   trace's root and names the trace, as `@trace_agent` does;
 - a **tool execution** (`execute_tool`, OpenInference TOOL, Traceloop tool, the AI SDK's
   `ai.toolCall`) → a `tool_execution` row with arguments (`gen_ai.tool.call.arguments`, else
-  `input.value`, `ai.toolCall.args`) and result (`gen_ai.tool.call.result`, else `output.value`,
-  `ai.toolCall.result`);
+  `input.value`, `ai.toolCall.args`, `traceloop.entity.input`) and result
+  (`gen_ai.tool.call.result`, else `output.value`, `ai.toolCall.result`, `traceloop.entity.output`);
 - anything else → an `unmapped_span` row: attributes, events and resource kept whole, so nothing
   that arrived is lost and it stays queryable.
 
@@ -107,11 +107,18 @@ OUTPUT_TOKENS = (
 REQUEST_MODEL = (GEN_AI_REQUEST_MODEL, "llm.model_name", "llm.request.model", "ai.model.id")
 RESPONSE_MODEL = (GEN_AI_RESPONSE_MODEL, "llm.response.model", "llm.model_name", "ai.response.model")
 RESPONSE_ID = (GEN_AI_RESPONSE_ID, "ai.response.id")
-AGENT_NAME = (GEN_AI_AGENT_NAME, "agent.name", "ai.telemetry.functionId")
-AGENT_INPUT = (INPUT_VALUE, GEN_AI_INPUT_MESSAGES, PAI_ALL_MESSAGES, "ai.prompt")
-AGENT_OUTPUT = (OUTPUT_VALUE, GEN_AI_OUTPUT_MESSAGES, PAI_FINAL_RESULT, "ai.response.text")
-TOOL_ARGUMENTS = (GEN_AI_TOOL_CALL_ARGUMENTS, INPUT_VALUE, "ai.toolCall.args", "ai.toolCall.input")
-TOOL_RESULT = (GEN_AI_TOOL_CALL_RESULT, OUTPUT_VALUE, "ai.toolCall.result", "ai.toolCall.output")
+TL_ENTITY_NAME, TL_ENTITY_INPUT, TL_ENTITY_OUTPUT = (
+    "traceloop.entity.name",
+    "traceloop.entity.input",
+    "traceloop.entity.output",
+)
+"""The Traceloop SDK's `@workflow` / `@agent` / `@tool` / `@task` spans: the decorated function's name,
+its arguments as JSON `{"args": [...], "kwargs": {...}}` and its return value as JSON."""
+AGENT_NAME = (GEN_AI_AGENT_NAME, "agent.name", "ai.telemetry.functionId", TL_ENTITY_NAME)
+AGENT_INPUT = (INPUT_VALUE, GEN_AI_INPUT_MESSAGES, PAI_ALL_MESSAGES, "ai.prompt", TL_ENTITY_INPUT)
+AGENT_OUTPUT = (OUTPUT_VALUE, GEN_AI_OUTPUT_MESSAGES, PAI_FINAL_RESULT, "ai.response.text", TL_ENTITY_OUTPUT)
+TOOL_ARGUMENTS = (GEN_AI_TOOL_CALL_ARGUMENTS, INPUT_VALUE, "ai.toolCall.args", "ai.toolCall.input", TL_ENTITY_INPUT)
+TOOL_RESULT = (GEN_AI_TOOL_CALL_RESULT, OUTPUT_VALUE, "ai.toolCall.result", "ai.toolCall.output", TL_ENTITY_OUTPUT)
 PROVIDER = (GEN_AI_PROVIDER_NAME, GEN_AI_SYSTEM, "llm.provider", "llm.system")
 STREAMED = (AGENT_TRACER_STREAMED, "gen_ai.is_streaming", "llm.is_streaming")
 ENDPOINT = ("gen_ai.openai.api_base", "url.full", SERVER_ADDRESS)
@@ -207,9 +214,22 @@ def _trace(span: Span, row: dict[str, Any], **extra: Any) -> Record:
     )
 
 
-PEOPLE = (("user.id", ("user.id", "enduser.id")), ("session.id", ("session.id",)))
+PEOPLE = (
+    ("user.id", ("user.id", "enduser.id", "traceloop.association.properties.user_id", "langfuse.user.id")),
+    (
+        "session.id",
+        (
+            "session.id",
+            "gen_ai.conversation.id",
+            "traceloop.association.properties.session_id",
+            "langfuse.session.id",
+        ),
+    ),
+)
 """The trace's metadata keys for whom a run was for, and the span or resource attributes that
-give them (OpenTelemetry's names): what `agent-tracer traces erase --user/--session` finds."""
+give them (OpenTelemetry's and OpenInference's names, the GenAI conventions' conversation id,
+Traceloop's association properties, Langfuse's): what `agent-tracer traces erase --user/--session`
+finds."""
 
 
 def _people(span: Span) -> dict[str, str]:
@@ -292,7 +312,7 @@ def _agent_run(span: Span) -> list[Record]:
     name = _first_text(attrs, AGENT_NAME) or _strip(span.name, OP_INVOKE_AGENT)
     row = _base(span)
     error = _error(span)
-    run_input = _value(*(attrs.get(key) for key in AGENT_INPUT))
+    run_input = _call_arguments(_value(*(attrs.get(key) for key in AGENT_INPUT)))
     row.update(
         name=name,
         input=scrub(jsonable(run_input)),
@@ -324,7 +344,7 @@ def _tool(span: Span) -> list[Record]:
     error = _error(span)
     row.update(
         name=name,
-        arguments=scrub(jsonable(_value(*(attrs.get(key) for key in TOOL_ARGUMENTS)))),
+        arguments=scrub(jsonable(_call_arguments(_value(*(attrs.get(key) for key in TOOL_ARGUMENTS))))),
         result=None if error else scrub(jsonable(_value(*(attrs.get(key) for key in TOOL_RESULT)))),
         error=error,
     )
@@ -382,6 +402,20 @@ def _task(run_input: Any) -> str | None:
         named = next((texts[key] for key in TASK_PARAMETERS if key in texts), None)
         return named if named is not None else next(iter(texts.values()), None)
     return None
+
+
+def _call_arguments(value: Any) -> Any:
+    """A Traceloop entity input (`{"args": [...], "kwargs": {...}}`) as what `@trace_tool` stores:
+    the named arguments when there are no positional ones, the one positional argument alone
+    when there is nothing else; anything else as it came."""
+    if not isinstance(value, dict) or value.keys() != {"args", "kwargs"}:
+        return value
+    args, kwargs = value["args"], value["kwargs"]
+    if not args and isinstance(kwargs, dict):
+        return kwargs
+    if not kwargs and isinstance(args, list) and len(args) == 1:
+        return args[0]
+    return value
 
 
 def _value(*candidates: Any) -> Any:

@@ -5,6 +5,7 @@ run) are numbered in order, so two runs of the same loop compare equal."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -71,6 +72,13 @@ def agent_loop(client: openai.OpenAI, question: str, run_tool: Callable[[str, di
             result = run_tool(call.function.name, json.loads(call.function.arguments))
             messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
     raise AssertionError("the scripted model never answered")
+
+
+def package_cache(kind: str, manifest: bytes) -> Path:
+    """A folder outside the checkout for packages a test installs itself (npm's, or pip's with
+    `--target`), one for each `manifest` (what is pinned), kept between runs."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agent-tracer-tests"
+    return cache / f"{kind}-{hashlib.sha256(manifest).hexdigest()[:12]}"
 
 
 class CollectProcess:

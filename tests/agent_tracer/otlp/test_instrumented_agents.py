@@ -35,6 +35,7 @@ from otlp_loop import (
     agent_loop,
     genai_spans_loop,
     otlp_provider,
+    package_cache,
     sft_rows,
     snapshot,
 )
@@ -167,6 +168,74 @@ def test_traceloop_openai_spans(client, scripted_upstream, collector, tmp_path):
     trace_id = done.stdout.strip().splitlines()[-1]
     stored(collector, trace_id, calls=2)
     assert snapshot(collector.db_url, trace_id) == snapshot(url, own_id)
+    same_sft_rows(collector, url, tmp_path, name)
+
+
+TRACELOOP_SDK = ("traceloop-sdk==0.62.4", "cuid==0.4", "deprecated==1.3.1", "grpcio==1.85.3")
+"""The Traceloop SDK and what `Traceloop.init` with only its OpenAI instrumentation imports that this
+project does not install. Its own dependency list (every instrumentation it ships) cannot be
+resolved together with this project's OpenTelemetry versions, so the test installs these alone
+(`--no-deps`) into a folder of its own, with the OpenTelemetry pieces at the installed versions."""
+
+
+@pytest.fixture(scope="session")
+def traceloop_sdk() -> Path:
+    """A folder holding the Traceloop SDK, for a child process's PYTHONPATH."""
+    from importlib.metadata import version
+
+    instrumentation = version("opentelemetry-instrumentation")
+    pins = [
+        *TRACELOOP_SDK,
+        f"opentelemetry-exporter-otlp-proto-grpc=={version('opentelemetry-sdk')}",
+        f"opentelemetry-instrumentation-logging=={instrumentation}",
+        f"opentelemetry-instrumentation-threading=={instrumentation}",
+    ]
+    folder = package_cache("traceloop-sdk", " ".join(pins).encode())
+    if not (folder / "traceloop" / "sdk").is_dir():
+        partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(partial), *pins],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"the Traceloop SDK could not be installed: {done.stderr.strip()[-300:]}")
+        partial.rename(folder)  # whole or not at all: a cut install is not taken for a cache
+    return folder
+
+
+def test_traceloop_sdk_decorators(client, scripted_upstream, collector, tmp_path, traceloop_sdk):
+    """The Traceloop SDK's own `@agent` and `@tool` decorators (OpenLLMetry's agent structure): the
+    tool spans carry their arguments and results only as `traceloop.entity.input` (`{"args": [],
+    "kwargs": {...}}`) and `traceloop.entity.output`, the agent's question as its positional
+    argument, the user as an association property. The same trace as our capture, the question as
+    the run's task, the user findable by `traces erase --user`."""
+    name = "traceloop-sdk-agent"
+    url, own_id = reference(client, tmp_path, name)
+    here = Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, str(here / "traceloop_sdk_run.py"), scripted_upstream.openai_base_url, collector.traces_url]
+        + [name, "user-7"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(traceloop_sdk), str(here), *sys.path]),
+            "TRACELOOP_TRACE_CONTENT": "true",
+            "TRACELOOP_TELEMETRY": "false",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    trace_id = done.stdout.strip().splitlines()[-1]
+    stored(collector, trace_id, calls=2)
+    assert snapshot(collector.db_url, trace_id) == snapshot(url, own_id)
+    with TraceStore(collector.db_url) as store:
+        detail = store.get_trace(trace_id)
+    assert detail.trace.task == QUESTION
+    assert detail.trace.meta.get("user.id") == "user-7"
+    assert [run.output for run in detail.agent_runs] == [ANSWER]
     same_sft_rows(collector, url, tmp_path, name)
 
 

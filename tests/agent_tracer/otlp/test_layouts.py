@@ -257,3 +257,25 @@ def test_whom_a_run_was_for_goes_into_the_traces_metadata():
     assert dict(records)["trace"]["meta"] == {"user.id": "u-9", "session.id": "s-3"}
     _, records = span_records(make({"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}))
     assert "meta" not in dict(records)["trace"]
+    chat = make({"gen_ai.operation.name": "chat", "gen_ai.conversation.id": "conv-1", "langfuse.user.id": 4})
+    _, records = span_records(chat)
+    assert dict(records)["trace"]["meta"] == {"user.id": "4", "session.id": "conv-1"}
+
+
+def test_traceloop_entity_inputs_read_as_the_arguments_our_capture_stores():
+    """The Traceloop SDK's `{"args": [...], "kwargs": {...}}`: the named arguments alone, one
+    positional argument alone (the run's task when it is text), anything else as it came."""
+
+    def tool(entity_input: object) -> object:
+        span = make({"traceloop.span.kind": "tool", "traceloop.entity.input": json.dumps(entity_input)})
+        return dict(span_records(span)[1])["tool_execution"]["arguments"]
+
+    assert tool({"args": [], "kwargs": {"city": "Paris"}}) == {"city": "Paris"}
+    assert tool({"args": ["Paris"], "kwargs": {}}) == "Paris"
+    both = {"args": ["Paris"], "kwargs": {"unit": "C"}}
+    assert tool(both) == both
+    assert tool({"args": [], "kwargs": {}, "extra": 1}) == {"args": [], "kwargs": {}, "extra": 1}
+    run = make({"traceloop.span.kind": "workflow", "traceloop.entity.name": "support"})
+    run.attributes["traceloop.entity.input"] = json.dumps({"args": ["Where is my order?"], "kwargs": {}})
+    records = dict(span_records(run)[1])
+    assert records["agent_run"]["name"] == "support" and records["trace"]["task"] == "Where is my order?"

@@ -11,15 +11,13 @@ installed once into a cache folder outside the checkout.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from otlp_loop import QUESTION, sft_rows, snapshot
+from otlp_loop import QUESTION, package_cache, sft_rows, snapshot
 
 from agent_tracer.proxy.process import ProxyProcess
 from agent_tracer.store import TraceStore
@@ -32,9 +30,7 @@ def vercel_agent() -> Path:
     """agent.mjs in a folder whose node_modules holds the pinned packages."""
     if not (shutil.which("node") and shutil.which("npm")):
         pytest.skip("the Vercel AI SDK test needs node and npm")
-    manifest = (HERE / "package.json").read_bytes()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agent-tracer-tests"
-    folder = cache / f"vercel-{hashlib.sha256(manifest).hexdigest()[:12]}"
+    folder = package_cache("vercel", (HERE / "package.json").read_bytes())
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(HERE / "package.json", folder / "package.json")
     shutil.copy(HERE / "agent.mjs", folder / "agent.mjs")
