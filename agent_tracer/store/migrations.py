@@ -317,6 +317,24 @@ def m007_response_ids(conn: Connection) -> None:
         conn.execute(sa.text(f"CREATE INDEX {name} ON llm_calls (response_id, started_at) WHERE {where}"))
 
 
+CONTENT_KEY_INDEXES = {
+    "ix_llm_calls_wire_content_key": "raw_request IS NOT NULL AND api IS NOT NULL",
+    "ix_llm_calls_span_content_key": "raw_request IS NULL OR api IS NULL",
+}
+"""m008's partial indexes, of each kind of copy as m007's."""
+
+
+@migration
+def m008_content_keys(conn: Connection) -> None:
+    """llm_calls.content_key (a digest of the call's text) and its indexes of each kind of copy:
+    a span's copy without a response id (OpenInference's, Google ADK's) is matched to the wire's
+    copy by it (`store/same_calls.py`). Calls stored before have none; they are matched by
+    response id only."""
+    conn.execute(sa.text("ALTER TABLE llm_calls ADD COLUMN content_key VARCHAR"))
+    for name, where in CONTENT_KEY_INDEXES.items():
+        conn.execute(sa.text(f"CREATE INDEX {name} ON llm_calls (content_key, started_at) WHERE {where}"))
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 """How many migrations this agent-tracer knows: the schema version it writes."""
 

@@ -101,6 +101,21 @@ class LLMCall(SQLModel, table=True):
             sqlite_where=text(SPAN_COPY),
             postgresql_where=text(SPAN_COPY),
         ),
+        # And by their text, when the span carries no response id: m008_content_keys.
+        Index(
+            "ix_llm_calls_wire_content_key",
+            "content_key",
+            "started_at",
+            sqlite_where=text(WIRE_COPY),
+            postgresql_where=text(WIRE_COPY),
+        ),
+        Index(
+            "ix_llm_calls_span_content_key",
+            "content_key",
+            "started_at",
+            sqlite_where=text(SPAN_COPY),
+            postgresql_where=text(SPAN_COPY),
+        ),
     )
 
     id: str = Field(primary_key=True)
@@ -142,6 +157,9 @@ class LLMCall(SQLModel, table=True):
     search_text: str | None = Field(default=None, sa_column=Column(Text))
     """What full-text search reads: the messages' and the answer's text, tool-call names and
     arguments (`store/search.py`); set when the call is written."""
+    content_key: str | None = None
+    """A digest of `search_text` without its white space (`search.content_key`): how two copies of
+    one call are matched when the span's copy has no response id (`same_calls.py`)."""
 
 
 class ToolExecution(SQLModel, table=True):

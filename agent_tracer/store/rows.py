@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from agent_tracer.errors import ConfigError, StoreError
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, UnmappedSpan, utcnow
 from agent_tracer.store.queries import to_utc
-from agent_tracer.store.search import call_search_text
+from agent_tracer.store.search import call_search_text, content_key
 
 
 class _Spec:
@@ -75,6 +75,8 @@ class _CallSpec(_Spec):
                     out[column] = response.get(key)
         if out["search_text"] is None:
             out["search_text"] = call_search_text(out["request"], response)
+        if out["content_key"] is None:
+            out["content_key"] = content_key(out["search_text"])
         return out
 
 

@@ -1,5 +1,5 @@
 """One model call seen twice, stored once: the wire's copy and a framework span's, matched in the
-store's write by response id.
+store's write by response id, or by their text when the span has none.
 
 Two copies of one call reach a store when a framework's spans arrive over OTLP (`/v1/traces`,
 `agent-tracer collect`) while the transport capture of the agent's process, or the proxy, writes
@@ -8,7 +8,11 @@ and this is the net under it. Matched: the same `response_id` (the provider's id
 `chatcmpl-…`, `msg_…`, `resp_…`; `gen_ai.response.id` on a span), starts less than `WINDOW`
 apart, times that overlap (within `SKEW`), and the same token counts where both copies have
 them: some local servers draw response ids from a few hundred, and two of their calls must not
-merge. A copy with no response id is never merged. What the kept row holds:
+merge. A span's copy with no response id (OpenInference's, Google ADK's) is matched instead by
+`content_key`, a digest of the call's text (every message's, the answer's, tool calls' names and
+arguments; white space left out), under the same conditions of time and tokens: two calls of the
+same text at the same moment are two copies of one exchange, whichever pairs with whichever. A
+span's copy with neither (content capture off) is never merged. What the kept row holds:
 
 - the wire copy (it has the raw HTTP bodies: `raw_request` and `api` set), its id included, so
   writing it again is still harmless: canonical request and response, raw bodies, tokens,
@@ -24,7 +28,7 @@ and never read by the lookup: it goes through a partial index of the other kind'
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -61,15 +65,35 @@ def merge_same_calls(
     conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], Merged]:
     """The batch's call rows without the copies merged (within the batch, and with the rows
-    stored already), and the merges; `apply` writes the stored rows' changes."""
+    stored already), and the merges; `apply` writes the stored rows' changes. Matched by response
+    id first; then a span's copy without one, by `content_key`."""
     merged = Merged()
-    if not any(row["response_id"] for row in rows):
-        return rows, merged
+    kept = _merge_by(conn, table, rows, merged, "response_id", lambda row, wire: row["response_id"])
+    return _merge_by(conn, table, kept, merged, "content_key", _content_key), merged
+
+
+def _content_key(row: dict[str, Any], wire: bool) -> str | None:
+    """The text's key of a wire copy, or of a span copy that has no response id (one that has is
+    matched by it or not at all)."""
+    return row["content_key"] if wire or row["response_id"] is None else None
+
+
+def _merge_by(
+    conn: Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    merged: Merged,
+    column: str,
+    key_of: Callable[[dict[str, Any], bool], str | None],
+) -> list[dict[str, Any]]:
+    keyed = [(row, _wire(row)) for row in rows]
+    if not any(key_of(row, wire) for row, wire in keyed):
+        return rows
     kept: list[dict[str, Any]] = []
     by_kind: tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]] = ({}, {})
-    """[is a wire copy] → response id → the batch's rows not merged yet."""
-    for row in rows:
-        key, wire = row["response_id"], _wire(row)
+    """[is a wire copy] → key → the batch's rows not merged yet."""
+    for row, wire in keyed:
+        key = key_of(row, wire)
         others = by_kind[not wire].get(key, []) if key else []
         match = next((other for other in others if _same(other, row)), None)
         if match is None:
@@ -83,17 +107,19 @@ def merge_same_calls(
     dropped: set[int] = set()
     timed = [row for group in by_kind for copies in group.values() for row in copies if _timed(row)]
     if not timed:
-        return kept, merged
+        return kept
     low = min(row["started_at"] for row in timed) - WINDOW
     high = max(row["ended_at"] for row in timed) + SKEW
     columns = [table.c[name] for name in ("id", *PLACE, *_COMPARED)]
     for other, group in ((SPAN_COPY, by_kind[True]), (WIRE_COPY, by_kind[False])):  # among the other kind's
         for chunk in _chunks(sorted(group)):
             near = sa.select(*columns).where(
-                table.c.response_id.in_(chunk), table.c.started_at.between(low, high), sa.text(f"({other})")
+                table.c[column].in_(chunk), table.c.started_at.between(low, high), sa.text(f"({other})")
             )
+            if column == "content_key" and other == SPAN_COPY:  # one with a response id was matched by it
+                near = near.where(table.c.response_id.is_(None))
             for stored in conn.execute(near).mappings():
-                copies = [row for row in group[stored["response_id"]] if id(row) not in dropped and _same(stored, row)]
+                copies = [row for row in group[stored[column]] if id(row) not in dropped and _same(stored, row)]
                 if not copies:
                     continue
                 row = copies[0]
@@ -107,7 +133,7 @@ def merge_same_calls(
                         merged.left.add(stored["trace_id"])
                 dropped.add(id(row))
                 merged.count += 1
-    return [row for row in kept if id(row) not in dropped], merged
+    return [row for row in kept if id(row) not in dropped]
 
 
 def written_again(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], merged: Merged) -> None:
@@ -148,7 +174,16 @@ def _wire(row: Any) -> bool:
     return row["raw_request"] is not None and row["api"] is not None
 
 
-_COMPARED = ("response_id", "raw_request", "api", "started_at", "ended_at", "input_tokens", "output_tokens")
+_COMPARED = (
+    "response_id",
+    "content_key",
+    "raw_request",
+    "api",
+    "started_at",
+    "ended_at",
+    "input_tokens",
+    "output_tokens",
+)
 
 
 def _timed(row: Any) -> bool:

@@ -43,6 +43,7 @@ the start of a longer one. Quotes, `OR`, `NEAR(`, `*` or `-` are words or nothin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -91,6 +92,14 @@ def call_search_text(request: Any, response: Any) -> str | None:
     if "\x00" in text:  # PostgreSQL's text cannot hold it
         text = text.replace("\x00", " ")
     return text
+
+
+def content_key(search_text: str | None) -> str | None:
+    """A call's text (`call_search_text`) as a short digest, white space left out (one copy's tool
+    arguments may be spaced as the model sent them, the other's as a library wrote them again)."""
+    if not search_text:
+        return None
+    return hashlib.blake2b("".join(search_text.split()).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _message_pieces(message: dict[str, Any], pieces: list[str]) -> None:

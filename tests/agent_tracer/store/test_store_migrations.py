@@ -34,6 +34,7 @@ ALL = [
     "m005_list_indexes",
     "m006_unmapped_spans",
     "m007_response_ids",
+    "m008_content_keys",
 ]
 
 

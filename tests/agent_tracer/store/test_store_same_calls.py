@@ -101,3 +101,73 @@ def test_copies_of_other_calls_are_left_alone(store, rec):
     store.write([rec.trace(3), (kind, {**other, "id": "cccccccccccccccc", "response_id": "chatcmpl-other"})])
     store.write(wire_copy(rec))
     assert len(store.traces()) == 2 and store.calls_merged == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# A span without a response id (OpenInference's, Google ADK's): matched by the call's text.
+
+QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
+CALLED = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+
+
+def unnamed_span_copy(rec: Any, *, start: float = 0.0, arguments: str = '{"city":"Paris"}', **fields: Any) -> list:
+    """A span of the call that carries its messages but no response id; its tool call's arguments
+    spaced as the library wrote them again."""
+    records = span_copy(rec, start=start)
+    kind, call = records[2]
+    answer = {"role": "assistant", "content": None, "tool_calls": [{**CALLED, "function": {**CALLED["function"]}}]}
+    answer["tool_calls"][0]["function"]["arguments"] = arguments
+    call["request"]["messages"] = QUESTION
+    call["response"].update(id=None, message=answer)
+    call.update({"response_id": None, **fields})
+    return [*records[:2], (kind, call)]
+
+
+def texted_wire_copy(rec: Any) -> list:
+    records = wire_copy(rec)
+    kind, call = records[1]
+    call["request"]["messages"] = QUESTION
+    call["response"]["message"] = {"role": "assistant", "content": None, "tool_calls": [CALLED]}
+    return [records[0], (kind, call)]
+
+
+@pytest.mark.parametrize("order", ["wire first", "span first", "one batch"])
+def test_a_span_without_a_response_id_is_matched_by_the_calls_text(store, rec, order):
+    wire, span = texted_wire_copy(rec), unnamed_span_copy(rec)
+    if order == "one batch":
+        store.write([*wire, *span])
+    else:
+        first, second = (wire, span) if order == "wire first" else (span, wire)
+        store.write(first)
+        store.write(second)
+    summary, call = the_call(store)
+    assert summary.id == rec.trace_id(2) and call.id == "aaaaaaaaaaaaaaaa"  # the wire's copy, in the agent's trace
+    assert call.response_id == RESPONSE_ID and call.raw_request == '{"model": "gpt-4o-mini"}'
+    assert call.parent_span_id == "00000000000000a1"
+    assert store.calls_merged == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"arguments": '{"city": "Lyon"}'},  # another answer
+        {"start": 3600},  # the same words an hour later
+        {"response_id": "chatcmpl-other"},  # a span with an id of its own is matched by it or not at all
+        {"input_tokens": 99},
+    ],
+    ids=["other text", "other time", "own response id", "other tokens"],
+)
+def test_a_span_without_a_response_id_and_another_call_are_both_kept(store, rec, change):
+    store.write(texted_wire_copy(rec))
+    store.write(unnamed_span_copy(rec, **change))
+    assert len(store.traces()) == 2 and store.calls_merged == 0
+
+
+def test_a_span_without_its_messages_is_never_merged(store, rec):
+    """Content capture off: no text, no key."""
+    store.write(texted_wire_copy(rec))
+    records = unnamed_span_copy(rec)
+    kind, call = records[2]
+    call.update(request={"model": "gpt-4o-mini", "messages": []}, response={"message": None})
+    store.write([*records[:2], (kind, call)])
+    assert len(store.traces()) == 2 and store.calls_merged == 0
