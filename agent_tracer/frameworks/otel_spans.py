@@ -123,7 +123,7 @@ class GenAISpanProcessor(SpanProcessor):
         if kind == "llm_call" and rt.wire_calls.take(span_id):
             self.stats.add("model_spans_left_to_transport")
             return
-        if kind == "unmapped_span":
+        if kind in ("unmapped_span", "workflow"):  # ADK's invoke_workflow: its agent run is the root here
             self.stats.add("spans_skipped")
             return
         kind, records = span_records(converted)

@@ -13,6 +13,9 @@ A span is one of four things (`kind_of`):
   `ai.toolCall`) → a `tool_execution` row with arguments (`gen_ai.tool.call.arguments`, else
   `input.value`, `ai.toolCall.args`, `traceloop.entity.input`) and result
   (`gen_ai.tool.call.result`, else `output.value`, `ai.toolCall.result`, `traceloop.entity.output`);
+- a **workflow** (Google ADK's `invoke_workflow`) → no row of its own: a root one names the trace
+  and sets its status, and the agent runs under it are the runs (in process it is skipped, and the
+  agent run is the root);
 - anything else → an `unmapped_span` row: attributes, events and resource kept whole, so nothing
   that arrived is lost and it stays queryable.
 
@@ -77,6 +80,10 @@ GEN_AI_SYSTEM = "gen_ai.system"
 """The deprecated name of `gen_ai.provider.name`, still sent by many instrumentations."""
 OI_SPAN_KIND = "openinference.span.kind"
 TL_SPAN_KIND = "traceloop.span.kind"
+OP_INVOKE_WORKFLOW, GEN_AI_WORKFLOW_NAME = "invoke_workflow", "gen_ai.workflow.name"
+"""Google ADK's span around one turn of a workflow (its root agent's name as the workflow's)."""
+ADK_MERGED_TOOLS = "(merged tools)"
+"""The tool name of Google ADK's `execute_tool` span around tools the model called at once."""
 TL_REQUEST_TYPE = "llm.request.type"
 AI_OPERATION_ID = "ai.operationId"
 """The Vercel AI SDK's span kind: `ai.generateText` (a run), `ai.generateText.doGenerate` (a model
@@ -130,9 +137,11 @@ _PARAM_NAMES = {attribute: name for name, attribute in REQUEST_PARAM_ATTRIBUTES.
 
 
 def kind_of(span: Span) -> str:
-    """ "llm_call", "agent_run", "tool_execution" or "unmapped_span"."""
+    """ "llm_call", "agent_run", "tool_execution", "workflow" or "unmapped_span"."""
     attrs = span.attributes
     operation = attrs.get(GEN_AI_OPERATION_NAME)
+    if operation == OP_INVOKE_WORKFLOW:
+        return "workflow"
     oi_kind = str(attrs.get(OI_SPAN_KIND) or "").upper()
     tl_kind = str(attrs.get(TL_SPAN_KIND) or "").lower()
     ai_operation = attrs.get(AI_OPERATION_ID)
@@ -143,6 +152,8 @@ def kind_of(span: Span) -> str:
         or ai_operation in AI_RUNS
     ):
         return "agent_run"
+    if operation == OP_EXECUTE_TOOL and attrs.get(GEN_AI_TOOL_NAME) == ADK_MERGED_TOOLS:
+        return "unmapped_span"  # a grouping span: each of its calls has an execute_tool span of its own
     if operation == OP_EXECUTE_TOOL or oi_kind == "TOOL" or tl_kind == "tool" or ai_operation == "ai.toolCall":
         return "tool_execution"
     if (
@@ -169,6 +180,8 @@ def span_records(span: Span) -> tuple[str, list[Record]]:
         return kind, _agent_run(span)
     if kind == "tool_execution":
         return kind, _tool(span)
+    if kind == "workflow":
+        return kind, [_workflow(span)]
     return kind, [("unmapped_span", _unmapped(span))]
 
 
@@ -330,6 +343,18 @@ def _agent_run(span: Span) -> list[Record]:
             tags=[str(tag) for tag in tags] if isinstance(tags, list) else [],
         )
     return [_trace(span, row, **trace), ("agent_run", row)]
+
+
+def _workflow(span: Span) -> Record:
+    """Google ADK's `invoke_workflow` around a turn: no row of its own (the agent runs under it are
+    the runs, as in process), but a root one names the trace after the workflow (its root agent)
+    and sets its status."""
+    row = _base(span)
+    if span.parent_span_id is not None:  # nested in another workflow: the root's name stands
+        return _trace(span, row)
+    error = _error(span)
+    name = _text(span.attributes.get(GEN_AI_WORKFLOW_NAME)) or _strip(span.name, OP_INVOKE_WORKFLOW) or None
+    return _trace(span, row, name=name, authoritative=True, status="error" if error else "ok", error=error)
 
 
 def _tool(span: Span) -> list[Record]:

@@ -53,7 +53,7 @@ logger = logging.getLogger("agent_tracer.otlp")
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPE = "application/json"
-SPAN_KINDS = ("llm_call", "agent_run", "tool_execution", "unmapped_span")
+SPAN_KINDS = ("llm_call", "agent_run", "tool_execution", "workflow", "unmapped_span")
 CHUNK_SPANS = 64
 """Spans mapped and handed to the writer process at a time: enough to keep its transactions and
 frames few, few enough that the child starts writing early in a request of 512."""

@@ -54,8 +54,10 @@ TOOL_FUNCTIONS: dict[str, Callable[..., Any]] = {"get_weather": get_weather, "ge
 
 
 def script(body: dict[str, Any]) -> Reply:
-    """Call both tools first; answer once their results are in."""
-    if not any(message.get("role") == "tool" for message in body.get("messages", [])):
+    """Call both tools first; answer once their results are in (Chat Completions or Gemini)."""
+    results = [m for m in body.get("messages", []) if m.get("role") == "tool"]
+    results += [p for c in body.get("contents") or () for p in c.get("parts") or () if "functionResponse" in p]
+    if not results:
         return Reply(calls=[("get_weather", {"city": "Paris"}), ("get_time", {"city": "Paris"})])
     return Reply(content=ANSWER)
 

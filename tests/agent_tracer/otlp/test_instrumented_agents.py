@@ -13,6 +13,7 @@ OpenTelemetry `openai-v2` instrumentation (which make model-call spans only), `i
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -237,6 +238,40 @@ def test_traceloop_sdk_decorators(client, scripted_upstream, collector, tmp_path
     assert detail.trace.meta.get("user.id") == "user-7"
     assert [run.output for run in detail.agent_runs] == [ANSWER]
     same_sft_rows(collector, url, tmp_path, name)
+
+
+def test_google_adk_spans_over_otlp(scripted_upstream, collector):
+    """Google ADK's own spans, exported over OTLP (not through the in-process adapter): its
+    `invoke_workflow` root names the trace after the agent and sets its status, as the agent run
+    does in process; the tools carry their arguments and results, the Gemini calls their messages
+    and tokens, and the conversation id is the trace's session."""
+    pytest.importorskip("google.adk")
+    name = "weather_agent"
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "adk_run.py"), scripted_upstream.url, collector.traces_url, name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "GOOGLE_API_KEY": "AIzaSyTest-not-a-real-key-0123456789"},
+    )
+    assert done.returncode == 0, done.stderr
+    trace_id = done.stdout.strip().splitlines()[-1]
+    stored(collector, trace_id, calls=2)
+    with TraceStore(collector.db_url) as store:
+        detail = store.get_trace(trace_id)
+    assert (detail.trace.name, detail.trace.status) == (name, "ok")
+    assert detail.trace.meta.get("session.id")  # ADK's gen_ai.conversation.id
+    [run] = detail.agent_runs
+    assert run.name == name
+    assert [(t.name, t.arguments, t.result) for t in detail.tools] == [
+        ("get_weather", {"city": "Paris"}, {"city": "Paris", "sky": "sunny"}),
+        ("get_time", {"city": "Paris"}, {"city": "Paris", "time": "12:00"}),
+    ]
+    assert all(t.trace_id == trace_id for t in detail.tools)  # under ADK's "(merged tools)" span, kept unmapped
+    first, last = detail.calls
+    assert [m["role"] for m in first.request["messages"]] == ["system", "user"]
+    assert QUESTION in json.dumps(first.request) and last.response["message"]["content"] == ANSWER
+    assert all(call.input_tokens and call.output_tokens for call in detail.calls)
 
 
 def test_opentelemetry_openai_v2_spans_and_log_events(client, collector, tmp_path, monkeypatch):

@@ -279,3 +279,19 @@ def test_traceloop_entity_inputs_read_as_the_arguments_our_capture_stores():
     run.attributes["traceloop.entity.input"] = json.dumps({"args": ["Where is my order?"], "kwargs": {}})
     records = dict(span_records(run)[1])
     assert records["agent_run"]["name"] == "support" and records["trace"]["task"] == "Where is my order?"
+
+
+def test_adks_workflow_span_names_the_trace_and_its_merged_tools_span_is_no_tool():
+    """Google ADK's `invoke_workflow` root: no row, the trace's name and status (its agent run is
+    the run, as in process); a nested one changes nothing; `execute_tool (merged tools)` groups
+    the tool spans of calls made at once and is kept as an unmapped span."""
+    root = make({"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "weather_agent"})
+    kind, records = span_records(root)
+    assert kind == "workflow" and [name for name, _ in records] == ["trace"]
+    trace = records[0][1]
+    assert (trace["name"], trace["status"], trace["authoritative"]) == ("weather_agent", "ok", True)
+    nested = make({"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "inner"})
+    nested.parent_span_id = "00000000000000a1"
+    assert "name" not in span_records(nested)[1][0][1]
+    merged = make({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "(merged tools)"})
+    assert span_records(merged)[0] == "unmapped_span"
