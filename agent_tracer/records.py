@@ -263,6 +263,12 @@ class AgentRunPayload:
                 meta=scrub(self.metadata),
                 source=self.source,
             )
+        else:  # a nested run's tags join the trace's, its metadata fills keys the trace lacks (a
+            # LangGraph graph paused by interrupt() inside `@trace_agent` marks that trace)
+            if self.tags:
+                trace["tags"] = self.tags
+            if self.metadata:
+                trace["meta"] = scrub(self.metadata)
         return [("trace", trace), ("agent_run", run)]
 
 

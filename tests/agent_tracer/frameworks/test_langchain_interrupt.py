@@ -113,3 +113,37 @@ def test_an_interrupt_in_a_subgraph_node_run_async_marks_the_outer_run(recording
     assert json.loads(first["meta"])["interrupts"] == ["may I?"]  # raised in three runs, noted once
     assert (second["status"], json.loads(second["tags"])) == ("ok", ["resumed"])
     assert recording.rows("select count(*) from agent_runs where error is not null")[0][0] == 0
+
+
+def test_an_interrupt_inside_trace_agent_marks_that_trace(recording):
+    """The graph run by a `@trace_agent` function: the paused graph is a nested run, and the
+    decorated run's trace is tagged "interrupted" with the interrupts and LangGraph's thread id."""
+    import agent_tracer
+
+    agent = approval_graph(recording.upstream)
+    config = {"configurable": {"thread_id": "ticket-9"}}
+
+    @agent_tracer.trace_agent(name="support")
+    def handle(question: str) -> dict:
+        return agent.invoke({"messages": [("user", question)]}, config)
+
+    @agent_tracer.trace_agent(name="support")
+    def resume(answer: str) -> dict:
+        return agent.invoke(Command(resume=answer), config)
+
+    assert [i.value for i in handle(QUESTION)["__interrupt__"]] == [APPROVAL]
+    assert resume("approved")["messages"][-1].content == ANSWER
+    first, second = recording.rows("select * from traces order by started_at")
+    assert (first["name"], first["status"], first["error"]) == ("support", "ok", None)
+    assert json.loads(first["tags"]) == ["interrupted"]
+    meta = json.loads(first["meta"])
+    assert meta["interrupts"] == [APPROVAL] and meta["thread_id"] == "ticket-9"
+    assert (second["name"], json.loads(second["tags"])) == ("support", ["resumed"])
+    assert json.loads(second["meta"])["thread_id"] == "ticket-9"
+    runs = recording.rows("select trace_id, name, parent_span_id from agent_runs order by started_at")
+    assert [(r["trace_id"], r["name"]) for r in runs] == [
+        (first["id"], "support"),
+        (first["id"], "approval-desk"),
+        (second["id"], "support"),
+        (second["id"], "approval-desk"),
+    ]
