@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, Text, text
 from sqlmodel import Field, SQLModel
 
+from agent_tracer.store.compressed import CompressedText
+
 WIRE_COPY = "raw_request IS NOT NULL AND api IS NOT NULL"
 """A model call made from the HTTP bodies (the transport, the proxy), not from a span."""
 SPAN_COPY = "raw_request IS NULL OR api IS NULL"
@@ -132,8 +134,9 @@ class LLMCall(SQLModel, table=True):
     through the indexes on it and `started_at` of each kind of copy: m007)."""
     request: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    raw_request: str | None = Field(default=None, sa_column=Column(Text))
-    raw_response: str | None = Field(default=None, sa_column=Column(Text))
+    raw_request: str | None = Field(default=None, sa_column=Column(CompressedText))
+    raw_response: str | None = Field(default=None, sa_column=Column(CompressedText))
+    """The bodies as they crossed the wire; SQLite keeps long ones compressed (`compressed.py`)."""
     input_tokens: int | None = None
     output_tokens: int | None = None
     latency_ms: float | None = None

@@ -8,6 +8,7 @@ import anthropic
 import openai
 
 import agent_tracer
+from agent_tracer.store import TraceStore
 
 OPENAI_KEY = "sk-proj-SECRETopenaiKEY0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-api03-SECRETanthropicKEY0123456789"
@@ -42,6 +43,8 @@ def test_keys_are_nowhere_in_the_database_files_or_logs(upstream, tmp_path, capl
     # the upstream did receive the keys: they were forwarded, only not stored
     assert any(OPENAI_KEY in r["headers"].get("authorization", "") for r in upstream.requests)
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    with TraceStore(f"sqlite:///{db}") as store:  # the raw bodies as read (SQLite keeps them compressed)
+        stored += "".join(f"{c.raw_request}{c.raw_response}" for c in store.calls()).encode()
     for secret in (OPENAI_KEY, ANTHROPIC_KEY, PASTED_KEY):
         assert secret.encode() not in stored
         assert not [r for r in caplog.records if r.name.startswith("agent_tracer") and secret in r.getMessage()]
