@@ -3,6 +3,8 @@
 
     python bench/soak.py [--calls 100000] [--workers 4] [--db URL] [--connections 32] [--stream-share 0.5]
     python bench/soak.py --fault kill-writer | stop-postgres [--outage-s 60] [--db postgresql+psycopg://…]
+    python bench/soak.py --fault disk-full [--disk-mb 24]         (as root: mounts a small tmpfs)
+    python bench/soak.py --fault sigterm | kill-proxy
 
 The proxy (`agent-tracer proxy --workers N`, recording into `--db`: a fresh SQLite file by default,
 or a PostgreSQL URL, whose tables are emptied first) in front of the loopback fake model (its own
@@ -25,8 +27,18 @@ SIGKILLs one worker's writer process (the worker writes in-process from then on,
 child had not acknowledged first); `stop-postgres` stops the PostgreSQL cluster (`pg_ctlcluster
 … stop -m fast`, as root) for `--outage-s` seconds and starts it again (calls are spilled, then
 loaded back by the writers). The report then adds the spans spilled, the records loaded back and
-the spans dropped, from /metrics; the records check says whether any call was lost. Every figure
-printed comes from this run.
+the spans dropped, from /metrics; the records check says whether any call was lost.
+
+`disk-full` puts the SQLite store on a tmpfs of `--disk-mb` MB mounted for the run (the spill file
+stays on the temporary folder's filesystem, as a spill path on another disk would): the store
+fills during the load, its writes fail and are spilled; after the load the filesystem is grown
+(`mount -o remount,size=…`, what an operator does) and the spill is loaded back. `sigterm` sends
+SIGTERM to the proxy (what a deployment's stop does) and `kill-proxy` SIGKILLs it and its workers
+(an OOM kill, a node lost), both mid-load with half of the calls streamed: the clients' view is
+counted (answered, cut mid-answer, refused), and the store is checked against the answers the
+clients got whole: with SIGTERM every one of them must be recorded (what was queued is drained
+before the exit); with SIGKILL what the dead processes held is lost, and said. No proxy is
+started again: the load stops there. Every figure printed comes from this run.
 """
 
 from __future__ import annotations
@@ -59,7 +71,10 @@ def rss_tree(pid: int) -> dict[int, tuple[str, int]]:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return found
-    rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    rss = next(
+        (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")),
+        0,
+    )
     role = (
         "writer"
         if "writer_process" in cmdline
@@ -75,43 +90,106 @@ def rss_tree(pid: int) -> dict[int, tuple[str, int]]:
     return found
 
 
-async def load(port: int, numbers: range, connections: int, stream_share: float, expected: str) -> dict[str, int]:
-    counts = {"ok": 0, "bad": 0, "socket_errors": 0}
+COUNTS = ("ok", "bad", "socket_errors", "refused")
+
+
+async def load(
+    port: int,
+    numbers: range,
+    connections: int,
+    stream_share: float,
+    expected: str,
+    answered: set[int],
+) -> dict[str, int]:
+    """Send the calls `numbers`; count whole right answers (their numbers into `answered`), wrong
+    ones, answers cut (the connection closed or reset before the answer's end: a new connection
+    takes the next call) and calls refused (no proxy listening: the client stops)."""
+    counts = dict.fromkeys(COUNTS, 0)
     queue = iter(numbers)
     every = max(int(round(1 / stream_share)), 1) if stream_share > 0 else 0
 
     async def client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            counts["refused"] += 1
+            return
         for n in queue:
             stream = bool(every) and n % every == 0
             response = Response(sse=stream)
-            writer.write(request(port, n, stream))
-            while not response.done:
-                data = await reader.read(262144)
-                if not data:
-                    counts["socket_errors"] += 1
+            try:
+                writer.write(request(port, n, stream))
+                while not response.done:
+                    data = await reader.read(262144)
+                    if not data:
+                        raise ConnectionResetError("closed before the answer's end")
+                    response.feed(data)
+            except OSError:
+                counts["socket_errors"] += 1
+                writer.close()
+                try:
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    break
-                response.feed(data)
-            else:
-                good = response.status == 200 and answer_text(response) == expected
-                counts["ok" if good else "bad"] += 1
+                except OSError:
+                    counts["refused"] += 1
+                    return
+                continue
+            good = response.status == 200 and answer_text(response) == expected
+            counts["ok" if good else "bad"] += 1
+            if good:
+                answered.add(n)
         writer.close()
 
     await asyncio.gather(*(client() for _ in range(connections)))
     return counts
 
 
-def recorded(db: str, calls: int) -> dict[str, int]:
+def recorded(db: str, calls: int, answered: set[int]) -> dict[str, int]:
+    """The store's counts, and how many of the calls answered whole have no row (`missing`)."""
     from sqlalchemy import text
 
+    from agent_tracer.run_ids import trace_id_for
     from agent_tracer.store import TraceStore
 
     with TraceStore(db) as store, store.engine.connect() as conn:
         rows = conn.execute(text("SELECT count(*), count(DISTINCT trace_id) FROM llm_calls")).one()
         ok = conn.execute(text("SELECT count(*) FROM llm_calls WHERE status = 'ok'")).scalar_one()
         runs = conn.execute(text("SELECT count(*) FROM traces")).scalar_one()
-    return {"calls": calls, "rows": rows[0], "runs_with_calls": rows[1], "ok_rows": ok, "traces": runs}
+        stored = set(conn.execute(text("SELECT DISTINCT trace_id FROM llm_calls")).scalars())
+    missing = sum(1 for n in answered if trace_id_for(f"soak-{n}") not in stored)
+    return {
+        "calls": calls,
+        "rows": rows[0],
+        "runs_with_calls": rows[1],
+        "ok_rows": ok,
+        "traces": runs,
+        "answered_missing": missing,
+    }
+
+
+SMALL_DISK_GROWN_MB = 4096
+"""What `--fault disk-full` grows the store's filesystem to after the load."""
+
+
+def mount_small_disk(folder: Path, megabytes: int) -> None:
+    import subprocess
+
+    folder.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
+        check=True,
+    )
+
+
+def grow_disk(folder: Path) -> None:
+    import subprocess
+
+    subprocess.run(["mount", "-o", f"remount,size={SMALL_DISK_GROWN_MB}m", str(folder)], check=True)
+
+
+def unmount(folder: Path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def empty(db: str) -> None:
@@ -120,7 +198,14 @@ def empty(db: str) -> None:
     from agent_tracer.store import TraceStore
 
     with TraceStore(db) as store, store.engine.begin() as conn:
-        for table in ("llm_calls", "agent_runs", "tool_executions", "feedback", "unmapped_spans", "traces"):
+        for table in (
+            "llm_calls",
+            "agent_runs",
+            "tool_executions",
+            "feedback",
+            "unmapped_spans",
+            "traces",
+        ):
             conn.execute(text(f"DELETE FROM {table}"))
 
 
@@ -134,6 +219,16 @@ def harm(kind: str, proxy_pid: int, outage_s: float) -> str:
         writers = [pid for pid, (role, _) in rss_tree(proxy_pid).items() if role == "writer"]
         os.kill(writers[0], signal.SIGKILL)
         return f"SIGKILL to writer process {writers[0]} (of {len(writers)})"
+    if kind == "sigterm":
+        os.kill(proxy_pid, signal.SIGTERM)
+        return f"SIGTERM to the proxy {proxy_pid}"
+    if kind == "kill-proxy":
+        tree = rss_tree(proxy_pid)
+        for pid in tree:  # the supervisor, its workers and their writer processes at once
+            os.kill(pid, signal.SIGKILL)
+        return f"SIGKILL to the proxy and its {len(tree) - 1} child processes"
+    if kind == "disk-full":
+        return "the store's filesystem filled up during the load"
     version = sorted(os.listdir("/usr/lib/postgresql"), key=float)[-1]
     subprocess.run(["pg_ctlcluster", version, "main", "stop", "-m", "fast"], check=True)
     started = time.monotonic()
@@ -146,86 +241,162 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=4, help="the proxy's --workers")
-    parser.add_argument("--db", help="store URL (default: a fresh SQLite file); a PostgreSQL one is emptied first")
+    parser.add_argument(
+        "--db",
+        help="store URL (default: a fresh SQLite file); a PostgreSQL one is emptied first",
+    )
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--stream-share", type=float, default=0.5, help="share of streamed calls (0 to 1)")
-    parser.add_argument("--fault", choices=("kill-writer", "stop-postgres"), help="a harm done during the load")
-    parser.add_argument("--outage-s", type=float, default=60.0, help="how long --fault stop-postgres lasts")
+    parser.add_argument(
+        "--stream-share",
+        type=float,
+        default=0.5,
+        help="share of streamed calls (0 to 1)",
+    )
+    parser.add_argument(
+        "--fault",
+        choices=("kill-writer", "stop-postgres", "disk-full", "sigterm", "kill-proxy"),
+        help="a harm done during the load",
+    )
+    parser.add_argument(
+        "--outage-s",
+        type=float,
+        default=60.0,
+        help="how long --fault stop-postgres lasts",
+    )
+    parser.add_argument(
+        "--disk-mb",
+        type=int,
+        default=24,
+        help="the store's filesystem with --fault disk-full",
+    )
     args = parser.parse_args()
     if args.fault == "stop-postgres" and not (args.db or "").startswith("postgresql"):
         raise SystemExit("--fault stop-postgres needs --db postgresql…")
+    if args.fault == "disk-full" and args.db:
+        raise SystemExit("--fault disk-full puts a SQLite store on a small filesystem: leave out --db")
+    stopping = args.fault in ("sigterm", "kill-proxy")
 
     from agent_tracer.proxy.process import ProxyProcess
 
     expected = probe_expected()
     upstream = Upstream()
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp_name:
-        db = args.db or f"sqlite:///{Path(tmp_name) / 'soak.db'}"
+        small_disk = Path(tmp_name) / "small-disk"
+        if args.fault == "disk-full":
+            mount_small_disk(small_disk, args.disk_mb)
+        folder = small_disk if args.fault == "disk-full" else Path(tmp_name)
+        db = args.db or f"sqlite:///{folder / 'soak.db'}"
         if args.db:
             empty(db)
         spill = Path(tmp_name) / "spill.jsonl"
         env = {"AGENT_TRACER_SPILL": str(spill)}
         proxy = ProxyProcess(upstream.url, db, "--workers", str(args.workers), "--no-ui", env=env)
-        tenths, memory, totals = [], [], {"ok": 0, "bad": 0, "socket_errors": 0}
+        tenths, memory, totals = [], [], dict.fromkeys(COUNTS, 0)
+        answered: set[int] = set()
         done: list[str] = []
         fault = None
+        metrics = ""
         try:
             size = args.calls // TENTHS
             for tenth in range(TENTHS):
-                numbers = range(tenth * size, (tenth + 1) * size if tenth < TENTHS - 1 else args.calls)
+                numbers = range(
+                    tenth * size,
+                    (tenth + 1) * size if tenth < TENTHS - 1 else args.calls,
+                )
                 if args.fault and tenth == 3:
                     import threading
 
+                    if stopping:
+                        time.sleep(0.5)  # a moment into the tenth's load, with answers under way
                     fault = threading.Thread(
-                        target=lambda: done.append(harm(args.fault, proxy.process.pid, args.outage_s)), daemon=True
+                        target=lambda: done.append(harm(args.fault, proxy.process.pid, args.outage_s)),
+                        daemon=True,
                     )
-                    fault.start()
+                    if stopping:  # under way while the tenth's calls are
+                        threading.Timer(0.5, fault.start).start()
+                    else:
+                        fault.start()
                 started = time.perf_counter()
-                counts = asyncio.run(load(proxy.port, numbers, args.connections, args.stream_share, expected))
+                counts = asyncio.run(
+                    load(
+                        proxy.port,
+                        numbers,
+                        args.connections,
+                        args.stream_share,
+                        expected,
+                        answered,
+                    )
+                )
                 tenths.append(len(numbers) / (time.perf_counter() - started))
-                memory.append(rss_tree(proxy.process.pid))
+                if proxy.process.poll() is None:
+                    memory.append(rss_tree(proxy.process.pid))
                 for key in totals:
                     totals[key] += counts[key]
-                print(f"tenth {tenth + 1}: {tenths[-1]:,.0f} requests/s, {counts}", file=sys.stderr, flush=True)
+                print(
+                    f"tenth {tenth + 1}: {tenths[-1]:,.0f} requests/s, {counts}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if stopping and tenth >= 3:
+                    break
             if fault is not None:
                 fault.join()
             import httpx
 
-            deadline = time.monotonic() + 120  # what was spilled is loaded back at the next write
-            while spill.exists() and spill.stat().st_size and time.monotonic() < deadline:
-                time.sleep(0.5)
-            time.sleep(2)  # the workers share their counts for /metrics once a second
-            metrics = httpx.get(proxy.url + "/metrics").text
+            if args.fault == "disk-full":
+                grow_disk(small_disk)  # the operator's remedy: the spill goes back in at the writers' next idle moment
+            if not stopping:
+                deadline = time.monotonic() + 120  # what was spilled is loaded back at idle moments
+                while spill.exists() and spill.stat().st_size and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                time.sleep(2)  # the workers share their counts for /metrics once a second
+                metrics = httpx.get(proxy.url + "/metrics").text
         finally:
             proxy.stop()
-        check = recorded(db, args.calls)
+        left_in_spill = 0
+        if stopping and spill.exists():  # what the next start loads back, loaded now by the same code
+            from agent_tracer.spill import reload_spill
+            from agent_tracer.store import TraceStore
+
+            with TraceStore(db) as store:
+                left_in_spill = reload_spill(spill, store.write)
+        check = recorded(db, args.calls, answered)
+        if args.fault == "disk-full":
+            unmount(small_disk)
     upstream_received = upstream.stop()
 
     def counted(stage: str) -> float:
         name = f'agent_tracer_spans_total{{stage="{stage}"}}'
-        return next((float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name)), -1.0)
+        return next(
+            (float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name)),
+            -1.0,
+        )
 
     dropped = counted("dropped")
 
     print(f"\nSoak: {args.calls:,} calls ({args.stream_share:.0%} streamed) through `proxy --workers {args.workers}`"
           f" into {'PostgreSQL' if args.db and args.db.startswith('postgresql') else 'SQLite'}, "
           f"{args.connections} connections")  # fmt: skip
-    print(f"answers: {totals['ok']:,} ok, {totals['bad']:,} bad, {totals['socket_errors']:,} socket errors; "
-          f"the upstream received {upstream_received:,}")  # fmt: skip
+    print(f"answers: {totals['ok']:,} ok, {totals['bad']:,} bad, {totals['socket_errors']:,} cut or reset, "
+          f"{totals['refused']:,} clients refused; the upstream received {upstream_received:,}")  # fmt: skip
     print(f"requests/s: first tenth {tenths[0]:,.0f}, last tenth {tenths[-1]:,.0f}")
-    print(f"store: {check}; dropped (counted): {dropped:g}")
-    if args.fault:
+    print(f"store: {check}; dropped (counted): {dropped:g}" if metrics else f"store: {check}")
+    if stopping:
+        print(f"fault: {done[0] if done else 'not done'}; records left in the spill file and loaded back: "
+              f"{left_in_spill:,}; calls answered whole but not recorded: {check['answered_missing']:,}")  # fmt: skip
+    elif args.fault:
         print(f"fault: {done[0] if done else 'not done'}; spans spilled {counted('spilled'):g}, "
               f"records loaded back {counted('reloaded'):g}, spans dropped {dropped:g}")  # fmt: skip
-    print("resident memory, MB, at the end of the first and of the last tenth:")
+    print("resident memory, MB, at the end of the first and of the last tenth (with the proxy alive):")
     first, last = memory[0], memory[-1]
     for pid in sorted(set(first) | set(last)):
         role = (first.get(pid) or last.get(pid))[0]
         start = first.get(pid, ("", 0))[1] / 1024
         end = last.get(pid, ("", 0))[1] / 1024
         print(f"  {role:<7} {pid:>7}  {start:7.1f} → {end:7.1f}")
-    once = check["rows"] == args.calls == check["runs_with_calls"] == check["ok_rows"]
-    print(f"every call recorded exactly once: {'yes' if once else 'NO'}")
+    if not stopping:
+        once = check["rows"] == args.calls == check["runs_with_calls"] == check["ok_rows"]
+        print(f"every call recorded exactly once: {'yes' if once else 'NO'}")
 
 
 if __name__ == "__main__":
