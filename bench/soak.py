@@ -5,6 +5,7 @@
     python bench/soak.py --fault kill-writer | stop-postgres [--outage-s 60] [--db postgresql+psycopg://…]
     python bench/soak.py --fault disk-full [--disk-mb 24]         (as root: mounts a small tmpfs)
     python bench/soak.py --fault sigterm | kill-proxy
+    python bench/soak.py --through decorator [--calls 1000000] [--threads 8]
 
 The proxy (`agent-tracer proxy --workers N`, recording into `--db`: a fresh SQLite file by default,
 or a PostgreSQL URL, whose tables are emptied first) in front of the loopback fake model (its own
@@ -39,6 +40,12 @@ counted (answered, cut mid-answer, refused), and the store is checked against th
 clients got whole: with SIGTERM every one of them must be recorded (what was queued is drained
 before the exit); with SIGKILL what the dead processes held is lost, and said. No proxy is
 started again: the load stops there. Every figure printed comes from this run.
+
+`--through decorator` is the other way in: no proxy; this process runs `--threads` agent threads,
+each making its calls with the official `openai` SDK (plain and streamed mixed as above) inside a
+`@trace_agent` run of its own, captured by `agent_tracer.init` (its writer process) into a fresh
+SQLite file. Requests/s and the memory of this process and of its writer process are taken after
+each tenth; at the end every call must be stored exactly once.
 """
 
 from __future__ import annotations
@@ -237,6 +244,73 @@ def harm(kind: str, proxy_pid: int, outage_s: float) -> str:
     return f"PostgreSQL {version} stopped for {time.monotonic() - started:.0f} s"
 
 
+def decorator_soak(calls: int, threads: int, stream_share: float) -> None:
+    """`--through decorator`: the SDK's calls, each its own `@trace_agent` run, captured in process."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import openai
+    from agent_call import MESSAGES, TOOLS
+
+    import agent_tracer
+
+    expected = probe_expected()
+    upstream = Upstream()
+    every = max(int(round(1 / stream_share)), 1) if stream_share > 0 else 0
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
+        db = f"sqlite:///{Path(tmp) / 'soak.db'}"
+        agent_tracer.init(db=db, spill_path=str(Path(tmp) / "spill.jsonl"))
+        client = openai.OpenAI(
+            base_url=f"{upstream.url}/v1", api_key="sk-bench-not-a-real-key", max_retries=0, timeout=60
+        )
+        headers = {"x-fake-scenario": "text"}
+
+        @agent_tracer.trace_agent(name="soak")
+        def run(n: int) -> bool:
+            if every and n % every == 0:
+                chunks = client.chat.completions.create(
+                    model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True, extra_headers=headers
+                )
+                text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            else:
+                answer = client.chat.completions.create(
+                    model="gpt-test", messages=MESSAGES, tools=TOOLS, extra_headers=headers
+                )
+                text = answer.choices[0].message.content or ""
+            return text == expected
+
+        def rss_kb(pid: int | None) -> int:
+            return rss_tree(pid).get(pid, ("", 0))[1] if pid else 0
+
+        tenths, memory, good = [], [], 0
+        size = calls // TENTHS
+        with ThreadPoolExecutor(threads) as pool:
+            for tenth in range(TENTHS):
+                numbers = range(tenth * size, (tenth + 1) * size if tenth < TENTHS - 1 else calls)
+                started = time.perf_counter()
+                good += sum(pool.map(run, numbers, chunksize=64))
+                tenths.append(len(numbers) / (time.perf_counter() - started))
+                tree = rss_tree(os.getpid())
+                writer = next((pid for pid, (role, _) in tree.items() if role == "writer"), None)
+                memory.append((rss_kb(os.getpid()), rss_kb(writer)))
+                print(f"tenth {tenth + 1}: {tenths[-1]:,.0f} calls/s", file=sys.stderr, flush=True)
+        assert agent_tracer.flush(timeout=300)
+        stats = agent_tracer.stats()
+        agent_tracer.uninstrument()
+        check = recorded(db, calls, set())
+    upstream_received = upstream.stop()
+    print(f"\nSoak: {calls:,} calls ({stream_share:.0%} streamed) through the `openai` SDK in @trace_agent runs, "
+          f"{threads} threads, captured into SQLite (the writer process)")  # fmt: skip
+    print(f"answers: {good:,} right of {calls:,}; the upstream received {upstream_received:,}")
+    print(f"calls/s: first tenth {tenths[0]:,.0f}, last tenth {tenths[-1]:,.0f}")
+    print(f"store: {check}; dropped (counted): {stats['dropped']}, spilled {stats['spilled']}")
+    print(f"resident memory, MB, end of the first and of the last tenth: this process "
+          f"{memory[0][0] / 1024:.1f} → {memory[-1][0] / 1024:.1f}; its writer process "
+          f"{memory[0][1] / 1024:.1f} → {memory[-1][1] / 1024:.1f}")  # fmt: skip
+    once = check["rows"] == calls == check["runs_with_calls"] == check["ok_rows"]
+    print(f"every call recorded exactly once: {'yes' if once else 'NO'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100_000)
@@ -269,7 +343,16 @@ def main() -> None:
         default=24,
         help="the store's filesystem with --fault disk-full",
     )
+    parser.add_argument(
+        "--through", choices=("proxy", "decorator"), default="proxy", help="the way in (default: the proxy)"
+    )
+    parser.add_argument("--threads", type=int, default=8, help="agent threads with --through decorator")
     args = parser.parse_args()
+    if args.through == "decorator":
+        if args.fault or args.db:
+            raise SystemExit("--through decorator takes no --fault and no --db (a fresh SQLite file)")
+        decorator_soak(args.calls, args.threads, args.stream_share)
+        return
     if args.fault == "stop-postgres" and not (args.db or "").startswith("postgresql"):
         raise SystemExit("--fault stop-postgres needs --db postgresql…")
     if args.fault == "disk-full" and args.db:
