@@ -14,8 +14,11 @@ address takes writes from beyond this machine, so it needs --require-key.
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import click
 
+from agent_tracer.config import TracerConfig
 from agent_tracer.console import check_key_options, db_option
 
 
@@ -57,6 +60,13 @@ from agent_tracer.console import check_key_options, db_option
     "--key-file", type=click.Path(dir_okay=False), help="With --require-key: client keys, one a line (# comments)."
 )
 @click.option(
+    "--mask",
+    "mask",
+    multiple=True,
+    metavar="RULE",
+    help=next(f for f in fields(TracerConfig) if f.name == "mask").metadata["help"],
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="warning",
@@ -72,6 +82,7 @@ def collect(
     writer: str,
     require_key: bool,
     key_file: str | None,
+    mask: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Receive OpenTelemetry (OTLP/HTTP) trace exports into the trace store.
@@ -91,7 +102,12 @@ def collect(
     try:
         keys = load_client_keys(key_file) if require_key else None
         app = create_collect_app(
-            db, spill_path=spill_path, max_body_bytes=int(max_body_mb * 1024 * 1024), keys=keys, writer=writer
+            db,
+            spill_path=spill_path,
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+            keys=keys,
+            writer=writer,
+            mask=mask,
         )
     except AgentTracerError as exc:
         raise click.ClickException(str(exc)) from None

@@ -22,14 +22,15 @@ def create_collect_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     keys: Iterable[str] | None = None,
     writer: str = "process",
+    mask: tuple[str, ...] = (),
 ) -> Starlette:
     """The receiver over the store at `db_url` (default: `$AGENT_TRACER_DB` or the SQLite file),
     spilling to `spill_path` (default: beside the SQLite file) when the store cannot take a batch.
     `keys`: the client keys an exporter must send (`Authorization: Bearer KEY`, e.g. through
     `OTEL_EXPORTER_OTLP_HEADERS`) on `/v1/traces`, `/v1/logs` and `/metrics`; None: no key asked.
     `writer`: "process" (a writer process, started with the app) or "thread" (writes in this
-    process); see `Receiver`."""
-    config = TracerConfig(db=db_url or "", spill_path=spill_path or "")
+    process); see `Receiver`. `mask`: rules applied to what is stored (`TracerConfig.mask`)."""
+    config = TracerConfig(db=db_url or "", spill_path=spill_path or "", mask=mask)
     receiver = Receiver(config, max_body_bytes=max_body_bytes, writer=writer)
     check = KeyCheck(keys, {}) if keys is not None else None
 

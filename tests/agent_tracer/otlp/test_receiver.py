@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -22,6 +23,7 @@ pytest.importorskip("opentelemetry.proto")
 from google.rpc.status_pb2 import Status  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse  # noqa: E402
 from otlp_bodies import new_trace_id, otlp_json, protobuf, span  # noqa: E402
+from otlp_loop import CollectProcess  # noqa: E402
 
 from agent_tracer.config import TracerConfig  # noqa: E402
 from agent_tracer.otlp.app import create_collect_app  # noqa: E402
@@ -291,3 +293,26 @@ def test_a_request_is_answered_once_all_its_spans_are_stored_even_when_the_write
             assert store.count_traces() == 220
             assert store.get_trace(second[-1]).calls[0].response["message"]["content"] == "Hello"
         assert metrics(http)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 220
+
+
+def test_collect_masks_what_it_stores(tmp_path):
+    """`agent-tracer collect --mask …`: the spans' personal data never reaches the store, its
+    search index or the answer's counts' way; the span is stored, masked."""
+    url = f"sqlite:///{tmp_path / 'masked.db'}"
+    server = CollectProcess(url, "--mask", "default", "--mask", r"ticket=T-\d{6}", "--writer", "thread")
+    try:
+        trace_id = new_trace_id()
+        asked = "Mail jane.doe@example.com about ticket T-204981"
+        messages = json.dumps([{"role": "user", "parts": [{"type": "text", "content": asked}]}])
+        sent = chat_span(trace_id)
+        sent["attributes"]["gen_ai.input.messages"] = messages
+        body = protobuf(sent)
+        assert httpx.post(server.traces_url, content=body, headers=PB, timeout=30).status_code == 200
+    finally:
+        server.stop()  # written before it exits
+    with TraceStore(url) as store:
+        [call] = store.get_trace(trace_id).calls
+        assert store.traces(text="jane") == []
+    stored = repr((call.request, call.response, call.search_text))
+    assert "jane.doe" not in stored and "T-204981" not in stored
+    assert "Mail [EMAIL] about ticket [TICKET]" in stored
