@@ -11,6 +11,12 @@ Lose nothing: a batch stays in memory until the child acknowledges it. If the ch
 start, the batches it had not acknowledged, and all later ones, are written in this process as by
 the thread writer; inserts are idempotent, so a batch written twice is stored once.
 
+Bounded: at most `queue_size` payloads are sent and not yet acknowledged. When the store writes
+slower than the calls come, the thread waits for acknowledgements before it sends more, so the
+backlog stays in the bounded queue (past it, new spans are dropped and counted, as with the
+thread writer) instead of growing in both processes: the child reads the pipe as fast as it can,
+and held every frame it read.
+
 Frames on both pipes are a 4-byte length and a pickle. Parent → child: the config, then
 ("batch", seq, payloads) ... ("close",). Child → parent: ("ack", [seq, ...], counts).
 """
@@ -63,6 +69,9 @@ def read_frame(stream: IO[bytes]) -> Any | None:
 class ProcessExporter(StoreExporter):
     def __init__(self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store]):
         self._unacked: dict[int, list[Payload]] = {}
+        self._in_flight_payloads = 0
+        """Payloads in `_unacked`: at most `_in_flight_limit` before a send waits."""
+        self._in_flight_limit = max(config.queue_size, 1)
         self._sent_since: dict[int, float] = {}
         """Of each batch not yet acknowledged, when its oldest payload was submitted."""
         self._seq = 0
@@ -95,7 +104,7 @@ class ProcessExporter(StoreExporter):
             super()._idle()
 
     def _unwritten(self) -> int:
-        return sum(len(batch) for batch in self._unacked.values())
+        return self._in_flight_payloads
 
     def _unwritten_since(self) -> list[float]:
         return [self._sent_since[seq] for seq in self._unacked if seq in self._sent_since]
@@ -132,9 +141,12 @@ class ProcessExporter(StoreExporter):
                     frame = b""
                 if frame:
                     with self._cond:
+                        while self._in_flight_payloads >= self._in_flight_limit and not self._dead:
+                            self._cond.wait(0.05)  # the store is behind: the backlog waits in the bounded queue
                         self._seq += 1
                         seq = self._seq
                         self._unacked[seq] = batch
+                        self._in_flight_payloads += len(batch)
                         self._sent_since[seq] = self._in_flight_since if self._in_flight else time.monotonic()
                     try:
                         self._stdin.write(frame)
@@ -162,8 +174,7 @@ class ProcessExporter(StoreExporter):
             _, seqs, counts = message
             with self._cond:
                 for seq in seqs:
-                    self._unacked.pop(seq, None)
-                    self._sent_since.pop(seq, None)
+                    self._forget(seq)
                 self._stats.set_remote(counts)
                 self._cond.notify_all()
 
@@ -190,9 +201,15 @@ class ProcessExporter(StoreExporter):
                     batch = self._unacked[seq]
                 self._writer.export(batch)
                 with self._cond:
-                    self._unacked.pop(seq, None)
-                    self._sent_since.pop(seq, None)
+                    self._forget(seq)
                     self._cond.notify_all()
+
+    def _forget(self, seq: int) -> None:
+        """A batch written (or taken over): no longer held for the child. With `_cond` held."""
+        batch = self._unacked.pop(seq, None)
+        if batch is not None:
+            self._in_flight_payloads -= len(batch)
+        self._sent_since.pop(seq, None)
 
     def _export_here(self, batch: list[Payload]) -> None:
         with self._local:
@@ -210,7 +227,9 @@ class ProcessExporter(StoreExporter):
             self._child.kill()
         self._reader.join(timeout=max(timeout, 0.1))
         with self._cond:
-            left = [self._unacked.pop(seq) for seq in sorted(self._unacked)]
+            left = [self._unacked[seq] for seq in sorted(self._unacked)]
+            for seq in list(self._unacked):
+                self._forget(seq)
         for batch in left:
             self._writer.spill(batch)
 

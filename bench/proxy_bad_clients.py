@@ -71,6 +71,8 @@ async def _read_answer(reader: asyncio.StreamReader, timeout: float) -> bytes:
                     length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
                     if len(body) >= length:
                         return data
+                elif _ and body.endswith(b"0\r\n\r\n"):  # a chunked answer's end
+                    return data
     except (TimeoutError, OSError):  # no more in time, or the connection reset
         return data
 

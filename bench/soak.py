@@ -307,6 +307,10 @@ def decorator_soak(calls: int, threads: int, stream_share: float) -> None:
     print(f"resident memory, MB, end of the first and of the last tenth: this process "
           f"{memory[0][0] / 1024:.1f} → {memory[-1][0] / 1024:.1f}; its writer process "
           f"{memory[0][1] / 1024:.1f} → {memory[-1][1] / 1024:.1f}")  # fmt: skip
+    print(
+        "  after each tenth, this process / its writer: "
+        + " ".join(f"{a / 1024:.0f}/{b / 1024:.0f}" for a, b in memory)
+    )
     once = check["rows"] == calls == check["runs_with_calls"] == check["ok_rows"]
     print(f"every call recorded exactly once: {'yes' if once else 'NO'}")
 
@@ -472,11 +476,14 @@ def main() -> None:
               f"records loaded back {counted('reloaded'):g}, spans dropped {dropped:g}")  # fmt: skip
     print("resident memory, MB, at the end of the first and of the last tenth (with the proxy alive):")
     first, last = memory[0], memory[-1]
+    every = {
+        pid: [round(tenth.get(pid, ("", 0))[1] / 1024) for tenth in memory] for pid in sorted(set(first) | set(last))
+    }
     for pid in sorted(set(first) | set(last)):
         role = (first.get(pid) or last.get(pid))[0]
         start = first.get(pid, ("", 0))[1] / 1024
         end = last.get(pid, ("", 0))[1] / 1024
-        print(f"  {role:<7} {pid:>7}  {start:7.1f} → {end:7.1f}")
+        print(f"  {role:<7} {pid:>7}  {start:7.1f} → {end:7.1f}   after each tenth: {every[pid]}")
     if not stopping:
         once = check["rows"] == args.calls == check["runs_with_calls"] == check["ok_rows"]
         print(f"every call recorded exactly once: {'yes' if once else 'NO'}")

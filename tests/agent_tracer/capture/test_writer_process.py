@@ -65,3 +65,35 @@ def test_both_writers_store_the_same(upstream, tmp_path, writer):
 def test_unknown_writer_is_refused():
     with pytest.raises(agent_tracer.ConfigError, match="writer"):
         agent_tracer.init(writer="fork")
+
+
+def test_a_slow_store_holds_back_the_writer_process_and_the_queue_drops_and_counts(upstream, tmp_path):
+    """The store takes no writes for a while (another connection holds it locked): the writer
+    process is sent at most `queue_size` calls it has not written, the rest wait in the bounded
+    queue and, past it, are dropped and counted, so neither process grows with the backlog. Once
+    the lock goes, every call that was not dropped is written."""
+    import sqlite3
+
+    path = tmp_path / "slow.db"
+    TraceStore(f"sqlite:///{path}").close()
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    agent_tracer.init(
+        db=f"sqlite:///{path}?timeout=0.2", spill_path=str(tmp_path / "spill.jsonl"), queue_size=20, batch_size=5,
+        flush_interval_s=0.01, write_retries=10_000, retry_backoff_s=0.05, writer="process",
+    )  # fmt: skip
+    try:
+        rt = runtime.current()
+        held = []
+        for i in range(150):
+            ask(upstream, f"slow {i}")
+            held.append(rt.health()["queued"])
+        assert max(held) <= 2 * 20 + 5  # the queue, and what the child holds unwritten
+        assert agent_tracer.stats()["dropped"] > 0
+        locker.execute("ROLLBACK")
+        assert agent_tracer.flush(timeout=30)
+        stats = agent_tracer.stats()
+    finally:
+        locker.close()
+        agent_tracer.uninstrument()
+    assert len(stored_texts(f"sqlite:///{path}")) == stats["written"] == 150 - stats["dropped"]
