@@ -86,6 +86,21 @@ def reference(client: openai.OpenAI, tmp_path: Path, name: str) -> tuple[str, st
     return url, own_capture(client, url, tmp_path, name)
 
 
+def loop_in_child(script: str, *args: str, env: dict[str, str]) -> str:
+    """Run one of the loop scripts beside this file in a process of its own (an instrumentation
+    that patches for good, a global TracerProvider, packages on a path of their own); the trace id
+    it prints last."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
 def same_sft_rows(collector: CollectProcess, url: str, tmp_path: Path, name: str) -> None:
     """`dataset sft --name NAME` over both stores yields the same rows."""
     own = sft_rows(url, tmp_path / "own.jsonl", name)
@@ -152,21 +167,10 @@ def test_traceloop_openai_spans(client, scripted_upstream, collector, tmp_path):
     pytest.importorskip("opentelemetry.instrumentation.openai")
     name = "traceloop-agent"
     url, own_id = reference(client, tmp_path, name)
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).parent / "traceloop_run.py"),
-            scripted_upstream.openai_base_url,
-            collector.traces_url,
-            name,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "TRACELOOP_TRACE_CONTENT": "true"},
-    )
-    assert done.returncode == 0, done.stderr
-    trace_id = done.stdout.strip().splitlines()[-1]
+    trace_id = loop_in_child(
+        "traceloop_run.py", scripted_upstream.openai_base_url, collector.traces_url, name,
+        env={"TRACELOOP_TRACE_CONTENT": "true"},
+    )  # fmt: skip
     stored(collector, trace_id, calls=2)
     assert snapshot(collector.db_url, trace_id) == snapshot(url, own_id)
     same_sft_rows(collector, url, tmp_path, name)
@@ -214,22 +218,14 @@ def test_traceloop_sdk_decorators(client, scripted_upstream, collector, tmp_path
     the run's task, the user findable by `traces erase --user`."""
     name = "traceloop-sdk-agent"
     url, own_id = reference(client, tmp_path, name)
-    here = Path(__file__).parent
-    done = subprocess.run(
-        [sys.executable, str(here / "traceloop_sdk_run.py"), scripted_upstream.openai_base_url, collector.traces_url]
-        + [name, "user-7"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    trace_id = loop_in_child(
+        "traceloop_sdk_run.py", scripted_upstream.openai_base_url, collector.traces_url, name, "user-7",
         env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(traceloop_sdk), str(here), *sys.path]),
+            "PYTHONPATH": os.pathsep.join([str(traceloop_sdk), str(Path(__file__).parent), *sys.path]),
             "TRACELOOP_TRACE_CONTENT": "true",
             "TRACELOOP_TELEMETRY": "false",
         },
-    )
-    assert done.returncode == 0, done.stderr
-    trace_id = done.stdout.strip().splitlines()[-1]
+    )  # fmt: skip
     stored(collector, trace_id, calls=2)
     assert snapshot(collector.db_url, trace_id) == snapshot(url, own_id)
     with TraceStore(collector.db_url) as store:
@@ -247,15 +243,10 @@ def test_google_adk_spans_over_otlp(scripted_upstream, collector):
     and tokens, and the conversation id is the trace's session."""
     pytest.importorskip("google.adk")
     name = "weather_agent"
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "adk_run.py"), scripted_upstream.url, collector.traces_url, name],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "GOOGLE_API_KEY": "AIzaSyTest-not-a-real-key-0123456789"},
-    )
-    assert done.returncode == 0, done.stderr
-    trace_id = done.stdout.strip().splitlines()[-1]
+    trace_id = loop_in_child(
+        "adk_run.py", scripted_upstream.url, collector.traces_url, name,
+        env={"GOOGLE_API_KEY": "AIzaSyTest-not-a-real-key-0123456789"},
+    )  # fmt: skip
     stored(collector, trace_id, calls=2)
     with TraceStore(collector.db_url) as store:
         detail = store.get_trace(trace_id)
