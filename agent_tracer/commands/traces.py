@@ -415,7 +415,7 @@ def trace_stats(since: datetime | None, db: str | None, as_json: bool) -> None:
     if size["bytes"] is not None:
         line = f"Store             {_mb(size['bytes'])}"
         if size["bytes_per_call"] is not None:
-            days = len(size["calls_per_day"]) and sum(size["calls_per_day"].values())
+            days = sum(size["calls_per_day"].values())
             line += f", {size['bytes_per_call'] / 1000:,.1f} KB a model call"
             line += f"; {days:,} calls in the last 7 days, about {_mb(size['bytes_per_day'])} a day"
         lines.append(line)

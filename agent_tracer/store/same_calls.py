@@ -110,7 +110,10 @@ def _merge_by(
         return kept
     low = min(row["started_at"] for row in timed) - WINDOW
     high = max(row["ended_at"] for row in timed) + SKEW
-    columns = [table.c[name] for name in ("id", *PLACE, *_COMPARED)]
+    # Whether a stored copy has a raw body is what `_wire` reads, not the body: a case, not the
+    # column, so no body is fetched (and, on SQLite, decompressed) to be compared with None.
+    has_body = sa.case((table.c.raw_request.is_(None), sa.null()), else_=sa.literal("")).label("raw_request")
+    columns = [table.c[name] for name in ("id", *PLACE, *_COMPARED)] + [has_body]
     for other, group in ((SPAN_COPY, by_kind[True]), (WIRE_COPY, by_kind[False])):  # among the other kind's
         for chunk in _chunks(sorted(group)):
             near = sa.select(*columns).where(
@@ -174,16 +177,8 @@ def _wire(row: Any) -> bool:
     return row["raw_request"] is not None and row["api"] is not None
 
 
-_COMPARED = (
-    "response_id",
-    "content_key",
-    "raw_request",
-    "api",
-    "started_at",
-    "ended_at",
-    "input_tokens",
-    "output_tokens",
-)
+_COMPARED = ("response_id", "content_key", "api", "started_at", "ended_at", "input_tokens", "output_tokens")
+"""The stored copies' columns a match reads (and whether they have a raw body)."""
 
 
 def _timed(row: Any) -> bool:
