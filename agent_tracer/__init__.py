@@ -158,7 +158,8 @@ def flush(timeout: float | None = 10.0) -> bool:
 
 
 def stats() -> dict[str, int]:
-    """Counts of spans: captured, written, retried, spilled, dropped, capture_errors, and merged
+    """Counts of spans: captured, written, retried, spilled, reloaded, dropped, lost (held by an
+    earlier process that was killed, counted when this one started), capture_errors, and merged
     (model calls stored once though seen twice: by the transport and in a framework's span)."""
     from agent_tracer import runtime as _runtime
     from agent_tracer.exporter import CaptureStats

@@ -10,6 +10,7 @@ spans go, unchanged, to whatever processors the app's TracerProvider has.
 Fail open, lose nothing: `submit` never blocks or raises; a failed batch is retried with backoff,
 then appended to the spill file (`agent-tracer traces import FILE --format spill` loads it later);
 only a full queue or an unwritable spill file drops spans, and every one is counted in `CaptureStats`.
+What a killed process held is counted by the next one to start (`ledger.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from agent_tracer.config import TracerConfig
+from agent_tracer.ledger import Ledger, collect_lost
 from agent_tracer.records import Record
 from agent_tracer.spill import append_spill, reload_spill
 
@@ -49,8 +51,9 @@ class CaptureStats:
     the written, model calls that were a second copy of one stored (the transport's and a
     framework span's), stored once (`store/same_calls.py`)."""
 
-    FIELDS = ("captured", "written", "retried", "spilled", "reloaded", "dropped", "capture_errors", "merged")
-    """`reloaded`: records loaded back from the spill file once the store was writable again."""
+    FIELDS = ("captured", "written", "retried", "spilled", "reloaded", "dropped", "lost", "capture_errors", "merged")
+    """`reloaded`: records loaded back from the spill file once the store was writable again.
+    `lost`: spans an earlier process captured and was killed holding (`ledger.py`)."""
     HEALTH = ("store_down", "writes", "write_ms")
     """Where the writer runs: 1 while the store refuses writes (0 once one succeeds), and the
     batches written with the milliseconds they took: `health()`, not `snapshot()`."""
@@ -270,9 +273,16 @@ class StoreExporter:
     """A bounded queue and one thread that takes batches off it and delivers them: here, to a
     `BatchWriter` on that thread; `writer_process.ProcessExporter` sends them to a child process."""
 
-    def __init__(self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store]):
+    def __init__(
+        self,
+        config: TracerConfig,
+        stats: CaptureStats,
+        open_store: Callable[[str], Store],
+        ledger: Ledger | None = None,
+    ):
         self._config = config
         self._stats = stats
+        self._ledger = ledger or open_ledger(config, stats)
         self._queue: deque[Payload] = deque()
         self._queued_at: deque[float] = deque()
         """When each queued payload was submitted (`time.monotonic`), for `oldest_age`."""
@@ -294,6 +304,7 @@ class StoreExporter:
                 return
             self._queue.append(payload)
             self._queued_at.append(time.monotonic())
+            self._ledger.accept()
             self._stats.add("captured")
             if len(self._queue) >= self._config.batch_size:
                 self._cond.notify_all()
@@ -348,7 +359,11 @@ class StoreExporter:
             self._queued_at.clear()
         if left:
             self._writer.spill(left)
+            with self._cond:
+                self._ledger.settle(len(left))
         self._writer.close()
+        with self._cond:
+            self._ledger.close()
 
     # -- the delivering thread
 
@@ -358,6 +373,8 @@ class StoreExporter:
 
     def _deliver(self, batch: list[Payload]) -> None:
         self._writer.export(batch)
+        with self._cond:
+            self._ledger.settle(len(batch))
 
     def _close(self, timeout: float) -> None:
         """After the thread has stopped: release what delivering held."""
@@ -387,6 +404,19 @@ class StoreExporter:
             with self._cond:
                 self._in_flight = 0
                 self._cond.notify_all()
+
+
+def open_ledger(config: TracerConfig, stats: CaptureStats) -> Ledger:
+    """This process's ledger, after counting what killed processes beside it lost."""
+    lost = collect_lost(config.spill_path)
+    if lost:
+        stats.add("lost", lost)
+        logger.warning(
+            "agent-tracer: %d spans captured by an earlier process were lost: it was killed before they were "
+            "written or spilled (counted in stats()['lost'])",
+            lost,
+        )
+    return Ledger(config.spill_path)
 
 
 def _one_line(exc: BaseException) -> str:

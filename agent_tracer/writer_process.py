@@ -34,11 +34,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection
 from typing import IO, Any
 
 from agent_tracer.config import TracerConfig
-from agent_tracer.exporter import BatchWriter, CaptureStats, Payload, Store, StoreExporter
+from agent_tracer.exporter import BatchWriter, CaptureStats, Payload, Store, StoreExporter, open_ledger
+from agent_tracer.ledger import InheritedLedger
 
 logger = logging.getLogger("agent_tracer")
 _HEADER = struct.Struct("!I")
@@ -79,19 +81,28 @@ class ProcessExporter(StoreExporter):
         self._local = threading.Lock()
         self._pipe = threading.Lock()  # one frame at a time onto the pipe (the thread, `send`)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        ledger = open_ledger(config, stats)
+        # The child inherits the ledger's descriptor, and with it the lock: the ledger is not
+        # collected while the child still writes what a dead parent handed it (`ledger.py`).
+        inherited = (ledger.fd,) if ledger.fd >= 0 else ()
         # A session of its own: a terminal's Ctrl-C (or a SIGTERM to the process group) must not
         # kill the child with batches in hand; it ends when this process closes the pipe, or dies.
-        self._child = subprocess.Popen(
-            [sys.executable, "-m", "agent_tracer.writer_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-        )
+        try:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "agent_tracer.writer_process", *map(str, inherited)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+                pass_fds=inherited,
+            )
+        except OSError:
+            ledger.close()
+            raise
         assert self._child.stdin is not None and self._child.stdout is not None  # both are pipes
         self._stdin, self._stdout = self._child.stdin, self._child.stdout
         write_frame(self._stdin, dataclasses.asdict(config))
-        super().__init__(config, stats, open_store)
+        super().__init__(config, stats, open_store, ledger)
         self._reader = threading.Thread(target=self._read_acks, name="agent-tracer-acks", daemon=True)
         self._reader.start()
 
@@ -122,6 +133,8 @@ class ProcessExporter(StoreExporter):
 
         For a caller that answers only once its batch is stored (the OTLP receiver) and keeps
         the child writing one batch while it makes the next."""
+        with self._cond:
+            self._ledger.accept(len(batch))
         return self._send(batch)
 
     def wait(self, seqs: Collection[int]) -> None:
@@ -174,7 +187,7 @@ class ProcessExporter(StoreExporter):
             _, seqs, counts = message
             with self._cond:
                 for seq in seqs:
-                    self._forget(seq)
+                    self._ledger.settle(self._forget(seq), seq)
                 self._stats.set_remote(counts)
                 self._cond.notify_all()
 
@@ -201,19 +214,24 @@ class ProcessExporter(StoreExporter):
                     batch = self._unacked[seq]
                 self._writer.export(batch)
                 with self._cond:
-                    self._forget(seq)
+                    self._ledger.settle(self._forget(seq))
                     self._cond.notify_all()
 
-    def _forget(self, seq: int) -> None:
-        """A batch written (or taken over): no longer held for the child. With `_cond` held."""
+    def _forget(self, seq: int) -> int:
+        """A batch written (or taken over): no longer held for the child; returns its size (0 if
+        it was forgotten before). With `_cond` held."""
         batch = self._unacked.pop(seq, None)
-        if batch is not None:
-            self._in_flight_payloads -= len(batch)
         self._sent_since.pop(seq, None)
+        if batch is None:
+            return 0
+        self._in_flight_payloads -= len(batch)
+        return len(batch)
 
     def _export_here(self, batch: list[Payload]) -> None:
         with self._local:
             self._writer.export(batch)
+        with self._cond:
+            self._ledger.settle(len(batch))
 
     def _close(self, timeout: float) -> None:
         try:
@@ -232,6 +250,8 @@ class ProcessExporter(StoreExporter):
                 self._forget(seq)
         for batch in left:
             self._writer.spill(batch)
+        with self._cond:
+            self._ledger.settle(sum(map(len, left)))
 
 
 BATCH_GC_THRESHOLD = 20_000
@@ -259,7 +279,13 @@ def _open_store(url: str) -> Store:
 def main() -> None:
     """The child: batches in on stdin, acknowledgements out on a private copy of stdout (the real
     stdout goes to stderr, so nothing a library prints can break a frame). Frames that arrive
-    while a write runs are written together, up to `batch_size` payloads a transaction."""
+    while a write runs are written together, up to `batch_size` payloads a transaction.
+
+    If the parent dies, what it had sent is still written (its end of the pipe closes without a
+    "close" frame; acknowledgements can no longer be sent), and the batches whose acknowledgement
+    the parent never read are settled in its ledger (the descriptor in `argv[1]`), so that the
+    next process to start does not count them as lost."""
+    ledger = InheritedLedger(int(sys.argv[1])) if len(sys.argv) > 1 else None
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     frames_in = sys.stdin.buffer
@@ -271,15 +297,27 @@ def main() -> None:
 
     hold_collector_back()
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    parent = {"closed": False, "gone": False}
+    """closed: the parent sent "close"; gone: its pipes are closed without one."""
 
     def receive() -> None:
         while (message := read_frame(frames_in)) is not None and message[0] == "batch":
             inbox.put(message)
+        parent["closed"] = message is not None
         inbox.put(None)
+
+    def acknowledge(seqs: list[int]) -> None:
+        if not parent["gone"]:
+            try:
+                write_frame(frames_out, ("ack", seqs, stats.everything()))
+            except (OSError, ValueError):
+                parent["gone"] = True  # dead: keep writing what it sent, settle it below
 
     threading.Thread(target=receive, name="agent-tracer-receive", daemon=True).start()
     stats = CaptureStats()
     writer = BatchWriter(config, stats, _open_store, threading.Event())
+    written: deque[tuple[int, int]] = deque()
+    """Batches written, by sequence number and size, that the parent has not yet seen acknowledged."""
     try:
         while True:
             try:
@@ -288,11 +326,12 @@ def main() -> None:
                 before = stats.everything()
                 writer.idle()
                 if stats.everything() != before:
-                    write_frame(frames_out, ("ack", [], stats.everything()))  # the parent's figures follow
+                    acknowledge([])  # the parent's figures follow
                 continue
             if message is None:
                 break
             seqs, payloads = [message[1]], list(message[2])
+            sizes = [len(message[2])]
             ended = False
             while len(payloads) < config.batch_size:
                 try:
@@ -303,13 +342,22 @@ def main() -> None:
                     ended = True
                     break
                 seqs.append(more[1])
+                sizes.append(len(more[2]))
                 payloads.extend(more[2])
             writer.export(payloads)
-            write_frame(frames_out, ("ack", seqs, stats.everything()))
+            acknowledge(seqs)
+            if ledger is not None:
+                written.extend(zip(seqs, sizes))
+                acked = ledger.acked_seq()
+                while written and written[0][0] <= acked:
+                    written.popleft()
             if ended:
                 break
     finally:
         writer.close()
+        if ledger is not None and written and not parent["closed"]:
+            acked = ledger.acked_seq()  # the parent is gone: nothing moves it any more
+            ledger.settle_orphaned(sum(n for seq, n in written if seq > acked), written[-1][0])
 
 
 if __name__ == "__main__":

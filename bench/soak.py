@@ -244,8 +244,15 @@ def harm(kind: str, proxy_pid: int, outage_s: float) -> str:
     return f"PostgreSQL {version} stopped for {time.monotonic() - started:.0f} s"
 
 
+def counted_in(metrics: str, stage: str) -> float:
+    """`agent_tracer_spans_total{stage=…}` in a /metrics text (-1: not there)."""
+    name = f'agent_tracer_spans_total{{stage="{stage}"}}'
+    return next((float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name)), -1.0)
+
+
 def decorator_soak(calls: int, threads: int, stream_share: float) -> None:
     """`--through decorator`: the SDK's calls, each its own `@trace_agent` run, captured in process."""
+    import gc
     import os
     from concurrent.futures import ThreadPoolExecutor
 
@@ -282,7 +289,7 @@ def decorator_soak(calls: int, threads: int, stream_share: float) -> None:
         def rss_kb(pid: int | None) -> int:
             return rss_tree(pid).get(pid, ("", 0))[1] if pid else 0
 
-        tenths, memory, good = [], [], 0
+        tenths, memory, blocks, good = [], [], [], 0
         size = calls // TENTHS
         with ThreadPoolExecutor(threads) as pool:
             for tenth in range(TENTHS):
@@ -293,6 +300,8 @@ def decorator_soak(calls: int, threads: int, stream_share: float) -> None:
                 tree = rss_tree(os.getpid())
                 writer = next((pid for pid, (role, _) in tree.items() if role == "writer"), None)
                 memory.append((rss_kb(os.getpid()), rss_kb(writer)))
+                gc.collect()
+                blocks.append(sys.getallocatedblocks())  # Python's objects: a leak of ours grows these
                 print(f"tenth {tenth + 1}: {tenths[-1]:,.0f} calls/s", file=sys.stderr, flush=True)
         assert agent_tracer.flush(timeout=300)
         stats = agent_tracer.stats()
@@ -311,6 +320,8 @@ def decorator_soak(calls: int, threads: int, stream_share: float) -> None:
         "  after each tenth, this process / its writer: "
         + " ".join(f"{a / 1024:.0f}/{b / 1024:.0f}" for a, b in memory)
     )
+    print("  Python's allocated blocks in this process after each tenth (after a collection), thousands: "
+          + " ".join(f"{b / 1000:.0f}" for b in blocks))  # fmt: skip
     once = check["rows"] == calls == check["runs_with_calls"] == check["ok_rows"]
     print(f"every call recorded exactly once: {'yes' if once else 'NO'}")
 
@@ -440,6 +451,16 @@ def main() -> None:
                 metrics = httpx.get(proxy.url + "/metrics").text
         finally:
             proxy.stop()
+        lost_counted = -1.0
+        if args.fault == "kill-proxy":  # the next start counts what the killed processes held (their ledgers)
+            import httpx
+
+            again = ProxyProcess(upstream.url, db, "--workers", "1", "--no-ui", env=env)
+            try:
+                time.sleep(2)  # the worker shares its counts for /metrics once a second
+                lost_counted = counted_in(httpx.get(again.url + "/metrics").text, "lost")
+            finally:
+                again.stop()
         left_in_spill = 0
         if stopping and spill.exists():  # what the next start loads back, loaded now by the same code
             from agent_tracer.spill import reload_spill
@@ -453,11 +474,7 @@ def main() -> None:
     upstream_received = upstream.stop()
 
     def counted(stage: str) -> float:
-        name = f'agent_tracer_spans_total{{stage="{stage}"}}'
-        return next(
-            (float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name)),
-            -1.0,
-        )
+        return counted_in(metrics, stage)
 
     dropped = counted("dropped")
 
@@ -471,6 +488,8 @@ def main() -> None:
     if stopping:
         print(f"fault: {done[0] if done else 'not done'}; records left in the spill file and loaded back: "
               f"{left_in_spill:,}; calls answered whole but not recorded: {check['answered_missing']:,}")  # fmt: skip
+    if args.fault == "kill-proxy":
+        print(f'counted as lost by the next start (/metrics stage="lost"): {lost_counted:g} spans')
     elif args.fault:
         print(f"fault: {done[0] if done else 'not done'}; spans spilled {counted('spilled'):g}, "
               f"records loaded back {counted('reloaded'):g}, spans dropped {dropped:g}")  # fmt: skip

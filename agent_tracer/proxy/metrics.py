@@ -19,8 +19,10 @@
                                                                emptied once the store is up again)
     agent_tracer_store_writes_total, _write_seconds_total      batches written and their time
     agent_tracer_spans_total{stage}                            the store writer's counts: captured,
-                                                               written, retried, spilled, dropped,
-                                                               capture_errors
+                                                               written, retried, spilled, reloaded,
+                                                               dropped, lost (held by a killed process,
+                                                               counted at the next start),
+                                                               capture_errors, merged
     agent_tracer_otlp_*                                        OTLP exports at /v1/traces and /v1/logs:
                                                                requests by code, spans and log records
                                                                by result, the OTLP writer's counts
@@ -236,8 +238,8 @@ class Metrics:
             out,
             "agent_tracer_spans_total",
             "counter",
-            "Recorded spans by stage of the store writer: captured, written, retried, spilled, "
-            "dropped, capture_errors, merged.",
+            "Recorded spans by stage of the store writer: captured, written, retried, spilled, reloaded, "
+            "dropped, lost (held by a killed process, counted at the next start), capture_errors, merged.",
         )
         for stage, n in sorted(spans.items()):
             out.append(f'agent_tracer_spans_total{{stage="{stage}"}} {n}')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 import uuid
 
 import anthropic
@@ -212,3 +213,45 @@ def test_a_dead_database_never_fails_a_request_and_every_call_is_spilled(upstrea
         calls = store.calls()
     assert len(calls) == 4
     assert all(any(marker in (call.raw_request or "") for call in calls) for marker in markers)
+
+
+def test_calls_a_killed_proxy_held_are_counted_as_lost_by_its_next_start(upstream, tmp_path):
+    """SIGKILL to the proxy and its writer processes while their store is locked: the calls they
+    held are gone, and the next `agent-tracer proxy` on the same spill file counts them in
+    /metrics and says so in its log."""
+    import sqlite3
+
+    import psutil
+
+    db = tmp_path / "traces.db"
+    env = {"AGENT_TRACER_SPILL": str(tmp_path / "spill.jsonl")}
+    process = ProxyProcess(upstream.url, db, "--no-ui", env=env)
+    locker = sqlite3.connect(db, isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")  # nothing can be written: the calls stay in the writers' hands
+        client = openai.OpenAI(base_url=process.openai_base_url, api_key="sk-test", max_retries=0)
+        for i in range(5):
+            answer = client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": f"k{i}"}])
+            assert answer.choices[0].message.content == f"Echo: k{i}"
+        proxy = psutil.Process(process.process.pid)
+        tree = [proxy, *proxy.children(recursive=True)]  # its workers and their writer processes
+        assert len(tree) >= 3
+        for proc in tree:
+            proc.kill()
+        psutil.wait_procs(tree, timeout=10)
+    finally:
+        locker.close()
+        process.stop()
+    again = ProxyProcess(upstream.url, db, "--no-ui", env=env)
+    try:
+        lost = 0.0
+        for _ in range(40):  # the worker shares its counts once a second
+            metrics = httpx.get(again.url + "/metrics").text
+            lost = next(float(line.split()[-1]) for line in metrics.splitlines() if 'stage="lost"' in line)
+            if lost:
+                break
+            time.sleep(0.1)
+    finally:
+        output = again.stop()
+    assert lost == 5
+    assert "5 spans captured by an earlier process were lost" in output
