@@ -94,6 +94,7 @@ def collect(
     import uvicorn
 
     from agent_tracer.errors import AgentTracerError
+    from agent_tracer.halfclose import PROTOCOL as HALF_CLOSE_PROTOCOL
     from agent_tracer.otlp.app import create_collect_app
     from agent_tracer.proxy.auth import load_client_keys
     from agent_tracer.store.database import redact
@@ -118,6 +119,8 @@ def collect(
     )
     hold_collector_back()  # this process maps whole requests of spans
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on")
+        uvicorn.run(
+            app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on", http=HALF_CLOSE_PROTOCOL
+        )
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down
         pass
