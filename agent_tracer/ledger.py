@@ -27,6 +27,7 @@ import mmap
 import os
 import secrets
 import struct
+import weakref
 
 try:
     import fcntl
@@ -67,6 +68,7 @@ class Ledger:
             logger.debug("agent-tracer: no ledger (%s)", exc)
             return
         self.fd = fd
+        _open.add(self)
 
     def accept(self, n: int = 1) -> None:
         if self._map is not None:
@@ -89,10 +91,29 @@ class Ledger:
             return
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+        self._release()
+
+    def _release(self) -> None:
+        assert self._map is not None
         self._map.close()
         self._map = None
         os.close(self.fd)
         self.fd = -1
+
+
+_open: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+def _forked() -> None:
+    """In a child made by `fork()` after `init()`: the ledgers are the parent's, not its own to
+    count in (nor to hold locked once the parent is gone)."""
+    for ledger in list(_open):
+        if ledger._map is not None:
+            ledger._release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 class InheritedLedger:

@@ -23,6 +23,11 @@ proxy while each kind of bad client below is at it, from a process of its own:
 Printed per kind: the good client's p50 and p99, the p50 added to the fake model's own, failed
 good calls, and what the bad clients got (status codes, connections closed, answers). The goal:
 the proxy adds at most 1 ms at p50 (BENCHMARKS.md, "Proxy overhead") while bad clients are at it.
+
+`--pin`: the bad clients' process runs on the last core, and everything else (this process, the
+proxy and its writer, the fake model) on the others, so that the figures measure what the proxy's
+own handling of the bad clients costs the good one, not the bad clients' CPU taken from it (on
+a real network they run on other machines).
 """
 
 from __future__ import annotations
@@ -178,7 +183,9 @@ async def _bad(kind: str, port: int, n: int, ready: Any, stop: Any) -> dict[str,
     return dict(seen)
 
 
-def _bad_process(kind: str, port: int, n: int, ready: Any, stop: Any, out: Any) -> None:
+def _bad_process(kind: str, port: int, n: int, ready: Any, stop: Any, out: Any, cores: set[int] | None) -> None:
+    if cores:
+        os.sched_setaffinity(0, cores)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     out.put(asyncio.run(_bad(kind, port, n, ready, stop)))
@@ -196,6 +203,7 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=10_000, help="idle and silent connections (default 10,000)")
     parser.add_argument("--slow", type=int, default=500, help="slow and half-closed connections (default 500)")
     parser.add_argument("--only", nargs="+", choices=KINDS, help="only these kinds")
+    parser.add_argument("--pin", action="store_true", help="the bad clients on the last core, the rest on the others")
     args = parser.parse_args()
 
     from agent_tracer.proxy.process import ProxyProcess
@@ -207,6 +215,19 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-bad-clients-") as tmp:
         proxy = ProxyProcess(upstream.url, Path(tmp) / "bad.db", "--no-ui")
+        bad_cores = None
+        if args.pin:
+            import psutil
+
+            cores = sorted(os.sched_getaffinity(0))
+            if len(cores) < 2:
+                raise SystemExit("--pin needs two cores or more")
+            bad_cores, ours = {cores[-1]}, set(cores[:-1])
+            for pid in (os.getpid(), upstream.proc.pid, proxy.process.pid):
+                for process in (psutil.Process(pid), *psutil.Process(pid).children(recursive=True)):
+                    for thread in process.threads():  # each thread has its own affinity
+                        os.sched_setaffinity(thread.id, ours)
+            print(f"pinned: the bad clients on core {cores[-1]}, the rest on {sorted(ours)}")
         try:
             direct = sequential(upstream.port, False, args.calls, 50, expected)
             direct_p50 = percentile(sorted(direct["ns"]), 50)
@@ -220,7 +241,7 @@ def main() -> None:
             for kind in args.only or KINDS:
                 n = args.idle if kind in ("idle", "silent") else args.slow
                 ready, stop, out = context.Event(), context.Event(), context.Queue()
-                child = context.Process(target=_bad_process, args=(kind, proxy.port, n, ready, stop, out))
+                child = context.Process(target=_bad_process, args=(kind, proxy.port, n, ready, stop, out, bad_cores))
                 started = time.monotonic()
                 child.start()
                 if not ready.wait(timeout=300):

@@ -148,3 +148,20 @@ def test_a_clean_stop_leaves_no_ledger(upstream, tmp_path):
     finally:
         agent_tracer.uninstrument()
     assert not ledgers(spill)
+
+
+def test_a_process_forked_after_init_does_not_count_in_its_parents_ledger(tmp_path):
+    from agent_tracer.ledger import Ledger, collect_lost
+
+    spill = str(tmp_path / "spill.jsonl")
+    ledger = Ledger(spill)
+    ledger.accept(3)
+    child = os.fork()
+    if child == 0:  # what a forked worker would do with the parent's runtime
+        ledger.accept(100)
+        ledger.settle(1)
+        os._exit(0)
+    assert os.waitpid(child, 0)[1] == 0
+    assert collect_lost(spill) == 0  # the parent is alive: its ledger is not taken
+    ledger._release()  # as if this process died: the file stays, its lock goes with the descriptor
+    assert collect_lost(spill) == 3
