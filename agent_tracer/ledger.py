@@ -51,9 +51,12 @@ class Ledger:
         self._accepted = self._settled = 0
         if fcntl is None:
             return
+        # Made under a name `collect_lost` does not look at, and renamed once locked: a process
+        # starting beside this one must never take a ledger that is not locked yet.
+        making = self.path.replace(".ledger-", ".ledger.new-")
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(making, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             logger.debug("agent-tracer: no ledger (%s)", exc)
             return
@@ -61,10 +64,14 @@ class Ledger:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: no one else holds it
             os.ftruncate(fd, _WORDS.size)
             self._map = mmap.mmap(fd, _WORDS.size)
+            os.rename(making, self.path)
         except (OSError, ValueError) as exc:
+            if self._map is not None:
+                self._map.close()
+                self._map = None
             os.close(fd)
             with contextlib.suppress(OSError):
-                os.unlink(self.path)
+                os.unlink(making)
             logger.debug("agent-tracer: no ledger (%s)", exc)
             return
         self.fd = fd
