@@ -94,7 +94,6 @@ def collect(
     import uvicorn
 
     from agent_tracer.errors import AgentTracerError
-    from agent_tracer.halfclose import PROTOCOL as HALF_CLOSE_PROTOCOL
     from agent_tracer.otlp.app import create_collect_app
     from agent_tracer.proxy.auth import load_client_keys
     from agent_tracer.store.database import redact
@@ -119,8 +118,6 @@ def collect(
     )
     hold_collector_back()  # this process maps whole requests of spans
     try:
-        uvicorn.run(
-            app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on", http=HALF_CLOSE_PROTOCOL
-        )
+        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on")
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down
         pass

@@ -97,7 +97,6 @@ def ui(
 
     from agent_tracer.config import TracerConfig
     from agent_tracer.errors import AgentTracerError
-    from agent_tracer.halfclose import PROTOCOL as HALF_CLOSE_PROTOCOL
     from agent_tracer.proxy.auth import load_client_keys
     from agent_tracer.store.database import redact
     from agent_tracer.ui import create_app
@@ -124,8 +123,6 @@ def ui(
         f"agent-tracer ui on http://{shown}:{port}/ over {redact(url)}" + (f" ({mode})" if mode else ""), err=True
     )
     try:
-        uvicorn.run(
-            app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on", http=HALF_CLOSE_PROTOCOL
-        )
+        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on")
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down
         pass

@@ -109,8 +109,6 @@ def serve(config: ProxyConfig, db: str) -> None:
     `ConfigError` for settings that cannot work, before anything listens."""
     import uvicorn
 
-    from agent_tracer.halfclose import PROTOCOL as HALF_CLOSE_PROTOCOL
-
     ui_off = config.ui_off_reason()  # --ui where it cannot be served safely: refused before anything starts
     if ui_off is None and config.prices_file:
         load_prices(config.prices_file)  # and so is a price file the UI cannot use
@@ -127,7 +125,6 @@ def serve(config: ProxyConfig, db: str) -> None:
         date_header=False,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        http=HALF_CLOSE_PROTOCOL,
     )
     if config.workers == 1:
         uvicorn.run(build_app(config, db), **options)
