@@ -380,6 +380,9 @@ def _named_traces(url: str, name: str) -> list[str]:
 
 
 def _loose_tools(snap: dict[str, Any]) -> dict[str, Any]:
+    # PydanticAI runs the tool calls of one answer concurrently: which starts first is the event
+    # loop's choice (under load it varies), so their executions are compared in name order.
+    snap["tools"] = sorted(snap["tools"], key=lambda tool: tool[0])
     for call in snap["calls"]:
         for tool in call["tools"]:
             function = tool["function"]
