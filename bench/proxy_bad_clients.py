@@ -18,7 +18,8 @@ proxy while each kind of bad client below is at it, from a process of its own:
 - `big-body`: clients declaring a 100 MB body (over the proxy's 32 MiB limit), sending only the
   headers: the answer must come without the body;
 - `half-closed`: `--slow` connections that send a whole call and shut their sending side
-  (`shutdown(SHUT_WR)`), and as many that send half a call and shut it.
+  (`shutdown(SHUT_WR)`), and as many that send half a call and shut it. Both are taken as
+  clients that left (a half-close and a close look the same on the wire): no answer is expected.
 
 Printed per kind: the good client's p50 and p99, the p50 added to the fake model's own, failed
 good calls, and what the bad clients got (status codes, connections closed, answers). The goal:
