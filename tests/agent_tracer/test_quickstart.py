@@ -127,8 +127,14 @@ def test_a_failing_stage_is_named_in_one_line(tmp_path):
     assert "Traceback" in (tmp_path / "qs" / "quickstart.log").read_text()
 
 
+def _default_ctrl_c() -> None:
+    """A terminal's Ctrl-C reaches a program whose SIGINT is the default one; a test run started
+    in the background of a non-interactive shell ignores SIGINT, and its children would too."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly_and_names_the_stage(tmp_path):
-    process = quickstart("--tiny", "--dir", str(tmp_path / "qs"), start_new_session=True)
+    process = quickstart("--tiny", "--dir", str(tmp_path / "qs"), start_new_session=True, preexec_fn=_default_ctrl_c)
     for line in process.stdout:
         if line.startswith("[3/5]"):
             break
