@@ -290,7 +290,7 @@ def main() -> None:
         try:
             ledger = InheritedLedger(int(sys.argv[1]))
         except (OSError, ValueError) as exc:  # written all the same; a dead parent's figure may be high
-            logging.getLogger("agent_tracer").debug("agent-tracer: no ledger in the writer process (%s)", exc)
+            logger.debug("agent-tracer: no ledger in the writer process (%s)", exc)
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     frames_in = sys.stdin.buffer
@@ -335,8 +335,7 @@ def main() -> None:
                 continue
             if message is None:
                 break
-            seqs, payloads = [message[1]], list(message[2])
-            sizes = [len(message[2])]
+            frames, payloads = [message], list(message[2])
             ended = False
             while len(payloads) < config.batch_size:
                 try:
@@ -346,13 +345,12 @@ def main() -> None:
                 if more is None:
                     ended = True
                     break
-                seqs.append(more[1])
-                sizes.append(len(more[2]))
+                frames.append(more)
                 payloads.extend(more[2])
             writer.export(payloads)
-            acknowledge(seqs)
+            acknowledge([frame[1] for frame in frames])
             if ledger is not None:
-                written.extend(zip(seqs, sizes))
+                written.extend((frame[1], len(frame[2])) for frame in frames)
                 acked = ledger.acked_seq()
                 while written and written[0][0] <= acked:
                     written.popleft()

@@ -215,7 +215,7 @@ def test_a_dead_database_never_fails_a_request_and_every_call_is_spilled(upstrea
     assert all(any(marker in (call.raw_request or "") for call in calls) for marker in markers)
 
 
-def test_calls_a_killed_proxy_held_are_counted_as_lost_by_its_next_start(upstream, tmp_path):
+def test_calls_a_killed_proxy_held_are_counted_as_lost_by_its_next_start(upstream, tmp_path, scrape):
     """SIGKILL to the proxy and its writer processes while their store is locked: the calls they
     held are gone, and the next `agent-tracer proxy` on the same spill file counts them in
     /metrics and says so in its log."""
@@ -246,8 +246,7 @@ def test_calls_a_killed_proxy_held_are_counted_as_lost_by_its_next_start(upstrea
     try:
         lost = 0.0
         for _ in range(40):  # the worker shares its counts once a second
-            metrics = httpx.get(again.url + "/metrics").text
-            lost = next(float(line.split()[-1]) for line in metrics.splitlines() if 'stage="lost"' in line)
+            lost = scrape(again.url)("agent_tracer_spans_total", stage="lost")
             if lost:
                 break
             time.sleep(0.1)
