@@ -21,6 +21,10 @@ proxy while each kind of bad client below is at it, from a process of its own:
   (`shutdown(SHUT_WR)`), and as many that send half a call and shut it. Both are taken as
   clients that left (a half-close and a close look the same on the wire): no answer is expected.
 
+These last three come as fast as the proxy answers them (a flood: the one worker's time is
+theirs to take), or, with `--rate R`, R bad requests (connections, for half-closed) a second in
+all, as a misbehaving client rather than an attack would send them.
+
 Printed per kind: the good client's p50 and p99, the p50 added to the fake model's own, failed
 good calls, and what the bad clients got (status codes, connections closed, answers). The goal:
 the proxy adds at most 1 ms at p50 (BENCHMARKS.md, "Proxy overhead") while bad clients are at it.
@@ -51,6 +55,7 @@ from proxy_clients import BODY, percentile, request_bytes, sequential  # noqa: E
 from proxy_overhead import Upstream, probe_expected  # noqa: E402
 
 KINDS = ("idle", "silent", "slow", "big-headers", "big-body", "half-closed")
+FLOODS = ("big-headers", "big-body", "half-closed")
 BYTE_EVERY_S = 0.05
 
 
@@ -83,7 +88,7 @@ async def _read_answer(reader: asyncio.StreamReader, timeout: float) -> bytes:
         return data
 
 
-async def _bad(kind: str, port: int, n: int, ready: Any, stop: Any) -> dict[str, Any]:
+async def _bad(kind: str, port: int, n: int, rate: float, ready: Any, stop: Any) -> dict[str, Any]:
     seen: Counter[str] = Counter()
     call = request_bytes(port, BODY)
     open_ = asyncio.open_connection
@@ -148,7 +153,11 @@ async def _bad(kind: str, port: int, n: int, ready: Any, stop: Any) -> dict[str,
             payload = head + b"\r\n\r\n"  # the body is not sent: the answer must not wait for it
 
         async def one() -> None:
+            next_at = time.monotonic()
             while not stop.is_set():
+                if rate:  # each of the 4 clients starts one request every 4 / rate seconds
+                    next_at += 4 / rate
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                 reader, writer = await open_("127.0.0.1", port)
                 try:
                     writer.write(payload)
@@ -175,6 +184,15 @@ async def _bad(kind: str, port: int, n: int, ready: Any, stop: Any) -> dict[str,
         seen[f"{'whole' if whole else 'half'} call: {_status(answer)}"] += 1
         writer.close()
 
+    if rate:  # one connection every 1 / rate seconds, whole and half calls in turn
+        ready.set()
+        tasks, whole = [], True
+        while not stop.is_set():
+            tasks.append(asyncio.create_task(half(whole)))
+            whole = not whole
+            await asyncio.sleep(1 / rate)
+        await asyncio.gather(*tasks)
+        return dict(seen)
     waves = 0
     ready.set()
     while not stop.is_set():
@@ -184,12 +202,14 @@ async def _bad(kind: str, port: int, n: int, ready: Any, stop: Any) -> dict[str,
     return dict(seen)
 
 
-def _bad_process(kind: str, port: int, n: int, ready: Any, stop: Any, out: Any, cores: set[int] | None) -> None:
+def _bad_process(
+    kind: str, port: int, n: int, rate: float, ready: Any, stop: Any, out: Any, cores: set[int] | None
+) -> None:
     if cores:
         os.sched_setaffinity(0, cores)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    out.put(asyncio.run(_bad(kind, port, n, ready, stop)))
+    out.put(asyncio.run(_bad(kind, port, n, rate, ready, stop)))
 
 
 def _summary(result: dict[str, Any], direct_p50: float) -> str:
@@ -204,6 +224,12 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=10_000, help="idle and silent connections (default 10,000)")
     parser.add_argument("--slow", type=int, default=500, help="slow and half-closed connections (default 500)")
     parser.add_argument("--only", nargs="+", choices=KINDS, help="only these kinds")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="big-headers, big-body and half-closed: bad requests a second in all (default 0: as fast as answered)",
+    )
     parser.add_argument("--pin", action="store_true", help="the bad clients on the last core, the rest on the others")
     args = parser.parse_args()
 
@@ -242,7 +268,9 @@ def main() -> None:
             for kind in args.only or KINDS:
                 n = args.idle if kind in ("idle", "silent") else args.slow
                 ready, stop, out = context.Event(), context.Event(), context.Queue()
-                child = context.Process(target=_bad_process, args=(kind, proxy.port, n, ready, stop, out, bad_cores))
+                child = context.Process(
+                    target=_bad_process, args=(kind, proxy.port, n, args.rate, ready, stop, out, bad_cores)
+                )
                 started = time.monotonic()
                 child.start()
                 if not ready.wait(timeout=300):
@@ -253,7 +281,10 @@ def main() -> None:
                 seen = out.get(timeout=120)
                 child.join(timeout=30)
                 what = ", ".join(f"{key}: {value:,}" for key, value in sorted(seen.items()))
-                label = f"{kind} ({n:,})" if kind in ("idle", "silent", "slow", "half-closed") else kind
+                label = f"{kind} ({n:,})" if kind in ("idle", "silent", "slow") else kind
+                if kind in FLOODS:
+                    label += f", {args.rate:,.0f} a second" if args.rate else ", as fast as answered"
+                    label += f" ({2 * (n // 10)} a wave)" if kind == "half-closed" and not args.rate else ""
                 rows.append(f"| {label}, set up in {set_up:.1f} s {_summary(good, direct_p50)} {what} |")
                 print(rows[-1], file=sys.stderr, flush=True)
                 if proxy.process.poll() is not None:

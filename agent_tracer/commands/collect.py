@@ -91,9 +91,9 @@ def collect(
     send as log records (openai-v2), joined to their model calls. GET /metrics counts, GET /healthz.
     """
     check_key_options(require_key, key_file, host=host, beyond="takes traces from beyond this machine")
-    import uvicorn
 
     from agent_tracer.errors import AgentTracerError
+    from agent_tracer.http_protocol import serve
     from agent_tracer.otlp.app import create_collect_app
     from agent_tracer.proxy.auth import load_client_keys
     from agent_tracer.store.database import redact
@@ -117,7 +117,4 @@ def collect(
         f"agent-tracer collect on http://{shown}:{port}/v1/traces and /v1/logs into {redact(receiver.db_url)}", err=True
     )
     hold_collector_back()  # this process maps whole requests of spans
-    try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on")
-    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down
-        pass
+    serve(app, host=host, port=port, log_level=log_level)

@@ -93,10 +93,10 @@ def ui(
 ) -> None:
     """Browse, read and review the recorded runs in a web browser."""
     check_key_options(require_key, key_file, host=host, beyond="serves trace contents beyond this machine")
-    import uvicorn
 
     from agent_tracer.config import TracerConfig
     from agent_tracer.errors import AgentTracerError
+    from agent_tracer.http_protocol import serve
     from agent_tracer.proxy.auth import load_client_keys
     from agent_tracer.store.database import redact
     from agent_tracer.ui import create_app
@@ -122,7 +122,4 @@ def ui(
     click.echo(
         f"agent-tracer ui on http://{shown}:{port}/ over {redact(url)}" + (f" ({mode})" if mode else ""), err=True
     )
-    try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, lifespan="on")
-    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down
-        pass
+    serve(app, host=host, port=port, log_level=log_level)

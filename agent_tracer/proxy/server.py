@@ -109,6 +109,8 @@ def serve(config: ProxyConfig, db: str) -> None:
     `ConfigError` for settings that cannot work, before anything listens."""
     import uvicorn
 
+    from agent_tracer.http_protocol import HeaderLimitedProtocol
+
     ui_off = config.ui_off_reason()  # --ui where it cannot be served safely: refused before anything starts
     if ui_off is None and config.prices_file:
         load_prices(config.prices_file)  # and so is a price file the UI cannot use
@@ -125,6 +127,7 @@ def serve(config: ProxyConfig, db: str) -> None:
         date_header=False,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        http=HeaderLimitedProtocol,
     )
     if config.workers == 1:
         uvicorn.run(build_app(config, db), **options)

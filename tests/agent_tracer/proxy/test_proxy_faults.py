@@ -254,3 +254,27 @@ def test_calls_a_killed_proxy_held_are_counted_as_lost_by_its_next_start(upstrea
         output = again.stop()
     assert lost == 5
     assert "5 spans captured by an earlier process were lost" in output
+
+
+def test_headers_over_64_kib_are_431_and_not_sent_upstream(proxy, upstream):
+    call = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+    sent = len(upstream.requests)
+    # a header too long to finish is refused before its end; one that ends, by the fields' size
+    for padding in ("a" * (1 << 20), "b" * 70_000):
+        response = httpx.post(proxy.openai_base_url + "/chat/completions", json=call, headers={"x-padding": padding})
+        assert response.status_code == 431
+        assert response.text == "Request header fields too large: at most 64 KiB.\n"
+    many = {f"x-pad-{i}": "c" * 1000 for i in range(80)}  # many headers, none long
+    assert httpx.post(proxy.openai_base_url + "/chat/completions", json=call, headers=many).status_code == 431
+    assert len(upstream.requests) == sent
+
+    # under the limit, and large bodies after small heads on one kept-alive connection, go through
+    client = openai.OpenAI(base_url=proxy.openai_base_url, api_key="sk-test", max_retries=0)
+    answer = client.chat.completions.create(**call, extra_headers={"x-padding": "d" * 60_000})
+    assert answer.choices[0].message.content == "Echo: hi"
+    assert upstream.requests[-1]["headers"]["x-padding"] == "d" * 60_000
+    with httpx.Client(base_url=proxy.openai_base_url) as http:
+        for size in (1 << 20, 10):
+            big = {"model": "gpt-test", "messages": [{"role": "user", "content": "e" * size}]}
+            response = http.post("/chat/completions", json=big)
+            assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"].endswith("e")

@@ -110,6 +110,11 @@ def test_read_only_refuses_writes_and_shows_no_form(read_only_server, store):
     assert response.status_code == 403
 
 
+def test_headers_over_64_kib_are_a_431_from_the_ui(ui_server):
+    response = httpx.get(ui_server.url + "/", headers={"cookie": "a=" + "x" * 100_000})
+    assert response.status_code == 431 and "64 KiB" in response.text
+
+
 def test_the_key_is_required_as_bearer_or_login_cookie(keyed_server, ui_key):
     KEY = ui_key
     assert httpx.get(keyed_server.url + "/").status_code == 401
