@@ -88,3 +88,28 @@ def test_the_proxy_masks_what_it_stores_and_forwards_the_call_unchanged(upstream
     assert upstream.requests[-1]["json"]["messages"][0]["content"] == PROMPT
     stored = stored_text(f"sqlite:///{db}")
     assert "[EMAIL]" in stored and "[TICKET]" in stored and "jane.doe" not in stored and "T-204981" not in stored
+
+
+def test_texts_as_short_as_a_rules_shortest_match_are_still_masked():
+    """`Masker` skips a rule on texts shorter than its shortest match: not on texts that long."""
+    from agent_tracer.masking import Masker, redactors_for
+
+    masker = Masker(redactors_for(["default", "code=X\\d"]))
+    row = {"role": "user", "id": "X1", "phone": "+12345678", "ip": "8.8.8.8", "mail": "a@b.co", "n": [7, "ab"]}
+    assert masker.value(row) == {
+        "role": "user",
+        "id": "[CODE]",
+        "phone": "[PHONE]",
+        "ip": "[IP]",
+        "mail": "[EMAIL]",
+        "n": [7, "ab"],
+    }
+    assert masker.found == {"code": 1, "phone": 1, "ip": 1, "email": 1}
+
+    class Upper:  # a rule of one's own, with no `shortest`
+        name = "upper"
+
+        def __call__(self, text: str) -> tuple[str, int]:
+            return text.upper(), int(text != text.upper())
+
+    assert Masker([Upper()]).text("a") == "A"

@@ -154,3 +154,21 @@ def test_repeated_texts_are_counted_every_time():
     for _ in range(3):
         redaction.text("mail jane@example.com")
     assert redaction.counts.reasons == {"email": 3}
+
+
+def test_the_phone_pattern_finds_what_its_plain_form_finds():
+    """`masking.PHONE` is written for speed (its first character before the look-behind); this
+    plain form, a look-behind then the two shapes, is what it must match, span for span."""
+    import random
+
+    from agent_tracer.masking import PHONE
+
+    plain = re.compile(
+        r"(?<![\w+])(?:\+(?:\d[ .()-]{0,2}){7,14}\d"
+        r"|(?:1[ .-])?(?:\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}([ .-])\d{3}\1\d{4}))(?![\w-])"
+    )
+    pick = random.Random(7)
+    texts = ["+1 (415) 555-0132", "x415-555-0132", "1 415 555 0132", "++44 20 7946 0958", "(415)555-0132"]
+    texts += ["".join(pick.choice("0123456789 .-()+x1\n") for _ in range(pick.randint(1, 30))) for _ in range(20_000)]
+    for text in texts:
+        assert [m.span() for m in PHONE.finditer(text)] == [m.span() for m in plain.finditer(text)], text
