@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol with a limit on a request's head: 431 past 64 KiB, read no further.
+"""uvicorn's httptools protocol with limits on a request's head: 431 past 64 KiB, 408 past 60 s.
 
 httptools (llhttp) has no limit of its own: a client could send megabytes of headers, and each
 was parsed, held and, by the proxy, forwarded upstream, the worker busy all the while (a flood of
@@ -10,6 +10,13 @@ still incomplete (a header too long to finish is not parsed to its end). The cli
 read and dropped for a moment, so that its kernel does not reset the connection before the 431
 is read, then the connection is closed. 64 KiB is 4 times Node's and h11's 16 KiB and twice
 nginx's 32 KiB: no SDK comes near it.
+
+Nor has uvicorn a time limit on a head: a connection that never sends a byte, or sends its
+headers a byte a minute, held its socket for ever (10,000 of them cost nothing but 10,000 file
+descriptors, and the open-files limit is soon reached). Here a head must be whole within
+`HEAD_TIMEOUT_S` of the connection's opening or of its request's first byte, else the client
+gets `408 Request Timeout` and the connection is closed: nginx's `client_header_timeout` and
+Node's `headersTimeout`, both 60 s. An idle kept-alive connection is uvicorn's to close (5 s).
 """
 
 from __future__ import annotations
@@ -21,20 +28,24 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEADER_BYTES = 64 * 1024
-# After the 431: what is still read and dropped, and for how long, before the connection is closed.
+HEAD_TIMEOUT_S = 60.0
+# After a 431: what is still read and dropped, and for how long, before the connection is closed.
 LINGER_BYTES = 256 * 1024
 LINGER_S = 2.0
 WARN_EVERY_S = 60.0
-_refused = 0  # in this process
-_warned_at = -WARN_EVERY_S
 
-_MESSAGE = b"Request header fields too large: at most 64 KiB.\n"
-_ANSWER = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: " + str(len(_MESSAGE)).encode() + b"\r\n"
-    b"connection: close\r\n\r\n" + _MESSAGE
-)
+
+def _answer(status: bytes, message: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: " + str(len(message)).encode() + b"\r\nconnection: close\r\n\r\n" + message
+    )
+
+
+_TOO_LARGE = _answer(b"431 Request Header Fields Too Large", b"Request header fields too large: at most 64 KiB.\n")
+_TOO_SLOW = _answer(b"408 Request Timeout", b"The request's headers did not arrive in time.\n")
+_refused = {"431": 0, "408": 0}  # in this process
+_warned_at = {"431": -WARN_EVERY_S, "408": -WARN_EVERY_S}
 
 
 class HeaderLimitedProtocol(HttpToolsProtocol):
@@ -48,6 +59,15 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         self._head_size = 0  # the URL's and the header fields' bytes, as the parser hands them over
         self._over = False  # a complete head over the limit: answered once the parser returns
         self._dropped: int | None = None  # bytes read after a 431, or None before one
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._dropped is not None:
@@ -60,18 +80,20 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._over:
-            self._refuse()
+            self._refuse(_TOO_LARGE, "431", "Request headers over 64 KiB")
         elif self._marks != marks:  # a request began, its head ended or it was whole within this chunk
             self._head_read = 0
         elif self._in_head:
             self._head_read += len(data)
             if self._head_read > MAX_HEADER_BYTES:
-                self._refuse()
+                self._refuse(_TOO_LARGE, "431", "Request headers over 64 KiB")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._marks += 1
         self._head_size = 0
+        if self._head_timer is None:  # a kept-alive connection's next request: its head's own time
+            self._arm_head_timer()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -84,6 +106,7 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._marks += 1
+        self._disarm_head_timer()
         if self._head_size > MAX_HEADER_BYTES:
             self._over = True  # no request is started; what follows in this chunk is ignored
             return
@@ -100,25 +123,43 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         self._in_head = True
         self._marks += 1
 
-    def _refuse(self) -> None:
-        global _refused, _warned_at
-        _refused += 1
+    # -- the limits
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self._dropped is not None:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_timer()  # still answering the request before (pipelined): not now
+            return
+        self._refuse(_TOO_SLOW, "408", f"No whole request head in {HEAD_TIMEOUT_S:g} s")
+
+    def _refuse(self, answer: bytes, code: str, why: str) -> None:
+        _refused[code] += 1
         now = time.monotonic()
-        if now - _warned_at >= WARN_EVERY_S:  # a flood of them is one line a minute, not one a request
-            _warned_at = now
+        if now - _warned_at[code] >= WARN_EVERY_S:  # a flood of them is one line a minute, not one a request
+            _warned_at[code] = now
             who = "%s:%d" % self.client if self.client else "a client"
-            self.logger.warning("Request headers over 64 KiB from %s answered 431 (%d so far).", who, _refused)
+            self.logger.warning("%s from %s: answered %s (%d so far).", why, who, code, _refused[code])
         self._unset_keepalive_if_required()
+        self._disarm_head_timer()
         self._dropped = 0
-        self.transport.write(_ANSWER)
+        self.transport.write(answer)
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the answer is whole; the client's close ends the connection
-        transport = self.transport
-        asyncio.get_running_loop().call_later(LINGER_S, transport.close)
+        self.loop.call_later(LINGER_S, self.transport.close)
 
 
 def serve(app: Any, *, host: str, port: int, log_level: str) -> None:
-    """Serve an ASGI app (`collect`, `ui`) until Ctrl-C / SIGTERM, with the head limit."""
+    """Serve an ASGI app (`collect`, `ui`) until Ctrl-C / SIGTERM, with the head's limits."""
     import uvicorn
 
     try:
@@ -135,4 +176,4 @@ def serve(app: Any, *, host: str, port: int, log_level: str) -> None:
         pass
 
 
-__all__ = ["MAX_HEADER_BYTES", "HeaderLimitedProtocol", "serve"]
+__all__ = ["HEAD_TIMEOUT_S", "MAX_HEADER_BYTES", "HeaderLimitedProtocol", "serve"]
