@@ -204,16 +204,15 @@ def empty(db: str) -> None:
 
     from agent_tracer.store import TraceStore
 
+    tables = ("llm_calls", "agent_runs", "tool_executions", "feedback", "unmapped_spans", "traces")
     with TraceStore(db) as store, store.engine.begin() as conn:
-        for table in (
-            "llm_calls",
-            "agent_runs",
-            "tool_executions",
-            "feedback",
-            "unmapped_spans",
-            "traces",
-        ):
-            conn.execute(text(f"DELETE FROM {table}"))
+        if conn.dialect.name == "postgresql":
+            # TRUNCATE, not DELETE: a DELETE leaves the last run's rows dead, and autovacuum then
+            # cleans them up during this run's load (it halved a run's rate from its third minute)
+            conn.execute(text(f"TRUNCATE {', '.join(tables)}"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
 
 
 def harm(kind: str, proxy_pid: int, outage_s: float) -> str:
