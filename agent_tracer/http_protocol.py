@@ -158,6 +158,12 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_S, self.transport.close)
 
 
+def refused() -> dict[str, int]:
+    """Requests this process refused before they reached the app, by status: "431" (head too
+    large), "408" (head too slow); the proxy's `/metrics` shows them."""
+    return dict(_refused)
+
+
 def serve(app: Any, *, host: str, port: int, log_level: str) -> None:
     """Serve an ASGI app (`collect`, `ui`) until Ctrl-C / SIGTERM, with the head's limits."""
     import uvicorn
@@ -176,4 +182,4 @@ def serve(app: Any, *, host: str, port: int, log_level: str) -> None:
         pass
 
 
-__all__ = ["HEAD_TIMEOUT_S", "MAX_HEADER_BYTES", "HeaderLimitedProtocol", "serve"]
+__all__ = ["HEAD_TIMEOUT_S", "MAX_HEADER_BYTES", "HeaderLimitedProtocol", "refused", "serve"]

@@ -10,6 +10,8 @@
     agent_tracer_proxy_replica_calls_total{route,replica,reason}
                                                                calls to each primary replica (its URL),
                                                                reason "" when its answer was kept
+    agent_tracer_proxy_refused_total{code}                     requests refused before the app: 431 (head
+                                                               over 64 KiB), 408 (head not whole in 60 s)
     agent_tracer_proxy_requests_in_flight                      being answered now
     agent_tracer_proxy_pruned_runs_total                       runs deleted by --retention
     agent_tracer_store_up                                      0 while the store refuses writes
@@ -107,6 +109,8 @@ class Metrics:
     # -- sharing between workers
 
     def snapshot(self) -> dict[str, Any]:
+        from agent_tracer.http_protocol import refused  # uvicorn's protocol: loaded by then
+
         return {
             "pid": os.getpid(),
             "requests": [[api, recorded, code, n] for (api, recorded, code), n in self.requests.items()],
@@ -114,6 +118,7 @@ class Metrics:
             "routed": [[*key, n] for key, n in self.routes.items()],
             "replicas": [[*key, n] for key, n in self.replicas.items()],
             "pruned_runs": self.pruned_runs,
+            "refused": refused(),
             "durations": {api: list(counts) for api, counts in self.durations.items()},
             "in_flight": self.in_flight,
             "spans": self._stats(),
@@ -156,6 +161,7 @@ class Metrics:
         replicas: dict[tuple[str, str, str], int] = defaultdict(int)
         durations: dict[str, list[float]] = {}
         spans: dict[str, int] = defaultdict(int)
+        refused: dict[str, int] = defaultdict(int)
         in_flight = pruned = 0
         healths = []
         for snapshot in self._all_snapshots():
@@ -173,6 +179,8 @@ class Metrics:
                     total[i] += value
             for stage, n in snapshot["spans"].items():
                 spans[stage] += n
+            for code, n in snapshot.get("refused", {}).items():
+                refused[code] += n
             in_flight += snapshot["in_flight"]
             pruned += snapshot.get("pruned_runs", 0)
             if snapshot.get("health") and _alive(snapshot.get("pid")):
@@ -228,6 +236,14 @@ class Metrics:
                 f'agent_tracer_proxy_replica_calls_total{{route="{_label(route)}",replica="{_label(url)}",'
                 f'reason="{reason}"}} {n}'
             )
+        _family(
+            out,
+            "agent_tracer_proxy_refused_total",
+            "counter",
+            "Requests refused before the app: 431 (headers over 64 KiB), 408 (headers not whole in 60 s).",
+        )
+        for code, n in sorted(refused.items()):
+            out.append(f'agent_tracer_proxy_refused_total{{code="{code}"}} {n}')
         _family(out, "agent_tracer_proxy_requests_in_flight", "gauge", "Requests being answered now.")
         out.append(f"agent_tracer_proxy_requests_in_flight {in_flight}")
         _family(out, "agent_tracer_proxy_pruned_runs_total", "counter", "Runs deleted by --retention.")
