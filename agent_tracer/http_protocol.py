@@ -14,9 +14,11 @@ nginx's 32 KiB: no SDK comes near it.
 Nor has uvicorn a time limit on a head: a connection that never sends a byte, or sends its
 headers a byte a minute, held its socket for ever (10,000 of them cost nothing but 10,000 file
 descriptors, and the open-files limit is soon reached). Here a head must be whole within
-`HEAD_TIMEOUT_S` of the connection's opening or of its request's first byte, else the client
-gets `408 Request Timeout` and the connection is closed: nginx's `client_header_timeout` and
-Node's `headersTimeout`, both 60 s. An idle kept-alive connection is uvicorn's to close (5 s).
+`HEAD_TIMEOUT_S` of the connection's opening or of its request's first byte, else the connection
+is closed: with `408 Request Timeout` when part of a head had come, without a word when nothing
+had (a browser's pre-opened connection takes a 408 on it for the answer to its next request):
+nginx's `client_header_timeout` and Node's `headersTimeout`, both 60 s. An idle kept-alive
+connection is uvicorn's to close (5 s).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         self._over = False  # a complete head over the limit: answered once the parser returns
         self._dropped: int | None = None  # bytes read after a 431, or None before one
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_started = False  # a byte of the coming head has arrived
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -75,6 +78,8 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
             if self._dropped > LINGER_BYTES:
                 self.transport.close()
             return
+        if self._in_head:
+            self._head_started = True
         marks = self._marks
         super().data_received(data)
         if self.transport.is_closing():
@@ -105,6 +110,7 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._head_started = False
         self._marks += 1
         self._disarm_head_timer()
         if self._head_size > MAX_HEADER_BYTES:
@@ -140,7 +146,11 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         if self.cycle is not None and not self.cycle.response_complete:
             self._arm_head_timer()  # still answering the request before (pipelined): not now
             return
-        self._refuse(_TOO_SLOW, "408", f"No whole request head in {HEAD_TIMEOUT_S:g} s")
+        if self._head_started:
+            self._refuse(_TOO_SLOW, "408", f"No whole request head in {HEAD_TIMEOUT_S:g} s")
+        else:
+            _refused["408"] += 1
+            self.transport.close()
 
     def _refuse(self, answer: bytes, code: str, why: str) -> None:
         _refused[code] += 1
@@ -160,7 +170,8 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
 
 def refused() -> dict[str, int]:
     """Requests this process refused before they reached the app, by status: "431" (head too
-    large), "408" (head too slow); the proxy's `/metrics` shows them."""
+    large), "408" (head too slow, or no request at all in that time: closed without an answer);
+    the proxy's `/metrics` shows them."""
     return dict(_refused)
 
 

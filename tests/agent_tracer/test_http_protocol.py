@@ -1,5 +1,5 @@
 """The HTTP protocol the proxy, `collect` and `ui` serve with: a request's head must be whole
-within its time limit (408 and closed otherwise), its body and the idle time between kept-alive
+within its time limit (closed otherwise, with a 408 if part of it came), its body and the idle time between kept-alive
 requests are not held to it. A real uvicorn server on 127.0.0.1, the limit shortened for the test.
 (The 64 KiB size limit is tested through the real proxy, collector and UI processes.)"""
 
@@ -65,13 +65,14 @@ def request(body: bytes = b"") -> bytes:
     return b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body
 
 
-def test_a_connection_that_sends_nothing_gets_a_408_and_is_closed(port):
+def test_a_connection_that_sends_nothing_is_closed_without_an_answer(port):
+    """As nginx does: a 408 there would be read by a browser as the answer to the request it
+    sends next on the connection it opened ahead."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         started = time.monotonic()
         answer = read_all(sock)
         waited = time.monotonic() - started
-    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-    assert answer.endswith(b"The request's headers did not arrive in time.\n")
+    assert answer == b""
     assert LIMIT_S * 0.9 < waited < LIMIT_S + 3
 
 
@@ -88,7 +89,8 @@ def test_headers_sent_too_slowly_get_a_408(port):
         except OSError:
             pass
         answer = read_all(sock)
-    assert answer.startswith(b"HTTP/1.1 408")
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert answer.endswith(b"The request's headers did not arrive in time.\n")
 
 
 def test_a_slow_body_and_idle_time_between_kept_alive_requests_are_not_held_to_the_limit(port):
