@@ -175,6 +175,16 @@ def refused() -> dict[str, int]:
     return dict(_refused)
 
 
+def refused_lines(counts: dict[str, int]) -> list[str]:
+    """`refused()` counts (summed over a proxy's workers) as a Prometheus family."""
+    lines = [
+        "# HELP agent_tracer_http_refused_total Requests refused before the app: 431 (headers over 64 KiB),"
+        " 408 (headers not whole in 60 s; a connection that sent nothing is closed without an answer).",
+        "# TYPE agent_tracer_http_refused_total counter",
+    ]
+    return lines + [f'agent_tracer_http_refused_total{{code="{code}"}} {n}' for code, n in sorted(counts.items())]
+
+
 def serve(app: Any, *, host: str, port: int, log_level: str) -> None:
     """Serve an ASGI app (`collect`, `ui`) until Ctrl-C / SIGTERM, with the head's limits."""
     import uvicorn
@@ -193,4 +203,4 @@ def serve(app: Any, *, host: str, port: int, log_level: str) -> None:
         pass
 
 
-__all__ = ["HEAD_TIMEOUT_S", "MAX_HEADER_BYTES", "HeaderLimitedProtocol", "refused", "serve"]
+__all__ = ["HEAD_TIMEOUT_S", "MAX_HEADER_BYTES", "HeaderLimitedProtocol", "refused", "refused_lines", "serve"]

@@ -43,7 +43,10 @@ def create_collect_app(
         return guarded
 
     async def metrics(request: Request) -> Response:
-        return PlainTextResponse(receiver.metrics(), media_type="text/plain; version=0.0.4")
+        from agent_tracer.http_protocol import refused, refused_lines  # `collect`'s server, uvicorn's protocol
+
+        text = receiver.metrics() + "\n".join(refused_lines(refused())) + "\n"
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

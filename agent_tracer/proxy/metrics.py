@@ -10,7 +10,7 @@
     agent_tracer_proxy_replica_calls_total{route,replica,reason}
                                                                calls to each primary replica (its URL),
                                                                reason "" when its answer was kept
-    agent_tracer_proxy_refused_total{code}                     requests refused before the app: 431 (head
+    agent_tracer_http_refused_total{code}                      requests refused before the app: 431 (head
                                                                over 64 KiB), 408 (head not whole in 60 s)
     agent_tracer_proxy_requests_in_flight                      being answered now
     agent_tracer_proxy_pruned_runs_total                       runs deleted by --retention
@@ -109,7 +109,7 @@ class Metrics:
     # -- sharing between workers
 
     def snapshot(self) -> dict[str, Any]:
-        from agent_tracer.http_protocol import refused  # uvicorn's protocol: loaded by then
+        from agent_tracer.http_protocol import refused  # with uvicorn's protocol: loaded by then
 
         return {
             "pid": os.getpid(),
@@ -155,6 +155,8 @@ class Metrics:
 
     def render(self) -> str:
         """All workers' totals in the Prometheus text format (version 0.0.4)."""
+        from agent_tracer.http_protocol import refused_lines
+
         requests: dict[tuple[str, bool, int], int] = defaultdict(int)
         errors: dict[tuple[str, str], int] = defaultdict(int)
         routed: dict[tuple[str, str, str], int] = defaultdict(int)
@@ -236,14 +238,7 @@ class Metrics:
                 f'agent_tracer_proxy_replica_calls_total{{route="{_label(route)}",replica="{_label(url)}",'
                 f'reason="{reason}"}} {n}'
             )
-        _family(
-            out,
-            "agent_tracer_proxy_refused_total",
-            "counter",
-            "Requests refused before the app: 431 (headers over 64 KiB), 408 (headers not whole in 60 s).",
-        )
-        for code, n in sorted(refused.items()):
-            out.append(f'agent_tracer_proxy_refused_total{{code="{code}"}} {n}')
+        out.extend(refused_lines(refused))
         _family(out, "agent_tracer_proxy_requests_in_flight", "gauge", "Requests being answered now.")
         out.append(f"agent_tracer_proxy_requests_in_flight {in_flight}")
         _family(out, "agent_tracer_proxy_pruned_runs_total", "counter", "Runs deleted by --retention.")

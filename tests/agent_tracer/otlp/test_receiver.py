@@ -168,9 +168,11 @@ def test_a_50_mb_body_is_refused_before_it_is_sent(collector):
 
 
 def test_headers_over_64_kib_are_a_431_from_collect(collector):
+    refused = collector.metrics().get('agent_tracer_http_refused_total{code="431"}', 0)
     response = httpx.post(collector.url + "/v1/traces", content=b"", headers={"x-padding": "a" * 100_000})
     assert response.status_code == 431 and "64 KiB" in response.text
     assert httpx.get(collector.url + "/healthz").status_code == 200
+    assert collector.metrics()['agent_tracer_http_refused_total{code="431"}'] == refused + 1
 
 
 def test_spans_of_one_trace_in_several_requests_and_out_of_order_make_one_trace(http, db_url):

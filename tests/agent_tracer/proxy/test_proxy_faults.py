@@ -259,7 +259,7 @@ def test_calls_a_killed_proxy_held_are_counted_as_lost_by_its_next_start(upstrea
 def test_headers_over_64_kib_are_431_and_not_sent_upstream(proxy, upstream, scrape):
     call = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
     sent = len(upstream.requests)
-    refused = scrape(proxy.url)("agent_tracer_proxy_refused_total", code="431")
+    refused = scrape(proxy.url)("agent_tracer_http_refused_total", code="431")
     # a header too long to finish is refused before its end; one that ends, by the fields' size
     for padding in ("a" * (1 << 20), "b" * 70_000):
         response = httpx.post(proxy.openai_base_url + "/chat/completions", json=call, headers={"x-padding": padding})
@@ -268,7 +268,7 @@ def test_headers_over_64_kib_are_431_and_not_sent_upstream(proxy, upstream, scra
     many = {f"x-pad-{i}": "c" * 1000 for i in range(80)}  # many headers, none long
     assert httpx.post(proxy.openai_base_url + "/chat/completions", json=call, headers=many).status_code == 431
     assert len(upstream.requests) == sent
-    assert scrape(proxy.url)("agent_tracer_proxy_refused_total", code="431") == refused + 3
+    assert scrape(proxy.url)("agent_tracer_http_refused_total", code="431") == refused + 3
 
     # under the limit, and large bodies after small heads on one kept-alive connection, go through
     client = openai.OpenAI(base_url=proxy.openai_base_url, api_key="sk-test", max_retries=0)
