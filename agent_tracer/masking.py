@@ -121,13 +121,35 @@ def _shortest(pattern: re.Pattern[str]) -> int:
 
 
 def _has_digit(text: str) -> bool:
-    """The hint of the card rule: ten substring tests take a tenth of one regex scan."""
+    """Ten substring tests take a tenth of one regex scan."""
     return any(map(text.__contains__, "0123456789"))
 
 
+# Hints of the card and phone rules. Raw JSON bodies hold digits at every turn (ids, counts,
+# times), and the patterns try a match at each one; these find the digit runs a match needs in a
+# tenth of the time: every digit made a 0 and the separators taken out, by bytes.translate. Only
+# for ASCII text (`isascii` is free): `\d` matches other scripts' digits too, so other text goes
+# to the regex as before.
+_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _may_hold_card(text: str) -> bool:
+    """13 digits or more, single spaces or dashes between them: 13 zeros once those are out."""
+    if not text.isascii():
+        return _has_digit(text)
+    return b"0000000000000" in text.encode("ascii").translate(_TO_ZERO, b" -")
+
+
+def _may_hold_phone(text: str) -> bool:
+    """10 digits (North American) or + and 8 (international), with [ .()-] between them."""
+    if not text.isascii():
+        return True
+    runs = text.encode("ascii").translate(_TO_ZERO, b" .()-")
+    return b"0000000000" in runs or b"+00000000" in runs
+
+
 # The IP rule's hint: a shape every match contains, opening with a literal, which the regex engine
-# finds with a fast scan (a tenth of the full pattern's time over text with many digits). The phone
-# rule has none: no hint found was cheaper than its pattern.
+# finds with a fast scan (a tenth of the full pattern's time over text with many digits).
 _DOTTED_QUAD = re.compile(r"\.\d{1,3}\.\d{1,3}\.\d")
 
 
@@ -173,8 +195,8 @@ def default_redactors(config: RedactionConfig | None = None) -> list[Redactor]:
     rules: list[tuple[bool, Redactor]] = [
         (config.secrets, RegexRule("secret", KEY_PATTERN, "[SECRET]", hint=has_secret)),
         (config.emails, RegexRule("email", EMAIL, "[EMAIL]", hint=lambda text: "@" in text)),
-        (config.cards, RegexRule("card", CARD, "[CARD]", check=_card_number, hint=_has_digit)),
-        (config.phones, RegexRule("phone", PHONE, "[PHONE]")),
+        (config.cards, RegexRule("card", CARD, "[CARD]", check=_card_number, hint=_may_hold_card)),
+        (config.phones, RegexRule("phone", PHONE, "[PHONE]", hint=_may_hold_phone)),
         (
             config.ip_addresses,
             RegexRule("ip", IPV4, "[IP]", check=_public_address, hint=lambda text: bool(_DOTTED_QUAD.search(text))),

@@ -172,3 +172,20 @@ def test_the_phone_pattern_finds_what_its_plain_form_finds():
     texts += ["".join(pick.choice("0123456789 .-()+x1\n") for _ in range(pick.randint(1, 30))) for _ in range(20_000)]
     for text in texts:
         assert [m.span() for m in PHONE.finditer(text)] == [m.span() for m in plain.finditer(text)], text
+
+
+def test_the_card_and_phone_hints_never_skip_a_text_their_pattern_matches():
+    """The hints skip the regex on texts without the digit runs a match needs; a skipped text must
+    be one with nothing to replace (other scripts' digits included: `\\d` matches them, though a
+    card number must start with an ASCII digit to be replaced)."""
+    import random
+
+    from agent_tracer.masking import CARD, PHONE, _card_number, _may_hold_card, _may_hold_phone
+
+    pick = random.Random(11)
+    texts = ["4111 1111 1111 1111", "4111-1111-1111-1111", "+44 20 7946 0958", "(415) 555-0132", "1-800-555-0199"]
+    texts += ["٤١١١ ١١١١ ١١١١ ١١١١", "+٤٤ ٢٠ ٧٩٤٦ ٠٩٥٨", '{"created": 1733412345, "id": "call_0eab9d95"}']
+    texts += ["".join(pick.choice("0123456789 .-()+xa\n٣") for _ in range(pick.randint(1, 40))) for _ in range(20_000)]
+    for text in texts:
+        assert _may_hold_card(text) or not any(_card_number(m.group()) for m in CARD.finditer(text)), text
+        assert _may_hold_phone(text) or not PHONE.search(text), text
