@@ -186,6 +186,22 @@ def test_the_card_and_phone_hints_never_skip_a_text_their_pattern_matches():
     texts = ["4111 1111 1111 1111", "4111-1111-1111-1111", "+44 20 7946 0958", "(415) 555-0132", "1-800-555-0199"]
     texts += ["٤١١١ ١١١١ ١١١١ ١١١١", "+٤٤ ٢٠ ٧٩٤٦ ٠٩٥٨", '{"created": 1733412345, "id": "call_0eab9d95"}']
     texts += ["".join(pick.choice("0123456789 .-()+xa\n٣") for _ in range(pick.randint(1, 40))) for _ in range(20_000)]
+    pieces = [
+        "(",
+        ")",
+        " ",
+        ".",
+        "-",
+        "+",
+        "1",
+        "x",
+        "٣",
+        *("".join(pick.choices("0123456789", k=n)) for n in (3, 3, 4)),
+    ]
+    texts += ["".join(pick.choices(pieces, k=pick.randint(1, 12))) for _ in range(20_000)]  # phone-like
+    found = 0
     for text in texts:
         assert _may_hold_card(text) or not any(_card_number(m.group()) for m in CARD.finditer(text)), text
         assert _may_hold_phone(text) or not PHONE.search(text), text
+        found += bool(PHONE.search(text))
+    assert found > 200  # the property was put to the test
