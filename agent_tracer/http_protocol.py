@@ -84,14 +84,12 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self.transport.is_closing():
             return
-        if self._over:
-            self._refuse(_TOO_LARGE, "431", "Request headers over 64 KiB")
-        elif self._marks != marks:  # a request began, its head ended or it was whole within this chunk
+        if self._marks != marks:  # a request began, its head ended or it was whole within this chunk
             self._head_read = 0
         elif self._in_head:
             self._head_read += len(data)
-            if self._head_read > MAX_HEADER_BYTES:
-                self._refuse(_TOO_LARGE, "431", "Request headers over 64 KiB")
+        if self._over or self._head_read > MAX_HEADER_BYTES:
+            self._refuse(_TOO_LARGE, "431", "Request headers over 64 KiB")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
