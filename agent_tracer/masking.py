@@ -53,7 +53,7 @@ class RegexRule:
     """Replaces every match of `pattern` with `placeholder`. `check(match_text)`, when given,
     keeps the matches it rejects; `hint(text)`, when given, is a cheap test that must be true
     for the pattern to match anywhere in the text (else the regex is not run). `shortest`: the
-    fewest characters a match takes, so that `Masker` skips the rule on shorter texts (most
+    fewest characters a match takes: a shorter text is returned as it is, before the hint (most
     strings of a request are a role, a name, an id)."""
 
     def __init__(
@@ -72,7 +72,7 @@ class RegexRule:
         self.shortest = _shortest(self.pattern)
 
     def __call__(self, text: str) -> tuple[str, int]:
-        if self.hint is not None and not self.hint(text):
+        if len(text) < self.shortest or (self.hint is not None and not self.hint(text)):
             return text, 0
         check = self.check
         if check is None:
@@ -271,7 +271,6 @@ class Masker:
 
     def __init__(self, redactors: Sequence[Redactor], function: Callable[[str], str] | None = None) -> None:
         self.redactors = tuple(redactors)
-        self._rules = tuple((getattr(rule, "shortest", 0), rule) for rule in self.redactors)
         self.function = function
         self.found: dict[str, int] = {}
 
@@ -295,9 +294,7 @@ class Masker:
         return map_strings(value, self.text)
 
     def text(self, text: str) -> str:
-        for shortest, redactor in self._rules:
-            if len(text) < shortest:
-                continue
+        for redactor in self.redactors:
             text, replaced = redactor(text)
             if replaced:
                 self.found[redactor.name] = self.found.get(redactor.name, 0) + replaced

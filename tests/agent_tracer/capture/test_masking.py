@@ -91,7 +91,7 @@ def test_the_proxy_masks_what_it_stores_and_forwards_the_call_unchanged(upstream
 
 
 def test_texts_as_short_as_a_rules_shortest_match_are_still_masked():
-    """`Masker` skips a rule on texts shorter than its shortest match: not on texts that long."""
+    """A rule skips texts shorter than its shortest match: not texts that long."""
     from agent_tracer.masking import Masker, redactors_for
 
     masker = Masker(redactors_for(["default", "code=X\\d"]))
