@@ -54,11 +54,13 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 STEPS_PER_RUN = 2
@@ -314,12 +316,21 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frameworks", default="openai-agents,langgraph")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count each mode's instructions a step under valgrind's callgrind instead of timing it (minutes a mode)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "MODE", "BASE_URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_one_mode(*args.child, args.runs, args.warmup)))
         return
 
+    if args.instructions and not shutil.which("valgrind"):
+        raise SystemExit(
+            "--instructions runs each mode under valgrind's callgrind: install valgrind (apt-get install valgrind)"
+        )
     server = subprocess.Popen(
         [sys.executable, "-m", "agent_tracer.testing.upstream"], stdout=subprocess.PIPE, text=True
     )
@@ -327,6 +338,11 @@ def main() -> None:
     try:
         base_url = server.stdout.readline().strip() + "/v1"  # type: ignore[union-attr]
         for framework in args.frameworks.split(","):
+            if args.instructions:
+                _report_instructions(
+                    framework, {m: _instructions(framework, m, base_url, args, sink) for m in MODES[framework]}, args
+                )
+                continue
             figures: dict[str, list[dict]] = {mode: [] for mode in MODES[framework]}
             for _ in range(args.repeats):
                 for mode in MODES[framework]:
@@ -338,17 +354,48 @@ def main() -> None:
         server.wait()
 
 
-def _child(framework: str, mode: str, base_url: str, args: argparse.Namespace, sink: LangSmithSink) -> dict:
-    """One mode in a fresh subprocess; LangSmith's tracing on only in the "langsmith" mode."""
+def _instructions(framework: str, mode: str, base_url: str, args: argparse.Namespace, sink: LangSmithSink) -> float:
+    """Instructions a step of `mode`: two children under callgrind, of `--runs` and a quarter as
+    many runs, side by side; the difference leaves out start-up, warm-up and the hand-off's fixed part."""
+    many, few = args.runs, max(args.runs // 4, 1)
+    with ThreadPoolExecutor(2) as pool:
+        counted = list(
+            pool.map(lambda runs: _child(framework, mode, base_url, args, sink, runs, CALLGRIND), (few, many))
+        )
+    return (counted[1]["instructions"] - counted[0]["instructions"]) / (many - few) / STEPS_PER_RUN
+
+
+CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+"""Counts the instructions of every thread of the process it runs (not of its child processes:
+our writer process, the loopback servers), the same from run to run: the machine's speed, which
+moves a mode's time by more than the differences between modes here, does not enter."""
+
+
+def _child(
+    framework: str,
+    mode: str,
+    base_url: str,
+    args: argparse.Namespace,
+    sink: LangSmithSink,
+    runs: int | None = None,
+    wrapper: tuple[str, ...] = (),
+) -> dict:
+    """One mode in a fresh subprocess (under `wrapper`: callgrind); LangSmith's tracing on only in
+    the "langsmith" mode."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGSMITH_", "LANGCHAIN_"))}
     if mode == "langsmith":
         env.update(LANGSMITH_TRACING="true", LANGSMITH_ENDPOINT=sink.url, LANGSMITH_API_KEY="lsv2-bench")
     before = sink.count()
-    command = [sys.executable, __file__, "--runs", str(args.runs), "--warmup", str(args.warmup)]
+    command = [*wrapper, sys.executable, __file__, "--runs", str(runs or args.runs), "--warmup", str(args.warmup)]
     out = subprocess.run(
         [*command, "--child", framework, mode, base_url], capture_output=True, text=True, check=True, env=env
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    if wrapper:
+        found = re.search(r"Collected : (\d+)", out.stderr)
+        if found is None:
+            raise SystemExit(f"callgrind printed no instruction count for {mode}: {out.stderr[-500:]}")
+        result["instructions"] = int(found.group(1))
     if mode == "langsmith":
         result["langsmith_runs"] = sink.count() - before
         if not result["langsmith_runs"]:
@@ -380,6 +427,21 @@ def _report(framework: str, figures: dict[str, list[dict]], args: argparse.Names
         print(f"  LangSmith's loopback endpoint received {received} runs per child ({agent_runs} agent runs each)")
     stats = figures["adapter"][-1].get("stats")
     print(f"  last adapter run's agent_tracer.stats(): {stats}")
+
+
+def _report_instructions(framework: str, per_step: dict[str, float], args: argparse.Namespace) -> None:
+    few, runs = max(args.runs // 4, 1), args.runs
+    print(f"\n{framework}: instructions a step (callgrind; every thread of the agent's process, its exporting")
+    print(f"  threads included; children of {few} and {runs} runs, {STEPS_PER_RUN} model calls a run)")
+    for mode, value in per_step.items():
+        added = f"{(value - per_step['untraced']) / 1e6:+10.3f} M over untraced" if mode != "untraced" else ""
+        print(f"  {mode:<12} {value / 1e6:10.3f} M {added}")
+    own, label = FRAMEWORK_TRACING[framework]
+    ours, theirs = per_step["adapter"] - per_step["capture"], per_step[own] - per_step["untraced"]
+    both = per_step["adapter"] - per_step["untraced"]
+    print(f"  adapter added (adapter - capture): {ours / 1e6:+.3f} M; ", end="")
+    print(f"{label} added ({own} - untraced): {theirs / 1e6:+.3f} M")
+    print(f"  adapter / {label}: {ours / theirs:.2f}; capture+adapter / {label}: {both / theirs:.2f}")
 
 
 if __name__ == "__main__":
