@@ -45,6 +45,15 @@ pickling onto the writer's pipe), and it moves less with the machine's load than
 writer child process's CPU (the store's work) is not in it, as the remote end's is not for theirs.
 "process CPU added" compares adapter - capture with the framework's own tracing - untraced.
 
+`--instructions` counts instead of timing: each mode runs under valgrind's callgrind, in two
+children of `--runs` and of a quarter as many runs, and the difference of their instruction counts
+per step is the mode's figure. It counts every thread of the agent's process (the tracing
+callbacks, our writer's thread, the SDK's exporter thread and its JSON and HTTP, LangSmith's
+client), not the child processes (our writer process, the loopback servers), and it does not move
+with the machine's speed, which moves the timed figures by more than the differences between
+modes. Timing-dependent work (a writer's batching, collections) still moves a mode by about
+0.3 M instructions a step between runs. Minutes a mode; needs valgrind.
+
 Every figure printed comes from this run; nothing is taken from elsewhere.
 """
 
@@ -62,6 +71,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 STEPS_PER_RUN = 2
 MODES = {
@@ -234,6 +244,7 @@ def _langgraph_loop(base_url: str, mode: str, tmp: Path):
 
     from langchain_core.tools import tool
     from langchain_openai import ChatOpenAI
+    from pydantic import SecretStr
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -249,7 +260,7 @@ def _langgraph_loop(base_url: str, mode: str, tmp: Path):
 
             assert os.environ.get("LANGSMITH_TRACING") == "true", "the parent sets LangSmith's environment"
             _time_callbacks(LangChainTracer, CALLBACKS["langgraph"])
-        model = ChatOpenAI(model="gpt-test", base_url=base_url, api_key="sk-bench", max_retries=0)
+        model = ChatOpenAI(model="gpt-test", base_url=base_url, api_key=SecretStr("sk-bench"), max_retries=0)
         graph = create_react_agent(model, [tool("get_weather")(_weather), tool("get_time")(_clock)])
 
     def run() -> None:
@@ -274,7 +285,7 @@ def _one_mode(framework: str, mode: str, base_url: str, runs: int, warmup: int) 
             per_step.append((time.perf_counter_ns() - t0) / 1e6 / STEPS_PER_RUN)
         _hand_off(mode)
         cpu = time.process_time_ns() - cpu0
-        result = {
+        result: dict[str, Any] = {
             "p50_ms": statistics.median(per_step),
             "mean_ms": statistics.fmean(per_step),
             "callbacks_ms": _in_callbacks[0] / 1e6 / runs / STEPS_PER_RUN,
@@ -324,7 +335,8 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "MODE", "BASE_URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_one_mode(*args.child, args.runs, args.warmup)))
+        framework, mode, base_url = args.child
+        print(json.dumps(_one_mode(framework, mode, base_url, args.runs, args.warmup)))
         return
 
     if args.instructions and not shutil.which("valgrind"):
