@@ -339,6 +339,8 @@ def main() -> None:
         print(json.dumps(_one_mode(framework, mode, base_url, args.runs, args.warmup)))
         return
 
+    if args.instructions and args.runs < 2:
+        parser.error("--instructions needs --runs of at least 2 (it subtracts a child of a quarter as many runs)")
     if args.instructions and not shutil.which("valgrind"):
         raise SystemExit(
             "--instructions runs each mode under valgrind's callgrind: install valgrind (apt-get install valgrind)"
@@ -402,7 +404,10 @@ def _child(
     out = subprocess.run(
         [*command, "--child", framework, mode, base_url], capture_output=True, text=True, check=True, env=env
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.strip().splitlines()
+    if not lines:
+        raise SystemExit(f"the {framework} {mode} child printed no figures: {out.stderr.strip()[-500:]}")
+    result = json.loads(lines[-1])
     if wrapper:
         found = re.search(r"Collected : (\d+)", out.stderr)
         if found is None:
