@@ -51,8 +51,8 @@ per step is the mode's figure. It counts every thread of the agent's process (th
 callbacks, our writer's thread, the SDK's exporter thread and its JSON and HTTP, LangSmith's
 client), not the child processes (our writer process, the loopback servers), and it does not move
 with the machine's speed, which moves the timed figures by more than the differences between
-modes. Timing-dependent work (a writer's batching, collections) still moves a mode by about
-0.3 M instructions a step between runs. Minutes a mode; needs valgrind.
+modes. Timing-dependent work (a writer's batching, collections, an exporter's schedule) still
+moves a mode by up to about 0.5 M instructions a step between runs. Minutes a mode; needs valgrind.
 
 Every figure printed comes from this run; nothing is taken from elsewhere.
 """
