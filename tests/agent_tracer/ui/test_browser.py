@@ -28,13 +28,34 @@ def shown_ids(driver) -> list[str]:
 def navigate(driver, element) -> None:
     """Click a link or a submit button and wait for the next page: a click returns before the
     browser has left the page, so reading the page at once would read the old one."""
+    wait_for_next_page(driver, element.click)
+
+
+def wait_for_next_page(driver, act, timeout: float = 30) -> None:
+    """Do `act` (a click, a key) and wait until the browser has left the page (a dataset build
+    takes seconds) and loaded the next."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))  # a dataset build takes seconds
+    act()
+
+    def left(_driver: object) -> bool:
+        """The old page is gone: its element is stale. Mid-navigation, chromedriver may say so as
+        "unhandled inspector error: Node with given id does not belong to the document" instead of
+        a stale element reference (seen with Chrome 150), which Selenium's `staleness_of` raises."""
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, timeout).until(left)
     WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

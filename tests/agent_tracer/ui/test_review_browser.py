@@ -10,24 +10,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from test_browser import wait_for_next_page
 
 from agent_tracer.store import TraceStore
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 pytestmark = pytest.mark.usefixtures("browser")
-
-
-def wait_for_next_page(driver, act) -> None:
-    """Do `act` (a click, a key) and wait until the browser has left the page and loaded the next."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    page = driver.find_element(By.TAG_NAME, "html")
-    act()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def press(driver, key: str) -> None:
