@@ -28,12 +28,12 @@ def shown_ids(driver) -> list[str]:
 def navigate(driver, element) -> None:
     """Click a link or a submit button and wait for the next page: a click returns before the
     browser has left the page, so reading the page at once would read the old one."""
-    wait_for_next_page(driver, element.click)
+    wait_for_next_page(driver, element.click, timeout=30)  # a dataset build takes seconds
 
 
-def wait_for_next_page(driver, act, timeout: float = 30) -> None:
-    """Do `act` (a click, a key) and wait until the browser has left the page (a dataset build
-    takes seconds) and loaded the next."""
+def wait_for_next_page(driver, act, timeout: float = 15) -> None:
+    """Do `act` (a click, a key) and wait until the browser has left the page (within `timeout`
+    seconds) and loaded the next."""
     from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
