@@ -42,7 +42,7 @@ class Store(Protocol):
     calls_merged: int
     """Running count of model calls merged into a stored copy of the same call (`TraceStore`)."""
 
-    def write(self, records: list[Record]) -> int: ...
+    def write(self, records: list[Record], *, keep_open: bool = False) -> int: ...
     def close(self) -> None: ...
 
 
@@ -113,9 +113,68 @@ class BatchWriter:
         """Look for a spill file to load back after the next write that succeeds, or at an idle
         moment (`idle`): at the start (one left by an earlier run) and after an outage."""
         self._next_idle_try = 0.0
+        self._held: list[Payload] = []
+        self._held_records: list[Record] = []
+        """Parts written in the store's open transaction, not committed yet (`export`'s `more`), and their records."""
 
-    def export(self, batch: list[Payload]) -> None:
+    def export(self, batch: list[Payload], *, more: bool = False) -> None:
+        """Write `batch` (retried, then spilled). `more`: a part of a request whose other parts
+        follow: written in the store's open transaction, committed with the part that comes
+        without `more` (`TraceStore.write`'s `keep_open`), and only then counted as written; if
+        that transaction fails, the parts it held are written again by the usual path."""
+        if more or self._held:
+            self._export_held(batch, more)
+            return
+        self._export(batch)
+
+    def _export_held(self, batch: list[Payload], more: bool) -> None:
         records = self._records(batch)
+        if not records and not self._held:
+            return
+        if self._failing:  # the store is down: no transaction to keep open
+            self._export_again(batch, records)
+            return
+        try:
+            if self._store is None:
+                self._store = self._open_store(self._config.db)
+            merged = self._store.calls_merged
+            started = time.perf_counter()
+            self._store.write(records, keep_open=more)
+            self._stats.add("write_ms", round((time.perf_counter() - started) * 1000))
+        except Exception as exc:  # the open transaction is rolled back: its parts go the usual way
+            self._reset_store()
+            logger.debug("agent-tracer: a write in an open transaction failed (%s); writing again", _one_line(exc))
+            self._export_again(batch, records)
+            return
+        if records:
+            self._held.extend(batch)
+            self._held_records.extend(records)
+        if more:
+            return
+        held, self._held, self._held_records = self._held, [], []
+        self._stats.add("writes")
+        self._stats.add("written", len(held))
+        merged = self._store.calls_merged - merged
+        if merged:
+            self._stats.add("merged", merged)
+        self._written()
+
+    def _written(self) -> None:
+        """A write committed: the store is writable, and a waiting spill file may go back."""
+        self._writable()
+        if self._spill_to_load:
+            self._spill_to_load = False
+            self._load_spill()
+
+    def _export_again(self, batch: list[Payload], records: list[Record]) -> None:
+        """The held parts and this one, the open transaction gone: written (or spilled) together."""
+        held, held_records = self._held, self._held_records
+        self._held, self._held_records = [], []
+        self._export(held + batch, held_records + records)
+
+    def _export(self, batch: list[Payload], records: list[Record] | None = None) -> None:
+        if records is None:
+            records = self._records(batch)
         if not records:
             return
         tries = 1 if self._failing else self._config.write_retries
@@ -141,10 +200,7 @@ class BatchWriter:
             self._stats.add("written", len(batch))
             if merged:
                 self._stats.add("merged", merged)
-            self._writable()
-            if self._spill_to_load:
-                self._spill_to_load = False
-                self._load_spill()
+            self._written()
             return
         if not self._failing:
             logger.warning(
@@ -218,6 +274,8 @@ class BatchWriter:
             self._spill(batch, records)
 
     def close(self) -> None:
+        if self._held:  # a request's parts whose last part never came: committed now
+            self.export([])
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -27,6 +27,13 @@ def _default(value: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
+# The standard library's own texts, for where its float and key spelling is the one kept; one
+# encoder made once: `json.dumps` with any option makes a new one at every call (half its cost on
+# a small value). Neither takes what JSON cannot hold (TypeError, as `json.dumps`).
+python_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""`json.dumps(value, ensure_ascii=False, separators=(",", ":"))`."""
+python_spaced = json.JSONEncoder(ensure_ascii=False).encode
+"""`json.dumps(value, ensure_ascii=False)`."""
 _SORTED = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default, sort_keys=True)
 
 if orjson is not None:

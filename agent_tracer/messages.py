@@ -159,7 +159,7 @@ def arguments_json(arguments: Any) -> str:
     if isinstance(arguments, str):
         json.loads(arguments)
         return arguments
-    return json.dumps(arguments, ensure_ascii=False)
+    return fastjson.python_spaced(arguments)
 
 
 def parse_arguments(arguments: Any) -> Any:

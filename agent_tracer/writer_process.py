@@ -18,7 +18,9 @@ thread writer) instead of growing in both processes: the child reads the pipe as
 and held every frame it read.
 
 Frames on both pipes are a 4-byte length and a pickle. Parent → child: the config, then
-("batch", seq, payloads) ... ("close",). Child → parent: ("ack", [seq, ...], counts).
+("batch", seq, payloads, more) ... ("close",). Child → parent: ("ack", [seq, ...], counts).
+`more`: further parts of the same request follow (`send`); the child writes the parts in one open
+transaction and acknowledges them all at its commit.
 """
 
 from __future__ import annotations
@@ -126,16 +128,19 @@ class ProcessExporter(StoreExporter):
         for start in range(0, len(batch), FRAME_SIZE):
             self._send(batch[start : start + FRAME_SIZE])
 
-    def send(self, batch: list[Payload]) -> int:
+    def send(self, batch: list[Payload], *, more: bool = False) -> int:
         """Hand `batch` to the child now, from the caller's thread, past the queue: on return it
         is in the pipe (the child writes what it has read even if this process dies) or, the
         child being gone, written here. Returns what `wait` takes (0: nothing to wait for).
 
         For a caller that answers only once its batch is stored (the OTLP receiver) and keeps
-        the child writing one batch while it makes the next."""
+        the child writing one batch while it makes the next. `more`: the caller's next `send`
+        continues this one (the parts of one request): the child commits them together, when
+        the part without `more` comes (or when it has `batch_size` payloads open, or none came
+        for `HELD_WAIT_S`)."""
         with self._cond:
             self._ledger.accept(len(batch))
-        return self._send(batch)
+        return self._send(batch, more)
 
     def wait(self, seqs: Collection[int]) -> None:
         """Until the child has acknowledged (written or spilled) the batches `send` gave these
@@ -144,11 +149,11 @@ class ProcessExporter(StoreExporter):
             while any(seq in self._unacked for seq in seqs):
                 self._cond.wait(0.05)
 
-    def _send(self, batch: list[Payload]) -> int:
+    def _send(self, batch: list[Payload], more: bool = False) -> int:
         if not self._dead:
             with self._pipe:  # the sequence numbers go onto the pipe in order
                 try:
-                    frame = encode_frame(("batch", self._seq + 1, batch))
+                    frame = encode_frame(("batch", self._seq + 1, batch, more))
                 except Exception as exc:  # a payload that does not pickle: this batch is written here
                     logger.warning("agent-tracer: a batch could not go to the writer process (%s)", exc)
                     frame = b""
@@ -254,6 +259,10 @@ class ProcessExporter(StoreExporter):
             self._ledger.settle(sum(map(len, left)))
 
 
+HELD_WAIT_S = 0.2
+"""How long the child keeps a transaction open for the next part of a request (`send`'s `more`)
+before it commits what it has: a sender that died or stalled mid-request holds no lock for long."""
+
 BATCH_GC_THRESHOLD = 20_000
 """Allocations between young-generation collections (Python's default: 700) in a process that
 holds batches of rows."""
@@ -323,12 +332,29 @@ def main() -> None:
     writer = BatchWriter(config, stats, _open_store, threading.Event())
     written: deque[tuple[int, int]] = deque()
     """Batches written, by sequence number and size, that the parent has not yet seen acknowledged."""
+    open_frames: list[Any] = []
+    """Frames written in the open transaction (parts of a request), acknowledged at its commit."""
+    open_payloads = 0
+
+    def committed(frames: list[Any]) -> None:
+        acknowledge([frame[1] for frame in frames])
+        if ledger is not None:
+            written.extend((frame[1], len(frame[2])) for frame in frames)
+            acked = ledger.acked_seq()
+            while written and written[0][0] <= acked:
+                written.popleft()
+
     try:
         while True:
             try:
-                message = inbox.get(timeout=config.flush_interval_s)
-            except queue.Empty:  # nothing to write: a waiting spill file may go back into the store
-                before = stats.everything()
+                message = inbox.get(timeout=HELD_WAIT_S if open_frames else config.flush_interval_s)
+            except queue.Empty:
+                if open_frames:  # the rest of the request did not come: commit what came
+                    writer.export([])
+                    committed(open_frames)
+                    open_frames, open_payloads = [], 0
+                    continue
+                before = stats.everything()  # nothing to write: a waiting spill file may go back
                 writer.idle()
                 if stats.everything() != before:
                     acknowledge([])  # the parent's figures follow
@@ -339,25 +365,29 @@ def main() -> None:
             ended = False
             while len(payloads) < config.batch_size:
                 try:
-                    more = inbox.get_nowait()
+                    following = inbox.get_nowait()
                 except queue.Empty:
                     break
-                if more is None:
+                if following is None:
                     ended = True
                     break
-                frames.append(more)
-                payloads.extend(more[2])
-            writer.export(payloads)
-            acknowledge([frame[1] for frame in frames])
-            if ledger is not None:
-                written.extend((frame[1], len(frame[2])) for frame in frames)
-                acked = ledger.acked_seq()
-                while written and written[0][0] <= acked:
-                    written.popleft()
+                frames.append(following)
+                payloads.extend(following[2])
+            # Older parents send no `more`; a transaction stays open up to `batch_size` payloads.
+            more = bool(frames[-1][3:4] and frames[-1][3]) and not ended
+            more = more and open_payloads + len(payloads) < config.batch_size
+            writer.export(payloads, more=more)
+            open_frames += frames
+            open_payloads += len(payloads)
+            if not more:
+                committed(open_frames)
+                open_frames, open_payloads = [], 0
             if ended:
                 break
     finally:
-        writer.close()
+        writer.close()  # commits what a transaction still holds
+        if open_frames:
+            committed(open_frames)
         if ledger is not None and written and not parent["closed"]:
             acked = ledger.acked_seq()  # the parent is gone: nothing moves it any more
             ledger.settle_orphaned(sum(n for seq, n in written if seq > acked), written[-1][0])

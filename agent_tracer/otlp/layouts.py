@@ -29,7 +29,7 @@ order; all become Chat Completions function specs.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,17 +68,9 @@ def conversation(attributes: dict[str, Any], events: list[Event]) -> Conversatio
     """The span's conversation, each part from the first layout that has it (see the module's docstring)."""
     body = _json_object(attributes.get("input.value"))
     answer_body = _json_object(attributes.get("output.value"))
-    readers = (
-        ("gen_ai", lambda: _genai(attributes)),
-        ("gen_ai.events", lambda: _events(events or _logfire_events(attributes))),
-        ("openinference", lambda: _openinference(attributes)),
-        ("traceloop", lambda: _traceloop(attributes)),
-        ("vercel", lambda: _vercel(attributes)),
-        ("body", lambda: _body(body, answer_body)),
-    )
     out = Conversation(body=body if body is not None and "messages" in body else None)
-    for layout, read in readers:
-        messages, answer, reasons = read()
+    for layout, read in _READERS:
+        messages, answer, reasons = read(attributes, events, body, answer_body)
         if out.messages is None and messages is not None:
             out.messages, out.layout = messages, layout
         if out.answer is None and answer is not None:
@@ -93,6 +85,16 @@ def conversation(attributes: dict[str, Any], events: list[Event]) -> Conversatio
 
 
 Read = tuple[list[Message] | None, Message | None, list[str]]
+_READERS: tuple[tuple[str, Callable[[dict[str, Any], list[Event], Any, Any], Read]], ...] = (
+    ("gen_ai", lambda attributes, events, body, answer: _genai(attributes)),
+    ("gen_ai.events", lambda attributes, events, body, answer: _events(events or _logfire_events(attributes))),
+    ("openinference", lambda attributes, events, body, answer: _openinference(attributes)),
+    ("traceloop", lambda attributes, events, body, answer: _traceloop(attributes)),
+    ("vercel", lambda attributes, events, body, answer: _vercel(attributes)),
+    ("body", lambda attributes, events, body, answer: _body(body, answer)),
+)
+"""Each layout's reader of (attributes, events, the flat request body, the flat answer body), in
+the order they are tried; made once (closures made at every span were a part of its mapping)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -481,7 +483,7 @@ def _text_value(value: Any) -> Any:
         return value
     if isinstance(value, list) and _is_parts(value):
         return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return fastjson.python_compact(value)
 
 
 def _is_parts(value: Any) -> bool:

@@ -245,8 +245,13 @@ Traceloop's association properties, Langfuse's): what `agent-tracer traces erase
 finds."""
 
 
+_PEOPLE_NAMES = frozenset(name for _, names in PEOPLE for name in names)
+
+
 def _people(span: Span) -> dict[str, str]:
     found: dict[str, str] = {}
+    if span.attributes.keys().isdisjoint(_PEOPLE_NAMES) and span.resource.keys().isdisjoint(_PEOPLE_NAMES):
+        return found  # most spans: eight names looked up twice each cost more than this
     for key, names in PEOPLE:
         for name in names:
             value = span.attributes.get(name)

@@ -18,13 +18,15 @@ Writes go through the capture writer's `BatchWriter` (retries, then the spill fi
 database loses nothing that was answered 200: the answer waits until every span of the request is
 written or spilled. With `writer="process"` that writer runs in a child process (`writer_process`,
 started by `start` or at the first request) and the spans go to it `CHUNK_SPANS` at a time, so
-the child writes one chunk while this process maps the next: two cores work on one request.
+the child writes one chunk while this process maps the next: two cores work on one request. The
+child writes a request's chunks in one transaction and commits it with the last.
 Everything is counted (`ReceiverStats`), served as Prometheus text by `agent-tracer collect`'s
 `/metrics`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -55,8 +57,11 @@ PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPE = "application/json"
 SPAN_KINDS = ("llm_call", "agent_run", "tool_execution", "workflow", "unmapped_span")
 CHUNK_SPANS = 64
-"""Spans mapped and handed to the writer process at a time: enough to keep its transactions and
-frames few, few enough that the child starts writing early in a request of 512."""
+"""Spans decoded, mapped and handed to the writer process at a time: enough to keep its frames
+few, few enough that the child starts writing early in a request of 512 (its transaction is
+the request's, whatever the chunks)."""
+FIRST_CHUNK_SPANS = 16
+"""The first chunk's: the writer process waits for it, idle, so it is small."""
 
 
 class TooLarge(Exception):
@@ -138,7 +143,7 @@ class Receiver:
         self.logs = logs.LogJoin()
         self._traces = Signal(
             from_json,
-            from_protobuf,
+            functools.partial(from_protobuf, lazy=True),  # spans made as `ingest` takes them
             self.ingest,
             _traces_answer,
             "rejected_spans",
@@ -239,17 +244,20 @@ class Receiver:
         counts: dict[str, int] = defaultdict(int)
         child = self._writer_process()
         if child is None:
-            payloads = self._map(decoded.spans, decoded, counts)
+            chunks = decoded.chunks(CHUNK_SPANS, CHUNK_SPANS)
+            payloads = [payload for spans, _ in chunks for payload in self._map(spans, decoded, counts)]
             with self._lock:
                 failed = self._write(payloads)
         else:
             with self._lock:  # one request at a time: its drops are the count's rise
                 dropped = self.writer_stats.snapshot()["dropped"]
-                sent = []
-                for start in range(0, len(decoded.spans), CHUNK_SPANS):
-                    payloads = self._map(decoded.spans[start : start + CHUNK_SPANS], decoded, counts)
-                    if payloads:
-                        sent.append(child.send(payloads))  # type: ignore[arg-type]  # MadeRecords is a Payload
+                sent: list[int] = []
+                for spans, more in decoded.chunks(FIRST_CHUNK_SPANS, CHUNK_SPANS):
+                    payloads = self._map(spans, decoded, counts)
+                    if payloads:  # the parts of one request are committed together, once
+                        sent.append(child.send(payloads, more=more))  # type: ignore[arg-type]  # MadeRecords is a Payload
+                    elif not more and sent:  # the last parts were all rejected: the transaction ends here
+                        sent.append(child.send([]))
                 child.wait(sent)
                 failed = self.writer_stats.snapshot()["dropped"] > dropped
         counts["rejected"] = decoded.rejected

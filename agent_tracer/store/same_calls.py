@@ -28,6 +28,7 @@ and never read by the lookup: it goes through a partial index of the other kind'
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -110,18 +111,10 @@ def _merge_by(
         return kept
     low = min(row["started_at"] for row in timed) - WINDOW
     high = max(row["ended_at"] for row in timed) + SKEW
-    # Whether a stored copy has a raw body is what `_wire` reads, not the body: a case, not the
-    # column, so no body is fetched (and, on SQLite, decompressed) to be compared with None.
-    has_body = sa.case((table.c.raw_request.is_(None), sa.null()), else_=sa.literal("")).label("raw_request")
-    columns = [table.c[name] for name in ("id", *PLACE, *_COMPARED)] + [has_body]
     for other, group in ((SPAN_COPY, by_kind[True]), (WIRE_COPY, by_kind[False])):  # among the other kind's
+        near = _near(table, column, other)
         for chunk in _chunks(sorted(group)):
-            near = sa.select(*columns).where(
-                table.c[column].in_(chunk), table.c.started_at.between(low, high), sa.text(f"({other})")
-            )
-            if column == "content_key" and other == SPAN_COPY:  # one with a response id was matched by it
-                near = near.where(table.c.response_id.is_(None))
-            for stored in conn.execute(near).mappings():
+            for stored in conn.execute(near, {"keys": chunk, "low": low, "high": high}).mappings():
                 copies = [row for row in group[stored[column]] if id(row) not in dropped and _same(stored, row)]
                 if not copies:
                     continue
@@ -170,6 +163,26 @@ def drop_left_traces(conn: Connection, traces: sa.Table, children: Iterable[sa.T
     empty = [~sa.exists().where(child.c.trace_id == traces.c.id) for child in children]
     for chunk in _chunks(sorted(left)):
         conn.execute(sa.delete(traces).where(traces.c.id.in_(chunk), *empty))
+
+
+@functools.cache
+def _near(table: sa.Table, column: str, other: str) -> sa.Select[Any]:
+    """The stored copies of kind `other` (`SPAN_COPY` or `WIRE_COPY`) whose `column` is one of
+    the `keys` and that started between `low` and `high`. Made once for each: building it at every
+    write cost three times running it."""
+    # Whether a stored copy has a raw body is what `_wire` reads, not the body: a case, not the
+    # column, so no body is fetched (and, on SQLite, decompressed) to be compared with None.
+    has_body = sa.case((table.c.raw_request.is_(None), sa.null()), else_=sa.literal("")).label("raw_request")
+    columns = [table.c[name] for name in ("id", *PLACE, *_COMPARED)] + [has_body]
+    started = table.c.started_at
+    near = sa.select(*columns).where(
+        table.c[column].in_(sa.bindparam("keys", expanding=True)),
+        started.between(sa.bindparam("low", type_=started.type), sa.bindparam("high", type_=started.type)),
+        sa.text(f"({other})"),
+    )
+    if column == "content_key" and other == SPAN_COPY:  # one with a response id was matched by it
+        near = near.where(table.c.response_id.is_(None))
+    return near
 
 
 def _wire(row: Any) -> bool:

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 """A trace's `status` filter: "error" when it failed or any of its calls did not end "ok"."""
 _CHUNK = 500  # ids per IN (…) list and rows per multi-row statement
+_KNOWN_TRACES = sa.select(Trace.__table__.c.id).where(Trace.__table__.c.id.in_(sa.bindparam("ids", expanding=True)))  # type: ignore[attr-defined]  # SQLModel types omit __table__
+"""Which of these trace ids are stored: made once, as building the statement at every write cost
+more than running it (BENCHMARKS.md, "OTLP ingest")."""
 _DENSE_CHUNK = 1000  # runs read at a time by a dense search's page (`_dense_search_page`)
 
 
@@ -75,6 +78,15 @@ class TraceDetail:
             "tools": [tool.model_dump(mode="json") for tool in self.tools],
             "feedback": [item.model_dump(mode="json") for item in self.feedback],
         }
+
+
+@dataclass
+class _OpenWrite:
+    conn: Connection
+    transaction: sa.RootTransaction
+    thread: int
+    merged: int = 0
+    """Calls merged in it so far: counted in `calls_merged` once committed."""
 
 
 class TraceStore:
@@ -106,6 +118,8 @@ class TraceStore:
         self._index_failed = False
         self._index_lock = threading.Lock()  # one catch-up at a time in this process
         self._count_lock = threading.Lock()
+        self._open: _OpenWrite | None = None
+        """The transaction a `write(..., keep_open=True)` left open, and whose it is."""
         self.calls_merged = 0
         """Model calls written as a second copy of a stored one, merged into it (`same_calls.py`)."""
         self._searches = 0  # text searches running now
@@ -126,6 +140,9 @@ class TraceStore:
         self.close()
 
     def close(self) -> None:
+        """Close the connections; a transaction left open by `write(..., keep_open=True)` is rolled
+        back (its records were not committed, as its caller knows)."""
+        self._end_open(commit=False)
         self.engine.dispose()
 
     def schema_version(self) -> int:
@@ -135,9 +152,16 @@ class TraceStore:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def write(self, records: Iterable[tuple[str, dict[str, Any]]]) -> int:
+    def write(self, records: Iterable[tuple[str, dict[str, Any]]], *, keep_open: bool = False) -> int:
         """Write `(kind, row)` records in one transaction, all or nothing; return the rows inserted
         or changed (0 when every record was there already).
+
+        `keep_open`: leave the transaction open, uncommitted; this thread's next `write` goes on
+        in it, and the first one without `keep_open` commits them all (or, failing, none). For a
+        writer that takes one request in parts, to write each part as it comes and commit once: a
+        commit writes every page the transaction touched, and parts of 64 spans touch mostly the
+        same index pages (BENCHMARKS.md, "OTLP ingest"). On SQLite other writers wait for the
+        commit (up to the busy timeout); keep it short.
 
         Kinds: "trace", "agent_run", "llm_call", "tool_execution", "unmapped_span", "feedback". Span rows and
         feedback are inserted, and skipped when their id exists (also within the batch), so
@@ -157,38 +181,73 @@ class TraceStore:
             if spec is None:
                 raise StoreError(f"unknown record kind {kind!r} (expected one of {', '.join((*SPECS, CALL_UPDATE))})")
             batches[kind].append(spec.normalize(row))
-        if not any(batches.values()):
+        held = self._open if self._open is not None and self._open.thread == threading.get_ident() else None
+        if not any(batches.values()) and held is None:
             return 0
+        if held is None:
+            conn = self._writer.connect()
+            try:
+                held = _OpenWrite(conn, conn.begin(), threading.get_ident())
+            except BaseException:
+                conn.close()
+                raise
+        try:
+            written, merges = self._write_batches(held.conn, batches) if any(batches.values()) else (0, 0)
+            held.merged += merges
+            if keep_open:
+                self._open = held
+                return written + merges
+            held.transaction.commit()
+        except BaseException:
+            held.conn.close()  # rolls back
+            if self._open is held:
+                self._open = None
+            raise
+        held.conn.close()
+        if self._open is held:
+            self._open = None
+        if held.merged:
+            with self._count_lock:
+                self.calls_merged += held.merged
+        return written + merges
+
+    def _end_open(self, *, commit: bool) -> None:
+        held, self._open = self._open, None
+        if held is not None:
+            try:
+                if commit:
+                    held.transaction.commit()
+            finally:
+                held.conn.close()
+
+    def _write_batches(self, conn: Connection, batches: dict[str, list[dict[str, Any]]]) -> tuple[int, int]:
+        """`write`'s statements, on `conn` in its transaction: (rows inserted or changed, calls merged)."""
         written = 0
         calls = LLMCall.__table__  # type: ignore[attr-defined]  # SQLModel types omit __table__
-        with self._writer.begin() as conn:
-            batches["llm_call"], merged = same_calls.merge_same_calls(conn, calls, batches["llm_call"])
-            same_calls.apply(conn, calls, merged)
-            for kind in ("agent_run", "llm_call", "tool_execution", "unmapped_span"):
-                if batches[kind]:
-                    new_rows = self._insert(conn, kind, batches[kind])
-                    written += new_rows
-                    if kind == "llm_call" and new_rows < len(batches[kind]):
-                        same_calls.written_again(conn, calls, batches[kind], merged)
-            if batches[CALL_UPDATE]:
-                written += self._replace_calls(conn, batches[CALL_UPDATE])
-            new_feedback: list[dict[str, Any]] = []
-            if batches["feedback"]:
-                stmt = self._insert_ignore["feedback"].returning(Feedback.__table__.c.id)  # type: ignore[attr-defined]  # SQLModel types omit __table__
-                inserted = set(conn.execute(stmt, batches["feedback"]).scalars())
-                for row in batches["feedback"]:
-                    if row["id"] in inserted:  # the first of duplicates within the batch
-                        inserted.discard(row["id"])
-                        new_feedback.append(row)
-                written += len(new_feedback)
-            if batches["trace"] or new_feedback:
-                written += self._merge_traces(conn, batches["trace"], new_feedback)
-            children = [spec.table for kind, spec in SPECS.items() if kind != "trace"]
-            same_calls.drop_left_traces(conn, Trace.__table__, children, merged.left)  # type: ignore[attr-defined]  # SQLModel types omit __table__
-        if merged.count:
-            with self._count_lock:
-                self.calls_merged += merged.count
-        return written + merged.count
+        batches["llm_call"], merged = same_calls.merge_same_calls(conn, calls, batches["llm_call"])
+        same_calls.apply(conn, calls, merged)
+        for kind in ("agent_run", "llm_call", "tool_execution", "unmapped_span"):
+            if batches[kind]:
+                new_rows = self._insert(conn, kind, batches[kind])
+                written += new_rows
+                if kind == "llm_call" and new_rows < len(batches[kind]):
+                    same_calls.written_again(conn, calls, batches[kind], merged)
+        if batches[CALL_UPDATE]:
+            written += self._replace_calls(conn, batches[CALL_UPDATE])
+        new_feedback: list[dict[str, Any]] = []
+        if batches["feedback"]:
+            stmt = self._insert_ignore["feedback"].returning(Feedback.__table__.c.id)  # type: ignore[attr-defined]  # SQLModel types omit __table__
+            inserted = set(conn.execute(stmt, batches["feedback"]).scalars())
+            for row in batches["feedback"]:
+                if row["id"] in inserted:  # the first of duplicates within the batch
+                    inserted.discard(row["id"])
+                    new_feedback.append(row)
+            written += len(new_feedback)
+        if batches["trace"] or new_feedback:
+            written += self._merge_traces(conn, batches["trace"], new_feedback)
+        children = [spec.table for kind, spec in SPECS.items() if kind != "trace"]
+        same_calls.drop_left_traces(conn, Trace.__table__, children, merged.left)  # type: ignore[attr-defined]  # SQLModel types omit __table__
+        return written, merged.count
 
     def _insert(self, conn: Connection, kind: str, rows: list[dict[str, Any]]) -> int:
         """Insert rows whose id is new; return how many were."""
@@ -229,7 +288,7 @@ class TraceStore:
         ids = sorted(from_traces | only_feedback)
         known: set[str] = set()
         for chunk in _chunks(ids):
-            known.update(conn.execute(sa.select(table.c.id).where(table.c.id.in_(chunk))).scalars())
+            known.update(conn.execute(_KNOWN_TRACES, {"ids": chunk}).scalars())
         # Traces new to the database (most of them: every call outside an agent run is one) are
         # merged in memory and inserted whole. An insert that loses a race with another writer
         # falls back to the locked merge below, with the traces that existed already.

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from otlp_bodies import new_trace_id, otlp_json, protobuf, span  # noqa: E402
 from otlp_loop import CollectProcess  # noqa: E402
 
 from agent_tracer.config import TracerConfig  # noqa: E402
+from agent_tracer.errors import TraceNotFound  # noqa: E402
 from agent_tracer.otlp.app import create_collect_app  # noqa: E402
 from agent_tracer.otlp.receiver import Receiver  # noqa: E402
 from agent_tracer.spill import read_spill  # noqa: E402
@@ -324,3 +326,76 @@ def test_collect_masks_what_it_stores(tmp_path):
     stored = repr((call.request, call.response, call.search_text))
     assert "jane.doe" not in stored and "T-204981" not in stored
     assert "Mail [EMAIL] about ticket [TICKET]" in stored
+
+
+def test_a_requests_chunks_are_committed_together_by_the_writer_process(db_url, tmp_path):
+    """The writer process writes a request's chunks as they come, in one transaction, and commits
+    once, with the last: every span is stored when the answer comes, in one write."""
+    app = create_collect_app(db_url, spill_path=str(tmp_path / "spill.jsonl"), writer="process")
+    traces = [new_trace_id() for _ in range(150)]  # three chunks
+    with TestClient(app) as http:
+        writes = app.state.receiver.writer_stats.health()["writes"]
+        answer = http.post("/v1/traces", content=protobuf(*(chat_span(t) for t in traces)), headers=PB)
+        assert answer.status_code == 200
+        with TraceStore(db_url) as store:
+            assert store.count_traces() == 150
+        assert app.state.receiver.writer_stats.health()["writes"] - writes == 1
+        assert metrics(http)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 150
+
+
+def test_a_part_that_fails_takes_the_parts_of_its_transaction_to_the_spill_file_not_away(tmp_path):
+    """Parts of one request (`more`) share a transaction; when a part cannot be written, the
+    transaction is rolled back and the parts it held are written again with it, by the usual path
+    (retries, then the spill file): nothing that was handed over is lost, nothing is half-stored."""
+    from agent_tracer.exporter import BatchWriter, CaptureStats
+    from agent_tracer.otlp.mapping import span_records
+    from agent_tracer.otlp.spans import from_protobuf
+    from agent_tracer.records import MadeRecords
+
+    url, spill = f"sqlite:///{tmp_path / 'parts.db'}", tmp_path / "spill.jsonl"
+    config = TracerConfig(db=url, spill_path=str(spill), retry_backoff_s=0.01, write_retries=2)
+    stats = CaptureStats()
+    writer = BatchWriter(config, stats, TraceStore, threading.Event())
+    traces = [new_trace_id() for _ in range(30)]
+    spans = from_protobuf(protobuf(*(chat_span(t) for t in traces))).spans
+    parts = [[MadeRecords(span_records(s)[1]) for s in spans[k : k + 10]] for k in (0, 10, 20)]
+    try:
+        writer.export(parts[0], more=True)
+        with TraceStore(url) as reader:
+            assert reader.count_traces() == 0  # not committed yet
+        writer.export(parts[1], more=True)
+        writer.export(parts[2])
+        with TraceStore(url) as reader:
+            assert reader.count_traces() == 30
+        assert stats.snapshot()["written"] == 30 and stats.health()["writes"] == 1
+
+        more = [new_trace_id() for _ in range(3)]
+        good = [MadeRecords(span_records(s)[1]) for s in from_protobuf(protobuf(*(chat_span(t) for t in more))).spans]
+        bad = MadeRecords([("llm_call", {"id": "ab" * 8, "trace_id": "cd" * 16, "started_at": "not a time"})])
+        writer.export(good[:2], more=True)
+        writer.export([bad], more=True)  # the store refuses it: the open transaction is rolled back
+        writer.export(good[2:])
+    finally:
+        writer.close()
+    spilled = {row["trace_id"] for kind, row in read_spill(spill) if kind == "llm_call"}
+    assert set(more[:2]) <= spilled  # the good parts held with the bad one: spilled, not lost
+    with TraceStore(url) as reader:
+        assert reader.count_traces() == 31  # the last part, after the failure, written as usual
+        reader.get_trace(more[2])
+        for trace_id in more[:2]:  # rolled back with the bad part: not half-stored
+            with pytest.raises(TraceNotFound):
+                reader.get_trace(trace_id)
+    assert stats.snapshot()["spilled"] == 3 and stats.snapshot()["dropped"] == 0
+
+
+def test_a_request_whose_last_chunk_is_all_rejected_is_still_committed_whole(http, db_url):
+    """Spans are decoded a chunk at a time as they are mapped: when the request's last chunk holds
+    only spans without valid ids, the transaction of its earlier chunks is ended all the same."""
+    good = [new_trace_id() for _ in range(20)]
+    body = protobuf(*(chat_span(t) for t in good), *(chat_span("") for _ in range(70)))
+    answer = http.post("/v1/traces", content=body, headers=PB)
+    assert answer.status_code == 200
+    assert ExportTraceServiceResponse.FromString(answer.content).partial_success.rejected_spans == 70
+    with TraceStore(db_url) as store:
+        assert store.count_traces() == 20
+    assert metrics(http)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 20
