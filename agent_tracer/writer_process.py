@@ -43,6 +43,12 @@ from typing import IO, Any
 from agent_tracer.config import TracerConfig
 from agent_tracer.exporter import BatchWriter, CaptureStats, Payload, Store, StoreExporter, open_ledger
 from agent_tracer.ledger import InheritedLedger
+from agent_tracer.records import MadeRecords
+
+try:
+    import orjson as _orjson
+except ImportError:  # every frame pickled
+    _orjson = None  # type: ignore[assignment]  # checked where it is used
 
 logger = logging.getLogger("agent_tracer")
 _HEADER = struct.Struct("!I")
@@ -53,6 +59,22 @@ FRAME_SIZE = 32
 def encode_frame(message: Any) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return _HEADER.pack(len(data)) + data
+
+
+def encode_batch(seq: int, batch: list[Payload], more: bool) -> bytes:
+    """The frame of ("batch", seq, batch, more). A batch of records already made (OTLP spans
+    mapped) goes as JSON (orjson: a quarter of pickle's time to write, less to read), its
+    datetimes as ISO-8601 text, which the store reads back to the same values; anything else,
+    or what JSON cannot hold as it is (integers past 64 bits, lone surrogates, keys that are
+    not text), is pickled. NaN, which orjson writes as null, is stored as NULL either way."""
+    if _orjson is not None and batch and all(type(payload) is MadeRecords for payload in batch):
+        try:
+            data = _orjson.dumps([seq, more, [payload.records() for payload in batch]])
+        except TypeError:
+            pass
+        else:
+            return _HEADER.pack(len(data)) + data
+    return encode_frame(("batch", seq, batch, more))
 
 
 def write_frame(stream: IO[bytes], message: Any) -> None:
@@ -67,7 +89,15 @@ def read_frame(stream: IO[bytes]) -> Any | None:
         return None
     (size,) = _HEADER.unpack(head)
     data = stream.read(size)
-    return pickle.loads(data) if len(data) == size else None
+    return decode_frame(data) if len(data) == size else None
+
+
+def decode_frame(data: bytes) -> Any:
+    """A frame's message (without its length): a pickle, or a batch `encode_batch` wrote as JSON."""
+    if data[:1] != b"[":
+        return pickle.loads(data)
+    seq, more, batch = _orjson.loads(data)
+    return ("batch", seq, [MadeRecords([(kind, row) for kind, row in records]) for records in batch], more)
 
 
 class ProcessExporter(StoreExporter):
@@ -157,7 +187,7 @@ class ProcessExporter(StoreExporter):
         if not self._dead:
             with self._pipe:  # the sequence numbers go onto the pipe in order
                 try:
-                    frame = encode_frame(("batch", self._seq + 1, batch, more))
+                    frame = encode_batch(self._seq + 1, batch, more)
                 except Exception as exc:  # a payload that does not pickle: this batch is written here
                     logger.warning("agent-tracer: a batch could not go to the writer process (%s)", exc)
                     frame = b""
@@ -270,7 +300,7 @@ before it commits what it has: a sender that died or stalled mid-request holds n
 
 def _payloads(sent: tuple[bytes, int]) -> list[Payload]:
     """The payloads of a batch sent, read back from its frame (`ProcessExporter._unacked`)."""
-    payloads: list[Payload] = pickle.loads(sent[0][_HEADER.size :])[2]
+    payloads: list[Payload] = decode_frame(sent[0][_HEADER.size :])[2]
     return payloads
 
 

@@ -399,3 +399,93 @@ def test_a_request_whose_last_chunk_is_all_rejected_is_still_committed_whole(htt
     with TraceStore(db_url) as store:
         assert store.count_traces() == 20
     assert metrics(http)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 20
+
+
+def test_mapped_spans_cross_to_the_writer_process_as_json_and_are_stored_as_they_were_made(tmp_path):
+    """The receiver hands mapped spans to its writer process as JSON (`encode_batch`), not pickled:
+    what the store keeps from them must be what it keeps from the records themselves (datetimes
+    with and without microseconds, floats, every kind of row); values JSON cannot carry as they
+    are go pickled."""
+    import sqlite3
+
+    from agent_tracer.otlp.mapping import span_records
+    from agent_tracer.otlp.spans import from_protobuf
+    from agent_tracer.records import MadeRecords
+    from agent_tracer.writer_process import decode_frame, encode_batch
+
+    trace_id, root = new_trace_id(), "a" * 16
+    body = protobuf(
+        span(
+            "invoke_agent helper",
+            {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "helper"},
+            trace_id=trace_id,
+            span_id=root,
+            end=2_000_000_000,
+        ),
+        chat_span(trace_id, parent=root, start=123_456_789),
+        span(
+            "execute_tool weather",
+            {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": "weather",
+                "gen_ai.tool.call.arguments": '{"city": "Paris", "days": 1.5}',
+                "gen_ai.tool.call.result": "sunny",
+            },
+            trace_id=trace_id,
+            parent=root,
+            start=1_000_000_000,
+            end=1_000_000_000,
+        ),
+        span("GET /health", {"http.status_code": 200, "ratio": 0.25, "tags": ["a", "b"]}, trace_id=trace_id),
+    )
+    made = [MadeRecords(span_records(s)[1]) for s in from_protobuf(body).spans]
+    frame = encode_batch(7, made, True)
+    assert frame[4:5] == b"["  # JSON, not a pickle
+    name, seq, crossed, more = decode_frame(frame[4:])
+    assert (name, seq, more) == ("batch", 7, True)
+
+    urls = {side: f"sqlite:///{tmp_path / side}.db" for side in ("made", "crossed")}
+    for side, payloads in (("made", made), ("crossed", crossed)):
+        with TraceStore(urls[side]) as store:
+            store.write([record for payload in payloads for record in payload.records()])
+    for table in ("traces", "agent_runs", "llm_calls", "tool_executions", "unmapped_spans"):
+        rows = []
+        for side in ("made", "crossed"):
+            with sqlite3.connect(tmp_path / f"{side}.db") as db:
+                cursor = db.execute(f"SELECT * FROM {table} ORDER BY id")
+                names = [column[0] for column in cursor.description]
+                rows.append([{k: v for k, v in zip(names, row) if k != "updated_at"} for row in cursor])
+        assert rows[0] and rows[0] == rows[1], table
+
+    odd = MadeRecords([("unmapped_span", {"id": "b" * 16, "trace_id": trace_id, "attributes": {"n": 2**70}})])
+    frame = encode_batch(8, [odd], False)
+    assert frame[4:5] != b"["  # an integer JSON cannot carry exactly: pickled
+    assert decode_frame(frame[4:])[2][0].records() == odd.records()
+
+
+def test_a_part_whose_rest_never_comes_is_committed_after_a_short_wait(tmp_path):
+    """A sender that stalls or dies mid-request leaves its parts in an open transaction, holding
+    SQLite's write lock: the writer process commits them once no part came for `HELD_WAIT_S`."""
+    from agent_tracer.exporter import CaptureStats
+    from agent_tracer.otlp.mapping import span_records
+    from agent_tracer.otlp.spans import from_protobuf
+    from agent_tracer.records import MadeRecords
+    from agent_tracer.writer_process import ProcessExporter
+
+    url = f"sqlite:///{tmp_path / 'stalled.db'}"
+    exporter = ProcessExporter(
+        TracerConfig(db=url, spill_path=str(tmp_path / "spill.jsonl")), CaptureStats(), TraceStore
+    )
+    try:
+        traces = [new_trace_id() for _ in range(5)]
+        part = [MadeRecords(span_records(s)[1]) for s in from_protobuf(protobuf(*(chat_span(t) for t in traces))).spans]
+        exporter.wait([exporter.send(part, more=True)])  # acknowledged: committed without the rest
+        with TraceStore(url) as store:
+            assert store.count_traces() == 5
+        writer = TraceStore(url)  # and the write lock is free again
+        try:
+            writer.write([("trace", {"id": new_trace_id(), "name": "after"})])
+        finally:
+            writer.close()
+    finally:
+        exporter.shutdown()
