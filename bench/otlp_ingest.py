@@ -17,6 +17,9 @@ work, and on a loaded machine may not both get a core). Then the receiver's step
 one after the other in this process over the first 20,480 spans: decode, map, write.
 
 Goal: at least 5,000 model-call spans/s with their messages; memory flat.
+
+To compare two versions, run each checkout's own copy of this script, one run of each in turn
+(`--runs 1 --no-breakdown`): the collector runs the code of the tree the script is in.
 """
 
 from __future__ import annotations
@@ -144,6 +147,9 @@ def run_once(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # `python -m` puts its working folder first on the path, before PYTHONPATH: run from
+        # another checkout's folder, the collector would run that checkout's code.
+        cwd=ROOT,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -211,6 +217,9 @@ def main() -> None:
     parser.add_argument(
         "--writer", choices=["process", "thread"], help="The collector's --writer (default: the collector's, process)."
     )
+    parser.add_argument(
+        "--no-breakdown", action="store_true", help="Leave out the in-process steps (for runs alternated with a copy)."
+    )
     args = parser.parse_args()
     extra = ["--writer", args.writer] if args.writer else []
     requests = bodies(args.spans, args.batch)
@@ -229,6 +238,8 @@ def main() -> None:
                 f"CPU µs a span (collector + writer process): {split}; load {os.getloadavg()[0]:.1f}"
             )
         print(f"median: {statistics.median(rates):,.0f} spans/s")
+        if args.no_breakdown:
+            return
         steps = breakdown(requests[: max(BREAKDOWN_SPANS // args.batch, 1)], Path(tmp))
         print("per span, in-process: " + ", ".join(f"{step} {us:.0f} µs" for step, us in steps.items()))
 
