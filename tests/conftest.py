@@ -60,6 +60,27 @@ def _admin(engine: Any, sql: str) -> None:
         conn.exec_driver_sql(sql)
 
 
+SPAN_TABLES = ("traces", "agent_runs", "llm_calls", "tool_executions", "unmapped_spans")
+
+
+@pytest.fixture
+def stored_rows() -> Any:
+    """What a SQLite store file holds, as the driver reads it (the stored text, not the model's
+    values): every row of each span table, in id order, as a dict without `updated_at` (a clock)."""
+    import sqlite3
+
+    def rows(path: Any) -> dict[str, list[dict[str, Any]]]:
+        out = {}
+        with sqlite3.connect(path) as db:
+            for table in SPAN_TABLES:
+                cursor = db.execute(f"SELECT * FROM {table} ORDER BY id")
+                names = [column[0] for column in cursor.description]
+                out[table] = [{k: v for k, v in zip(names, row) if k != "updated_at"} for row in cursor]
+        return out
+
+    return rows
+
+
 # A tiny model: trained and served in seconds, offline (`trainer.tiny`, which the quickstart uses too).
 
 

@@ -401,13 +401,11 @@ def test_a_request_whose_last_chunk_is_all_rejected_is_still_committed_whole(htt
     assert metrics(http)['agent_tracer_otlp_store_spans_total{stage="written"}'] == 20
 
 
-def test_mapped_spans_cross_to_the_writer_process_as_json_and_are_stored_as_they_were_made(tmp_path):
+def test_mapped_spans_cross_to_the_writer_process_as_json_and_are_stored_as_they_were_made(tmp_path, stored_rows):
     """The receiver hands mapped spans to its writer process as JSON (`encode_batch`), not pickled:
     what the store keeps from them must be what it keeps from the records themselves (datetimes
     with and without microseconds, floats, every kind of row); values JSON cannot carry as they
     are go pickled."""
-    import sqlite3
-
     from agent_tracer.otlp.mapping import span_records
     from agent_tracer.otlp.spans import from_protobuf
     from agent_tracer.records import MadeRecords
@@ -448,14 +446,9 @@ def test_mapped_spans_cross_to_the_writer_process_as_json_and_are_stored_as_they
     for side, payloads in (("made", made), ("crossed", crossed)):
         with TraceStore(urls[side]) as store:
             store.write([record for payload in payloads for record in payload.records()])
-    for table in ("traces", "agent_runs", "llm_calls", "tool_executions", "unmapped_spans"):
-        rows = []
-        for side in ("made", "crossed"):
-            with sqlite3.connect(tmp_path / f"{side}.db") as db:
-                cursor = db.execute(f"SELECT * FROM {table} ORDER BY id")
-                names = [column[0] for column in cursor.description]
-                rows.append([{k: v for k, v in zip(names, row) if k != "updated_at"} for row in cursor])
-        assert rows[0] and rows[0] == rows[1], table
+    made_rows, crossed_rows = stored_rows(tmp_path / "made.db"), stored_rows(tmp_path / "crossed.db")
+    for table, rows in made_rows.items():
+        assert rows and rows == crossed_rows[table], table
 
     odd = MadeRecords([("unmapped_span", {"id": "b" * 16, "trace_id": trace_id, "attributes": {"n": 2**70}})])
     frame = encode_batch(8, [odd], False)

@@ -371,11 +371,10 @@ def test_llm_call_model_defaults(store, rec):
     assert store.calls(since=datetime(2000, 1, 1) + timedelta(days=1)) == []
 
 
-def test_sqlite_rows_are_stored_byte_for_byte_as_sqlalchemy_core_stores_them(tmp_path, rec):
+def test_sqlite_rows_are_stored_byte_for_byte_as_sqlalchemy_core_stores_them(tmp_path, rec, stored_rows):
     """`write` inserts SQLite rows as plain tuples (`rows.SQLiteInsert`), below SQLAlchemy's
     parameter processing: what lands in the file must be what the Core insert puts there (JSON
     text, datetime text, nulls, booleans), or readers of older rows would see two formats."""
-    import sqlite3
 
     from agent_tracer.store.rows import SPECS, insert_ignore
 
@@ -398,11 +397,6 @@ def test_sqlite_rows_are_stored_byte_for_byte_as_sqlalchemy_core_stores_them(tmp
     finally:
         fast.close()
         core.close()
-    for table in ("agent_runs", "llm_calls", "tool_executions", "unmapped_spans", "traces"):
-        rows = []
-        for name in ("fast.db", "core.db"):
-            with sqlite3.connect(tmp_path / name) as db:
-                cursor = db.execute(f"SELECT * FROM {table} ORDER BY id")
-                names = [column[0] for column in cursor.description]
-                rows.append([{k: v for k, v in zip(names, row) if k != "updated_at"} for row in cursor])  # a clock
-        assert rows[0] and rows[0] == rows[1], table
+    fast_rows, core_rows = stored_rows(tmp_path / "fast.db"), stored_rows(tmp_path / "core.db")
+    for table, rows in fast_rows.items():
+        assert rows and rows == core_rows[table], table
