@@ -104,7 +104,7 @@ class ProcessExporter(StoreExporter):
     def __init__(self, config: TracerConfig, stats: CaptureStats, open_store: Callable[[str], Store]):
         self._unacked: dict[int, tuple[bytes, int]] = {}
         """Each batch sent and not acknowledged: its frame and how many payloads it holds. The
-        frame, not the payloads: the objects are freed as soon as they are pickled, while the
+        frame, not the payloads: the objects are freed once they are in the frame, while the
         child works, not all at once when the acknowledgement comes (a request's 512 spans of rows
         took about 3 ms to free, between the child's commit and the receiver's answer)."""
         self._in_flight_payloads = 0
