@@ -57,7 +57,8 @@ class Decoded:
     """Why, one line each (the first few), for the response's error message."""
     unmade: list[tuple[Any, dict[str, Any], str | None]] | None = None
     """`from_protobuf(..., lazy=True)`: the request's spans not made into `Span`s yet (each with
-    its resource's attributes and its scope's name), made as `chunks` takes them."""
+    its resource's attributes and its scope's name), made as `chunks` takes them; `spans` stays
+    empty, so each chunk's spans are freed once its caller is done with them."""
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -77,9 +78,7 @@ class Decoded:
             yield (chunk if self.unmade is None else self._made(chunk)), start < len(items)
 
     def _made(self, unmade: list[tuple[Any, dict[str, Any], str | None]]) -> list[Span]:
-        made = [span for item in unmade if (span := _pb_span(self, *item)) is not None]
-        self.spans.extend(made)
-        return made
+        return [span for item in unmade if (span := _pb_span(self, *item)) is not None]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -103,10 +102,9 @@ def from_protobuf(body: bytes, *, lazy: bool = False) -> Decoded:
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope.name or None
             unmade.extend((span, resource, scope) for span in scope_spans.spans)
-    out = Decoded([], unmade=unmade)
+    out = Decoded([], unmade=unmade if lazy else None)
     if not lazy:
-        out._made(unmade)
-        out.unmade = None
+        out.spans = out._made(unmade)
     return out
 
 
@@ -134,27 +132,19 @@ def _pb_span(out: Decoded, span: Any, resource: dict[str, Any], scope: str | Non
     )
 
 
-_ARRAY, _KVLIST, _BYTES = 5, 6, 7
-"""`AnyValue`'s field numbers of the values that are not read as they are (string 1, bool 2, int 3,
-double 4 are)."""
+_ARRAY, _KVLIST = 5, 6
+"""`AnyValue`'s field numbers of an array and a key-value list; below them the values read as they
+are (string 1, bool 2, int 3, double 4), above them bytes (7)."""
 
 
 def _pb_attributes(pairs: Any) -> dict[str, Any]:
-    # `ListFields` names the value's one set field in one call: half the cost of `WhichOneof` and
-    # a `getattr` (an attribute's decoding was most of a span's). A oneof member set to its
-    # default (0, "", False) is listed all the same.
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        fields = pair.value.ListFields()
-        if not fields:
-            out[pair.key] = None
-            continue
-        field, item = fields[0]
-        out[pair.key] = item if field.number < _ARRAY else _pb_nested(field.number, item)
-    return out
+    return {pair.key: _pb_value(pair.value) for pair in pairs}
 
 
 def _pb_value(value: Any) -> Any:
+    # `ListFields` names the value's one set field in one call: half the cost of `WhichOneof` and
+    # a `getattr` (an attribute's decoding was most of a span's). A oneof member set to its
+    # default (0, "", False) is listed all the same.
     fields = value.ListFields()
     if not fields:
         return None
