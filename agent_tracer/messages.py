@@ -95,7 +95,10 @@ def _refused(part: Any) -> str:
 def message_text(message: Message, *, placeholders: bool = False) -> str:
     """What a message says: its content's text (`content_text`), or its refusal when it has no
     content (an OpenAI refusal arrives in the `refusal` field with `content` null)."""
-    text = content_text(message.get("content"), placeholders=placeholders)
+    content = message.get("content")
+    if type(content) is str and content:  # most messages: plain text, read as it is
+        return content
+    text = content_text(content, placeholders=placeholders)
     refusal = message.get("refusal")
     return text if text or not isinstance(refusal, str) else refusal
 

@@ -164,6 +164,6 @@ def _enable_wal(cursor: Any, busy_timeout_ms: int) -> None:
             pause = min(pause * 2, 0.1)
 
 
-def dumps_json(value: Any) -> str:
-    """JSON for JSON columns: compact, UTF-8 kept as is, datetimes as ISO-8601."""
-    return fastjson.dumps(value)
+dumps_json = fastjson.dumps
+"""JSON for JSON columns (and spill lines): compact, UTF-8 kept as is, datetimes as ISO-8601.
+The function itself, not a wrapper: the store's fast SQLite insert calls it for every JSON value."""

@@ -14,9 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from agent_tracer import fastjson
 from agent_tracer.errors import ConfigError, StoreError
-from agent_tracer.store.database import dumps_json
 from agent_tracer.store.models import AgentRun, Feedback, LLMCall, ToolExecution, Trace, UnmappedSpan, utcnow
 from agent_tracer.store.queries import to_utc
 from agent_tracer.store.search import call_search_text, content_key
@@ -207,8 +205,6 @@ def _bind(column_type: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Any:
     if isinstance(column_type, sa.JSON):
         none_as_null = column_type.none_as_null
         serialize = getattr(dialect, "_json_serializer", None) or json.dumps  # what the engine was given
-        if serialize is dumps_json:
-            serialize = fastjson.dumps  # what it calls: one Python frame less for each JSON value
 
         def json_text(value: Any) -> Any:
             kind = type(value)

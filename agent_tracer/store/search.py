@@ -103,8 +103,7 @@ def content_key(search_text: str | None) -> str | None:
 
 
 def _message_pieces(message: dict[str, Any], pieces: list[str]) -> None:
-    content = message.get("content")
-    text = content if type(content) is str and content else message_text(message)  # most: plain text
+    text = message_text(message)
     if text:
         pieces.append(text)
     for call in message.get("tool_calls") or ():
