@@ -142,7 +142,7 @@ class TraceStore:
     def close(self) -> None:
         """Close the connections; a transaction left open by `write(..., keep_open=True)` is rolled
         back (its records were not committed, as its caller knows)."""
-        self._end_open(commit=False)
+        self._roll_back_open()
         self.engine.dispose()
 
     def schema_version(self) -> int:
@@ -211,14 +211,10 @@ class TraceStore:
                 self.calls_merged += held.merged
         return written + merges
 
-    def _end_open(self, *, commit: bool) -> None:
+    def _roll_back_open(self) -> None:
         held, self._open = self._open, None
         if held is not None:
-            try:
-                if commit:
-                    held.transaction.commit()
-            finally:
-                held.conn.close()
+            held.conn.close()  # rolls back
 
     def _write_batches(self, conn: Connection, batches: dict[str, list[dict[str, Any]]]) -> tuple[int, int]:
         """`write`'s statements, on `conn` in its transaction: (rows inserted or changed, calls merged)."""
