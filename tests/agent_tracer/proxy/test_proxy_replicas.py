@@ -43,6 +43,7 @@ def test_three_replicas_share_a_load_and_a_killed_one_loses_no_request(tmp_path)
             lock = threading.Lock()
             at_restart: list[int] = []
             outage: list[float] = []
+            resume_at = [0.0]
 
             def client() -> None:
                 with httpx.Client(base_url=proxy.openai_base_url, timeout=30) as http:
@@ -52,6 +53,10 @@ def test_three_replicas_share_a_load_and_a_killed_one_loses_no_request(tmp_path)
                                 return
                             sent[0] += 1
                             number = sent[0]
+                            if number == RESTART_AT:
+                                # the clients wait out b's cool-down once, so that b's return is seen
+                                # however fast this machine answers the rest of the load
+                                resume_at[0] = time.monotonic() + 2 * COOLDOWN_S
                         if number == KILL_AT:
                             b.stop()
                             outage.append(time.monotonic())
@@ -59,6 +64,7 @@ def test_three_replicas_share_a_load_and_a_killed_one_loses_no_request(tmp_path)
                             b.start()
                             outage.append(time.monotonic())
                             at_restart.append(len(b.requests))
+                        time.sleep(max(0.0, resume_at[0] - time.monotonic()))
                         body = {"model": "support-agent", "messages": [{"role": "user", "content": f"hi {number}"}]}
                         answer = http.post("/chat/completions", json=body)
                         with lock:

@@ -54,7 +54,11 @@ def test_two_processes_train_as_one_with_the_same_global_batch(sft_file, tiny_mo
     )  # fmt: skip
 
     one_run, two_run = tmp_path / "one", tmp_path / "two"
-    assert losses(two_run) == pytest.approx(losses(one_run), rel=1e-4)
+    # The first loss is before any update, so equal; later ones carry float noise that Adam's
+    # sign-like first steps amplify (0.06% measured here, as for one process with --grad-accum 2),
+    # while a wrong global batch or unsharded data moves them by 2-4% (batch 2 or 8, another seed).
+    assert losses(two_run)[0] == pytest.approx(losses(one_run)[0], rel=1e-5)
+    assert losses(two_run) == pytest.approx(losses(one_run), rel=2e-3)
     assert losses(two_run)[-1] < 0.8 * losses(two_run)[0]  # it learns, as one process does
     summary = json.loads((two_run / "run.json").read_text())
     assert (summary["processes"], summary["strategy"], summary["global_batch_size"]) == (2, "ddp", 4)
@@ -74,7 +78,10 @@ def test_two_processes_train_as_one_with_the_same_global_batch(sft_file, tiny_mo
 
     ours, theirs = load_file(two_run / "adapter_model.safetensors"), load_file(one_run / "adapter_model.safetensors")
     assert ours.keys() == theirs.keys()
-    assert all((ours[k] - theirs[k]).abs().max() < 1e-4 for k in ours)
+    # the same float noise flips a few weights by about the learning rate: the whole adapter differs
+    # by 0.6% (its norm), against 15% or more for a wrong global batch
+    difference = sum((ours[k] - theirs[k]).norm() ** 2 for k in ours) ** 0.5
+    assert difference < 0.03 * sum(theirs[k].norm() ** 2 for k in ours) ** 0.5
     engine = Engine.load(str(two_run), device="cpu", default_max_tokens=8, guide_tool_calls=False)
     with running(create_app(engine, "tuned")) as url:
         client = openai.OpenAI(base_url=url, api_key="sk-none", max_retries=0)
