@@ -11,6 +11,7 @@ it is counted as rejected (`Decoded.rejected`), and the rest of the request is k
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -265,8 +266,21 @@ def _json_value(value: Any) -> Any:
             return _json_attributes((value[key] or {}).get("values"))
     for key in ("bytesValue", "bytes_value"):
         if key in value:
-            return value[key]
+            return _json_bytes(value[key])
     return None
+
+
+def _json_bytes(text: Any) -> Any:
+    """OTLP/JSON carries bytes as base64 (protobuf's JSON mapping; only ids are hex): as hex, like
+    protobuf's bytes. Text that is not base64 is kept as it came."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return base64.b64decode(
+            text + "=" * (-len(text) % 4), altchars=b"-_" if "-" in text or "_" in text else None, validate=True
+        ).hex()
+    except ValueError:
+        return text
 
 
 def _get(obj: dict[str, Any], *names: str) -> Any:

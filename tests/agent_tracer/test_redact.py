@@ -17,6 +17,9 @@ KEYS = [
     "hf_" + "a" * 34,
     "Bearer abcdefghijklmnopqrstuvwxyz",
     "BEARER abcdefghijklmnopqrstuvwxyz",
+    "bearer abcdefghijklmnopqrstuvwxyz",
+    "BeaRer abcdefghijklmnopqrstuvwxyz",  # the scheme's case is free (RFC 9110)
+    "bEARER\tabcdefghijklmnopqrstuvwxyz",
 ]
 
 

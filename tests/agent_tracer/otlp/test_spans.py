@@ -1,14 +1,19 @@
-"""Attribute values of every `AnyValue` kind, decoded from protobuf as the mappers read them."""
+"""Attribute values of every `AnyValue` kind, decoded from protobuf as the mappers read them, and
+the same request in OTLP/JSON decoded to the same values."""
 
 from __future__ import annotations
 
+import base64
+import json
+
+from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from agent_tracer.otlp.spans import from_protobuf
+from agent_tracer.otlp.spans import from_json, from_protobuf
 
 
-def test_every_kind_of_attribute_value_and_the_defaults_a_oneof_still_carries():
+def every_kind() -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     scope_spans = request.resource_spans.add()
     scope_spans.resource.attributes.add(key="service.name", value=AnyValue(string_value="agent"))
@@ -38,8 +43,11 @@ def test_every_kind_of_attribute_value_and_the_defaults_a_oneof_still_carries():
     )
     event = span.events.add(name="gen_ai.choice", time_unix_nano=5)
     event.attributes.add(key="index", value=AnyValue(int_value=0))
+    return request
 
-    (decoded,) = from_protobuf(request.SerializeToString()).spans
+
+def test_every_kind_of_attribute_value_and_the_defaults_a_oneof_still_carries():
+    (decoded,) = from_protobuf(every_kind().SerializeToString()).spans
 
     assert decoded.attributes == {
         "text": "Paris",
@@ -57,3 +65,21 @@ def test_every_kind_of_attribute_value_and_the_defaults_a_oneof_still_carries():
     assert decoded.resource == {"service.name": "agent"}
     assert decoded.events[0].attributes == {"index": 0}
     assert (decoded.trace_id, decoded.span_id) == (bytes(range(1, 17)).hex(), bytes(range(1, 9)).hex())
+
+
+def test_the_same_request_in_otlp_json_decodes_to_the_same_values():
+    # OTLP/JSON is protobuf's JSON mapping (bytes as base64, 64-bit integers as strings) but for
+    # the trace and span ids, which are hex
+    body = MessageToDict(every_kind())
+    span = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    for key in ("traceId", "spanId"):
+        span[key] = base64.b64decode(span[key]).hex()
+    assert span["attributes"][-2]["value"] == {"bytesValue": "AQI="}
+
+    (from_pb,) = from_protobuf(every_kind().SerializeToString()).spans
+    (decoded,) = from_json(json.dumps(body).encode()).spans
+
+    assert decoded.attributes == from_pb.attributes
+    assert decoded.attributes["bytes"] == "0102" and decoded.attributes["tree"]["raw"] == "00ff"
+    assert (decoded.resource, decoded.events[0].attributes) == (from_pb.resource, from_pb.events[0].attributes)
+    assert (decoded.trace_id, decoded.span_id) == (from_pb.trace_id, from_pb.span_id)
