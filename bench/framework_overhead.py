@@ -45,6 +45,13 @@ pickling onto the writer's pipe), and it moves less with the machine's load than
 writer child process's CPU (the store's work) is not in it, as the remote end's is not for theirs.
 "process CPU added" compares adapter - capture with the framework's own tracing - untraced.
 
+Each mode collects its garbage (`gc.collect()`) after the warm-up, so every timed window starts
+from the same collector state. Without it the first full collection after start-up (75-100 ms
+of CPU, the whole heap of the SDKs scanned) fell inside some windows and not others: in the
+adapter's window of 200 runs it came at run 74 every time, and added about 0.2 ms a step to its
+process CPU. Every traced mode meets one such collection within 2,000 runs, the untraced one
+none; "full GCs" counts those that still fall inside the windows.
+
 `--instructions` counts instead of timing: each mode runs under valgrind's callgrind, in two
 children of `--runs` and of a quarter as many runs, and the difference of their instruction counts
 per step is the mode's figure. It counts every thread of the agent's process (the tracing
@@ -60,6 +67,7 @@ Every figure printed comes from this run; nothing is taken from elsewhere.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -278,6 +286,11 @@ def _one_mode(framework: str, mode: str, base_url: str, runs: int, warmup: int) 
         per_step = []
         _in_callbacks[0] = 0
         _each_call.clear()
+        gc.collect()
+        full = [0]
+        gc.callbacks.append(
+            lambda phase, info: full.__setitem__(0, full[0] + (phase == "stop" and info["generation"] == 2))
+        )
         cpu0 = time.process_time_ns()
         for _ in range(runs):
             t0 = time.perf_counter_ns()
@@ -294,6 +307,7 @@ def _one_mode(framework: str, mode: str, base_url: str, runs: int, warmup: int) 
             / runs
             / STEPS_PER_RUN,
             "cpu_ms": cpu / 1e6 / runs / STEPS_PER_RUN,
+            "full_gcs": full[0],
         }
         if mode in ("capture", "adapter"):
             import agent_tracer
@@ -427,9 +441,10 @@ def _report(framework: str, figures: dict[str, list[dict]], args: argparse.Names
     cpu = {mode: statistics.median(r["cpu_ms"] for r in found) for mode, found in figures.items()}
     print(f"\n{framework}: {args.runs} runs x {args.repeats} repeats, {STEPS_PER_RUN} model calls a run")
     head = f"{'p50 ms/step':>12} {'in tracing callbacks ms/step':>30} {'same, from medians':>19}"
-    print(f"  {'mode':<12} {head} {'process CPU ms/step':>20}")
+    print(f"  {'mode':<12} {head} {'process CPU ms/step':>20} {'full GCs':>9}")
     for mode, value in p50.items():
-        print(f"  {mode:<12} {value:>12.3f} {inside[mode]:>30.4f} {typical[mode]:>19.4f} {cpu[mode]:>20.3f}")
+        full = sum(r["full_gcs"] for r in figures[mode])
+        print(f"  {mode:<12} {value:>12.3f} {inside[mode]:>30.4f} {typical[mode]:>19.4f} {cpu[mode]:>20.3f} {full:>9}")
     print(f"  adapter added (adapter - capture):           {p50['adapter'] - p50['capture']:+.3f} ms/step")
     print(f"  capture+adapter added (adapter - untraced):  {p50['adapter'] - p50['untraced']:+.3f} ms/step")
     own, label = FRAMEWORK_TRACING[framework]
