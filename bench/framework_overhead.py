@@ -288,9 +288,12 @@ def _one_mode(framework: str, mode: str, base_url: str, runs: int, warmup: int) 
         _each_call.clear()
         gc.collect()
         full = [0]
-        gc.callbacks.append(
-            lambda phase, info: full.__setitem__(0, full[0] + (phase == "stop" and info["generation"] == 2))
-        )
+
+        def count_full(phase: str, info: dict[str, int]) -> None:
+            if phase == "stop" and info["generation"] == 2:
+                full[0] += 1
+
+        gc.callbacks.append(count_full)
         cpu0 = time.process_time_ns()
         for _ in range(runs):
             t0 = time.perf_counter_ns()
