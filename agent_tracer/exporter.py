@@ -135,12 +135,7 @@ class BatchWriter:
             self._export_again(batch, records)
             return
         try:
-            if self._store is None:
-                self._store = self._open_store(self._config.db)
-            merged = self._store.calls_merged
-            started = time.perf_counter()
-            self._store.write(records, keep_open=more)
-            self._stats.add("write_ms", round((time.perf_counter() - started) * 1000))
+            merged = self._write(records, keep_open=more)
         except Exception as exc:  # the open transaction is rolled back: its parts go the usual way
             self._reset_store()
             logger.debug("agent-tracer: a write in an open transaction failed (%s); writing again", _one_line(exc))
@@ -152,15 +147,25 @@ class BatchWriter:
         if more:
             return
         held, self._held, self._held_records = self._held, [], []
+        self._written(len(held), merged)
+
+    def _write(self, records: list[Record], *, keep_open: bool = False) -> int:
+        """One timed write to the store (opened if need be); returns the calls it merged, which
+        the store counts at a commit (0 while `keep_open`)."""
+        if self._store is None:
+            self._store = self._open_store(self._config.db)
+        merged = self._store.calls_merged
+        started = time.perf_counter()
+        self._store.write(records, keep_open=keep_open)
+        self._stats.add("write_ms", round((time.perf_counter() - started) * 1000))
+        return self._store.calls_merged - merged
+
+    def _written(self, payloads: int, merged: int) -> None:
+        """A write committed: counted; the store is writable, and a waiting spill file may go back."""
         self._stats.add("writes")
-        self._stats.add("written", len(held))
-        merged = self._store.calls_merged - merged
+        self._stats.add("written", payloads)
         if merged:
             self._stats.add("merged", merged)
-        self._written()
-
-    def _written(self) -> None:
-        """A write committed: the store is writable, and a waiting spill file may go back."""
         self._writable()
         if self._spill_to_load:
             self._spill_to_load = False
@@ -180,14 +185,7 @@ class BatchWriter:
         tries = 1 if self._failing else self._config.write_retries
         for attempt in range(tries):
             try:
-                if self._store is None:
-                    self._store = self._open_store(self._config.db)
-                merged = self._store.calls_merged
-                started = time.perf_counter()
-                self._store.write(records)
-                self._stats.add("write_ms", round((time.perf_counter() - started) * 1000))
-                self._stats.add("writes")
-                merged = self._store.calls_merged - merged
+                merged = self._write(records)
             except Exception as exc:  # fail open: any store failure is retried, then spilled
                 self._reset_store()
                 if attempt == 0 and not self._failing:
@@ -197,10 +195,7 @@ class BatchWriter:
                     if self._stop.wait(self._config.retry_backoff_s * 2**attempt):
                         break
                 continue
-            self._stats.add("written", len(batch))
-            if merged:
-                self._stats.add("merged", merged)
-            self._written()
+            self._written(len(batch), merged)
             return
         if not self._failing:
             logger.warning(

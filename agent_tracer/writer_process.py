@@ -414,9 +414,8 @@ def main() -> None:
                     break
                 frames.append(following)
                 payloads.extend(following[2])
-            # Older parents send no `more`; a transaction stays open up to `batch_size` payloads.
-            more = bool(frames[-1][3:4] and frames[-1][3]) and not ended
-            more = more and open_payloads + len(payloads) < config.batch_size
+            # A transaction stays open up to `batch_size` payloads.
+            more = frames[-1][3] and not ended and open_payloads + len(payloads) < config.batch_size
             writer.export(payloads, more=more)
             open_frames += frames
             open_payloads += len(payloads)
